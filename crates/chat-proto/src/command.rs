@@ -1,0 +1,265 @@
+//! What a client sends once it has a nickname: a bare line is a message to the current
+//! room, a line starting with `/` is a command, and `//text` sends `/text` literally.
+
+use crate::name::{NameError, Nick, Room};
+use crate::text::first_forbidden;
+use std::fmt;
+
+/// A line from a client after the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// A message to the current room (a bare line, or `//text` for text starting with `/`).
+    Say(String),
+    /// `/join #room`: join (creating it if need be) and make it current.
+    Join(Room),
+    /// `/part [#room] [reason]`: leave the room (default: the current one).
+    Part {
+        /// The room to leave; the current one if `None`.
+        room: Option<Room>,
+        /// Told to the room.
+        reason: Option<String>,
+    },
+    /// `/rooms`: list the rooms.
+    Rooms,
+    /// `/who [#room]`: list a room's members (default: the current room).
+    Who(Option<Room>),
+    /// `/msg nick text`: a private message.
+    Msg {
+        /// The recipient.
+        to: Nick,
+        /// The message.
+        text: String,
+    },
+    /// `/me action`: an action in the current room.
+    Me(String),
+    /// `/nick new`: change nickname.
+    Nick(Nick),
+    /// `/quit [reason]`: leave the server.
+    Quit(Option<String>),
+    /// `/help`: list the commands.
+    Help,
+    /// `/ping [token]`: the server answers `PONG` after everything earlier lines caused.
+    Ping(Option<String>),
+}
+
+/// A line that is not a valid command. [`CommandError::code`] gives the wire error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The line was empty or only white space.
+    #[error("empty line")]
+    Empty,
+    /// `/name` is not a command.
+    #[error("unknown command /{0} (try /help)")]
+    Unknown(String),
+    /// The arguments did not fit; the text is the command's usage.
+    #[error("usage: {0}")]
+    Usage(&'static str),
+    /// A nickname argument was invalid.
+    #[error("invalid nickname {name:?}: {error}")]
+    BadNick {
+        /// What was given.
+        name: String,
+        /// Why it is invalid.
+        error: NameError,
+    },
+    /// A room argument was invalid.
+    #[error("invalid room name {name:?}: {error}")]
+    BadRoom {
+        /// What was given.
+        name: String,
+        /// Why it is invalid.
+        error: NameError,
+    },
+    /// The text held a control or bidirectional-override character.
+    #[error("text contains the control character {0:?}, which is not allowed")]
+    ControlChars(char),
+}
+
+impl CommandError {
+    /// The wire error code for this error.
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode;
+        match self {
+            CommandError::Empty | CommandError::Usage(_) => ErrorCode::Usage,
+            CommandError::Unknown(_) => ErrorCode::UnknownCommand,
+            CommandError::BadNick { .. } => ErrorCode::NickInvalid,
+            CommandError::BadRoom { .. } => ErrorCode::RoomInvalid,
+            CommandError::ControlChars(_) => ErrorCode::ControlChars,
+        }
+    }
+}
+
+/// One line per command, for `/help`.
+pub const HELP: &[(&str, &str)] = &[
+    (
+        "/join #room",
+        "join a room (creating it) and make it current",
+    ),
+    (
+        "/part [#room] [reason]",
+        "leave a room (default: the current one)",
+    ),
+    ("/rooms", "list the rooms and how many are in each"),
+    (
+        "/who [#room]",
+        "list who is in a room (default: the current one)",
+    ),
+    ("/msg nick text", "send a private message"),
+    ("/me action", "describe an action in the current room"),
+    ("/nick new", "change your nickname"),
+    ("/ping [token]", "ask the server for PONG"),
+    ("/quit [reason]", "leave the chat"),
+    ("/help", "this list"),
+    ("//text", "send a message that starts with /"),
+];
+
+fn usage(name: &str) -> &'static str {
+    HELP.iter()
+        .find(|(u, _)| u.split(' ').next() == Some(name))
+        .map(|(u, _)| *u)
+        .unwrap_or("/help")
+}
+
+fn check_text(text: &str) -> Result<(), CommandError> {
+    match first_forbidden(text) {
+        Some(c) => Err(CommandError::ControlChars(c)),
+        None => Ok(()),
+    }
+}
+
+fn nick(name: &str) -> Result<Nick, CommandError> {
+    Nick::new(name).map_err(|error| CommandError::BadNick {
+        name: name.to_owned(),
+        error,
+    })
+}
+
+fn room(name: &str) -> Result<Room, CommandError> {
+    Room::new(name).map_err(|error| CommandError::BadRoom {
+        name: name.to_owned(),
+        error,
+    })
+}
+
+/// `Some(text)` for non-empty text, after checking it for control characters.
+fn opt_text(text: &str) -> Result<Option<String>, CommandError> {
+    check_text(text)?;
+    Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
+/// Splits off the first word; the rest keeps its inner spacing.
+fn first_word(s: &str) -> (&str, &str) {
+    match s.split_once(char::is_whitespace) {
+        Some((word, rest)) => (word, rest.trim_start()),
+        None => (s, ""),
+    }
+}
+
+impl Command {
+    /// Parses one line (without its newline) from a client.
+    pub fn parse(line: &str) -> Result<Command, CommandError> {
+        if line.trim().is_empty() {
+            return Err(CommandError::Empty);
+        }
+        let Some(body) = line.strip_prefix('/') else {
+            check_text(line)?;
+            return Ok(Command::Say(line.to_owned()));
+        };
+        if body.starts_with('/') {
+            check_text(body)?;
+            return Ok(Command::Say(body.to_owned()));
+        }
+        let (name, args) = first_word(body);
+        let name = name.to_ascii_lowercase();
+        let cmd = match name.as_str() {
+            "join" => match args.split_whitespace().collect::<Vec<_>>()[..] {
+                [r] => Command::Join(room(r)?),
+                _ => return Err(CommandError::Usage(usage("/join"))),
+            },
+            "part" => {
+                let (first, rest) = first_word(args);
+                if first.starts_with('#') {
+                    Command::Part {
+                        room: Some(room(first)?),
+                        reason: opt_text(rest)?,
+                    }
+                } else {
+                    Command::Part {
+                        room: None,
+                        reason: opt_text(args)?,
+                    }
+                }
+            }
+            "rooms" if args.is_empty() => Command::Rooms,
+            "who" => match args.split_whitespace().collect::<Vec<_>>()[..] {
+                [] => Command::Who(None),
+                [r] => Command::Who(Some(room(r)?)),
+                _ => return Err(CommandError::Usage(usage("/who"))),
+            },
+            "msg" => {
+                let (to, text) = first_word(args);
+                if to.is_empty() || text.is_empty() {
+                    return Err(CommandError::Usage(usage("/msg")));
+                }
+                check_text(text)?;
+                Command::Msg {
+                    to: nick(to)?,
+                    text: text.to_owned(),
+                }
+            }
+            "me" => match opt_text(args)? {
+                Some(text) => Command::Me(text),
+                None => return Err(CommandError::Usage(usage("/me"))),
+            },
+            "nick" => match args.split_whitespace().collect::<Vec<_>>()[..] {
+                [n] => Command::Nick(nick(n)?),
+                _ => return Err(CommandError::Usage(usage("/nick"))),
+            },
+            "quit" => Command::Quit(opt_text(args)?),
+            "help" if args.is_empty() => Command::Help,
+            "ping" => Command::Ping(opt_text(args)?),
+            "rooms" | "help" => return Err(CommandError::Usage(usage(&format!("/{name}")))),
+            _ => return Err(CommandError::Unknown(name)),
+        };
+        Ok(cmd)
+    }
+}
+
+/// The line a client sends for this command, without its newline.
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn opt(f: &mut fmt::Formatter<'_>, text: &Option<String>) -> fmt::Result {
+            match text {
+                Some(t) => write!(f, " {t}"),
+                None => Ok(()),
+            }
+        }
+        match self {
+            Command::Say(text) if text.starts_with('/') => write!(f, "/{text}"),
+            Command::Say(text) => f.write_str(text),
+            Command::Join(room) => write!(f, "/join {room}"),
+            Command::Part { room, reason } => {
+                f.write_str("/part")?;
+                if let Some(room) = room {
+                    write!(f, " {room}")?;
+                }
+                opt(f, reason)
+            }
+            Command::Rooms => f.write_str("/rooms"),
+            Command::Who(None) => f.write_str("/who"),
+            Command::Who(Some(room)) => write!(f, "/who {room}"),
+            Command::Msg { to, text } => write!(f, "/msg {to} {text}"),
+            Command::Me(text) => write!(f, "/me {text}"),
+            Command::Nick(nick) => write!(f, "/nick {nick}"),
+            Command::Quit(reason) => {
+                f.write_str("/quit")?;
+                opt(f, reason)
+            }
+            Command::Help => f.write_str("/help"),
+            Command::Ping(token) => {
+                f.write_str("/ping")?;
+                opt(f, token)
+            }
+        }
+    }
+}

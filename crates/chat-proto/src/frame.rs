@@ -1,0 +1,607 @@
+//! Every frame the server sends: `VERB params... [:trailing]`.
+//!
+//! Parameters never contain a space and never start with `:`; the trailing text, when a
+//! frame has one, follows the first ` :` and runs to the end of the line. So a program can
+//! split a frame without knowing its verb, and a person can read it in `nc`.
+
+use crate::name::{Nick, Room};
+use bytes::{Bytes, BytesMut};
+use std::fmt::{self, Write as _};
+
+/// A point in time on the wire: RFC 3339 in UTC with milliseconds,
+/// `2026-11-24T19:36:15.123Z`.
+pub use jiff::Timestamp;
+
+/// A stable, machine-readable error code carried by `ERR` frames.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The nickname is not valid (charset, length).
+    NickInvalid,
+    /// Someone else has that nickname (case-insensitively).
+    NickTaken,
+    /// The line was longer than the server's limit; it was discarded.
+    LineTooLong,
+    /// The line was not valid UTF-8; it was discarded.
+    BadUtf8,
+    /// The text contained a control or bidirectional-override character.
+    ControlChars,
+    /// The command is not known.
+    UnknownCommand,
+    /// The command's arguments were wrong; the text gives its usage.
+    Usage,
+    /// The room name is not valid.
+    RoomInvalid,
+    /// No one has that nickname.
+    NoSuchNick,
+    /// You are not in that room.
+    NotInRoom,
+    /// You are in no room, so a bare line has nowhere to go.
+    NoCurrentRoom,
+    /// The recipient's queue is full; the private message was not delivered.
+    RecipientBusy,
+    /// A code this version does not know, kept verbatim.
+    Other(String),
+}
+
+impl ErrorCode {
+    /// The code as written on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorCode::NickInvalid => "NICK_INVALID",
+            ErrorCode::NickTaken => "NICK_TAKEN",
+            ErrorCode::LineTooLong => "LINE_TOO_LONG",
+            ErrorCode::BadUtf8 => "BAD_UTF8",
+            ErrorCode::ControlChars => "CONTROL_CHARS",
+            ErrorCode::UnknownCommand => "UNKNOWN_COMMAND",
+            ErrorCode::Usage => "USAGE",
+            ErrorCode::RoomInvalid => "ROOM_INVALID",
+            ErrorCode::NoSuchNick => "NO_SUCH_NICK",
+            ErrorCode::NotInRoom => "NOT_IN_ROOM",
+            ErrorCode::NoCurrentRoom => "NO_CURRENT_ROOM",
+            ErrorCode::RecipientBusy => "RECIPIENT_BUSY",
+            ErrorCode::Other(code) => code,
+        }
+    }
+
+    /// Every code this version knows, for documentation and tests.
+    pub const KNOWN: [ErrorCode; 12] = [
+        ErrorCode::NickInvalid,
+        ErrorCode::NickTaken,
+        ErrorCode::LineTooLong,
+        ErrorCode::BadUtf8,
+        ErrorCode::ControlChars,
+        ErrorCode::UnknownCommand,
+        ErrorCode::Usage,
+        ErrorCode::RoomInvalid,
+        ErrorCode::NoSuchNick,
+        ErrorCode::NotInRoom,
+        ErrorCode::NoCurrentRoom,
+        ErrorCode::RecipientBusy,
+    ];
+
+    fn parse(s: &str) -> ErrorCode {
+        ErrorCode::KNOWN
+            .into_iter()
+            .find(|code| code.as_str() == s)
+            .unwrap_or_else(|| ErrorCode::Other(s.to_owned()))
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A frame from the server to a client.
+///
+/// Events (`MSG`, `ACTION`, `PRIVMSG`, `JOIN`, `PART`, `QUIT`, `RENAME`) carry the server
+/// time; replies and errors do not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerFrame {
+    /// `NICK`: choose a nickname (answer with a bare line).
+    NickPrompt,
+    /// `WELCOME <nick> :<text>`: the handshake is done; you are `nick`.
+    Welcome {
+        /// Your nickname.
+        nick: Nick,
+        /// A greeting for people.
+        text: String,
+    },
+    /// `MSG <room> <nick> <time> :<text>`: a message to a room.
+    Message {
+        /// Where it was said.
+        room: Room,
+        /// Who said it.
+        from: Nick,
+        /// When the server accepted it.
+        time: Timestamp,
+        /// What was said.
+        text: String,
+    },
+    /// `ACTION <room> <nick> <time> :<text>`: `/me text`.
+    Action {
+        /// Where it happened.
+        room: Room,
+        /// Who did it.
+        from: Nick,
+        /// When the server accepted it.
+        time: Timestamp,
+        /// The action, without the nickname.
+        text: String,
+    },
+    /// `PRIVMSG <from> <to> <time> :<text>`: a private message; the sender gets it too.
+    Private {
+        /// The sender.
+        from: Nick,
+        /// The recipient.
+        to: Nick,
+        /// When the server accepted it.
+        time: Timestamp,
+        /// What was said.
+        text: String,
+    },
+    /// `JOIN <room> <nick> <time>`: someone (maybe you) joined the room.
+    Join {
+        /// The room.
+        room: Room,
+        /// Who joined.
+        nick: Nick,
+        /// When.
+        time: Timestamp,
+    },
+    /// `PART <room> <nick> <time> [:<reason>]`: someone (maybe you) left the room.
+    Part {
+        /// The room.
+        room: Room,
+        /// Who left.
+        nick: Nick,
+        /// When.
+        time: Timestamp,
+        /// Why, if they said.
+        reason: Option<String>,
+    },
+    /// `QUIT <room> <nick> <time> [:<reason>]`: someone in the room disconnected.
+    Quit {
+        /// The room.
+        room: Room,
+        /// Who left.
+        nick: Nick,
+        /// When.
+        time: Timestamp,
+        /// Why: their `/quit` text, or what the server saw (closed, broken connection).
+        reason: Option<String>,
+    },
+    /// `RENAME <room|*> <old> <new> <time>`: someone in the room is now called `new`.
+    /// The room is `*` when you renamed yourself while in no room.
+    Rename {
+        /// The room, or `None` (`*`).
+        room: Option<Room>,
+        /// The former nickname.
+        old: Nick,
+        /// The new nickname.
+        new: Nick,
+        /// When.
+        time: Timestamp,
+    },
+    /// `LAGGED <room> <missed>`: you fell behind the room and `missed` events were dropped
+    /// for you; what follows is live again.
+    Lagged {
+        /// The room.
+        room: Room,
+        /// How many events you did not receive.
+        missed: u64,
+    },
+    /// `CURRENT <room|*>`: bare lines now go to this room (`*`: to none).
+    Current {
+        /// The room, or `None` (`*`).
+        room: Option<Room>,
+    },
+    /// `MEMBERS <room> <nick>...`: who is in the room. A long list is split over several
+    /// frames.
+    Members {
+        /// The room.
+        room: Room,
+        /// Members, in no particular order.
+        nicks: Vec<Nick>,
+    },
+    /// `ROOMS <room>=<members>...`: the rooms that exist. A long list is split over
+    /// several frames.
+    Rooms {
+        /// Each room and its member count.
+        rooms: Vec<(Room, usize)>,
+    },
+    /// `PONG [:<token>]`: the answer to `/ping`; it follows everything that earlier lines
+    /// caused for you.
+    Pong {
+        /// The token given to `/ping`.
+        token: Option<String>,
+    },
+    /// `HELP :<line>`: one line of help.
+    Help {
+        /// The line.
+        text: String,
+    },
+    /// `ERR <code> :<text>`: the last line was refused; the connection carries on.
+    Error {
+        /// Machine-readable code.
+        code: ErrorCode,
+        /// Human-readable explanation.
+        text: String,
+    },
+    /// `BYE :<reason>`: the server is closing this connection; nothing follows.
+    Bye {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A line that is not a valid server frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The verb is not known.
+    #[error("unknown verb {0:?}")]
+    UnknownVerb(String),
+    /// The frame has the wrong number or shape of parameters.
+    #[error("malformed {verb} frame: {why}")]
+    Malformed {
+        /// The frame's verb.
+        verb: &'static str,
+        /// What was wrong.
+        why: String,
+    },
+}
+
+/// Splits a frame into its middle parameters and its trailing text.
+struct Parts<'a> {
+    verb: &'a str,
+    params: Vec<&'a str>,
+    trailing: Option<&'a str>,
+}
+
+impl<'a> Parts<'a> {
+    fn split(line: &'a str) -> Parts<'a> {
+        let (head, trailing) = match line.find(" :") {
+            Some(i) => (&line[..i], Some(&line[i + 2..])),
+            None => (line, None),
+        };
+        let mut words = head.split(' ').filter(|w| !w.is_empty());
+        let verb = words.next().unwrap_or("");
+        Parts {
+            verb,
+            params: words.collect(),
+            trailing,
+        }
+    }
+}
+
+fn malformed(verb: &'static str, why: impl Into<String>) -> FrameError {
+    FrameError::Malformed {
+        verb,
+        why: why.into(),
+    }
+}
+
+/// Parameter reader for one verb, so each frame's parser reads like its grammar.
+struct Reader<'a> {
+    verb: &'static str,
+    params: std::vec::IntoIter<&'a str>,
+    trailing: Option<&'a str>,
+}
+
+impl<'a> Reader<'a> {
+    fn word(&mut self, what: &str) -> Result<&'a str, FrameError> {
+        self.params
+            .next()
+            .ok_or_else(|| malformed(self.verb, format!("missing {what}")))
+    }
+    fn nick(&mut self) -> Result<Nick, FrameError> {
+        let w = self.word("nickname")?;
+        Nick::new(w).map_err(|e| malformed(self.verb, format!("nickname {w:?}: {e}")))
+    }
+    fn room(&mut self) -> Result<Room, FrameError> {
+        let w = self.word("room")?;
+        Room::new(w).map_err(|e| malformed(self.verb, format!("room {w:?}: {e}")))
+    }
+    fn room_or_star(&mut self) -> Result<Option<Room>, FrameError> {
+        match self.params.as_slice().first() {
+            Some(&"*") => {
+                self.params.next();
+                Ok(None)
+            }
+            _ => self.room().map(Some),
+        }
+    }
+    fn time(&mut self) -> Result<Timestamp, FrameError> {
+        let w = self.word("time")?;
+        w.parse()
+            .map_err(|e| malformed(self.verb, format!("time {w:?}: {e}")))
+    }
+    fn text(&mut self) -> Result<String, FrameError> {
+        self.trailing
+            .take()
+            .map(str::to_owned)
+            .ok_or_else(|| malformed(self.verb, "missing text"))
+    }
+    fn optional_text(&mut self) -> Option<String> {
+        self.trailing.take().map(str::to_owned)
+    }
+    fn rest(&mut self) -> Vec<&'a str> {
+        self.params.by_ref().collect()
+    }
+    fn end<T>(mut self, value: T) -> Result<T, FrameError> {
+        if self.params.next().is_some() {
+            return Err(malformed(self.verb, "too many parameters"));
+        }
+        if self.trailing.is_some() {
+            return Err(malformed(self.verb, "unexpected text"));
+        }
+        Ok(value)
+    }
+}
+
+impl ServerFrame {
+    /// The frame's verb.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            ServerFrame::NickPrompt => "NICK",
+            ServerFrame::Welcome { .. } => "WELCOME",
+            ServerFrame::Message { .. } => "MSG",
+            ServerFrame::Action { .. } => "ACTION",
+            ServerFrame::Private { .. } => "PRIVMSG",
+            ServerFrame::Join { .. } => "JOIN",
+            ServerFrame::Part { .. } => "PART",
+            ServerFrame::Quit { .. } => "QUIT",
+            ServerFrame::Rename { .. } => "RENAME",
+            ServerFrame::Lagged { .. } => "LAGGED",
+            ServerFrame::Current { .. } => "CURRENT",
+            ServerFrame::Members { .. } => "MEMBERS",
+            ServerFrame::Rooms { .. } => "ROOMS",
+            ServerFrame::Pong { .. } => "PONG",
+            ServerFrame::Help { .. } => "HELP",
+            ServerFrame::Error { .. } => "ERR",
+            ServerFrame::Bye { .. } => "BYE",
+        }
+    }
+
+    /// Parses one line (without its newline) sent by the server.
+    pub fn parse(line: &str) -> Result<ServerFrame, FrameError> {
+        let parts = Parts::split(line);
+        const VERBS: [&str; 17] = [
+            "NICK", "WELCOME", "MSG", "ACTION", "PRIVMSG", "JOIN", "PART", "QUIT", "RENAME",
+            "LAGGED", "CURRENT", "MEMBERS", "ROOMS", "PONG", "HELP", "ERR", "BYE",
+        ];
+        let verb = VERBS
+            .into_iter()
+            .find(|v| *v == parts.verb)
+            .ok_or_else(|| FrameError::UnknownVerb(parts.verb.to_owned()))?;
+        let mut r = Reader {
+            verb,
+            params: parts.params.into_iter(),
+            trailing: parts.trailing,
+        };
+        let frame = match verb {
+            "NICK" => ServerFrame::NickPrompt,
+            "WELCOME" => ServerFrame::Welcome {
+                nick: r.nick()?,
+                text: r.text()?,
+            },
+            "MSG" => ServerFrame::Message {
+                room: r.room()?,
+                from: r.nick()?,
+                time: r.time()?,
+                text: r.text()?,
+            },
+            "ACTION" => ServerFrame::Action {
+                room: r.room()?,
+                from: r.nick()?,
+                time: r.time()?,
+                text: r.text()?,
+            },
+            "PRIVMSG" => ServerFrame::Private {
+                from: r.nick()?,
+                to: r.nick()?,
+                time: r.time()?,
+                text: r.text()?,
+            },
+            "JOIN" => ServerFrame::Join {
+                room: r.room()?,
+                nick: r.nick()?,
+                time: r.time()?,
+            },
+            "PART" => ServerFrame::Part {
+                room: r.room()?,
+                nick: r.nick()?,
+                time: r.time()?,
+                reason: r.optional_text(),
+            },
+            "QUIT" => ServerFrame::Quit {
+                room: r.room()?,
+                nick: r.nick()?,
+                time: r.time()?,
+                reason: r.optional_text(),
+            },
+            "RENAME" => ServerFrame::Rename {
+                room: r.room_or_star()?,
+                old: r.nick()?,
+                new: r.nick()?,
+                time: r.time()?,
+            },
+            "LAGGED" => {
+                let room = r.room()?;
+                let w = r.word("count")?;
+                let missed = w
+                    .parse()
+                    .map_err(|_| malformed(verb, format!("count {w:?}")))?;
+                ServerFrame::Lagged { room, missed }
+            }
+            "CURRENT" => ServerFrame::Current {
+                room: r.room_or_star()?,
+            },
+            "MEMBERS" => {
+                let room = r.room()?;
+                let nicks = r
+                    .rest()
+                    .into_iter()
+                    .map(Nick::new)
+                    .collect::<Result<_, _>>();
+                ServerFrame::Members {
+                    room,
+                    nicks: nicks.map_err(|e| malformed(verb, e.to_string()))?,
+                }
+            }
+            "ROOMS" => {
+                let rooms = r
+                    .rest()
+                    .into_iter()
+                    .map(|w| {
+                        let (name, count) = w
+                            .split_once('=')
+                            .ok_or_else(|| malformed(verb, format!("{w:?}")))?;
+                        let room = Room::new(name).map_err(|e| malformed(verb, e.to_string()))?;
+                        let count = count
+                            .parse()
+                            .map_err(|_| malformed(verb, format!("count {count:?}")))?;
+                        Ok((room, count))
+                    })
+                    .collect::<Result<_, FrameError>>()?;
+                ServerFrame::Rooms { rooms }
+            }
+            "PONG" => ServerFrame::Pong {
+                token: r.optional_text(),
+            },
+            "HELP" => ServerFrame::Help { text: r.text()? },
+            "ERR" => ServerFrame::Error {
+                code: ErrorCode::parse(r.word("code")?),
+                text: r.text()?,
+            },
+            "BYE" => ServerFrame::Bye { reason: r.text()? },
+            _ => unreachable!("verb list and match agree"),
+        };
+        r.end(frame)
+    }
+
+    /// Appends the frame and its `\n` to `dst`.
+    pub fn encode(&self, dst: &mut BytesMut) {
+        // Writing into a BytesMut cannot fail.
+        let _ = writeln!(dst, "{self}");
+    }
+
+    /// The frame with its `\n`, as shareable bytes: encode once, send to many.
+    pub fn to_bytes(&self) -> Bytes {
+        let mut buf = BytesMut::with_capacity(64);
+        self.encode(&mut buf);
+        buf.freeze()
+    }
+
+    /// Like [`ServerFrame::to_bytes`] for several frames at once.
+    pub fn encode_all<'a>(frames: impl IntoIterator<Item = &'a ServerFrame>) -> Bytes {
+        let mut buf = BytesMut::new();
+        for frame in frames {
+            frame.encode(&mut buf);
+        }
+        buf.freeze()
+    }
+}
+
+struct Time<'a>(&'a Timestamp);
+
+impl fmt::Display for Time<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.3}", self.0)
+    }
+}
+
+struct RoomOrStar<'a>(&'a Option<Room>);
+
+impl fmt::Display for RoomOrStar<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(room) => room.fmt(f),
+            None => f.write_str("*"),
+        }
+    }
+}
+
+struct OptText<'a>(&'a Option<String>);
+
+impl fmt::Display for OptText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(text) => write!(f, " :{text}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The line, without its newline.
+impl fmt::Display for ServerFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = self.verb();
+        match self {
+            ServerFrame::NickPrompt => f.write_str(verb),
+            ServerFrame::Welcome { nick, text } => write!(f, "{verb} {nick} :{text}"),
+            ServerFrame::Message {
+                room,
+                from,
+                time,
+                text,
+            }
+            | ServerFrame::Action {
+                room,
+                from,
+                time,
+                text,
+            } => {
+                write!(f, "{verb} {room} {from} {} :{text}", Time(time))
+            }
+            ServerFrame::Private {
+                from,
+                to,
+                time,
+                text,
+            } => write!(f, "{verb} {from} {to} {} :{text}", Time(time)),
+            ServerFrame::Join { room, nick, time } => {
+                write!(f, "{verb} {room} {nick} {}", Time(time))
+            }
+            ServerFrame::Part {
+                room,
+                nick,
+                time,
+                reason,
+            }
+            | ServerFrame::Quit {
+                room,
+                nick,
+                time,
+                reason,
+            } => {
+                write!(f, "{verb} {room} {nick} {}{}", Time(time), OptText(reason))
+            }
+            ServerFrame::Rename {
+                room,
+                old,
+                new,
+                time,
+            } => {
+                write!(f, "{verb} {} {old} {new} {}", RoomOrStar(room), Time(time))
+            }
+            ServerFrame::Lagged { room, missed } => write!(f, "{verb} {room} {missed}"),
+            ServerFrame::Current { room } => write!(f, "{verb} {}", RoomOrStar(room)),
+            ServerFrame::Members { room, nicks } => {
+                write!(f, "{verb} {room}")?;
+                nicks.iter().try_for_each(|n| write!(f, " {n}"))
+            }
+            ServerFrame::Rooms { rooms } => {
+                f.write_str(verb)?;
+                rooms
+                    .iter()
+                    .try_for_each(|(room, n)| write!(f, " {room}={n}"))
+            }
+            ServerFrame::Pong { token } => write!(f, "{verb}{}", OptText(token)),
+            ServerFrame::Help { text } => write!(f, "{verb} :{text}"),
+            ServerFrame::Error { code, text } => write!(f, "{verb} {code} :{text}"),
+            ServerFrame::Bye { reason } => write!(f, "{verb} :{reason}"),
+        }
+    }
+}

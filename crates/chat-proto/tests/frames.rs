@@ -1,0 +1,396 @@
+//! Server frames and client commands: examples as they look on the wire, and proptest
+//! round trips (encode then parse is the identity) for every variant.
+
+use chat_proto::{Command, CommandError, ErrorCode, LineCodec, Nick, Room, ServerFrame, Timestamp};
+use proptest::prelude::*;
+use tokio_util::codec::Decoder;
+
+fn nick(s: &str) -> Nick {
+    Nick::new(s).unwrap()
+}
+fn room(s: &str) -> Room {
+    Room::new(s).unwrap()
+}
+fn t(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap()
+}
+
+#[test]
+fn frames_read_like_the_protocol_document() {
+    let time = t(1_795_000_000_123);
+    let cases = [
+        (ServerFrame::NickPrompt, "NICK"),
+        (
+            ServerFrame::Welcome {
+                nick: nick("alice"),
+                text: "hi alice".into(),
+            },
+            "WELCOME alice :hi alice",
+        ),
+        (
+            ServerFrame::Message {
+                room: room("#general"),
+                from: nick("bob"),
+                time,
+                text: "hello :) world".into(),
+            },
+            "MSG #general bob 2026-11-18T11:06:40.123Z :hello :) world",
+        ),
+        (
+            ServerFrame::Part {
+                room: room("#rust"),
+                nick: nick("bob"),
+                time,
+                reason: None,
+            },
+            "PART #rust bob 2026-11-18T11:06:40.123Z",
+        ),
+        (
+            ServerFrame::Quit {
+                room: room("#rust"),
+                nick: nick("bob"),
+                time,
+                reason: Some(String::new()),
+            },
+            "QUIT #rust bob 2026-11-18T11:06:40.123Z :",
+        ),
+        (
+            ServerFrame::Rename {
+                room: None,
+                old: nick("a"),
+                new: nick("b"),
+                time,
+            },
+            "RENAME * a b 2026-11-18T11:06:40.123Z",
+        ),
+        (ServerFrame::Current { room: None }, "CURRENT *"),
+        (
+            ServerFrame::Members {
+                room: room("#a"),
+                nicks: vec![nick("x"), nick("y")],
+            },
+            "MEMBERS #a x y",
+        ),
+        (
+            ServerFrame::Rooms {
+                rooms: vec![(room("#a"), 3), (room("#b"), 1)],
+            },
+            "ROOMS #a=3 #b=1",
+        ),
+        (ServerFrame::Pong { token: None }, "PONG"),
+        (
+            ServerFrame::Error {
+                code: ErrorCode::NickTaken,
+                text: "taken".into(),
+            },
+            "ERR NICK_TAKEN :taken",
+        ),
+        (
+            ServerFrame::Bye {
+                reason: "bye".into(),
+            },
+            "BYE :bye",
+        ),
+    ];
+    for (frame, line) in cases {
+        assert_eq!(frame.to_string(), line);
+        assert_eq!(frame.to_bytes(), format!("{line}\n").as_bytes());
+        assert_eq!(ServerFrame::parse(line).as_ref(), Ok(&frame), "{line}");
+    }
+}
+
+#[test]
+fn unknown_error_codes_are_kept() {
+    assert_eq!(
+        ServerFrame::parse("ERR SOMETHING_NEW :text"),
+        Ok(ServerFrame::Error {
+            code: ErrorCode::Other("SOMETHING_NEW".into()),
+            text: "text".into()
+        })
+    );
+}
+
+#[test]
+fn malformed_frames_are_errors() {
+    for line in [
+        "",
+        "WHAT",
+        "MSG #a",
+        "MSG #a bob nottime :x",
+        "JOIN a b c",
+        "LAGGED #a x",
+        "NICK extra",
+        "ERR X",
+    ] {
+        assert!(
+            ServerFrame::parse(line).is_err(),
+            "{line:?} should not parse"
+        );
+    }
+}
+
+#[test]
+fn commands_parse() {
+    assert_eq!(Command::parse("hello"), Ok(Command::Say("hello".into())));
+    assert_eq!(
+        Command::parse("//etc/passwd"),
+        Ok(Command::Say("/etc/passwd".into()))
+    );
+    assert_eq!(
+        Command::parse("/JOIN   #Rust "),
+        Ok(Command::Join(room("#Rust")))
+    );
+    assert_eq!(
+        Command::parse("/part #rust gone  fishing"),
+        Ok(Command::Part {
+            room: Some(room("#rust")),
+            reason: Some("gone  fishing".into())
+        })
+    );
+    assert_eq!(
+        Command::parse("/part bye"),
+        Ok(Command::Part {
+            room: None,
+            reason: Some("bye".into())
+        })
+    );
+    assert_eq!(
+        Command::parse("/msg bob  hi there"),
+        Ok(Command::Msg {
+            to: nick("bob"),
+            text: "hi there".into()
+        })
+    );
+    assert_eq!(Command::parse("/ping"), Ok(Command::Ping(None)));
+    assert_eq!(Command::parse("   "), Err(CommandError::Empty));
+    assert_eq!(
+        Command::parse("/frobnicate x"),
+        Err(CommandError::Unknown("frobnicate".into()))
+    );
+    assert_eq!(
+        Command::parse("/join"),
+        Err(CommandError::Usage("/join #room"))
+    );
+    assert_eq!(
+        Command::parse("/join #a #b"),
+        Err(CommandError::Usage("/join #room"))
+    );
+    assert_eq!(
+        Command::parse("/msg bob"),
+        Err(CommandError::Usage("/msg nick text"))
+    );
+    assert_eq!(
+        Command::parse("/me"),
+        Err(CommandError::Usage("/me action"))
+    );
+    assert_eq!(
+        Command::parse("/rooms now"),
+        Err(CommandError::Usage("/rooms"))
+    );
+    assert!(matches!(
+        Command::parse("/join rust"),
+        Err(CommandError::BadRoom { .. })
+    ));
+    assert!(matches!(
+        Command::parse("/nick 9lives"),
+        Err(CommandError::BadNick { .. })
+    ));
+    assert_eq!(
+        Command::parse("hi\x1b[2J"),
+        Err(CommandError::ControlChars('\x1b'))
+    );
+    assert_eq!(
+        Command::parse("/me \u{202e}olleh"),
+        Err(CommandError::ControlChars('\u{202e}'))
+    );
+    assert_eq!(
+        Command::parse("/frob").unwrap_err().code(),
+        ErrorCode::UnknownCommand
+    );
+}
+
+// ---- proptest strategies ----
+
+fn arb_nick() -> impl Strategy<Value = Nick> {
+    "[A-Za-z\\[\\]\\\\`_^{|}][A-Za-z0-9\\-\\[\\]\\\\`_^{|}]{0,31}"
+        .prop_map(|s| Nick::new(&s).unwrap())
+}
+
+fn arb_room() -> impl Strategy<Value = Room> {
+    "#[A-Za-z0-9._\\-]{1,50}".prop_map(|s| Room::new(&s).unwrap())
+}
+
+fn arb_time() -> impl Strategy<Value = Timestamp> {
+    // Years 1970 to about 2500, millisecond precision as on the wire.
+    (0i64..16_725_225_600_000).prop_map(t)
+}
+
+/// Text as users send it: no control characters, not starting with white space.
+fn arb_text() -> impl Strategy<Value = String> {
+    "[^\\s\\p{Cc}\u{202a}-\u{202e}\u{2066}-\u{2069}][^\\p{Cc}\u{202a}-\u{202e}\u{2066}-\u{2069}]{0,40}"
+}
+
+/// Anything a server may put in a trailing text: any char but newline and carriage return.
+fn arb_trailing() -> impl Strategy<Value = String> {
+    "[^\r\n]{0,40}"
+}
+
+fn arb_code() -> impl Strategy<Value = ErrorCode> {
+    prop_oneof![
+        proptest::sample::select(ErrorCode::KNOWN.to_vec()),
+        "[A-Z][A-Z_]{0,15}".prop_map(|s| {
+            let known = ErrorCode::KNOWN.iter().find(|c| c.as_str() == s).cloned();
+            known.unwrap_or(ErrorCode::Other(s))
+        }),
+    ]
+}
+
+fn arb_frame() -> impl Strategy<Value = ServerFrame> {
+    let opt = || proptest::option::of(arb_trailing());
+    prop_oneof![
+        Just(ServerFrame::NickPrompt),
+        (arb_nick(), arb_trailing()).prop_map(|(nick, text)| ServerFrame::Welcome { nick, text }),
+        (arb_room(), arb_nick(), arb_time(), arb_trailing()).prop_map(
+            |(room, from, time, text)| ServerFrame::Message {
+                room,
+                from,
+                time,
+                text
+            }
+        ),
+        (arb_room(), arb_nick(), arb_time(), arb_trailing()).prop_map(
+            |(room, from, time, text)| ServerFrame::Action {
+                room,
+                from,
+                time,
+                text
+            }
+        ),
+        (arb_nick(), arb_nick(), arb_time(), arb_trailing()).prop_map(|(from, to, time, text)| {
+            ServerFrame::Private {
+                from,
+                to,
+                time,
+                text,
+            }
+        }),
+        (arb_room(), arb_nick(), arb_time()).prop_map(|(room, nick, time)| ServerFrame::Join {
+            room,
+            nick,
+            time
+        }),
+        (arb_room(), arb_nick(), arb_time(), opt()).prop_map(|(room, nick, time, reason)| {
+            ServerFrame::Part {
+                room,
+                nick,
+                time,
+                reason,
+            }
+        }),
+        (arb_room(), arb_nick(), arb_time(), opt()).prop_map(|(room, nick, time, reason)| {
+            ServerFrame::Quit {
+                room,
+                nick,
+                time,
+                reason,
+            }
+        }),
+        (
+            proptest::option::of(arb_room()),
+            arb_nick(),
+            arb_nick(),
+            arb_time()
+        )
+            .prop_map(|(room, old, new, time)| ServerFrame::Rename {
+                room,
+                old,
+                new,
+                time
+            }),
+        (arb_room(), any::<u64>()).prop_map(|(room, missed)| ServerFrame::Lagged { room, missed }),
+        proptest::option::of(arb_room()).prop_map(|room| ServerFrame::Current { room }),
+        (arb_room(), proptest::collection::vec(arb_nick(), 0..8))
+            .prop_map(|(room, nicks)| ServerFrame::Members { room, nicks }),
+        proptest::collection::vec((arb_room(), any::<usize>()), 0..8)
+            .prop_map(|rooms| ServerFrame::Rooms { rooms }),
+        opt().prop_map(|token| ServerFrame::Pong { token }),
+        arb_trailing().prop_map(|text| ServerFrame::Help { text }),
+        (arb_code(), arb_trailing()).prop_map(|(code, text)| ServerFrame::Error { code, text }),
+        arb_trailing().prop_map(|reason| ServerFrame::Bye { reason }),
+    ]
+}
+
+fn arb_command() -> impl Strategy<Value = Command> {
+    let opt = || proptest::option::of(arb_text());
+    prop_oneof![
+        arb_text().prop_map(Command::Say),
+        "/[^\\p{Cc}\u{202a}-\u{202e}\u{2066}-\u{2069}]{0,20}".prop_map(Command::Say),
+        arb_room().prop_map(Command::Join),
+        (proptest::option::of(arb_room()), opt()).prop_filter_map(
+            "reason would read as a room",
+            |(room, reason)| {
+                let ambiguous =
+                    room.is_none() && reason.as_deref().is_some_and(|r| r.starts_with('#'));
+                (!ambiguous).then_some(Command::Part { room, reason })
+            }
+        ),
+        Just(Command::Rooms),
+        proptest::option::of(arb_room()).prop_map(Command::Who),
+        (arb_nick(), arb_text()).prop_map(|(to, text)| Command::Msg { to, text }),
+        arb_text().prop_map(Command::Me),
+        arb_nick().prop_map(Command::Nick),
+        opt().prop_map(Command::Quit),
+        Just(Command::Help),
+        opt().prop_map(Command::Ping),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn server_frame_round_trip(frame in arb_frame()) {
+        let line = frame.to_string();
+        prop_assert!(!line.contains('\n'));
+        prop_assert_eq!(ServerFrame::parse(&line), Ok(frame.clone()));
+        // And through the codec, as a client reads it.
+        let mut buf = bytes::BytesMut::from(&frame.to_bytes()[..]);
+        let decoded = LineCodec::new(chat_proto::CLIENT_MAX_LINE).decode(&mut buf).unwrap();
+        prop_assert_eq!(decoded, Some(Ok(line)));
+    }
+
+    #[test]
+    fn command_round_trip(cmd in arb_command()) {
+        let line = cmd.to_string();
+        prop_assert_eq!(Command::parse(&line), Ok(cmd));
+    }
+
+    #[test]
+    fn decoder_never_panics_and_keeps_its_promises(
+        chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..16),
+        max in 1usize..32,
+    ) {
+        let mut codec = LineCodec::new(max);
+        let mut buf = bytes::BytesMut::new();
+        for chunk in chunks {
+            buf.extend_from_slice(&chunk);
+            while let Some(item) = codec.decode(&mut buf).unwrap() {
+                if let Ok(line) = item {
+                    prop_assert!(line.len() <= max);
+                    prop_assert!(!line.contains('\n'));
+                }
+            }
+            // Never more buffered than one line could need.
+            prop_assert!(buf.len() <= max + 2);
+        }
+        while let Some(item) = codec.decode_eof(&mut buf).unwrap() {
+            if let Ok(line) = item {
+                prop_assert!(line.len() <= max);
+            }
+        }
+    }
+
+    #[test]
+    fn parsers_never_panic(line in "\\PC{0,80}") {
+        let _ = ServerFrame::parse(&line);
+        let _ = Command::parse(&line);
+    }
+}

@@ -37,8 +37,12 @@ pub enum ErrorCode {
     NotInRoom,
     /// You are in no room, so a bare line has nowhere to go.
     NoCurrentRoom,
+    /// There is no room of that name.
+    NoSuchRoom,
     /// The recipient's queue is full; the private message was not delivered.
     RecipientBusy,
+    /// The server is at its connection limit; it closes the connection after this.
+    ServerFull,
     /// A code this version does not know, kept verbatim.
     Other(String),
 }
@@ -58,13 +62,15 @@ impl ErrorCode {
             ErrorCode::NoSuchNick => "NO_SUCH_NICK",
             ErrorCode::NotInRoom => "NOT_IN_ROOM",
             ErrorCode::NoCurrentRoom => "NO_CURRENT_ROOM",
+            ErrorCode::NoSuchRoom => "NO_SUCH_ROOM",
             ErrorCode::RecipientBusy => "RECIPIENT_BUSY",
+            ErrorCode::ServerFull => "SERVER_FULL",
             ErrorCode::Other(code) => code,
         }
     }
 
     /// Every code this version knows, for documentation and tests.
-    pub const KNOWN: [ErrorCode; 12] = [
+    pub const KNOWN: [ErrorCode; 14] = [
         ErrorCode::NickInvalid,
         ErrorCode::NickTaken,
         ErrorCode::LineTooLong,
@@ -76,7 +82,9 @@ impl ErrorCode {
         ErrorCode::NoSuchNick,
         ErrorCode::NotInRoom,
         ErrorCode::NoCurrentRoom,
+        ErrorCode::NoSuchRoom,
         ErrorCode::RecipientBusy,
+        ErrorCode::ServerFull,
     ];
 
     fn parse(s: &str) -> ErrorCode {

@@ -1,1 +1,17 @@
-//! x
+//! The chat server as a library: [`run`] serves a listener until a shutdown future
+//! completes. The `chat-server` binary only parses flags, binds and calls it; tests bind
+//! `127.0.0.1:0` and talk to the real socket.
+//!
+//! - [`config`]: every limit and timeout.
+//! - `listener`: the accept loop, connection limit, graceful shutdown.
+//! - `session`: one task per connection: handshake, commands, output batching.
+//! - `hub`: nicknames and rooms; touched on join, part, rename, connect and disconnect,
+//!   never for an ordinary message.
+
+pub mod config;
+mod hub;
+mod listener;
+mod session;
+
+pub use config::Config;
+pub use listener::{Server, Stats, run};

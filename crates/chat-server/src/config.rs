@@ -1,0 +1,94 @@
+//! Server settings: every limit, with its default, flag and environment variable.
+
+use std::time::Duration;
+
+/// Limits and timeouts of a server. `Config::default()` is what `cargo run -p
+/// chat-server` uses; every field is also a flag (see `chat-server --help`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Longest line a client may send, in bytes (without the newline). Longer lines are
+    /// refused with `ERR LINE_TOO_LONG` and discarded; the connection stays.
+    #[arg(long, env = "CHAT_MAX_LINE", default_value_t = chat_proto::DEFAULT_MAX_LINE)]
+    pub max_line: usize,
+
+    /// Time a new connection has to choose a nickname before it is closed.
+    #[arg(long, env = "CHAT_HANDSHAKE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// Events a room buffers for its slowest member. A member further behind is told
+    /// `LAGGED <room> <missed>` and skips ahead.
+    #[arg(long, env = "CHAT_ROOM_CAPACITY", default_value_t = 1024, value_parser = parse_capacity)]
+    pub room_capacity: usize,
+
+    /// Private messages and replies queued for one connection. A private message to a
+    /// full queue is refused with `ERR RECIPIENT_BUSY`.
+    #[arg(long, env = "CHAT_MAILBOX_CAPACITY", default_value_t = 256, value_parser = parse_capacity)]
+    pub mailbox_capacity: usize,
+
+    /// Connections served at once. Past it a new connection is told `ERR SERVER_FULL`
+    /// and closed.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Time a client may take to accept pending output before it is disconnected as a
+    /// slow consumer.
+    #[arg(long, env = "CHAT_WRITE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
+
+    /// On shutdown, time given to connections to receive their notice and flush.
+    #[arg(long, env = "CHAT_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_line: chat_proto::DEFAULT_MAX_LINE,
+            handshake_timeout: Duration::from_secs(30),
+            room_capacity: 1024,
+            mailbox_capacity: 256,
+            max_connections: 10_000,
+            write_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Parses a capacity: a whole number from 1 to 1,000,000.
+fn parse_capacity(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number from 1 to 1000000")),
+    }
+}
+
+/// Parses `30s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("{s:?} is not a duration like 30s, 500ms or 2m"))?;
+    let d = match unit {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use ms, s, m or h")),
+    };
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}

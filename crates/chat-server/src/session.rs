@@ -1,0 +1,446 @@
+//! One task per connection: the handshake, then a loop that selects over the socket, the
+//! rooms the session is in, its private mailbox and the shutdown token.
+//!
+//! Output is batched: whatever is ready (room events, private messages, replies) is
+//! appended to one buffer, and the buffer goes to the socket in one write. Room events
+//! arrive as bytes encoded once by the sender and shared by every member.
+
+use crate::config::Config;
+use crate::hub::{Hub, Joined, now};
+use bytes::{Bytes, BytesMut};
+use chat_proto::{Command, CommandError, ErrorCode, LineCodec, LineError, Nick, Room, ServerFrame, command::HELP};
+use futures::{FutureExt, StreamExt};
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::StreamMap;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tracing::{Span, info};
+
+/// Output beyond which the session stops collecting ready events and writes.
+const BATCH_LIMIT: usize = 64 * 1024;
+
+/// Nicknames per `MEMBERS` frame and rooms per `ROOMS` frame, so that no frame comes
+/// near a client's line limit.
+const LIST_CHUNK: usize = 100;
+
+/// Why a session ended; told to its rooms in the `QUIT` event and logged.
+type Reason = String;
+
+/// Runs one connection from accept to close.
+pub(crate) async fn serve(stream: TcpStream, hub: Arc<Hub>, config: Arc<Config>, shutdown: CancellationToken) {
+    info!("connected");
+    let (read, write) = stream.into_split();
+    let mut conn = Connection {
+        reader: FramedRead::new(read, LineCodec::new(config.max_line)),
+        writer: write,
+        out: BytesMut::new(),
+        config,
+    };
+    let reason = match conn.handshake(&hub, &shutdown).await {
+        Ok((nick, mailbox)) => {
+            Span::current().record("nick", nick.as_str());
+            info!("handshake complete");
+            let registration = Registration { hub: hub.clone(), key: nick.folded(), reason: None };
+            let mut session = Session {
+                conn,
+                hub,
+                nick,
+                registration,
+                mailbox,
+                rooms: BTreeMap::new(),
+                streams: StreamMap::new(),
+                current: None,
+            };
+            let reason = session.run(&shutdown).await;
+            session.registration.reason = Some(reason.clone());
+            reason
+        }
+        Err(reason) => reason,
+    };
+    info!(reason = %reason, "disconnected");
+}
+
+/// The socket and its output buffer.
+struct Connection {
+    reader: FramedRead<OwnedReadHalf, LineCodec>,
+    writer: OwnedWriteHalf,
+    /// Frames waiting to be written, in order.
+    out: BytesMut,
+    config: Arc<Config>,
+}
+
+impl Connection {
+    fn push(&mut self, frame: &ServerFrame) {
+        frame.encode(&mut self.out);
+    }
+
+    fn push_bytes(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    fn error(&mut self, code: ErrorCode, text: impl Into<String>) {
+        self.push(&ServerFrame::Error { code, text: text.into() });
+    }
+
+    /// Writes everything pending, or fails once the client has accepted nothing for the
+    /// write timeout.
+    async fn flush(&mut self) -> Result<(), Reason> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        match tokio::time::timeout(self.config.write_timeout, self.writer.write_all_buf(&mut self.out)).await {
+            Ok(Ok(())) => {
+                // Give back a buffer that a burst made large.
+                if self.out.capacity() > BATCH_LIMIT * 2 {
+                    self.out = BytesMut::new();
+                }
+                Ok(())
+            }
+            Ok(Err(e)) => Err(io_reason(&e)),
+            Err(_) => Err(format!("slow consumer: no output accepted for {:?}", self.config.write_timeout)),
+        }
+    }
+
+    /// Sends a last frame and closes, without waiting longer than `limit`.
+    async fn close_with(&mut self, frame: ServerFrame, limit: std::time::Duration) {
+        self.push(&frame);
+        let _ = tokio::time::timeout(limit, async {
+            let _ = self.writer.write_all_buf(&mut self.out).await;
+            let _ = self.writer.shutdown().await;
+        })
+        .await;
+    }
+
+    /// Reports a line the codec refused.
+    fn line_error(&mut self, error: LineError) {
+        match error {
+            LineError::TooLong { limit } => {
+                self.error(ErrorCode::LineTooLong, format!("line longer than {limit} bytes, discarded"))
+            }
+            LineError::InvalidUtf8 => self.error(ErrorCode::BadUtf8, "line is not valid UTF-8, discarded"),
+        }
+    }
+
+    /// The original program's exchange: `NICK`, a nickname, again until one is free.
+    async fn handshake(&mut self, hub: &Hub, shutdown: &CancellationToken) -> Result<(Nick, mpsc::Receiver<Bytes>), Reason> {
+        let timeout = self.config.handshake_timeout;
+        let result = tokio::select! {
+            result = tokio::time::timeout(timeout, self.choose_nick(hub)) => match result {
+                Ok(result) => result,
+                Err(_) => {
+                    self.close_with(ServerFrame::Bye { reason: "handshake timed out".into() }, timeout).await;
+                    Err("handshake timed out".into())
+                }
+            },
+            _ = shutdown.cancelled() => {
+                self.close_with(ServerFrame::Bye { reason: "server shutting down".into() }, self.config.shutdown_grace).await;
+                Err("server shutting down".into())
+            }
+        };
+        result
+    }
+
+    async fn choose_nick(&mut self, hub: &Hub) -> Result<(Nick, mpsc::Receiver<Bytes>), Reason> {
+        self.push(&ServerFrame::NickPrompt);
+        loop {
+            self.flush().await?;
+            let line = match self.reader.next().await {
+                None => return Err("closed during handshake".into()),
+                Some(Err(e)) => return Err(io_reason(&e)),
+                Some(Ok(Err(e))) => {
+                    self.line_error(e);
+                    self.push(&ServerFrame::NickPrompt);
+                    continue;
+                }
+                Some(Ok(Ok(line))) => line,
+            };
+            let answer = line.trim();
+            match Nick::new(answer) {
+                Err(e) => self.error(ErrorCode::NickInvalid, format!("{answer:?} is not a valid nickname: {e}")),
+                Ok(nick) => {
+                    let (tx, rx) = mpsc::channel(self.config.mailbox_capacity);
+                    match hub.register(&nick, tx) {
+                        Ok(()) => return Ok((nick, rx)),
+                        Err(_) => self.error(ErrorCode::NickTaken, format!("nickname {nick} is taken")),
+                    }
+                }
+            }
+            self.push(&ServerFrame::NickPrompt);
+        }
+    }
+}
+
+fn io_reason(e: &io::Error) -> Reason {
+    format!("connection error: {e}")
+}
+
+/// Holds a nickname in the hub; leaving the hub happens in `drop`, so it happens exactly
+/// once whatever ends the session (quit, close, error, panic).
+struct Registration {
+    hub: Arc<Hub>,
+    /// The folded nickname; updated on rename.
+    key: String,
+    /// Told to the rooms; set just before the session ends.
+    reason: Option<Reason>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let reason = self.reason.as_deref().unwrap_or("session ended");
+        self.hub.unregister(&self.key, reason);
+    }
+}
+
+/// A room the session is in.
+struct Membership {
+    /// The room's canonical name.
+    room: Room,
+    /// For sending to the room without going through the hub.
+    tx: broadcast::Sender<Bytes>,
+}
+
+/// A connection after its handshake.
+struct Session {
+    conn: Connection,
+    hub: Arc<Hub>,
+    nick: Nick,
+    registration: Registration,
+    /// Private messages addressed to this session.
+    mailbox: mpsc::Receiver<Bytes>,
+    /// Rooms by folded name.
+    rooms: BTreeMap<String, Membership>,
+    /// Each room's broadcast receiver, by folded name.
+    streams: StreamMap<String, BroadcastStream<Bytes>>,
+    /// Folded name of the room bare lines go to.
+    current: Option<String>,
+}
+
+/// What to do after a line.
+enum Flow {
+    Continue,
+    Quit(Reason),
+}
+
+impl Session {
+    async fn run(&mut self, shutdown: &CancellationToken) -> Reason {
+        self.conn.push(&ServerFrame::Welcome { nick: self.nick.clone(), text: format!("Welcome to the chat, {}!", self.nick) });
+        self.join(&Room::general());
+        loop {
+            self.collect_ready();
+            if let Err(reason) = self.conn.flush().await {
+                return reason;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    let grace = self.conn.config.shutdown_grace;
+                    self.conn.close_with(ServerFrame::Bye { reason: "server shutting down".into() }, grace).await;
+                    return "server shutting down".into();
+                }
+                line = self.conn.reader.next() => match line {
+                    None => return "connection closed".into(),
+                    Some(Err(e)) => return io_reason(&e),
+                    Some(Ok(Err(e))) => self.conn.line_error(e),
+                    Some(Ok(Ok(line))) => if let Flow::Quit(reason) = self.handle_line(&line) {
+                        let limit = self.conn.config.write_timeout.min(std::time::Duration::from_secs(5));
+                        self.conn.close_with(ServerFrame::Bye { reason: reason.clone() }, limit).await;
+                        return reason;
+                    },
+                },
+                Some(bytes) = self.mailbox.recv() => self.conn.push_bytes(&bytes),
+                Some((room, event)) = self.streams.next() => self.room_event(&room, event),
+            }
+        }
+    }
+
+    /// Appends every event that is ready without waiting, up to a batch's worth. Called
+    /// after each line, it also puts the echo of the session's own message before the
+    /// reply to its next line.
+    fn collect_ready(&mut self) {
+        while self.conn.out.len() < BATCH_LIMIT {
+            if let Ok(bytes) = self.mailbox.try_recv() {
+                self.conn.push_bytes(&bytes);
+                continue;
+            }
+            match self.streams.next().now_or_never() {
+                Some(Some((room, event))) => self.room_event(&room, event),
+                _ => break,
+            }
+        }
+    }
+
+    fn room_event(&mut self, room_key: &str, event: Result<Bytes, BroadcastStreamRecvError>) {
+        match event {
+            Ok(bytes) => self.conn.push_bytes(&bytes),
+            Err(BroadcastStreamRecvError::Lagged(missed)) => {
+                if let Some(m) = self.rooms.get(room_key) {
+                    tracing::debug!(room = %m.room, missed, "lagged");
+                    let frame = ServerFrame::Lagged { room: m.room.clone(), missed };
+                    self.conn.push(&frame);
+                }
+            }
+        }
+    }
+
+    fn handle_line(&mut self, line: &str) -> Flow {
+        let command = match Command::parse(line) {
+            Ok(command) => command,
+            Err(CommandError::Empty) => return Flow::Continue,
+            Err(e) => {
+                self.conn.error(e.code(), e.to_string());
+                return Flow::Continue;
+            }
+        };
+        match command {
+            Command::Say(text) => self.say(text, false),
+            Command::Me(text) => self.say(text, true),
+            Command::Join(room) => self.join(&room),
+            Command::Part { room, reason } => self.part(room, reason),
+            Command::Rooms => {
+                let rooms = self.hub.rooms();
+                if rooms.is_empty() {
+                    self.conn.push(&ServerFrame::Rooms { rooms: Vec::new() });
+                }
+                for chunk in rooms.chunks(LIST_CHUNK) {
+                    self.conn.push(&ServerFrame::Rooms { rooms: chunk.to_vec() });
+                }
+            }
+            Command::Who(room) => self.who(room),
+            Command::Msg { to, text } => self.private(&to, text),
+            Command::Nick(new) => self.rename(new),
+            Command::Quit(reason) => return Flow::Quit(reason.unwrap_or_else(|| "quit".into())),
+            Command::Help => {
+                for (usage, what) in HELP {
+                    self.conn.push(&ServerFrame::Help { text: format!("{usage:<24} {what}") });
+                }
+            }
+            Command::Ping(token) => {
+                // Everything earlier lines caused is already in the buffer, so PONG follows it.
+                self.collect_ready();
+                self.conn.push(&ServerFrame::Pong { token });
+            }
+        }
+        Flow::Continue
+    }
+
+    fn say(&mut self, text: String, action: bool) {
+        let Some(m) = self.current.as_ref().and_then(|key| self.rooms.get(key)) else {
+            self.conn.error(ErrorCode::NoCurrentRoom, "you are in no room: /join #room first");
+            return;
+        };
+        let (room, from, time) = (m.room.clone(), self.nick.clone(), now());
+        let frame = if action {
+            ServerFrame::Action { room, from, time, text }
+        } else {
+            ServerFrame::Message { room, from, time, text }
+        };
+        // Encoded once; every member, the sender included, gets these bytes.
+        let _ = m.tx.send(frame.to_bytes());
+    }
+
+    fn join(&mut self, room: &Room) {
+        let key = room.folded();
+        match self.hub.join(&self.registration.key, room) {
+            Joined::Already => {}
+            Joined::New { room, tx, mut rx, members } => {
+                // The receiver was subscribed just before our JOIN was sent, so its first
+                // event is that JOIN: show it before the member list.
+                if let Ok(join) = rx.try_recv() {
+                    self.conn.push_bytes(&join);
+                }
+                self.streams.insert(key.clone(), BroadcastStream::new(rx));
+                self.rooms.insert(key.clone(), Membership { room: room.clone(), tx });
+                for chunk in members.chunks(LIST_CHUNK) {
+                    self.conn.push(&ServerFrame::Members { room: room.clone(), nicks: chunk.to_vec() });
+                }
+            }
+        }
+        self.current = Some(key.clone());
+        let room = self.rooms.get(&key).map(|m| m.room.clone());
+        self.conn.push(&ServerFrame::Current { room });
+    }
+
+    fn part(&mut self, room: Option<Room>, reason: Option<String>) {
+        let key = match room {
+            Some(room) => room.folded(),
+            None => match &self.current {
+                Some(key) => key.clone(),
+                None => return self.conn.error(ErrorCode::NoCurrentRoom, "you are in no room"),
+            },
+        };
+        if !self.rooms.contains_key(&key) {
+            return self.conn.error(ErrorCode::NotInRoom, format!("you are not in {key}"));
+        }
+        // Stop listening first, so the leaver sees its PART once, from here.
+        self.streams.remove(&key);
+        self.rooms.remove(&key);
+        if let Some(bytes) = self.hub.part(&self.registration.key, &key, reason) {
+            self.conn.push_bytes(&bytes);
+        }
+        if self.current.as_deref() == Some(key.as_str()) {
+            self.current = self.rooms.keys().next().cloned();
+            let room = self.current.as_ref().and_then(|k| self.rooms.get(k)).map(|m| m.room.clone());
+            self.conn.push(&ServerFrame::Current { room });
+        }
+    }
+
+    fn who(&mut self, room: Option<Room>) {
+        let room = match room.or_else(|| self.current.as_ref().and_then(|k| self.rooms.get(k)).map(|m| m.room.clone())) {
+            Some(room) => room,
+            None => return self.conn.error(ErrorCode::NoCurrentRoom, "you are in no room: /who #room"),
+        };
+        match self.hub.members(&room) {
+            Some((room, members)) => {
+                for chunk in members.chunks(LIST_CHUNK) {
+                    self.conn.push(&ServerFrame::Members { room: room.clone(), nicks: chunk.to_vec() });
+                }
+            }
+            None => self.conn.error(ErrorCode::NoSuchRoom, format!("there is no room {room}")),
+        }
+    }
+
+    fn private(&mut self, to: &Nick, text: String) {
+        let Some((to, mailbox)) = self.hub.lookup(to) else {
+            return self.conn.error(ErrorCode::NoSuchNick, format!("no one is called {to}"));
+        };
+        let frame = ServerFrame::Private { from: self.nick.clone(), to: to.clone(), time: now(), text };
+        let bytes = frame.to_bytes();
+        if to.folded() == self.registration.key {
+            // A note to self: shown once.
+            return self.conn.push_bytes(&bytes);
+        }
+        match mailbox.try_send(bytes.clone()) {
+            Ok(()) => self.conn.push_bytes(&bytes),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.conn.error(ErrorCode::RecipientBusy, format!("{to} is not keeping up; message not delivered"))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.conn.error(ErrorCode::NoSuchNick, format!("{to} has just left"))
+            }
+        }
+    }
+
+    fn rename(&mut self, new: Nick) {
+        if new == self.nick {
+            return;
+        }
+        match self.hub.rename(&self.registration.key, &new) {
+            Err(_) => self.conn.error(ErrorCode::NickTaken, format!("nickname {new} is taken")),
+            Ok(alone) => {
+                info!(old = %self.nick, new = %new, "renamed");
+                self.registration.key = new.folded();
+                self.nick = new;
+                if let Some(bytes) = alone {
+                    self.conn.push_bytes(&bytes);
+                }
+            }
+        }
+    }
+}

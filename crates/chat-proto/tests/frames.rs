@@ -63,6 +63,14 @@ fn frames_read_like_the_protocol_document() {
             },
             "RENAME * a b 2026-11-18T11:06:40.123Z",
         ),
+        (
+            ServerFrame::Join {
+                room: room("#a"),
+                nick: nick("x"),
+                time: t(1_795_000_000_000),
+            },
+            "JOIN #a x 2026-11-18T11:06:40.000Z",
+        ),
         (ServerFrame::Current { room: None }, "CURRENT *"),
         (
             ServerFrame::Members {

@@ -79,23 +79,39 @@ pub(crate) enum Joined {
 
 impl Hub {
     pub(crate) fn new(room_capacity: usize) -> Hub {
-        Hub { state: Mutex::new(State::default()), room_capacity: room_capacity.max(1) }
+        Hub {
+            state: Mutex::new(State::default()),
+            room_capacity: room_capacity.max(1),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves maps that are still consistent enough to
         // serve (each operation mutates them in a few steps); keep serving.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Claims `nick` for a new session.
-    pub(crate) fn register(&self, nick: &Nick, mailbox: mpsc::Sender<Bytes>) -> Result<(), NickTaken> {
+    pub(crate) fn register(
+        &self,
+        nick: &Nick,
+        mailbox: mpsc::Sender<Bytes>,
+    ) -> Result<(), NickTaken> {
         let mut st = self.lock();
         let key = nick.folded();
         if st.peers.contains_key(&key) {
             return Err(NickTaken);
         }
-        st.peers.insert(key, Peer { nick: nick.clone(), mailbox, rooms: BTreeSet::new() });
+        st.peers.insert(
+            key,
+            Peer {
+                nick: nick.clone(),
+                mailbox,
+                rooms: BTreeSet::new(),
+            },
+        );
         Ok(())
     }
 
@@ -103,7 +119,9 @@ impl Hub {
     pub(crate) fn unregister(&self, key: &str, reason: &str) {
         let mut st = self.lock();
         let State { peers, rooms } = &mut *st;
-        let Some(peer) = peers.remove(key) else { return };
+        let Some(peer) = peers.remove(key) else {
+            return;
+        };
         let time = now();
         for room_key in &peer.rooms {
             if let Some(room) = rooms.get_mut(room_key) {
@@ -142,10 +160,23 @@ impl Hub {
         let rx = entry.tx.subscribe();
         entry.members.insert(key.to_owned());
         peer.rooms.insert(room.folded());
-        let frame = ServerFrame::Join { room: entry.name.clone(), nick: peer.nick.clone(), time: now() };
+        let frame = ServerFrame::Join {
+            room: entry.name.clone(),
+            nick: peer.nick.clone(),
+            time: now(),
+        };
         let _ = entry.tx.send(frame.to_bytes());
-        let members = entry.members.iter().filter_map(|k| peers.get(k).map(|p| p.nick.clone())).collect();
-        Joined::New { room: entry.name.clone(), tx: entry.tx.clone(), rx, members }
+        let members = entry
+            .members
+            .iter()
+            .filter_map(|k| peers.get(k).map(|p| p.nick.clone()))
+            .collect();
+        Joined::New {
+            room: entry.name.clone(),
+            tx: entry.tx.clone(),
+            rx,
+            members,
+        }
     }
 
     /// Takes the session `key` out of the room `room_key`. Returns the `PART` event, which
@@ -160,7 +191,12 @@ impl Hub {
             return None;
         }
         peer.rooms.remove(room_key);
-        let frame = ServerFrame::Part { room: room.name.clone(), nick: peer.nick.clone(), time: now(), reason };
+        let frame = ServerFrame::Part {
+            room: room.name.clone(),
+            nick: peer.nick.clone(),
+            time: now(),
+            reason,
+        };
         let bytes = frame.to_bytes();
         let _ = room.tx.send(bytes.clone());
         if room.members.is_empty() {
@@ -179,40 +215,65 @@ impl Hub {
         if new_key != old_key && peers.contains_key(&new_key) {
             return Err(NickTaken);
         }
-        let Some(mut peer) = peers.remove(old_key) else { return Err(NickTaken) };
+        let Some(mut peer) = peers.remove(old_key) else {
+            return Err(NickTaken);
+        };
         let old = std::mem::replace(&mut peer.nick, new.clone());
         let time = now();
         for room_key in &peer.rooms {
             if let Some(room) = rooms.get_mut(room_key) {
                 room.members.remove(old_key);
                 room.members.insert(new_key.clone());
-                let frame = ServerFrame::Rename { room: Some(room.name.clone()), old: old.clone(), new: new.clone(), time };
+                let frame = ServerFrame::Rename {
+                    room: Some(room.name.clone()),
+                    old: old.clone(),
+                    new: new.clone(),
+                    time,
+                };
                 let _ = room.tx.send(frame.to_bytes());
             }
         }
         let alone = peer.rooms.is_empty();
         peers.insert(new_key, peer);
-        Ok(alone.then(|| ServerFrame::Rename { room: None, old, new: new.clone(), time }.to_bytes()))
+        Ok(alone.then(|| {
+            ServerFrame::Rename {
+                room: None,
+                old,
+                new: new.clone(),
+                time,
+            }
+            .to_bytes()
+        }))
     }
 
     /// The nickname (as spelled) and mailbox of the session called `nick`.
     pub(crate) fn lookup(&self, nick: &Nick) -> Option<(Nick, mpsc::Sender<Bytes>)> {
         let st = self.lock();
-        st.peers.get(&nick.folded()).map(|p| (p.nick.clone(), p.mailbox.clone()))
+        st.peers
+            .get(&nick.folded())
+            .map(|p| (p.nick.clone(), p.mailbox.clone()))
     }
 
     /// The members of a room, or `None` if it does not exist.
     pub(crate) fn members(&self, room: &Room) -> Option<(Room, Vec<Nick>)> {
         let st = self.lock();
         let entry = st.rooms.get(&room.folded())?;
-        let members = entry.members.iter().filter_map(|k| st.peers.get(k).map(|p| p.nick.clone())).collect();
+        let members = entry
+            .members
+            .iter()
+            .filter_map(|k| st.peers.get(k).map(|p| p.nick.clone()))
+            .collect();
         Some((entry.name.clone(), members))
     }
 
     /// Every room and its member count, by name.
     pub(crate) fn rooms(&self) -> Vec<(Room, usize)> {
         let st = self.lock();
-        let mut list: Vec<_> = st.rooms.values().map(|r| (r.name.clone(), r.members.len())).collect();
+        let mut list: Vec<_> = st
+            .rooms
+            .values()
+            .map(|r| (r.name.clone(), r.members.len()))
+            .collect();
         list.sort_by_key(|(room, _)| room.folded());
         list
     }

@@ -42,19 +42,31 @@ impl Server {
     pub fn new(config: Config) -> Server {
         let hub = Arc::new(Hub::new(config.room_capacity));
         let connections = Arc::new(Semaphore::new(config.max_connections));
-        Server { hub, config: Arc::new(config), connections }
+        Server {
+            hub,
+            config: Arc::new(config),
+            connections,
+        }
     }
 
     /// What the server holds now.
     pub fn stats(&self) -> Stats {
         let (sessions, rooms) = self.hub.counts();
         let connections = self.config.max_connections - self.connections.available_permits();
-        Stats { connections, sessions, rooms }
+        Stats {
+            connections,
+            sessions,
+            rooms,
+        }
     }
 
     /// Serves `listener` until `shutdown` completes, then tells every client, waits for
     /// them at most the shutdown grace, and returns.
-    pub async fn run(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    pub async fn run(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         tokio::select! {
@@ -64,13 +76,24 @@ impl Server {
         drop(listener);
         token.cancel();
         tracker.close();
-        if tokio::time::timeout(self.config.shutdown_grace, tracker.wait()).await.is_err() {
-            warn!(remaining = tracker.len(), "shutdown grace over; dropping remaining connections");
+        if tokio::time::timeout(self.config.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                remaining = tracker.len(),
+                "shutdown grace over; dropping remaining connections"
+            );
         }
         Ok(())
     }
 
-    async fn accept_loop(&self, listener: &TcpListener, token: &CancellationToken, tracker: &TaskTracker) {
+    async fn accept_loop(
+        &self,
+        listener: &TcpListener,
+        token: &CancellationToken,
+        tracker: &TaskTracker,
+    ) {
         let mut backoff = Duration::from_millis(10);
         loop {
             let (stream, peer) = match listener.accept().await {
@@ -90,7 +113,8 @@ impl Server {
             let span = info_span!("conn", %peer, nick = tracing::field::Empty);
             match self.connections.clone().try_acquire_owned() {
                 Ok(permit) => {
-                    let (hub, config, token) = (self.hub.clone(), self.config.clone(), token.clone());
+                    let (hub, config, token) =
+                        (self.hub.clone(), self.config.clone(), token.clone());
                     tracker.spawn(
                         async move {
                             session::serve(stream, hub, config, token).await;
@@ -122,8 +146,13 @@ fn configure(stream: &TcpStream) {
 async fn refuse(mut stream: TcpStream, limit: usize) {
     warn!(limit, "connection refused: server full");
     let frames = ServerFrame::encode_all(&[
-        ServerFrame::Error { code: ErrorCode::ServerFull, text: format!("the server is at its limit of {limit} connections") },
-        ServerFrame::Bye { reason: "server full".into() },
+        ServerFrame::Error {
+            code: ErrorCode::ServerFull,
+            text: format!("the server is at its limit of {limit} connections"),
+        },
+        ServerFrame::Bye {
+            reason: "server full".into(),
+        },
     ]);
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let _ = stream.write_all(&frames).await;
@@ -134,6 +163,10 @@ async fn refuse(mut stream: TcpStream, limit: usize) {
 
 /// Serves `listener` with `config` until `shutdown` completes. The binary and the tests
 /// call this; see [`Server`] for a server whose state can be inspected.
-pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     Server::new(config).run(listener, shutdown).await
 }

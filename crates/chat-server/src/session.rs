@@ -8,7 +8,9 @@
 use crate::config::Config;
 use crate::hub::{Hub, Joined, now};
 use bytes::{Bytes, BytesMut};
-use chat_proto::{Command, CommandError, ErrorCode, LineCodec, LineError, Nick, Room, ServerFrame, command::HELP};
+use chat_proto::{
+    Command, CommandError, ErrorCode, LineCodec, LineError, Nick, Room, ServerFrame, command::HELP,
+};
 use futures::{FutureExt, StreamExt};
 use std::collections::BTreeMap;
 use std::io;
@@ -35,7 +37,12 @@ const LIST_CHUNK: usize = 100;
 type Reason = String;
 
 /// Runs one connection from accept to close.
-pub(crate) async fn serve(stream: TcpStream, hub: Arc<Hub>, config: Arc<Config>, shutdown: CancellationToken) {
+pub(crate) async fn serve(
+    stream: TcpStream,
+    hub: Arc<Hub>,
+    config: Arc<Config>,
+    shutdown: CancellationToken,
+) {
     info!("connected");
     let (read, write) = stream.into_split();
     let mut conn = Connection {
@@ -48,7 +55,11 @@ pub(crate) async fn serve(stream: TcpStream, hub: Arc<Hub>, config: Arc<Config>,
         Ok((nick, mailbox)) => {
             Span::current().record("nick", nick.as_str());
             info!("handshake complete");
-            let registration = Registration { hub: hub.clone(), key: nick.folded(), reason: None };
+            let registration = Registration {
+                hub: hub.clone(),
+                key: nick.folded(),
+                reason: None,
+            };
             let mut session = Session {
                 conn,
                 hub,
@@ -87,7 +98,10 @@ impl Connection {
     }
 
     fn error(&mut self, code: ErrorCode, text: impl Into<String>) {
-        self.push(&ServerFrame::Error { code, text: text.into() });
+        self.push(&ServerFrame::Error {
+            code,
+            text: text.into(),
+        });
     }
 
     /// Writes everything pending, or fails once the client has accepted nothing for the
@@ -96,7 +110,12 @@ impl Connection {
         if self.out.is_empty() {
             return Ok(());
         }
-        match tokio::time::timeout(self.config.write_timeout, self.writer.write_all_buf(&mut self.out)).await {
+        match tokio::time::timeout(
+            self.config.write_timeout,
+            self.writer.write_all_buf(&mut self.out),
+        )
+        .await
+        {
             Ok(Ok(())) => {
                 // Give back a buffer that a burst made large.
                 if self.out.capacity() > BATCH_LIMIT * 2 {
@@ -105,7 +124,10 @@ impl Connection {
                 Ok(())
             }
             Ok(Err(e)) => Err(io_reason(&e)),
-            Err(_) => Err(format!("slow consumer: no output accepted for {:?}", self.config.write_timeout)),
+            Err(_) => Err(format!(
+                "slow consumer: no output accepted for {:?}",
+                self.config.write_timeout
+            )),
         }
     }
 
@@ -122,15 +144,22 @@ impl Connection {
     /// Reports a line the codec refused.
     fn line_error(&mut self, error: LineError) {
         match error {
-            LineError::TooLong { limit } => {
-                self.error(ErrorCode::LineTooLong, format!("line longer than {limit} bytes, discarded"))
+            LineError::TooLong { limit } => self.error(
+                ErrorCode::LineTooLong,
+                format!("line longer than {limit} bytes, discarded"),
+            ),
+            LineError::InvalidUtf8 => {
+                self.error(ErrorCode::BadUtf8, "line is not valid UTF-8, discarded")
             }
-            LineError::InvalidUtf8 => self.error(ErrorCode::BadUtf8, "line is not valid UTF-8, discarded"),
         }
     }
 
     /// The original program's exchange: `NICK`, a nickname, again until one is free.
-    async fn handshake(&mut self, hub: &Hub, shutdown: &CancellationToken) -> Result<(Nick, mpsc::Receiver<Bytes>), Reason> {
+    async fn handshake(
+        &mut self,
+        hub: &Hub,
+        shutdown: &CancellationToken,
+    ) -> Result<(Nick, mpsc::Receiver<Bytes>), Reason> {
         let timeout = self.config.handshake_timeout;
         let result = tokio::select! {
             result = tokio::time::timeout(timeout, self.choose_nick(hub)) => match result {
@@ -164,12 +193,17 @@ impl Connection {
             };
             let answer = line.trim();
             match Nick::new(answer) {
-                Err(e) => self.error(ErrorCode::NickInvalid, format!("{answer:?} is not a valid nickname: {e}")),
+                Err(e) => self.error(
+                    ErrorCode::NickInvalid,
+                    format!("{answer:?} is not a valid nickname: {e}"),
+                ),
                 Ok(nick) => {
                     let (tx, rx) = mpsc::channel(self.config.mailbox_capacity);
                     match hub.register(&nick, tx) {
                         Ok(()) => return Ok((nick, rx)),
-                        Err(_) => self.error(ErrorCode::NickTaken, format!("nickname {nick} is taken")),
+                        Err(_) => {
+                            self.error(ErrorCode::NickTaken, format!("nickname {nick} is taken"))
+                        }
                     }
                 }
             }
@@ -231,7 +265,10 @@ enum Flow {
 
 impl Session {
     async fn run(&mut self, shutdown: &CancellationToken) -> Reason {
-        self.conn.push(&ServerFrame::Welcome { nick: self.nick.clone(), text: format!("Welcome to the chat, {}!", self.nick) });
+        self.conn.push(&ServerFrame::Welcome {
+            nick: self.nick.clone(),
+            text: format!("Welcome to the chat, {}!", self.nick),
+        });
         self.join(&Room::general());
         loop {
             self.collect_ready();
@@ -282,7 +319,10 @@ impl Session {
             Err(BroadcastStreamRecvError::Lagged(missed)) => {
                 if let Some(m) = self.rooms.get(room_key) {
                     tracing::debug!(room = %m.room, missed, "lagged");
-                    let frame = ServerFrame::Lagged { room: m.room.clone(), missed };
+                    let frame = ServerFrame::Lagged {
+                        room: m.room.clone(),
+                        missed,
+                    };
                     self.conn.push(&frame);
                 }
             }
@@ -309,7 +349,9 @@ impl Session {
                     self.conn.push(&ServerFrame::Rooms { rooms: Vec::new() });
                 }
                 for chunk in rooms.chunks(LIST_CHUNK) {
-                    self.conn.push(&ServerFrame::Rooms { rooms: chunk.to_vec() });
+                    self.conn.push(&ServerFrame::Rooms {
+                        rooms: chunk.to_vec(),
+                    });
                 }
             }
             Command::Who(room) => self.who(room),
@@ -318,7 +360,9 @@ impl Session {
             Command::Quit(reason) => return Flow::Quit(reason.unwrap_or_else(|| "quit".into())),
             Command::Help => {
                 for (usage, what) in HELP {
-                    self.conn.push(&ServerFrame::Help { text: format!("{usage:<24} {what}") });
+                    self.conn.push(&ServerFrame::Help {
+                        text: format!("{usage:<24} {what}"),
+                    });
                 }
             }
             Command::Ping(token) => {
@@ -332,14 +376,27 @@ impl Session {
 
     fn say(&mut self, text: String, action: bool) {
         let Some(m) = self.current.as_ref().and_then(|key| self.rooms.get(key)) else {
-            self.conn.error(ErrorCode::NoCurrentRoom, "you are in no room: /join #room first");
+            self.conn.error(
+                ErrorCode::NoCurrentRoom,
+                "you are in no room: /join #room first",
+            );
             return;
         };
         let (room, from, time) = (m.room.clone(), self.nick.clone(), now());
         let frame = if action {
-            ServerFrame::Action { room, from, time, text }
+            ServerFrame::Action {
+                room,
+                from,
+                time,
+                text,
+            }
         } else {
-            ServerFrame::Message { room, from, time, text }
+            ServerFrame::Message {
+                room,
+                from,
+                time,
+                text,
+            }
         };
         // Encoded once; every member, the sender included, gets these bytes.
         let _ = m.tx.send(frame.to_bytes());
@@ -349,16 +406,30 @@ impl Session {
         let key = room.folded();
         match self.hub.join(&self.registration.key, room) {
             Joined::Already => {}
-            Joined::New { room, tx, mut rx, members } => {
+            Joined::New {
+                room,
+                tx,
+                mut rx,
+                members,
+            } => {
                 // The receiver was subscribed just before our JOIN was sent, so its first
                 // event is that JOIN: show it before the member list.
                 if let Ok(join) = rx.try_recv() {
                     self.conn.push_bytes(&join);
                 }
                 self.streams.insert(key.clone(), BroadcastStream::new(rx));
-                self.rooms.insert(key.clone(), Membership { room: room.clone(), tx });
+                self.rooms.insert(
+                    key.clone(),
+                    Membership {
+                        room: room.clone(),
+                        tx,
+                    },
+                );
                 for chunk in members.chunks(LIST_CHUNK) {
-                    self.conn.push(&ServerFrame::Members { room: room.clone(), nicks: chunk.to_vec() });
+                    self.conn.push(&ServerFrame::Members {
+                        room: room.clone(),
+                        nicks: chunk.to_vec(),
+                    });
                 }
             }
         }
@@ -372,11 +443,17 @@ impl Session {
             Some(room) => room.folded(),
             None => match &self.current {
                 Some(key) => key.clone(),
-                None => return self.conn.error(ErrorCode::NoCurrentRoom, "you are in no room"),
+                None => {
+                    return self
+                        .conn
+                        .error(ErrorCode::NoCurrentRoom, "you are in no room");
+                }
             },
         };
         if !self.rooms.contains_key(&key) {
-            return self.conn.error(ErrorCode::NotInRoom, format!("you are not in {key}"));
+            return self
+                .conn
+                .error(ErrorCode::NotInRoom, format!("you are not in {key}"));
         }
         // Stop listening first, so the leaver sees its PART once, from here.
         self.streams.remove(&key);
@@ -386,31 +463,56 @@ impl Session {
         }
         if self.current.as_deref() == Some(key.as_str()) {
             self.current = self.rooms.keys().next().cloned();
-            let room = self.current.as_ref().and_then(|k| self.rooms.get(k)).map(|m| m.room.clone());
+            let room = self
+                .current
+                .as_ref()
+                .and_then(|k| self.rooms.get(k))
+                .map(|m| m.room.clone());
             self.conn.push(&ServerFrame::Current { room });
         }
     }
 
     fn who(&mut self, room: Option<Room>) {
-        let room = match room.or_else(|| self.current.as_ref().and_then(|k| self.rooms.get(k)).map(|m| m.room.clone())) {
+        let room = match room.or_else(|| {
+            self.current
+                .as_ref()
+                .and_then(|k| self.rooms.get(k))
+                .map(|m| m.room.clone())
+        }) {
             Some(room) => room,
-            None => return self.conn.error(ErrorCode::NoCurrentRoom, "you are in no room: /who #room"),
+            None => {
+                return self
+                    .conn
+                    .error(ErrorCode::NoCurrentRoom, "you are in no room: /who #room");
+            }
         };
         match self.hub.members(&room) {
             Some((room, members)) => {
                 for chunk in members.chunks(LIST_CHUNK) {
-                    self.conn.push(&ServerFrame::Members { room: room.clone(), nicks: chunk.to_vec() });
+                    self.conn.push(&ServerFrame::Members {
+                        room: room.clone(),
+                        nicks: chunk.to_vec(),
+                    });
                 }
             }
-            None => self.conn.error(ErrorCode::NoSuchRoom, format!("there is no room {room}")),
+            None => self
+                .conn
+                .error(ErrorCode::NoSuchRoom, format!("there is no room {room}")),
         }
     }
 
     fn private(&mut self, to: &Nick, text: String) {
         let Some((to, mailbox)) = self.hub.lookup(to) else {
-            return self.conn.error(ErrorCode::NoSuchNick, format!("no one is called {to}"));
+            return self
+                .conn
+                .error(ErrorCode::NoSuchNick, format!("no one is called {to}"));
         };
-        let frame = ServerFrame::Private { from: self.nick.clone(), to: to.clone(), time: now(), text };
+        let frame = ServerFrame::Private {
+            from: self.nick.clone(),
+            to: to.clone(),
+            time: now(),
+            text,
+        };
         let bytes = frame.to_bytes();
         if to.folded() == self.registration.key {
             // A note to self: shown once.
@@ -418,12 +520,13 @@ impl Session {
         }
         match mailbox.try_send(bytes.clone()) {
             Ok(()) => self.conn.push_bytes(&bytes),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.conn.error(ErrorCode::RecipientBusy, format!("{to} is not keeping up; message not delivered"))
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.conn.error(ErrorCode::NoSuchNick, format!("{to} has just left"))
-            }
+            Err(mpsc::error::TrySendError::Full(_)) => self.conn.error(
+                ErrorCode::RecipientBusy,
+                format!("{to} is not keeping up; message not delivered"),
+            ),
+            Err(mpsc::error::TrySendError::Closed(_)) => self
+                .conn
+                .error(ErrorCode::NoSuchNick, format!("{to} has just left")),
         }
     }
 
@@ -432,7 +535,9 @@ impl Session {
             return;
         }
         match self.hub.rename(&self.registration.key, &new) {
-            Err(_) => self.conn.error(ErrorCode::NickTaken, format!("nickname {new} is taken")),
+            Err(_) => self
+                .conn
+                .error(ErrorCode::NickTaken, format!("nickname {new} is taken")),
             Ok(alone) => {
                 info!(old = %self.nick, new = %new, "renamed");
                 self.registration.key = new.folded();

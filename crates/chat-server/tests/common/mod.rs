@@ -1,0 +1,214 @@
+//! Test harness: a real server on 127.0.0.1:0 and raw protocol clients that talk to it.
+//! Every wait is bounded by [`WAIT`]; nothing sleeps.
+
+#![allow(dead_code, unreachable_pub)]
+
+use chat_proto::{LineCodec, Nick, Room, ServerFrame};
+use chat_server::{Config, Server, Stats};
+use futures::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_util::codec::Framed;
+
+/// The longest any single expected event may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub server: Server,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::with(Config::default()).await
+    }
+
+    pub async fn with(config: Config) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = Server::new(config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let runner = server.clone();
+        let task = tokio::spawn(async move {
+            runner
+                .run(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        TestServer {
+            addr,
+            server,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.server.stats()
+    }
+
+    /// A connection that has read the `NICK` prompt.
+    pub async fn connect(&self) -> Client {
+        let stream = TcpStream::connect(self.addr).await.unwrap();
+        let mut client = Client::new(stream);
+        assert_eq!(client.recv().await, ServerFrame::NickPrompt);
+        client
+    }
+
+    /// A client that has finished the handshake and the join to #general.
+    pub async fn login(&self, nick: &str) -> Client {
+        let mut client = self.connect().await;
+        client.login(nick).await;
+        client
+    }
+
+    /// Asks the server to shut down and waits for `run` to return.
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("server stops in time")
+                .unwrap()
+                .unwrap();
+        }
+    }
+}
+
+pub struct Client {
+    pub framed: Framed<TcpStream, LineCodec>,
+    pub nick: Option<Nick>,
+    pings: u64,
+}
+
+impl Client {
+    pub fn new(stream: TcpStream) -> Client {
+        Client {
+            framed: Framed::new(stream, LineCodec::new(chat_proto::CLIENT_MAX_LINE)),
+            nick: None,
+            pings: 0,
+        }
+    }
+
+    /// Answers the prompt and checks the welcome sequence.
+    pub async fn login(&mut self, nick: &str) {
+        self.send(nick).await;
+        let me = Nick::new(nick).unwrap();
+        assert_eq!(
+            self.recv().await,
+            ServerFrame::Welcome {
+                nick: me.clone(),
+                text: format!("Welcome to the chat, {nick}!")
+            }
+        );
+        match self.recv().await {
+            ServerFrame::Join { room, nick, .. } => {
+                assert_eq!(room, Room::general());
+                assert_eq!(nick, me);
+            }
+            other => panic!("expected JOIN, got {other:?}"),
+        }
+        assert!(
+            matches!(self.recv().await, ServerFrame::Members { room, nicks } if room == Room::general() && nicks.contains(&me))
+        );
+        assert_eq!(
+            self.recv().await,
+            ServerFrame::Current {
+                room: Some(Room::general())
+            }
+        );
+        self.nick = Some(me);
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.framed.send(line).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.framed.get_mut().write_all(bytes).await.unwrap();
+    }
+
+    /// The next raw line, or `None` at end of stream.
+    pub async fn recv_line(&mut self) -> Option<String> {
+        match tokio::time::timeout(WAIT, self.framed.next())
+            .await
+            .expect("a frame arrives in time")
+        {
+            None => None,
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+            Some(item) => Some(item.unwrap().expect("server lines are valid")),
+        }
+    }
+
+    /// The next frame; panics at end of stream.
+    pub async fn recv(&mut self) -> ServerFrame {
+        let line = self.recv_line().await.expect("connection open");
+        ServerFrame::parse(&line).unwrap_or_else(|e| panic!("bad frame {line:?}: {e}"))
+    }
+
+    /// Sends `/ping` and returns every frame that came before the `PONG`: everything the
+    /// earlier lines caused, with nothing left in flight.
+    pub async fn sync(&mut self) -> Vec<ServerFrame> {
+        self.pings += 1;
+        let token = format!("sync-{}", self.pings);
+        self.send(&format!("/ping {token}")).await;
+        let mut seen = Vec::new();
+        loop {
+            match self.recv().await {
+                ServerFrame::Pong { token: Some(t) } if t == token => return seen,
+                frame => seen.push(frame),
+            }
+        }
+    }
+
+    /// Reads frames until one matches, returning it; the frames skipped are returned too.
+    pub async fn until(
+        &mut self,
+        what: impl Fn(&ServerFrame) -> bool,
+    ) -> (ServerFrame, Vec<ServerFrame>) {
+        let mut skipped = Vec::new();
+        loop {
+            let frame = self.recv().await;
+            if what(&frame) {
+                return (frame, skipped);
+            }
+            skipped.push(frame);
+        }
+    }
+
+    /// Reads until the server closes the connection, returning what came before.
+    pub async fn closed(&mut self) -> Vec<ServerFrame> {
+        let mut seen = Vec::new();
+        while let Some(line) = self.recv_line().await {
+            seen.push(ServerFrame::parse(&line).unwrap());
+        }
+        seen
+    }
+}
+
+pub fn nick(s: &str) -> Nick {
+    Nick::new(s).unwrap()
+}
+
+pub fn room(s: &str) -> Room {
+    Room::new(s).unwrap()
+}
+
+/// The text of a `MSG` frame in `room` from `from`, if it is one.
+pub fn msg_text<'a>(frame: &'a ServerFrame, in_room: &str, who: &str) -> Option<&'a str> {
+    match frame {
+        ServerFrame::Message {
+            room, from, text, ..
+        } if room.as_str() == in_room && from.as_str() == who => Some(text),
+        _ => None,
+    }
+}

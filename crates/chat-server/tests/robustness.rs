@@ -1,0 +1,245 @@
+//! Bad input, lagging members, the connection limit and shutdown: the connection and
+//! everyone else carry on, and every client is told what happened.
+
+mod common;
+
+use chat_proto::{ErrorCode, ServerFrame};
+use chat_server::Config;
+use common::*;
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+fn code(frames: &[ServerFrame]) -> Vec<ErrorCode> {
+    frames
+        .iter()
+        .map(|f| match f {
+            ServerFrame::Error { code, .. } => code.clone(),
+            other => panic!("expected ERR, got {other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn over_long_line_is_refused_and_the_connection_carries_on() {
+    let config = Config {
+        max_line: 64,
+        ..Config::default()
+    };
+    let server = TestServer::with(config).await;
+    let mut alice = server.login("alice").await;
+    let mut bob = server.login("bob").await;
+    alice.sync().await;
+
+    alice.send(&"x".repeat(65)).await;
+    assert_eq!(code(&alice.sync().await), [ErrorCode::LineTooLong]);
+    // A line far larger than any buffer, in pieces, is refused once and skipped whole.
+    alice.send_raw(&vec![b'y'; 1 << 20]).await;
+    alice.send_raw(b"still the same line\nfine\n").await;
+    assert_eq!(code(&alice.sync().await[..1]), [ErrorCode::LineTooLong]);
+    alice.send(&"z".repeat(64)).await;
+
+    let frames = bob.sync().await;
+    let texts: Vec<_> = frames
+        .iter()
+        .filter_map(|f| msg_text(f, "#general", "alice"))
+        .collect();
+    assert_eq!(texts, ["fine", &"z".repeat(64)]);
+}
+
+#[tokio::test]
+async fn invalid_utf8_and_control_characters_are_refused() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    let mut bob = server.login("bob").await;
+    alice.sync().await;
+
+    alice.send_raw(b"caf\xe9 latin-1\n").await;
+    alice.send("\u{1b}[2J\u{1b}[Hgotcha").await;
+    alice.send("/me \u{202e}desrever").await;
+    alice.send("bell\u{7}").await;
+    alice.send("/msg bob \u{9b}31m").await;
+    assert_eq!(
+        code(&alice.sync().await),
+        [
+            ErrorCode::BadUtf8,
+            ErrorCode::ControlChars,
+            ErrorCode::ControlChars,
+            ErrorCode::ControlChars,
+            ErrorCode::ControlChars
+        ]
+    );
+    alice.send("tabs\tare fine, and ünïcödé too").await;
+    let frames = bob.sync().await;
+    assert_eq!(frames.len(), 1, "nothing refused reached bob: {frames:?}");
+    assert_eq!(
+        msg_text(&frames[0], "#general", "alice"),
+        Some("tabs\tare fine, and ünïcödé too")
+    );
+}
+
+#[tokio::test]
+async fn unknown_commands_and_bad_arguments_get_stable_codes() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    alice.send("/frobnicate now").await;
+    match &alice.sync().await[..] {
+        [
+            ServerFrame::Error {
+                code: ErrorCode::UnknownCommand,
+                text,
+            },
+        ] => assert!(text.contains("/frobnicate")),
+        other => panic!("{other:?}"),
+    }
+    for (line, expected) in [
+        ("/join", ErrorCode::Usage),
+        ("/join rust", ErrorCode::RoomInvalid),
+        ("/join #a b", ErrorCode::Usage),
+        ("/nick 1st", ErrorCode::NickInvalid),
+        ("/me", ErrorCode::Usage),
+        ("/who #a #b", ErrorCode::Usage),
+    ] {
+        alice.send(line).await;
+        assert_eq!(code(&alice.sync().await), [expected], "{line}");
+    }
+    // Blank lines are ignored.
+    alice.send("   ").await;
+    assert_eq!(alice.sync().await, vec![]);
+}
+
+#[tokio::test]
+async fn lagging_member_is_told_what_it_missed_and_keeps_receiving() {
+    // A tiny room buffer, and a member whose socket accepts almost nothing until it reads.
+    let config = Config {
+        room_capacity: 16,
+        ..Config::default()
+    };
+    let server = TestServer::with(config).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut slow = Client::new(socket.connect(server.addr).await.unwrap());
+    assert_eq!(slow.recv().await, ServerFrame::NickPrompt);
+    slow.login("slow").await;
+    let flooder = server.login("flooder").await;
+    slow.sync().await;
+
+    // More than the kernel buffers (4 MiB send + the slow side's receive buffer) can hold.
+    const COUNT: usize = 6000;
+    let body = "m".repeat(2000);
+    let (read, mut write) = flooder.framed.into_inner().into_split();
+    let writer = {
+        let body = body.clone();
+        tokio::spawn(async move {
+            for i in 0..COUNT {
+                write
+                    .write_all(format!("{i} {body}\n").as_bytes())
+                    .await
+                    .unwrap();
+            }
+            write
+        })
+    };
+    // The flooder reads its own echoes, so every message has been broadcast when it has
+    // seen the last one.
+    let mut echoes = tokio_util::codec::FramedRead::new(
+        read,
+        chat_proto::LineCodec::new(chat_proto::CLIENT_MAX_LINE),
+    );
+    let mut seen = 0;
+    while seen < COUNT {
+        let line = tokio::time::timeout(WAIT, echoes.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if line.starts_with("MSG #general flooder") {
+            seen += 1;
+        }
+    }
+    let mut write = writer.await.unwrap();
+
+    // Now the slow member reads: every message is either delivered or counted as missed.
+    let (mut delivered, mut missed, mut last) = (0u64, 0u64, None);
+    while delivered + missed < COUNT as u64 {
+        match slow.recv().await {
+            ServerFrame::Message { text, .. } => {
+                let n: usize = text.split(' ').next().unwrap().parse().unwrap();
+                assert!(last.is_none_or(|l| n > l), "in order");
+                last = Some(n);
+                delivered += 1;
+            }
+            ServerFrame::Lagged { room, missed: m } => {
+                assert_eq!(room.as_str(), "#general");
+                missed += m;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(delivered + missed, COUNT as u64);
+    assert!(missed > 0, "the slow member did fall behind");
+    // And it is live again.
+    write.write_all(b"after the gap\n").await.unwrap();
+    let (frame, _) = slow
+        .until(|f| matches!(f, ServerFrame::Message { .. }))
+        .await;
+    assert_eq!(
+        msg_text(&frame, "#general", "flooder"),
+        Some("after the gap")
+    );
+}
+
+#[tokio::test]
+async fn connection_past_the_limit_is_told_and_the_others_carry_on() {
+    let config = Config {
+        max_connections: 2,
+        ..Config::default()
+    };
+    let server = TestServer::with(config).await;
+    let mut alice = server.login("alice").await;
+    let _bob = server.login("bob").await;
+    alice.sync().await;
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut third = Client::new(stream);
+    let frames = third.closed().await;
+    assert!(
+        matches!(
+            &frames[..],
+            [
+                ServerFrame::Error {
+                    code: ErrorCode::ServerFull,
+                    ..
+                },
+                ServerFrame::Bye { .. }
+            ]
+        ),
+        "{frames:?}"
+    );
+    alice.send("still here").await;
+    assert_eq!(
+        msg_text(&alice.sync().await[0], "#general", "alice"),
+        Some("still here")
+    );
+    assert_eq!(server.stats().connections, 2);
+}
+
+#[tokio::test]
+async fn shutdown_tells_every_client_and_returns() {
+    let mut server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    let mut bob = server.login("bob").await;
+    let mut handshaking = server.connect().await;
+    alice.sync().await;
+    server.shutdown().await;
+    let bye = ServerFrame::Bye {
+        reason: "server shutting down".into(),
+    };
+    for c in [&mut alice, &mut bob, &mut handshaking] {
+        let frames = c.closed().await;
+        assert_eq!(frames.last(), Some(&bye), "{frames:?}");
+    }
+    assert!(
+        tokio::net::TcpStream::connect(server.addr).await.is_err(),
+        "no longer listening"
+    );
+}

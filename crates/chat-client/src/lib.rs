@@ -1,1 +1,106 @@
-//! x
+//! The chat client as a library: the `chat-client` binary only parses flags, wires the
+//! terminal (standard input, standard output) to [`run`]'s input stream and output sink,
+//! and prints errors. Tests drive the same code with channels instead of a terminal.
+//!
+//! - [`Connection`]: the handshake ([`Connection::register`]) and the `select!` loop
+//!   over the socket and the user's input ([`Connection::chat`]).
+//! - [`render`]: how each frame from the server is shown, control characters escaped.
+//! - [`ClientError`]: every way a session can end badly, one line each.
+//!
+//! At the end of input the client sends `/ping`, waits for the matching `PONG` (the
+//! server sends it after everything earlier lines caused, echoes included), then
+//! `/quit`; so a script's every line has been handled when the client exits.
+
+mod connection;
+mod error;
+mod input;
+pub mod render;
+
+pub use connection::Connection;
+pub use error::ClientError;
+
+use futures::{Sink, Stream};
+use jiff::tz::TimeZone;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+/// How long the client waits for the server by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of one session.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The nickname to register.
+    pub nick: String,
+    /// Bound on every wait for the server: the handshake, the `PONG` at the end of input,
+    /// the `BYE` after `/quit`, and connecting.
+    pub timeout: Duration,
+    /// Time zone in which event times are shown.
+    pub time_zone: TimeZone,
+}
+
+impl Options {
+    /// Options for `nick`, with the default timeout and the system's time zone.
+    pub fn new(nick: impl Into<String>) -> Options {
+        Options {
+            nick: nick.into(),
+            timeout: DEFAULT_TIMEOUT,
+            time_zone: TimeZone::system(),
+        }
+    }
+}
+
+/// How a session ended well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The user typed `/quit` and the server said goodbye.
+    Quit,
+    /// The input ended, the server confirmed every line sent, and the client quit.
+    EndOfInput,
+}
+
+/// Registers `opts.nick` on `conn`, then sends each line of `input` and shows each
+/// frame from the server on `output`, until `/quit` or the end of `input`.
+///
+/// A refused nickname is an error ([`ClientError::NickRefused`]); to ask for another
+/// one, use [`Connection`] directly.
+pub async fn run<S, I, O>(
+    conn: S,
+    opts: Options,
+    input: I,
+    output: O,
+) -> Result<Outcome, ClientError>
+where
+    S: AsyncRead + AsyncWrite,
+    I: Stream<Item = String>,
+    O: Sink<String>,
+    O::Error: std::error::Error + Send + Sync + 'static,
+{
+    let mut connection = Connection::new(conn, &opts);
+    connection.register(&opts.nick).await?;
+    connection.chat(input, output).await
+}
+
+/// Connects to `addr` (`host:port`) within `timeout`, with Nagle's algorithm off so
+/// that each typed line leaves at once.
+pub async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(source)) => {
+            return Err(ClientError::Connect {
+                addr: addr.to_owned(),
+                source,
+            });
+        }
+        Err(_) => {
+            return Err(ClientError::Timeout {
+                waiting_for: "the connection to be made",
+                after: timeout,
+            });
+        }
+    };
+    // Only latency is at stake; a failure here is not worth ending the session for.
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}

@@ -39,6 +39,8 @@ pub enum ErrorCode {
     NoCurrentRoom,
     /// There is no room of that name.
     NoSuchRoom,
+    /// You are in as many rooms as the server allows; part one first.
+    TooManyRooms,
     /// The recipient's queue is full; the private message was not delivered.
     RecipientBusy,
     /// The server is at its connection limit; it closes the connection after this.
@@ -63,6 +65,7 @@ impl ErrorCode {
             ErrorCode::NotInRoom => "NOT_IN_ROOM",
             ErrorCode::NoCurrentRoom => "NO_CURRENT_ROOM",
             ErrorCode::NoSuchRoom => "NO_SUCH_ROOM",
+            ErrorCode::TooManyRooms => "TOO_MANY_ROOMS",
             ErrorCode::RecipientBusy => "RECIPIENT_BUSY",
             ErrorCode::ServerFull => "SERVER_FULL",
             ErrorCode::Other(code) => code,
@@ -70,7 +73,7 @@ impl ErrorCode {
     }
 
     /// Every code this version knows, for documentation and tests.
-    pub const KNOWN: [ErrorCode; 14] = [
+    pub const KNOWN: [ErrorCode; 15] = [
         ErrorCode::NickInvalid,
         ErrorCode::NickTaken,
         ErrorCode::LineTooLong,
@@ -83,6 +86,7 @@ impl ErrorCode {
         ErrorCode::NotInRoom,
         ErrorCode::NoCurrentRoom,
         ErrorCode::NoSuchRoom,
+        ErrorCode::TooManyRooms,
         ErrorCode::RecipientBusy,
         ErrorCode::ServerFull,
     ];

@@ -25,6 +25,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAILBOX_CAPACITY", default_value_t = 256, value_parser = parse_capacity)]
     pub mailbox_capacity: usize,
 
+    /// Rooms one connection may be in at once (each room costs its buffer). Past it,
+    /// `/join` is refused with `ERR TOO_MANY_ROOMS`.
+    #[arg(long, env = "CHAT_MAX_ROOMS", default_value_t = 64, value_parser = parse_capacity)]
+    pub max_rooms: usize,
+
     /// Connections served at once. Past it a new connection is told `ERR SERVER_FULL`
     /// and closed.
     #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000)]
@@ -47,6 +52,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(30),
             room_capacity: 1024,
             mailbox_capacity: 256,
+            max_rooms: 64,
             max_connections: 10_000,
             write_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),

@@ -404,6 +404,11 @@ impl Session {
 
     fn join(&mut self, room: &Room) {
         let key = room.folded();
+        let limit = self.conn.config.max_rooms;
+        if self.rooms.len() >= limit && !self.rooms.contains_key(&key) {
+            let text = format!("you are in {limit} rooms, the most allowed: /part one first");
+            return self.conn.error(ErrorCode::TooManyRooms, text);
+        }
         match self.hub.join(&self.registration.key, room) {
             Joined::Already => {}
             Joined::New {

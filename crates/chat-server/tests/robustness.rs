@@ -108,6 +108,38 @@ async fn unknown_commands_and_bad_arguments_get_stable_codes() {
 }
 
 #[tokio::test]
+async fn rooms_per_connection_are_limited() {
+    let config = Config {
+        max_rooms: 3,
+        ..Config::default()
+    };
+    let server = TestServer::with(config).await;
+    let mut alice = server.login("alice").await;
+    alice.send("/join #two").await;
+    alice.send("/join #three").await;
+    alice.sync().await;
+    alice.send("/join #four").await;
+    assert_eq!(code(&alice.sync().await), [ErrorCode::TooManyRooms]);
+    // Switching to a room one is already in is not a new room.
+    alice.send("/join #two").await;
+    assert_eq!(
+        alice.sync().await,
+        vec![ServerFrame::Current {
+            room: Some(room("#two"))
+        }]
+    );
+    alice.send("/part #three").await;
+    alice.send("/join #four").await;
+    let frames = alice.sync().await;
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Join { room, .. } if room.as_str() == "#four"))
+    );
+    assert_eq!(server.stats().rooms, 3);
+}
+
+#[tokio::test]
 async fn lagging_member_is_told_what_it_missed_and_keeps_receiving() {
     // A tiny room buffer, and a member whose socket accepts almost nothing until it reads.
     let config = Config {

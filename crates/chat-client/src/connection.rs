@@ -1,0 +1,304 @@
+//! One connection to the server: the handshake ([`Connection::register`]), then the chat
+//! loop ([`Connection::chat`]) that joins the socket and the user's input with
+//! `tokio::select!`.
+//!
+//! The loop never blocks on one side while the other waits: lines to send queue in an
+//! outbox that is written by its own `select!` branch, so the server's echoes are read
+//! while a write is in progress and neither side can stall the other. Input is taken one
+//! line at a time, only when the previous one has been written.
+
+use crate::error::ClientError;
+use crate::input::{Typed, classify};
+use crate::render::{render, render_line_error, render_unparsed};
+use crate::{Options, Outcome};
+use chat_proto::text::escape_controls;
+use chat_proto::{CLIENT_MAX_LINE, Command, ErrorCode, LineCodec, Nick, ServerFrame};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use jiff::tz::TimeZone;
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::io;
+use std::pin::pin;
+use std::task::ready;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
+use tokio::time::Instant;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+/// A connection to the server, before and after its handshake.
+///
+/// [`crate::run`] is the usual entry point; the binary uses this type directly so that,
+/// on a terminal, it can ask for another nickname when one is refused.
+pub struct Connection<S> {
+    reader: FramedRead<ReadHalf<S>, LineCodec>,
+    writer: FramedWrite<WriteHalf<S>, LineCodec>,
+    /// Bound on every wait for the server.
+    timeout: Duration,
+    /// Time zone in which event times are shown.
+    time_zone: TimeZone,
+    /// Whether the server's `NICK` prompt has been read and not answered yet, so that a
+    /// second [`Connection::register`] does not wait for a prompt that already came.
+    prompted: bool,
+    /// Lines shown when the chat starts: the welcome, and anything unexpected the
+    /// server sent during the handshake.
+    pending: Vec<String>,
+}
+
+/// What the server sent, read from the socket.
+enum Incoming {
+    /// A valid frame.
+    Frame(ServerFrame),
+    /// Anything else, already rendered.
+    Other(String),
+}
+
+/// Where the chat loop is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    /// Sending what the user types.
+    Chatting,
+    /// Input ended; `/ping <token>` sent, waiting for its `PONG`.
+    Draining {
+        /// The token of our `/ping`.
+        token: String,
+    },
+    /// `/quit` sent; waiting for `BYE` or the end of the connection.
+    Quitting(Outcome),
+}
+
+impl<S: AsyncRead + AsyncWrite> Connection<S> {
+    /// Wraps a connected stream. Nothing is read or written yet.
+    pub fn new(conn: S, opts: &Options) -> Connection<S> {
+        let (read, write) = tokio::io::split(conn);
+        Connection {
+            reader: FramedRead::new(read, LineCodec::new(CLIENT_MAX_LINE)),
+            writer: FramedWrite::new(write, LineCodec::new(CLIENT_MAX_LINE)),
+            timeout: opts.timeout,
+            time_zone: opts.time_zone.clone(),
+            prompted: false,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Answers the server's `NICK` prompt with `nick` and waits for `WELCOME`.
+    ///
+    /// A nickname that is not valid is refused here, without asking the server. On
+    /// [`ClientError::NickRefused`] the connection can be used for another try (the
+    /// server asks again); any other error ends it.
+    pub async fn register(&mut self, nick: &str) -> Result<Nick, ClientError> {
+        if let Err(e) = Nick::new(nick) {
+            return Err(ClientError::NickRefused {
+                nick: escape_controls(nick).into_owned(),
+                code: ErrorCode::NickInvalid,
+                text: e.to_string(),
+            });
+        }
+        let after = self.timeout;
+        match tokio::time::timeout(after, self.register_within(nick)).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Timeout {
+                waiting_for: "the nickname to be accepted",
+                after,
+            }),
+        }
+    }
+
+    async fn register_within(&mut self, nick: &str) -> Result<Nick, ClientError> {
+        while !self.prompted {
+            match self.next_incoming().await? {
+                Incoming::Frame(ServerFrame::NickPrompt) => self.prompted = true,
+                Incoming::Frame(ServerFrame::Bye { reason }) => return Err(bye(&reason)),
+                Incoming::Frame(frame) => self.pending.push(render(&frame, &self.time_zone)),
+                Incoming::Other(line) => self.pending.push(line),
+            }
+        }
+        self.writer.send(nick).await?;
+        self.prompted = false;
+        loop {
+            match self.next_incoming().await? {
+                Incoming::Frame(ServerFrame::Welcome { nick, text }) => {
+                    let welcome = ServerFrame::Welcome {
+                        nick: nick.clone(),
+                        text,
+                    };
+                    self.pending.push(render(&welcome, &self.time_zone));
+                    return Ok(nick);
+                }
+                Incoming::Frame(ServerFrame::Error { code, text }) => {
+                    return Err(ClientError::NickRefused {
+                        nick: nick.to_owned(),
+                        code: escape_code(code),
+                        text: escape_controls(&text).into_owned(),
+                    });
+                }
+                Incoming::Frame(ServerFrame::NickPrompt) => {
+                    self.prompted = true;
+                    return Err(ClientError::NickRefused {
+                        nick: nick.to_owned(),
+                        code: ErrorCode::Other("NICK".into()),
+                        text: "the server asked for another nickname".into(),
+                    });
+                }
+                Incoming::Frame(ServerFrame::Bye { reason }) => return Err(bye(&reason)),
+                Incoming::Frame(frame) => self.pending.push(render(&frame, &self.time_zone)),
+                Incoming::Other(line) => self.pending.push(line),
+            }
+        }
+    }
+
+    /// Runs the chat after a successful [`Connection::register`]: sends each line of
+    /// `input` (a bare line is a message, `/...` a command) and shows each frame from
+    /// the server on `output`.
+    ///
+    /// Ends with [`Outcome::Quit`] when the user typed `/quit` and the server said `BYE`,
+    /// or with [`Outcome::EndOfInput`] when `input` ended, the server confirmed every
+    /// line (a `/ping` answered by `PONG`), and then `/quit` was answered. The server
+    /// closing the connection otherwise is an error.
+    pub async fn chat<I, O>(mut self, input: I, output: O) -> Result<Outcome, ClientError>
+    where
+        I: Stream<Item = String>,
+        O: Sink<String>,
+        O::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let mut input = pin!(input.fuse());
+        let mut output = pin!(output);
+        let show = |e: O::Error| ClientError::Output(Box::new(e));
+        for line in std::mem::take(&mut self.pending) {
+            output.send(line).await.map_err(show)?;
+        }
+        let mut outbox: VecDeque<String> = VecDeque::new();
+        // Set while the outbox or the writer's buffer holds something not yet flushed.
+        let mut unflushed = false;
+        let mut phase = Phase::Chatting;
+        let mut deadline: Option<(Instant, &'static str)> = None;
+        loop {
+            let take_input = phase == Phase::Chatting && !unflushed;
+            let wake = deadline.map_or_else(far_future, |(at, _)| at);
+            tokio::select! {
+                incoming = self.reader.next() => {
+                    let line = match incoming {
+                        None => {
+                            return match phase {
+                                Phase::Quitting(outcome) => Ok(outcome),
+                                _ => Err(ClientError::Closed),
+                            };
+                        }
+                        Some(Err(e)) => return Err(ClientError::Io(e)),
+                        Some(Ok(Err(e))) => render_line_error(&e),
+                        Some(Ok(Ok(line))) => match ServerFrame::parse(&line) {
+                            Err(e) => render_unparsed(&line, &e),
+                            Ok(ServerFrame::Bye { reason }) => {
+                                let Phase::Quitting(outcome) = phase else {
+                                    return Err(bye(&reason));
+                                };
+                                let frame = ServerFrame::Bye { reason };
+                                output.send(render(&frame, &self.time_zone)).await.map_err(show)?;
+                                return Ok(outcome);
+                            }
+                            Ok(ServerFrame::Pong { token: Some(token) })
+                                if matches!(&phase, Phase::Draining { token: ours } if *ours == token) =>
+                            {
+                                // Everything we sent has been handled and echoed: leave.
+                                outbox.push_back(Command::Quit(None).to_string());
+                                unflushed = true;
+                                phase = Phase::Quitting(Outcome::EndOfInput);
+                                deadline = Some((Instant::now() + self.timeout, "BYE after /quit"));
+                                continue;
+                            }
+                            Ok(frame) => render(&frame, &self.time_zone),
+                        },
+                    };
+                    output.send(line).await.map_err(show)?;
+                }
+                written = write_outbox(&mut self.writer, &mut outbox), if unflushed => {
+                    written?;
+                    unflushed = false;
+                }
+                typed = input.next(), if take_input => match typed {
+                    None => {
+                        let token = end_token();
+                        outbox.push_back(Command::Ping(Some(token.clone())).to_string());
+                        unflushed = true;
+                        phase = Phase::Draining { token };
+                        deadline = Some((Instant::now() + self.timeout, "PONG after the end of input"));
+                    }
+                    Some(line) => match classify(&line) {
+                        Typed::Nothing => {}
+                        Typed::Refused(shown) => output.send(shown).await.map_err(show)?,
+                        Typed::Send { line, quit } => {
+                            outbox.push_back(line);
+                            unflushed = true;
+                            if quit {
+                                phase = Phase::Quitting(Outcome::Quit);
+                                deadline = Some((Instant::now() + self.timeout, "BYE after /quit"));
+                            }
+                        }
+                    },
+                },
+                () = tokio::time::sleep_until(wake), if deadline.is_some() => {
+                    let waiting_for = deadline.map_or("the server", |(_, what)| what);
+                    return Err(ClientError::Timeout { waiting_for, after: self.timeout });
+                }
+            }
+        }
+    }
+
+    /// The next line from the server; the end of the connection is an error here.
+    async fn next_incoming(&mut self) -> Result<Incoming, ClientError> {
+        match self.reader.next().await {
+            None => Err(ClientError::Closed),
+            Some(Err(e)) => Err(ClientError::Io(e)),
+            Some(Ok(Err(e))) => Ok(Incoming::Other(render_line_error(&e))),
+            Some(Ok(Ok(line))) => Ok(match ServerFrame::parse(&line) {
+                Ok(frame) => Incoming::Frame(frame),
+                Err(e) => Incoming::Other(render_unparsed(&line, &e)),
+            }),
+        }
+    }
+}
+
+/// Moves the outbox into the writer and flushes it. Cancel-safe: a line leaves the
+/// outbox only once it is in the writer's buffer, and the buffer keeps what a cancelled
+/// flush did not write, so the next call carries on where this one stopped.
+fn write_outbox<'a, W>(
+    writer: &'a mut W,
+    outbox: &'a mut VecDeque<String>,
+) -> impl Future<Output = io::Result<()>> + 'a
+where
+    W: Sink<String, Error = io::Error> + Unpin,
+{
+    poll_fn(move |cx| {
+        while !outbox.is_empty() {
+            ready!(writer.poll_ready_unpin(cx))?;
+            if let Some(line) = outbox.pop_front() {
+                writer.start_send_unpin(line)?;
+            }
+        }
+        writer.poll_flush_unpin(cx)
+    })
+}
+
+/// The token of the `/ping` sent at the end of input: distinct from what a user would
+/// type, and from one run to the next.
+fn end_token() -> String {
+    let now = jiff::Timestamp::now().as_nanosecond();
+    format!("chat-client-eof-{}-{now}", std::process::id())
+}
+
+/// An instant the chat loop never reaches; its timer branch is disabled then anyway.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+fn bye(reason: &str) -> ClientError {
+    ClientError::Bye {
+        reason: escape_controls(reason).into_owned(),
+    }
+}
+
+fn escape_code(code: ErrorCode) -> ErrorCode {
+    match code {
+        ErrorCode::Other(code) => ErrorCode::Other(escape_controls(&code).into_owned()),
+        known => known,
+    }
+}

@@ -1,0 +1,65 @@
+//! Why a client session ended badly. Each variant is one line for the user; the binary
+//! prints it as `chat-client: error: ...` and exits non-zero.
+
+use chat_proto::ErrorCode;
+use std::io;
+use std::time::Duration;
+
+/// A session that did not end with the user's `/quit` or a confirmed end of input.
+///
+/// Text that came from the server (reasons, error text) is already escaped with
+/// [`chat_proto::text::escape_controls`], so printing an error is always safe.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The TCP connection could not be made (refused, unreachable, bad address).
+    #[error("cannot connect to {addr}")]
+    Connect {
+        /// The address as given.
+        addr: String,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The server did not answer in time.
+    #[error("no answer from the server within {after:?} while waiting for {waiting_for}")]
+    Timeout {
+        /// What the client was waiting for.
+        waiting_for: &'static str,
+        /// The limit in force.
+        after: Duration,
+    },
+    /// Reading from or writing to the server failed (for example a reset connection).
+    #[error("connection to the server lost")]
+    Io(#[from] io::Error),
+    /// The server closed the connection without a `BYE` while the client still needed it.
+    #[error("the server closed the connection")]
+    Closed,
+    /// The server said `BYE` although the client had not quit (shutdown, handshake
+    /// timeout, server full).
+    #[error("the server closed the connection: {reason}")]
+    Bye {
+        /// The server's reason, escaped.
+        reason: String,
+    },
+    /// The nickname was refused: invalid, or taken. The connection is still usable for
+    /// another [`crate::Connection::register`].
+    #[error("nickname {nick:?} refused: {code}: {text}")]
+    NickRefused {
+        /// The nickname that was tried.
+        nick: String,
+        /// Why, as an error code (`NICK_TAKEN`, `NICK_INVALID`, ...), escaped.
+        code: ErrorCode,
+        /// Why, for people, escaped.
+        text: String,
+    },
+    /// Showing a line failed (for example standard output was closed).
+    #[error("cannot write the output")]
+    Output(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ClientError {
+    /// Whether the user could try again with another nickname on the same connection.
+    pub fn is_nick_refused(&self) -> bool {
+        matches!(self, ClientError::NickRefused { .. })
+    }
+}

@@ -66,7 +66,7 @@ async fn run(args: Args) -> anyhow::Result<chat_client::Outcome> {
     let mut opts = Options::new(args.nick.clone().unwrap_or_default());
     opts.timeout = Duration::from_secs(args.timeout);
     if args.nick.is_none() {
-        opts.nick = ask_nick(&mut input).await?;
+        opts.nick = ask_nick(&mut input, interactive).await?;
     }
     let conn = chat_client::connect(&args.addr, opts.timeout).await?;
     let mut connection = Connection::new(conn, &opts);
@@ -76,7 +76,7 @@ async fn run(args: Args) -> anyhow::Result<chat_client::Outcome> {
             Ok(_) => break,
             Err(e @ ClientError::NickRefused { .. }) if interactive => {
                 eprintln!("chat-client: {e}");
-                nick = ask_nick(&mut input).await?;
+                nick = ask_nick(&mut input, interactive).await?;
             }
             Err(e) => return Err(e.into()),
         }
@@ -85,12 +85,21 @@ async fn run(args: Args) -> anyhow::Result<chat_client::Outcome> {
     Ok(connection.chat(input, output).await?)
 }
 
-/// Prompts on standard error and takes the next line of input as a nickname.
-async fn ask_nick(input: &mut (impl Stream<Item = String> + Unpin)) -> anyhow::Result<String> {
+/// Prompts on standard error and takes the next line of input as a nickname. When
+/// input is not a terminal, nothing echoes the answer, so it is written after the
+/// prompt, and standard error reads as it would on a terminal.
+async fn ask_nick(
+    input: &mut (impl Stream<Item = String> + Unpin),
+    interactive: bool,
+) -> anyhow::Result<String> {
     eprint!("Choose a nickname: ");
     let _ = std::io::stderr().flush();
-    match input.next().await {
-        Some(line) => Ok(line.trim().to_owned()),
+    let answer = input.next().await.map(|line| line.trim().to_owned());
+    if !interactive || answer.is_none() {
+        eprintln!("{}", answer.as_deref().unwrap_or_default());
+    }
+    match answer {
+        Some(nick) => Ok(nick),
         None => bail!("no nickname given: standard input ended"),
     }
 }

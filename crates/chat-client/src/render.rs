@@ -18,7 +18,11 @@ use std::fmt::Write as _;
 
 /// The line that shows `frame`, with event times in `tz`.
 pub fn render(frame: &ServerFrame, tz: &TimeZone) -> String {
-    let time = |t: &Timestamp| t.to_zoned_datetime(tz.clone()).strftime("%H:%M").to_string();
+    let time = |t: &Timestamp| {
+        t.to_zoned_datetime(tz.clone())
+            .strftime("%H:%M")
+            .to_string()
+    };
     match frame {
         ServerFrame::NickPrompt => "-- the server asks for a nickname".to_owned(),
         ServerFrame::Welcome { nick, text } => {
@@ -41,7 +45,11 @@ pub fn render(frame: &ServerFrame, tz: &TimeZone) -> String {
             to,
             time: t,
             text,
-        } => format!("{} [pm] <{from} -> {to}> {}", time(t), escape_controls(text)),
+        } => format!(
+            "{} [pm] <{from} -> {to}> {}",
+            time(t),
+            escape_controls(text)
+        ),
         ServerFrame::Join {
             room,
             nick,
@@ -157,18 +165,39 @@ mod tests {
     #[test]
     fn events_show_time_room_and_nick() {
         let cases = [
-            (format!("MSG #general bob {T} :hello"), "12:01 [#general] <bob> hello"),
-            (format!("ACTION #general bob {T} :waves"), "12:01 [#general] * bob waves"),
-            (format!("PRIVMSG bob alice {T} :hi"), "12:01 [pm] <bob -> alice> hi"),
-            (format!("JOIN #general bob {T}"), "12:01 [#general] --> bob joined"),
-            (format!("PART #rust bob {T} :bored"), "12:01 [#rust] <-- bob left (bored)"),
+            (
+                format!("MSG #general bob {T} :hello"),
+                "12:01 [#general] <bob> hello",
+            ),
+            (
+                format!("ACTION #general bob {T} :waves"),
+                "12:01 [#general] * bob waves",
+            ),
+            (
+                format!("PRIVMSG bob alice {T} :hi"),
+                "12:01 [pm] <bob -> alice> hi",
+            ),
+            (
+                format!("JOIN #general bob {T}"),
+                "12:01 [#general] --> bob joined",
+            ),
+            (
+                format!("PART #rust bob {T} :bored"),
+                "12:01 [#rust] <-- bob left (bored)",
+            ),
             (format!("PART #rust bob {T}"), "12:01 [#rust] <-- bob left"),
-            (format!("QUIT #general bob {T} :bye all"), "12:01 [#general] <-- bob quit (bye all)"),
+            (
+                format!("QUIT #general bob {T} :bye all"),
+                "12:01 [#general] <-- bob quit (bye all)",
+            ),
             (
                 format!("RENAME #general bob robert {T}"),
                 "12:01 [#general] -- bob is now known as robert",
             ),
-            (format!("RENAME * bob robert {T}"), "12:01 -- bob is now known as robert"),
+            (
+                format!("RENAME * bob robert {T}"),
+                "12:01 -- bob is now known as robert",
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(utc(&parse(&line)), want, "for {line:?}");
@@ -186,14 +215,26 @@ mod tests {
             ("LAGGED #general 12", "-- missed 12 events in #general"),
             ("LAGGED #general 1", "-- missed 1 event in #general"),
             ("CURRENT #rust", "-- now talking in #rust"),
-            ("CURRENT *", "-- now talking in no room (/join #room to talk)"),
+            (
+                "CURRENT *",
+                "-- now talking in no room (/join #room to talk)",
+            ),
             ("MEMBERS #general alice bob", "-- in #general: alice bob"),
-            ("ROOMS #general=2 #rust=1", "-- rooms: #general (2) #rust (1)"),
+            (
+                "ROOMS #general=2 #rust=1",
+                "-- rooms: #general (2) #rust (1)",
+            ),
             ("ROOMS", "-- rooms: none"),
             ("PONG :abc", "-- pong abc"),
             ("PONG", "-- pong"),
-            ("HELP :/join #room  join a room", "-- /join #room  join a room"),
-            ("ERR NICK_TAKEN :nickname taken", "!! NICK_TAKEN: nickname taken"),
+            (
+                "HELP :/join #room  join a room",
+                "-- /join #room  join a room",
+            ),
+            (
+                "ERR NICK_TAKEN :nickname taken",
+                "!! NICK_TAKEN: nickname taken",
+            ),
             ("ERR SOMETHING_NEW :later", "!! SOMETHING_NEW: later"),
             ("BYE :server shutting down", "-- bye: server shutting down"),
         ];
@@ -267,7 +308,10 @@ mod tests {
                 chat_proto::text::first_forbidden(&shown).is_none(),
                 "{shown:?} from {frame:?}"
             );
-            assert!(shown.contains("\\x1b[2J\\x1b[31mred\\x07\\x0d\\u{202e}txt"), "{shown:?}");
+            assert!(
+                shown.contains("\\x1b[2J\\x1b[31mred\\x07\\x0d\\u{202e}txt"),
+                "{shown:?}"
+            );
         }
         assert_eq!(
             utc(&frames[0]),
@@ -285,7 +329,10 @@ mod tests {
 
         let line = "MSG #general bob notatime :hi";
         let shown = render_unparsed(line, &ServerFrame::parse(line).unwrap_err());
-        assert!(shown.starts_with("?? MSG #general bob notatime :hi ("), "{shown}");
+        assert!(
+            shown.starts_with("?? MSG #general bob notatime :hi ("),
+            "{shown}"
+        );
     }
 
     #[test]

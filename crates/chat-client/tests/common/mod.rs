@@ -1,17 +1,20 @@
 //! A real chat server in the test's own runtime, and helpers to wait with a bound.
 
+use chat_proto::{LineCodec, ServerFrame};
+use futures::{SinkExt, StreamExt};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_util::codec::Framed;
 
 /// Bound on every wait in the tests; a failure shows up as a panic, never a hang.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// `fut`, or a panic naming `what` if it takes longer than [`WAIT`].
-pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+pub(crate) async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
     match tokio::time::timeout(WAIT, fut).await {
         Ok(value) => value,
         Err(_) => panic!("timed out waiting for {what}"),
@@ -20,14 +23,14 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
 
 /// A `chat_server::run` on `127.0.0.1:0`, shut down when [`TestServer::shutdown`] is
 /// called or the value is dropped.
-pub struct TestServer {
-    pub addr: SocketAddr,
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestServer {
-    pub async fn start() -> TestServer {
+    pub(crate) async fn start() -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
@@ -47,7 +50,7 @@ impl TestServer {
     }
 
     /// Starts the server's graceful shutdown and waits for it to finish.
-    pub async fn shutdown(&mut self) {
+    pub(crate) async fn shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -61,9 +64,63 @@ impl TestServer {
 }
 
 /// An address on which nothing listens: bound, then released.
-pub async fn closed_port() -> SocketAddr {
+pub(crate) async fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     drop(listener);
     addr
+}
+
+/// Another user, speaking the protocol directly over TCP.
+pub(crate) struct Peer {
+    framed: Framed<TcpStream, LineCodec>,
+}
+
+impl Peer {
+    /// Connects, registers `nick` and waits until it is talking in `#general`.
+    pub(crate) async fn connect(addr: SocketAddr, nick: &str) -> Peer {
+        let stream = within("connect", TcpStream::connect(addr))
+            .await
+            .expect("connect");
+        let mut peer = Peer {
+            framed: Framed::new(stream, LineCodec::new(chat_proto::CLIENT_MAX_LINE)),
+        };
+        peer.expect("NICK", |f| *f == ServerFrame::NickPrompt).await;
+        peer.send(nick).await;
+        peer.expect("WELCOME", |f| matches!(f, ServerFrame::Welcome { .. }))
+            .await;
+        peer.expect("CURRENT", |f| matches!(f, ServerFrame::Current { .. }))
+            .await;
+        peer
+    }
+
+    pub(crate) async fn send(&mut self, line: &str) {
+        within("a write", self.framed.send(line))
+            .await
+            .expect("send");
+    }
+
+    /// Reads frames until one matches `pred`, skipping the others.
+    pub(crate) async fn expect(
+        &mut self,
+        what: &str,
+        mut pred: impl FnMut(&ServerFrame) -> bool,
+    ) -> ServerFrame {
+        within(what, async {
+            loop {
+                let line = self
+                    .framed
+                    .next()
+                    .await
+                    .unwrap_or_else(|| panic!("connection closed waiting for {what}"))
+                    .expect("read")
+                    .expect("line");
+                let frame = ServerFrame::parse(&line).expect("valid frame");
+                if pred(&frame) {
+                    return frame;
+                }
+            }
+        })
+        .await
+    }
 }

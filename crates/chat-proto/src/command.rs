@@ -49,7 +49,7 @@ pub enum CommandError {
     #[error("empty line")]
     Empty,
     /// `/name` is not a command.
-    #[error("unknown command /{0} (try /help)")]
+    #[error("unknown command /{} (try /help)", crate::text::escape_controls(.0))]
     Unknown(String),
     /// The arguments did not fit; the text is the command's usage.
     #[error("usage: {0}")]

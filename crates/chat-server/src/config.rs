@@ -20,8 +20,8 @@ pub struct Config {
     #[arg(long, env = "CHAT_ROOM_CAPACITY", default_value_t = 1024, value_parser = parse_capacity)]
     pub room_capacity: usize,
 
-    /// Private messages and replies queued for one connection. A private message to a
-    /// full queue is refused with `ERR RECIPIENT_BUSY`.
+    /// Private messages queued for one connection. A private message to a full queue is
+    /// refused with `ERR RECIPIENT_BUSY`.
     #[arg(long, env = "CHAT_MAILBOX_CAPACITY", default_value_t = 256, value_parser = parse_capacity)]
     pub mailbox_capacity: usize,
 
@@ -35,8 +35,8 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
-    /// Time a client may take to accept pending output before it is disconnected as a
-    /// slow consumer.
+    /// A client that accepts no byte of pending output for this long is disconnected as
+    /// a slow consumer.
     #[arg(long, env = "CHAT_WRITE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub write_timeout: Duration,
 

@@ -69,9 +69,10 @@ pub(crate) enum Joined {
         room: Room,
         /// For sending to the room.
         tx: broadcast::Sender<Bytes>,
-        /// For receiving from the room; subscribed before the `JOIN` was sent, so it
-        /// starts with that event.
+        /// For receiving from the room: everything after the `JOIN`.
         rx: broadcast::Receiver<Bytes>,
+        /// The `JOIN` event, to show the joiner first.
+        join: Bytes,
         /// Everyone in the room, the newcomer included.
         members: Vec<Nick>,
     },
@@ -157,7 +158,6 @@ impl Hub {
         if entry.members.contains(key) {
             return Joined::Already;
         }
-        let rx = entry.tx.subscribe();
         entry.members.insert(key.to_owned());
         peer.rooms.insert(room.folded());
         let frame = ServerFrame::Join {
@@ -165,7 +165,12 @@ impl Hub {
             nick: peer.nick.clone(),
             time: now(),
         };
-        let _ = entry.tx.send(frame.to_bytes());
+        let join = frame.to_bytes();
+        let _ = entry.tx.send(join.clone());
+        // Subscribed after the JOIN: the joiner hears everything said after it and is
+        // shown the JOIN itself first. (Subscribed before, a message sent concurrently,
+        // without the hub lock, could arrive ahead of the JOIN.)
+        let rx = entry.tx.subscribe();
         let members = entry
             .members
             .iter()
@@ -175,6 +180,7 @@ impl Hub {
             room: entry.name.clone(),
             tx: entry.tx.clone(),
             rx,
+            join,
             members,
         }
     }

@@ -24,7 +24,13 @@ pub struct Server {
     config: Arc<Config>,
     /// Permits for connections being served.
     connections: Arc<Semaphore>,
+    /// Permits for connections being told the server is full; past them a connection is
+    /// closed without a word, so a flood of refusals cannot hold sockets of its own.
+    refusals: Arc<Semaphore>,
 }
+
+/// Connections being refused with `ERR SERVER_FULL` at once.
+const MAX_REFUSALS: usize = 64;
 
 /// What a server holds at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,10 +48,12 @@ impl Server {
     pub fn new(config: Config) -> Server {
         let hub = Arc::new(Hub::new(config.room_capacity));
         let connections = Arc::new(Semaphore::new(config.max_connections));
+        let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
         Server {
             hub,
             config: Arc::new(config),
             connections,
+            refusals,
         }
     }
 
@@ -125,7 +133,15 @@ impl Server {
                 }
                 Err(_) => {
                     let limit = self.config.max_connections;
-                    tracker.spawn(refuse(stream, limit).instrument(span));
+                    if let Ok(permit) = self.refusals.clone().try_acquire_owned() {
+                        tracker.spawn(
+                            async move {
+                                refuse(stream, limit).await;
+                                drop(permit);
+                            }
+                            .instrument(span),
+                        );
+                    }
                 }
             }
         }

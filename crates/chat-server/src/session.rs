@@ -15,6 +15,7 @@ use futures::{FutureExt, StreamExt};
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -28,6 +29,9 @@ use tracing::{Span, info};
 
 /// Output beyond which the session stops collecting ready events and writes.
 const BATCH_LIMIT: usize = 64 * 1024;
+
+/// Longest wait to write a goodbye (`BYE` after `/quit` or a handshake timeout).
+const FAREWELL_LIMIT: Duration = Duration::from_secs(5);
 
 /// Nicknames per `MEMBERS` frame and rooms per `ROOMS` frame, so that no frame comes
 /// near a client's line limit.
@@ -110,29 +114,39 @@ impl Connection {
         if self.out.is_empty() {
             return Ok(());
         }
-        match tokio::time::timeout(
-            self.config.write_timeout,
-            self.writer.write_all_buf(&mut self.out),
-        )
-        .await
-        {
-            Ok(Ok(())) => {
-                // Give back a buffer that a burst made large.
-                if self.out.capacity() > BATCH_LIMIT * 2 {
-                    self.out = BytesMut::new();
+        // The timeout is on progress: a client that reads slowly but steadily stays.
+        while !self.out.is_empty() {
+            match tokio::time::timeout(
+                self.config.write_timeout,
+                self.writer.write_buf(&mut self.out),
+            )
+            .await
+            {
+                Ok(Ok(0)) => return Err("connection closed".into()),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(io_reason(&e)),
+                Err(_) => {
+                    return Err(format!(
+                        "slow consumer: no output accepted for {:?}",
+                        self.config.write_timeout
+                    ));
                 }
-                Ok(())
             }
-            Ok(Err(e)) => Err(io_reason(&e)),
-            Err(_) => Err(format!(
-                "slow consumer: no output accepted for {:?}",
-                self.config.write_timeout
-            )),
         }
+        // Give back a buffer that a burst made large.
+        if self.out.capacity() > BATCH_LIMIT * 2 {
+            self.out = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    /// How long a goodbye may take to write before the connection is dropped anyway.
+    fn farewell_limit(&self) -> Duration {
+        self.config.write_timeout.min(FAREWELL_LIMIT)
     }
 
     /// Sends a last frame and closes, without waiting longer than `limit`.
-    async fn close_with(&mut self, frame: ServerFrame, limit: std::time::Duration) {
+    async fn close_with(&mut self, frame: ServerFrame, limit: Duration) {
         self.push(&frame);
         let _ = tokio::time::timeout(limit, async {
             let _ = self.writer.write_all_buf(&mut self.out).await;
@@ -165,7 +179,8 @@ impl Connection {
             result = tokio::time::timeout(timeout, self.choose_nick(hub)) => match result {
                 Ok(result) => result,
                 Err(_) => {
-                    self.close_with(ServerFrame::Bye { reason: "handshake timed out".into() }, timeout).await;
+                    let limit = self.farewell_limit();
+                    self.close_with(ServerFrame::Bye { reason: "handshake timed out".into() }, limit).await;
                     Err("handshake timed out".into())
                 }
             },
@@ -271,7 +286,7 @@ impl Session {
         });
         self.join(&Room::general());
         loop {
-            self.collect_ready();
+            self.collect_ready(BATCH_LIMIT);
             if let Err(reason) = self.conn.flush().await {
                 return reason;
             }
@@ -286,7 +301,7 @@ impl Session {
                     Some(Err(e)) => return io_reason(&e),
                     Some(Ok(Err(e))) => self.conn.line_error(e),
                     Some(Ok(Ok(line))) => if let Flow::Quit(reason) = self.handle_line(&line) {
-                        let limit = self.conn.config.write_timeout.min(std::time::Duration::from_secs(5));
+                        let limit = self.conn.farewell_limit();
                         self.conn.close_with(ServerFrame::Bye { reason: reason.clone() }, limit).await;
                         return reason;
                     },
@@ -297,16 +312,18 @@ impl Session {
         }
     }
 
-    /// Appends every event that is ready without waiting, up to a batch's worth. Called
-    /// after each line, it also puts the echo of the session's own message before the
-    /// reply to its next line.
-    fn collect_ready(&mut self) {
-        while self.conn.out.len() < BATCH_LIMIT {
+    /// Appends events that are ready without waiting until the output holds `limit`
+    /// bytes. Called after each line, it also puts the echo of the session's own message
+    /// before the reply to its next line.
+    fn collect_ready(&mut self, limit: usize) {
+        while self.conn.out.len() < limit {
             if let Ok(bytes) = self.mailbox.try_recv() {
                 self.conn.push_bytes(&bytes);
                 continue;
             }
-            match self.streams.next().now_or_never() {
+            // Unconstrained: with the task's cooperative budget spent, a ready receiver
+            // would report "pending" and an event could be left behind.
+            match tokio::task::unconstrained(self.streams.next()).now_or_never() {
                 Some(Some((room, event))) => self.room_event(&room, event),
                 _ => break,
             }
@@ -366,8 +383,8 @@ impl Session {
                 }
             }
             Command::Ping(token) => {
-                // Everything earlier lines caused is already in the buffer, so PONG follows it.
-                self.collect_ready();
+                // Everything earlier lines caused goes in the buffer first, however much.
+                self.collect_ready(usize::MAX);
                 self.conn.push(&ServerFrame::Pong { token });
             }
         }
@@ -414,14 +431,11 @@ impl Session {
             Joined::New {
                 room,
                 tx,
-                mut rx,
+                rx,
+                join,
                 members,
             } => {
-                // The receiver was subscribed just before our JOIN was sent, so its first
-                // event is that JOIN: show it before the member list.
-                if let Ok(join) = rx.try_recv() {
-                    self.conn.push_bytes(&join);
-                }
+                self.conn.push_bytes(&join);
                 self.streams.insert(key.clone(), BroadcastStream::new(rx));
                 self.rooms.insert(
                     key.clone(),
@@ -444,24 +458,28 @@ impl Session {
     }
 
     fn part(&mut self, room: Option<Room>, reason: Option<String>) {
-        let key = match room {
-            Some(room) => room.folded(),
-            None => match &self.current {
-                Some(key) => key.clone(),
-                None => {
-                    return self
-                        .conn
-                        .error(ErrorCode::NoCurrentRoom, "you are in no room");
-                }
-            },
+        let key = match (&room, &self.current) {
+            (Some(room), _) => room.folded(),
+            (None, Some(key)) => key.clone(),
+            (None, None) => {
+                return self
+                    .conn
+                    .error(ErrorCode::NoCurrentRoom, "you are in no room");
+            }
         };
         if !self.rooms.contains_key(&key) {
+            let name = room.map_or(key, |r| r.to_string());
             return self
                 .conn
-                .error(ErrorCode::NotInRoom, format!("you are not in {key}"));
+                .error(ErrorCode::NotInRoom, format!("you are not in {name}"));
         }
-        // Stop listening first, so the leaver sees its PART once, from here.
-        self.streams.remove(&key);
+        // Deliver what the room said before, then stop listening, so the leaver sees its
+        // PART once, from here.
+        if let Some(mut stream) = self.streams.remove(&key) {
+            while let Some(Some(event)) = tokio::task::unconstrained(stream.next()).now_or_never() {
+                self.room_event(&key, event);
+            }
+        }
         self.rooms.remove(&key);
         if let Some(bytes) = self.hub.part(&self.registration.key, &key, reason) {
             self.conn.push_bytes(&bytes);
@@ -537,7 +555,14 @@ impl Session {
 
     fn rename(&mut self, new: Nick) {
         if new == self.nick {
-            return;
+            // Nothing changes; confirm it anyway, so a client waiting for an answer gets one.
+            let frame = ServerFrame::Rename {
+                room: None,
+                old: self.nick.clone(),
+                new,
+                time: now(),
+            };
+            return self.conn.push(&frame);
         }
         match self.hub.rename(&self.registration.key, &new) {
             Err(_) => self

@@ -275,3 +275,75 @@ async fn shutdown_tells_every_client_and_returns() {
         "no longer listening"
     );
 }
+
+#[tokio::test]
+async fn errors_never_echo_control_characters() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    alice.send("/a\u{1}b\u{1b}[31m").await;
+    match &alice.sync().await[..] {
+        [
+            ServerFrame::Error {
+                code: ErrorCode::UnknownCommand,
+                text,
+            },
+        ] => {
+            assert!(
+                chat_proto::text::first_forbidden(text).is_none(),
+                "{text:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn pong_follows_the_echo_even_behind_a_large_backlog() {
+    // Regression: the batch limit used to stop collecting before the echo of the line
+    // just sent, and the PONG of the next line overtook it.
+    let server = TestServer::start().await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut alice = Client::new(socket.connect(server.addr).await.unwrap());
+    assert_eq!(alice.recv().await, ServerFrame::NickPrompt);
+    alice.login("alice").await;
+    let bob = server.login("bob").await;
+    alice.sync().await;
+
+    // A backlog of about 4 MB that alice has not read, within the room's buffer.
+    let body = "b".repeat(4000);
+    let (read, mut write) = bob.framed.into_inner().into_split();
+    let writer = tokio::spawn(async move {
+        for _ in 0..1000 {
+            write
+                .write_all(format!("{body}\n").as_bytes())
+                .await
+                .unwrap();
+        }
+        write
+    });
+    let mut echoes = tokio_util::codec::FramedRead::new(
+        read,
+        chat_proto::LineCodec::new(chat_proto::CLIENT_MAX_LINE),
+    );
+    let mut seen = 0;
+    while seen < 1000 {
+        let line = tokio::time::timeout(WAIT, echoes.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen += usize::from(line.starts_with("MSG #general bob"));
+    }
+    writer.await.unwrap();
+
+    alice.send("mine").await;
+    let frames = alice.sync().await;
+    assert!(
+        frames
+            .iter()
+            .any(|f| msg_text(f, "#general", "alice") == Some("mine")),
+        "the echo of alice's line comes before the PONG of her next one"
+    );
+}

@@ -309,3 +309,12 @@ async fn rename_while_in_no_room_is_still_confirmed() {
         matches!(&alice.sync().await[..], [ServerFrame::Rename { room: None, new, .. }] if new.as_str() == "al")
     );
 }
+
+#[tokio::test]
+async fn renaming_to_the_same_spelling_is_confirmed() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    alice.send("/nick alice").await;
+    assert!(matches!(&alice.sync().await[..],
+        [ServerFrame::Rename { room: None, old, new, .. }] if old == new && new.as_str() == "alice"));
+}

@@ -45,6 +45,9 @@ pub enum ErrorCode {
     RecipientBusy,
     /// The server is at its connection limit; it closes the connection after this.
     ServerFull,
+    /// Your address holds as many connections as the server allows one address; it
+    /// closes the connection after this.
+    TooManyConnections,
     /// A code this version does not know, kept verbatim.
     Other(String),
 }
@@ -68,12 +71,13 @@ impl ErrorCode {
             ErrorCode::TooManyRooms => "TOO_MANY_ROOMS",
             ErrorCode::RecipientBusy => "RECIPIENT_BUSY",
             ErrorCode::ServerFull => "SERVER_FULL",
+            ErrorCode::TooManyConnections => "TOO_MANY_CONNECTIONS",
             ErrorCode::Other(code) => code,
         }
     }
 
     /// Every code this version knows, for documentation and tests.
-    pub const KNOWN: [ErrorCode; 15] = [
+    pub const KNOWN: [ErrorCode; 16] = [
         ErrorCode::NickInvalid,
         ErrorCode::NickTaken,
         ErrorCode::LineTooLong,
@@ -89,6 +93,7 @@ impl ErrorCode {
         ErrorCode::TooManyRooms,
         ErrorCode::RecipientBusy,
         ErrorCode::ServerFull,
+        ErrorCode::TooManyConnections,
     ];
 
     fn parse(s: &str) -> ErrorCode {

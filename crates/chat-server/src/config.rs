@@ -31,9 +31,40 @@ pub struct Config {
     pub max_rooms: usize,
 
     /// Connections served at once. Past it a new connection is told `ERR SERVER_FULL`
-    /// and closed.
-    #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000)]
-    pub max_connections: usize,
+    /// and closed. Default: the process's open-file limit less a reserve of 64 (the
+    /// binary first raises its soft limit to the hard limit).
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Connections one IP address may hold at once. Past it a new connection from that
+    /// address is told `ERR TOO_MANY_CONNECTIONS` and closed.
+    #[arg(long, env = "CHAT_MAX_PER_IP", default_value_t = 64, value_parser = parse_capacity)]
+    pub max_per_ip: usize,
+
+    /// Apply the per-address limit to loopback too (by default local clients, tests and
+    /// benchmarks may open as many connections as the total limit allows).
+    #[arg(long, env = "CHAT_LIMIT_LOOPBACK")]
+    pub limit_loopback: bool,
+
+    /// Lines a client may send in a burst before flood control slows it down.
+    #[arg(long, env = "CHAT_FLOOD_BURST", default_value_t = 5, value_parser = parse_capacity)]
+    pub flood_burst: usize,
+
+    /// Lines per second a client may send in the long run; past it the server reads its
+    /// next line later (nothing is dropped). 0 turns flood control off (for benchmarks).
+    #[arg(long, env = "CHAT_FLOOD_RATE", default_value_t = 2.0, value_parser = parse_rate)]
+    pub flood_rate: f64,
+
+    /// Disconnect a client that sends nothing for this long (`BYE :idle timeout`).
+    /// Off by default: idle but alive people are not kicked; dead peers are found by
+    /// TCP keepalive.
+    #[arg(long, env = "CHAT_IDLE_TIMEOUT", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+
+    /// Idle time before TCP keepalive probes start on a connection; a peer that answers
+    /// none of 5 probes 10 s apart is taken as gone.
+    #[arg(long, env = "CHAT_KEEPALIVE", default_value = "60s", value_parser = parse_duration)]
+    pub keepalive: Duration,
 
     /// A client that accepts no byte of pending output for this long is disconnected as
     /// a slow consumer.
@@ -53,10 +84,58 @@ impl Default for Config {
             room_capacity: 1024,
             mailbox_capacity: 256,
             max_rooms: 64,
-            max_connections: 10_000,
+            max_connections: None,
+            max_per_ip: 64,
+            limit_loopback: false,
+            flood_burst: 5,
+            flood_rate: 2.0,
+            idle_timeout: None,
+            keepalive: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
         }
+    }
+}
+
+impl Config {
+    /// The connection limit in force: the configured one, or one derived from the
+    /// process's open-file limit.
+    pub fn connection_limit(&self) -> usize {
+        self.max_connections.unwrap_or_else(|| {
+            let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+            usize::try_from(soft)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(FD_RESERVE)
+                .max(1)
+        })
+    }
+
+    /// A configuration without flood control, for tests and benchmarks that send fast.
+    pub fn unthrottled() -> Config {
+        Config {
+            flood_rate: 0.0,
+            ..Config::default()
+        }
+    }
+}
+
+/// File descriptors kept back from the derived connection limit, for the listener, logs,
+/// the store and connections being refused.
+const FD_RESERVE: usize = 64;
+
+/// Raises the open-file soft limit to the hard limit, so that the derived connection
+/// limit is as high as the system allows. Returns the new soft limit.
+pub fn raise_open_file_limit() -> std::io::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX)
+}
+
+/// Parses a rate in lines per second: 0 (off) or a positive number.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a rate in lines per second (0 turns it off)"
+        )),
     }
 }
 

@@ -9,6 +9,7 @@
 //!   never for an ordinary message.
 
 pub mod config;
+mod flood;
 mod hub;
 mod listener;
 mod session;

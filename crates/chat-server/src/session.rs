@@ -6,6 +6,7 @@
 //! arrive as bytes encoded once by the sender and shared by every member.
 
 use crate::config::Config;
+use crate::flood::TokenBucket;
 use crate::hub::{Hub, Joined, now};
 use bytes::{Bytes, BytesMut};
 use chat_proto::{
@@ -20,6 +21,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -285,26 +287,48 @@ impl Session {
             text: format!("Welcome to the chat, {}!", self.nick),
         });
         self.join(&Room::general());
+        let config = self.conn.config.clone();
+        let mut bucket = TokenBucket::new(config.flood_burst, config.flood_rate, Instant::now());
+        // Set while flood control holds back the client's next line.
+        let mut read_at: Option<Instant> = None;
+        let mut last_input = Instant::now();
         loop {
             self.collect_ready(BATCH_LIMIT);
             if let Err(reason) = self.conn.flush().await {
                 return reason;
             }
+            let idle_deadline = config.idle_timeout.map(|idle| last_input + idle);
             tokio::select! {
+                () = tokio::time::sleep_until(read_at.unwrap_or(last_input)), if read_at.is_some() => {
+                    read_at = None;
+                }
+                () = tokio::time::sleep_until(idle_deadline.unwrap_or(last_input)), if idle_deadline.is_some() => {
+                    let reason = format!("idle timeout: nothing received for {:?}", config.idle_timeout.unwrap_or_default());
+                    let limit = self.conn.farewell_limit();
+                    self.conn.close_with(ServerFrame::Bye { reason: reason.clone() }, limit).await;
+                    return reason;
+                }
                 _ = shutdown.cancelled() => {
                     let grace = self.conn.config.shutdown_grace;
                     self.conn.close_with(ServerFrame::Bye { reason: "server shutting down".into() }, grace).await;
                     return "server shutting down".into();
                 }
-                line = self.conn.reader.next() => match line {
+                                line = self.conn.reader.next(), if read_at.is_none() => match line {
                     None => return "connection closed".into(),
                     Some(Err(e)) => return io_reason(&e),
-                    Some(Ok(Err(e))) => self.conn.line_error(e),
-                    Some(Ok(Ok(line))) => if let Flow::Quit(reason) = self.handle_line(&line) {
-                        let limit = self.conn.farewell_limit();
-                        self.conn.close_with(ServerFrame::Bye { reason: reason.clone() }, limit).await;
-                        return reason;
-                    },
+                                        Some(Ok(line)) => {
+                        let now = Instant::now();
+                        last_input = now;
+                        read_at = bucket.as_mut().and_then(|b| b.take(now));
+                        match line {
+                            Err(e) => self.conn.line_error(e),
+                            Ok(line) => if let Flow::Quit(reason) = self.handle_line(&line) {
+                                let limit = self.conn.farewell_limit();
+                                self.conn.close_with(ServerFrame::Bye { reason: reason.clone() }, limit).await;
+                                return reason;
+                            },
+                        }
+                    }
                 },
                 Some(bytes) = self.mailbox.recv() => self.conn.push_bytes(&bytes),
                 Some((room, event)) = self.streams.next() => self.room_event(&room, event),

@@ -69,7 +69,7 @@ async fn nickname_with_crlf_and_surrounding_spaces_is_accepted() {
 async fn handshake_that_does_not_finish_is_closed() {
     let config = Config {
         handshake_timeout: Duration::from_millis(200),
-        ..Config::default()
+        ..Config::unthrottled()
     };
     let server = TestServer::with(config).await;
     let mut silent = server.connect().await;

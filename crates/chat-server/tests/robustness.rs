@@ -23,7 +23,7 @@ fn code(frames: &[ServerFrame]) -> Vec<ErrorCode> {
 async fn over_long_line_is_refused_and_the_connection_carries_on() {
     let config = Config {
         max_line: 64,
-        ..Config::default()
+        ..Config::unthrottled()
     };
     let server = TestServer::with(config).await;
     let mut alice = server.login("alice").await;
@@ -111,7 +111,7 @@ async fn unknown_commands_and_bad_arguments_get_stable_codes() {
 async fn rooms_per_connection_are_limited() {
     let config = Config {
         max_rooms: 3,
-        ..Config::default()
+        ..Config::unthrottled()
     };
     let server = TestServer::with(config).await;
     let mut alice = server.login("alice").await;
@@ -144,7 +144,7 @@ async fn lagging_member_is_told_what_it_missed_and_keeps_receiving() {
     // A tiny room buffer, and a member whose socket accepts almost nothing until it reads.
     let config = Config {
         room_capacity: 16,
-        ..Config::default()
+        ..Config::unthrottled()
     };
     let server = TestServer::with(config).await;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -224,8 +224,8 @@ async fn lagging_member_is_told_what_it_missed_and_keeps_receiving() {
 #[tokio::test]
 async fn connection_past_the_limit_is_told_and_the_others_carry_on() {
     let config = Config {
-        max_connections: 2,
-        ..Config::default()
+        max_connections: Some(2),
+        ..Config::unthrottled()
     };
     let server = TestServer::with(config).await;
     let mut alice = server.login("alice").await;

@@ -39,7 +39,7 @@ impl TestServer {
         };
         let task = tokio::spawn(chat_server::run(
             listener,
-            chat_server::Config::default(),
+            chat_server::Config::unthrottled(),
             shutdown,
         ));
         TestServer {

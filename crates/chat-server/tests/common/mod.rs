@@ -25,7 +25,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
-        TestServer::with(Config::default()).await
+        TestServer::with(Config::unthrottled()).await
     }
 
     pub async fn with(config: Config) -> TestServer {

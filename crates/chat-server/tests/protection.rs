@@ -260,3 +260,55 @@ async fn connection_storm_leaves_nothing_behind() {
     // And it still serves.
     server.login("after-the-storm").await;
 }
+
+#[tokio::test]
+async fn private_messages_to_a_stalled_recipient_are_refused_once_its_queue_is_full() {
+    let config = Config {
+        mailbox_capacity: 2,
+        ..Config::unthrottled()
+    };
+    let server = TestServer::with(config).await;
+    let _bob = server.login_small_buffer("bob").await;
+    let mut alice = server.login("alice").await;
+    alice.send("/part").await;
+    alice.sync().await;
+    // More room traffic than bob's socket and the kernel can hold: bob's session now
+    // waits on its socket and no longer empties its mailbox.
+    server.flood_general("flooder", 4000, 2000).await;
+
+    for i in 0..4 {
+        alice.send(&format!("/msg bob note {i}")).await;
+    }
+    let frames = alice.sync().await;
+    let delivered = frames
+        .iter()
+        .filter(|f| matches!(f, ServerFrame::Private { .. }))
+        .count();
+    let busy: Vec<_> = frames
+        .iter()
+        .filter(|f| {
+            matches!(
+                f,
+                ServerFrame::Error {
+                    code: ErrorCode::RecipientBusy,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!((delivered, busy.len()), (2, 2), "{frames:?}");
+}
+
+#[tokio::test]
+async fn shutdown_is_bounded_by_the_grace_even_with_a_stalled_client() {
+    let config = Config {
+        shutdown_grace: Duration::from_millis(300),
+        ..Config::unthrottled()
+    };
+    let mut server = TestServer::with(config).await;
+    let _stalled = server.login_small_buffer("stalled").await;
+    server.flood_general("flooder", 4000, 2000).await;
+    // The stalled session waits on a write that the 60 s write timeout would end; the
+    // grace ends it first (TestServer::shutdown allows 10 s).
+    server.shutdown().await;
+}

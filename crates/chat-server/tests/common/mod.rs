@@ -212,3 +212,50 @@ pub fn msg_text<'a>(frame: &'a ServerFrame, in_room: &str, who: &str) -> Option<
         _ => None,
     }
 }
+
+impl TestServer {
+    /// A logged-in client whose socket receive buffer is tiny, so that it holds back the
+    /// server as soon as it stops reading.
+    pub async fn login_small_buffer(&self, nick: &str) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut client = Client::new(socket.connect(self.addr).await.unwrap());
+        assert_eq!(client.recv().await, ServerFrame::NickPrompt);
+        client.login(nick).await;
+        client
+    }
+
+    /// Has a fresh client send `count` lines of `size` bytes to #general as fast as the
+    /// server takes them, and returns once it has seen all its echoes: every message has
+    /// then been broadcast. The client quits afterwards.
+    pub async fn flood_general(&self, nick: &str, count: usize, size: usize) {
+        use tokio::io::AsyncWriteExt;
+        let flooder = self.login(nick).await;
+        let (read, mut write) = flooder.framed.into_inner().into_split();
+        let body = "f".repeat(size);
+        let writer = tokio::spawn(async move {
+            for i in 0..count {
+                write
+                    .write_all(format!("{i} {body}\n").as_bytes())
+                    .await
+                    .unwrap();
+            }
+            write
+        });
+        let mut echoes =
+            tokio_util::codec::FramedRead::new(read, LineCodec::new(chat_proto::CLIENT_MAX_LINE));
+        let mine = format!("MSG #general {nick} ");
+        let mut seen = 0;
+        while seen < count {
+            let line = tokio::time::timeout(WAIT, echoes.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            seen += usize::from(line.starts_with(&mine));
+        }
+        let mut write = writer.await.unwrap();
+        let _ = write.write_all(b"/quit\n").await;
+    }
+}

@@ -1,0 +1,308 @@
+//! A bench client's connection: the socket, the handshake, entering the room, and the
+//! frame decoder; and opening many of them at once with bounded concurrency.
+
+use crate::live::Live;
+use anyhow::{Context, anyhow, bail};
+use bytes::{Buf, BytesMut};
+use chat_proto::{CLIENT_MAX_LINE, Room, ServerFrame};
+use futures::{StreamExt, TryStreamExt};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpSocket;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::codec::{Decoder, FramedRead};
+
+/// Initial read buffer of a connection; it grows when a burst needs more.
+const READ_BUFFER: usize = 4096;
+
+/// Splits the server's output into lines without copying or checking them: the hot
+/// path only looks at ASCII prefixes and numbers (see [`crate::message`]). Unlike
+/// [`chat_proto::LineCodec`] it yields the bytes, not a `String`, so a frame costs no
+/// allocation. The server always ends lines with a bare `\n`.
+#[derive(Debug, Default)]
+pub(crate) struct RawLines {
+    /// How far the buffer has been searched for `\n`.
+    next_index: usize,
+}
+
+impl Decoder for RawLines {
+    type Item = BytesMut;
+    type Error = io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+        match buf[self.next_index..].iter().position(|&b| b == b'\n') {
+            Some(offset) => {
+                let end = self.next_index + offset;
+                self.next_index = 0;
+                let mut line = buf.split_to(end + 1);
+                line.truncate(end);
+                Ok(Some(line))
+            }
+            None if buf.len() > CLIENT_MAX_LINE => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the server sent a line longer than {CLIENT_MAX_LINE} bytes"),
+            )),
+            None => {
+                self.next_index = buf.len();
+                Ok(None)
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+        let line = self.decode(buf)?;
+        if line.is_none() {
+            // A partial last line is of no use to a bench.
+            buf.advance(buf.len());
+            self.next_index = 0;
+        }
+        Ok(line)
+    }
+}
+
+/// The reading side of a logged-in connection.
+pub(crate) type Frames = FramedRead<OwnedReadHalf, RawLines>;
+
+/// A connection that has a nickname.
+pub(crate) struct Client {
+    pub(crate) nick: String,
+    pub(crate) frames: Frames,
+    pub(crate) writer: OwnedWriteHalf,
+}
+
+/// Socket options of a bench connection.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SocketOptions {
+    /// `SO_RCVBUF`, for members that must fill up quickly when they stop reading.
+    pub(crate) recv_buffer: Option<u32>,
+}
+
+impl Client {
+    /// Connects and completes the handshake as `nick`.
+    pub(crate) async fn connect(
+        addr: SocketAddr,
+        nick: String,
+        options: SocketOptions,
+    ) -> anyhow::Result<Client> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .context("cannot create a socket")?;
+        if let Some(size) = options.recv_buffer {
+            socket
+                .set_recv_buffer_size(size)
+                .context("cannot set the receive buffer size")?;
+        }
+        let stream = socket
+            .connect(addr)
+            .await
+            .with_context(|| format!("cannot connect to {addr}"))?;
+        stream.set_nodelay(true)?;
+        let (read, writer) = stream.into_split();
+        let mut client = Client {
+            nick,
+            frames: FramedRead::with_capacity(read, RawLines::default(), READ_BUFFER),
+            writer,
+        };
+        client.handshake().await?;
+        Ok(client)
+    }
+
+    /// `NICK`, the nickname, `WELCOME`.
+    async fn handshake(&mut self) -> anyhow::Result<()> {
+        match self.next_frame().await? {
+            ServerFrame::NickPrompt => {}
+            other => bail!("expected the NICK prompt, got: {other}"),
+        }
+        let line = format!("{}\n", self.nick);
+        self.writer.write_all(line.as_bytes()).await?;
+        loop {
+            match self.next_frame().await? {
+                ServerFrame::Welcome { .. } => return Ok(()),
+                ServerFrame::Error { code, text } => {
+                    bail!("nickname {} refused: {code} {text}", self.nick)
+                }
+                other => self.fail_on_close(&other)?,
+            }
+        }
+    }
+
+    /// Joins `room` (none: stays in no room) and leaves `#general`, then waits until the
+    /// server has handled both.
+    pub(crate) async fn enter(&mut self, room: Option<&Room>) -> anyhow::Result<()> {
+        let mut lines = String::new();
+        let general = Room::general();
+        match room {
+            Some(room) if room.folded() == general.folded() => {}
+            Some(room) => lines.push_str(&format!("/join {room}\n/part {general}\n")),
+            None => lines.push_str(&format!("/part {general}\n")),
+        }
+        lines.push_str("/ping entered\n");
+        self.writer.write_all(lines.as_bytes()).await?;
+        loop {
+            match self.next_frame().await? {
+                ServerFrame::Pong { .. } => return Ok(()),
+                ServerFrame::Error { code, text } => {
+                    bail!("{} could not enter the room: {code} {text}", self.nick)
+                }
+                other => self.fail_on_close(&other)?,
+            }
+        }
+    }
+
+    /// Sends `/quit` and waits for the server to close the connection.
+    pub(crate) async fn quit(mut self) -> anyhow::Result<()> {
+        self.writer.write_all(b"/quit\n").await?;
+        loop {
+            match self.frames.next().await {
+                None => return Ok(()),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// The next frame that this version of the protocol knows.
+    async fn next_frame(&mut self) -> anyhow::Result<ServerFrame> {
+        loop {
+            let line = match self.frames.next().await {
+                Some(line) => line?,
+                None => bail!("the server closed the connection of {}", self.nick),
+            };
+            let line = std::str::from_utf8(&line)
+                .map_err(|_| anyhow!("the server sent a line that is not UTF-8"))?;
+            if let Ok(frame) = ServerFrame::parse(line) {
+                return Ok(frame);
+            }
+        }
+    }
+
+    fn fail_on_close(&self, frame: &ServerFrame) -> anyhow::Result<()> {
+        match frame {
+            ServerFrame::Bye { reason } => {
+                bail!(
+                    "the server closed the connection of {}: {reason}",
+                    self.nick
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A name for this run, so that two benches against one server do not collide: 6 hex
+/// digits from the clock and the process id.
+pub(crate) fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| {
+            d.subsec_nanos() ^ (d.as_secs() as u32).rotate_left(11)
+        });
+    format!(
+        "{:06x}",
+        (nanos ^ std::process::id().rotate_left(7)) & 0xff_ffff
+    )
+}
+
+/// How [`connect_many`] opens and logs in connections.
+pub(crate) struct Setup<'a> {
+    pub(crate) addr: SocketAddr,
+    pub(crate) room: Option<&'a Room>,
+    pub(crate) options: SocketOptions,
+    pub(crate) concurrency: usize,
+    /// Bound on each connection's setup.
+    pub(crate) timeout: Duration,
+    pub(crate) live: &'a Arc<Live>,
+}
+
+/// Opens one connection per nickname, at most `setup.concurrency` at a time, logs each
+/// in and brings it into the room, and hands it at once to `start` (which typically
+/// spawns its receiver, so that nothing piles up while the others connect). Fails on
+/// the first connection that cannot be set up.
+pub(crate) async fn connect_many<T>(
+    setup: &Setup<'_>,
+    nicks: Vec<String>,
+    mut start: impl FnMut(usize, Client) -> T,
+) -> anyhow::Result<Vec<T>> {
+    let total = nicks.len();
+    let mut started: Vec<(usize, T)> = Vec::with_capacity(total);
+    let mut connecting = futures::stream::iter(nicks.into_iter().enumerate())
+        .map(|(i, nick)| async move {
+            let set_up = async {
+                let mut client = Client::connect(setup.addr, nick.clone(), setup.options).await?;
+                client.enter(setup.room).await?;
+                anyhow::Ok(client)
+            };
+            let client = tokio::time::timeout(setup.timeout, set_up)
+                .await
+                .map_err(|_| anyhow!("{nick} not set up within {:?}", setup.timeout))?
+                .with_context(|| format!("connection {} of {total}", i + 1))?;
+            anyhow::Ok((i, client))
+        })
+        .buffer_unordered(setup.concurrency.max(1));
+    while let Some((i, client)) = connecting.try_next().await? {
+        Live::add(&setup.live.connected, 1);
+        started.push((i, start(i, client)));
+    }
+    started.sort_unstable_by_key(|(i, _)| *i);
+    Ok(started.into_iter().map(|(_, t)| t).collect())
+}
+
+/// Makes sure every receiver has read everything that setting up caused (the `JOIN`s of
+/// later members...): each connection sends `/ping`, whose `PONG` comes after all of it,
+/// and this waits for as many `PONG`s (counted by the receivers) as it sent.
+pub(crate) async fn sync(
+    writers: impl IntoIterator<Item = &mut OwnedWriteHalf>,
+    live: &Live,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let mut pinged = 0u32;
+    for writer in writers {
+        writer.write_all(b"/ping sync\n").await?;
+        pinged += 1;
+    }
+    let pongs = tokio::time::timeout(timeout, live.pongs.acquire_many(pinged))
+        .await
+        .map_err(|_| {
+            let seen = live.pongs.available_permits();
+            anyhow!("only {seen} of {pinged} connections answered /ping within {timeout:?}")
+        })?
+        .context("the run was abandoned")?;
+    pongs.forget();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_split_without_their_newline() {
+        let mut codec = RawLines::default();
+        let mut buf = BytesMut::from(&b"NICK\nWELCOME a :hi\nPAR"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), &b"NICK"[..]);
+        assert_eq!(
+            codec.decode(&mut buf).unwrap().unwrap(),
+            &b"WELCOME a :hi"[..]
+        );
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        buf.extend_from_slice(b"T\n");
+        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), &b"PART"[..]);
+        buf.extend_from_slice(b"partial");
+        assert!(codec.decode_eof(&mut buf).unwrap().is_none());
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn run_ids_make_valid_nicknames() {
+        let id = run_id();
+        assert_eq!(id.len(), 6);
+        let nick = format!("b{id}_c65535_4294967295");
+        assert!(chat_proto::Nick::new(&nick).is_ok(), "{nick}");
+    }
+}

@@ -1,0 +1,193 @@
+//! `idle`: N connections logged in and held; how fast they connect and, with
+//! `--server-pid`, what each costs the server in memory (`VmRSS` from
+//! `/proc/<pid>/status` before connecting and once every connection is settled).
+//!
+//! By default the connections leave `#general` and sit in no room, so that connecting
+//! 10,000 of them costs O(N) events, not the O(N²) `JOIN`s of one shared room; with
+//! `--in-room` they all join `--room`.
+
+use crate::client::{self, Setup, SocketOptions};
+use crate::live::{Live, Phase};
+use crate::process::rss;
+use crate::progress::Progress;
+use crate::receiver::{self, Role};
+use crate::report::{self, Disconnect, Disconnects, Report, per_sec};
+use crate::room::Run;
+use crate::{Common, parse_duration};
+use anyhow::{Context, ensure};
+use chat_proto::Room;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+/// Options of `chat-bench idle`.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct IdleArgs {
+    /// Options every mode takes.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: Common,
+
+    /// Connections to open and hold.
+    #[arg(long, default_value_t = 1000)]
+    pub connections: usize,
+
+    /// How long to hold the connections once they are all in.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    #[serde(rename = "hold_s", serialize_with = "report::secs")]
+    pub hold: Duration,
+
+    /// Put every connection in --room (by default they are in no room).
+    #[arg(long)]
+    pub in_room: bool,
+}
+
+/// Figures of an `idle` run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Idle {
+    /// Connections logged in and held.
+    pub connections: usize,
+    /// Seconds to open, log in and settle them all.
+    pub connect_s: f64,
+    /// Connections per second over `connect_s`.
+    pub connects_per_sec: f64,
+    /// The server's resident memory before connecting, in bytes (with `--server-pid`).
+    pub server_rss_before_bytes: Option<u64>,
+    /// The server's resident memory with every connection in, in bytes.
+    pub server_rss_after_bytes: Option<u64>,
+    /// (after − before) / connections.
+    pub rss_per_conn_bytes: Option<f64>,
+    /// This bench's own resident memory with every connection in, in bytes.
+    pub bench_rss_bytes: Option<u64>,
+    /// Connections that ended while held.
+    pub disconnected: Vec<Disconnect>,
+}
+
+/// Runs the workload.
+pub async fn run(args: &IdleArgs) -> anyhow::Result<Idle> {
+    ensure!(args.connections >= 1, "--connections must be at least 1");
+    let addr = args.common.resolve().await?;
+    let room_name = Room::new(&args.common.room).context("--room")?;
+    let rss_before = args.common.server_pid.map(rss).transpose()?;
+    let run = Run::new();
+    let live = &run.live;
+    let total = args.connections;
+    let progress = Progress::start(!args.common.no_progress, {
+        let live = live.clone();
+        move |elapsed| {
+            let what = match live.phase() {
+                Phase::Connecting => "connected",
+                Phase::Syncing => "syncing",
+                _ => "holding",
+            };
+            format!(
+                "idle {:>4.0}s  {what} {}/{total}",
+                elapsed.as_secs_f64(),
+                Live::get(&live.connected)
+            )
+        }
+    });
+
+    let start = Instant::now();
+    let prefix = &run.prefix;
+    let setup = Setup {
+        addr,
+        room: args.in_room.then_some(&room_name),
+        options: SocketOptions::default(),
+        concurrency: args.common.connect_concurrency as usize,
+        timeout: args.common.timeout,
+        live,
+    };
+    let nicks = (0..total).map(|i| format!("{prefix}{i}")).collect();
+    let mut held = client::connect_many(&setup, nicks, |_, c| {
+        let receiver = tokio::spawn(receiver::receive(
+            c.frames,
+            Role::Idle,
+            0,
+            None,
+            live.clone(),
+            run.stop.clone(),
+        ));
+        (c.nick, c.writer, receiver)
+    })
+    .await?;
+    live.set_phase(Phase::Syncing);
+    client::sync(
+        held.iter_mut().map(|(_, w, _)| w),
+        live,
+        args.common.timeout,
+    )
+    .await?;
+    let connect = start.elapsed();
+    let rss_after = args.common.server_pid.map(rss).transpose()?;
+    let bench_rss = rss(std::process::id()).ok();
+
+    live.set_phase(Phase::Running);
+    tokio::time::sleep(args.hold).await;
+    run.stop.cancel();
+    let mut disconnects = Disconnects::default();
+    for (nick, writer, receiver) in held {
+        if let Ok(seen) = receiver.await {
+            if let Some(reason) = seen.closed {
+                disconnects.closed(nick, reason);
+            }
+        }
+        drop(writer);
+    }
+    progress.finish().await;
+
+    let rss_per_conn = rss_before
+        .zip(rss_after)
+        .map(|(before, after)| report::round((after as f64 - before as f64) / total as f64, 1));
+    Ok(Idle {
+        connections: total,
+        connect_s: report::round(connect.as_secs_f64(), 3),
+        connects_per_sec: per_sec(total as u64, connect),
+        server_rss_before_bytes: rss_before,
+        server_rss_after_bytes: rss_after,
+        rss_per_conn_bytes: rss_per_conn,
+        bench_rss_bytes: bench_rss,
+        disconnected: disconnects.into_list(|_| "member"),
+    })
+}
+
+impl Idle {
+    /// The summary and the JSON line.
+    pub fn report(&self, args: &IdleArgs) -> Report {
+        let mut s = String::new();
+        let where_ = if args.in_room {
+            format!("in room {}", args.common.room)
+        } else {
+            "in no room".to_owned()
+        };
+        let _ = writeln!(
+            s,
+            "idle: {} connections {where_} at {}",
+            args.connections, args.common.addr
+        );
+        let _ = writeln!(
+            s,
+            "  connected          {} in {:.2} s ({:.0} connections/s)",
+            self.connections, self.connect_s, self.connects_per_sec
+        );
+        if let (Some(before), Some(after), Some(per)) = (
+            self.server_rss_before_bytes,
+            self.server_rss_after_bytes,
+            self.rss_per_conn_bytes,
+        ) {
+            let _ = writeln!(
+                s,
+                "  server RSS         {:.1} MiB before, {:.1} MiB after: {:.0} bytes ({:.1} KiB) per connection",
+                before as f64 / 1048576.0,
+                after as f64 / 1048576.0,
+                per,
+                per / 1024.0
+            );
+        }
+        if let Some(own) = self.bench_rss_bytes {
+            let _ = writeln!(s, "  bench RSS          {:.1} MiB", own as f64 / 1048576.0);
+        }
+        report::disconnect_lines(&mut s, &self.disconnected);
+        Report::new("idle", args, self, s)
+    }
+}

@@ -1,0 +1,198 @@
+//! `chat-bench`, the chat server's load generator (in the spirit of `redis-benchmark`).
+//!
+//! It speaks the native line protocol: it connects many clients (raising its own
+//! open-file limit first), logs each one in with a unique nickname, puts them in one room
+//! and runs one of four workloads:
+//!
+//! - [`throughput`]: S senders × M messages as fast as the sockets accept them;
+//!   delivered messages per second, loss, out-of-order, latency percentiles.
+//! - [`rate`]: an open-loop fixed total rate for a duration; latency percentiles from a
+//!   send timestamp carried in every message, loss; optionally with members that never
+//!   read (`--stalled`) and members that flood the room (`--flooders`).
+//! - [`idle`]: N connections held; with `--server-pid`, the server's memory per
+//!   connection.
+//! - [`churn`]: connect, handshake and quit cycles per second.
+//!
+//! Each run prints a summary for people on stdout, then one line of JSON with every
+//! figure ([`report::Report`]); a progress line goes to stderr once a second. Every run is
+//! bounded in time (`--timeout`, `--duration`) and in count.
+//!
+//! The server's flood control would throttle the senders to a few lines per second:
+//! benchmark a server started with `--flood-rate 0`.
+//!
+//! The binary only parses flags, builds the runtime and calls [`run`]; the tests call
+//! the modes directly against a server in the same process.
+
+pub mod churn;
+mod client;
+pub mod idle;
+mod live;
+mod message;
+pub mod process;
+mod progress;
+pub mod rate;
+mod receiver;
+pub mod report;
+mod room;
+pub mod throughput;
+
+use anyhow::Context;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// What `chat-bench --help` shows above the list of modes.
+const LONG_ABOUT: &str = "\
+Load generator for the chat server: throughput, latency at a fixed rate, idle connections, churn.
+
+Start the server with flood control off (`chat-server --flood-rate 0`): otherwise it reads
+each bench client's lines at a few per second and the figures measure the flood limit, not
+the server. Each run prints a summary on stdout, then one line of JSON with every figure;
+a progress line goes to stderr.";
+
+/// Command line of `chat-bench`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "chat-bench", version, about, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// Worker threads of the bench's runtime (default: one per CPU it may run on).
+    #[arg(long, global = true, env = "CHAT_BENCH_THREADS")]
+    pub threads: Option<usize>,
+
+    /// The workload.
+    #[command(subcommand)]
+    pub mode: Mode,
+}
+
+/// Shown under each mode's `--help`.
+const FLOOD_NOTE: &str = "Benchmark a server started with `--flood-rate 0` (flood control off).";
+
+/// The workloads.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Mode {
+    /// S senders × M messages as fast as the sockets accept: messages/s, loss, latency.
+    #[command(after_help = FLOOD_NOTE)]
+    Throughput(throughput::ThroughputArgs),
+    /// A fixed total message rate for a duration: latency percentiles and loss.
+    #[command(after_help = FLOOD_NOTE)]
+    Rate(rate::RateArgs),
+    /// N connections held; with --server-pid, the server's RSS per connection.
+    #[command(after_help = FLOOD_NOTE)]
+    Idle(idle::IdleArgs),
+    /// Connect, handshake and quit cycles per second.
+    #[command(after_help = FLOOD_NOTE)]
+    Churn(churn::ChurnArgs),
+}
+
+/// Options every mode takes.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Common {
+    /// Address of the server. Any address works; the project's own tests use loopback.
+    #[arg(long, env = "CHAT_ADDR", default_value = chat_proto::DEFAULT_ADDR)]
+    pub addr: String,
+
+    /// Room the bench clients meet in. They leave #general, so that the bench does not
+    /// disturb (or get disturbed by) people there.
+    #[arg(long, default_value = "#bench", value_parser = parse_room)]
+    pub room: String,
+
+    /// Connections being opened and logged in at once while setting up.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connect_concurrency: u32,
+
+    /// Upper bound on each phase: setting up, and waiting for deliveries (for
+    /// `throughput`, from the first message; for `rate`, after the last one).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[serde(rename = "timeout_s", serialize_with = "report::secs")]
+    pub timeout: Duration,
+
+    /// Process id of the server, when it runs on this machine: `idle` reports its memory
+    /// per connection, the other modes its CPU use.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+
+    /// No progress line on stderr.
+    #[arg(long)]
+    #[serde(skip)]
+    pub no_progress: bool,
+}
+
+impl Common {
+    /// Resolves `--addr` to one socket address.
+    pub async fn resolve(&self) -> anyhow::Result<SocketAddr> {
+        tokio::net::lookup_host(&self.addr)
+            .await
+            .with_context(|| format!("cannot resolve {}", self.addr))?
+            .next()
+            .with_context(|| format!("{} resolves to no address", self.addr))
+    }
+}
+
+/// Runs the workload `cli` asks for and returns its report. Raises the open-file limit
+/// first, as far as the hard limit allows.
+pub async fn run(cli: &Cli) -> anyhow::Result<report::Report> {
+    raise_open_file_limit();
+    match &cli.mode {
+        Mode::Throughput(args) => Ok(throughput::run(args).await?.report(args)),
+        Mode::Rate(args) => Ok(rate::run(args).await?.report(args)),
+        Mode::Idle(args) => Ok(idle::run(args).await?.report(args)),
+        Mode::Churn(args) => Ok(churn::run(args).await?.report(args)),
+    }
+}
+
+/// Raises this process's open-file soft limit to its hard limit, so that one bench can
+/// hold thousands of connections. Returns the soft limit now in force.
+pub fn raise_open_file_limit() -> u64 {
+    rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0)
+}
+
+/// Parses `10s`, `500ms`, `2m`, `1.5s` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: f64 = number
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)
+        .ok_or_else(|| format!("{s:?} is not a duration like 10s, 500ms or 2m"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// Accepts a valid room name (`#` and 1 to 50 letters, digits, `-`, `_`, `.`).
+fn parse_room(s: &str) -> Result<String, String> {
+    chat_proto::Room::new(s)
+        .map(|room| room.as_str().to_owned())
+        .map_err(|e| format!("invalid room name {s:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn rooms() {
+        assert_eq!(parse_room("#bench"), Ok("#bench".to_owned()));
+        assert!(parse_room("bench").is_err());
+    }
+}

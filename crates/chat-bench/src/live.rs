@@ -1,0 +1,163 @@
+//! State shared by every task of one run while it goes: counters for the progress line,
+//! the latency histogram, and the semaphores the controller waits on.
+//!
+//! Receivers batch their updates (counters every few hundred frames, latencies in
+//! chunks), so that the bench spends its time reading sockets, not contending on
+//! shared cache lines.
+
+use hdrhistogram::Histogram;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+use tokio::sync::{Notify, Semaphore};
+
+/// Longest latency the histogram holds, in nanoseconds (one hour); longer ones are
+/// recorded as this.
+const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
+
+/// Where a run is, for the progress line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Phase {
+    /// Opening connections and logging them in.
+    Connecting = 0,
+    /// Waiting until every member has seen everything that setting up caused.
+    Syncing = 1,
+    /// The workload proper.
+    Running = 2,
+    /// Sending is over; waiting for the last deliveries.
+    Draining = 3,
+}
+
+/// Shared by the controller, the senders and the receivers of one run.
+pub(crate) struct Live {
+    /// Start of every nickname of this run (`b<run id>_`); messages and `QUIT`s of other
+    /// nicknames are not this run's business.
+    pub(crate) prefix: String,
+    /// Origin of the send timestamps carried in messages, shared by all tasks.
+    pub(crate) epoch: Instant,
+    phase: AtomicU8,
+    /// Connections logged in (and in the room).
+    pub(crate) connected: AtomicU64,
+    /// Bench messages written by the ordinary senders.
+    pub(crate) sent: AtomicU64,
+    /// Bench messages received by ordinary members (approximate while running).
+    pub(crate) delivered: AtomicU64,
+    /// Sum of `LAGGED` counts seen by ordinary members.
+    pub(crate) lagged: AtomicU64,
+    /// Lines written by flooders.
+    pub(crate) flood_written: AtomicU64,
+    /// Echoes of their own lines seen by flooders.
+    pub(crate) flood_echoes: AtomicU64,
+    /// Connect, handshake and quit cycles completed (churn).
+    pub(crate) cycles: AtomicU64,
+    /// One permit per receiver that has everything it will get (or has ended).
+    pub(crate) done: Semaphore,
+    /// One permit per `PONG` seen by a receiver.
+    pub(crate) pongs: Semaphore,
+    latencies: Mutex<Histogram<u64>>,
+}
+
+impl Live {
+    pub(crate) fn new(prefix: String) -> Arc<Live> {
+        let histogram = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
+            .expect("constant histogram bounds are valid");
+        Arc::new(Live {
+            prefix,
+            epoch: Instant::now(),
+            phase: AtomicU8::new(Phase::Connecting as u8),
+            connected: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            lagged: AtomicU64::new(0),
+            flood_written: AtomicU64::new(0),
+            flood_echoes: AtomicU64::new(0),
+            cycles: AtomicU64::new(0),
+            done: Semaphore::new(0),
+            pongs: Semaphore::new(0),
+            latencies: Mutex::new(histogram),
+        })
+    }
+
+    /// Nanoseconds since [`Live::epoch`]: the clock of the send timestamps.
+    pub(crate) fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Relaxed) {
+            0 => Phase::Connecting,
+            1 => Phase::Syncing,
+            2 => Phase::Running,
+            _ => Phase::Draining,
+        }
+    }
+
+    pub(crate) fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        if n > 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a batch of latencies, in nanoseconds, and empties it.
+    pub(crate) fn record(&self, batch: &mut Vec<u64>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut histogram = self
+            .latencies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for &ns in batch.iter() {
+            histogram.saturating_record(ns.max(1));
+        }
+        drop(histogram);
+        batch.clear();
+    }
+
+    /// A copy of the latencies recorded so far.
+    pub(crate) fn latencies(&self) -> Histogram<u64> {
+        self.latencies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// How far one sender's own messages have come back to it, for `throughput --window`:
+/// its receiver moves `next` on and wakes the sender.
+#[derive(Debug, Default)]
+pub(crate) struct Echo {
+    /// The sender this is about.
+    pub(crate) sender: usize,
+    /// One more than the highest sequence number echoed so far.
+    pub(crate) next: AtomicU64,
+    pub(crate) notify: Notify,
+}
+
+impl Echo {
+    pub(crate) fn new(sender: usize) -> Arc<Echo> {
+        Arc::new(Echo {
+            sender,
+            ..Echo::default()
+        })
+    }
+
+    /// Notes that message `seq` came back.
+    pub(crate) fn echoed(&self, seq: u64) {
+        self.next.fetch_max(seq + 1, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    pub(crate) fn next(&self) -> u64 {
+        self.next.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,228 @@
+//! The text of bench messages, and a cheap reading of the frames that carry them.
+//!
+//! An ordinary sender's message is `s<sender> <seq> <sent_ns> xxxx...`, padded with `x`
+//! to `--size` bytes; `sent_ns` is the send time in nanoseconds since the run's epoch,
+//! so a receiver computes the latency with one clock read. A sender that has finished
+//! says `e<sender>`; a flooder's lines are `f<flooder> <n> xxxx...`.
+//!
+//! Only messages from this run's nicknames (`b<run>_...`) count, so that a bench
+//! started right after another one in the same room is not confused by its leftovers.
+//!
+//! Receivers see tens of thousands of frames a second, so this module reads frames as
+//! bytes without allocating: it recognises the verb by its prefix and, for `MSG`, cuts
+//! the text at the first ` :` (docs/protocol.md §5) and parses only the numbers it needs.
+//! Rare frames (`QUIT`, `BYE`) are parsed fully with [`chat_proto::ServerFrame`].
+
+use bytes::{BufMut, BytesMut};
+use std::fmt::Write as _;
+
+/// What a bench message's text says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// Message `seq` of ordinary sender `sender`, sent at `sent_ns`.
+    Bench {
+        sender: usize,
+        seq: u64,
+        sent_ns: u64,
+    },
+    /// Ordinary sender `sender` has sent everything.
+    End { sender: usize },
+    /// A line of flooder `flooder`.
+    Flood { flooder: usize },
+    /// Not a bench message.
+    Other,
+}
+
+/// A frame from the server, as far as a receiver cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Frame<'a> {
+    /// `MSG <room> <from> <time> :<text>`.
+    Msg { from: &'a [u8], text: &'a [u8] },
+    /// `LAGGED <room> <missed>`.
+    Lagged(u64),
+    /// `QUIT ...`: someone left; parse the line for who and why.
+    Quit,
+    /// `PONG [:token]`.
+    Pong,
+    /// `BYE :reason`: the server closes this connection.
+    Bye,
+    /// Anything else (joins, member lists...).
+    Other,
+}
+
+/// Appends ordinary message `seq` of `sender`, stamped `sent_ns`, padded to `size` bytes,
+/// and its newline.
+pub(crate) fn put_bench(buf: &mut BytesMut, sender: usize, seq: u64, sent_ns: u64, size: usize) {
+    let start = buf.len();
+    let _ = write!(buf, "s{sender} {seq} {sent_ns}");
+    pad(buf, start, size);
+}
+
+/// Appends line `n` of flooder `flooder`, padded to `size` bytes, and its newline.
+pub(crate) fn put_flood(buf: &mut BytesMut, flooder: usize, n: u64, size: usize) {
+    let start = buf.len();
+    let _ = write!(buf, "f{flooder} {n}");
+    pad(buf, start, size);
+}
+
+/// The line (with its newline) by which ordinary sender `sender` says it has finished.
+pub(crate) fn end_line(sender: usize) -> String {
+    format!("e{sender}\n")
+}
+
+/// Pads the line begun at `start` with ` xxx...` to `size` bytes, then ends it.
+fn pad(buf: &mut BytesMut, start: usize, size: usize) {
+    let len = buf.len() - start;
+    if len + 1 < size {
+        buf.put_u8(b' ');
+        buf.put_bytes(b'x', size - len - 1);
+    }
+    buf.put_u8(b'\n');
+}
+
+/// Recognises a server frame by its verb.
+pub(crate) fn classify(line: &[u8]) -> Frame<'_> {
+    if let Some(rest) = line.strip_prefix(b"MSG ") {
+        let mut words = rest.splitn(3, |&b| b == b' ');
+        let from = words.nth(1).unwrap_or_default();
+        return match find_trailing(rest) {
+            Some(text) => Frame::Msg { from, text },
+            None => Frame::Other,
+        };
+    }
+    if let Some(rest) = line.strip_prefix(b"LAGGED ") {
+        let missed = rest
+            .rsplit(|&b| b == b' ')
+            .next()
+            .and_then(parse_u64)
+            .unwrap_or(0);
+        return Frame::Lagged(missed);
+    }
+    if line.starts_with(b"QUIT ") {
+        return Frame::Quit;
+    }
+    if line == b"PONG" || line.starts_with(b"PONG :") {
+        return Frame::Pong;
+    }
+    if line.starts_with(b"BYE") {
+        return Frame::Bye;
+    }
+    Frame::Other
+}
+
+/// The trailing text: what follows the first ` :`.
+fn find_trailing(line: &[u8]) -> Option<&[u8]> {
+    line.windows(2)
+        .position(|w| w == b" :")
+        .map(|i| &line[i + 2..])
+}
+
+/// Reads a bench message's text.
+pub(crate) fn parse_body(text: &[u8]) -> Body {
+    let Some((&kind, rest)) = text.split_first() else {
+        return Body::Other;
+    };
+    let mut words = rest.split(|&b| b == b' ');
+    let Some(id) = words.next().and_then(parse_u64) else {
+        return Body::Other;
+    };
+    let Ok(id) = usize::try_from(id) else {
+        return Body::Other;
+    };
+    match kind {
+        b's' => {
+            let seq = words.next().and_then(parse_u64);
+            let sent_ns = words.next().and_then(parse_u64);
+            match (seq, sent_ns) {
+                (Some(seq), Some(sent_ns)) => Body::Bench {
+                    sender: id,
+                    seq,
+                    sent_ns,
+                },
+                _ => Body::Other,
+            }
+        }
+        b'e' => Body::End { sender: id },
+        b'f' => Body::Flood { flooder: id },
+        _ => Body::Other,
+    }
+}
+
+/// A decimal number of ASCII digits, nothing else.
+fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(buf: &BytesMut) -> &[u8] {
+        buf.strip_suffix(b"\n").expect("ends with a newline")
+    }
+
+    #[test]
+    fn bench_messages_round_trip_and_have_their_size() {
+        let mut buf = BytesMut::new();
+        put_bench(&mut buf, 3, 41, 123_456_789, 100);
+        assert_eq!(buf.len(), 101);
+        assert_eq!(
+            parse_body(line(&buf)),
+            Body::Bench {
+                sender: 3,
+                seq: 41,
+                sent_ns: 123_456_789
+            }
+        );
+        // Too small a size: no padding, the header is kept whole.
+        let mut small = BytesMut::new();
+        put_bench(&mut small, 3, 41, 123_456_789, 5);
+        assert_eq!(&small[..], b"s3 41 123456789\n");
+    }
+
+    #[test]
+    fn flood_and_end_lines() {
+        let mut buf = BytesMut::new();
+        put_flood(&mut buf, 2, 7, 50);
+        assert_eq!(buf.len(), 51);
+        assert_eq!(parse_body(line(&buf)), Body::Flood { flooder: 2 });
+        let end = end_line(9);
+        assert_eq!(
+            parse_body(end.trim_end().as_bytes()),
+            Body::End { sender: 9 }
+        );
+        assert_eq!(parse_body(b"hello there"), Body::Other);
+        assert_eq!(parse_body(b"s1 2"), Body::Other);
+        assert_eq!(parse_body(b"e3e3"), Body::Other);
+        assert_eq!(parse_body(b""), Body::Other);
+    }
+
+    #[test]
+    fn frames_are_recognised_by_their_verb() {
+        let msg = b"MSG #bench b1_0 2026-11-24T19:46:21.275Z :s0 1 2 x :y";
+        assert_eq!(
+            classify(msg),
+            Frame::Msg {
+                from: b"b1_0",
+                text: b"s0 1 2 x :y"
+            }
+        );
+        assert_eq!(classify(b"LAGGED #bench 17"), Frame::Lagged(17));
+        assert_eq!(
+            classify(b"QUIT #bench b1_s0 2026-11-24T19:46:21.275Z :slow consumer"),
+            Frame::Quit
+        );
+        assert_eq!(classify(b"PONG"), Frame::Pong);
+        assert_eq!(classify(b"PONG :sync"), Frame::Pong);
+        assert_eq!(classify(b"BYE :quit"), Frame::Bye);
+        assert_eq!(
+            classify(b"JOIN #bench b1_2 2026-11-24T19:46:21.275Z"),
+            Frame::Other
+        );
+    }
+}

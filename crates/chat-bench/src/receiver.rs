@@ -1,0 +1,197 @@
+//! The task that reads one connection for the whole run: it counts the ordinary
+//! senders' messages, their latency and order, `LAGGED` counts, flood lines and who
+//! left, and answers the controller's questions through [`Live`].
+
+use crate::client::Frames;
+use crate::live::{Echo, Live};
+use crate::message::{self, Body, Frame};
+use chat_proto::ServerFrame;
+use futures::StreamExt;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Counters are published to [`Live`] after this many frames.
+const PUBLISH_EVERY: u64 = 256;
+
+/// Latencies are recorded in chunks of this many.
+const LATENCY_CHUNK: usize = 512;
+
+/// Which connection this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// An ordinary member: its deliveries and their latency are the measurement.
+    Member,
+    /// Flooder `id`: counts the echoes of its own lines.
+    Flooder(usize),
+    /// A connection held open (idle, churn): only reads.
+    Idle,
+}
+
+/// What one receiver saw.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Seen {
+    /// Ordinary senders' messages received (duplicates included).
+    pub(crate) received: u64,
+    /// Messages that arrived after a later one of the same sender.
+    pub(crate) out_of_order: u64,
+    /// `LAGGED` frames, and the sum of their counts.
+    pub(crate) lagged_frames: u64,
+    pub(crate) lagged: u64,
+    /// Flooders' lines received.
+    pub(crate) flood_received: u64,
+    /// For a flooder: echoes of its own lines.
+    pub(crate) own_echoes: u64,
+    /// `QUIT` frames of the room: who left, and why.
+    pub(crate) quits: Vec<(String, String)>,
+    /// Why this connection ended before the run did, if it did.
+    pub(crate) closed: Option<String>,
+}
+
+/// Reads `frames` until `stop`, the end of the connection, or a `BYE`.
+///
+/// A [`Role::Member`] receiver is *done* (one permit on [`Live::done`]) once it has seen
+/// the end marker of each of the `senders` ordinary senders, or has ended; the others
+/// never take part.
+///
+/// `echo`, for a member that sends with a window, is told when its own messages come back.
+pub(crate) async fn receive(
+    mut frames: Frames,
+    role: Role,
+    senders: usize,
+    echo: Option<Arc<Echo>>,
+    live: Arc<Live>,
+    stop: CancellationToken,
+) -> Seen {
+    let mut seen = Seen::default();
+    let mut state = State {
+        max_seq: vec![None; senders],
+        ended: vec![false; senders],
+        ends_missing: senders,
+        done: role != Role::Member,
+        latencies: Vec::with_capacity(if role == Role::Member {
+            LATENCY_CHUNK
+        } else {
+            0
+        }),
+        unpublished: 0,
+        unpublished_lagged: 0,
+    };
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
+    loop {
+        // The socket first: the stop signal is only looked at when nothing is ready.
+        let line = tokio::select! {
+            biased;
+            line = frames.next() => line,
+            () = &mut stopped => break,
+        };
+        let line = match line {
+            Some(Ok(line)) => line,
+            Some(Err(e)) => {
+                seen.closed = Some(format!("connection error: {e}"));
+                break;
+            }
+            None => {
+                seen.closed = Some("the server closed the connection".into());
+                break;
+            }
+        };
+        match message::classify(&line) {
+            Frame::Msg { from, text } if from.starts_with(live.prefix.as_bytes()) => {
+                match message::parse_body(text) {
+                    Body::Bench {
+                        sender,
+                        seq,
+                        sent_ns,
+                    } if role == Role::Member && sender < senders => {
+                        seen.received += 1;
+                        state.unpublished += 1;
+                        state.latencies.push(live.now_ns().saturating_sub(sent_ns));
+                        if state.latencies.len() >= LATENCY_CHUNK {
+                            live.record(&mut state.latencies);
+                        }
+                        if let Some(echo) = echo.as_ref().filter(|e| e.sender == sender) {
+                            echo.echoed(seq);
+                        }
+                        match &mut state.max_seq[sender] {
+                            Some(max) if seq <= *max => seen.out_of_order += 1,
+                            max => *max = Some(seq),
+                        }
+                        if state.unpublished >= PUBLISH_EVERY {
+                            state.publish(&live);
+                        }
+                    }
+                    Body::End { sender } if sender < senders && !state.ended[sender] => {
+                        state.ended[sender] = true;
+                        state.ends_missing -= 1;
+                        if state.ends_missing == 0 && !state.done {
+                            state.done = true;
+                            state.publish(&live);
+                            live.done.add_permits(1);
+                        }
+                    }
+                    Body::Flood { flooder } => {
+                        seen.flood_received += 1;
+                        if role == Role::Flooder(flooder) {
+                            seen.own_echoes += 1;
+                            Live::add(&live.flood_echoes, 1);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Frame::Lagged(missed) => {
+                seen.lagged_frames += 1;
+                seen.lagged += missed;
+                if role == Role::Member {
+                    state.unpublished_lagged += missed;
+                }
+            }
+            Frame::Quit => {
+                let parsed = std::str::from_utf8(&line).ok().map(ServerFrame::parse);
+                if let Some(Ok(ServerFrame::Quit { nick, reason, .. })) = parsed {
+                    if nick.as_str().starts_with(&live.prefix) {
+                        seen.quits
+                            .push((nick.to_string(), reason.unwrap_or_default()));
+                    }
+                }
+            }
+            Frame::Pong => live.pongs.add_permits(1),
+            Frame::Bye => {
+                let reason = std::str::from_utf8(&line).unwrap_or("BYE");
+                seen.closed = Some(format!("the server said {reason}"));
+                break;
+            }
+            Frame::Msg { .. } | Frame::Other => {}
+        }
+    }
+    state.publish(&live);
+    live.record(&mut state.latencies);
+    if !state.done {
+        // It will get nothing more: the controller need not wait for it.
+        live.done.add_permits(1);
+    }
+    seen
+}
+
+/// A receiver's bookkeeping.
+struct State {
+    /// Highest sequence number seen per ordinary sender.
+    max_seq: Vec<Option<u64>>,
+    /// Which senders' end markers have been seen.
+    ended: Vec<bool>,
+    ends_missing: usize,
+    done: bool,
+    /// Latencies in nanoseconds, not yet in the shared histogram.
+    latencies: Vec<u64>,
+    /// Deliveries and `LAGGED` counts not yet added to the shared counters.
+    unpublished: u64,
+    unpublished_lagged: u64,
+}
+
+impl State {
+    fn publish(&mut self, live: &Live) {
+        Live::add(&live.delivered, std::mem::take(&mut self.unpublished));
+        Live::add(&live.lagged, std::mem::take(&mut self.unpublished_lagged));
+    }
+}

@@ -1,0 +1,285 @@
+//! Each mode against a real server in this process, on 127.0.0.1:0, with tiny
+//! parameters. Every wait is bounded; nothing sleeps.
+
+use chat_bench::{Cli, Mode};
+use chat_server::{Config, Server};
+use clap::Parser;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// The longest a whole test run may take.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A server on a free loopback port; it stops when the guard is dropped.
+struct TestServer {
+    addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn start(config: Config) -> TestServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        Server::new(config)
+            .run(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    TestServer { addr, _stop: stop }
+}
+
+/// Benchmarks need the server's flood control off.
+fn unthrottled() -> Config {
+    Config {
+        flood_rate: 0.0,
+        ..Config::default()
+    }
+}
+
+fn cli(server: &TestServer, args: &str) -> Cli {
+    let addr = server.addr.to_string();
+    let mut argv = vec!["chat-bench"];
+    let mut words = args.split_whitespace();
+    argv.extend(words.next());
+    argv.extend(["--addr", &addr, "--no-progress", "--timeout", "10s"]);
+    argv.extend(words);
+    Cli::try_parse_from(argv).expect("valid arguments")
+}
+
+/// Runs the CLI's mode through `chat_bench::run` and returns its JSON line, parsed.
+async fn json_of(cli: &Cli) -> Value {
+    let report = tokio::time::timeout(WAIT, chat_bench::run(cli))
+        .await
+        .expect("the run ends in time")
+        .expect("the run succeeds");
+    let line = report.json_line();
+    assert!(!line.contains('\n'));
+    assert!(report.to_string().ends_with(&line));
+    serde_json::from_str(&line).expect("the JSON line parses")
+}
+
+fn assert_keys(json: &Value, keys: &[&str]) {
+    for key in keys {
+        assert!(json.get(key).is_some(), "no {key:?} in {json}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_delivers_every_message_to_every_member() {
+    let server = start(unthrottled()).await;
+    let cli = cli(
+        &server,
+        "throughput --members 5 --senders 2 --messages 20 --size 64",
+    );
+    let Mode::Throughput(args) = &cli.mode else {
+        unreachable!()
+    };
+    let result = tokio::time::timeout(WAIT, chat_bench::throughput::run(args))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result.sent, 40);
+    assert_eq!(result.expected, 200);
+    assert_eq!(result.delivered, 200);
+    assert_eq!(result.lost, 0);
+    assert_eq!(result.lagged, 0);
+    assert_eq!(result.out_of_order, 0);
+    assert!(!result.timed_out);
+    assert_eq!(result.latency.samples, 200);
+    assert!(result.latency.p50_us > 0.0 && result.latency.p50_us <= result.latency.max_us);
+    assert!(result.disconnected.is_empty(), "{:?}", result.disconnected);
+
+    // A second run in the same room, right after the first: nothing of the first (its
+    // members' QUITs, if they come late) may count in it.
+    let json = json_of(&cli).await;
+    assert_eq!(json["disconnected"], Value::Array(vec![]), "{json}");
+    assert_eq!(json["mode"], "throughput");
+    assert_eq!(json["params"]["members"], 5);
+    assert_eq!(json["params"]["room"], "#bench");
+    assert_eq!(json["delivered"], 200);
+    assert_eq!(json["lost"], 0);
+    assert_keys(
+        &json,
+        &[
+            "msgs_per_sec",
+            "lagged",
+            "out_of_order",
+            "p50_us",
+            "p99_us",
+            "p999_us",
+            "max_us",
+            "elapsed_s",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_with_a_window_waits_for_echoes() {
+    let server = start(unthrottled()).await;
+    let cli = cli(
+        &server,
+        "throughput --members 4 --senders 2 --messages 50 --window 3",
+    );
+    let Mode::Throughput(args) = &cli.mode else {
+        unreachable!()
+    };
+    let result = tokio::time::timeout(WAIT, chat_bench::throughput::run(args))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result.delivered, 400);
+    assert_eq!(result.lost, 0);
+    assert_eq!(result.out_of_order, 0);
+    assert_eq!(result.window_timeouts, 0);
+    assert!(!result.timed_out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_sends_on_schedule_and_loses_nothing() {
+    let server = start(unthrottled()).await;
+    let cli = cli(
+        &server,
+        "rate --members 5 --senders 2 --rate 50 --duration 1s --size 80",
+    );
+    let Mode::Rate(args) = &cli.mode else {
+        unreachable!()
+    };
+    let result = tokio::time::timeout(WAIT, chat_bench::rate::run(args))
+        .await
+        .unwrap()
+        .unwrap();
+    // 25 messages each: due at 0, 40, ... 960 ms (and 20, 60, ... 980 ms).
+    assert_eq!(result.sent, 50);
+    assert_eq!(result.expected, 250);
+    assert_eq!(result.delivered, 250);
+    assert_eq!(result.lost, 0);
+    assert_eq!(result.out_of_order, 0);
+    assert!(!result.timed_out);
+    assert_eq!(result.latency.samples, 250);
+    assert!(result.flooders.is_empty());
+    assert!(result.disconnected.is_empty(), "{:?}", result.disconnected);
+
+    let json = serde_json::from_str::<Value>(&result.report(args).json_line()).unwrap();
+    assert_eq!(json["mode"], "rate");
+    assert_eq!(json["params"]["duration_s"], 1.0);
+    assert_eq!(json["offered_deliveries_per_sec"], 250.0);
+    assert_keys(
+        &json,
+        &[
+            "delivered",
+            "lost",
+            "p50_us",
+            "p99_us",
+            "p999_us",
+            "max_us",
+            "max_send_lag_us",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_reports_flooders_and_disconnected_stalled_members() {
+    // A short write timeout, so that the member that never reads is disconnected
+    // within the run.
+    let server = start(Config {
+        write_timeout: Duration::from_millis(300),
+        ..unthrottled()
+    })
+    .await;
+    let cli = cli(
+        &server,
+        "rate --members 4 --senders 2 --rate 40 --duration 1s --stalled 1 --flooders 1 --size 200",
+    );
+    let Mode::Rate(args) = &cli.mode else {
+        unreachable!()
+    };
+    let result = tokio::time::timeout(WAIT, chat_bench::rate::run(args))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result.stalled, 1);
+    assert_eq!(result.flooders.len(), 1);
+    let flooder = &result.flooders[0];
+    assert!(flooder.accepted > 0, "{flooder:?}");
+    assert!(flooder.written >= flooder.accepted, "{flooder:?}");
+    assert!(result.flood_received > 0);
+    assert!(!result.timed_out);
+    // Every ordinary message is accounted for: delivered, or missed in a LAGGED gap.
+    assert_eq!(result.sent, 40);
+    assert!(result.delivered <= result.expected);
+    let stalled: Vec<_> = result
+        .disconnected
+        .iter()
+        .filter(|d| d.role == "stalled")
+        .collect();
+    assert_eq!(stalled.len(), 1, "{:?}", result.disconnected);
+    assert!(
+        stalled[0].reason.starts_with("slow consumer"),
+        "{:?}",
+        stalled[0]
+    );
+    let json = serde_json::from_str::<Value>(&result.report(args).json_line()).unwrap();
+    assert_eq!(json["flooders"][0]["accepted"], flooder.accepted);
+    assert_eq!(json["disconnected"][0]["role"], "stalled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_holds_connections_and_measures_memory() {
+    let server = start(unthrottled()).await;
+    // The server runs in this process, so its pid is ours.
+    let pid = std::process::id().to_string();
+    for extra in ["", "--in-room"] {
+        let cli = cli(
+            &server,
+            &format!("idle --connections 20 --server-pid {pid} {extra}"),
+        );
+        let json = json_of(&cli).await;
+        assert_eq!(json["mode"], "idle");
+        assert_eq!(json["connections"], 20);
+        assert!(json["server_rss_after_bytes"].as_u64().unwrap() > 0);
+        assert!(json["rss_per_conn_bytes"].is_number(), "{json}");
+        assert_eq!(json["disconnected"], Value::Array(vec![]));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_cycles_without_errors() {
+    let server = start(unthrottled()).await;
+    let cli = cli(&server, "churn --duration 1s --concurrency 2");
+    let json = json_of(&cli).await;
+    assert_eq!(json["mode"], "churn");
+    assert!(json["cycles"].as_u64().unwrap() > 0, "{json}");
+    assert_eq!(json["errors"], 0, "{json}");
+    assert_keys(&json, &["cycles_per_sec", "p50_us", "p99_us", "max_us"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_prints_a_summary_then_one_json_line() {
+    let server = start(unthrottled()).await;
+    let addr = server.addr.to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_chat-bench"))
+            .args(["throughput", "--addr", &addr, "--members", "3"])
+            .args(["--senders", "1", "--messages", "10", "--timeout", "10s"])
+            .output()
+            .unwrap()
+    });
+    let output = tokio::time::timeout(WAIT, output).await.unwrap().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.starts_with("throughput: 3 members"), "{stdout}");
+    let json: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(json["delivered"], 30);
+    assert_eq!(json["lost"], 0);
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    assert!(Cli::try_parse_from(["chat-bench", "throughput", "--room", "bench"]).is_err());
+    assert!(Cli::try_parse_from(["chat-bench", "rate", "--rate", "0"]).is_err());
+    assert!(Cli::try_parse_from(["chat-bench", "rate", "--duration", "soon"]).is_err());
+}

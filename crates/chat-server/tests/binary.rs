@@ -1,0 +1,101 @@
+//! The `chat-server` binary: it serves, logs to stderr only, and stops cleanly on SIGTERM
+//! after telling its clients.
+
+use chat_proto::{LineCodec, ServerFrame};
+use futures::{SinkExt, StreamExt};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio_util::codec::Framed;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn binary_serves_logs_to_stderr_and_stops_on_sigterm() {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+
+    // The address it bound is in its "listening" log line.
+    let addr = tokio::time::timeout(WAIT, async {
+        loop {
+            let line = stderr
+                .next_line()
+                .await
+                .unwrap()
+                .expect("the server logs before it exits");
+            let entry: serde_json::Value =
+                serde_json::from_str(&line).expect("--log-format json logs JSON");
+            if entry["fields"]["message"] == "listening" {
+                return entry["fields"]["addr"].as_str().unwrap().to_owned();
+            }
+        }
+    })
+    .await
+    .unwrap();
+
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut conn = Framed::new(stream, LineCodec::new(chat_proto::CLIENT_MAX_LINE));
+    let mut next = async || {
+        let line = tokio::time::timeout(WAIT, conn.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        ServerFrame::parse(&line).unwrap()
+    };
+    assert_eq!(next().await, ServerFrame::NickPrompt);
+    drop(next);
+    conn.send("alice").await.unwrap();
+    let mut frames = Vec::new();
+    while !matches!(frames.last(), Some(ServerFrame::Current { .. })) {
+        let line = tokio::time::timeout(WAIT, conn.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        frames.push(ServerFrame::parse(&line).unwrap());
+    }
+
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let line = tokio::time::timeout(WAIT, conn.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ServerFrame::parse(&line).unwrap(),
+        ServerFrame::Bye {
+            reason: "server shutting down".into()
+        }
+    );
+
+    let exit = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .await
+        .unwrap();
+    assert_eq!(stdout, "", "logs go to stderr, nothing to stdout");
+}

@@ -52,7 +52,6 @@ async fn binary_serves_logs_to_stderr_and_stops_on_sigterm() {
         ServerFrame::parse(&line).unwrap()
     };
     assert_eq!(next().await, ServerFrame::NickPrompt);
-    drop(next);
     conn.send("alice").await.unwrap();
     let mut frames = Vec::new();
     while !matches!(frames.last(), Some(ServerFrame::Current { .. })) {

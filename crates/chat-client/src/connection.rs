@@ -9,12 +9,12 @@
 
 use crate::error::ClientError;
 use crate::input::{Typed, classify};
-use crate::render::{render, render_line_error, render_unparsed};
+use crate::render::Renderer;
+use crate::state::SharedState;
 use crate::{Options, Outcome};
 use chat_proto::text::escape_controls;
-use chat_proto::{CLIENT_MAX_LINE, Command, ErrorCode, LineCodec, Nick, ServerFrame};
-use futures::{Sink, SinkExt, Stream, StreamExt};
-use jiff::tz::TimeZone;
+use chat_proto::{CLIENT_MAX_LINE, Command, ErrorCode, LineCodec, LineError, Nick, ServerFrame};
+use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::io;
@@ -34,8 +34,11 @@ pub struct Connection<S> {
     writer: FramedWrite<WriteHalf<S>, LineCodec>,
     /// Bound on every wait for the server.
     timeout: Duration,
-    /// Time zone in which event times are shown.
-    time_zone: TimeZone,
+    /// How frames are shown: time zone, colours.
+    renderer: Renderer,
+    /// What the frames told about the session (rooms, members, our nickname), shared
+    /// with whoever shows the prompt and completes names.
+    state: SharedState,
     /// Whether the server's `NICK` prompt has been read and not answered yet, so that a
     /// second [`Connection::register`] does not wait for a prompt that already came.
     prompted: bool,
@@ -50,6 +53,20 @@ enum Incoming {
     Frame(ServerFrame),
     /// Anything else, already rendered.
     Other(String),
+}
+
+/// Most lines from the server shown in one batch, so that a flood cannot keep the
+/// loop from the user's input for long.
+const MAX_BATCH: usize = 256;
+
+/// What the chat loop does with one line from the server.
+enum Step {
+    /// Show it.
+    Show(String),
+    /// It is the `PONG` for the end of input: every line sent has been handled.
+    Confirmed,
+    /// The session is over: show a last line, if any, and end with the result.
+    End(Option<String>, Result<Outcome, ClientError>),
 }
 
 /// Where the chat loop is.
@@ -69,15 +86,46 @@ enum Phase {
 impl<S: AsyncRead + AsyncWrite> Connection<S> {
     /// Wraps a connected stream. Nothing is read or written yet.
     pub fn new(conn: S, opts: &Options) -> Connection<S> {
+        Connection::with_state(conn, opts, crate::state::shared())
+    }
+
+    /// Like [`Connection::new`], keeping what the frames tell in `state`: the terminal
+    /// reads it for the prompt and completion, and a reconnection carries it over.
+    pub fn with_state(conn: S, opts: &Options, state: SharedState) -> Connection<S> {
         let (read, write) = tokio::io::split(conn);
         Connection {
             reader: FramedRead::new(read, LineCodec::new(CLIENT_MAX_LINE)),
             writer: FramedWrite::new(write, LineCodec::new(CLIENT_MAX_LINE)),
             timeout: opts.timeout,
-            time_zone: opts.time_zone.clone(),
+            renderer: opts.renderer(),
+            state,
             prompted: false,
             pending: Vec::new(),
         }
+    }
+
+    /// The session's state, as the frames read so far tell it.
+    pub fn state(&self) -> &SharedState {
+        &self.state
+    }
+
+    /// Sends one line to the server now (within the timeout), without waiting for an
+    /// answer; what the server answers is shown by [`Connection::chat`].
+    pub async fn send(&mut self, line: &str) -> Result<(), ClientError> {
+        match tokio::time::timeout(self.timeout, self.writer.send(line)).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(ClientError::Timeout {
+                waiting_for: "a line to be sent",
+                after: self.timeout,
+            }),
+        }
+    }
+
+    /// Updates the state from `frame` and renders it, our own nickname in mind.
+    fn apply_and_render(&self, frame: &ServerFrame) -> String {
+        self.state.send_if_modified(|state| state.apply(frame));
+        let state = self.state.borrow();
+        self.renderer.frame(frame, state.me())
     }
 
     /// Answers the server's `NICK` prompt with `nick` and waits for `WELCOME`.
@@ -108,7 +156,7 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
             match self.next_incoming().await? {
                 Incoming::Frame(ServerFrame::NickPrompt) => self.prompted = true,
                 Incoming::Frame(ServerFrame::Bye { reason }) => return Err(bye(&reason)),
-                Incoming::Frame(frame) => self.pending.push(render(&frame, &self.time_zone)),
+                Incoming::Frame(frame) => self.pending.push(self.apply_and_render(&frame)),
                 Incoming::Other(line) => self.pending.push(line),
             }
         }
@@ -121,7 +169,7 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
                         nick: nick.clone(),
                         text,
                     };
-                    self.pending.push(render(&welcome, &self.time_zone));
+                    self.pending.push(self.apply_and_render(&welcome));
                     return Ok(nick);
                 }
                 Incoming::Frame(ServerFrame::Error { code, text }) => {
@@ -140,7 +188,7 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
                     });
                 }
                 Incoming::Frame(ServerFrame::Bye { reason }) => return Err(bye(&reason)),
-                Incoming::Frame(frame) => self.pending.push(render(&frame, &self.time_zone)),
+                Incoming::Frame(frame) => self.pending.push(self.apply_and_render(&frame)),
                 Incoming::Other(line) => self.pending.push(line),
             }
         }
@@ -176,39 +224,38 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
             let wake = deadline.map_or_else(far_future, |(at, _)| at);
             tokio::select! {
                 incoming = self.reader.next() => {
-                    let line = match incoming {
-                        None => {
-                            return match phase {
-                                Phase::Quitting(outcome) => Ok(outcome),
-                                _ => Err(ClientError::Closed),
-                            };
-                        }
-                        Some(Err(e)) => return Err(ClientError::Io(e)),
-                        Some(Ok(Err(e))) => render_line_error(&e),
-                        Some(Ok(Ok(line))) => match ServerFrame::parse(&line) {
-                            Err(e) => render_unparsed(&line, &e),
-                            Ok(ServerFrame::Bye { reason }) => {
-                                let Phase::Quitting(outcome) = phase else {
-                                    return Err(bye(&reason));
-                                };
-                                let frame = ServerFrame::Bye { reason };
-                                output.send(render(&frame, &self.time_zone)).await.map_err(show)?;
-                                return Ok(outcome);
-                            }
-                            Ok(ServerFrame::Pong { token: Some(token) })
-                                if matches!(&phase, Phase::Draining { token: ours } if *ours == token) =>
-                            {
+                    let mut incoming = incoming;
+                    // Everything already read is shown in one go: under a flood the
+                    // terminal gets one write and one redraw of the prompt per batch.
+                    let mut taken = 0;
+                    loop {
+                        taken += 1;
+                        match self.take(incoming, &phase) {
+                            Step::Show(line) => output.feed(line).await.map_err(show)?,
+                            Step::Confirmed => {
                                 // Everything we sent has been handled and echoed: leave.
                                 outbox.push_back(Command::Quit(None).to_string());
                                 unflushed = true;
                                 phase = Phase::Quitting(Outcome::EndOfInput);
                                 deadline = Some((Instant::now() + self.timeout, "BYE after /quit"));
-                                continue;
                             }
-                            Ok(frame) => render(&frame, &self.time_zone),
-                        },
-                    };
-                    output.send(line).await.map_err(show)?;
+                            Step::End(last, result) => {
+                                if let Some(line) = last {
+                                    output.feed(line).await.map_err(show)?;
+                                }
+                                output.flush().await.map_err(show)?;
+                                return result;
+                            }
+                        }
+                        if taken == MAX_BATCH {
+                            break;
+                        }
+                        match self.reader.next().now_or_never() {
+                            Some(next) => incoming = next,
+                            None => break,
+                        }
+                    }
+                    output.flush().await.map_err(show)?;
                 }
                 written = write_outbox(&mut self.writer, &mut outbox), if unflushed => {
                     written?;
@@ -224,7 +271,9 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
                     }
                     Some(line) => match classify(&line) {
                         Typed::Nothing => {}
-                        Typed::Refused(shown) => output.send(shown).await.map_err(show)?,
+                        Typed::Refused(shown) => {
+                            output.send(self.renderer.error(shown)).await.map_err(show)?;
+                        }
                         Typed::Send { line, quit } => {
                             outbox.push_back(line);
                             unflushed = true;
@@ -243,15 +292,47 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
         }
     }
 
+    /// What to do with what the socket gave in the chat loop, in `phase`.
+    fn take(&self, incoming: Option<io::Result<Result<String, LineError>>>, phase: &Phase) -> Step {
+        let line = match incoming {
+            None => {
+                return Step::End(
+                    None,
+                    match phase {
+                        Phase::Quitting(outcome) => Ok(*outcome),
+                        _ => Err(ClientError::Closed),
+                    },
+                );
+            }
+            Some(Err(e)) => return Step::End(None, Err(ClientError::Io(e))),
+            Some(Ok(Err(e))) => return Step::Show(self.renderer.line_error(&e)),
+            Some(Ok(Ok(line))) => line,
+        };
+        match ServerFrame::parse(&line) {
+            Err(e) => Step::Show(self.renderer.unparsed(&line, &e)),
+            Ok(ServerFrame::Bye { reason }) => match phase {
+                Phase::Quitting(outcome) => {
+                    let frame = ServerFrame::Bye { reason };
+                    Step::End(Some(self.apply_and_render(&frame)), Ok(*outcome))
+                }
+                _ => Step::End(None, Err(bye(&reason))),
+            },
+            Ok(ServerFrame::Pong { token: Some(token) }) if matches!(phase, Phase::Draining { token: ours } if *ours == token) => {
+                Step::Confirmed
+            }
+            Ok(frame) => Step::Show(self.apply_and_render(&frame)),
+        }
+    }
+
     /// The next line from the server; the end of the connection is an error here.
     async fn next_incoming(&mut self) -> Result<Incoming, ClientError> {
         match self.reader.next().await {
             None => Err(ClientError::Closed),
             Some(Err(e)) => Err(ClientError::Io(e)),
-            Some(Ok(Err(e))) => Ok(Incoming::Other(render_line_error(&e))),
+            Some(Ok(Err(e))) => Ok(Incoming::Other(self.renderer.line_error(&e))),
             Some(Ok(Ok(line))) => Ok(match ServerFrame::parse(&line) {
                 Ok(frame) => Incoming::Frame(frame),
-                Err(e) => Incoming::Other(render_unparsed(&line, &e)),
+                Err(e) => Incoming::Other(self.renderer.unparsed(&line, &e)),
             }),
         }
     }

@@ -55,9 +55,27 @@ pub enum ClientError {
     /// Showing a line failed (for example standard output was closed).
     #[error("cannot write the output")]
     Output(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// With `--reconnect`, every attempt to reconnect failed.
+    #[error("gave up reconnecting after {attempts} attempts")]
+    GaveUp {
+        /// How many attempts were made.
+        attempts: u32,
+        /// Why the last one failed.
+        #[source]
+        last: Box<ClientError>,
+    },
 }
 
 impl ClientError {
+    /// Whether the connection was lost while the client still wanted it (closed,
+    /// broken, or ended by the server with `BYE`), so that reconnecting makes sense.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Closed | ClientError::Io(_) | ClientError::Bye { .. }
+        )
+    }
+
     /// Whether the user could try again with another nickname on the same connection.
     pub fn is_nick_refused(&self) -> bool {
         matches!(self, ClientError::NickRefused { .. })

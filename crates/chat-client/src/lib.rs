@@ -1,23 +1,36 @@
 //! The chat client as a library: the `chat-client` binary only parses flags, wires the
-//! terminal (standard input, standard output) to [`run`]'s input stream and output sink,
-//! and prints errors. Tests drive the same code with channels instead of a terminal.
+//! terminal (or standard input and output, when they are not a terminal) to [`run`]'s
+//! input stream and output sink, and prints errors. Tests drive the same code with
+//! channels instead of a terminal.
 //!
 //! - [`Connection`]: the handshake ([`Connection::register`]) and the `select!` loop
 //!   over the socket and the user's input ([`Connection::chat`]).
-//! - [`render`]: how each frame from the server is shown, control characters escaped.
+//! - [`state`]: what the frames tell about the session (rooms, members, current room).
+//! - [`render`]: how each frame from the server is shown, control characters escaped,
+//!   optionally in colour.
+//! - [`terminal`]: the terminal as an input stream (a line editor with history and Tab
+//!   completion, see [`editor`] and [`complete`]) and an output sink that prints above
+//!   the line being typed.
+//! - [`reconnect`]: `--reconnect`, a new connection after a lost one.
 //! - [`ClientError`]: every way a session can end badly, one line each.
 //!
 //! At the end of input the client sends `/ping`, waits for the matching `PONG` (the
 //! server sends it after everything earlier lines caused, echoes included), then
 //! `/quit`; so a script's every line has been handled when the client exits.
 
+pub mod complete;
 mod connection;
+pub mod editor;
 mod error;
 mod input;
+pub mod reconnect;
 pub mod render;
+pub mod state;
+pub mod terminal;
 
 pub use connection::Connection;
 pub use error::ClientError;
+pub use reconnect::{Backoff, chat_reconnecting};
 
 use futures::{Sink, Stream};
 use jiff::tz::TimeZone;
@@ -38,16 +51,25 @@ pub struct Options {
     pub timeout: Duration,
     /// Time zone in which event times are shown.
     pub time_zone: TimeZone,
+    /// Whether to show colours (ANSI escape sequences) in what is shown.
+    pub color: bool,
 }
 
 impl Options {
-    /// Options for `nick`, with the default timeout and the system's time zone.
+    /// Options for `nick`, with the default timeout, the system's time zone and no
+    /// colours.
     pub fn new(nick: impl Into<String>) -> Options {
         Options {
             nick: nick.into(),
             timeout: DEFAULT_TIMEOUT,
             time_zone: TimeZone::system(),
+            color: false,
         }
+    }
+
+    /// The renderer these options ask for.
+    pub fn renderer(&self) -> render::Renderer {
+        render::Renderer::new(self.time_zone.clone(), self.color)
     }
 }
 

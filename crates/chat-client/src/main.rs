@@ -1,30 +1,39 @@
 //! `chat-client`: talk to a chat server from a terminal or a script.
 //!
-//! Parses flags, asks for a nickname if none was given, wires standard input and output
-//! to [`chat_client::Connection`], and turns any error into one line on standard error
-//! and a non-zero exit code.
+//! Parses flags, asks for a nickname if none was given, wires the terminal (a line
+//! editor, see `chat_client::terminal`) or, when standard input or output is not a
+//! terminal, plain standard input and output to [`chat_client::Connection`], and turns
+//! any error into one line on standard error and a non-zero exit code.
 
 use anyhow::bail;
-use chat_client::{ClientError, Connection, Options};
+use chat_client::state::{self, SharedState};
+use chat_client::terminal::{self, TerminalInput, TerminalOutput};
+use chat_client::{Backoff, ClientError, Connection, Options, Outcome};
 use chat_proto::LineCodec;
 use clap::Parser;
-use futures::{Stream, StreamExt};
+use futures::{SinkExt, Stream, StreamExt};
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::Duration;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedWrite;
 
 /// A terminal client for the chat server.
 ///
 /// Lines typed are sent to the current room; lines starting with `/` are commands (see
-/// below). With standard input not a terminal, each line is sent in turn, and at the end
-/// of input the client waits until the server has handled every line, then quits.
+/// below). In a terminal, messages appear above the line being typed, Tab completes
+/// commands, rooms and nicknames, Up and Down recall earlier lines, and Ctrl-C or
+/// Ctrl-D leaves. With standard input or output not a terminal, each line of input is
+/// sent in turn, and at the end of input the client waits until the server has handled
+/// every line, then quits. Colours are used only on a terminal, and never with NO_COLOR
+/// set.
 #[derive(Debug, Parser)]
 #[command(version, after_help = commands_help())]
 struct Args {
-    /// Nickname to use; without it, the first line of standard input is taken (after a
-    /// "Choose a nickname: " prompt on standard error).
+    /// Nickname to use; without it, the client asks for one (on a terminal), or takes
+    /// the first line of standard input (after a "Choose a nickname: " prompt on
+    /// standard error).
     #[arg(long, short, env = "CHAT_NICK")]
     nick: Option<String>,
 
@@ -37,12 +46,27 @@ struct Args {
     #[arg(long, env = "CHAT_TIMEOUT", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
+
+    /// When the connection drops, connect again (waiting 0.5 s, then twice as long
+    /// each time, up to 30 s), with the same nickname, rooms and current room. Lines
+    /// typed meanwhile are sent once reconnected. Works with piped input too.
+    #[arg(long)]
+    reconnect: bool,
+
+    /// With --reconnect: how many attempts in a row may fail before giving up.
+    #[arg(long, default_value_t = 10, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    reconnect_attempts: u32,
 }
 
 /// The chat commands, for the end of `--help`.
 fn commands_help() -> String {
     let mut help = "Commands, typed in the chat:\n".to_owned();
     for (usage, what) in chat_proto::command::HELP {
+        help.push_str(&format!("  {usage:<24} {what}\n"));
+    }
+    help.push_str("Commands of the client, in a terminal:\n");
+    for (usage, what) in chat_client::complete::CLIENT_COMMANDS {
         help.push_str(&format!("  {usage:<24} {what}\n"));
     }
     help
@@ -60,17 +84,91 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<chat_client::Outcome> {
-    let interactive = std::io::stdin().is_terminal();
-    let mut input = stdin_lines();
+async fn run(args: Args) -> anyhow::Result<Outcome> {
+    let stdout_is_terminal = std::io::stdout().is_terminal();
     let mut opts = Options::new(args.nick.clone().unwrap_or_default());
     opts.timeout = Duration::from_secs(args.timeout);
+    // https://no-color.org: set and not empty means no colours.
+    opts.color = stdout_is_terminal
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_none_or(|term| term != "dumb");
+    if std::io::stdin().is_terminal() && stdout_is_terminal {
+        let state = state::shared();
+        let (mut input, mut output, guard) = terminal::open(state.subscribe(), opts.color)?;
+        let result = run_terminal(&args, opts, state, &mut input, &mut output).await;
+        // The terminal is itself again before an error is printed.
+        drop(guard);
+        result
+    } else {
+        run_lines(&args, opts).await
+    }
+}
+
+fn backoff(args: &Args) -> Backoff {
+    Backoff {
+        attempts: args.reconnect_attempts,
+        ..Backoff::default()
+    }
+}
+
+/// The chat in a terminal, with the line editor.
+async fn run_terminal(
+    args: &Args,
+    mut opts: Options,
+    state: SharedState,
+    input: &mut TerminalInput,
+    output: &mut TerminalOutput,
+) -> anyhow::Result<Outcome> {
+    let renderer = opts.renderer();
+    let mut nick = match &args.nick {
+        Some(nick) => nick.clone(),
+        None => match ask_nick_in_terminal(input, output).await? {
+            Some(nick) => nick,
+            None => return Ok(Outcome::Quit),
+        },
+    };
+    let conn = chat_client::connect(&args.addr, opts.timeout).await?;
+    let mut connection = Connection::with_state(conn, &opts, state);
+    loop {
+        match connection.register(&nick).await {
+            Ok(_) => break,
+            Err(e @ ClientError::NickRefused { .. }) => {
+                output.send(renderer.error(format!("!! {e}"))).await?;
+                nick = match ask_nick_in_terminal(input, output).await? {
+                    Some(nick) => nick,
+                    None => return Ok(Outcome::Quit),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    opts.nick = nick;
+    chat(args, &opts, connection, input, output).await
+}
+
+/// Asks for a nickname on the terminal's prompt; `None` if the user leaves instead.
+async fn ask_nick_in_terminal(
+    input: &mut TerminalInput,
+    output: &mut TerminalOutput,
+) -> anyhow::Result<Option<String>> {
+    output.set_prompt(Some("Choose a nickname: ".to_owned()))?;
+    let answer = input.next().await;
+    output.set_prompt(None)?;
+    Ok(answer
+        .filter(|nick| nick.trim() != "/quit")
+        .map(|nick| nick.trim().to_owned()))
+}
+
+/// The chat with plain lines: standard input and output are not both terminals.
+async fn run_lines(args: &Args, mut opts: Options) -> anyhow::Result<Outcome> {
+    let interactive = std::io::stdin().is_terminal();
+    let mut input = stdin_lines();
     if args.nick.is_none() {
         opts.nick = ask_nick(&mut input, interactive).await?;
     }
     let conn = chat_client::connect(&args.addr, opts.timeout).await?;
     let mut connection = Connection::new(conn, &opts);
-    let mut nick = opts.nick;
+    let mut nick = opts.nick.clone();
     loop {
         match connection.register(&nick).await {
             Ok(_) => break,
@@ -81,8 +179,32 @@ async fn run(args: Args) -> anyhow::Result<chat_client::Outcome> {
             Err(e) => return Err(e.into()),
         }
     }
+    opts.nick = nick;
     let output = FramedWrite::new(tokio::io::stdout(), LineCodec::default());
-    Ok(connection.chat(input, output).await?)
+    chat(args, &opts, connection, input, output).await
+}
+
+/// The chat on a registered connection, reconnecting if asked to.
+async fn chat<I, O>(
+    args: &Args,
+    opts: &Options,
+    connection: Connection<TcpStream>,
+    input: I,
+    output: O,
+) -> anyhow::Result<Outcome>
+where
+    I: Stream<Item = String>,
+    O: futures::Sink<String>,
+    O::Error: std::error::Error + Send + Sync + 'static,
+{
+    let outcome = if args.reconnect {
+        let backoff = backoff(args);
+        chat_client::chat_reconnecting(connection, &args.addr, opts, &backoff, input, output)
+            .await?
+    } else {
+        connection.chat(input, output).await?
+    };
+    Ok(outcome)
 }
 
 /// Prompts on standard error and takes the next line of input as a nickname. When

@@ -10,104 +10,272 @@
 //! `\x1b` and can never move the cursor, clear the screen or change colours. Nicknames
 //! and room names need no escaping: [`chat_proto::Nick`] and [`chat_proto::Room`] only
 //! hold printable ASCII.
+//!
+//! With colour ([`Renderer::new`] with `color`), the same text gets ANSI colours that the
+//! client adds around already-escaped pieces: each nickname has a colour of its own
+//! (the same in every client, from a hash of its case-folded spelling), your own nickname
+//! is bold and underlined, a message that mentions your nickname is bold with the
+//! sender's name in reverse video, times and membership events are dim, errors red.
+//! Without colour the text is exactly what [`render`] gives, for scripts and `NO_COLOR`.
 
 use chat_proto::text::escape_controls;
-use chat_proto::{CommandError, FrameError, LineError, ServerFrame, Timestamp};
+use chat_proto::{CommandError, FrameError, LineError, Nick, ServerFrame, Timestamp};
 use jiff::tz::TimeZone;
 use std::fmt::Write as _;
 
-/// The line that shows `frame`, with event times in `tz`.
+/// The line that shows `frame`, with event times in `tz`, as plain text.
 pub fn render(frame: &ServerFrame, tz: &TimeZone) -> String {
-    let time = |t: &Timestamp| {
-        t.to_zoned_datetime(tz.clone())
+    Renderer::new(tz.clone(), false).frame(frame, None)
+}
+
+/// Renders frames in a time zone, plain or in colour.
+#[derive(Debug, Clone)]
+pub struct Renderer {
+    /// Time zone in which event times are shown.
+    time_zone: TimeZone,
+    /// Whether to add ANSI colours.
+    color: bool,
+}
+
+const RESET: &str = "\x1b[0m";
+const DIM: &str = "\x1b[2m";
+const BOLD: &str = "\x1b[1m";
+const RED: &str = "\x1b[31m";
+const YELLOW: &str = "\x1b[33m";
+
+/// Foreground colours for nicknames: the basic and bright ones, without black, white
+/// and grey, which vanish on some backgrounds.
+const NICK_COLORS: [u8; 12] = [31, 32, 33, 34, 35, 36, 91, 92, 93, 94, 95, 96];
+
+/// The SGR colour of `nick`: the same for every spelling of it, in every client.
+pub fn nick_color(nick: &Nick) -> u8 {
+    // FNV-1a: stable across runs and platforms, unlike the standard library's hasher.
+    let hash = nick.folded().bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    NICK_COLORS[hash as usize % NICK_COLORS.len()]
+}
+
+/// Whether `text` names `nick` as a word of its own, ignoring ASCII case.
+pub fn mentions(text: &str, nick: &Nick) -> bool {
+    let is_nick_char = |c: char| c.is_ascii_alphanumeric() || "-[]\\`_^{|}".contains(c);
+    let (text, nick) = (text.to_ascii_lowercase(), nick.folded());
+    text.match_indices(&nick).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + nick.len()..].chars().next();
+        !before.is_some_and(is_nick_char) && !after.is_some_and(is_nick_char)
+    })
+}
+
+impl Renderer {
+    /// A renderer showing times in `time_zone`, with ANSI colours if `color`.
+    pub fn new(time_zone: TimeZone, color: bool) -> Renderer {
+        Renderer { time_zone, color }
+    }
+
+    /// Whether this renderer adds colours.
+    pub fn color(&self) -> bool {
+        self.color
+    }
+
+    /// `text` between the SGR sequence `sgr` and a reset, when colours are on.
+    fn paint(&self, sgr: &str, text: impl std::fmt::Display) -> String {
+        if self.color {
+            format!("{sgr}{text}{RESET}")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn time(&self, t: &Timestamp) -> String {
+        let time = t
+            .to_zoned_datetime(self.time_zone.clone())
             .strftime("%H:%M")
-            .to_string()
-    };
-    match frame {
-        ServerFrame::NickPrompt => "-- the server asks for a nickname".to_owned(),
-        ServerFrame::Welcome { nick, text } => {
-            format!("-- {} (you are {nick})", escape_controls(text))
+            .to_string();
+        self.paint(DIM, time)
+    }
+
+    /// A nickname in its colour; bold and underlined when it is `me`.
+    fn nick(&self, nick: &Nick, me: Option<&Nick>) -> String {
+        let mine = me.is_some_and(|me| me.folded() == nick.folded());
+        let style = if mine { "1;4;" } else { "" };
+        self.paint(&format!("\x1b[{style}{}m", nick_color(nick)), nick)
+    }
+
+    /// A whole line of a notice (joins, parts): dim.
+    fn notice(&self, line: String) -> String {
+        self.paint(DIM, line)
+    }
+
+    /// An error line (`!! ...`): red.
+    pub fn error(&self, line: String) -> String {
+        self.paint(RED, line)
+    }
+
+    /// A line the client did not understand (`?? ...`): yellow.
+    fn strange(&self, line: String) -> String {
+        self.paint(YELLOW, line)
+    }
+
+    /// `<nick> text` of a message or `* nick text` of an action, with the text
+    /// highlighted when it mentions `me` and is from someone else.
+    fn said(&self, from: &Nick, text: &str, me: Option<&Nick>, action: bool) -> String {
+        let text = escape_controls(text);
+        let mentioned = me.is_some_and(|me| me.folded() != from.folded() && mentions(&text, me));
+        let name = if mentioned {
+            self.paint(&format!("\x1b[7;{}m", nick_color(from)), from)
+        } else {
+            self.nick(from, me)
+        };
+        let text = if mentioned {
+            self.paint(BOLD, &text)
+        } else {
+            text.into_owned()
+        };
+        if action {
+            format!("* {name} {text}")
+        } else {
+            format!("<{name}> {text}")
         }
-        ServerFrame::Message {
-            room,
-            from,
-            time: t,
-            text,
-        } => format!("{} [{room}] <{from}> {}", time(t), escape_controls(text)),
-        ServerFrame::Action {
-            room,
-            from,
-            time: t,
-            text,
-        } => format!("{} [{room}] * {from} {}", time(t), escape_controls(text)),
-        ServerFrame::Private {
-            from,
-            to,
-            time: t,
-            text,
-        } => format!(
-            "{} [pm] <{from} -> {to}> {}",
-            time(t),
-            escape_controls(text)
-        ),
-        ServerFrame::Join {
-            room,
-            nick,
-            time: t,
-        } => format!("{} [{room}] --> {nick} joined", time(t)),
-        ServerFrame::Part {
-            room,
-            nick,
-            time: t,
-            reason,
-        } => format!("{} [{room}] <-- {nick} left{}", time(t), Reason(reason)),
-        ServerFrame::Quit {
-            room,
-            nick,
-            time: t,
-            reason,
-        } => format!("{} [{room}] <-- {nick} quit{}", time(t), Reason(reason)),
-        ServerFrame::Rename {
-            room,
-            old,
-            new,
-            time: t,
-        } => match room {
-            Some(room) => format!("{} [{room}] -- {old} is now known as {new}", time(t)),
-            None => format!("{} -- {old} is now known as {new}", time(t)),
-        },
-        ServerFrame::Lagged { room, missed } => {
-            let s = if *missed == 1 { "" } else { "s" };
-            format!("-- missed {missed} event{s} in {room}")
-        }
-        ServerFrame::Current { room: Some(room) } => format!("-- now talking in {room}"),
-        ServerFrame::Current { room: None } => {
-            "-- now talking in no room (/join #room to talk)".to_owned()
-        }
-        ServerFrame::Members { room, nicks } => {
-            let mut line = format!("-- in {room}:");
-            for nick in nicks {
-                let _ = write!(line, " {nick}");
+    }
+
+    /// The line that shows `frame`; `me` is our nickname, to make our own messages and
+    /// mentions of us stand out.
+    pub fn frame(&self, frame: &ServerFrame, me: Option<&Nick>) -> String {
+        let time = |t: &Timestamp| self.time(t);
+        match frame {
+            ServerFrame::NickPrompt => "-- the server asks for a nickname".to_owned(),
+            ServerFrame::Welcome { nick, text } => {
+                format!(
+                    "-- {} (you are {})",
+                    escape_controls(text),
+                    self.nick(nick, Some(nick))
+                )
             }
-            line
-        }
-        ServerFrame::Rooms { rooms } if rooms.is_empty() => "-- rooms: none".to_owned(),
-        ServerFrame::Rooms { rooms } => {
-            let mut line = "-- rooms:".to_owned();
-            for (room, members) in rooms {
-                let _ = write!(line, " {room} ({members})");
+            ServerFrame::Message {
+                room,
+                from,
+                time: t,
+                text,
+            } => format!("{} [{room}] {}", time(t), self.said(from, text, me, false)),
+            ServerFrame::Action {
+                room,
+                from,
+                time: t,
+                text,
+            } => format!("{} [{room}] {}", time(t), self.said(from, text, me, true)),
+            ServerFrame::Private {
+                from,
+                to,
+                time: t,
+                text,
+            } => {
+                let text = escape_controls(text);
+                let to_me =
+                    me.is_some_and(|me| me.folded() == to.folded() && me.folded() != from.folded());
+                let text = if to_me {
+                    self.paint(BOLD, &text)
+                } else {
+                    text.into_owned()
+                };
+                format!(
+                    "{} [pm] <{} -> {}> {text}",
+                    time(t),
+                    self.nick(from, me),
+                    self.nick(to, me),
+                )
             }
-            line
+            ServerFrame::Join {
+                room,
+                nick,
+                time: t,
+            } => format!(
+                "{} {}",
+                time(t),
+                self.notice(format!("[{room}] --> {nick} joined"))
+            ),
+            ServerFrame::Part {
+                room,
+                nick,
+                time: t,
+                reason,
+            } => format!(
+                "{} {}",
+                time(t),
+                self.notice(format!("[{room}] <-- {nick} left{}", Reason(reason)))
+            ),
+            ServerFrame::Quit {
+                room,
+                nick,
+                time: t,
+                reason,
+            } => format!(
+                "{} {}",
+                time(t),
+                self.notice(format!("[{room}] <-- {nick} quit{}", Reason(reason)))
+            ),
+            ServerFrame::Rename {
+                room,
+                old,
+                new,
+                time: t,
+            } => match room {
+                Some(room) => format!(
+                    "{} {}",
+                    time(t),
+                    self.notice(format!("[{room}] -- {old} is now known as {new}"))
+                ),
+                None => format!(
+                    "{} {}",
+                    time(t),
+                    self.notice(format!("-- {old} is now known as {new}"))
+                ),
+            },
+            ServerFrame::Lagged { room, missed } => {
+                let s = if *missed == 1 { "" } else { "s" };
+                self.strange(format!("-- missed {missed} event{s} in {room}"))
+            }
+            ServerFrame::Current { room: Some(room) } => format!("-- now talking in {room}"),
+            ServerFrame::Current { room: None } => {
+                "-- now talking in no room (/join #room to talk)".to_owned()
+            }
+            ServerFrame::Members { room, nicks } => {
+                let mut line = format!("-- in {room}:");
+                for nick in nicks {
+                    let _ = write!(line, " {}", self.nick(nick, me));
+                }
+                line
+            }
+            ServerFrame::Rooms { rooms } if rooms.is_empty() => "-- rooms: none".to_owned(),
+            ServerFrame::Rooms { rooms } => {
+                let mut line = "-- rooms:".to_owned();
+                for (room, members) in rooms {
+                    let _ = write!(line, " {room} ({members})");
+                }
+                line
+            }
+            ServerFrame::Pong { token: Some(token) } => {
+                format!("-- pong {}", escape_controls(token))
+            }
+            ServerFrame::Pong { token: None } => "-- pong".to_owned(),
+            ServerFrame::Help { text } => format!("-- {}", escape_controls(text)),
+            ServerFrame::Error { code, text } => self.error(format!(
+                "!! {}: {}",
+                escape_controls(code.as_str()),
+                escape_controls(text)
+            )),
+            ServerFrame::Bye { reason } => format!("-- bye: {}", escape_controls(reason)),
         }
-        ServerFrame::Pong { token: Some(token) } => format!("-- pong {}", escape_controls(token)),
-        ServerFrame::Pong { token: None } => "-- pong".to_owned(),
-        ServerFrame::Help { text } => format!("-- {}", escape_controls(text)),
-        ServerFrame::Error { code, text } => format!(
-            "!! {}: {}",
-            escape_controls(code.as_str()),
-            escape_controls(text)
-        ),
-        ServerFrame::Bye { reason } => format!("-- bye: {}", escape_controls(reason)),
+    }
+
+    /// [`render_unparsed`], in colour if on.
+    pub fn unparsed(&self, line: &str, error: &FrameError) -> String {
+        self.strange(render_unparsed(line, error))
+    }
+
+    /// [`render_line_error`], in colour if on.
+    pub fn line_error(&self, error: &LineError) -> String {
+        self.error(render_line_error(error))
     }
 }
 
@@ -343,5 +511,112 @@ mod tests {
         );
         let error = chat_proto::Command::parse("/join nohash").unwrap_err();
         assert!(render_command_error(&error).starts_with("!! ROOM_INVALID: "));
+    }
+
+    fn colored(frame: &ServerFrame, me: &str) -> String {
+        let me = Nick::new(me).unwrap();
+        Renderer::new(TimeZone::UTC, true).frame(frame, Some(&me))
+    }
+
+    /// `s` without its SGR sequences.
+    fn strip(s: &str) -> String {
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(at) = rest.find("\x1b[") {
+            out.push_str(&rest[..at]);
+            let tail = &rest[at + 2..];
+            let end = tail.find('m').expect("an SGR sequence ends with m");
+            rest = &tail[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn colours_only_wrap_the_plain_text() {
+        let lines = [
+            format!("MSG #general bob {T} :hello alice"),
+            format!("MSG #general alice {T} :hello bob"),
+            format!("ACTION #general bob {T} :waves at Alice"),
+            format!("PRIVMSG bob alice {T} :psst"),
+            format!("JOIN #general bob {T}"),
+            format!("QUIT #general bob {T} :gone"),
+            "MEMBERS #general alice bob".to_owned(),
+            "ERR USAGE :usage: /join #room".to_owned(),
+            "WELCOME alice :hi".to_owned(),
+        ];
+        for line in lines {
+            let frame = parse(&line);
+            let shown = colored(&frame, "alice");
+            assert!(shown.contains('\x1b'), "{shown:?}");
+            assert_eq!(strip(&shown), utc(&frame), "for {line:?}");
+        }
+    }
+
+    #[test]
+    fn escaped_text_stays_escaped_in_colour() {
+        let frame = parse(&format!("MSG #general bob {T} :a\\x1b[2J alice"));
+        let evil = ServerFrame::Message {
+            room: Room::general(),
+            from: Nick::new("bob").unwrap(),
+            time: T.parse().unwrap(),
+            text: "\x1b[2J alice".into(),
+        };
+        let shown = colored(&evil, "alice");
+        assert!(shown.contains("\\x1b[2J alice"), "{shown:?}");
+        assert!(!shown.contains("\x1b[2J"), "{shown:?}");
+        assert!(strip(&colored(&frame, "alice")).ends_with("<bob> a\\x1b[2J alice"));
+    }
+
+    #[test]
+    fn nick_colours_are_stable_and_case_blind() {
+        let bob = Nick::new("bob").unwrap();
+        assert_eq!(nick_color(&bob), nick_color(&Nick::new("BOB").unwrap()));
+        // The same in every run and every client: a fixed hash, not a random one.
+        assert_eq!(nick_color(&bob), 93);
+        assert_eq!(nick_color(&Nick::new("alice").unwrap()), 96);
+        let colours: std::collections::BTreeSet<u8> = ["alice", "bob", "carol", "dave", "eve"]
+            .iter()
+            .map(|n| nick_color(&Nick::new(n).unwrap()))
+            .collect();
+        assert!(colours.len() > 1, "{colours:?}");
+    }
+
+    #[test]
+    fn own_messages_and_mentions_stand_out() {
+        let mine = colored(&parse(&format!("MSG #general alice {T} :hi")), "alice");
+        assert!(
+            mine.contains("\x1b[1;4;"),
+            "own nick bold+underlined: {mine:?}"
+        );
+        let mention = colored(&parse(&format!("MSG #general bob {T} :hi Alice!")), "alice");
+        assert!(mention.contains("\x1b[7;"), "sender reversed: {mention:?}");
+        assert!(
+            mention.contains("\x1b[1mhi Alice!"),
+            "text bold: {mention:?}"
+        );
+        let other = colored(&parse(&format!("MSG #general bob {T} :hi malice")), "alice");
+        assert!(
+            !other.contains("\x1b[7;") && !other.contains("\x1b[1m"),
+            "{other:?}"
+        );
+        // Our own message naming ourselves is not a mention.
+        let own = colored(
+            &parse(&format!("MSG #general alice {T} :alice here")),
+            "alice",
+        );
+        assert!(!own.contains("\x1b[7;"), "{own:?}");
+    }
+
+    #[test]
+    fn mentions_are_whole_words() {
+        let alice = Nick::new("alice").unwrap();
+        assert!(mentions("alice: hi", &alice));
+        assert!(mentions("hi ALICE", &alice));
+        assert!(mentions("(alice)", &alice));
+        assert!(!mentions("malice", &alice));
+        assert!(!mentions("alice_", &alice));
+        assert!(!mentions("alice2", &alice));
+        assert!(mentions("bob, alice", &alice));
     }
 }

@@ -6,7 +6,7 @@ mod common;
 use chat_proto::ServerFrame;
 use common::{Peer, TestServer, closed_port, within};
 use std::process::{Output, Stdio};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Starts the binary with `args` and piped standard streams; no `CHAT_*` variables
@@ -145,6 +145,9 @@ async fn help_lists_flags_environment_and_commands() {
         "--nick",
         "--addr",
         "--timeout",
+        "--reconnect",
+        "--reconnect-attempts",
+        "/clear",
         "CHAT_ADDR",
         "CHAT_NICK",
         "/join #room",
@@ -152,4 +155,40 @@ async fn help_lists_flags_environment_and_commands() {
     ] {
         assert!(help.contains(needle), "{needle:?} missing from {help}");
     }
+}
+
+#[tokio::test]
+async fn piped_input_goes_on_after_a_restart_with_reconnect() {
+    let mut first = TestServer::start().await;
+    let addr = first.addr.to_string();
+    let mut child = spawn(&["--nick", "alice", "--addr", &addr, "--reconnect"]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut read_until = async |needle: &str| {
+        within(needle, async {
+            loop {
+                let line = stdout.next_line().await.expect("read stdout");
+                let line = line.unwrap_or_else(|| panic!("stdout ended before {needle:?}"));
+                if line.contains(needle) {
+                    return;
+                }
+            }
+        })
+        .await
+    };
+    stdin.write_all(b"/join #rust\n").await.expect("write");
+    read_until("-- now talking in #rust").await;
+
+    first.shutdown().await;
+    let _second = TestServer::start_on(first.addr).await;
+    read_until("-- reconnected as alice").await;
+    read_until("-- now talking in #rust").await;
+    stdin.write_all(b"hello again\n").await.expect("write");
+    drop(stdin);
+    read_until("[#rust] <alice> hello again").await;
+    let output = within("chat-client to exit", child.wait_with_output())
+        .await
+        .expect("wait");
+    assert!(output.status.success(), "{output:?}");
+    assert!(output.stderr.is_empty(), "{output:?}");
 }

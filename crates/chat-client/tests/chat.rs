@@ -3,7 +3,7 @@
 
 mod common;
 
-use chat_client::{ClientError, Connection, Options, Outcome};
+use chat_client::{Backoff, ClientError, Connection, Options, Outcome, chat_reconnecting};
 use chat_proto::{ErrorCode, LineCodec, ServerFrame};
 use common::{Peer, TestServer, closed_port, within};
 use futures::channel::mpsc;
@@ -57,6 +57,30 @@ impl Client {
         let (input, input_rx) = mpsc::unbounded();
         let (output_tx, output) = mpsc::unbounded();
         let task = tokio::spawn(chat_client::run(conn, opts(nick), input_rx, output_tx));
+        Client {
+            input: Some(input),
+            output,
+            task,
+        }
+    }
+
+    /// A client that reconnects (quickly, for the tests) when the connection is lost.
+    async fn start_reconnecting(addr: SocketAddr, nick: &str) -> Client {
+        let conn = connect(addr).await;
+        let (input, input_rx) = mpsc::unbounded();
+        let (output_tx, output) = mpsc::unbounded();
+        let opts = opts(nick);
+        let backoff = Backoff {
+            first: Duration::from_millis(10),
+            max: Duration::from_millis(100),
+            attempts: 100,
+        };
+        let task = tokio::spawn(async move {
+            let mut connection = Connection::new(conn, &opts);
+            connection.register(&opts.nick).await?;
+            let addr = addr.to_string();
+            chat_reconnecting(connection, &addr, &opts, &backoff, input_rx, output_tx).await
+        });
         Client {
             input: Some(input),
             output,
@@ -385,6 +409,34 @@ async fn control_characters_from_the_server_are_escaped() {
 }
 
 #[tokio::test]
+async fn a_burst_of_frames_is_shown_whole_and_in_order() {
+    // Far more frames than the client shows in one batch, in one write.
+    const N: usize = 2000;
+    let addr = fake_server(|mut wire| async move {
+        fake_handshake(&mut wire).await;
+        let t = "2026-11-24T12:01:00.000Z";
+        for i in 0..N {
+            wire.feed(format!("MSG #general bob {t} :burst {i}"))
+                .await
+                .expect("feed");
+        }
+        SinkExt::<String>::flush(&mut wire).await.expect("flush");
+        fake_replies(&mut wire).await;
+    })
+    .await;
+    let (result, output) = run_piped(addr, opts("alice"), &[]).await;
+    assert_eq!(result.expect("clean exit"), Outcome::EndOfInput);
+    let bursts: Vec<&String> = output.iter().filter(|l| l.contains("burst")).collect();
+    assert_eq!(bursts.len(), N);
+    for (i, line) in bursts.iter().enumerate() {
+        assert!(
+            line.ends_with(&format!("<bob> burst {i}")),
+            "{line:?} at {i}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn server_closing_the_connection_is_an_error() {
     let addr = fake_server(|mut wire| async move {
         fake_handshake(&mut wire).await;
@@ -462,4 +514,125 @@ async fn a_missing_pong_times_out() {
         }
         other => panic!("expected Timeout, got {other:?}"),
     }
+}
+
+// --reconnect, with piped input (a channel) and a real server that goes away.
+
+#[tokio::test]
+async fn reconnecting_restores_rooms_and_sends_what_was_typed_offline() {
+    let mut first = TestServer::start().await;
+    let addr = first.addr;
+    let mut alice = Client::start_reconnecting(addr, "alice").await;
+    alice.type_line("/join #rust");
+    alice.type_line("/join #ops");
+    alice.type_line("/join #rust");
+    alice.wait_for("-- in #ops: alice").await;
+    alice.wait_for("-- now talking in #rust").await;
+
+    first.shutdown().await;
+    alice
+        .wait_for("!! connection lost: the server closed the connection: server shutting down")
+        .await;
+    alice
+        .wait_for("-- reconnecting in 0.01s (attempt 1 of 100)...")
+        .await;
+    alice.type_line("typed while offline");
+    alice
+        .wait_for("-- not connected: the line will be sent once reconnected")
+        .await;
+    alice
+        .wait_for("!! reconnecting failed: cannot connect to")
+        .await;
+
+    let _second = TestServer::start_on(addr).await;
+    alice
+        .wait_for("-- reconnected as alice; joining your rooms")
+        .await;
+    // The rooms come back, the current one last; then the line typed offline goes there.
+    alice
+        .wait_for_all(&["[#ops] --> alice joined", "[#rust] --> alice joined"])
+        .await;
+    alice.wait_for("-- now talking in #rust").await;
+    alice.wait_for("[#rust] <alice> typed while offline").await;
+
+    let (result, _) = alice.finish().await;
+    assert_eq!(result.expect("clean exit"), Outcome::EndOfInput);
+}
+
+#[tokio::test]
+async fn reconnecting_waits_for_the_old_nickname_to_be_free() {
+    let mut first = TestServer::start().await;
+    let addr = first.addr;
+    let mut alice = Client::start_reconnecting(addr, "alice").await;
+    alice.wait_for("-- now talking in #general").await;
+    first.shutdown().await;
+
+    // On the new server someone still holds the name, as a server that has not noticed
+    // the old connection's end would.
+    let second = TestServer::start_on(addr).await;
+    let mut holder = Peer::connect(second.addr, "alice").await;
+    alice.wait_for("NICK_TAKEN").await;
+    holder.send("/quit").await;
+    holder
+        .expect("BYE", |f| matches!(f, ServerFrame::Bye { .. }))
+        .await;
+    alice.wait_for("-- reconnected as alice").await;
+    alice.wait_for("(you are alice)").await;
+    let (result, _) = alice.finish().await;
+    assert_eq!(result.expect("clean exit"), Outcome::EndOfInput);
+}
+
+#[tokio::test]
+async fn quit_while_offline_ends_at_once() {
+    let mut server = TestServer::start().await;
+    let mut alice = Client::start_reconnecting(server.addr, "alice").await;
+    alice.wait_for("-- now talking in #general").await;
+    server.shutdown().await;
+    alice.wait_for("-- reconnecting in").await;
+    alice.type_line("/quit");
+    let (result, output) = alice.finish().await;
+    assert_eq!(result.expect("clean exit"), Outcome::Quit);
+    assert_eq!(
+        output.last().map(String::as_str),
+        Some("-- bye"),
+        "{output:#?}"
+    );
+}
+
+#[tokio::test]
+async fn reconnecting_gives_up_after_its_attempts() {
+    let mut server = TestServer::start().await;
+    let addr = server.addr;
+    let conn = connect(addr).await;
+    let opts = opts("alice");
+    let mut connection = Connection::new(conn, &opts);
+    within("welcome", connection.register("alice"))
+        .await
+        .expect("accepted");
+    server.shutdown().await;
+    let backoff = Backoff {
+        first: Duration::from_millis(1),
+        max: Duration::from_millis(2),
+        attempts: 3,
+    };
+    let (tx, rx) = mpsc::unbounded();
+    // The input stays open: only the failed attempts end the chat.
+    let (_input, input_rx) = mpsc::unbounded::<String>();
+    let result = within(
+        "giving up",
+        chat_reconnecting(connection, &addr.to_string(), &opts, &backoff, input_rx, tx),
+    )
+    .await;
+    match result {
+        Err(ClientError::GaveUp { attempts: 3, last }) => {
+            assert!(matches!(*last, ClientError::Connect { .. }), "{last:?}")
+        }
+        other => panic!("expected GaveUp, got {other:?}"),
+    }
+    let output: Vec<String> = rx.collect().await;
+    let attempts = output
+        .iter()
+        .filter(|l| l.starts_with("-- reconnecting in"))
+        .count();
+    assert_eq!(attempts, 3, "{output:#?}");
 }

@@ -32,6 +32,27 @@ pub(crate) struct TestServer {
 impl TestServer {
     pub(crate) async fn start() -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        TestServer::serve(listener)
+    }
+
+    /// A server on `addr`, which another server has just released: binding may take a
+    /// few tries while the old sockets close (bounded by [`WAIT`]).
+    pub(crate) async fn start_on(addr: SocketAddr) -> TestServer {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => return TestServer::serve(listener),
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    // Not a synchronisation: a pause between bounded retries.
+                    eprintln!("binding {addr} again: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("cannot bind {addr} again: {e}"),
+            }
+        }
+    }
+
+    fn serve(listener: TcpListener) -> TestServer {
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let shutdown = async move {

@@ -8,6 +8,7 @@
 use crate::config::Config;
 use crate::flood::TokenBucket;
 use crate::hub::{Hub, Joined, now};
+use crate::reader::LineReader;
 use bytes::{Bytes, BytesMut};
 use chat_proto::{
     Command, CommandError, ErrorCode, LineCodec, LineError, Nick, Room, ServerFrame, command::HELP,
@@ -19,13 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_util::codec::FramedRead;
+
 use tokio_util::sync::CancellationToken;
 use tracing::{Span, info};
 
@@ -52,7 +53,7 @@ pub(crate) async fn serve(
     info!("connected");
     let (read, write) = stream.into_split();
     let mut conn = Connection {
-        reader: FramedRead::new(read, LineCodec::new(config.max_line)),
+        reader: LineReader::new(read, LineCodec::new(config.max_line)),
         writer: write,
         out: BytesMut::new(),
         config,
@@ -87,7 +88,7 @@ pub(crate) async fn serve(
 
 /// The socket and its output buffer.
 struct Connection {
-    reader: FramedRead<OwnedReadHalf, LineCodec>,
+    reader: LineReader,
     writer: OwnedWriteHalf,
     /// Frames waiting to be written, in order.
     out: BytesMut,
@@ -135,10 +136,9 @@ impl Connection {
                 }
             }
         }
-        // Give back a buffer that a burst made large.
-        if self.out.capacity() > BATCH_LIMIT * 2 {
-            self.out = BytesMut::new();
-        }
+        // Everything is written: hold no buffer while idle (the next batch allocates
+        // afresh, which costs far less than the write it goes with).
+        self.out = BytesMut::new();
         Ok(())
     }
 
@@ -198,7 +198,7 @@ impl Connection {
         self.push(&ServerFrame::NickPrompt);
         loop {
             self.flush().await?;
-            let line = match self.reader.next().await {
+            let line = match self.reader.next_line().await {
                 None => return Err("closed during handshake".into()),
                 Some(Err(e)) => return Err(io_reason(&e)),
                 Some(Ok(Err(e))) => {
@@ -313,7 +313,7 @@ impl Session {
                     self.conn.close_with(ServerFrame::Bye { reason: "server shutting down".into() }, grace).await;
                     return "server shutting down".into();
                 }
-                                line = self.conn.reader.next(), if read_at.is_none() => match line {
+                                line = self.conn.reader.next_line(), if read_at.is_none() => match line {
                     None => return "connection closed".into(),
                     Some(Err(e)) => return io_reason(&e),
                                         Some(Ok(line)) => {

@@ -106,10 +106,12 @@ async fn part_is_told_to_the_room_and_moves_the_current_room() {
     let server = TestServer::start().await;
     let mut alice = server.login("alice").await;
     let mut bob = server.login("bob").await;
+    // One after the other, so that each has seen everything before the test goes on.
     bob.send("/join #rust").await;
-    alice.send("/join #rust").await;
     bob.sync().await;
+    alice.send("/join #rust").await;
     alice.sync().await;
+    bob.sync().await;
 
     bob.send("/part #rust gone fishing").await;
     let bob_frames = bob.sync().await;
@@ -251,9 +253,10 @@ async fn rename_is_told_to_every_room_and_frees_the_old_name() {
     let mut alice = server.login("alice").await;
     let mut bob = server.login("bob").await;
     alice.send("/join #rust").await;
-    bob.send("/join #rust").await;
     alice.sync().await;
+    bob.send("/join #rust").await;
     bob.sync().await;
+    alice.sync().await;
 
     bob.send("/nick alice").await;
     assert!(matches!(

@@ -8,11 +8,12 @@
 //! Room events that concern membership (join, part, quit, rename) are sent while the lock
 //! is held, so their order in a room is the order in which membership changed.
 
+use crate::mailbox::MailboxSender;
 use bytes::Bytes;
 use chat_proto::{Nick, Room, ServerFrame, Timestamp};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 /// The server time of an event, at the millisecond precision of the wire.
 pub(crate) fn now() -> Timestamp {
@@ -25,9 +26,9 @@ struct Peer {
     /// The nickname as its owner spelled it.
     nick: Nick,
     /// Where private messages for this session go.
-    mailbox: mpsc::Sender<Bytes>,
+    mailbox: MailboxSender,
     /// Folded names of the rooms it is in, so a disconnect can leave them all.
-    rooms: BTreeSet<String>,
+    rooms: Vec<String>,
 }
 
 /// One room.
@@ -95,11 +96,7 @@ impl Hub {
     }
 
     /// Claims `nick` for a new session.
-    pub(crate) fn register(
-        &self,
-        nick: &Nick,
-        mailbox: mpsc::Sender<Bytes>,
-    ) -> Result<(), NickTaken> {
+    pub(crate) fn register(&self, nick: &Nick, mailbox: MailboxSender) -> Result<(), NickTaken> {
         let mut st = self.lock();
         let key = nick.folded();
         if st.peers.contains_key(&key) {
@@ -110,7 +107,7 @@ impl Hub {
             Peer {
                 nick: nick.clone(),
                 mailbox,
-                rooms: BTreeSet::new(),
+                rooms: Vec::new(),
             },
         );
         Ok(())
@@ -159,7 +156,7 @@ impl Hub {
             return Joined::Already;
         }
         entry.members.insert(key.to_owned());
-        peer.rooms.insert(room.folded());
+        peer.rooms.push(room.folded());
         let frame = ServerFrame::Join {
             room: entry.name.clone(),
             nick: peer.nick.clone(),
@@ -196,7 +193,7 @@ impl Hub {
         if !room.members.remove(key) {
             return None;
         }
-        peer.rooms.remove(room_key);
+        peer.rooms.retain(|r| r != room_key);
         let frame = ServerFrame::Part {
             room: room.name.clone(),
             nick: peer.nick.clone(),
@@ -253,7 +250,7 @@ impl Hub {
     }
 
     /// The nickname (as spelled) and mailbox of the session called `nick`.
-    pub(crate) fn lookup(&self, nick: &Nick) -> Option<(Nick, mpsc::Sender<Bytes>)> {
+    pub(crate) fn lookup(&self, nick: &Nick) -> Option<(Nick, MailboxSender)> {
         let st = self.lock();
         st.peers
             .get(&nick.folded())

@@ -12,6 +12,7 @@ pub mod config;
 mod flood;
 mod hub;
 mod listener;
+mod mailbox;
 mod reader;
 mod session;
 

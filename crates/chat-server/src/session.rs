@@ -8,20 +8,20 @@
 use crate::config::Config;
 use crate::flood::TokenBucket;
 use crate::hub::{Hub, Joined, now};
+use crate::mailbox::{Mailbox, SendError, mailbox};
 use crate::reader::LineReader;
 use bytes::{Bytes, BytesMut};
 use chat_proto::{
     Command, CommandError, ErrorCode, LineCodec, LineError, Nick, Room, ServerFrame, command::HELP,
 };
 use futures::{FutureExt, StreamExt};
-use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
@@ -73,7 +73,7 @@ pub(crate) async fn serve(
                 nick,
                 registration,
                 mailbox,
-                rooms: BTreeMap::new(),
+                rooms: Vec::new(),
                 streams: StreamMap::new(),
                 current: None,
             };
@@ -175,7 +175,7 @@ impl Connection {
         &mut self,
         hub: &Hub,
         shutdown: &CancellationToken,
-    ) -> Result<(Nick, mpsc::Receiver<Bytes>), Reason> {
+    ) -> Result<(Nick, Mailbox), Reason> {
         let timeout = self.config.handshake_timeout;
         let result = tokio::select! {
             result = tokio::time::timeout(timeout, self.choose_nick(hub)) => match result {
@@ -194,7 +194,7 @@ impl Connection {
         result
     }
 
-    async fn choose_nick(&mut self, hub: &Hub) -> Result<(Nick, mpsc::Receiver<Bytes>), Reason> {
+    async fn choose_nick(&mut self, hub: &Hub) -> Result<(Nick, Mailbox), Reason> {
         self.push(&ServerFrame::NickPrompt);
         loop {
             self.flush().await?;
@@ -215,7 +215,7 @@ impl Connection {
                     format!("{answer:?} is not a valid nickname: {e}"),
                 ),
                 Ok(nick) => {
-                    let (tx, rx) = mpsc::channel(self.config.mailbox_capacity);
+                    let (tx, rx) = mailbox(self.config.mailbox_capacity);
                     match hub.register(&nick, tx) {
                         Ok(()) => return Ok((nick, rx)),
                         Err(_) => {
@@ -252,6 +252,8 @@ impl Drop for Registration {
 
 /// A room the session is in.
 struct Membership {
+    /// The room's folded name.
+    key: String,
     /// The room's canonical name.
     room: Room,
     /// For sending to the room without going through the hub.
@@ -265,9 +267,10 @@ struct Session {
     nick: Nick,
     registration: Registration,
     /// Private messages addressed to this session.
-    mailbox: mpsc::Receiver<Bytes>,
-    /// Rooms by folded name.
-    rooms: BTreeMap<String, Membership>,
+    mailbox: Mailbox,
+    /// The rooms it is in (at most `--max-rooms`, so a short list beats a map: one room
+    /// costs a few dozen bytes instead of a map node).
+    rooms: Vec<Membership>,
     /// Each room's broadcast receiver, by folded name.
     streams: StreamMap<String, BroadcastStream<Bytes>>,
     /// Folded name of the room bare lines go to.
@@ -281,6 +284,10 @@ enum Flow {
 }
 
 impl Session {
+    fn membership(&self, key: &str) -> Option<&Membership> {
+        self.rooms.iter().find(|m| m.key == key)
+    }
+
     async fn run(&mut self, shutdown: &CancellationToken) -> Reason {
         self.conn.push(&ServerFrame::Welcome {
             nick: self.nick.clone(),
@@ -330,7 +337,7 @@ impl Session {
                         }
                     }
                 },
-                Some(bytes) = self.mailbox.recv() => self.conn.push_bytes(&bytes),
+                bytes = self.mailbox.recv() => self.conn.push_bytes(&bytes),
                 Some((room, event)) = self.streams.next() => self.room_event(&room, event),
             }
         }
@@ -341,7 +348,7 @@ impl Session {
     /// before the reply to its next line.
     fn collect_ready(&mut self, limit: usize) {
         while self.conn.out.len() < limit {
-            if let Ok(bytes) = self.mailbox.try_recv() {
+            if let Some(bytes) = self.mailbox.try_recv() {
                 self.conn.push_bytes(&bytes);
                 continue;
             }
@@ -358,7 +365,7 @@ impl Session {
         match event {
             Ok(bytes) => self.conn.push_bytes(&bytes),
             Err(BroadcastStreamRecvError::Lagged(missed)) => {
-                if let Some(m) = self.rooms.get(room_key) {
+                if let Some(m) = self.membership(room_key) {
                     tracing::debug!(room = %m.room, missed, "lagged");
                     let frame = ServerFrame::Lagged {
                         room: m.room.clone(),
@@ -416,7 +423,7 @@ impl Session {
     }
 
     fn say(&mut self, text: String, action: bool) {
-        let Some(m) = self.current.as_ref().and_then(|key| self.rooms.get(key)) else {
+        let Some(m) = self.current.as_ref().and_then(|key| self.membership(key)) else {
             self.conn.error(
                 ErrorCode::NoCurrentRoom,
                 "you are in no room: /join #room first",
@@ -446,7 +453,7 @@ impl Session {
     fn join(&mut self, room: &Room) {
         let key = room.folded();
         let limit = self.conn.config.max_rooms;
-        if self.rooms.len() >= limit && !self.rooms.contains_key(&key) {
+        if self.rooms.len() >= limit && self.membership(&key).is_none() {
             let text = format!("you are in {limit} rooms, the most allowed: /part one first");
             return self.conn.error(ErrorCode::TooManyRooms, text);
         }
@@ -461,13 +468,11 @@ impl Session {
             } => {
                 self.conn.push_bytes(&join);
                 self.streams.insert(key.clone(), BroadcastStream::new(rx));
-                self.rooms.insert(
-                    key.clone(),
-                    Membership {
-                        room: room.clone(),
-                        tx,
-                    },
-                );
+                self.rooms.push(Membership {
+                    key: key.clone(),
+                    room: room.clone(),
+                    tx,
+                });
                 for chunk in members.chunks(LIST_CHUNK) {
                     self.conn.push(&ServerFrame::Members {
                         room: room.clone(),
@@ -477,7 +482,7 @@ impl Session {
             }
         }
         self.current = Some(key.clone());
-        let room = self.rooms.get(&key).map(|m| m.room.clone());
+        let room = self.membership(&key).map(|m| m.room.clone());
         self.conn.push(&ServerFrame::Current { room });
     }
 
@@ -491,7 +496,7 @@ impl Session {
                     .error(ErrorCode::NoCurrentRoom, "you are in no room");
             }
         };
-        if !self.rooms.contains_key(&key) {
+        if self.membership(&key).is_none() {
             let name = room.map_or(key, |r| r.to_string());
             return self
                 .conn
@@ -504,16 +509,16 @@ impl Session {
                 self.room_event(&key, event);
             }
         }
-        self.rooms.remove(&key);
+        self.rooms.retain(|m| m.key != key);
         if let Some(bytes) = self.hub.part(&self.registration.key, &key, reason) {
             self.conn.push_bytes(&bytes);
         }
         if self.current.as_deref() == Some(key.as_str()) {
-            self.current = self.rooms.keys().next().cloned();
+            self.current = self.rooms.iter().map(|m| &m.key).min().cloned();
             let room = self
                 .current
                 .as_ref()
-                .and_then(|k| self.rooms.get(k))
+                .and_then(|k| self.membership(k))
                 .map(|m| m.room.clone());
             self.conn.push(&ServerFrame::Current { room });
         }
@@ -523,7 +528,7 @@ impl Session {
         let room = match room.or_else(|| {
             self.current
                 .as_ref()
-                .and_then(|k| self.rooms.get(k))
+                .and_then(|k| self.membership(k))
                 .map(|m| m.room.clone())
         }) {
             Some(room) => room,
@@ -567,11 +572,11 @@ impl Session {
         }
         match mailbox.try_send(bytes.clone()) {
             Ok(()) => self.conn.push_bytes(&bytes),
-            Err(mpsc::error::TrySendError::Full(_)) => self.conn.error(
+            Err(SendError::Full) => self.conn.error(
                 ErrorCode::RecipientBusy,
                 format!("{to} is not keeping up; message not delivered"),
             ),
-            Err(mpsc::error::TrySendError::Closed(_)) => self
+            Err(SendError::Closed) => self
                 .conn
                 .error(ErrorCode::NoSuchNick, format!("{to} has just left")),
         }

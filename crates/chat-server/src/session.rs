@@ -33,6 +33,9 @@ use tracing::{Span, info};
 /// Output beyond which the session stops collecting ready events and writes.
 const BATCH_LIMIT: usize = 64 * 1024;
 
+/// Lines a session handles before it yields to other tasks.
+const LINES_PER_TURN: usize = 32;
+
 /// Longest wait to write a goodbye (`BYE` after `/quit` or a handshake timeout).
 const FAREWELL_LIMIT: Duration = Duration::from_secs(5);
 
@@ -299,7 +302,15 @@ impl Session {
         // Set while flood control holds back the client's next line.
         let mut read_at: Option<Instant> = None;
         let mut last_input = Instant::now();
+        let mut lines_this_turn = 0;
         loop {
+            if lines_this_turn >= LINES_PER_TURN {
+                // Let the room's other members run before reading more: a client whose
+                // lines are all buffered would otherwise publish far more than a room
+                // holds before any member gets to read it.
+                lines_this_turn = 0;
+                tokio::task::yield_now().await;
+            }
             self.collect_ready(BATCH_LIMIT);
             if let Err(reason) = self.conn.flush().await {
                 return reason;
@@ -320,12 +331,13 @@ impl Session {
                     self.conn.close_with(ServerFrame::Bye { reason: "server shutting down".into() }, grace).await;
                     return "server shutting down".into();
                 }
-                                line = self.conn.reader.next_line(), if read_at.is_none() => match line {
+                line = self.conn.reader.next_line(), if read_at.is_none() => match line {
                     None => return "connection closed".into(),
                     Some(Err(e)) => return io_reason(&e),
-                                        Some(Ok(line)) => {
+                    Some(Ok(line)) => {
                         let now = Instant::now();
                         last_input = now;
+                        lines_this_turn += 1;
                         read_at = bucket.as_mut().and_then(|b| b.take(now));
                         match line {
                             Err(e) => self.conn.line_error(e),

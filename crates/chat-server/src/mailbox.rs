@@ -8,11 +8,15 @@
 
 use bytes::Bytes;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 struct Shared {
     state: Mutex<State>,
+    /// Messages queued, readable without the lock: the session checks its mailbox for
+    /// every event it delivers, and almost always finds it empty.
+    queued: AtomicUsize,
     /// `notify_one` per message: a wake-up is kept as a permit if the session is busy.
     arrived: Notify,
     capacity: usize,
@@ -53,6 +57,7 @@ pub(crate) struct Mailbox(Arc<Shared>);
 pub(crate) fn mailbox(capacity: usize) -> (MailboxSender, Mailbox) {
     let shared = Arc::new(Shared {
         state: Mutex::default(),
+        queued: AtomicUsize::new(0),
         arrived: Notify::new(),
         capacity: capacity.max(1),
     });
@@ -70,6 +75,7 @@ impl MailboxSender {
             return Err(SendError::Full);
         }
         state.queue.push_back(bytes);
+        self.0.queued.store(state.queue.len(), Ordering::Release);
         drop(state);
         self.0.arrived.notify_one();
         Ok(())
@@ -79,8 +85,12 @@ impl MailboxSender {
 impl Mailbox {
     /// The oldest message, if any; the queue's memory is given back once it is empty.
     pub(crate) fn try_recv(&mut self) -> Option<Bytes> {
+        if self.0.queued.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         let mut state = self.0.lock();
         let bytes = state.queue.pop_front();
+        self.0.queued.store(state.queue.len(), Ordering::Release);
         if state.queue.is_empty() && state.queue.capacity() > 0 {
             state.queue = VecDeque::new();
         }

@@ -14,7 +14,6 @@ use bytes::{Bytes, BytesMut};
 use chat_proto::{
     Command, CommandError, ErrorCode, LineCodec, LineError, Nick, Room, ServerFrame, command::HELP,
 };
-use futures::{FutureExt, StreamExt};
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,10 +21,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
-use tokio_stream::StreamMap;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{Span, info};
@@ -77,7 +74,6 @@ pub(crate) async fn serve(
                 registration,
                 mailbox,
                 rooms: Vec::new(),
-                streams: StreamMap::new(),
                 current: None,
             };
             let reason = session.run(&shutdown).await;
@@ -261,6 +257,25 @@ struct Membership {
     room: Room,
     /// For sending to the room without going through the hub.
     tx: broadcast::Sender<Bytes>,
+    /// The room's events for this session.
+    rx: broadcast::Receiver<Bytes>,
+}
+
+/// Waits for an event from any of the rooms; never completes with no room. Cancel-safe:
+/// `Receiver::recv` is.
+async fn next_room_event(rooms: &mut [Membership]) -> (usize, Result<Bytes, RecvError>) {
+    match rooms {
+        [] => std::future::pending().await,
+        // Nearly everyone is in one room: no allocation on the way.
+        [only] => (0, only.rx.recv().await),
+        many => {
+            let waits = many
+                .iter_mut()
+                .enumerate()
+                .map(|(index, m)| Box::pin(async move { (index, m.rx.recv().await) }));
+            futures::future::select_all(waits).await.0
+        }
+    }
 }
 
 /// A connection after its handshake.
@@ -274,8 +289,6 @@ struct Session {
     /// The rooms it is in (at most `--max-rooms`, so a short list beats a map: one room
     /// costs a few dozen bytes instead of a map node).
     rooms: Vec<Membership>,
-    /// Each room's broadcast receiver, by folded name.
-    streams: StreamMap<String, BroadcastStream<Bytes>>,
     /// Folded name of the room bare lines go to.
     current: Option<String>,
 }
@@ -350,7 +363,7 @@ impl Session {
                     }
                 },
                 bytes = self.mailbox.recv() => self.conn.push_bytes(&bytes),
-                Some((room, event)) = self.streams.next() => self.room_event(&room, event),
+                (index, event) = next_room_event(&mut self.rooms) => self.room_event(index, event),
             }
         }
     }
@@ -358,35 +371,46 @@ impl Session {
     /// Appends events that are ready without waiting until the output holds `limit`
     /// bytes. Called after each line, it also puts the echo of the session's own message
     /// before the reply to its next line.
+    ///
+    /// Receivers are read with `try_recv`, one event per room per pass so that a busy
+    /// room cannot starve a quiet one; that needs no waker, no future and no lock beyond
+    /// the slot's, which is what the profile of a busy room asked for.
     fn collect_ready(&mut self, limit: usize) {
-        while self.conn.out.len() < limit {
-            if let Some(bytes) = self.mailbox.try_recv() {
+        loop {
+            while let Some(bytes) = self.mailbox.try_recv() {
                 self.conn.push_bytes(&bytes);
-                continue;
             }
-            // Unconstrained: with the task's cooperative budget spent, a ready receiver
-            // would report "pending" and an event could be left behind.
-            match tokio::task::unconstrained(self.streams.next()).now_or_never() {
-                Some(Some((room, event))) => self.room_event(&room, event),
-                _ => break,
+            let mut progressed = false;
+            for index in 0..self.rooms.len() {
+                if self.conn.out.len() >= limit {
+                    return;
+                }
+                match self.rooms[index].rx.try_recv() {
+                    Ok(bytes) => self.conn.push_bytes(&bytes),
+                    Err(TryRecvError::Lagged(missed)) => self.lagged(index, missed),
+                    Err(TryRecvError::Empty | TryRecvError::Closed) => continue,
+                }
+                progressed = true;
+            }
+            if !progressed || self.conn.out.len() >= limit {
+                return;
             }
         }
     }
 
-    fn room_event(&mut self, room_key: &str, event: Result<Bytes, BroadcastStreamRecvError>) {
+    fn room_event(&mut self, index: usize, event: Result<Bytes, RecvError>) {
         match event {
             Ok(bytes) => self.conn.push_bytes(&bytes),
-            Err(BroadcastStreamRecvError::Lagged(missed)) => {
-                if let Some(m) = self.membership(room_key) {
-                    tracing::debug!(room = %m.room, missed, "lagged");
-                    let frame = ServerFrame::Lagged {
-                        room: m.room.clone(),
-                        missed,
-                    };
-                    self.conn.push(&frame);
-                }
-            }
+            Err(RecvError::Lagged(missed)) => self.lagged(index, missed),
+            // The sender lives in the hub as long as the room has members, us included.
+            Err(RecvError::Closed) => {}
         }
+    }
+
+    fn lagged(&mut self, index: usize, missed: u64) {
+        let room = self.rooms[index].room.clone();
+        tracing::debug!(%room, missed, "lagged");
+        self.conn.push(&ServerFrame::Lagged { room, missed });
     }
 
     fn handle_line(&mut self, line: &str) -> Flow {
@@ -479,11 +503,11 @@ impl Session {
                 members,
             } => {
                 self.conn.push_bytes(&join);
-                self.streams.insert(key.clone(), BroadcastStream::new(rx));
                 self.rooms.push(Membership {
                     key: key.clone(),
                     room: room.clone(),
                     tx,
+                    rx,
                 });
                 for chunk in members.chunks(LIST_CHUNK) {
                     self.conn.push(&ServerFrame::Members {
@@ -516,12 +540,16 @@ impl Session {
         }
         // Deliver what the room said before, then stop listening, so the leaver sees its
         // PART once, from here.
-        if let Some(mut stream) = self.streams.remove(&key) {
-            while let Some(Some(event)) = tokio::task::unconstrained(stream.next()).now_or_never() {
-                self.room_event(&key, event);
+        if let Some(index) = self.rooms.iter().position(|m| m.key == key) {
+            loop {
+                match self.rooms[index].rx.try_recv() {
+                    Ok(bytes) => self.conn.push_bytes(&bytes),
+                    Err(TryRecvError::Lagged(missed)) => self.lagged(index, missed),
+                    Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                }
             }
+            self.rooms.remove(index);
         }
-        self.rooms.retain(|m| m.key != key);
         if let Some(bytes) = self.hub.part(&self.registration.key, &key, reason) {
             self.conn.push_bytes(&bytes);
         }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs one chat-bench workload against a fresh release server, the server pinned to
+# core 0 and chat-bench to core 1, on loopback. Prints the bench's JSON line.
+#
+#   scripts/bench.sh throughput --members 100 --senders 10 --messages 2000 --size 100
+#   scripts/bench.sh rate --members 100 --senders 10 --rate 990 --duration 10s
+#   scripts/bench.sh idle --connections 10000
+#   SERVER_FLAGS="--room-capacity 4096" scripts/bench.sh throughput --members 1000 --messages 200
+#
+# Needs `cargo build --release -p chat-server -p chat-bench` first. Ports are taken
+# below the ephemeral range, so that the bench's own client ports never collide.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+port=$((20000 + RANDOM % 5000))
+# shellcheck disable=SC2086
+taskset -c 0 ./target/release/chat-server --addr "127.0.0.1:$port" --flood-rate 0 ${SERVER_FLAGS:-} \
+  2>/dev/null &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
+mode=$1
+shift
+taskset -c 1 ./target/release/chat-bench --threads 1 "$mode" --no-progress \
+  --addr "127.0.0.1:$port" --server-pid "$server" "$@" | tail -n 1

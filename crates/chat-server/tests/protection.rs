@@ -274,7 +274,8 @@ async fn private_messages_to_a_stalled_recipient_are_refused_once_its_queue_is_f
     alice.sync().await;
     // More room traffic than bob's socket and the kernel can hold: bob's session now
     // waits on its socket and no longer empties its mailbox.
-    server.flood_general("flooder", 4000, 2000).await;
+    let flooder = server.login("flooder").await;
+    server.flood_general(flooder, 4000, 2000).await;
 
     for i in 0..4 {
         alice.send(&format!("/msg bob note {i}")).await;
@@ -307,7 +308,8 @@ async fn shutdown_is_bounded_by_the_grace_even_with_a_stalled_client() {
     };
     let mut server = TestServer::with(config).await;
     let _stalled = server.login_small_buffer("stalled").await;
-    server.flood_general("flooder", 4000, 2000).await;
+    let flooder = server.login("flooder").await;
+    server.flood_general(flooder, 4000, 2000).await;
     // The stalled session waits on a write that the 60 s write timeout would end; the
     // grace ends it first (TestServer::shutdown allows 10 s).
     server.shutdown().await;

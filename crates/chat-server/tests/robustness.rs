@@ -6,8 +6,6 @@ mod common;
 use chat_proto::{ErrorCode, ServerFrame};
 use chat_server::Config;
 use common::*;
-use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
 
 fn code(frames: &[ServerFrame]) -> Vec<ErrorCode> {
     frames
@@ -147,49 +145,13 @@ async fn lagging_member_is_told_what_it_missed_and_keeps_receiving() {
         ..Config::unthrottled()
     };
     let server = TestServer::with(config).await;
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut slow = Client::new(socket.connect(server.addr).await.unwrap());
-    assert_eq!(slow.recv().await, ServerFrame::NickPrompt);
-    slow.login("slow").await;
+    let mut slow = server.login_small_buffer("slow").await;
     let flooder = server.login("flooder").await;
     slow.sync().await;
-
-    // More than the kernel buffers (4 MiB send + the slow side's receive buffer) can hold.
+    // More than the kernel buffers (4 MiB send + the slow side's receive buffer) can
+    // hold; every message has been broadcast when this returns.
     const COUNT: usize = 6000;
-    let body = "m".repeat(2000);
-    let (read, mut write) = flooder.framed.into_inner().into_split();
-    let writer = {
-        let body = body.clone();
-        tokio::spawn(async move {
-            for i in 0..COUNT {
-                write
-                    .write_all(format!("{i} {body}\n").as_bytes())
-                    .await
-                    .unwrap();
-            }
-            write
-        })
-    };
-    // The flooder reads its own echoes, so every message has been broadcast when it has
-    // seen the last one.
-    let mut echoes = tokio_util::codec::FramedRead::new(
-        read,
-        chat_proto::LineCodec::new(chat_proto::CLIENT_MAX_LINE),
-    );
-    let mut seen = 0;
-    while seen < COUNT {
-        let line = tokio::time::timeout(WAIT, echoes.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if line.starts_with("MSG #general flooder") {
-            seen += 1;
-        }
-    }
-    let mut write = writer.await.unwrap();
+    server.flood_general(flooder, COUNT, 2000).await;
 
     // Now the slow member reads: every message is either delivered or counted as missed.
     let (mut delivered, mut missed, mut last) = (0u64, 0u64, None);
@@ -211,14 +173,12 @@ async fn lagging_member_is_told_what_it_missed_and_keeps_receiving() {
     assert_eq!(delivered + missed, COUNT as u64);
     assert!(missed > 0, "the slow member did fall behind");
     // And it is live again.
-    write.write_all(b"after the gap\n").await.unwrap();
+    let mut bob = server.login("bob").await;
+    bob.send("after the gap").await;
     let (frame, _) = slow
         .until(|f| matches!(f, ServerFrame::Message { .. }))
         .await;
-    assert_eq!(
-        msg_text(&frame, "#general", "flooder"),
-        Some("after the gap")
-    );
+    assert_eq!(msg_text(&frame, "#general", "bob"), Some("after the gap"));
 }
 
 #[tokio::test]
@@ -302,41 +262,11 @@ async fn pong_follows_the_echo_even_behind_a_large_backlog() {
     // Regression: the batch limit used to stop collecting before the echo of the line
     // just sent, and the PONG of the next line overtook it.
     let server = TestServer::start().await;
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut alice = Client::new(socket.connect(server.addr).await.unwrap());
-    assert_eq!(alice.recv().await, ServerFrame::NickPrompt);
-    alice.login("alice").await;
+    let mut alice = server.login_small_buffer("alice").await;
     let bob = server.login("bob").await;
     alice.sync().await;
-
     // A backlog of about 4 MB that alice has not read, within the room's buffer.
-    let body = "b".repeat(4000);
-    let (read, mut write) = bob.framed.into_inner().into_split();
-    let writer = tokio::spawn(async move {
-        for _ in 0..1000 {
-            write
-                .write_all(format!("{body}\n").as_bytes())
-                .await
-                .unwrap();
-        }
-        write
-    });
-    let mut echoes = tokio_util::codec::FramedRead::new(
-        read,
-        chat_proto::LineCodec::new(chat_proto::CLIENT_MAX_LINE),
-    );
-    let mut seen = 0;
-    while seen < 1000 {
-        let line = tokio::time::timeout(WAIT, echoes.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        seen += usize::from(line.starts_with("MSG #general bob"));
-    }
-    writer.await.unwrap();
+    server.flood_general(bob, 1000, 4000).await;
 
     alice.send("mine").await;
     let frames = alice.sync().await;

@@ -225,12 +225,12 @@ impl TestServer {
         client
     }
 
-    /// Has a fresh client send `count` lines of `size` bytes to #general as fast as the
-    /// server takes them, and returns once it has seen all its echoes: every message has
-    /// then been broadcast. The client quits afterwards.
-    pub async fn flood_general(&self, nick: &str, count: usize, size: usize) {
+    /// Has `flooder` (logged in, in #general) send `count` lines of `size` bytes as fast
+    /// as the server takes them, and returns once it has seen all its echoes: every
+    /// message has then been broadcast. The flooder quits afterwards.
+    pub async fn flood_general(&self, flooder: Client, count: usize, size: usize) {
         use tokio::io::AsyncWriteExt;
-        let flooder = self.login(nick).await;
+        let nick = flooder.nick.clone().expect("the flooder is logged in");
         let (read, mut write) = flooder.framed.into_inner().into_split();
         let body = "f".repeat(size);
         let writer = tokio::spawn(async move {

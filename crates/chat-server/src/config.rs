@@ -33,7 +33,7 @@ pub struct Config {
     /// Connections served at once. Past it a new connection is told `ERR SERVER_FULL`
     /// and closed. Default: the process's open-file limit less a reserve of 64 (the
     /// binary first raises its soft limit to the hard limit).
-    #[arg(long, env = "CHAT_MAX_CONNECTIONS")]
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS", value_parser = parse_capacity)]
     pub max_connections: Option<usize>,
 
     /// Connections one IP address may hold at once. Past it a new connection from that
@@ -101,13 +101,15 @@ impl Config {
     /// The connection limit in force: the configured one, or one derived from the
     /// process's open-file limit.
     pub fn connection_limit(&self) -> usize {
-        self.max_connections.unwrap_or_else(|| {
-            let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
-            usize::try_from(soft)
-                .unwrap_or(usize::MAX)
-                .saturating_sub(FD_RESERVE)
-                .max(1)
-        })
+        self.max_connections
+            .unwrap_or_else(|| {
+                let soft =
+                    rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+                usize::try_from(soft)
+                    .unwrap_or(usize::MAX)
+                    .saturating_sub(FD_RESERVE)
+            })
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS)
     }
 
     /// A configuration without flood control, for tests and benchmarks that send fast.
@@ -132,9 +134,9 @@ pub fn raise_open_file_limit() -> std::io::Result<u64> {
 /// Parses a rate in lines per second: 0 (off) or a positive number.
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
-        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        Ok(r) if r == 0.0 || (0.001..=1_000_000.0).contains(&r) => Ok(r),
         _ => Err(format!(
-            "{s:?} is not a rate in lines per second (0 turns it off)"
+            "{s:?} is not a rate in lines per second from 0.001 to 1000000 (0 turns it off)"
         )),
     }
 }

@@ -21,6 +21,25 @@ pub(crate) fn now() -> Timestamp {
     Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now)
 }
 
+/// Whether two event buffers are the same event (clones of one `Bytes`).
+pub(crate) fn same_event(a: &Bytes, b: &Bytes) -> bool {
+    a.as_ptr() == b.as_ptr() && a.len() == b.len()
+}
+
+/// Advances `rx` past `event`, dropping what came before it. Returns how many events the
+/// receiver was told it lost meanwhile (the room's buffer overflowed before it got there).
+fn skip_through(rx: &mut broadcast::Receiver<Bytes>, event: &Bytes) -> u64 {
+    let mut missed = 0;
+    loop {
+        match rx.try_recv() {
+            Ok(bytes) if same_event(&bytes, event) => return missed,
+            Ok(_) => {}
+            Err(broadcast::error::TryRecvError::Lagged(n)) => missed += n,
+            Err(_) => return missed,
+        }
+    }
+}
+
 /// A connected, named session as the hub sees it.
 struct Peer {
     /// The nickname as its owner spelled it.
@@ -74,6 +93,9 @@ pub(crate) enum Joined {
         rx: broadcast::Receiver<Bytes>,
         /// The `JOIN` event, to show the joiner first.
         join: Bytes,
+        /// Events the joiner's receiver lost while it was being positioned just after the
+        /// `JOIN` (only when the room's buffer overflowed meanwhile; normally 0).
+        missed: u64,
         /// Everyone in the room, the newcomer included.
         members: Vec<Nick>,
     },
@@ -163,11 +185,13 @@ impl Hub {
             time: now(),
         };
         let join = frame.to_bytes();
+        // Subscribe, send the JOIN, then skip to just after it. Messages do not take the
+        // hub lock, so others may send concurrently: whatever precedes the JOIN in the
+        // room's order is skipped, whatever follows it is kept, exactly as every other
+        // member sees the room.
+        let mut rx = entry.tx.subscribe();
         let _ = entry.tx.send(join.clone());
-        // Subscribed after the JOIN: the joiner hears everything said after it and is
-        // shown the JOIN itself first. (Subscribed before, a message sent concurrently,
-        // without the hub lock, could arrive ahead of the JOIN.)
-        let rx = entry.tx.subscribe();
+        let missed = skip_through(&mut rx, &join);
         let members = entry
             .members
             .iter()
@@ -178,6 +202,7 @@ impl Hub {
             tx: entry.tx.clone(),
             rx,
             join,
+            missed,
             members,
         }
     }

@@ -226,6 +226,8 @@ impl Server {
 
     /// Takes the permits a new connection from `ip` needs, or says which limit it hit.
     fn admit(&self, ip: IpAddr) -> Result<Permits, Refusal> {
+        // An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d.
+        let ip = ip.to_canonical();
         let exempt = ip.is_loopback() && !self.config.limit_loopback;
         let address = if exempt {
             None

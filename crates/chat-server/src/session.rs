@@ -7,7 +7,7 @@
 
 use crate::config::Config;
 use crate::flood::TokenBucket;
-use crate::hub::{Hub, Joined, now};
+use crate::hub::{Hub, Joined, now, same_event};
 use crate::mailbox::{Mailbox, SendError, mailbox};
 use crate::reader::LineReader;
 use bytes::{Bytes, BytesMut};
@@ -75,6 +75,7 @@ pub(crate) async fn serve(
                 mailbox,
                 rooms: Vec::new(),
                 current: None,
+                pong: None,
             };
             let reason = session.run(&shutdown).await;
             session.registration.reason = Some(reason.clone());
@@ -195,6 +196,12 @@ impl Connection {
 
     async fn choose_nick(&mut self, hub: &Hub) -> Result<(Nick, Mailbox), Reason> {
         self.push(&ServerFrame::NickPrompt);
+        // Flood control holds for nickname attempts too: each taken one costs the hub lock.
+        let mut bucket = TokenBucket::new(
+            self.config.flood_burst,
+            self.config.flood_rate,
+            Instant::now(),
+        );
         loop {
             self.flush().await?;
             let line = match self.reader.next_line().await {
@@ -207,6 +214,9 @@ impl Connection {
                 }
                 Some(Ok(Ok(line))) => line,
             };
+            if let Some(at) = bucket.as_mut().and_then(|b| b.take(Instant::now())) {
+                tokio::time::sleep_until(at).await;
+            }
             let answer = line.trim();
             match Nick::new(answer) {
                 Err(e) => self.error(
@@ -289,8 +299,19 @@ struct Session {
     /// The rooms it is in (at most `--max-rooms`, so a short list beats a map: one room
     /// costs a few dozen bytes instead of a map node).
     rooms: Vec<Membership>,
+    /// A `/ping` waiting to be answered; no line is read meanwhile.
+    pong: Option<PendingPong>,
     /// Folded name of the room bare lines go to.
     current: Option<String>,
+}
+
+/// A `/ping` whose `PONG` waits for the events that were queued for the session when it
+/// came: so the `PONG` follows everything earlier lines caused, without collecting an
+/// unbounded backlog in one go.
+struct PendingPong {
+    token: Option<String>,
+    /// Events still to deliver from each room (same order as `Session::rooms`).
+    remaining: Vec<u64>,
 }
 
 /// What to do after a line.
@@ -325,10 +346,20 @@ impl Session {
                 tokio::task::yield_now().await;
             }
             self.collect_ready(BATCH_LIMIT);
+            if self
+                .pong
+                .as_ref()
+                .is_some_and(|p| p.remaining.iter().all(|&r| r == 0))
+            {
+                let token = self.pong.take().and_then(|p| p.token);
+                self.conn.push(&ServerFrame::Pong { token });
+            }
             if let Err(reason) = self.conn.flush().await {
                 return reason;
             }
-            let idle_deadline = config.idle_timeout.map(|idle| last_input + idle);
+            let idle_deadline = config
+                .idle_timeout
+                .and_then(|idle| last_input.checked_add(idle));
             tokio::select! {
                 () = tokio::time::sleep_until(read_at.unwrap_or(last_input)), if read_at.is_some() => {
                     read_at = None;
@@ -344,7 +375,7 @@ impl Session {
                     self.conn.close_with(ServerFrame::Bye { reason: "server shutting down".into() }, grace).await;
                     return "server shutting down".into();
                 }
-                line = self.conn.reader.next_line(), if read_at.is_none() => match line {
+                line = self.conn.reader.next_line(), if read_at.is_none() && self.pong.is_none() => match line {
                     None => return "connection closed".into(),
                     Some(Err(e)) => return io_reason(&e),
                     Some(Ok(line)) => {
@@ -386,7 +417,7 @@ impl Session {
                     return;
                 }
                 match self.rooms[index].rx.try_recv() {
-                    Ok(bytes) => self.conn.push_bytes(&bytes),
+                    Ok(bytes) => self.delivered(index, &bytes),
                     Err(TryRecvError::Lagged(missed)) => self.lagged(index, missed),
                     Err(TryRecvError::Empty | TryRecvError::Closed) => continue,
                 }
@@ -400,14 +431,26 @@ impl Session {
 
     fn room_event(&mut self, index: usize, event: Result<Bytes, RecvError>) {
         match event {
-            Ok(bytes) => self.conn.push_bytes(&bytes),
+            Ok(bytes) => self.delivered(index, &bytes),
             Err(RecvError::Lagged(missed)) => self.lagged(index, missed),
             // The sender lives in the hub as long as the room has members, us included.
             Err(RecvError::Closed) => {}
         }
     }
 
+    fn delivered(&mut self, index: usize, bytes: &Bytes) {
+        self.conn.push_bytes(bytes);
+        self.count_toward_pong(index, 1);
+    }
+
+    fn count_toward_pong(&mut self, index: usize, events: u64) {
+        if let Some(remaining) = self.pong.as_mut().and_then(|p| p.remaining.get_mut(index)) {
+            *remaining = remaining.saturating_sub(events);
+        }
+    }
+
     fn lagged(&mut self, index: usize, missed: u64) {
+        self.count_toward_pong(index, missed);
         let room = self.rooms[index].room.clone();
         tracing::debug!(%room, missed, "lagged");
         self.conn.push(&ServerFrame::Lagged { room, missed });
@@ -450,9 +493,10 @@ impl Session {
                 }
             }
             Command::Ping(token) => {
-                // Everything earlier lines caused goes in the buffer first, however much.
-                self.collect_ready(usize::MAX);
-                self.conn.push(&ServerFrame::Pong { token });
+                // PONG waits until the events queued for this session now, its echoes
+                // among them, have gone out in ordinary batches; no line is read meanwhile.
+                let remaining = self.rooms.iter().map(|m| m.rx.len() as u64).collect();
+                self.pong = Some(PendingPong { token, remaining });
             }
         }
         Flow::Continue
@@ -500,9 +544,16 @@ impl Session {
                 tx,
                 rx,
                 join,
+                missed,
                 members,
             } => {
                 self.conn.push_bytes(&join);
+                if missed > 0 {
+                    self.conn.push(&ServerFrame::Lagged {
+                        room: room.clone(),
+                        missed,
+                    });
+                }
                 self.rooms.push(Membership {
                     key: key.clone(),
                     room: room.clone(),
@@ -538,20 +589,26 @@ impl Session {
                 .conn
                 .error(ErrorCode::NotInRoom, format!("you are not in {name}"));
         }
-        // Deliver what the room said before, then stop listening, so the leaver sees its
-        // PART once, from here.
+        let part = self.hub.part(&self.registration.key, &key, reason);
+        // Deliver what the room said up to the PART, the PART included, then stop
+        // listening: the leaver sees exactly what the others saw before it left.
         if let Some(index) = self.rooms.iter().position(|m| m.key == key) {
-            loop {
+            let mut seen = false;
+            while !seen {
                 match self.rooms[index].rx.try_recv() {
-                    Ok(bytes) => self.conn.push_bytes(&bytes),
+                    Ok(bytes) => {
+                        seen = part.as_ref().is_some_and(|p| same_event(p, &bytes));
+                        self.conn.push_bytes(&bytes);
+                    }
                     Err(TryRecvError::Lagged(missed)) => self.lagged(index, missed),
                     Err(TryRecvError::Empty | TryRecvError::Closed) => break,
                 }
             }
             self.rooms.remove(index);
-        }
-        if let Some(bytes) = self.hub.part(&self.registration.key, &key, reason) {
-            self.conn.push_bytes(&bytes);
+            if !seen && let Some(part) = &part {
+                // The room's buffer overflowed past it: show it anyway.
+                self.conn.push_bytes(part);
+            }
         }
         if self.current.as_deref() == Some(key.as_str()) {
             self.current = self.rooms.iter().map(|m| &m.key).min().cloned();

@@ -314,3 +314,34 @@ async fn shutdown_is_bounded_by_the_grace_even_with_a_stalled_client() {
     // grace ends it first (TestServer::shutdown allows 10 s).
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn nickname_attempts_are_flood_controlled_too() {
+    // Burst of 2, then 20 a second: 8 taken nicknames take at least 6 x 50 ms.
+    let config = Config {
+        flood_burst: 2,
+        flood_rate: 20.0,
+        ..Config::default()
+    };
+    let server = TestServer::with(config).await;
+    let _alice = server.login("alice").await;
+    let mut c = server.connect().await;
+    let started = std::time::Instant::now();
+    c.send_raw("alice\n".repeat(8).as_bytes()).await;
+    for _ in 0..8 {
+        assert!(matches!(
+            c.recv().await,
+            ServerFrame::Error {
+                code: ErrorCode::NickTaken,
+                ..
+            }
+        ));
+        assert_eq!(c.recv().await, ServerFrame::NickPrompt);
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(299),
+        "8 attempts answered in {elapsed:?}"
+    );
+    c.login("bob").await;
+}

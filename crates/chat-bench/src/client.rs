@@ -33,7 +33,7 @@ impl Decoder for RawLines {
     type Error = io::Error;
 
     fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<BytesMut>> {
-        match buf[self.next_index..].iter().position(|&b| b == b'\n') {
+        match memchr::memchr(b'\n', &buf[self.next_index..]) {
             Some(offset) => {
                 let end = self.next_index + offset;
                 self.next_index = 0;

@@ -15,6 +15,7 @@ use chat_proto::{
     Command, CommandError, ErrorCode, LineCodec, LineError, Nick, Room, ServerFrame, command::HELP,
 };
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -22,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use tokio_util::sync::CancellationToken;
 use tracing::{Span, info};
@@ -305,6 +306,34 @@ struct Session {
     current: Option<String>,
 }
 
+/// The session's one timer (flood control's next read, the idle timeout), allocated only
+/// while armed: most sessions never arm it, and a timer held inline in every session's
+/// `select!` would cost each of them its size and a clock-handle clone per wake-up.
+#[derive(Default)]
+struct Timer(Option<Pin<Box<Sleep>>>);
+
+impl Timer {
+    fn set(&mut self, deadline: Option<Instant>) {
+        match (deadline, &mut self.0) {
+            (None, _) => self.0 = None,
+            (Some(at), Some(sleep)) if sleep.deadline() == at => {}
+            (Some(at), Some(sleep)) => sleep.as_mut().reset(at),
+            (Some(at), None) => self.0 = Some(Box::pin(tokio::time::sleep_until(at))),
+        }
+    }
+
+    fn is_armed(&self) -> bool {
+        self.0.is_some()
+    }
+
+    async fn expired(&mut self) {
+        match &mut self.0 {
+            Some(sleep) => sleep.await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// A `/ping` whose `PONG` waits for the events that were queued for the session when it
 /// came: so the `PONG` follows everything earlier lines caused, without collecting an
 /// unbounded backlog in one go.
@@ -337,6 +366,7 @@ impl Session {
         let mut read_at: Option<Instant> = None;
         let mut last_input = Instant::now();
         let mut lines_this_turn = 0;
+        let mut timer = Timer::default();
         loop {
             if lines_this_turn >= LINES_PER_TURN {
                 // Let the room's other members run before reading more: a client whose
@@ -360,15 +390,19 @@ impl Session {
             let idle_deadline = config
                 .idle_timeout
                 .and_then(|idle| last_input.checked_add(idle));
+            timer.set(read_at.into_iter().chain(idle_deadline).min());
             tokio::select! {
-                () = tokio::time::sleep_until(read_at.unwrap_or(last_input)), if read_at.is_some() => {
-                    read_at = None;
-                }
-                () = tokio::time::sleep_until(idle_deadline.unwrap_or(last_input)), if idle_deadline.is_some() => {
-                    let reason = format!("idle timeout: nothing received for {:?}", config.idle_timeout.unwrap_or_default());
-                    let limit = self.conn.farewell_limit();
-                    self.conn.close_with(ServerFrame::Bye { reason: reason.clone() }, limit).await;
-                    return reason;
+                () = timer.expired(), if timer.is_armed() => {
+                    let now = Instant::now();
+                    if read_at.is_some_and(|at| at <= now) {
+                        read_at = None;
+                    }
+                    if idle_deadline.is_some_and(|at| at <= now) {
+                        let reason = format!("idle timeout: nothing received for {:?}", config.idle_timeout.unwrap_or_default());
+                        let limit = self.conn.farewell_limit();
+                        self.conn.close_with(ServerFrame::Bye { reason: reason.clone() }, limit).await;
+                        return reason;
+                    }
                 }
                 _ = shutdown.cancelled() => {
                     let grace = self.conn.config.shutdown_grace;

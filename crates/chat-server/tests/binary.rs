@@ -10,6 +10,17 @@ use tokio_util::codec::Framed;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// The next frame from the server, within `WAIT`.
+async fn next_frame(conn: &mut Framed<tokio::net::TcpStream, LineCodec>) -> ServerFrame {
+    let line = tokio::time::timeout(WAIT, conn.next())
+        .await
+        .expect("a frame in time")
+        .expect("connection open")
+        .expect("no I/O error")
+        .expect("a valid line");
+    ServerFrame::parse(&line).expect("a valid frame")
+}
+
 #[tokio::test]
 async fn binary_serves_logs_to_stderr_and_stops_on_sigterm() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
@@ -42,26 +53,11 @@ async fn binary_serves_logs_to_stderr_and_stops_on_sigterm() {
 
     let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let mut conn = Framed::new(stream, LineCodec::new(chat_proto::CLIENT_MAX_LINE));
-    let mut next = async || {
-        let line = tokio::time::timeout(WAIT, conn.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        ServerFrame::parse(&line).unwrap()
-    };
-    assert_eq!(next().await, ServerFrame::NickPrompt);
+    assert_eq!(next_frame(&mut conn).await, ServerFrame::NickPrompt);
     conn.send("alice").await.unwrap();
     let mut frames = Vec::new();
     while !matches!(frames.last(), Some(ServerFrame::Current { .. })) {
-        let line = tokio::time::timeout(WAIT, conn.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        frames.push(ServerFrame::parse(&line).unwrap());
+        frames.push(next_frame(&mut conn).await);
     }
 
     let pid = child.id().unwrap().to_string();
@@ -70,14 +66,8 @@ async fn binary_serves_logs_to_stderr_and_stops_on_sigterm() {
         .status()
         .unwrap();
     assert!(status.success());
-    let line = tokio::time::timeout(WAIT, conn.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap()
-        .unwrap();
     assert_eq!(
-        ServerFrame::parse(&line).unwrap(),
+        next_frame(&mut conn).await,
         ServerFrame::Bye {
             reason: "server shutting down".into()
         }

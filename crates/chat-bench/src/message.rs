@@ -36,7 +36,7 @@ pub(crate) enum Body {
 /// A frame from the server, as far as a receiver cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Frame<'a> {
-    /// `MSG <room> <from> <time> :<text>`.
+    /// `MSG <room> <from> <time> <id> :<text>`.
     Msg { from: &'a [u8], text: &'a [u8] },
     /// `LAGGED <room> <missed>`.
     Lagged(u64),
@@ -204,7 +204,7 @@ mod tests {
 
     #[test]
     fn frames_are_recognised_by_their_verb() {
-        let msg = b"MSG #bench b1_0 2026-11-24T19:46:21.275Z :s0 1 2 x :y";
+        let msg = b"MSG #bench b1_0 2026-11-24T19:46:21.275Z 17 :s0 1 2 x :y";
         assert_eq!(
             classify(msg),
             Frame::Msg {

@@ -131,9 +131,9 @@ mod tests {
         let mut state = ChatState::default();
         for line in [
             "WELCOME alice :hi".to_owned(),
-            format!("JOIN #general alice {T}"),
+            format!("JOIN #general alice {T} 1"),
             "MEMBERS #general alice bob Bobby carol".to_owned(),
-            format!("JOIN #rust alice {T}"),
+            format!("JOIN #rust alice {T} 1"),
             "MEMBERS #rust alice dave".to_owned(),
             "CURRENT #general".to_owned(),
             "ROOMS #general=4 #rust=2 #random=1".to_owned(),
@@ -153,12 +153,12 @@ mod tests {
     fn commands_at_the_start() {
         assert_eq!(candidates("/jo"), ["/join "]);
         assert_eq!(candidates("/c"), ["/clear "]);
-        assert_eq!(candidates("/H"), ["/help "]);
+        assert_eq!(candidates("/H"), ["/help ", "/history "]);
         assert_eq!(candidates("/m"), ["/me ", "/msg "]);
         assert_eq!(candidates("//"), Vec::<String>::new());
         assert_eq!(candidates("/zzz"), Vec::<String>::new());
         // Every command is offered for a lone slash.
-        assert_eq!(candidates("/").len(), 11);
+        assert_eq!(candidates("/").len(), 14);
     }
 
     #[test]

@@ -19,7 +19,9 @@
 //! Without colour the text is exactly what [`render`] gives, for scripts and `NO_COLOR`.
 
 use chat_proto::text::escape_controls;
-use chat_proto::{CommandError, FrameError, LineError, Nick, ServerFrame, Timestamp};
+use chat_proto::{
+    AccountStatus, CommandError, FrameError, LineError, Nick, ServerFrame, Timestamp,
+};
 use jiff::tz::TimeZone;
 use std::fmt::Write as _;
 
@@ -145,6 +147,26 @@ impl Renderer {
         let time = |t: &Timestamp| self.time(t);
         match frame {
             ServerFrame::NickPrompt => "-- the server asks for a nickname".to_owned(),
+            ServerFrame::PassPrompt => "-- the server asks for this nickname's password".to_owned(),
+            ServerFrame::History(event) => format!(
+                "{} {}",
+                self.strange("[history]".to_owned()),
+                self.frame(event, me)
+            ),
+            ServerFrame::HistoryEnd { target, count } => {
+                let s = if *count == 1 { "" } else { "s" };
+                self.notice(format!(
+                    "-- end of history of {target} ({count} message{s})"
+                ))
+            }
+            ServerFrame::Account { nick, status } => {
+                let what = match status {
+                    AccountStatus::Registered => "is now registered to you",
+                    AccountStatus::PasswordChanged => "has a new password",
+                    AccountStatus::Identified => "is yours: password accepted",
+                };
+                self.notice(format!("-- {nick} {what}"))
+            }
             ServerFrame::Welcome { nick, text } => {
                 format!(
                     "-- {} (you are {})",
@@ -157,18 +179,21 @@ impl Renderer {
                 from,
                 time: t,
                 text,
+                ..
             } => format!("{} [{room}] {}", time(t), self.said(from, text, me, false)),
             ServerFrame::Action {
                 room,
                 from,
                 time: t,
                 text,
+                ..
             } => format!("{} [{room}] {}", time(t), self.said(from, text, me, true)),
             ServerFrame::Private {
                 from,
                 to,
                 time: t,
                 text,
+                ..
             } => {
                 let text = escape_controls(text);
                 let to_me =
@@ -189,6 +214,7 @@ impl Renderer {
                 room,
                 nick,
                 time: t,
+                ..
             } => format!(
                 "{} {}",
                 time(t),
@@ -199,6 +225,7 @@ impl Renderer {
                 nick,
                 time: t,
                 reason,
+                ..
             } => format!(
                 "{} {}",
                 time(t),
@@ -209,6 +236,7 @@ impl Renderer {
                 nick,
                 time: t,
                 reason,
+                ..
             } => format!(
                 "{} {}",
                 time(t),
@@ -219,6 +247,7 @@ impl Renderer {
                 old,
                 new,
                 time: t,
+                ..
             } => match room {
                 Some(room) => format!(
                     "{} {}",
@@ -334,36 +363,39 @@ mod tests {
     fn events_show_time_room_and_nick() {
         let cases = [
             (
-                format!("MSG #general bob {T} :hello"),
+                format!("MSG #general bob {T} 1 :hello"),
                 "12:01 [#general] <bob> hello",
             ),
             (
-                format!("ACTION #general bob {T} :waves"),
+                format!("ACTION #general bob {T} 1 :waves"),
                 "12:01 [#general] * bob waves",
             ),
             (
-                format!("PRIVMSG bob alice {T} :hi"),
+                format!("PRIVMSG bob alice {T} 1 :hi"),
                 "12:01 [pm] <bob -> alice> hi",
             ),
             (
-                format!("JOIN #general bob {T}"),
+                format!("JOIN #general bob {T} 1"),
                 "12:01 [#general] --> bob joined",
             ),
             (
-                format!("PART #rust bob {T} :bored"),
+                format!("PART #rust bob {T} 1 :bored"),
                 "12:01 [#rust] <-- bob left (bored)",
             ),
-            (format!("PART #rust bob {T}"), "12:01 [#rust] <-- bob left"),
             (
-                format!("QUIT #general bob {T} :bye all"),
+                format!("PART #rust bob {T} 1"),
+                "12:01 [#rust] <-- bob left",
+            ),
+            (
+                format!("QUIT #general bob {T} 1 :bye all"),
                 "12:01 [#general] <-- bob quit (bye all)",
             ),
             (
-                format!("RENAME #general bob robert {T}"),
+                format!("RENAME #general bob robert {T} 1"),
                 "12:01 [#general] -- bob is now known as robert",
             ),
             (
-                format!("RENAME * bob robert {T}"),
+                format!("RENAME * bob robert {T} 1"),
                 "12:01 -- bob is now known as robert",
             ),
         ];
@@ -414,7 +446,7 @@ mod tests {
     #[test]
     fn local_time_zone_is_used() {
         let tz = TimeZone::fixed(jiff::tz::offset(2));
-        let frame = parse(&format!("MSG #general bob {T} :hello"));
+        let frame = parse(&format!("MSG #general bob {T} 1 :hello"));
         assert_eq!(render(&frame, &tz), "14:01 [#general] <bob> hello");
     }
 
@@ -428,30 +460,35 @@ mod tests {
                 room: room.clone(),
                 from: bob.clone(),
                 time,
+                id: 1,
                 text: evil.clone(),
             },
             ServerFrame::Action {
                 room: room.clone(),
                 from: bob.clone(),
                 time,
+                id: 1,
                 text: evil.clone(),
             },
             ServerFrame::Private {
                 from: bob.clone(),
                 to: bob.clone(),
                 time,
+                id: 1,
                 text: evil.clone(),
             },
             ServerFrame::Part {
                 room: room.clone(),
                 nick: bob.clone(),
                 time,
+                id: 1,
                 reason: Some(evil.clone()),
             },
             ServerFrame::Quit {
                 room: room.clone(),
                 nick: bob.clone(),
                 time,
+                id: 1,
                 reason: Some(evil.clone()),
             },
             ServerFrame::Welcome {
@@ -535,12 +572,12 @@ mod tests {
     #[test]
     fn colours_only_wrap_the_plain_text() {
         let lines = [
-            format!("MSG #general bob {T} :hello alice"),
-            format!("MSG #general alice {T} :hello bob"),
-            format!("ACTION #general bob {T} :waves at Alice"),
-            format!("PRIVMSG bob alice {T} :psst"),
-            format!("JOIN #general bob {T}"),
-            format!("QUIT #general bob {T} :gone"),
+            format!("MSG #general bob {T} 1 :hello alice"),
+            format!("MSG #general alice {T} 1 :hello bob"),
+            format!("ACTION #general bob {T} 1 :waves at Alice"),
+            format!("PRIVMSG bob alice {T} 1 :psst"),
+            format!("JOIN #general bob {T} 1"),
+            format!("QUIT #general bob {T} 1 :gone"),
             "MEMBERS #general alice bob".to_owned(),
             "ERR USAGE :usage: /join #room".to_owned(),
             "WELCOME alice :hi".to_owned(),
@@ -555,11 +592,12 @@ mod tests {
 
     #[test]
     fn escaped_text_stays_escaped_in_colour() {
-        let frame = parse(&format!("MSG #general bob {T} :a\\x1b[2J alice"));
+        let frame = parse(&format!("MSG #general bob {T} 1 :a\\x1b[2J alice"));
         let evil = ServerFrame::Message {
             room: Room::general(),
             from: Nick::new("bob").unwrap(),
             time: T.parse().unwrap(),
+            id: 1,
             text: "\x1b[2J alice".into(),
         };
         let shown = colored(&evil, "alice");
@@ -584,25 +622,31 @@ mod tests {
 
     #[test]
     fn own_messages_and_mentions_stand_out() {
-        let mine = colored(&parse(&format!("MSG #general alice {T} :hi")), "alice");
+        let mine = colored(&parse(&format!("MSG #general alice {T} 1 :hi")), "alice");
         assert!(
             mine.contains("\x1b[1;4;"),
             "own nick bold+underlined: {mine:?}"
         );
-        let mention = colored(&parse(&format!("MSG #general bob {T} :hi Alice!")), "alice");
+        let mention = colored(
+            &parse(&format!("MSG #general bob {T} 1 :hi Alice!")),
+            "alice",
+        );
         assert!(mention.contains("\x1b[7;"), "sender reversed: {mention:?}");
         assert!(
             mention.contains("\x1b[1mhi Alice!"),
             "text bold: {mention:?}"
         );
-        let other = colored(&parse(&format!("MSG #general bob {T} :hi malice")), "alice");
+        let other = colored(
+            &parse(&format!("MSG #general bob {T} 1 :hi malice")),
+            "alice",
+        );
         assert!(
             !other.contains("\x1b[7;") && !other.contains("\x1b[1m"),
             "{other:?}"
         );
         // Our own message naming ourselves is not a mention.
         let own = colored(
-            &parse(&format!("MSG #general alice {T} :alice here")),
+            &parse(&format!("MSG #general alice {T} 1 :alice here")),
             "alice",
         );
         assert!(!own.contains("\x1b[7;"), "{own:?}");

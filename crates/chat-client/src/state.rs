@@ -215,7 +215,7 @@ mod tests {
         let mut state = ChatState::default();
         for line in [
             "WELCOME alice :hi".to_owned(),
-            format!("JOIN #general alice {T}"),
+            format!("JOIN #general alice {T} 1"),
             "MEMBERS #general alice bob".to_owned(),
             "CURRENT #general".to_owned(),
         ] {
@@ -241,29 +241,32 @@ mod tests {
     #[test]
     fn members_follow_joins_parts_quits_and_renames() {
         let mut state = alice();
-        assert!(apply(&mut state, &format!("JOIN #general Carol {T}")));
+        assert!(apply(&mut state, &format!("JOIN #general Carol {T} 1")));
         assert!(apply(
             &mut state,
-            &format!("RENAME #general bob robert {T}")
+            &format!("RENAME #general bob robert {T} 1")
         ));
-        assert!(apply(&mut state, &format!("PART #general CAROL {T} :bye")));
+        assert!(apply(
+            &mut state,
+            &format!("PART #general CAROL {T} 1 :bye")
+        ));
         assert_eq!(names(state.members(&Room::general())), ["alice", "robert"]);
         assert!(apply(
             &mut state,
-            &format!("QUIT #general robert {T} :gone")
+            &format!("QUIT #general robert {T} 1 :gone")
         ));
         assert_eq!(names(state.members(&Room::general())), ["alice"]);
         // Events about a room we are not in change nothing.
-        assert!(!apply(&mut state, &format!("JOIN #elsewhere dave {T}")));
+        assert!(!apply(&mut state, &format!("JOIN #elsewhere dave {T} 1")));
         assert!(!apply(&mut state, "MEMBERS #elsewhere dave"));
         // Messages change nothing.
-        assert!(!apply(&mut state, &format!("MSG #general alice {T} :hi")));
+        assert!(!apply(&mut state, &format!("MSG #general alice {T} 1 :hi")));
     }
 
     #[test]
     fn own_join_part_and_current() {
         let mut state = alice();
-        apply(&mut state, &format!("JOIN #Rust alice {T}"));
+        apply(&mut state, &format!("JOIN #Rust alice {T} 1"));
         apply(&mut state, "MEMBERS #Rust alice dave");
         apply(&mut state, "CURRENT #Rust");
         assert_eq!(state.current().map(Room::as_str), Some("#Rust"));
@@ -274,14 +277,14 @@ mod tests {
         );
         assert_eq!(names(state.everyone()), ["alice", "bob", "dave"]);
 
-        apply(&mut state, &format!("PART #Rust alice {T}"));
+        apply(&mut state, &format!("PART #Rust alice {T} 1"));
         apply(&mut state, "CURRENT #general");
         assert_eq!(names(state.joined()), ["#general"]);
         assert_eq!(state.members(&Room::new("#Rust").unwrap()).count(), 0);
         // Still known, for completion.
         assert_eq!(names(state.known_rooms()), ["#general", "#Rust"]);
 
-        apply(&mut state, &format!("PART #general alice {T}"));
+        apply(&mut state, &format!("PART #general alice {T} 1"));
         apply(&mut state, "CURRENT *");
         assert_eq!(state.current(), None);
         assert_eq!(state.joined().count(), 0);
@@ -290,10 +293,10 @@ mod tests {
     #[test]
     fn own_rename_changes_me() {
         let mut state = alice();
-        apply(&mut state, &format!("RENAME #general alice Alicia {T}"));
+        apply(&mut state, &format!("RENAME #general alice Alicia {T} 1"));
         assert_eq!(state.me().map(Nick::as_str), Some("Alicia"));
         assert_eq!(names(state.members(&Room::general())), ["Alicia", "bob"]);
-        apply(&mut state, &format!("RENAME * Alicia al {T}"));
+        apply(&mut state, &format!("RENAME * Alicia al {T} 1"));
         assert_eq!(state.me().map(Nick::as_str), Some("al"));
     }
 
@@ -307,7 +310,7 @@ mod tests {
     #[test]
     fn a_new_welcome_starts_afresh_but_offline_keeps_everything() {
         let mut state = alice();
-        apply(&mut state, &format!("JOIN #rust alice {T}"));
+        apply(&mut state, &format!("JOIN #rust alice {T} 1"));
         assert!(state.set_online(false));
         assert!(!state.set_online(false));
         assert_eq!(state.me().map(Nick::as_str), Some("alice"));
@@ -323,8 +326,8 @@ mod tests {
         let mut state = alice();
         assert!(state.rejoin_lines().is_empty());
 
-        apply(&mut state, &format!("JOIN #rust alice {T}"));
-        apply(&mut state, &format!("JOIN #ops alice {T}"));
+        apply(&mut state, &format!("JOIN #rust alice {T} 1"));
+        apply(&mut state, &format!("JOIN #ops alice {T} 1"));
         apply(&mut state, "CURRENT #rust");
         assert_eq!(state.rejoin_lines(), ["/join #ops", "/join #rust"]);
 
@@ -334,7 +337,7 @@ mod tests {
             ["/join #ops", "/join #rust", "/join #general"]
         );
 
-        apply(&mut state, &format!("PART #general alice {T}"));
+        apply(&mut state, &format!("PART #general alice {T} 1"));
         apply(&mut state, "CURRENT #ops");
         assert_eq!(
             state.rejoin_lines(),
@@ -342,7 +345,7 @@ mod tests {
         );
 
         let mut alone = alice();
-        apply(&mut alone, &format!("PART #general alice {T}"));
+        apply(&mut alone, &format!("PART #general alice {T} 1"));
         apply(&mut alone, "CURRENT *");
         assert_eq!(alone.rejoin_lines(), ["/part #general"]);
     }

@@ -433,7 +433,7 @@ mod tests {
         assert_eq!(prompt(&state), "(connecting)> ");
         for line in [
             "WELCOME alice :hi",
-            "JOIN #general alice 2026-11-24T12:00:00.000Z",
+            "JOIN #general alice 2026-11-24T12:00:00.000Z 1",
             "CURRENT #general",
         ] {
             state.apply(&ServerFrame::parse(line).unwrap());

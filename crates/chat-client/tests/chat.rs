@@ -373,10 +373,10 @@ async fn control_characters_from_the_server_are_escaped() {
     let addr = fake_server(|mut wire| async move {
         fake_handshake(&mut wire).await;
         let t = "2026-11-24T12:01:00.000Z";
-        send(&mut wire, &format!("MSG #general bob {t} :\x1b[2Jevil")).await;
+        send(&mut wire, &format!("MSG #general bob {t} 1 :\x1b[2Jevil")).await;
         send(
             &mut wire,
-            &format!("PART #general bob {t} :\x1b]0;title\x07"),
+            &format!("PART #general bob {t} 1 :\x1b]0;title\x07"),
         )
         .await;
         send(&mut wire, "WHAT \x1b[31mis this").await;
@@ -416,7 +416,7 @@ async fn a_burst_of_frames_is_shown_whole_and_in_order() {
         fake_handshake(&mut wire).await;
         let t = "2026-11-24T12:01:00.000Z";
         for i in 0..N {
-            wire.feed(format!("MSG #general bob {t} :burst {i}"))
+            wire.feed(format!("MSG #general bob {t} 1 :burst {i}"))
                 .await
                 .expect("feed");
         }

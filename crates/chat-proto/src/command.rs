@@ -1,7 +1,7 @@
 //! What a client sends once it has a nickname: a bare line is a message to the current
 //! room, a line starting with `/` is a command, and `//text` sends `/text` literally.
 
-use crate::name::{NameError, Nick, Room};
+use crate::name::{NameError, Nick, Room, Target};
 use crate::text::first_forbidden;
 use std::fmt;
 
@@ -40,6 +40,52 @@ pub enum Command {
     Help,
     /// `/ping [token]`: the server answers `PONG` after everything earlier lines caused.
     Ping(Option<String>),
+    /// `/register password`: claim your nickname with a password.
+    Register(Password),
+    /// `/password new`: change your registered nickname's password.
+    Password(Password),
+    /// `/history [#room|nick] [count] [before-id]`: earlier messages of a room (default:
+    /// the current one) or of your private conversation with `nick`.
+    History {
+        /// The room or the other party; the current room if `None`.
+        target: Option<Target>,
+        /// How many messages; the server's default if `None`.
+        count: Option<usize>,
+        /// Only messages older than this message id (paging back).
+        before: Option<u64>,
+    },
+}
+
+/// A password in transit. Its `Debug` form hides it, so it cannot reach a log by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Shortest password the server accepts, in characters.
+    pub const MIN_CHARS: usize = 8;
+    /// Longest password the server accepts, in bytes.
+    pub const MAX_BYTES: usize = 256;
+
+    /// Wraps a password (it is checked by the server, not here).
+    pub fn new(password: impl Into<String>) -> Password {
+        Password(password.into())
+    }
+
+    /// The password itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the server accepts this password's length.
+    pub fn acceptable(&self) -> bool {
+        self.0.chars().count() >= Password::MIN_CHARS && self.0.len() <= Password::MAX_BYTES
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<hidden>)")
+    }
 }
 
 /// A line that is not a valid command. [`CommandError::code`] gives the wire error code.
@@ -89,6 +135,9 @@ impl CommandError {
     }
 }
 
+/// How many messages `/history` shows when no count is given, and how many a join shows.
+pub const DEFAULT_HISTORY: usize = 50;
+
 /// One line per command, for `/help`.
 pub const HELP: &[(&str, &str)] = &[
     (
@@ -107,6 +156,12 @@ pub const HELP: &[(&str, &str)] = &[
     ("/msg nick text", "send a private message"),
     ("/me action", "describe an action in the current room"),
     ("/nick new", "change your nickname"),
+    (
+        "/history [#room|nick] [n] [id]",
+        "show earlier messages (before message id)",
+    ),
+    ("/register password", "claim your nickname with a password"),
+    ("/password new", "change your nickname's password"),
     ("/ping [token]", "ask the server for PONG"),
     ("/quit [reason]", "leave the chat"),
     ("/help", "this list"),
@@ -153,6 +208,32 @@ fn first_word(s: &str) -> (&str, &str) {
         Some((word, rest)) => (word, rest.trim_start()),
         None => (s, ""),
     }
+}
+
+/// `/history [#room|nick] [count] [before-id]`.
+fn history(args: &str) -> Result<Command, CommandError> {
+    let bad = || CommandError::Usage(usage("/history"));
+    let mut words = args.split_whitespace().peekable();
+    // Nicknames never start with a digit, so a number is never a target.
+    let target = match words.next_if(|w| !w.starts_with(|c: char| c.is_ascii_digit())) {
+        Some(w) if w.starts_with('#') => Some(Target::Room(room(w)?)),
+        Some(w) => Some(Target::Nick(nick(w)?)),
+        None => None,
+    };
+    let number = |what: Option<&str>| -> Result<Option<u64>, CommandError> {
+        what.map(|w| w.parse::<u64>().map_err(|_| bad()))
+            .transpose()
+    };
+    let count = number(words.next())?;
+    let before = number(words.next())?;
+    if words.next().is_some() || count == Some(0) {
+        return Err(bad());
+    }
+    Ok(Command::History {
+        target,
+        count: count.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        before,
+    })
 }
 
 impl Command {
@@ -218,6 +299,20 @@ impl Command {
             "quit" => Command::Quit(opt_text(args)?),
             "help" if args.is_empty() => Command::Help,
             "ping" => Command::Ping(opt_text(args)?),
+            "register" | "password" => {
+                // The whole rest of the line, inner spaces included, is the password.
+                if args.is_empty() {
+                    return Err(CommandError::Usage(usage(&format!("/{name}"))));
+                }
+                check_text(args)?;
+                let password = Password::new(args);
+                if name == "register" {
+                    Command::Register(password)
+                } else {
+                    Command::Password(password)
+                }
+            }
+            "history" => history(args)?,
             "rooms" | "help" => return Err(CommandError::Usage(usage(&format!("/{name}")))),
             _ => return Err(CommandError::Unknown(name)),
         };
@@ -259,6 +354,29 @@ impl fmt::Display for Command {
             Command::Ping(token) => {
                 f.write_str("/ping")?;
                 opt(f, token)
+            }
+            Command::Register(password) => write!(f, "/register {}", password.expose()),
+            Command::Password(password) => write!(f, "/password {}", password.expose()),
+            Command::History {
+                target,
+                count,
+                before,
+            } => {
+                f.write_str("/history")?;
+                if let Some(target) = target {
+                    write!(f, " {target}")?;
+                }
+                if let Some(count) = count {
+                    write!(f, " {count}")?;
+                }
+                if let Some(before) = before {
+                    // A before-id needs a count in front of it.
+                    if count.is_none() {
+                        write!(f, " {DEFAULT_HISTORY}")?;
+                    }
+                    write!(f, " {before}")?;
+                }
+                Ok(())
             }
         }
     }

@@ -4,7 +4,7 @@
 //! frame has one, follows the first ` :` and runs to the end of the line. So a program can
 //! split a frame without knowing its verb, and a person can read it in `nc`.
 
-use crate::name::{Nick, Room};
+use crate::name::{Nick, Room, Target};
 use bytes::{Bytes, BytesMut};
 use std::fmt::{self, Write as _};
 
@@ -48,6 +48,22 @@ pub enum ErrorCode {
     /// Your address holds as many connections as the server allows one address; it
     /// closes the connection after this.
     TooManyConnections,
+    /// A password was asked for or sent over a connection that is neither TLS nor
+    /// loopback; the server refuses to receive it.
+    InsecureTransport,
+    /// The password was wrong.
+    PasswordWrong,
+    /// The nickname is registered: only its owner can take it, with its password, when
+    /// connecting.
+    NickRegistered,
+    /// `/register`: the nickname is registered already (use `/password`).
+    AlreadyRegistered,
+    /// `/password`: your nickname is not registered.
+    NotRegistered,
+    /// The password is too short or too long.
+    PasswordInvalid,
+    /// The server is too busy to accept this now (its store is behind); try again.
+    ServerBusy,
     /// A code this version does not know, kept verbatim.
     Other(String),
 }
@@ -72,12 +88,19 @@ impl ErrorCode {
             ErrorCode::RecipientBusy => "RECIPIENT_BUSY",
             ErrorCode::ServerFull => "SERVER_FULL",
             ErrorCode::TooManyConnections => "TOO_MANY_CONNECTIONS",
+            ErrorCode::InsecureTransport => "INSECURE_TRANSPORT",
+            ErrorCode::PasswordWrong => "PASSWORD_WRONG",
+            ErrorCode::NickRegistered => "NICK_REGISTERED",
+            ErrorCode::AlreadyRegistered => "ALREADY_REGISTERED",
+            ErrorCode::NotRegistered => "NOT_REGISTERED",
+            ErrorCode::PasswordInvalid => "PASSWORD_INVALID",
+            ErrorCode::ServerBusy => "SERVER_BUSY",
             ErrorCode::Other(code) => code,
         }
     }
 
     /// Every code this version knows, for documentation and tests.
-    pub const KNOWN: [ErrorCode; 16] = [
+    pub const KNOWN: [ErrorCode; 23] = [
         ErrorCode::NickInvalid,
         ErrorCode::NickTaken,
         ErrorCode::LineTooLong,
@@ -94,6 +117,13 @@ impl ErrorCode {
         ErrorCode::RecipientBusy,
         ErrorCode::ServerFull,
         ErrorCode::TooManyConnections,
+        ErrorCode::InsecureTransport,
+        ErrorCode::PasswordWrong,
+        ErrorCode::NickRegistered,
+        ErrorCode::AlreadyRegistered,
+        ErrorCode::NotRegistered,
+        ErrorCode::PasswordInvalid,
+        ErrorCode::ServerBusy,
     ];
 
     fn parse(s: &str) -> ErrorCode {
@@ -110,14 +140,56 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// What an `ACCOUNT` frame reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountStatus {
+    /// `registered`: `/register` claimed the nickname; from now on it needs its password.
+    Registered,
+    /// `password-changed`: `/password` set a new password.
+    PasswordChanged,
+    /// `identified`: you gave the nickname's password in the handshake.
+    Identified,
+}
+
+impl AccountStatus {
+    /// The status as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Registered => "registered",
+            AccountStatus::PasswordChanged => "password-changed",
+            AccountStatus::Identified => "identified",
+        }
+    }
+
+    fn parse(s: &str) -> Option<AccountStatus> {
+        [
+            AccountStatus::Registered,
+            AccountStatus::PasswordChanged,
+            AccountStatus::Identified,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
+    }
+}
+
+impl fmt::Display for AccountStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A frame from the server to a client.
 ///
 /// Events (`MSG`, `ACTION`, `PRIVMSG`, `JOIN`, `PART`, `QUIT`, `RENAME`) carry the server
-/// time; replies and errors do not.
+/// time and a message id; replies and errors do not. Ids are unique on the server (across
+/// restarts on the same database) and rise in each room's order: they are the cursor for
+/// paging back through history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerFrame {
     /// `NICK`: choose a nickname (answer with a bare line).
     NickPrompt,
+    /// `PASS`: the nickname is registered: answer with its password as a bare line.
+    PassPrompt,
     /// `WELCOME <nick> :<text>`: the handshake is done; you are `nick`.
     Welcome {
         /// Your nickname.
@@ -125,7 +197,7 @@ pub enum ServerFrame {
         /// A greeting for people.
         text: String,
     },
-    /// `MSG <room> <nick> <time> :<text>`: a message to a room.
+    /// `MSG <room> <nick> <time> <id> :<text>`: a message to a room.
     Message {
         /// Where it was said.
         room: Room,
@@ -133,10 +205,12 @@ pub enum ServerFrame {
         from: Nick,
         /// When the server accepted it.
         time: Timestamp,
+        /// The event's message id.
+        id: u64,
         /// What was said.
         text: String,
     },
-    /// `ACTION <room> <nick> <time> :<text>`: `/me text`.
+    /// `ACTION <room> <nick> <time> <id> :<text>`: `/me text`.
     Action {
         /// Where it happened.
         room: Room,
@@ -144,10 +218,12 @@ pub enum ServerFrame {
         from: Nick,
         /// When the server accepted it.
         time: Timestamp,
+        /// The event's message id.
+        id: u64,
         /// The action, without the nickname.
         text: String,
     },
-    /// `PRIVMSG <from> <to> <time> :<text>`: a private message; the sender gets it too.
+    /// `PRIVMSG <from> <to> <time> <id> :<text>`: a private message; the sender gets it too.
     Private {
         /// The sender.
         from: Nick,
@@ -155,10 +231,12 @@ pub enum ServerFrame {
         to: Nick,
         /// When the server accepted it.
         time: Timestamp,
+        /// The event's message id.
+        id: u64,
         /// What was said.
         text: String,
     },
-    /// `JOIN <room> <nick> <time>`: someone (maybe you) joined the room.
+    /// `JOIN <room> <nick> <time> <id>`: someone (maybe you) joined the room.
     Join {
         /// The room.
         room: Room,
@@ -166,8 +244,10 @@ pub enum ServerFrame {
         nick: Nick,
         /// When.
         time: Timestamp,
+        /// The event's message id.
+        id: u64,
     },
-    /// `PART <room> <nick> <time> [:<reason>]`: someone (maybe you) left the room.
+    /// `PART <room> <nick> <time> <id> [:<reason>]`: someone (maybe you) left the room.
     Part {
         /// The room.
         room: Room,
@@ -175,10 +255,12 @@ pub enum ServerFrame {
         nick: Nick,
         /// When.
         time: Timestamp,
+        /// The event's message id.
+        id: u64,
         /// Why, if they said.
         reason: Option<String>,
     },
-    /// `QUIT <room> <nick> <time> [:<reason>]`: someone in the room disconnected.
+    /// `QUIT <room> <nick> <time> <id> [:<reason>]`: someone in the room disconnected.
     Quit {
         /// The room.
         room: Room,
@@ -186,10 +268,12 @@ pub enum ServerFrame {
         nick: Nick,
         /// When.
         time: Timestamp,
+        /// The event's message id.
+        id: u64,
         /// Why: their `/quit` text, or what the server saw (closed, broken connection).
         reason: Option<String>,
     },
-    /// `RENAME <room|*> <old> <new> <time>`: someone in the room is now called `new`.
+    /// `RENAME <room|*> <old> <new> <time> <id>`: someone in the room is now called `new`.
     /// The room is `*` when you renamed yourself while in no room.
     Rename {
         /// The room, or `None` (`*`).
@@ -200,6 +284,25 @@ pub enum ServerFrame {
         new: Nick,
         /// When.
         time: Timestamp,
+        /// The event's message id.
+        id: u64,
+    },
+    /// `HISTORY <event>`: an event from before you asked (a `MSG`, `ACTION` or
+    /// `PRIVMSG` frame), with its original time and id.
+    History(Box<ServerFrame>),
+    /// `HISTORYEND <room|nick> <count>`: the end of a batch of `count` history frames.
+    HistoryEnd {
+        /// The room, or the other party of a private conversation.
+        target: Target,
+        /// How many `HISTORY` frames the batch held.
+        count: usize,
+    },
+    /// `ACCOUNT <nick> <status>`: news about your nickname's account.
+    Account {
+        /// Your nickname.
+        nick: Nick,
+        /// What happened.
+        status: AccountStatus,
     },
     /// `LAGGED <room> <missed>`: you fell behind the room and `missed` events were dropped
     /// for you; what follows is live again.
@@ -334,6 +437,18 @@ impl<'a> Reader<'a> {
         w.parse()
             .map_err(|e| malformed(self.verb, format!("time {w:?}: {e}")))
     }
+    fn id(&mut self) -> Result<u64, FrameError> {
+        self.number("id")
+    }
+    fn number<N: std::str::FromStr>(&mut self, what: &str) -> Result<N, FrameError> {
+        let w = self.word(what)?;
+        w.parse()
+            .map_err(|_| malformed(self.verb, format!("{what} {w:?}")))
+    }
+    fn target(&mut self) -> Result<Target, FrameError> {
+        let w = self.word("room or nickname")?;
+        Target::new(w).map_err(|e| malformed(self.verb, format!("{w:?}: {e}")))
+    }
     fn text(&mut self) -> Result<String, FrameError> {
         self.trailing
             .take()
@@ -358,10 +473,26 @@ impl<'a> Reader<'a> {
 }
 
 impl ServerFrame {
+    /// The message id of an event (`HISTORY` included), `None` for replies.
+    pub fn id(&self) -> Option<u64> {
+        match self {
+            ServerFrame::Message { id, .. }
+            | ServerFrame::Action { id, .. }
+            | ServerFrame::Private { id, .. }
+            | ServerFrame::Join { id, .. }
+            | ServerFrame::Part { id, .. }
+            | ServerFrame::Quit { id, .. }
+            | ServerFrame::Rename { id, .. } => Some(*id),
+            ServerFrame::History(event) => event.id(),
+            _ => None,
+        }
+    }
+
     /// The frame's verb.
     pub fn verb(&self) -> &'static str {
         match self {
             ServerFrame::NickPrompt => "NICK",
+            ServerFrame::PassPrompt => "PASS",
             ServerFrame::Welcome { .. } => "WELCOME",
             ServerFrame::Message { .. } => "MSG",
             ServerFrame::Action { .. } => "ACTION",
@@ -370,6 +501,9 @@ impl ServerFrame {
             ServerFrame::Part { .. } => "PART",
             ServerFrame::Quit { .. } => "QUIT",
             ServerFrame::Rename { .. } => "RENAME",
+            ServerFrame::History(_) => "HISTORY",
+            ServerFrame::HistoryEnd { .. } => "HISTORYEND",
+            ServerFrame::Account { .. } => "ACCOUNT",
             ServerFrame::Lagged { .. } => "LAGGED",
             ServerFrame::Current { .. } => "CURRENT",
             ServerFrame::Members { .. } => "MEMBERS",
@@ -383,10 +517,41 @@ impl ServerFrame {
 
     /// Parses one line (without its newline) sent by the server.
     pub fn parse(line: &str) -> Result<ServerFrame, FrameError> {
+        if let Some(inner) = line.strip_prefix("HISTORY ") {
+            let inner = ServerFrame::parse(inner)?;
+            return match inner {
+                ServerFrame::Message { .. }
+                | ServerFrame::Action { .. }
+                | ServerFrame::Private { .. } => Ok(ServerFrame::History(Box::new(inner))),
+                other => Err(malformed(
+                    "HISTORY",
+                    format!("{} is not a history event", other.verb()),
+                )),
+            };
+        }
         let parts = Parts::split(line);
-        const VERBS: [&str; 17] = [
-            "NICK", "WELCOME", "MSG", "ACTION", "PRIVMSG", "JOIN", "PART", "QUIT", "RENAME",
-            "LAGGED", "CURRENT", "MEMBERS", "ROOMS", "PONG", "HELP", "ERR", "BYE",
+        const VERBS: [&str; 21] = [
+            "NICK",
+            "PASS",
+            "WELCOME",
+            "MSG",
+            "ACTION",
+            "PRIVMSG",
+            "JOIN",
+            "PART",
+            "QUIT",
+            "RENAME",
+            "HISTORY",
+            "HISTORYEND",
+            "ACCOUNT",
+            "LAGGED",
+            "CURRENT",
+            "MEMBERS",
+            "ROOMS",
+            "PONG",
+            "HELP",
+            "ERR",
+            "BYE",
         ];
         let verb = VERBS
             .into_iter()
@@ -399,6 +564,19 @@ impl ServerFrame {
         };
         let frame = match verb {
             "NICK" => ServerFrame::NickPrompt,
+            "PASS" => ServerFrame::PassPrompt,
+            "HISTORY" => return Err(malformed(verb, "missing event")),
+            "HISTORYEND" => ServerFrame::HistoryEnd {
+                target: r.target()?,
+                count: r.number("count")?,
+            },
+            "ACCOUNT" => {
+                let nick = r.nick()?;
+                let w = r.word("status")?;
+                let status = AccountStatus::parse(w)
+                    .ok_or_else(|| malformed(verb, format!("status {w:?}")))?;
+                ServerFrame::Account { nick, status }
+            }
             "WELCOME" => ServerFrame::Welcome {
                 nick: r.nick()?,
                 text: r.text()?,
@@ -407,35 +585,41 @@ impl ServerFrame {
                 room: r.room()?,
                 from: r.nick()?,
                 time: r.time()?,
+                id: r.id()?,
                 text: r.text()?,
             },
             "ACTION" => ServerFrame::Action {
                 room: r.room()?,
                 from: r.nick()?,
                 time: r.time()?,
+                id: r.id()?,
                 text: r.text()?,
             },
             "PRIVMSG" => ServerFrame::Private {
                 from: r.nick()?,
                 to: r.nick()?,
                 time: r.time()?,
+                id: r.id()?,
                 text: r.text()?,
             },
             "JOIN" => ServerFrame::Join {
                 room: r.room()?,
                 nick: r.nick()?,
                 time: r.time()?,
+                id: r.id()?,
             },
             "PART" => ServerFrame::Part {
                 room: r.room()?,
                 nick: r.nick()?,
                 time: r.time()?,
+                id: r.id()?,
                 reason: r.optional_text(),
             },
             "QUIT" => ServerFrame::Quit {
                 room: r.room()?,
                 nick: r.nick()?,
                 time: r.time()?,
+                id: r.id()?,
                 reason: r.optional_text(),
             },
             "RENAME" => ServerFrame::Rename {
@@ -443,13 +627,11 @@ impl ServerFrame {
                 old: r.nick()?,
                 new: r.nick()?,
                 time: r.time()?,
+                id: r.id()?,
             },
             "LAGGED" => {
                 let room = r.room()?;
-                let w = r.word("count")?;
-                let missed = w
-                    .parse()
-                    .map_err(|_| malformed(verb, format!("count {w:?}")))?;
+                let missed = r.number("count")?;
                 ServerFrame::Lagged { room, missed }
             }
             "CURRENT" => ServerFrame::Current {
@@ -556,52 +738,76 @@ impl fmt::Display for ServerFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verb = self.verb();
         match self {
-            ServerFrame::NickPrompt => f.write_str(verb),
+            ServerFrame::NickPrompt | ServerFrame::PassPrompt => f.write_str(verb),
+            ServerFrame::History(event) => write!(f, "{verb} {event}"),
+            ServerFrame::HistoryEnd { target, count } => write!(f, "{verb} {target} {count}"),
+            ServerFrame::Account { nick, status } => write!(f, "{verb} {nick} {status}"),
             ServerFrame::Welcome { nick, text } => write!(f, "{verb} {nick} :{text}"),
             ServerFrame::Message {
                 room,
                 from,
                 time,
+                id,
                 text,
             }
             | ServerFrame::Action {
                 room,
                 from,
                 time,
+                id,
                 text,
             } => {
-                write!(f, "{verb} {room} {from} {} :{text}", Time(time))
+                write!(f, "{verb} {room} {from} {} {id} :{text}", Time(time))
             }
             ServerFrame::Private {
                 from,
                 to,
                 time,
+                id,
                 text,
-            } => write!(f, "{verb} {from} {to} {} :{text}", Time(time)),
-            ServerFrame::Join { room, nick, time } => {
-                write!(f, "{verb} {room} {nick} {}", Time(time))
+            } => write!(f, "{verb} {from} {to} {} {id} :{text}", Time(time)),
+            ServerFrame::Join {
+                room,
+                nick,
+                time,
+                id,
+            } => {
+                write!(f, "{verb} {room} {nick} {} {id}", Time(time))
             }
             ServerFrame::Part {
                 room,
                 nick,
                 time,
+                id,
                 reason,
             }
             | ServerFrame::Quit {
                 room,
                 nick,
                 time,
+                id,
                 reason,
             } => {
-                write!(f, "{verb} {room} {nick} {}{}", Time(time), OptText(reason))
+                write!(
+                    f,
+                    "{verb} {room} {nick} {} {id}{}",
+                    Time(time),
+                    OptText(reason)
+                )
             }
             ServerFrame::Rename {
                 room,
                 old,
                 new,
                 time,
+                id,
             } => {
-                write!(f, "{verb} {} {old} {new} {}", RoomOrStar(room), Time(time))
+                write!(
+                    f,
+                    "{verb} {} {old} {new} {} {id}",
+                    RoomOrStar(room),
+                    Time(time)
+                )
             }
             ServerFrame::Lagged { room, missed } => write!(f, "{verb} {room} {missed}"),
             ServerFrame::Current { room } => write!(f, "{verb} {}", RoomOrStar(room)),

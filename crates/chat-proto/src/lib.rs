@@ -19,9 +19,9 @@ pub mod name;
 pub mod text;
 
 pub use codec::{LineCodec, LineError};
-pub use command::{Command, CommandError};
-pub use frame::{ErrorCode, FrameError, ServerFrame, Timestamp};
-pub use name::{NameError, Nick, Room};
+pub use command::{Command, CommandError, Password};
+pub use frame::{AccountStatus, ErrorCode, FrameError, ServerFrame, Timestamp};
+pub use name::{NameError, Nick, Room, Target};
 
 /// The port of the original teaching program, kept as the default.
 pub const DEFAULT_PORT: u16 = 55555;

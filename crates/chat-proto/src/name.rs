@@ -143,6 +143,36 @@ impl std::str::FromStr for Room {
     }
 }
 
+/// A room or a nickname: the subject of `/history` and `HISTORYEND`. A word starting with
+/// `#` is a room; anything else is a nickname (a private conversation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// A room's history.
+    Room(Room),
+    /// The private conversation with this nickname.
+    Nick(Nick),
+}
+
+impl Target {
+    /// Parses a room (`#...`) or a nickname.
+    pub fn new(s: &str) -> Result<Target, NameError> {
+        if s.starts_with('#') {
+            Room::new(s).map(Target::Room)
+        } else {
+            Nick::new(s).map(Target::Nick)
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Room(room) => room.fmt(f),
+            Target::Nick(nick) => nick.fmt(f),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

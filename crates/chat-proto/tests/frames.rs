@@ -1,7 +1,10 @@
 //! Server frames and client commands: examples as they look on the wire, and proptest
 //! round trips (encode then parse is the identity) for every variant.
 
-use chat_proto::{Command, CommandError, ErrorCode, LineCodec, Nick, Room, ServerFrame, Timestamp};
+use chat_proto::{
+    AccountStatus, Command, CommandError, ErrorCode, LineCodec, Nick, Password, Room, ServerFrame,
+    Target, Timestamp,
+};
 use proptest::prelude::*;
 use tokio_util::codec::Decoder;
 
@@ -32,27 +35,30 @@ fn frames_read_like_the_protocol_document() {
                 room: room("#general"),
                 from: nick("bob"),
                 time,
+                id: 41,
                 text: "hello :) world".into(),
             },
-            "MSG #general bob 2026-11-18T11:06:40.123Z :hello :) world",
+            "MSG #general bob 2026-11-18T11:06:40.123Z 41 :hello :) world",
         ),
         (
             ServerFrame::Part {
                 room: room("#rust"),
                 nick: nick("bob"),
                 time,
+                id: 7,
                 reason: None,
             },
-            "PART #rust bob 2026-11-18T11:06:40.123Z",
+            "PART #rust bob 2026-11-18T11:06:40.123Z 7",
         ),
         (
             ServerFrame::Quit {
                 room: room("#rust"),
                 nick: nick("bob"),
                 time,
+                id: 8,
                 reason: Some(String::new()),
             },
-            "QUIT #rust bob 2026-11-18T11:06:40.123Z :",
+            "QUIT #rust bob 2026-11-18T11:06:40.123Z 8 :",
         ),
         (
             ServerFrame::Rename {
@@ -60,16 +66,43 @@ fn frames_read_like_the_protocol_document() {
                 old: nick("a"),
                 new: nick("b"),
                 time,
+                id: 9,
             },
-            "RENAME * a b 2026-11-18T11:06:40.123Z",
+            "RENAME * a b 2026-11-18T11:06:40.123Z 9",
         ),
         (
             ServerFrame::Join {
                 room: room("#a"),
                 nick: nick("x"),
                 time: t(1_795_000_000_000),
+                id: 18446744073709551615,
             },
-            "JOIN #a x 2026-11-18T11:06:40.000Z",
+            "JOIN #a x 2026-11-18T11:06:40.000Z 18446744073709551615",
+        ),
+        (ServerFrame::PassPrompt, "PASS"),
+        (
+            ServerFrame::History(Box::new(ServerFrame::Action {
+                room: room("#a"),
+                from: nick("bob"),
+                time,
+                id: 3,
+                text: "waves".into(),
+            })),
+            "HISTORY ACTION #a bob 2026-11-18T11:06:40.123Z 3 :waves",
+        ),
+        (
+            ServerFrame::HistoryEnd {
+                target: Target::Nick(nick("bob")),
+                count: 0,
+            },
+            "HISTORYEND bob 0",
+        ),
+        (
+            ServerFrame::Account {
+                nick: nick("alice"),
+                status: AccountStatus::PasswordChanged,
+            },
+            "ACCOUNT alice password-changed",
         ),
         (ServerFrame::Current { room: None }, "CURRENT *"),
         (
@@ -124,7 +157,13 @@ fn malformed_frames_are_errors() {
         "",
         "WHAT",
         "MSG #a",
-        "MSG #a bob nottime :x",
+        "MSG #a bob nottime 1 :x",
+        "MSG #a bob 2026-11-18T11:06:40.123Z :no id",
+        "MSG #a bob 2026-11-18T11:06:40.123Z -1 :negative id",
+        "HISTORY JOIN #a x 2026-11-18T11:06:40.000Z 1",
+        "HISTORY",
+        "HISTORYEND #a",
+        "ACCOUNT alice lost",
         "JOIN a b c",
         "LAGGED #a x",
         "NICK extra",
@@ -170,6 +209,47 @@ fn commands_parse() {
         })
     );
     assert_eq!(Command::parse("/ping"), Ok(Command::Ping(None)));
+    let history = |target: Option<Target>, count, before| Command::History {
+        target,
+        count,
+        before,
+    };
+    assert_eq!(Command::parse("/history"), Ok(history(None, None, None)));
+    assert_eq!(
+        Command::parse("/history 20 1234"),
+        Ok(history(None, Some(20), Some(1234)))
+    );
+    assert_eq!(
+        Command::parse("/history #Rust 5"),
+        Ok(history(Some(Target::Room(room("#Rust"))), Some(5), None))
+    );
+    assert_eq!(
+        Command::parse("/history bob"),
+        Ok(history(Some(Target::Nick(nick("bob"))), None, None))
+    );
+    for bad in [
+        "/history 0",
+        "/history x y",
+        "/history 5 6 7",
+        "/history 5 -1",
+    ] {
+        assert!(
+            matches!(Command::parse(bad), Err(CommandError::Usage(_))),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        Command::parse("/register  correct horse "),
+        Ok(Command::Register(Password::new("correct horse ")))
+    );
+    assert_eq!(
+        format!("{:?}", Command::parse("/password hunter22").unwrap()),
+        "Password(Password(<hidden>))"
+    );
+    assert!(matches!(
+        Command::parse("/register"),
+        Err(CommandError::Usage(_))
+    ));
     assert_eq!(Command::parse("   "), Err(CommandError::Empty));
     assert_eq!(
         Command::parse("/frobnicate x"),
@@ -258,63 +338,106 @@ fn arb_frame() -> impl Strategy<Value = ServerFrame> {
     prop_oneof![
         Just(ServerFrame::NickPrompt),
         (arb_nick(), arb_trailing()).prop_map(|(nick, text)| ServerFrame::Welcome { nick, text }),
-        (arb_room(), arb_nick(), arb_time(), arb_trailing()).prop_map(
-            |(room, from, time, text)| ServerFrame::Message {
+        (
+            arb_room(),
+            arb_nick(),
+            arb_time(),
+            any::<u64>(),
+            arb_trailing()
+        )
+            .prop_map(|(room, from, time, id, text)| ServerFrame::Message {
                 room,
                 from,
                 time,
+                id,
                 text
-            }
-        ),
-        (arb_room(), arb_nick(), arb_time(), arb_trailing()).prop_map(
-            |(room, from, time, text)| ServerFrame::Action {
+            }),
+        (
+            arb_room(),
+            arb_nick(),
+            arb_time(),
+            any::<u64>(),
+            arb_trailing()
+        )
+            .prop_map(|(room, from, time, id, text)| ServerFrame::Action {
                 room,
                 from,
                 time,
+                id,
                 text
-            }
-        ),
-        (arb_nick(), arb_nick(), arb_time(), arb_trailing()).prop_map(|(from, to, time, text)| {
-            ServerFrame::Private {
+            }),
+        (
+            arb_nick(),
+            arb_nick(),
+            arb_time(),
+            any::<u64>(),
+            arb_trailing()
+        )
+            .prop_map(|(from, to, time, id, text)| ServerFrame::Private {
                 from,
                 to,
                 time,
+                id,
                 text,
-            }
-        }),
-        (arb_room(), arb_nick(), arb_time()).prop_map(|(room, nick, time)| ServerFrame::Join {
-            room,
-            nick,
-            time
-        }),
-        (arb_room(), arb_nick(), arb_time(), opt()).prop_map(|(room, nick, time, reason)| {
-            ServerFrame::Part {
+            }),
+        (arb_room(), arb_nick(), arb_time(), any::<u64>()).prop_map(|(room, nick, time, id)| {
+            ServerFrame::Join {
                 room,
                 nick,
                 time,
-                reason,
+                id,
             }
         }),
-        (arb_room(), arb_nick(), arb_time(), opt()).prop_map(|(room, nick, time, reason)| {
-            ServerFrame::Quit {
+        (arb_room(), arb_nick(), arb_time(), any::<u64>(), opt()).prop_map(
+            |(room, nick, time, id, reason)| ServerFrame::Part {
                 room,
                 nick,
                 time,
+                id,
                 reason,
             }
-        }),
+        ),
+        (arb_room(), arb_nick(), arb_time(), any::<u64>(), opt()).prop_map(
+            |(room, nick, time, id, reason)| ServerFrame::Quit {
+                room,
+                nick,
+                time,
+                id,
+                reason,
+            }
+        ),
         (
             proptest::option::of(arb_room()),
             arb_nick(),
             arb_nick(),
-            arb_time()
+            arb_time(),
+            any::<u64>()
         )
-            .prop_map(|(room, old, new, time)| ServerFrame::Rename {
+            .prop_map(|(room, old, new, time, id)| ServerFrame::Rename {
                 room,
                 old,
                 new,
-                time
+                time,
+                id,
             }),
+        Just(ServerFrame::PassPrompt),
+        (
+            prop_oneof![
+                arb_room().prop_map(Target::Room),
+                arb_nick().prop_map(Target::Nick)
+            ],
+            any::<usize>()
+        )
+            .prop_map(|(target, count)| ServerFrame::HistoryEnd { target, count }),
+        (
+            arb_nick(),
+            proptest::sample::select(vec![
+                AccountStatus::Registered,
+                AccountStatus::PasswordChanged,
+                AccountStatus::Identified
+            ])
+        )
+            .prop_map(|(nick, status)| ServerFrame::Account { nick, status }),
         (arb_room(), any::<u64>()).prop_map(|(room, missed)| ServerFrame::Lagged { room, missed }),
         proptest::option::of(arb_room()).prop_map(|room| ServerFrame::Current { room }),
         (arb_room(), proptest::collection::vec(arb_nick(), 0..8))
@@ -325,6 +448,19 @@ fn arb_frame() -> impl Strategy<Value = ServerFrame> {
         arb_trailing().prop_map(|text| ServerFrame::Help { text }),
         (arb_code(), arb_trailing()).prop_map(|(code, text)| ServerFrame::Error { code, text }),
         arb_trailing().prop_map(|reason| ServerFrame::Bye { reason }),
+    ]
+}
+
+/// Every frame, and history wrapping the events that history holds.
+fn arb_any_frame() -> impl Strategy<Value = ServerFrame> {
+    prop_oneof![
+        4 => arb_frame(),
+        1 => arb_frame()
+            .prop_filter("history holds messages", |f| matches!(
+                f,
+                ServerFrame::Message { .. } | ServerFrame::Action { .. } | ServerFrame::Private { .. }
+            ))
+            .prop_map(|f| ServerFrame::History(Box::new(f))),
     ]
 }
 
@@ -350,12 +486,28 @@ fn arb_command() -> impl Strategy<Value = Command> {
         opt().prop_map(Command::Quit),
         Just(Command::Help),
         opt().prop_map(Command::Ping),
+        "[!-~][ -~]{0,20}".prop_map(|p| Command::Register(Password::new(p))),
+        "[!-~][ -~]{0,20}".prop_map(|p| Command::Password(Password::new(p))),
+        (
+            proptest::option::of(prop_oneof![
+                arb_room().prop_map(Target::Room),
+                arb_nick().prop_map(Target::Nick)
+            ]),
+            proptest::option::of(1usize..1000),
+            any::<u64>(),
+            any::<bool>()
+        )
+            .prop_map(|(target, count, id, paged)| Command::History {
+                target,
+                count: count.or(paged.then_some(chat_proto::command::DEFAULT_HISTORY)),
+                before: paged.then_some(id),
+            }),
     ]
 }
 
 proptest! {
     #[test]
-    fn server_frame_round_trip(frame in arb_frame()) {
+    fn server_frame_round_trip(frame in arb_any_frame()) {
         let line = frame.to_string();
         prop_assert!(!line.contains('\n'));
         prop_assert_eq!(ServerFrame::parse(&line), Ok(frame.clone()));

@@ -71,6 +71,8 @@ struct State {
 /// What the hub knows: who is connected, which rooms exist and who is in them.
 pub(crate) struct Hub {
     state: Mutex<State>,
+    /// The next message id.
+    ids: std::sync::atomic::AtomicU64,
     /// Capacity of each room's broadcast channel.
     room_capacity: usize,
 }
@@ -105,8 +107,14 @@ impl Hub {
     pub(crate) fn new(room_capacity: usize) -> Hub {
         Hub {
             state: Mutex::new(State::default()),
+            ids: std::sync::atomic::AtomicU64::new(1),
             room_capacity: room_capacity.max(1),
         }
+    }
+
+    /// A fresh message id.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -150,6 +158,7 @@ impl Hub {
                     room: room.name.clone(),
                     nick: peer.nick.clone(),
                     time,
+                    id: self.next_id(),
                     reason: Some(reason.to_owned()),
                 };
                 let _ = room.tx.send(frame.to_bytes());
@@ -183,6 +192,7 @@ impl Hub {
             room: entry.name.clone(),
             nick: peer.nick.clone(),
             time: now(),
+            id: self.next_id(),
         };
         let join = frame.to_bytes();
         // Subscribe, send the JOIN, then skip to just after it. Messages do not take the
@@ -223,6 +233,7 @@ impl Hub {
             room: room.name.clone(),
             nick: peer.nick.clone(),
             time: now(),
+            id: self.next_id(),
             reason,
         };
         let bytes = frame.to_bytes();
@@ -257,6 +268,7 @@ impl Hub {
                     old: old.clone(),
                     new: new.clone(),
                     time,
+                    id: self.next_id(),
                 };
                 let _ = room.tx.send(frame.to_bytes());
             }
@@ -269,6 +281,7 @@ impl Hub {
                 old,
                 new: new.clone(),
                 time,
+                id: self.next_id(),
             }
             .to_bytes()
         }))

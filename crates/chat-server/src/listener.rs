@@ -200,7 +200,12 @@ impl Server {
                         (self.hub.clone(), self.config.clone(), token.clone());
                     self.tracker.spawn(
                         async move {
-                            session::serve(stream, hub, config, token).await;
+                            let (read, write) = stream.into_split();
+                            let peer = session::Peer {
+                                addr: peer,
+                                tls: false,
+                            };
+                            session::serve(read, write, peer, hub, config, token).await;
                             drop(guard);
                         }
                         .instrument(span),

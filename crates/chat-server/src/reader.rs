@@ -7,16 +7,51 @@
 
 use bytes::BytesMut;
 use chat_proto::{LineCodec, LineError};
+use std::future::Future;
 use std::io;
+use tokio::io::{AsyncRead, AsyncReadExt, ReadHalf};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio_util::codec::Decoder;
 
 /// Bytes read per system call.
 const READ_CHUNK: usize = 4096;
 
+/// Where a connection's bytes come from.
+pub(crate) trait Source: Send + Unpin {
+    /// Waits for bytes and appends them to `buf`; `Ok(0)` at the end of the stream.
+    /// Cancel-safe: nothing is consumed unless it completes.
+    fn read_some(&mut self, buf: &mut BytesMut) -> impl Future<Output = io::Result<usize>> + Send;
+}
+
+/// Plain TCP: wait for readability with no buffer at all, and only then make room.
+impl Source for OwnedReadHalf {
+    async fn read_some(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        loop {
+            self.readable().await?;
+            if buf.capacity() - buf.len() < READ_CHUNK {
+                buf.reserve(READ_CHUNK);
+            }
+            match self.try_read_buf(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return result,
+            }
+        }
+    }
+}
+
+/// Any other stream (TLS): its own layers buffer anyway, so read into a reserved chunk.
+impl<S: AsyncRead + Send> Source for ReadHalf<S> {
+    async fn read_some(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        if buf.capacity() - buf.len() < READ_CHUNK {
+            buf.reserve(READ_CHUNK);
+        }
+        self.read_buf(buf).await
+    }
+}
+
 /// The reading half of a connection and its line decoder.
-pub(crate) struct LineReader {
-    socket: OwnedReadHalf,
+pub(crate) struct LineReader<R> {
+    socket: R,
     codec: LineCodec,
     /// Bytes read and not yet decoded; without capacity while nothing is pending.
     buf: BytesMut,
@@ -24,8 +59,8 @@ pub(crate) struct LineReader {
     eof: bool,
 }
 
-impl LineReader {
-    pub(crate) fn new(socket: OwnedReadHalf, codec: LineCodec) -> LineReader {
+impl<R: Source> LineReader<R> {
+    pub(crate) fn new(socket: R, codec: LineCodec) -> LineReader<R> {
         LineReader {
             socket,
             codec,
@@ -54,16 +89,9 @@ impl LineReader {
                 Err(e) => return Some(Err(e)),
             }
             self.release_if_empty();
-            if let Err(e) = self.socket.readable().await {
-                return Some(Err(e));
-            }
-            if self.buf.capacity() - self.buf.len() < READ_CHUNK {
-                self.buf.reserve(READ_CHUNK);
-            }
-            match self.socket.try_read_buf(&mut self.buf) {
+            match self.socket.read_some(&mut self.buf).await {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Some(Err(e)),
             }
         }

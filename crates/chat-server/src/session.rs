@@ -9,18 +9,17 @@ use crate::config::Config;
 use crate::flood::TokenBucket;
 use crate::hub::{Hub, Joined, now, same_event};
 use crate::mailbox::{Mailbox, SendError, mailbox};
-use crate::reader::LineReader;
+use crate::reader::{LineReader, Source};
 use bytes::{Bytes, BytesMut};
 use chat_proto::{
     Command, CommandError, ErrorCode, LineCodec, LineError, Nick, Room, ServerFrame, command::HELP,
 };
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::{Instant, Sleep};
@@ -44,19 +43,38 @@ const LIST_CHUNK: usize = 100;
 /// Why a session ended; told to its rooms in the `QUIT` event and logged.
 type Reason = String;
 
-/// Runs one connection from accept to close.
-pub(crate) async fn serve(
-    stream: TcpStream,
+/// How a connection reached the server.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer {
+    /// The client's address.
+    pub(crate) addr: SocketAddr,
+    /// Whether the connection is encrypted (TLS).
+    pub(crate) tls: bool,
+}
+
+impl Peer {
+    /// Whether a password may cross this connection: TLS, or loopback (which never leaves
+    /// the machine).
+    pub(crate) fn secure(&self) -> bool {
+        self.tls || self.addr.ip().to_canonical().is_loopback()
+    }
+}
+
+/// Runs one connection from accept (and TLS handshake) to close.
+pub(crate) async fn serve<R: Source, W: AsyncWrite + Send + Unpin>(
+    read: R,
+    write: W,
+    peer: Peer,
     hub: Arc<Hub>,
     config: Arc<Config>,
     shutdown: CancellationToken,
 ) {
     info!("connected");
-    let (read, write) = stream.into_split();
     let mut conn = Connection {
         reader: LineReader::new(read, LineCodec::new(config.max_line)),
         writer: write,
         out: BytesMut::new(),
+        peer,
         config,
     };
     let reason = match conn.handshake(&hub, &shutdown).await {
@@ -88,15 +106,16 @@ pub(crate) async fn serve(
 }
 
 /// The socket and its output buffer.
-struct Connection {
-    reader: LineReader,
-    writer: OwnedWriteHalf,
+struct Connection<R, W> {
+    reader: LineReader<R>,
+    writer: W,
     /// Frames waiting to be written, in order.
     out: BytesMut,
+    peer: Peer,
     config: Arc<Config>,
 }
 
-impl Connection {
+impl<R: Source, W: AsyncWrite + Send + Unpin> Connection<R, W> {
     fn push(&mut self, frame: &ServerFrame) {
         frame.encode(&mut self.out);
     }
@@ -290,8 +309,8 @@ async fn next_room_event(rooms: &mut [Membership]) -> (usize, Result<Bytes, Recv
 }
 
 /// A connection after its handshake.
-struct Session {
-    conn: Connection,
+struct Session<R, W> {
+    conn: Connection<R, W>,
     hub: Arc<Hub>,
     nick: Nick,
     registration: Registration,
@@ -349,7 +368,7 @@ enum Flow {
     Quit(Reason),
 }
 
-impl Session {
+impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
     fn membership(&self, key: &str) -> Option<&Membership> {
         self.rooms.iter().find(|m| m.key == key)
     }
@@ -526,6 +545,10 @@ impl Session {
                     });
                 }
             }
+            Command::Register(_) | Command::Password(_) | Command::History { .. } => {
+                self.conn
+                    .error(ErrorCode::UnknownCommand, "not available yet".to_owned());
+            }
             Command::Ping(token) => {
                 // PONG waits until the events queued for this session now, its echoes
                 // among them, have gone out in ordinary batches; no line is read meanwhile.
@@ -550,6 +573,7 @@ impl Session {
                 room,
                 from,
                 time,
+                id: self.hub.next_id(),
                 text,
             }
         } else {
@@ -557,6 +581,7 @@ impl Session {
                 room,
                 from,
                 time,
+                id: self.hub.next_id(),
                 text,
             }
         };
@@ -694,6 +719,7 @@ impl Session {
             from: self.nick.clone(),
             to: to.clone(),
             time: now(),
+            id: self.hub.next_id(),
             text,
         };
         let bytes = frame.to_bytes();
@@ -721,6 +747,7 @@ impl Session {
                 old: self.nick.clone(),
                 new,
                 time: now(),
+                id: self.hub.next_id(),
             };
             return self.conn.push(&frame);
         }

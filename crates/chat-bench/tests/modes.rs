@@ -24,6 +24,7 @@ async fn start(config: Config) -> TestServer {
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         Server::new(config)
+            .expect("server starts")
             .run(listener, async {
                 let _ = stopped.await;
             })

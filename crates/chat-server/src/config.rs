@@ -74,7 +74,28 @@ pub struct Config {
     /// On shutdown, time given to connections to receive their notice and flush.
     #[arg(long, env = "CHAT_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// The database (SQLite) holding history and accounts: a file path, or `:memory:`
+    /// for a store that lasts as long as the process. The binary's default is
+    /// `chat.db` in the platform's data directory (logged at start); the library's
+    /// default (`None`) is in memory, for tests.
+    #[arg(long, env = "CHAT_DB")]
+    pub db: Option<String>,
+
+    /// Messages of a room's history shown to whoever joins it (0: none).
+    #[arg(long, env = "CHAT_HISTORY", default_value_t = chat_proto::command::DEFAULT_HISTORY)]
+    pub history: usize,
 }
+
+/// The binary's database when `--db` is not given: `chat-server/chat.db` in the
+/// platform's data directory (`~/.local/share` on Linux), or `./chat.db` where there is
+/// none.
+pub fn default_db_path() -> std::path::PathBuf {
+    crate::store::Location::default_file()
+}
+
+/// Most messages one `/history` answer holds; a larger count is cut to this.
+pub const HISTORY_MAX: usize = 500;
 
 impl Default for Config {
     fn default() -> Self {
@@ -93,6 +114,8 @@ impl Default for Config {
             keepalive: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
+            db: None,
+            history: chat_proto::command::DEFAULT_HISTORY,
         }
     }
 }

@@ -1,19 +1,29 @@
-//! The registry of nicknames and rooms.
+//! The registry of nicknames, rooms and accounts, and the one place where events get
+//! their message ids.
 //!
-//! The hub is a plain `Mutex` over two maps, held only for a few map operations and never
-//! across an `.await`. Sessions come here to register, join, part, rename and leave. An
-//! ordinary message does not: the session keeps a clone of each room's broadcast sender
-//! and sends to it directly.
+//! The hub is a plain `Mutex` over a few maps, held only for a few map operations and
+//! never across an `.await`. Sessions come here to register, join, part, rename and
+//! leave. An ordinary message does not: the session holds each room's [`Channel`] and
+//! publishes to it directly.
 //!
-//! Room events that concern membership (join, part, quit, rename) are sent while the lock
-//! is held, so their order in a room is the order in which membership changed.
+//! Every room event is *published*: under the room's own short lock it gets the next
+//! message id, goes to the store's queue and is sent to the room's broadcast channel. So
+//! ids rise in each room's order, the store receives a room's events in that order, and a
+//! query queued after an event always sees it (the store answers in queue order). That
+//! is what makes the seam between history and live traffic exact.
+//!
+//! Room events that concern membership (join, part, quit, rename) are published while the
+//! hub lock is held, so their order in a room is the order in which membership changed.
 
 use crate::mailbox::MailboxSender;
+use crate::password::{Hasher, Throttle};
+use crate::store::{Account, Busy, Kind, Query, Record, Store};
 use bytes::Bytes;
 use chat_proto::{Nick, Room, ServerFrame, Timestamp};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
-use tokio::sync::broadcast;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{broadcast, oneshot};
 
 /// The server time of an event, at the millisecond precision of the wire.
 pub(crate) fn now() -> Timestamp {
@@ -21,23 +31,46 @@ pub(crate) fn now() -> Timestamp {
     Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now)
 }
 
-/// Whether two event buffers are the same event (clones of one `Bytes`).
-pub(crate) fn same_event(a: &Bytes, b: &Bytes) -> bool {
-    a.as_ptr() == b.as_ptr() && a.len() == b.len()
+/// Locks a mutex, carrying on after a panic elsewhere: every critical section here leaves
+/// its data consistent enough to serve.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Advances `rx` past `event`, dropping what came before it. Returns how many events the
-/// receiver was told it lost meanwhile (the room's buffer overflowed before it got there).
-fn skip_through(rx: &mut broadcast::Receiver<Bytes>, event: &Bytes) -> u64 {
-    let mut missed = 0;
-    loop {
-        match rx.try_recv() {
-            Ok(bytes) if same_event(&bytes, event) => return missed,
-            Ok(_) => {}
-            Err(broadcast::error::TryRecvError::Lagged(n)) => missed += n,
-            Err(_) => return missed,
-        }
-    }
+/// A room event as members receive it: its id and its frame, encoded once.
+#[derive(Debug, Clone)]
+pub(crate) struct Event {
+    /// The message id.
+    pub(crate) id: u64,
+    /// The frame with its `\n`, shared by every member.
+    pub(crate) bytes: Bytes,
+}
+
+/// One room's fan-out, shared by the hub and the room's members.
+pub(crate) struct Channel {
+    /// The folded name, the room's key in the hub and in the store.
+    pub(crate) key: Arc<str>,
+    /// The name as its creator spelled it.
+    pub(crate) name: Room,
+    /// Held while an event gets its id, is queued for the store and is sent.
+    tx: Mutex<broadcast::Sender<Event>>,
+}
+
+/// The ids, the store and the password machinery: what publishing and accounts need.
+pub(crate) struct Hub {
+    state: Mutex<State>,
+    /// The next message id.
+    ids: AtomicU64,
+    /// Capacity of each room's broadcast channel.
+    room_capacity: usize,
+    /// History and accounts on disk (or in memory).
+    store: Store,
+    /// Runs argon2 off the async threads, a few at a time.
+    pub(crate) hasher: Hasher,
+    /// Slows down wrong passwords per nickname and per address.
+    pub(crate) throttle: Throttle,
 }
 
 /// A connected, named session as the hub sees it.
@@ -52,10 +85,7 @@ struct Peer {
 
 /// One room.
 struct RoomEntry {
-    /// The name as its creator spelled it.
-    name: Room,
-    /// Fan-out: every member holds a receiver.
-    tx: broadcast::Sender<Bytes>,
+    channel: Arc<Channel>,
     /// Folded nicknames of the members.
     members: BTreeSet<String>,
 }
@@ -66,71 +96,223 @@ struct State {
     peers: HashMap<String, Peer>,
     /// Rooms by folded name. A room exists while it has members.
     rooms: HashMap<String, RoomEntry>,
+    /// Registered nicknames by folded name.
+    accounts: HashMap<String, Account>,
 }
 
-/// What the hub knows: who is connected, which rooms exist and who is in them.
-pub(crate) struct Hub {
-    state: Mutex<State>,
-    /// The next message id.
-    ids: std::sync::atomic::AtomicU64,
-    /// Capacity of each room's broadcast channel.
-    room_capacity: usize,
+/// Why a nickname cannot be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Someone connected has it (case-insensitively).
+    Taken,
+    /// It is registered, and the session has not given its password.
+    Registered,
 }
-
-/// The nickname is in use (case-insensitively).
-#[derive(Debug)]
-pub(crate) struct NickTaken;
 
 /// The result of a join.
 pub(crate) enum Joined {
     /// The session was already in the room.
     Already,
-    /// The session is now in the room; the `JOIN` event has been sent to it.
+    /// The session is now in the room.
     New {
-        /// The room's canonical name.
-        room: Room,
-        /// For sending to the room.
-        tx: broadcast::Sender<Bytes>,
-        /// For receiving from the room: everything after the `JOIN`.
-        rx: broadcast::Receiver<Bytes>,
+        /// The room.
+        channel: Arc<Channel>,
+        /// The room's events after the `JOIN`.
+        rx: broadcast::Receiver<Event>,
         /// The `JOIN` event, to show the joiner first.
-        join: Bytes,
-        /// Events the joiner's receiver lost while it was being positioned just after the
-        /// `JOIN` (only when the room's buffer overflowed meanwhile; normally 0).
-        missed: u64,
+        join: Event,
         /// Everyone in the room, the newcomer included.
         members: Vec<Nick>,
     },
 }
 
+/// The account of a nickname, for the handshake and `/history`.
+#[derive(Debug, Clone)]
+pub(crate) struct AccountInfo {
+    /// The argon2 hash of its password.
+    pub(crate) hash: String,
+    /// When it was registered (private history before that belonged to someone else).
+    pub(crate) created_ms: i64,
+}
+
+/// `/register` on a nickname that has an account already.
+#[derive(Debug)]
+pub(crate) struct AlreadyRegistered;
+
 impl Hub {
-    pub(crate) fn new(room_capacity: usize) -> Hub {
+    /// A hub over `store`, whose next message id is `next_id` and whose accounts are
+    /// `accounts`.
+    pub(crate) fn new(
+        room_capacity: usize,
+        store: Store,
+        next_id: u64,
+        accounts: Vec<Account>,
+    ) -> Hub {
+        let accounts = accounts.into_iter().map(|a| (a.nick.clone(), a)).collect();
         Hub {
-            state: Mutex::new(State::default()),
-            ids: std::sync::atomic::AtomicU64::new(1),
+            state: Mutex::new(State {
+                accounts,
+                ..State::default()
+            }),
+            ids: AtomicU64::new(next_id.max(1)),
             room_capacity: room_capacity.max(1),
+            store,
+            hasher: Hasher::new(2),
+            throttle: Throttle::new(10_000),
         }
     }
 
-    /// A fresh message id.
-    pub(crate) fn next_id(&self) -> u64 {
-        self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    }
-
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock leaves maps that are still consistent enough to
-        // serve (each operation mutates them in a few steps); keep serving.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.state)
     }
 
-    /// Claims `nick` for a new session.
-    pub(crate) fn register(&self, nick: &Nick, mailbox: MailboxSender) -> Result<(), NickTaken> {
+    /// A fresh message id, for an event that no room holds (a private message, a rename
+    /// seen by nobody else).
+    pub(crate) fn next_id(&self) -> u64 {
+        self.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Publishes a message (`MSG`, `ACTION`) to `channel` (see the module docs). One
+    /// the store cannot queue is refused (`Busy`) and sent to no one, so nothing accepted
+    /// is ever missing from history.
+    pub(crate) fn publish(
+        &self,
+        channel: &Channel,
+        make: impl FnOnce(u64, Timestamp) -> ServerFrame,
+    ) -> Result<Event, Busy> {
+        let tx = lock(&channel.tx);
+        let (event, stored) = self.stamp(channel, Kind::Message, make);
+        stored?;
+        // No receiver (an empty room) is not an error: the store has the event.
+        let _ = tx.send(event.clone());
+        Ok(event)
+    }
+
+    /// Publishes a membership event (`JOIN`, `PART`, `QUIT`, `RENAME`): like
+    /// [`Hub::publish`], but a departure cannot be refused, so it is sent even when the
+    /// store cannot keep it (a member refilled past it is then told `LAGGED`).
+    fn announce(
+        &self,
+        channel: &Channel,
+        tx: &broadcast::Sender<Event>,
+        make: impl FnOnce(u64, Timestamp) -> ServerFrame,
+    ) -> Event {
+        let (event, stored) = self.stamp(channel, Kind::Membership, make);
+        if stored.is_err() {
+            tracing::warn!(room = %channel.name, id = event.id, "store queue full: event not kept");
+        }
+        let _ = tx.send(event.clone());
+        event
+    }
+
+    /// Gives an event its id and time, encodes it and queues it for the store. The
+    /// caller holds the room's lock and sends the event.
+    fn stamp(
+        &self,
+        channel: &Channel,
+        kind: Kind,
+        make: impl FnOnce(u64, Timestamp) -> ServerFrame,
+    ) -> (Event, Result<(), Busy>) {
+        let (id, time) = (self.next_id(), now());
+        let bytes = make(id, time).to_bytes();
+        let stored = self.store.append(Record {
+            id,
+            kind,
+            room: Some(channel.key.clone()),
+            pair: None,
+            time_ms: time.as_millisecond(),
+            line: bytes.clone(),
+        });
+        (Event { id, bytes }, stored)
+    }
+
+    /// Gives a private message its id and queues it for the store, for its two parties'
+    /// history. `Busy`: not accepted.
+    pub(crate) fn private(
+        &self,
+        pair: Arc<str>,
+        make: impl FnOnce(u64, Timestamp) -> ServerFrame,
+    ) -> Result<Bytes, Busy> {
+        let (id, time) = (self.next_id(), now());
+        let bytes = make(id, time).to_bytes();
+        self.store.append(Record {
+            id,
+            kind: Kind::Private,
+            room: None,
+            pair: Some(pair),
+            time_ms: time.as_millisecond(),
+            line: bytes.clone(),
+        })?;
+        Ok(bytes)
+    }
+
+    /// Asks the store a question; the answer comes on the returned channel.
+    pub(crate) fn query(
+        &self,
+        query: Query,
+    ) -> Result<oneshot::Receiver<crate::store::Answer>, Busy> {
+        self.store.query(query)
+    }
+
+    /// Waits until everything queued for the store so far is committed.
+    pub(crate) async fn flush(&self) {
+        if let Ok(done) = self.store.flush() {
+            let _ = done.await;
+        }
+    }
+
+    /// The account of `key` (a folded nickname), if it is registered.
+    pub(crate) fn account(&self, key: &str) -> Option<AccountInfo> {
+        self.lock().accounts.get(key).map(|a| AccountInfo {
+            hash: a.hash.clone(),
+            created_ms: a.created_ms,
+        })
+    }
+
+    /// Whether someone connected has the nickname `key`.
+    pub(crate) fn is_connected(&self, key: &str) -> bool {
+        self.lock().peers.contains_key(key)
+    }
+
+    /// Creates the account of `key` (`/register`), or changes its password
+    /// (`change: true`). Returns the account's creation time.
+    pub(crate) fn set_account(
+        &self,
+        key: &str,
+        hash: String,
+        change: bool,
+    ) -> Result<Result<i64, AlreadyRegistered>, Busy> {
+        let mut st = self.lock();
+        let created_ms = match (st.accounts.get(key), change) {
+            (Some(_), false) => return Ok(Err(AlreadyRegistered)),
+            (Some(account), true) => account.created_ms,
+            (None, _) => now().as_millisecond(),
+        };
+        let account = Account {
+            nick: key.to_owned(),
+            hash,
+            created_ms,
+        };
+        self.store.set_account(account.clone())?;
+        st.accounts.insert(key.to_owned(), account);
+        Ok(Ok(created_ms))
+    }
+
+    /// Claims `nick` for a new session. A registered nickname needs `identified` (its
+    /// password was given).
+    pub(crate) fn register(
+        &self,
+        nick: &Nick,
+        mailbox: MailboxSender,
+        identified: bool,
+    ) -> Result<(), Refused> {
         let mut st = self.lock();
         let key = nick.folded();
         if st.peers.contains_key(&key) {
-            return Err(NickTaken);
+            return Err(Refused::Taken);
+        }
+        if !identified && st.accounts.contains_key(&key) {
+            return Err(Refused::Registered);
         }
         st.peers.insert(
             key,
@@ -146,22 +328,21 @@ impl Hub {
     /// Removes a session: each of its rooms is told `QUIT` once, then the nickname is free.
     pub(crate) fn unregister(&self, key: &str, reason: &str) {
         let mut st = self.lock();
-        let State { peers, rooms } = &mut *st;
+        let State { peers, rooms, .. } = &mut *st;
         let Some(peer) = peers.remove(key) else {
             return;
         };
-        let time = now();
         for room_key in &peer.rooms {
             if let Some(room) = rooms.get_mut(room_key) {
                 room.members.remove(key);
-                let frame = ServerFrame::Quit {
-                    room: room.name.clone(),
+                let channel = &room.channel;
+                self.announce(channel, &lock(&channel.tx), |id, time| ServerFrame::Quit {
+                    room: channel.name.clone(),
                     nick: peer.nick.clone(),
                     time,
-                    id: self.next_id(),
+                    id,
                     reason: Some(reason.to_owned()),
-                };
-                let _ = room.tx.send(frame.to_bytes());
+                });
                 if room.members.is_empty() {
                     rooms.remove(room_key);
                 }
@@ -172,47 +353,48 @@ impl Hub {
     /// Puts the session `key` in `room`, creating the room if need be.
     pub(crate) fn join(&self, key: &str, room: &Room) -> Joined {
         let mut st = self.lock();
-        let State { peers, rooms } = &mut *st;
+        let State { peers, rooms, .. } = &mut *st;
         let Some(peer) = peers.get_mut(key) else {
             // Cannot happen: a session is registered for its whole life.
             return Joined::Already;
         };
         let capacity = self.room_capacity;
-        let entry = rooms.entry(room.folded()).or_insert_with(|| RoomEntry {
-            name: room.clone(),
-            tx: broadcast::channel(capacity).0,
+        let folded = room.folded();
+        let entry = rooms.entry(folded.clone()).or_insert_with(|| RoomEntry {
+            channel: Arc::new(Channel {
+                key: folded.as_str().into(),
+                name: room.clone(),
+                tx: Mutex::new(broadcast::channel(capacity).0),
+            }),
             members: BTreeSet::new(),
         });
         if entry.members.contains(key) {
             return Joined::Already;
         }
         entry.members.insert(key.to_owned());
-        peer.rooms.push(room.folded());
-        let frame = ServerFrame::Join {
-            room: entry.name.clone(),
+        peer.rooms.push(folded);
+        let channel = entry.channel.clone();
+        // Subscribe and publish the JOIN under the room's lock, then take the JOIN off
+        // the new receiver: it holds exactly what follows the JOIN in the room's order.
+        let tx = lock(&channel.tx);
+        let mut rx = tx.subscribe();
+        let join = self.announce(&channel, &tx, |id, time| ServerFrame::Join {
+            room: channel.name.clone(),
             nick: peer.nick.clone(),
-            time: now(),
-            id: self.next_id(),
-        };
-        let join = frame.to_bytes();
-        // Subscribe, send the JOIN, then skip to just after it. Messages do not take the
-        // hub lock, so others may send concurrently: whatever precedes the JOIN in the
-        // room's order is skipped, whatever follows it is kept, exactly as every other
-        // member sees the room.
-        let mut rx = entry.tx.subscribe();
-        let _ = entry.tx.send(join.clone());
-        let missed = skip_through(&mut rx, &join);
+            time,
+            id,
+        });
+        let _ = rx.try_recv();
+        drop(tx);
         let members = entry
             .members
             .iter()
             .filter_map(|k| peers.get(k).map(|p| p.nick.clone()))
             .collect();
         Joined::New {
-            room: entry.name.clone(),
-            tx: entry.tx.clone(),
+            channel,
             rx,
             join,
-            missed,
             members,
         }
     }
@@ -220,57 +402,69 @@ impl Hub {
     /// Takes the session `key` out of the room `room_key`. Returns the `PART` event, which
     /// the room has been sent and the leaver should be shown, or `None` if it was not in
     /// the room.
-    pub(crate) fn part(&self, key: &str, room_key: &str, reason: Option<String>) -> Option<Bytes> {
+    pub(crate) fn part(&self, key: &str, room_key: &str, reason: Option<String>) -> Option<Event> {
         let mut st = self.lock();
-        let State { peers, rooms } = &mut *st;
+        let State { peers, rooms, .. } = &mut *st;
         let peer = peers.get_mut(key)?;
         let room = rooms.get_mut(room_key)?;
         if !room.members.remove(key) {
             return None;
         }
         peer.rooms.retain(|r| r != room_key);
-        let frame = ServerFrame::Part {
-            room: room.name.clone(),
+        let tx = lock(&room.channel.tx);
+        let part = self.announce(&room.channel, &tx, |id, time| ServerFrame::Part {
+            room: room.channel.name.clone(),
             nick: peer.nick.clone(),
-            time: now(),
-            id: self.next_id(),
+            time,
+            id,
             reason,
-        };
-        let bytes = frame.to_bytes();
-        let _ = room.tx.send(bytes.clone());
+        });
+        drop(tx);
         if room.members.is_empty() {
             rooms.remove(room_key);
         }
-        Some(bytes)
+        Some(part)
     }
 
-    /// Renames the session `old_key` to `new`. Each of its rooms is sent `RENAME`.
-    /// Returns the `RENAME *` event for a session in no room (it would otherwise not
-    /// hear of its own rename).
-    pub(crate) fn rename(&self, old_key: &str, new: &Nick) -> Result<Option<Bytes>, NickTaken> {
+    /// Renames the session `old_key` to `new`; `identified` names the account whose
+    /// password the session gave, if any. Each of its rooms is sent `RENAME`. Returns the
+    /// `RENAME *` event for a session in no room (it would otherwise not hear of its own
+    /// rename).
+    pub(crate) fn rename(
+        &self,
+        old_key: &str,
+        new: &Nick,
+        identified: Option<&str>,
+    ) -> Result<Option<Bytes>, Refused> {
         let mut st = self.lock();
-        let State { peers, rooms } = &mut *st;
+        let State {
+            peers,
+            rooms,
+            accounts,
+        } = &mut *st;
         let new_key = new.folded();
         if new_key != old_key && peers.contains_key(&new_key) {
-            return Err(NickTaken);
+            return Err(Refused::Taken);
+        }
+        if accounts.contains_key(&new_key) && identified != Some(new_key.as_str()) {
+            return Err(Refused::Registered);
         }
         let Some(mut peer) = peers.remove(old_key) else {
-            return Err(NickTaken);
+            return Err(Refused::Taken);
         };
         let old = std::mem::replace(&mut peer.nick, new.clone());
-        let time = now();
         for room_key in &peer.rooms {
             if let Some(room) = rooms.get_mut(room_key) {
                 room.members.remove(old_key);
                 room.members.insert(new_key.clone());
-                let frame = ServerFrame::Rename {
-                    room: Some(room.name.clone()),
+                let tx = lock(&room.channel.tx);
+                self.announce(&room.channel, &tx, |id, time| ServerFrame::Rename {
+                    room: Some(room.channel.name.clone()),
                     old: old.clone(),
                     new: new.clone(),
                     time,
-                    id: self.next_id(),
-                };
-                let _ = room.tx.send(frame.to_bytes());
+                    id,
+                });
             }
         }
         let alone = peer.rooms.is_empty();
@@ -280,7 +474,7 @@ impl Hub {
                 room: None,
                 old,
                 new: new.clone(),
-                time,
+                time: now(),
                 id: self.next_id(),
             }
             .to_bytes()
@@ -304,7 +498,12 @@ impl Hub {
             .iter()
             .filter_map(|k| st.peers.get(k).map(|p| p.nick.clone()))
             .collect();
-        Some((entry.name.clone(), members))
+        Some((entry.channel.name.clone(), members))
+    }
+
+    /// The canonical name of a room that exists.
+    pub(crate) fn room_name(&self, key: &str) -> Option<Room> {
+        self.lock().rooms.get(key).map(|r| r.channel.name.clone())
     }
 
     /// Every room and its member count, by name.
@@ -313,7 +512,7 @@ impl Hub {
         let mut list: Vec<_> = st
             .rooms
             .values()
-            .map(|r| (r.name.clone(), r.members.len()))
+            .map(|r| (r.channel.name.clone(), r.members.len()))
             .collect();
         list.sort_by_key(|(room, _)| room.folded());
         list

@@ -13,8 +13,10 @@ mod flood;
 mod hub;
 mod listener;
 mod mailbox;
+mod password;
 mod reader;
 mod session;
+mod store;
 
 pub use config::Config;
 pub use listener::{Server, Stats, run};

@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::session;
+use crate::store::{self, Location, StoreOptions};
 use chat_proto::{ErrorCode, ServerFrame};
 use std::collections::HashMap;
 use std::future::Future;
@@ -99,11 +100,23 @@ pub struct Stats {
 }
 
 impl Server {
-    /// A server with these limits.
-    pub fn new(config: Config) -> Server {
+    /// A server with these limits. Opens its store (`config.db`), applying any schema
+    /// migration; fails if the database cannot be opened.
+    pub fn new(config: Config) -> io::Result<Server> {
         let limit = config.connection_limit();
-        Server {
-            hub: Arc::new(Hub::new(config.room_capacity)),
+        let location = match config.db.as_deref() {
+            None | Some(":memory:") => Location::Memory,
+            Some(path) => Location::File(path.into()),
+        };
+        let opened = store::open(&location, StoreOptions::default()).map_err(io::Error::other)?;
+        let hub = Hub::new(
+            config.room_capacity,
+            opened.store,
+            opened.next_id,
+            opened.accounts,
+        );
+        Ok(Server {
+            hub: Arc::new(hub),
             limit,
             connections: Arc::new(Semaphore::new(limit)),
             per_ip: Arc::new(PerIp::default()),
@@ -111,7 +124,7 @@ impl Server {
             tracker: TaskTracker::new(),
             gauge: Arc::new(Gauge::default()),
             config: Arc::new(config),
-        }
+        })
     }
 
     /// The total connection limit in force.
@@ -170,6 +183,8 @@ impl Server {
                 "shutdown grace over; dropping remaining connections"
             );
         }
+        // Everything the sessions published is on disk before `run` returns.
+        self.hub.flush().await;
         Ok(())
     }
 
@@ -368,7 +383,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    Server::new(config).run(listener, shutdown).await
+    Server::new(config)?.run(listener, shutdown).await
 }
 
 #[cfg(test)]

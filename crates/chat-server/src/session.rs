@@ -6,13 +6,16 @@
 //! arrive as bytes encoded once by the sender and shared by every member.
 
 use crate::config::Config;
+use crate::config::HISTORY_MAX;
 use crate::flood::TokenBucket;
-use crate::hub::{Hub, Joined, now, same_event};
+use crate::hub::{Channel, Event, Hub, Joined, Refused, now};
 use crate::mailbox::{Mailbox, SendError, mailbox};
 use crate::reader::{LineReader, Source};
-use bytes::{Bytes, BytesMut};
+use crate::store::{Answer, Query, Stored};
+use bytes::BytesMut;
 use chat_proto::{
-    Command, CommandError, ErrorCode, LineCodec, LineError, Nick, Room, ServerFrame, command::HELP,
+    AccountStatus, Command, CommandError, ErrorCode, LineCodec, LineError, Nick, Password, Room,
+    ServerFrame, Target, command::DEFAULT_HISTORY, command::HELP,
 };
 use std::io;
 use std::net::SocketAddr;
@@ -20,8 +23,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{broadcast, oneshot};
 use tokio::time::{Instant, Sleep};
 
 use tokio_util::sync::CancellationToken;
@@ -78,7 +81,7 @@ pub(crate) async fn serve<R: Source, W: AsyncWrite + Send + Unpin>(
         config,
     };
     let reason = match conn.handshake(&hub, &shutdown).await {
-        Ok((nick, mailbox)) => {
+        Ok((nick, mailbox, identified)) => {
             Span::current().record("nick", nick.as_str());
             info!("handshake complete");
             let registration = Registration {
@@ -93,9 +96,12 @@ pub(crate) async fn serve<R: Source, W: AsyncWrite + Send + Unpin>(
                 registration,
                 mailbox,
                 rooms: Vec::new(),
+                holds: Vec::new(),
                 current: None,
                 pong: None,
+                identified: None,
             };
+            session.identified = identified.map(|created_ms| (session.nick.folded(), created_ms));
             let reason = session.run(&shutdown).await;
             session.registration.reason = Some(reason.clone());
             reason
@@ -190,12 +196,13 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Connection<R, W> {
         }
     }
 
-    /// The original program's exchange: `NICK`, a nickname, again until one is free.
+    /// The original program's exchange: `NICK`, a nickname, again until one is free;
+    /// `PASS` and its password for a registered one.
     async fn handshake(
         &mut self,
         hub: &Hub,
         shutdown: &CancellationToken,
-    ) -> Result<(Nick, Mailbox), Reason> {
+    ) -> Result<Login, Reason> {
         let timeout = self.config.handshake_timeout;
         let result = tokio::select! {
             result = tokio::time::timeout(timeout, self.choose_nick(hub)) => match result {
@@ -214,7 +221,7 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Connection<R, W> {
         result
     }
 
-    async fn choose_nick(&mut self, hub: &Hub) -> Result<(Nick, Mailbox), Reason> {
+    async fn choose_nick(&mut self, hub: &Hub) -> Result<Login, Reason> {
         self.push(&ServerFrame::NickPrompt);
         // Flood control holds for nickname attempts too: each taken one costs the hub lock.
         let mut bucket = TokenBucket::new(
@@ -223,40 +230,132 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Connection<R, W> {
             Instant::now(),
         );
         loop {
-            self.flush().await?;
-            let line = match self.reader.next_line().await {
-                None => return Err("closed during handshake".into()),
-                Some(Err(e)) => return Err(io_reason(&e)),
-                Some(Ok(Err(e))) => {
-                    self.line_error(e);
+            let Some(line) = self.prompted_line(&mut bucket).await? else {
+                self.push(&ServerFrame::NickPrompt);
+                continue;
+            };
+            let answer = line.trim();
+            let nick = match Nick::new(answer) {
+                Ok(nick) => nick,
+                Err(e) => {
+                    self.error(
+                        ErrorCode::NickInvalid,
+                        format!("{answer:?} is not a valid nickname: {e}"),
+                    );
                     self.push(&ServerFrame::NickPrompt);
                     continue;
                 }
-                Some(Ok(Ok(line))) => line,
             };
-            if let Some(at) = bucket.as_mut().and_then(|b| b.take(Instant::now())) {
-                tokio::time::sleep_until(at).await;
-            }
-            let answer = line.trim();
-            match Nick::new(answer) {
-                Err(e) => self.error(
-                    ErrorCode::NickInvalid,
-                    format!("{answer:?} is not a valid nickname: {e}"),
-                ),
-                Ok(nick) => {
+            let key = nick.folded();
+            // A nickname in use is refused before any password is asked for.
+            let identified = match hub.account(&key) {
+                _ if hub.is_connected(&key) => Err(Refused::Taken),
+                None => Ok(None),
+                Some(account) => self
+                    .password(hub, &nick, &mut bucket)
+                    .await?
+                    .then_some(Some(account.created_ms))
+                    .ok_or(Refused::Registered),
+            };
+            let refused = match identified {
+                Ok(identified) => {
                     let (tx, rx) = mailbox(self.config.mailbox_capacity);
-                    match hub.register(&nick, tx) {
-                        Ok(()) => return Ok((nick, rx)),
-                        Err(_) => {
-                            self.error(ErrorCode::NickTaken, format!("nickname {nick} is taken"))
-                        }
+                    match hub.register(&nick, tx, identified.is_some()) {
+                        Ok(()) => return Ok((nick, rx, identified)),
+                        Err(refused) => Some(refused),
                     }
                 }
+                // The password exchange has said what went wrong.
+                Err(Refused::Registered) => None,
+                Err(refused) => Some(refused),
+            };
+            match refused {
+                Some(Refused::Taken) => {
+                    self.error(ErrorCode::NickTaken, format!("nickname {nick} is taken"))
+                }
+                Some(Refused::Registered) => self.error(
+                    ErrorCode::NickRegistered,
+                    format!("nickname {nick} is registered: reconnect and give its password"),
+                ),
+                None => {}
             }
             self.push(&ServerFrame::NickPrompt);
         }
     }
+
+    /// Flushes what is pending and reads the answer to a prompt, paced by flood control.
+    /// `None`: the line was refused (the error is queued).
+    async fn prompted_line(
+        &mut self,
+        bucket: &mut Option<TokenBucket>,
+    ) -> Result<Option<String>, Reason> {
+        self.flush().await?;
+        let line = match self.reader.next_line().await {
+            None => return Err("closed during handshake".into()),
+            Some(Err(e)) => return Err(io_reason(&e)),
+            Some(Ok(Err(e))) => {
+                self.line_error(e);
+                return Ok(None);
+            }
+            Some(Ok(Ok(line))) => line,
+        };
+        if let Some(at) = bucket.as_mut().and_then(|b| b.take(Instant::now())) {
+            tokio::time::sleep_until(at).await;
+        }
+        Ok(Some(line))
+    }
+
+    /// Asks for the password of the registered `nick` and checks it. `false`: refused,
+    /// with the error queued.
+    async fn password(
+        &mut self,
+        hub: &Hub,
+        nick: &Nick,
+        bucket: &mut Option<TokenBucket>,
+    ) -> Result<bool, Reason> {
+        if !self.peer.secure() {
+            self.error(
+                ErrorCode::InsecureTransport,
+                format!(
+                    "nickname {nick} is registered; its password is only accepted over TLS \
+                     or from loopback, never in the clear"
+                ),
+            );
+            return Ok(false);
+        }
+        self.push(&ServerFrame::PassPrompt);
+        let Some(password) = self.prompted_line(bucket).await? else {
+            return Ok(false);
+        };
+        let key = nick.folded();
+        let ip = self.peer.addr.ip();
+        // Wrong guesses cost time, per nickname and per address.
+        if let Some(at) = hub.throttle.ready_at(&key, ip, Instant::now()) {
+            tokio::time::sleep_until(at).await;
+        }
+        let Some(account) = hub.account(&key) else {
+            // Unregistered meanwhile (cannot happen today): nothing to check against.
+            return Ok(true);
+        };
+        if hub.hasher.verify(password, account.hash).await {
+            hub.throttle.succeeded(&key);
+            info!(nick = %nick, "password accepted");
+            Ok(true)
+        } else {
+            hub.throttle.failed(&key, ip, Instant::now());
+            info!(nick = %nick, "wrong password");
+            self.error(
+                ErrorCode::PasswordWrong,
+                format!("wrong password for {nick}"),
+            );
+            Ok(false)
+        }
+    }
 }
+
+/// A finished handshake: the nickname, its mailbox, and when its account was created if
+/// the session gave the nickname's password.
+type Login = (Nick, Mailbox, Option<i64>);
 
 fn io_reason(e: &io::Error) -> Reason {
     format!("connection error: {e}")
@@ -281,31 +380,91 @@ impl Drop for Registration {
 
 /// A room the session is in.
 struct Membership {
-    /// The room's folded name.
-    key: String,
-    /// The room's canonical name.
-    room: Room,
-    /// For sending to the room without going through the hub.
-    tx: broadcast::Sender<Bytes>,
+    /// The room: its names, and its channel for publishing without the hub.
+    channel: Arc<Channel>,
     /// The room's events for this session.
-    rx: broadcast::Receiver<Bytes>,
+    rx: broadcast::Receiver<Event>,
+    /// The id of the room's last event this session was given (or its `JOIN`): where a
+    /// refill starts after lagging.
+    last_id: u64,
+    /// Waiting for the store (see `Session::holds`): the room's live events wait
+    /// meanwhile; other rooms' do not.
+    held: bool,
 }
 
-/// Waits for an event from any of the rooms; never completes with no room. Cancel-safe:
-/// `Receiver::recv` is.
-async fn next_room_event(rooms: &mut [Membership]) -> (usize, Result<Bytes, RecvError>) {
+/// A store query whose answer must go out before a room's next live event.
+struct Hold {
+    /// The room's folded name.
+    key: Arc<str>,
+    answer: oneshot::Receiver<Answer>,
+    why: HoldFor,
+}
+
+enum HoldFor {
+    /// The room's latest messages, shown after joining it.
+    History,
+    /// Events lost by lagging: `remaining` of them after `last_id`, ending before
+    /// `next`, the first event still in the room's buffer (delivered after them).
+    Refill { remaining: u64, next: Option<Event> },
+}
+
+impl Membership {
+    fn key(&self) -> &str {
+        &self.channel.key
+    }
+
+    fn room(&self) -> &Room {
+        &self.channel.name
+    }
+
+    fn is_live(&self) -> bool {
+        !self.held
+    }
+}
+
+/// Events a refill asks the store for at a time: a bounded batch, written out before the
+/// next is asked for.
+const REFILL_BATCH: u64 = 256;
+
+/// Longest wait for the store to answer `/history`.
+const QUERY_LIMIT: Duration = Duration::from_secs(5);
+
+/// Waits for an event from any of the rooms that are live; never completes with none.
+/// Cancel-safe: `Receiver::recv` is.
+async fn next_room_event(rooms: &mut [Membership]) -> (usize, Result<Event, RecvError>) {
     match rooms {
-        [] => std::future::pending().await,
         // Nearly everyone is in one room: no allocation on the way.
-        [only] => (0, only.rx.recv().await),
-        many => {
-            let waits = many
+        [only] if only.is_live() => (0, only.rx.recv().await),
+        rooms => {
+            let waits = rooms
                 .iter_mut()
                 .enumerate()
-                .map(|(index, m)| Box::pin(async move { (index, m.rx.recv().await) }));
+                .filter(|(_, m)| m.is_live())
+                .map(|(index, m)| Box::pin(async move { (index, m.rx.recv().await) }))
+                .collect::<Vec<_>>();
+            if waits.is_empty() {
+                return std::future::pending().await;
+            }
             futures::future::select_all(waits).await.0
         }
     }
+}
+
+/// Waits for the store's answer to any hold, and takes that hold out of `holds`.
+/// Cancel-safe: polling a oneshot receiver consumes nothing until it is ready.
+async fn next_answer(holds: &mut Vec<Hold>) -> (Hold, Answer) {
+    let (index, answer) = std::future::poll_fn(|cx| {
+        for (index, hold) in holds.iter_mut().enumerate() {
+            if let std::task::Poll::Ready(answer) = Pin::new(&mut hold.answer).poll(cx) {
+                // A dropped sender means the store stopped: treat it as an empty answer.
+                let answer = answer.unwrap_or_else(|_| Ok(Vec::new()));
+                return std::task::Poll::Ready((index, answer));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await;
+    (holds.swap_remove(index), answer)
 }
 
 /// A connection after its handshake.
@@ -319,10 +478,15 @@ struct Session<R, W> {
     /// The rooms it is in (at most `--max-rooms`, so a short list beats a map: one room
     /// costs a few dozen bytes instead of a map node).
     rooms: Vec<Membership>,
+    /// Store queries that rooms wait for (history after a join, refills after lagging).
+    holds: Vec<Hold>,
     /// A `/ping` waiting to be answered; no line is read meanwhile.
     pong: Option<PendingPong>,
     /// Folded name of the room bare lines go to.
     current: Option<String>,
+    /// The account whose password this session gave (or which it registered): its
+    /// folded nickname and creation time.
+    identified: Option<(String, i64)>,
 }
 
 /// The session's one timer (flood control's next read, the idle timeout), allocated only
@@ -370,7 +534,11 @@ enum Flow {
 
 impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
     fn membership(&self, key: &str) -> Option<&Membership> {
-        self.rooms.iter().find(|m| m.key == key)
+        self.rooms.iter().find(|m| m.key() == key)
+    }
+
+    fn current_membership(&self) -> Option<&Membership> {
+        self.current.as_ref().and_then(|key| self.membership(key))
     }
 
     async fn run(&mut self, shutdown: &CancellationToken) -> Reason {
@@ -378,6 +546,12 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
             nick: self.nick.clone(),
             text: format!("Welcome to the chat, {}!", self.nick),
         });
+        if self.identified.is_some() {
+            self.conn.push(&ServerFrame::Account {
+                nick: self.nick.clone(),
+                status: AccountStatus::Identified,
+            });
+        }
         self.join(&Room::general());
         let config = self.conn.config.clone();
         let mut bucket = TokenBucket::new(config.flood_burst, config.flood_rate, Instant::now());
@@ -395,10 +569,12 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
                 tokio::task::yield_now().await;
             }
             self.collect_ready(BATCH_LIMIT);
-            if self
-                .pong
-                .as_ref()
-                .is_some_and(|p| p.remaining.iter().all(|&r| r == 0))
+            let holding = !self.holds.is_empty();
+            if !holding
+                && self
+                    .pong
+                    .as_ref()
+                    .is_some_and(|p| p.remaining.iter().all(|&r| r == 0))
             {
                 let token = self.pong.take().and_then(|p| p.token);
                 self.conn.push(&ServerFrame::Pong { token });
@@ -438,7 +614,7 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
                         read_at = bucket.as_mut().and_then(|b| b.take(now));
                         match line {
                             Err(e) => self.conn.line_error(e),
-                            Ok(line) => if let Flow::Quit(reason) = self.handle_line(&line) {
+                            Ok(line) => if let Flow::Quit(reason) = self.handle_line(&line).await {
                                 let limit = self.conn.farewell_limit();
                                 self.conn.close_with(ServerFrame::Bye { reason: reason.clone() }, limit).await;
                                 return reason;
@@ -447,6 +623,7 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
                     }
                 },
                 bytes = self.mailbox.recv() => self.conn.push_bytes(&bytes),
+                (hold, answer) = next_answer(&mut self.holds), if holding => self.answered(hold, answer),
                 (index, event) = next_room_event(&mut self.rooms) => self.room_event(index, event),
             }
         }
@@ -469,8 +646,11 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
                 if self.conn.out.len() >= limit {
                     return;
                 }
+                if !self.rooms[index].is_live() {
+                    continue;
+                }
                 match self.rooms[index].rx.try_recv() {
-                    Ok(bytes) => self.delivered(index, &bytes),
+                    Ok(event) => self.delivered(index, &event),
                     Err(TryRecvError::Lagged(missed)) => self.lagged(index, missed),
                     Err(TryRecvError::Empty | TryRecvError::Closed) => continue,
                 }
@@ -482,17 +662,18 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
         }
     }
 
-    fn room_event(&mut self, index: usize, event: Result<Bytes, RecvError>) {
+    fn room_event(&mut self, index: usize, event: Result<Event, RecvError>) {
         match event {
-            Ok(bytes) => self.delivered(index, &bytes),
+            Ok(event) => self.delivered(index, &event),
             Err(RecvError::Lagged(missed)) => self.lagged(index, missed),
             // The sender lives in the hub as long as the room has members, us included.
             Err(RecvError::Closed) => {}
         }
     }
 
-    fn delivered(&mut self, index: usize, bytes: &Bytes) {
-        self.conn.push_bytes(bytes);
+    fn delivered(&mut self, index: usize, event: &Event) {
+        self.conn.push_bytes(&event.bytes);
+        self.rooms[index].last_id = event.id;
         self.count_toward_pong(index, 1);
     }
 
@@ -502,14 +683,119 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
         }
     }
 
-    fn lagged(&mut self, index: usize, missed: u64) {
+    /// The session fell `missed` events behind the room's buffer: fetch them from the
+    /// store, in order, before the room's next live event.
+    fn lagged(&mut self, index: usize, mut missed: u64) {
         self.count_toward_pong(index, missed);
-        let room = self.rooms[index].room.clone();
-        tracing::debug!(%room, missed, "lagged");
-        self.conn.push(&ServerFrame::Lagged { room, missed });
+        tracing::debug!(room = %self.rooms[index].room(), missed, "lagged; refilling");
+        // The oldest event still buffered bounds the gap from above; it waits for the
+        // refill. (If the buffer overflows again meanwhile, the gap only grows.)
+        let next = loop {
+            match self.rooms[index].rx.try_recv() {
+                Ok(event) => break Some(event),
+                Err(TryRecvError::Lagged(more)) => {
+                    self.count_toward_pong(index, more);
+                    missed += more;
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break None,
+            }
+        };
+        if next.is_some() {
+            self.count_toward_pong(index, 1);
+        }
+        self.refill(index, missed, next);
     }
 
-    fn handle_line(&mut self, line: &str) -> Flow {
+    /// Asks the store for the next batch of a refill, or gives up on it with `LAGGED`.
+    fn refill(&mut self, index: usize, remaining: u64, next: Option<Event>) {
+        let m = &self.rooms[index];
+        let query = Query::After {
+            room: m.channel.key.clone(),
+            after: m.last_id,
+            before: next.as_ref().map_or(u64::MAX, |e| e.id),
+            limit: usize::try_from(remaining.min(REFILL_BATCH)).unwrap_or(usize::MAX),
+        };
+        match self.hub.query(query) {
+            Ok(answer) => self.hold(index, answer, HoldFor::Refill { remaining, next }),
+            Err(_busy) => self.refill_failed(index, remaining, next),
+        }
+    }
+
+    fn hold(&mut self, index: usize, answer: oneshot::Receiver<Answer>, why: HoldFor) {
+        let m = &mut self.rooms[index];
+        m.held = true;
+        self.holds.push(Hold {
+            key: m.channel.key.clone(),
+            answer,
+            why,
+        });
+    }
+
+    /// What the store could not give back: say how much was lost, then carry on live.
+    fn refill_failed(&mut self, index: usize, missed: u64, next: Option<Event>) {
+        let room = self.rooms[index].room().clone();
+        tracing::debug!(%room, missed, "lagged; store could not refill");
+        self.conn.push(&ServerFrame::Lagged { room, missed });
+        if let Some(event) = next {
+            self.conn.push_bytes(&event.bytes);
+            self.rooms[index].last_id = event.id;
+        }
+    }
+
+    /// The store answered a room's hold.
+    fn answered(&mut self, hold: Hold, answer: Answer) {
+        let Some(index) = self.rooms.iter().position(|m| *m.channel.key == *hold.key) else {
+            // Parted meanwhile.
+            return;
+        };
+        self.rooms[index].held = false;
+        let rows = answer.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "store query failed");
+            Vec::new()
+        });
+        match hold.why {
+            // A room without history says nothing after a join (`/history` always
+            // answers, with `HISTORYEND <room> 0` if need be).
+            HoldFor::History if rows.is_empty() => {}
+            HoldFor::History => {
+                let target = Target::Room(self.rooms[index].room().clone());
+                self.history_batch(target, &rows);
+            }
+            HoldFor::Refill { remaining, next } => {
+                let asked = remaining.min(REFILL_BATCH);
+                let got = rows.len() as u64;
+                for row in &rows {
+                    self.conn.push_bytes(&row.line);
+                }
+                if let Some(last) = rows.last() {
+                    self.rooms[index].last_id = last.id;
+                }
+                let remaining = remaining.saturating_sub(got);
+                if got == asked && remaining > 0 {
+                    self.refill(index, remaining, next);
+                } else if remaining > 0 {
+                    self.refill_failed(index, remaining, next);
+                } else if let Some(event) = next {
+                    self.conn.push_bytes(&event.bytes);
+                    self.rooms[index].last_id = event.id;
+                }
+            }
+        }
+    }
+
+    /// Sends stored events as `HISTORY` frames and closes the batch with `HISTORYEND`.
+    fn history_batch(&mut self, target: Target, rows: &[Stored]) {
+        for row in rows {
+            self.conn.push_bytes(b"HISTORY ");
+            self.conn.push_bytes(&row.line);
+        }
+        self.conn.push(&ServerFrame::HistoryEnd {
+            target,
+            count: rows.len(),
+        });
+    }
+
+    async fn handle_line(&mut self, line: &str) -> Flow {
         let command = match Command::parse(line) {
             Ok(command) => command,
             Err(CommandError::Empty) => return Flow::Continue,
@@ -545,10 +831,13 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
                     });
                 }
             }
-            Command::Register(_) | Command::Password(_) | Command::History { .. } => {
-                self.conn
-                    .error(ErrorCode::UnknownCommand, "not available yet".to_owned());
-            }
+            Command::Register(password) => self.set_password(password, false).await,
+            Command::Password(password) => self.set_password(password, true).await,
+            Command::History {
+                target,
+                count,
+                before,
+            } => self.history(target, count, before).await,
             Command::Ping(token) => {
                 // PONG waits until the events queued for this session now, its echoes
                 // among them, have gone out in ordinary batches; no line is read meanwhile.
@@ -560,33 +849,40 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
     }
 
     fn say(&mut self, text: String, action: bool) {
-        let Some(m) = self.current.as_ref().and_then(|key| self.membership(key)) else {
+        let Some(m) = self.current_membership() else {
             self.conn.error(
                 ErrorCode::NoCurrentRoom,
                 "you are in no room: /join #room first",
             );
             return;
         };
-        let (room, from, time) = (m.room.clone(), self.nick.clone(), now());
-        let frame = if action {
-            ServerFrame::Action {
-                room,
-                from,
-                time,
-                id: self.hub.next_id(),
-                text,
-            }
-        } else {
-            ServerFrame::Message {
-                room,
-                from,
-                time,
-                id: self.hub.next_id(),
-                text,
-            }
-        };
+        let (room, from) = (m.room().clone(), self.nick.clone());
         // Encoded once; every member, the sender included, gets these bytes.
-        let _ = m.tx.send(frame.to_bytes());
+        let published = self.hub.publish(&m.channel, |id, time| {
+            if action {
+                ServerFrame::Action {
+                    room,
+                    from,
+                    time,
+                    id,
+                    text,
+                }
+            } else {
+                ServerFrame::Message {
+                    room,
+                    from,
+                    time,
+                    id,
+                    text,
+                }
+            }
+        });
+        if published.is_err() {
+            self.conn.error(
+                ErrorCode::ServerBusy,
+                "the server cannot keep up with saving history; message not sent, try again",
+            );
+        }
     }
 
     fn join(&mut self, room: &Room) {
@@ -599,36 +895,44 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
         match self.hub.join(&self.registration.key, room) {
             Joined::Already => {}
             Joined::New {
-                room,
-                tx,
+                channel,
                 rx,
                 join,
-                missed,
                 members,
             } => {
-                self.conn.push_bytes(&join);
-                if missed > 0 {
-                    self.conn.push(&ServerFrame::Lagged {
-                        room: room.clone(),
-                        missed,
-                    });
-                }
-                self.rooms.push(Membership {
-                    key: key.clone(),
-                    room: room.clone(),
-                    tx,
-                    rx,
-                });
+                self.conn.push_bytes(&join.bytes);
+                let room = channel.name.clone();
                 for chunk in members.chunks(LIST_CHUNK) {
                     self.conn.push(&ServerFrame::Members {
                         room: room.clone(),
                         nicks: chunk.to_vec(),
                     });
                 }
+                // The room's latest messages, everything before the JOIN, come after
+                // the replies and before any live event.
+                let history = self.conn.config.history;
+                let query = Query::History {
+                    room: channel.key.clone(),
+                    before: join.id,
+                    limit: history,
+                };
+                self.rooms.push(Membership {
+                    channel,
+                    rx,
+                    last_id: join.id,
+                    held: false,
+                });
+                // Without history, or with the store too busy to answer, the room is
+                // simply live at once.
+                if history > 0
+                    && let Ok(answer) = self.hub.query(query)
+                {
+                    self.hold(self.rooms.len() - 1, answer, HoldFor::History);
+                }
             }
         }
         self.current = Some(key.clone());
-        let room = self.membership(&key).map(|m| m.room.clone());
+        let room = self.membership(&key).map(|m| m.room().clone());
         self.conn.push(&ServerFrame::Current { room });
     }
 
@@ -650,43 +954,40 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
         }
         let part = self.hub.part(&self.registration.key, &key, reason);
         // Deliver what the room said up to the PART, the PART included, then stop
-        // listening: the leaver sees exactly what the others saw before it left.
-        if let Some(index) = self.rooms.iter().position(|m| m.key == key) {
+        // listening: the leaver sees exactly what the others saw before it left. (A
+        // history or refill still pending for the room is dropped: the leaver has moved
+        // on.)
+        if let Some(index) = self.rooms.iter().position(|m| m.key() == key) {
             let mut seen = false;
             while !seen {
                 match self.rooms[index].rx.try_recv() {
-                    Ok(bytes) => {
-                        seen = part.as_ref().is_some_and(|p| same_event(p, &bytes));
-                        self.conn.push_bytes(&bytes);
+                    Ok(event) => {
+                        seen = part.as_ref().is_some_and(|p| p.id == event.id);
+                        self.conn.push_bytes(&event.bytes);
                     }
-                    Err(TryRecvError::Lagged(missed)) => self.lagged(index, missed),
+                    Err(TryRecvError::Lagged(missed)) => {
+                        let room = self.rooms[index].room().clone();
+                        self.conn.push(&ServerFrame::Lagged { room, missed });
+                    }
                     Err(TryRecvError::Empty | TryRecvError::Closed) => break,
                 }
             }
             self.rooms.remove(index);
+            self.holds.retain(|h| *h.key != *key);
             if !seen && let Some(part) = &part {
                 // The room's buffer overflowed past it: show it anyway.
-                self.conn.push_bytes(part);
+                self.conn.push_bytes(&part.bytes);
             }
         }
         if self.current.as_deref() == Some(key.as_str()) {
-            self.current = self.rooms.iter().map(|m| &m.key).min().cloned();
-            let room = self
-                .current
-                .as_ref()
-                .and_then(|k| self.membership(k))
-                .map(|m| m.room.clone());
+            self.current = self.rooms.iter().map(|m| m.key()).min().map(str::to_owned);
+            let room = self.current_membership().map(|m| m.room().clone());
             self.conn.push(&ServerFrame::Current { room });
         }
     }
 
     fn who(&mut self, room: Option<Room>) {
-        let room = match room.or_else(|| {
-            self.current
-                .as_ref()
-                .and_then(|k| self.membership(k))
-                .map(|m| m.room.clone())
-        }) {
+        let room = match room.or_else(|| self.current_membership().map(|m| m.room().clone())) {
             Some(room) => room,
             None => {
                 return self
@@ -715,14 +1016,23 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
                 .conn
                 .error(ErrorCode::NoSuchNick, format!("no one is called {to}"));
         };
-        let frame = ServerFrame::Private {
-            from: self.nick.clone(),
+        let from = self.nick.clone();
+        let pair = pair(&self.registration.key, &to.folded());
+        let bytes = match self.hub.private(pair, |id, time| ServerFrame::Private {
+            from,
             to: to.clone(),
-            time: now(),
-            id: self.hub.next_id(),
+            time,
+            id,
             text,
+        }) {
+            Ok(bytes) => bytes,
+            Err(_busy) => {
+                return self.conn.error(
+                    ErrorCode::ServerBusy,
+                    "the server cannot keep up with saving history; message not sent, try again",
+                );
+            }
         };
-        let bytes = frame.to_bytes();
         if to.folded() == self.registration.key {
             // A note to self: shown once.
             return self.conn.push_bytes(&bytes);
@@ -751,10 +1061,15 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
             };
             return self.conn.push(&frame);
         }
-        match self.hub.rename(&self.registration.key, &new) {
-            Err(_) => self
+        let identified = self.identified.as_ref().map(|(key, _)| key.as_str());
+        match self.hub.rename(&self.registration.key, &new, identified) {
+            Err(Refused::Taken) => self
                 .conn
                 .error(ErrorCode::NickTaken, format!("nickname {new} is taken")),
+            Err(Refused::Registered) => self.conn.error(
+                ErrorCode::NickRegistered,
+                format!("nickname {new} is registered: connect with it and give its password"),
+            ),
             Ok(alone) => {
                 info!(old = %self.nick, new = %new, "renamed");
                 self.registration.key = new.folded();
@@ -765,4 +1080,155 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
             }
         }
     }
+
+    /// `/register` (`change: false`) and `/password` (`change: true`).
+    async fn set_password(&mut self, password: Password, change: bool) {
+        if !self.conn.peer.secure() {
+            return self.conn.error(
+                ErrorCode::InsecureTransport,
+                "passwords are only accepted over TLS or from loopback, never in the clear",
+            );
+        }
+        let key = self.registration.key.clone();
+        let mine = self.identified.as_ref().is_some_and(|(k, _)| *k == key);
+        if change && !mine {
+            return self.conn.error(
+                ErrorCode::NotRegistered,
+                format!("{} is not registered: /register first", self.nick),
+            );
+        }
+        if !change && self.hub.account(&key).is_some() {
+            return self.conn.error(
+                ErrorCode::AlreadyRegistered,
+                format!(
+                    "{} is registered already: /password to change it",
+                    self.nick
+                ),
+            );
+        }
+        if !password.acceptable() {
+            return self.conn.error(
+                ErrorCode::PasswordInvalid,
+                format!(
+                    "a password has {} to {} characters",
+                    Password::MIN_CHARS,
+                    Password::MAX_BYTES
+                ),
+            );
+        }
+        let hash = match self.hub.hasher.hash(password.expose().to_owned()).await {
+            Ok(hash) => hash,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot hash a password");
+                return self.conn.error(
+                    ErrorCode::ServerBusy,
+                    "cannot set a password now; try again",
+                );
+            }
+        };
+        match self.hub.set_account(&key, hash, change) {
+            Err(_busy) => self.conn.error(
+                ErrorCode::ServerBusy,
+                "cannot set a password now; try again",
+            ),
+            Ok(Err(_already)) => self.conn.error(
+                ErrorCode::AlreadyRegistered,
+                format!(
+                    "{} is registered already: /password to change it",
+                    self.nick
+                ),
+            ),
+            Ok(Ok(created_ms)) => {
+                info!(nick = %self.nick, change, "account password set");
+                self.identified = Some((key, created_ms));
+                let status = if change {
+                    AccountStatus::PasswordChanged
+                } else {
+                    AccountStatus::Registered
+                };
+                self.conn.push(&ServerFrame::Account {
+                    nick: self.nick.clone(),
+                    status,
+                });
+            }
+        }
+    }
+
+    /// `/history [#room|nick] [count] [before]`: a room's messages (any room, as `/who`
+    /// shows any room's members), or this account's private conversation with `nick`.
+    async fn history(&mut self, target: Option<Target>, count: Option<usize>, before: Option<u64>) {
+        let limit = count.unwrap_or(DEFAULT_HISTORY).min(HISTORY_MAX);
+        let before = before.unwrap_or(u64::MAX);
+        let (target, query) = match target {
+            None => match self.current_membership() {
+                Some(m) => (
+                    Target::Room(m.room().clone()),
+                    Query::History {
+                        room: m.channel.key.clone(),
+                        before,
+                        limit,
+                    },
+                ),
+                None => {
+                    return self.conn.error(
+                        ErrorCode::NoCurrentRoom,
+                        "you are in no room: /history #room",
+                    );
+                }
+            },
+            Some(Target::Room(room)) => {
+                let key = room.folded();
+                let room = self.hub.room_name(&key).unwrap_or(room);
+                (
+                    Target::Room(room),
+                    Query::History {
+                        room: key.into(),
+                        before,
+                        limit,
+                    },
+                )
+            }
+            Some(Target::Nick(nick)) => {
+                // Private history belongs to accounts: a nickname anyone may take must
+                // not show its former owner's conversations.
+                let Some((key, since_ms)) = self
+                    .identified
+                    .clone()
+                    .filter(|(key, _)| *key == self.registration.key)
+                else {
+                    return self.conn.error(
+                        ErrorCode::NotRegistered,
+                        "private history is kept for registered nicknames: /register first",
+                    );
+                };
+                let query = Query::Private {
+                    pair: pair(&key, &nick.folded()),
+                    since_ms,
+                    before,
+                    limit,
+                };
+                (Target::Nick(nick), query)
+            }
+        };
+        let rows = match self.hub.query(query) {
+            Ok(answer) => match tokio::time::timeout(QUERY_LIMIT, answer).await {
+                Ok(Ok(Ok(rows))) => Some(rows),
+                _ => None,
+            },
+            Err(_busy) => None,
+        };
+        match rows {
+            Some(rows) => self.history_batch(target, &rows),
+            None => self.conn.error(
+                ErrorCode::ServerBusy,
+                "history is not available now; try again",
+            ),
+        }
+    }
+}
+
+/// The key of a private conversation: both folded nicknames, sorted, space-separated.
+fn pair(a: &str, b: &str) -> Arc<str> {
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    format!("{first} {second}").into()
 }

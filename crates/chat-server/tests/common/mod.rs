@@ -31,7 +31,7 @@ impl TestServer {
     pub async fn with(config: Config) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = Server::new(config);
+        let server = Server::new(config).expect("server starts");
         let (stop, stopped) = oneshot::channel::<()>();
         let runner = server.clone();
         let task = tokio::spawn(async move {

@@ -1,0 +1,703 @@
+//! The embedded store: room history, private messages and accounts in SQLite.
+//!
+//! One writer thread owns the database connection (a plain thread, since every SQLite
+//! call blocks). Sessions never wait on disk: they hand an [`Op`] to the thread over a
+//! bounded channel without blocking ([`Store::append`] fails with [`Busy`] when the queue
+//! is full), and a query's answer comes back on a oneshot that the session awaits. The
+//! thread applies operations in the order they were queued, on one connection, so a
+//! query sees every record appended before it, committed or not.
+//!
+//! Writes are batched: the thread keeps a transaction open and commits it when its first
+//! write is [`StoreOptions::batch_window`] old, when it holds
+//! [`StoreOptions::max_batch`] records, on [`Store::flush`], and when the last [`Store`]
+//! is dropped. A database file uses WAL with `synchronous=FULL`, so each commit is one
+//! fsync (at most 10 a second at the default window), which gives this guarantee:
+//!
+//! **After a crash (`kill -9`, or a power loss), the database holds every record that was
+//! appended more than `batch_window` before it, and nothing torn: a batch is there whole
+//! or not at all.** Records still in the queue or in the open batch are lost.
+//!
+//! - `schema`: opening a connection, its pragmas, the versioned migrations.
+//! - `writer`: the writer thread: batching, commits, the SQL of each operation.
+
+mod schema;
+mod writer;
+
+use bytes::Bytes;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+pub(crate) use writer::Writer;
+
+/// Where the database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Location {
+    /// In memory, gone when the server stops: for tests.
+    Memory,
+    /// A SQLite file; its directory is created if need be.
+    File(PathBuf),
+}
+
+impl Location {
+    /// The default database file: `chat-server/chat.db` in the platform's data directory
+    /// (`~/.local/share` on Linux), or `./chat.db` where there is none.
+    pub(crate) fn default_file() -> PathBuf {
+        dirs::data_dir().map_or_else(
+            || PathBuf::from("chat.db"),
+            |dir| dir.join("chat-server").join("chat.db"),
+        )
+    }
+
+    /// The path to name in errors and logs.
+    fn path(&self) -> &Path {
+        match self {
+            Location::Memory => Path::new(":memory:"),
+            Location::File(path) => path,
+        }
+    }
+}
+
+/// How the writer batches and how much it queues.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreOptions {
+    /// Longest time a write waits for its commit: the most a crash can lose.
+    pub(crate) batch_window: Duration,
+    /// Records committed at most in one transaction, so that a burst does not hold one
+    /// transaction (and its memory) open for the whole window.
+    pub(crate) max_batch: usize,
+    /// Operations queued for the writer; past it the store answers [`Busy`].
+    pub(crate) queue: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            batch_window: Duration::from_millis(100),
+            max_batch: 4096,
+            queue: 65536,
+        }
+    }
+}
+
+/// What a record is, which decides what history shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A message or an action (`MSG`, `ACTION`): what `/history` shows.
+    Message,
+    /// A join, part, quit or rename: replayed only to a member that lagged.
+    Membership,
+    /// A private message (`PRIVMSG`).
+    Private,
+}
+
+impl Kind {
+    /// The value in the `events.kind` column. The history index is declared `WHERE kind
+    /// = 0`, so `Message` must stay 0.
+    fn code(self) -> i64 {
+        match self {
+            Kind::Message => 0,
+            Kind::Membership => 1,
+            Kind::Private => 2,
+        }
+    }
+}
+
+/// An event to keep.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    /// The event's message id, assigned by the caller: unique and increasing.
+    pub(crate) id: u64,
+    /// What the event is.
+    pub(crate) kind: Kind,
+    /// The folded room name; `None` for private messages.
+    pub(crate) room: Option<Arc<str>>,
+    /// For private messages, the two folded nicknames, sorted, joined by one space
+    /// (`"alice bob"`); `None` otherwise.
+    pub(crate) pair: Option<Arc<str>>,
+    /// Server time in milliseconds since the epoch.
+    pub(crate) time_ms: i64,
+    /// The frame exactly as sent on the wire, with its trailing `\n` (stored without it).
+    pub(crate) line: Bytes,
+}
+
+/// A registered nickname.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Account {
+    /// The folded nickname.
+    pub(crate) nick: String,
+    /// The password's argon2 hash as a PHC string.
+    pub(crate) hash: String,
+    /// When the account was registered, in milliseconds since the epoch. Kept as it was
+    /// when the password changes.
+    pub(crate) created_ms: i64,
+}
+
+/// A question for the store. Every answer is oldest first.
+#[derive(Debug, Clone)]
+pub(crate) enum Query {
+    /// The latest `limit` events of kind [`Kind::Message`] in `room` with an id below
+    /// `before`.
+    History {
+        /// The folded room name.
+        room: Arc<str>,
+        /// Only ids below this (`u64::MAX` for the latest).
+        before: u64,
+        /// Most events returned.
+        limit: usize,
+    },
+    /// The first `limit` events of every kind in `room` with an id above `after` and
+    /// below `before`: to refill a member that lagged.
+    After {
+        /// The folded room name.
+        room: Arc<str>,
+        /// Only ids above this.
+        after: u64,
+        /// Only ids below this (`u64::MAX` for no bound).
+        before: u64,
+        /// Most events returned.
+        limit: usize,
+    },
+    /// The latest `limit` private messages of `pair` with an id below `before` and a time
+    /// at or after `since_ms`.
+    Private {
+        /// The two folded nicknames, as in [`Record::pair`].
+        pair: Arc<str>,
+        /// Only messages at or after this time, in milliseconds since the epoch.
+        since_ms: i64,
+        /// Only ids below this (`u64::MAX` for the latest).
+        before: u64,
+        /// Most messages returned.
+        limit: usize,
+    },
+}
+
+/// An event as the store gives it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stored {
+    /// Its message id.
+    pub(crate) id: u64,
+    /// The frame with its trailing `\n`, ready to send.
+    pub(crate) line: Bytes,
+}
+
+/// The answer to a [`Query`].
+pub(crate) type Answer = Result<Vec<Stored>, StoreError>;
+
+/// The writer's queue is full (or the writer has stopped, which only a bug can cause):
+/// the operation was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the store is busy")]
+pub(crate) struct Busy;
+
+/// Why the store could not be opened or a query failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoreError {
+    /// The database's directory could not be created.
+    #[error("cannot create the directory {}: {source}", .path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file exists but SQLite cannot read it as a database.
+    #[error("{} is not a SQLite database (or it is encrypted or damaged)", .path.display())]
+    NotADatabase {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The database was written by a newer program, whose schema this one does not know.
+    #[error(
+        "{} has schema version {found}, but this chat-server knows versions up to {known}: \
+         run a newer chat-server, or choose another file with --db",
+        .path.display()
+    )]
+    UnknownVersion {
+        /// The file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+        /// The latest version this program knows.
+        known: usize,
+    },
+    /// A migration failed; it was rolled back, and the database is at the version before it.
+    #[error("cannot upgrade {} to schema version {version}: {source}", .path.display())]
+    Migrate {
+        /// The file.
+        path: PathBuf,
+        /// The version being applied.
+        version: usize,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// Any other SQLite failure.
+    #[error("database {}: {source}", .path.display())]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The writer thread could not be started.
+    #[error("cannot start the store's writer thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+impl StoreError {
+    /// Wraps an SQLite error, telling "not a database" apart from the rest.
+    fn sqlite(path: &Path, source: rusqlite::Error) -> StoreError {
+        let path = path.to_owned();
+        match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotADatabase { path },
+            _ => StoreError::Sqlite { path, source },
+        }
+    }
+}
+
+/// An operation for the writer thread.
+enum Op {
+    /// Insert an event.
+    Append(Record),
+    /// Insert or update an account; the time is when it was asked (`updated`).
+    SetAccount(Account, i64),
+    /// Answer a query.
+    Query(Query, oneshot::Sender<Answer>),
+    /// Commit, then answer.
+    Flush(oneshot::Sender<()>),
+}
+
+/// A handle for the store: cheap to clone, one per session. The writer thread stops when
+/// every clone is gone.
+#[derive(Clone)]
+pub(crate) struct Store {
+    tx: SyncSender<Op>,
+}
+
+/// An opened store and what it held at opening.
+pub(crate) struct Opened {
+    /// The handle to give to sessions.
+    pub(crate) store: Store,
+    /// The writer thread, to await at shutdown.
+    // The server flushes through `Store::flush` at shutdown and lets the thread end
+    // with the process; tests await the thread's end.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) writer: Writer,
+    /// The first unused message id: one more than the largest stored (1 if none).
+    pub(crate) next_id: u64,
+    /// Every account, ordered by nickname.
+    pub(crate) accounts: Vec<Account>,
+}
+
+/// Opens (creating and upgrading if need be) the database and starts its writer thread.
+///
+/// This blocks on disk: call it before serving, or from `spawn_blocking`.
+pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened, StoreError> {
+    let path = location.path();
+    let conn = schema::connect(location)?;
+    let next_id = schema::next_id(&conn).map_err(|e| StoreError::sqlite(path, e))?;
+    let accounts = schema::accounts(&conn).map_err(|e| StoreError::sqlite(path, e))?;
+    let (tx, rx) = sync_channel(options.queue.max(1));
+    let writer = writer::spawn(conn, path.to_owned(), &options, rx).map_err(StoreError::Spawn)?;
+    Ok(Opened {
+        store: Store { tx },
+        writer,
+        next_id,
+        accounts,
+    })
+}
+
+impl Store {
+    /// Queues an event for writing.
+    pub(crate) fn append(&self, record: Record) -> Result<(), Busy> {
+        self.send(Op::Append(record))
+    }
+
+    /// Queues the creation of an account, or the change of its password hash if the
+    /// nickname has one (its `created_ms` is then kept).
+    pub(crate) fn set_account(&self, account: Account) -> Result<(), Busy> {
+        self.send(Op::SetAccount(account, now_ms()))
+    }
+
+    /// Queues a query. Its answer comes once everything queued before it is applied.
+    pub(crate) fn query(&self, query: Query) -> Result<oneshot::Receiver<Answer>, Busy> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Op::Query(query, tx))?;
+        Ok(rx)
+    }
+
+    /// Asks for a commit of everything queued so far. The receiver is answered once it is
+    /// durable, or gets an error if the commit failed (the writer logs why).
+    pub(crate) fn flush(&self) -> Result<oneshot::Receiver<()>, Busy> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Op::Flush(tx))?;
+        Ok(rx)
+    }
+
+    /// Queues `op` without waiting.
+    fn send(&self, op: Op) -> Result<(), Busy> {
+        self.tx.try_send(op).map_err(|e| match e {
+            TrySendError::Full(_) => Busy,
+            TrySendError::Disconnected(_) => {
+                tracing::error!("the store's writer thread has stopped");
+                Busy
+            }
+        })
+    }
+}
+
+/// The time now, in milliseconds since the epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::Connection;
+
+    /// A record of `kind` with id `id`, its line naming both.
+    fn record(id: u64, kind: Kind, room: Option<&str>, pair: Option<&str>) -> Record {
+        Record {
+            id,
+            kind,
+            room: room.map(Arc::from),
+            pair: pair.map(Arc::from),
+            time_ms: 1_000 * id as i64,
+            line: Bytes::from(format!("EVENT {id} {kind:?}\n")),
+        }
+    }
+
+    /// The ids of an answer.
+    fn ids(answer: Answer) -> Vec<u64> {
+        answer.unwrap().into_iter().map(|s| s.id).collect()
+    }
+
+    /// Runs `query` on `store` and returns the ids of its answer.
+    async fn ask(store: &Store, query: Query) -> Vec<u64> {
+        ids(store.query(query).unwrap().await.unwrap())
+    }
+
+    /// A history query in `room`.
+    fn history(room: &str, before: u64, limit: usize) -> Query {
+        Query::History {
+            room: room.into(),
+            before,
+            limit,
+        }
+    }
+
+    /// Counts the events committed in the file at `path`, seen from another connection.
+    fn committed(path: &Path) -> i64 {
+        let conn = Connection::open(path).unwrap();
+        conn.query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    /// An options with a window long enough that only size, flush or exit commit.
+    fn no_timer() -> StoreOptions {
+        StoreOptions {
+            batch_window: Duration::from_secs(3600),
+            ..StoreOptions::default()
+        }
+    }
+
+    /// Opens an in-memory store holding the events of two rooms and two pairs.
+    fn sample() -> Opened {
+        let opened = open(&Location::Memory, StoreOptions::default()).unwrap();
+        let store = &opened.store;
+        for id in 1..=10 {
+            store
+                .append(record(id, Kind::Message, Some("#general"), None))
+                .unwrap();
+        }
+        store
+            .append(record(11, Kind::Membership, Some("#general"), None))
+            .unwrap();
+        store
+            .append(record(12, Kind::Message, Some("#rust"), None))
+            .unwrap();
+        store
+            .append(record(13, Kind::Private, None, Some("alice bob")))
+            .unwrap();
+        store
+            .append(record(14, Kind::Message, Some("#general"), None))
+            .unwrap();
+        store
+            .append(record(15, Kind::Private, None, Some("alice carol")))
+            .unwrap();
+        store
+            .append(record(16, Kind::Private, None, Some("alice bob")))
+            .unwrap();
+        opened
+    }
+
+    #[tokio::test]
+    async fn history_is_the_latest_messages_oldest_first() {
+        let opened = sample();
+        let store = &opened.store;
+        assert_eq!(
+            ask(store, history("#general", u64::MAX, 3)).await,
+            [9, 10, 14]
+        );
+        assert_eq!(ask(store, history("#general", 10, 3)).await, [7, 8, 9]);
+        assert_eq!(ask(store, history("#general", 3, 100)).await, [1, 2]);
+        assert_eq!(ask(store, history("#rust", u64::MAX, 100)).await, [12]);
+        assert!(ask(store, history("#none", u64::MAX, 100)).await.is_empty());
+        assert!(
+            ask(store, history("#general", u64::MAX, 0))
+                .await
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn after_returns_every_kind_in_the_room() {
+        let opened = sample();
+        let store = &opened.store;
+        let after = |after, limit| Query::After {
+            room: "#general".into(),
+            after,
+            before: u64::MAX,
+            limit,
+        };
+        assert_eq!(ask(store, after(8, 100)).await, [9, 10, 11, 14]);
+        assert_eq!(ask(store, after(8, 2)).await, [9, 10]);
+        assert!(ask(store, after(14, 100)).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn private_honours_pair_since_before_and_limit() {
+        let opened = sample();
+        let store = &opened.store;
+        let private = |since_ms, before, limit| Query::Private {
+            pair: "alice bob".into(),
+            since_ms,
+            before,
+            limit,
+        };
+        assert_eq!(ask(store, private(0, u64::MAX, 100)).await, [13, 16]);
+        assert_eq!(ask(store, private(0, u64::MAX, 1)).await, [16]);
+        assert_eq!(ask(store, private(0, 16, 100)).await, [13]);
+        assert_eq!(ask(store, private(14_000, u64::MAX, 100)).await, [16]);
+        assert!(ask(store, private(17_000, u64::MAX, 100)).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn lines_come_back_with_their_newline() {
+        let opened = sample();
+        let answer = opened.store.query(history("#rust", u64::MAX, 1)).unwrap();
+        let stored = answer.await.unwrap().unwrap();
+        assert_eq!(
+            stored,
+            [Stored {
+                id: 12,
+                line: Bytes::from_static(b"EVENT 12 Message\n")
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn reopening_finds_records_next_id_and_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::File(dir.path().join("nested").join("chat.db"));
+        let Opened {
+            store,
+            writer,
+            next_id,
+            accounts,
+        } = open(&location, no_timer()).unwrap();
+        assert_eq!((next_id, accounts.len()), (1, 0));
+        for id in [5, 6, 9] {
+            store
+                .append(record(id, Kind::Message, Some("#general"), None))
+                .unwrap();
+        }
+        let alice = |hash: &str| Account {
+            nick: "alice".into(),
+            hash: hash.into(),
+            created_ms: 42,
+        };
+        store.set_account(alice("first")).unwrap();
+        store
+            .set_account(Account {
+                created_ms: 99,
+                ..alice("second")
+            })
+            .unwrap();
+        drop(store);
+        writer.finished().await;
+
+        let opened = open(&location, no_timer()).unwrap();
+        assert_eq!(opened.next_id, 10);
+        assert_eq!(opened.accounts, [alice("second")]);
+        assert_eq!(
+            ask(&opened.store, history("#general", u64::MAX, 10)).await,
+            [5, 6, 9]
+        );
+    }
+
+    #[tokio::test]
+    async fn flush_answers_after_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let opened = open(&Location::File(path.clone()), no_timer()).unwrap();
+        let store = &opened.store;
+        for id in 1..=3 {
+            store
+                .append(record(id, Kind::Message, Some("#general"), None))
+                .unwrap();
+        }
+        // The writer's own connection sees the open batch; another does not yet.
+        assert_eq!(ask(store, history("#general", u64::MAX, 10)).await.len(), 3);
+        assert_eq!(committed(&path), 0);
+        store.flush().unwrap().await.unwrap();
+        assert_eq!(committed(&path), 3);
+        let line: String = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT line FROM events WHERE id = 1", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(line, "EVENT 1 Message", "stored without its newline");
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_fails_the_flush_but_not_the_writer() {
+        let opened = open(&Location::Memory, no_timer()).unwrap();
+        let store = &opened.store;
+        let event = |id| record(id, Kind::Message, Some("#general"), None);
+        store.append(event(1)).unwrap();
+        store.append(event(1)).unwrap(); // The same id again: refused by the database.
+        store.append(event(2)).unwrap();
+        assert!(store.flush().unwrap().await.is_err());
+        assert_eq!(ask(store, history("#general", u64::MAX, 10)).await, [1, 2]);
+        store.append(event(3)).unwrap();
+        assert!(store.flush().unwrap().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_full_batch_commits_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let options = StoreOptions {
+            max_batch: 2,
+            ..no_timer()
+        };
+        let opened = open(&Location::File(path.clone()), options).unwrap();
+        let store = &opened.store;
+        for id in 1..=3 {
+            store
+                .append(record(id, Kind::Message, Some("#general"), None))
+                .unwrap();
+        }
+        // The query is applied after the appends, so the batch of 2 is committed by now.
+        ask(store, history("#general", u64::MAX, 1)).await;
+        assert_eq!(committed(&path), 2);
+    }
+
+    #[tokio::test]
+    async fn an_expired_window_commits_before_the_next_operation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let options = StoreOptions {
+            batch_window: Duration::ZERO,
+            ..StoreOptions::default()
+        };
+        let opened = open(&Location::File(path.clone()), options).unwrap();
+        let store = &opened.store;
+        store
+            .append(record(1, Kind::Message, Some("#general"), None))
+            .unwrap();
+        ask(store, history("#general", u64::MAX, 1)).await;
+        assert_eq!(committed(&path), 1);
+    }
+
+    #[tokio::test]
+    async fn the_writer_commits_when_the_last_handle_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let opened = open(&Location::File(path.clone()), no_timer()).unwrap();
+        let clone = opened.store.clone();
+        clone
+            .append(record(1, Kind::Private, None, Some("alice bob")))
+            .unwrap();
+        drop(clone);
+        drop(opened.store);
+        opened.writer.finished().await;
+        assert_eq!(committed(&path), 1);
+    }
+
+    #[test]
+    fn a_full_queue_is_busy() {
+        // A store whose writer has not taken anything yet: its queue holds one operation.
+        let (tx, rx) = sync_channel(1);
+        let store = Store { tx };
+        let event = || record(1, Kind::Message, Some("#general"), None);
+        assert_eq!(store.append(event()), Ok(()));
+        assert_eq!(store.append(event()), Err(Busy));
+        assert!(store.query(history("#general", u64::MAX, 1)).is_err());
+        assert!(store.flush().is_err());
+        assert!(matches!(rx.try_recv(), Ok(Op::Append(_))));
+        assert_eq!(store.append(event()), Ok(()));
+        drop(rx);
+        assert_eq!(store.append(event()), Err(Busy), "the writer is gone");
+    }
+
+    #[tokio::test]
+    async fn migrations_run_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        for _ in 0..2 {
+            let opened = open(&Location::File(path.clone()), no_timer()).unwrap();
+            drop(opened.store);
+            opened.writer.finished().await;
+        }
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, schema::MIGRATIONS.len() as i64);
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let Err(err) = open(&Location::File(path.clone()), no_timer()) else {
+            panic!("a database from the future was opened");
+        };
+        assert!(
+            matches!(err, StoreError::UnknownVersion { found: 99, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("chat.db"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.txt");
+        std::fs::write(&path, "Not a database, just some notes.\n".repeat(64)).unwrap();
+        let Err(err) = open(&Location::File(path.clone()), no_timer()) else {
+            panic!("a text file was opened as a database");
+        };
+        assert!(matches!(err, StoreError::NotADatabase { .. }), "{err}");
+        assert!(err.to_string().contains("notes.txt"), "{err}");
+    }
+
+    #[test]
+    fn the_default_file_is_named_chat_db() {
+        assert!(Location::default_file().ends_with("chat.db"));
+    }
+}

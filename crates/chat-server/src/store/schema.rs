@@ -1,0 +1,209 @@
+//! Opening the database: the connection's settings and the versioned schema.
+//!
+//! The schema version is SQLite's `PRAGMA user_version`: the number of [`MIGRATIONS`]
+//! applied. Each migration runs in its own transaction with the version bump, so a
+//! database is always at one known version. A database newer than this program is
+//! refused rather than guessed at.
+
+use super::{Account, Location, StoreError};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::path::Path;
+use std::time::Duration;
+
+/// The schema's migrations, in order: the database's version is how many it has applied.
+/// Append to this list; never edit an entry that has shipped.
+pub(super) const MIGRATIONS: &[&str] = &[V1];
+
+/// Version 1: events and accounts.
+///
+/// `events.id` is the message id and the rowid. `kind` is 0 for a message or action, 1
+/// for a membership change, 2 for a private message ([`super::Kind::code`]). `line` is
+/// the wire frame without its newline. Each query has its own index:
+/// `events_history` (partial on `kind = 0`, so skipping membership noise costs nothing)
+/// for `/history`, `events_room` for refilling a member that lagged, `events_pair` for
+/// private messages. STRICT makes SQLite refuse a value of the wrong type.
+const V1: &str = "
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    room TEXT,
+    pair TEXT,
+    time INTEGER NOT NULL,
+    line TEXT NOT NULL
+) STRICT;
+CREATE INDEX events_history ON events (room, id) WHERE kind = 0;
+CREATE INDEX events_room ON events (room, id) WHERE room IS NOT NULL;
+CREATE INDEX events_pair ON events (pair, id) WHERE pair IS NOT NULL;
+CREATE TABLE accounts (
+    nick TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL
+) STRICT;
+";
+
+/// How long a statement waits for a lock another process holds (someone reading the file
+/// with `sqlite3`, say) before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens the database at `location`, sets it up for the writer and brings its schema up
+/// to date.
+pub(super) fn connect(location: &Location) -> Result<Connection, StoreError> {
+    let path = location.path();
+    let err = |e| StoreError::sqlite(path, e);
+    let mut conn = match location {
+        Location::Memory => Connection::open_in_memory().map_err(err)?,
+        Location::File(file) => {
+            create_parent(file)?;
+            // The default flags add SQLITE_OPEN_URI, which would read a `--db` path that
+            // starts with `file:` as a URI; a path is a path.
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let conn = Connection::open_with_flags(file, flags).map_err(err)?;
+            conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+            // Reading the version first: SQLite opens files lazily, and this is where a
+            // file that is not a database is found out, before anything writes to it.
+            version(&conn).map_err(err)?;
+            set_durable(&conn, path).map_err(err)?;
+            conn
+        }
+    };
+    migrate(&mut conn, path)?;
+    Ok(conn)
+}
+
+/// Creates the directory the database file goes in.
+fn create_parent(file: &Path) -> Result<(), StoreError> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// WAL (readers, such as a backup, never block the writer, and a commit appends to one
+/// file) with `synchronous=FULL`: each commit is fsynced, so a committed batch survives a
+/// power loss too. Batching keeps this to one fsync per batch.
+fn set_durable(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        // Some file systems (network ones) cannot hold WAL's shared memory; SQLite then
+        // keeps its rollback journal, which is as durable, only slower.
+        tracing::warn!(path = %path.display(), mode, "the database is not in WAL mode");
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+}
+
+/// The database's schema version.
+fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+/// Applies the migrations the database lacks, each in its own transaction.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let found = version(conn).map_err(|e| StoreError::sqlite(path, e))?;
+    let known = MIGRATIONS.len();
+    let applied = usize::try_from(found)
+        .ok()
+        .filter(|&applied| applied <= known)
+        .ok_or_else(|| StoreError::UnknownVersion {
+            path: path.to_owned(),
+            found,
+            known,
+        })?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let version = index + 1;
+        apply(conn, sql, version).map_err(|source| StoreError::Migrate {
+            path: path.to_owned(),
+            version,
+            source,
+        })?;
+        tracing::info!(path = %path.display(), version, "store schema upgraded");
+    }
+    Ok(())
+}
+
+/// Runs one migration and records its version, all or nothing.
+fn apply(conn: &mut Connection, sql: &str, version: usize) -> rusqlite::Result<()> {
+    // IMMEDIATE takes the write lock at once, so two servers started on one file cannot
+    // both migrate it.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(sql)?;
+    // Versions are small: the list is written by hand.
+    tx.pragma_update(
+        None,
+        "user_version",
+        i64::try_from(version).unwrap_or(i64::MAX),
+    )?;
+    tx.commit()
+}
+
+/// The first unused message id.
+pub(super) fn next_id(conn: &Connection) -> rusqlite::Result<u64> {
+    let max: i64 = conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |row| {
+        row.get(0)
+    })?;
+    Ok(u64::try_from(max).unwrap_or(0) + 1)
+}
+
+/// Every account, ordered by nickname.
+pub(super) fn accounts(conn: &Connection) -> rusqlite::Result<Vec<Account>> {
+    let mut stmt = conn.prepare("SELECT nick, hash, created FROM accounts ORDER BY nick")?;
+    let rows = stmt.query_map([], |row| {
+        Ok(Account {
+            nick: row.get(0)?,
+            hash: row.get(1)?,
+            created_ms: row.get(2)?,
+        })
+    })?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::writer::{AFTER, HISTORY, PRIVATE};
+    use super::*;
+
+    /// SQLite's plan for `sql`, one step a line.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // Unbound parameters are NULL: the plan does not depend on them.
+        let mut rows = stmt.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        steps.join("\n")
+    }
+
+    #[test]
+    fn every_query_uses_its_index() {
+        let conn = connect(&Location::Memory).unwrap();
+        for (sql, index) in [
+            (HISTORY, "events_history"),
+            (AFTER, "events_room"),
+            (PRIVATE, "events_pair"),
+        ] {
+            let plan = plan(&conn, sql);
+            assert!(
+                plan.contains(&format!("USING INDEX {index}")),
+                "{sql}: {plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "sorts: {sql}: {plan}");
+        }
+    }
+
+    #[test]
+    fn a_fresh_database_is_at_the_latest_version() {
+        let conn = connect(&Location::Memory).unwrap();
+        assert_eq!(version(&conn).unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(next_id(&conn).unwrap(), 1);
+        assert!(accounts(&conn).unwrap().is_empty());
+    }
+}

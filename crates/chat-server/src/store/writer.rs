@@ -1,0 +1,327 @@
+//! The writer thread: the one owner of the database connection.
+//!
+//! It takes operations from the store's queue in order. Writes go into an open
+//! transaction that is committed by the rules in the [module docs](super); queries run on
+//! the same connection, which sees its own uncommitted writes, so they need no commit.
+//! A failed write or query is logged and the thread carries on: losing one record is
+//! better than losing the store.
+
+use super::{Account, Op, Query, Record, StoreError, StoreOptions, Stored};
+use bytes::Bytes;
+use rusqlite::{Connection, params};
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Inserts an event.
+const INSERT: &str = "INSERT INTO events (id, kind, room, pair, time, line) \
+                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+/// Registers an account or changes its password, keeping its creation time.
+const UPSERT_ACCOUNT: &str = "INSERT INTO accounts (nick, hash, created, updated) \
+                              VALUES (?1, ?2, ?3, ?4) \
+                              ON CONFLICT (nick) DO UPDATE \
+                              SET hash = excluded.hash, updated = excluded.updated";
+
+/// The latest messages of a room before an id, newest first. `kind = 0` is written out,
+/// not bound, so that the partial index `events_history` applies. Without statistics
+/// SQLite rates `events_room` as good, and would then read every join and part in
+/// between: `INDEXED BY` makes it use the index that holds messages only (and makes
+/// preparing the query fail, rather than slow down, if the index ever stops applying).
+pub(super) const HISTORY: &str = "SELECT id, line FROM events INDEXED BY events_history \
+                                  WHERE room = ?1 AND kind = 0 AND id < ?2 \
+                                  ORDER BY id DESC LIMIT ?3";
+
+/// The events of a room after an id, oldest first.
+pub(super) const AFTER: &str = "SELECT id, line FROM events \
+                                WHERE room = ?1 AND id > ?2 AND id < ?3 \
+                                ORDER BY id LIMIT ?4";
+
+/// The latest private messages of a pair before an id and since a time, newest first.
+pub(super) const PRIVATE: &str = "SELECT id, line FROM events \
+                                  WHERE pair = ?1 AND id < ?2 AND time >= ?3 \
+                                  ORDER BY id DESC LIMIT ?4";
+
+/// The writer thread, to await at shutdown.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) struct Writer {
+    /// Fired by the thread as its last act, after its final commit and closing the
+    /// database; dropped unfired if the thread panicked.
+    done: oneshot::Receiver<()>,
+}
+
+#[cfg_attr(not(test), allow(dead_code))]
+impl Writer {
+    /// Completes once the thread has committed its last batch, closed the database and
+    /// exited: after every [`Store`](super::Store) clone has been dropped. Awaiting it
+    /// blocks no runtime thread.
+    pub(crate) async fn finished(self) {
+        if self.done.await.is_err() {
+            tracing::error!("the store's writer thread stopped abnormally");
+        }
+    }
+}
+
+/// Starts the writer thread on `conn`, taking operations from `ops`.
+pub(super) fn spawn(
+    conn: Connection,
+    path: PathBuf,
+    options: &StoreOptions,
+    ops: Receiver<Op>,
+) -> std::io::Result<Writer> {
+    let (done_tx, done) = oneshot::channel();
+    let batcher = Batcher {
+        conn,
+        path,
+        window: options.batch_window,
+        max_batch: options.max_batch.max(1),
+        pending: 0,
+        deadline: None,
+        lost: false,
+    };
+    std::thread::Builder::new()
+        .name("chat-store".into())
+        .spawn(move || {
+            batcher.run(&ops);
+            let _ = done_tx.send(());
+        })?;
+    Ok(Writer { done })
+}
+
+/// The thread's state: the connection and the batch it has open.
+struct Batcher {
+    conn: Connection,
+    /// For errors and logs.
+    path: PathBuf,
+    /// See [`StoreOptions::batch_window`].
+    window: Duration,
+    /// See [`StoreOptions::max_batch`].
+    max_batch: usize,
+    /// Writes in the open transaction: what a failed commit loses.
+    pending: usize,
+    /// When the open transaction must be committed; `None` when there is none.
+    deadline: Option<Instant>,
+    /// A write was lost since the last flush, which must then not report success.
+    lost: bool,
+}
+
+impl Batcher {
+    /// Applies operations until every sender is gone, then commits and closes.
+    fn run(mut self, ops: &Receiver<Op>) {
+        loop {
+            let op = match self.deadline {
+                None => match ops.recv() {
+                    Ok(op) => op,
+                    Err(_) => break,
+                },
+                // Checked before each operation, not only on a timeout, so a steady
+                // stream of operations cannot hold a batch open past its window.
+                Some(deadline) if Instant::now() >= deadline => {
+                    self.commit();
+                    continue;
+                }
+                Some(deadline) => {
+                    match ops.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                        Ok(op) => op,
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            };
+            self.apply(op);
+        }
+        self.commit();
+        tracing::debug!(path = %self.path.display(), "store closed");
+    }
+
+    /// Applies one operation.
+    fn apply(&mut self, op: Op) {
+        match op {
+            Op::Append(record) => self.write("event", |conn| insert(conn, &record)),
+            Op::SetAccount(account, updated) => {
+                self.write("account", |conn| upsert(conn, &account, updated))
+            }
+            Op::Query(query, reply) => {
+                let answer = run_query(&self.conn, &query).map_err(|source| {
+                    tracing::warn!(error = %source, ?query, "store query failed");
+                    StoreError::sqlite(&self.path, source)
+                });
+                // The session may have gone meanwhile; nobody is waiting then.
+                let _ = reply.send(answer);
+            }
+            Op::Flush(reply) => {
+                self.commit();
+                // Dropping `reply` unanswered tells the flusher that something it
+                // appended was lost (the writer has logged what).
+                if !std::mem::take(&mut self.lost) {
+                    let _ = reply.send(());
+                }
+            }
+        }
+    }
+
+    /// Runs one write in the open transaction, opening one if need be.
+    fn write(&mut self, what: &str, f: impl FnOnce(&Connection) -> rusqlite::Result<usize>) {
+        if self.conn.is_autocommit() {
+            // IMMEDIATE: take the write lock now, so a reader of the file cannot make a
+            // later write of this batch fail on a lock upgrade.
+            if let Err(error) = self.execute("BEGIN IMMEDIATE") {
+                tracing::error!(%error, what, "store cannot begin a batch; write lost");
+                self.lost = true;
+                return;
+            }
+            self.deadline = Some(Instant::now() + self.window);
+        }
+        if let Err(error) = f(&self.conn) {
+            self.lost = true;
+            if self.conn.is_autocommit() {
+                // Some errors (disk full, I/O) roll the whole transaction back.
+                let lost = self.pending + 1;
+                tracing::error!(%error, what, lost, "store write failed; batch rolled back");
+                self.pending = 0;
+                self.deadline = None;
+            } else {
+                tracing::warn!(%error, what, "store write failed");
+            }
+        } else {
+            self.pending += 1;
+        }
+        if self.pending >= self.max_batch {
+            self.commit();
+        }
+    }
+
+    /// Commits the open transaction, if any.
+    fn commit(&mut self) {
+        self.deadline = None;
+        let pending = std::mem::take(&mut self.pending);
+        if self.conn.is_autocommit() {
+            return;
+        }
+        let started = Instant::now();
+        match self.execute("COMMIT") {
+            Ok(()) => {
+                let elapsed = started.elapsed();
+                tracing::trace!(records = pending, ?elapsed, "store batch committed");
+            }
+            Err(error) => {
+                tracing::error!(%error, lost = pending, "store commit failed; batch lost");
+                self.lost = true;
+                if !self.conn.is_autocommit() {
+                    // Leave no transaction open, or the next batch would join this one.
+                    if let Err(error) = self.execute("ROLLBACK") {
+                        tracing::error!(%error, "store rollback failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs a statement without parameters or rows, from the statement cache.
+    fn execute(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.prepare_cached(sql)?.execute([]).map(drop)
+    }
+}
+
+/// Inserts `record`, without its line's trailing newline.
+fn insert(conn: &Connection, record: &Record) -> rusqlite::Result<usize> {
+    let line = record.line.strip_suffix(b"\n").unwrap_or(&record.line);
+    // The column is TEXT: a line that is not UTF-8 (a bug upstream) is refused here
+    // rather than stored as something history could not give back.
+    let line = std::str::from_utf8(line)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    conn.prepare_cached(INSERT)?.execute(params![
+        sql_id(record.id),
+        record.kind.code(),
+        record.room.as_deref(),
+        record.pair.as_deref(),
+        record.time_ms,
+        line,
+    ])
+}
+
+/// Registers `account` or changes its hash.
+fn upsert(conn: &Connection, account: &Account, updated: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(UPSERT_ACCOUNT)?.execute(params![
+        account.nick,
+        account.hash,
+        account.created_ms,
+        updated,
+    ])
+}
+
+/// Answers `query`, oldest first.
+fn run_query(conn: &Connection, query: &Query) -> rusqlite::Result<Vec<Stored>> {
+    match query {
+        Query::History {
+            room,
+            before,
+            limit,
+        } => {
+            let mut stmt = conn.prepare_cached(HISTORY)?;
+            let rows = stmt.query(params![room, sql_id(*before), sql_limit(*limit)])?;
+            collect(rows, *limit).map(oldest_first)
+        }
+        Query::After {
+            room,
+            after,
+            before,
+            limit,
+        } => {
+            let mut stmt = conn.prepare_cached(AFTER)?;
+            let rows = stmt.query(params![
+                room,
+                sql_id(*after),
+                sql_id(*before),
+                sql_limit(*limit)
+            ])?;
+            collect(rows, *limit)
+        }
+        Query::Private {
+            pair,
+            since_ms,
+            before,
+            limit,
+        } => {
+            let mut stmt = conn.prepare_cached(PRIVATE)?;
+            let rows = stmt.query(params![pair, sql_id(*before), since_ms, sql_limit(*limit)])?;
+            collect(rows, *limit).map(oldest_first)
+        }
+    }
+}
+
+/// Turns rows of `(id, line)` into events, giving each line back its newline.
+fn collect(mut rows: rusqlite::Rows<'_>, limit: usize) -> rusqlite::Result<Vec<Stored>> {
+    // The limit comes from a client: do not reserve more than a page up front.
+    let mut out = Vec::with_capacity(limit.min(256));
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let text = row.get_ref(1)?.as_str()?;
+        let mut line = Vec::with_capacity(text.len() + 1);
+        line.extend_from_slice(text.as_bytes());
+        line.push(b'\n');
+        out.push(Stored {
+            id: u64::try_from(id).unwrap_or(0),
+            line: Bytes::from(line),
+        });
+    }
+    Ok(out)
+}
+
+/// Puts events read newest first (to take the latest `limit`) in the answer's order.
+fn oldest_first(mut stored: Vec<Stored>) -> Vec<Stored> {
+    stored.reverse();
+    stored
+}
+
+/// A message id as SQLite's signed integer; ids past `i64::MAX` (never assigned) compare
+/// as the largest.
+fn sql_id(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
+}
+
+/// A row limit as SQLite's signed integer (a negative one would mean no limit).
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}

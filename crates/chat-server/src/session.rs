@@ -1232,3 +1232,82 @@ fn pair(a: &str, b: &str) -> Arc<str> {
     let (first, second) = if a <= b { (a, b) } else { (b, a) };
     format!("{first} {second}").into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{self, Location, StoreOptions};
+    use futures::{SinkExt, StreamExt};
+    use tokio_util::codec::Framed;
+
+    async fn next(wire: &mut Framed<tokio::io::DuplexStream, LineCodec>) -> ServerFrame {
+        let line = tokio::time::timeout(Duration::from_secs(10), wire.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        ServerFrame::parse(&line).unwrap()
+    }
+
+    #[test]
+    fn passwords_may_cross_tls_or_loopback_only() {
+        let peer = |addr: &str, tls| Peer {
+            addr: addr.parse().unwrap(),
+            tls,
+        };
+        assert!(peer("127.0.0.1:1", false).secure());
+        assert!(peer("[::1]:1", false).secure());
+        assert!(peer("[::ffff:127.0.0.1]:1", false).secure());
+        assert!(peer("192.0.2.7:1", true).secure());
+        assert!(!peer("192.0.2.7:1", false).secure());
+        assert!(!peer("[2001:db8::1]:1", false).secure());
+    }
+
+    /// A session over an in-memory pipe that claims to come from a documentation
+    /// address (192.0.2.0/24, never routed): the plain-TCP, non-loopback case, which no
+    /// loopback-only socket test can produce.
+    #[tokio::test]
+    async fn passwords_are_refused_in_the_clear() {
+        let opened = store::open(&Location::Memory, StoreOptions::default()).unwrap();
+        let hub = Arc::new(Hub::new(16, opened.store, opened.next_id, opened.accounts));
+        let hash = crate::password::hash("correct horse").unwrap();
+        assert!(matches!(hub.set_account("alice", hash, false), Ok(Ok(_))));
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let (read, write) = tokio::io::split(theirs);
+        let peer = Peer {
+            addr: "192.0.2.7:40000".parse().unwrap(),
+            tls: false,
+        };
+        let config = Arc::new(Config::unthrottled());
+        tokio::spawn(serve(
+            read,
+            write,
+            peer,
+            hub,
+            config,
+            CancellationToken::new(),
+        ));
+        let mut wire = Framed::new(ours, LineCodec::new(chat_proto::CLIENT_MAX_LINE));
+        assert_eq!(next(&mut wire).await, ServerFrame::NickPrompt);
+        wire.send("alice").await.unwrap();
+        // No PASS prompt: the password is never asked for in the clear.
+        assert!(matches!(
+            next(&mut wire).await,
+            ServerFrame::Error {
+                code: ErrorCode::InsecureTransport,
+                ..
+            }
+        ));
+        assert_eq!(next(&mut wire).await, ServerFrame::NickPrompt);
+        wire.send("bob").await.unwrap();
+        assert!(matches!(next(&mut wire).await, ServerFrame::Welcome { .. }));
+        wire.send("/register correct horse").await.unwrap();
+        let refused = loop {
+            if let ServerFrame::Error { code, .. } = next(&mut wire).await {
+                break code;
+            }
+        };
+        assert_eq!(refused, ErrorCode::InsecureTransport);
+    }
+}

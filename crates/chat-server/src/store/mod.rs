@@ -20,13 +20,13 @@
 //! - `schema`: opening a connection, its pragmas, the versioned migrations.
 //! - `writer`: the writer thread: batching, commits, the SQL of each operation.
 
+mod queue;
 mod schema;
 mod writer;
 
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -273,7 +273,7 @@ enum Op {
 /// every clone is gone.
 #[derive(Clone)]
 pub(crate) struct Store {
-    tx: SyncSender<Op>,
+    tx: queue::Sender,
 }
 
 /// An opened store and what it held at opening.
@@ -299,7 +299,7 @@ pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened,
     let conn = schema::connect(location)?;
     let next_id = schema::next_id(&conn).map_err(|e| StoreError::sqlite(path, e))?;
     let accounts = schema::accounts(&conn).map_err(|e| StoreError::sqlite(path, e))?;
-    let (tx, rx) = sync_channel(options.queue.max(1));
+    let (tx, rx) = queue::channel(options.queue);
     let writer = writer::spawn(conn, path.to_owned(), &options, rx).map_err(StoreError::Spawn)?;
     Ok(Opened {
         store: Store { tx },
@@ -312,19 +312,19 @@ pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened,
 impl Store {
     /// Queues an event for writing.
     pub(crate) fn append(&self, record: Record) -> Result<(), Busy> {
-        self.send(Op::Append(record))
+        self.send(Op::Append(record), false)
     }
 
     /// Queues the creation of an account, or the change of its password hash if the
     /// nickname has one (its `created_ms` is then kept).
     pub(crate) fn set_account(&self, account: Account) -> Result<(), Busy> {
-        self.send(Op::SetAccount(account, now_ms()))
+        self.send(Op::SetAccount(account, now_ms()), false)
     }
 
     /// Queues a query. Its answer comes once everything queued before it is applied.
     pub(crate) fn query(&self, query: Query) -> Result<oneshot::Receiver<Answer>, Busy> {
         let (tx, rx) = oneshot::channel();
-        self.send(Op::Query(query, tx))?;
+        self.send(Op::Query(query, tx), true)?;
         Ok(rx)
     }
 
@@ -332,15 +332,15 @@ impl Store {
     /// durable, or gets an error if the commit failed (the writer logs why).
     pub(crate) fn flush(&self) -> Result<oneshot::Receiver<()>, Busy> {
         let (tx, rx) = oneshot::channel();
-        self.send(Op::Flush(tx))?;
+        self.send(Op::Flush(tx), true)?;
         Ok(rx)
     }
 
-    /// Queues `op` without waiting.
-    fn send(&self, op: Op) -> Result<(), Busy> {
-        self.tx.try_send(op).map_err(|e| match e {
-            TrySendError::Full(_) => Busy,
-            TrySendError::Disconnected(_) => {
+    /// Queues `op` without waiting; `urgent` when someone awaits its answer.
+    fn send(&self, op: Op, urgent: bool) -> Result<(), Busy> {
+        self.tx.send(op, urgent).map_err(|e| match e {
+            queue::SendError::Full => Busy,
+            queue::SendError::Gone => {
                 tracing::error!("the store's writer thread has stopped");
                 Busy
             }
@@ -633,14 +633,14 @@ mod tests {
     #[test]
     fn a_full_queue_is_busy() {
         // A store whose writer has not taken anything yet: its queue holds one operation.
-        let (tx, rx) = sync_channel(1);
+        let (tx, rx) = queue::channel(1);
         let store = Store { tx };
         let event = || record(1, Kind::Message, Some("#general"), None);
         assert_eq!(store.append(event()), Ok(()));
         assert_eq!(store.append(event()), Err(Busy));
         assert!(store.query(history("#general", u64::MAX, 1)).is_err());
         assert!(store.flush().is_err());
-        assert!(matches!(rx.try_recv(), Ok(Op::Append(_))));
+        assert!(matches!(rx.try_take(), Some(Op::Append(_))));
         assert_eq!(store.append(event()), Ok(()));
         drop(rx);
         assert_eq!(store.append(event()), Err(Busy), "the writer is gone");

@@ -6,11 +6,11 @@
 //! A failed write or query is logged and the thread carries on: losing one record is
 //! better than losing the store.
 
+use super::queue::{Next, Receiver};
 use super::{Account, Op, Query, Record, StoreError, StoreOptions, Stored};
 use bytes::Bytes;
 use rusqlite::{Connection, params};
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -68,7 +68,7 @@ pub(super) fn spawn(
     conn: Connection,
     path: PathBuf,
     options: &StoreOptions,
-    ops: Receiver<Op>,
+    ops: Receiver,
 ) -> std::io::Result<Writer> {
     let (done_tx, done) = oneshot::channel();
     let batcher = Batcher {
@@ -108,28 +108,24 @@ struct Batcher {
 
 impl Batcher {
     /// Applies operations until every sender is gone, then commits and closes.
-    fn run(mut self, ops: &Receiver<Op>) {
+    fn run(mut self, ops: &Receiver) {
         loop {
-            let op = match self.deadline {
-                None => match ops.recv() {
-                    Ok(op) => op,
-                    Err(_) => break,
-                },
-                // Checked before each operation, not only on a timeout, so a steady
-                // stream of operations cannot hold a batch open past its window.
-                Some(deadline) if Instant::now() >= deadline => {
-                    self.commit();
-                    continue;
-                }
-                Some(deadline) => {
-                    match ops.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                        Ok(op) => op,
-                        Err(RecvTimeoutError::Timeout) => continue,
-                        Err(RecvTimeoutError::Disconnected) => break,
+            // With a batch open the queue lets appends gather until the deadline, then
+            // hands over everything queued before reporting the timeout.
+            match ops.next(self.deadline) {
+                Next::Op(op) => {
+                    // Everything queued before a query has been applied (FIFO): if the
+                    // window is over, commit it before answering.
+                    if matches!(op, Op::Query(..))
+                        && self.deadline.is_some_and(|d| Instant::now() >= d)
+                    {
+                        self.commit();
                     }
+                    self.apply(op);
                 }
-            };
-            self.apply(op);
+                Next::Timeout => self.commit(),
+                Next::Closed => break,
+            }
         }
         self.commit();
         tracing::debug!(path = %self.path.display(), "store closed");

@@ -32,7 +32,13 @@ impl Source for OwnedReadHalf {
                 buf.reserve(READ_CHUNK);
             }
             match self.try_read_buf(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // A spurious wake-up: give the chunk back before waiting again, or
+                    // an idle connection would hold it (4 KiB each) until its next line.
+                    if buf.is_empty() {
+                        *buf = BytesMut::new();
+                    }
+                }
                 result => return result,
             }
         }

@@ -251,8 +251,8 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Connection<R, W> {
             let identified = match hub.account(&key) {
                 _ if hub.is_connected(&key) => Err(Refused::Taken),
                 None => Ok(None),
-                Some(account) => self
-                    .password(hub, &nick, &mut bucket)
+                // Boxed: only registered nicknames pay for the password exchange's state.
+                Some(account) => Box::pin(self.password(hub, &nick, &mut bucket))
                     .await?
                     .then_some(Some(account.created_ms))
                     .ok_or(Refused::Registered),
@@ -744,6 +744,11 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
 
     /// The store answered a room's hold.
     fn answered(&mut self, hold: Hold, answer: Answer) {
+        if self.holds.is_empty() {
+            // Nearly every session holds once, for its first join's history: give the
+            // list's memory back.
+            self.holds = Vec::new();
+        }
         let Some(index) = self.rooms.iter().position(|m| *m.channel.key == *hold.key) else {
             // Parted meanwhile.
             return;
@@ -831,13 +836,15 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
                     });
                 }
             }
-            Command::Register(password) => self.set_password(password, false).await,
-            Command::Password(password) => self.set_password(password, true).await,
+            // Rare and large (argon2 on a blocking thread, a store query): boxed, so
+            // that every idle session's future does not carry their state inline.
+            Command::Register(password) => Box::pin(self.set_password(password, false)).await,
+            Command::Password(password) => Box::pin(self.set_password(password, true)).await,
             Command::History {
                 target,
                 count,
                 before,
-            } => self.history(target, count, before).await,
+            } => Box::pin(self.history(target, count, before)).await,
             Command::Ping(token) => {
                 // PONG waits until the events queued for this session now, its echoes
                 // among them, have gone out in ordinary batches; no line is read meanwhile.

@@ -127,10 +127,10 @@ pub async fn run(args: &IdleArgs) -> anyhow::Result<Idle> {
     run.stop.cancel();
     let mut disconnects = Disconnects::default();
     for (nick, writer, receiver) in held {
-        if let Ok(seen) = receiver.await {
-            if let Some(reason) = seen.closed {
-                disconnects.closed(nick, reason);
-            }
+        if let Ok(seen) = receiver.await
+            && let Some(reason) = seen.closed
+        {
+            disconnects.closed(nick, reason);
         }
         drop(writer);
     }

@@ -149,11 +149,11 @@ pub(crate) async fn receive(
             }
             Frame::Quit => {
                 let parsed = std::str::from_utf8(&line).ok().map(ServerFrame::parse);
-                if let Some(Ok(ServerFrame::Quit { nick, reason, .. })) = parsed {
-                    if nick.as_str().starts_with(&live.prefix) {
-                        seen.quits
-                            .push((nick.to_string(), reason.unwrap_or_default()));
-                    }
+                if let Some(Ok(ServerFrame::Quit { nick, reason, .. })) = parsed
+                    && nick.as_str().starts_with(&live.prefix)
+                {
+                    seen.quits
+                        .push((nick.to_string(), reason.unwrap_or_default()));
                 }
             }
             Frame::Pong => live.pongs.add_permits(1),

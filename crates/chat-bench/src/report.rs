@@ -26,10 +26,10 @@ impl Report {
     ) -> Report {
         let mut json = serde_json::json!({ "mode": mode });
         json["params"] = serde_json::to_value(params).unwrap_or_default();
-        if let Ok(serde_json::Value::Object(figures)) = serde_json::to_value(figures) {
-            if let Some(object) = json.as_object_mut() {
-                object.extend(figures);
-            }
+        if let Ok(serde_json::Value::Object(figures)) = serde_json::to_value(figures)
+            && let Some(object) = json.as_object_mut()
+        {
+            object.extend(figures);
         }
         Report { summary, json }
     }

@@ -1,6 +1,6 @@
-//! One connection to the server: the handshake ([`Connection::register`]), then the chat
-//! loop ([`Connection::chat`]) that joins the socket and the user's input with
-//! `tokio::select!`.
+//! One connection to the server: the handshake ([`Connection::register`], with the
+//! password if the server asks for one), then the chat loop ([`Connection::chat`]) that
+//! joins the socket and the user's input with `tokio::select!`.
 //!
 //! The loop never blocks on one side while the other waits: lines to send queue in an
 //! outbox that is written by its own `select!` branch, so the server's echoes are read
@@ -11,9 +11,12 @@ use crate::error::ClientError;
 use crate::input::{Typed, classify};
 use crate::render::Renderer;
 use crate::state::SharedState;
+use crate::transport::Secure;
 use crate::{Options, Outcome};
 use chat_proto::text::escape_controls;
-use chat_proto::{CLIENT_MAX_LINE, Command, ErrorCode, LineCodec, LineError, Nick, ServerFrame};
+use chat_proto::{
+    CLIENT_MAX_LINE, Command, ErrorCode, LineCodec, LineError, Nick, Password, ServerFrame,
+};
 use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
@@ -45,6 +48,10 @@ pub struct Connection<S> {
     /// Lines shown when the chat starts: the welcome, and anything unexpected the
     /// server sent during the handshake.
     pending: Vec<String>,
+    /// Whether a password may cross this connection (TLS, or loopback).
+    secure: bool,
+    /// The answer to the server's `PASS` prompt.
+    password: Option<Password>,
 }
 
 /// What the server sent, read from the socket.
@@ -83,7 +90,7 @@ enum Phase {
     Quitting(Outcome),
 }
 
-impl<S: AsyncRead + AsyncWrite> Connection<S> {
+impl<S: AsyncRead + AsyncWrite + Secure> Connection<S> {
     /// Wraps a connected stream. Nothing is read or written yet.
     pub fn new(conn: S, opts: &Options) -> Connection<S> {
         Connection::with_state(conn, opts, crate::state::shared())
@@ -92,6 +99,7 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
     /// Like [`Connection::new`], keeping what the frames tell in `state`: the terminal
     /// reads it for the prompt and completion, and a reconnection carries it over.
     pub fn with_state(conn: S, opts: &Options, state: SharedState) -> Connection<S> {
+        let secure = conn.is_secure();
         let (read, write) = tokio::io::split(conn);
         Connection {
             reader: FramedRead::new(read, LineCodec::new(CLIENT_MAX_LINE)),
@@ -101,7 +109,14 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
             state,
             prompted: false,
             pending: Vec::new(),
+            secure,
+            password: opts.password.clone(),
         }
+    }
+
+    /// Whether a password may cross this connection: it is TLS, or to this machine.
+    pub fn is_secure(&self) -> bool {
+        self.secure
     }
 
     /// The session's state, as the frames read so far tell it.
@@ -128,11 +143,14 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
         self.renderer.frame(frame, state.me())
     }
 
-    /// Answers the server's `NICK` prompt with `nick` and waits for `WELCOME`.
+    /// Answers the server's `NICK` prompt with `nick` and waits for `WELCOME`. If the
+    /// server asks for the nickname's password (`PASS`), answers with the one from the
+    /// options, or fails with [`ClientError::PasswordNeeded`] if there is none.
     ///
     /// A nickname that is not valid is refused here, without asking the server. On
     /// [`ClientError::NickRefused`] the connection can be used for another try (the
-    /// server asks again); any other error ends it.
+    /// server asks again), and on [`ClientError::PasswordNeeded`] it waits for
+    /// [`Connection::identify`]; any other error ends it.
     pub async fn register(&mut self, nick: &str) -> Result<Nick, ClientError> {
         if let Err(e) = Nick::new(nick) {
             return Err(ClientError::NickRefused {
@@ -162,6 +180,46 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
         }
         self.writer.send(nick).await?;
         self.prompted = false;
+        self.welcome(nick, false).await
+    }
+
+    /// After [`ClientError::PasswordNeeded`], answers the server's `PASS` prompt for
+    /// `nick` with `password` and waits for `WELCOME`. The password is kept for a later
+    /// `PASS` on this connection.
+    pub async fn identify(&mut self, nick: &str, password: Password) -> Result<Nick, ClientError> {
+        let after = self.timeout;
+        self.password = Some(password);
+        let identify = async {
+            self.send_password(nick).await?;
+            self.welcome(nick, true).await
+        };
+        match tokio::time::timeout(after, identify).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Timeout {
+                waiting_for: "the password to be accepted",
+                after,
+            }),
+        }
+    }
+
+    /// Sends the password, unless there is none or the connection could show it to
+    /// others.
+    async fn send_password(&mut self, nick: &str) -> Result<(), ClientError> {
+        let nick = nick.to_owned();
+        if !self.secure {
+            return Err(ClientError::InsecurePassword { nick });
+        }
+        let Some(password) = &self.password else {
+            return Err(ClientError::PasswordNeeded { nick });
+        };
+        let line = password.expose().to_owned();
+        self.writer.send(line).await?;
+        Ok(())
+    }
+
+    /// Waits for `WELCOME` after `nick` (or, if `identifying`, its password) was sent,
+    /// answering a `PASS` prompt on the way.
+    async fn welcome(&mut self, nick: &str, mut identifying: bool) -> Result<Nick, ClientError> {
         loop {
             match self.next_incoming().await? {
                 Incoming::Frame(ServerFrame::Welcome { nick, text }) => {
@@ -171,6 +229,17 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
                     };
                     self.pending.push(self.apply_and_render(&welcome));
                     return Ok(nick);
+                }
+                Incoming::Frame(ServerFrame::PassPrompt) => {
+                    self.send_password(nick).await?;
+                    identifying = true;
+                }
+                Incoming::Frame(ServerFrame::Error { code, text }) if identifying => {
+                    return Err(ClientError::PasswordRefused {
+                        nick: nick.to_owned(),
+                        code: escape_code(code),
+                        text: escape_controls(&text).into_owned(),
+                    });
                 }
                 Incoming::Frame(ServerFrame::Error { code, text }) => {
                     return Err(ClientError::NickRefused {
@@ -269,7 +338,7 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
                         phase = Phase::Draining { token };
                         deadline = Some((Instant::now() + self.timeout, "PONG after the end of input"));
                     }
-                    Some(line) => match classify(&line) {
+                    Some(line) => match classify(&line, self.secure) {
                         Typed::Nothing => {}
                         Typed::Refused(shown) => {
                             output.send(self.renderer.error(shown)).await.map_err(show)?;

@@ -6,8 +6,13 @@
 //! line never wraps: when it is wider than the screen it scrolls sideways around the
 //! cursor (as irssi does), so redrawing it is always "clear one row, write one row", and
 //! messages printed above it can never be mixed into it.
+//!
+//! Passwords stay off the screen and out of the history: in secret mode (a password
+//! prompt) nothing typed is shown, and the arguments of `/register` and `/password` are
+//! shown as `*`; neither kind of line is kept in the history.
 
 use crate::complete::Completion;
+use crate::input::carries_password;
 use unicode_width::UnicodeWidthChar;
 
 /// How many typed lines the history keeps.
@@ -112,6 +117,8 @@ pub struct LineEditor {
     cycle: Option<Cycle>,
     /// First visible character when the line is wider than the screen.
     scroll: usize,
+    /// Whether a password is being typed: nothing shown, nothing remembered.
+    secret: bool,
 }
 
 impl LineEditor {
@@ -135,6 +142,17 @@ impl LineEditor {
         &self.history
     }
 
+    /// Starts (`true`) or ends secret mode, for a password: what is typed is not shown,
+    /// Tab and the history do nothing, and the line is not kept in the history.
+    pub fn set_secret(&mut self, secret: bool) {
+        self.secret = secret;
+    }
+
+    /// Whether the editor is in secret mode.
+    pub fn is_secret(&self) -> bool {
+        self.secret
+    }
+
     /// Applies one key; `complete` is asked for candidates when Tab starts a completion.
     pub fn handle(
         &mut self,
@@ -143,6 +161,9 @@ impl LineEditor {
     ) -> Action {
         if !matches!(key, Key::Tab | Key::BackTab) {
             self.cycle = None;
+        }
+        if self.secret && matches!(key, Key::Up | Key::Down | Key::Tab | Key::BackTab) {
+            return Action::Nothing;
         }
         let len = self.line.len();
         match key {
@@ -205,7 +226,8 @@ impl LineEditor {
         self.scroll = 0;
         self.browsing = None;
         self.draft.clear();
-        if !line.trim().is_empty() && self.history.last() != Some(&line) {
+        let private = self.secret || carries_password(&line);
+        if !private && !line.trim().is_empty() && self.history.last() != Some(&line) {
             if self.history.len() == HISTORY_LIMIT {
                 self.history.remove(0);
             }
@@ -310,16 +332,25 @@ impl LineEditor {
     /// screen `columns` wide, scrolled so that the cursor is visible. The last column
     /// stays free, so the terminal never wraps the row.
     pub fn view(&mut self, prompt_width: usize, columns: usize) -> View {
+        if self.secret {
+            // Not even the length of a password shows.
+            return View {
+                text: String::new(),
+                cursor: 0,
+                width: 0,
+            };
+        }
+        let shown = self.shown();
         let room = columns.saturating_sub(prompt_width + 1).max(1);
         let width = |chars: &[char]| -> usize { chars.iter().map(|&c| char_width(c)).sum() };
         self.scroll = self.scroll.min(self.cursor);
         // The cursor's own cell must fit too.
-        while self.scroll < self.cursor && width(&self.line[self.scroll..self.cursor]) + 1 > room {
+        while self.scroll < self.cursor && width(&shown[self.scroll..self.cursor]) + 1 > room {
             self.scroll += 1;
         }
         let mut text = String::new();
         let mut used = 0;
-        for &c in &self.line[self.scroll..] {
+        for &c in &shown[self.scroll..] {
             let w = char_width(c);
             if used + w > room {
                 break;
@@ -329,9 +360,29 @@ impl LineEditor {
         }
         View {
             text,
-            cursor: width(&self.line[self.scroll..self.cursor]),
+            cursor: width(&shown[self.scroll..self.cursor]),
             width: used,
         }
+    }
+
+    /// The line as shown: a password after `/register` or `/password` as `*`s, one per
+    /// character, so that the cursor keeps its place.
+    fn shown(&self) -> Vec<char> {
+        if !carries_password(&self.line()) {
+            return self.line.clone();
+        }
+        let name_end = self
+            .line
+            .iter()
+            .position(|c| c.is_whitespace())
+            .unwrap_or(self.line.len());
+        let mut shown = self.line.clone();
+        for c in &mut shown[name_end..] {
+            if !c.is_whitespace() {
+                *c = '*';
+            }
+        }
+        shown
     }
 }
 
@@ -444,6 +495,44 @@ mod tests {
         typed(&mut e, "!");
         assert_eq!(press(&mut e, Key::Enter), Action::Submit("two!".into()));
         assert_eq!(e.history(), ["one", "two", "two!"]);
+    }
+
+    #[test]
+    fn passwords_are_neither_shown_nor_remembered() {
+        let mut e = LineEditor::new();
+        typed(&mut e, "/register hunter2");
+        let view = e.view(0, 80);
+        assert_eq!(view.text, "/register *******");
+        assert_eq!(view.cursor, 17);
+        assert_eq!(
+            press(&mut e, Key::Enter),
+            Action::Submit("/register hunter2".into())
+        );
+        typed(&mut e, "/PASSWORD n3w secret");
+        assert_eq!(e.view(0, 80).text, "/PASSWORD *** ******");
+        press(&mut e, Key::Enter);
+        typed(&mut e, "hello");
+        press(&mut e, Key::Enter);
+        assert_eq!(e.history(), ["hello"]);
+
+        e.set_secret(true);
+        typed(&mut e, "s3cret");
+        assert_eq!(
+            e.view(0, 80),
+            View {
+                text: String::new(),
+                cursor: 0,
+                width: 0
+            }
+        );
+        assert_eq!(
+            press(&mut e, Key::Up),
+            Action::Nothing,
+            "no history while secret"
+        );
+        assert_eq!(press(&mut e, Key::Enter), Action::Submit("s3cret".into()));
+        e.set_secret(false);
+        assert_eq!(e.history(), ["hello"]);
     }
 
     #[test]

@@ -52,6 +52,62 @@ pub enum ClientError {
         /// Why, for people, escaped.
         text: String,
     },
+    /// The TLS handshake failed: most often the server's certificate did not verify.
+    #[error("TLS handshake with {addr} failed: {reason}")]
+    Tls {
+        /// The address as given.
+        addr: String,
+        /// Why, in one line (rustls's reason, with a hint when there is one).
+        reason: String,
+    },
+    /// The name to verify the server's certificate for is not a DNS name or an address.
+    #[error("{name:?} is not a server name TLS can verify (give one with --tls-name)")]
+    TlsName {
+        /// The name, escaped.
+        name: String,
+    },
+    /// The TLS configuration could not be made (for example, no trusted roots).
+    #[error("cannot set up TLS: {reason}")]
+    TlsSetup {
+        /// Why.
+        reason: String,
+    },
+    /// The file of certificates to trust (`--ca-cert`) is unreadable or holds none.
+    #[error("cannot use {} as the certificates to trust: {reason}", .path.display())]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The nickname is registered and the server asks for its password, but the client
+    /// has none. The connection stays usable: [`crate::Connection::identify`] sends one.
+    #[error(
+        "nickname {nick} is registered and the server asks for its password: give it with --password-file FILE or the CHAT_PASSWORD environment variable"
+    )]
+    PasswordNeeded {
+        /// The nickname.
+        nick: String,
+    },
+    /// The server refused the password (`PASSWORD_WRONG`, or another error).
+    #[error("password for {nick} refused: {code}: {text}")]
+    PasswordRefused {
+        /// The nickname.
+        nick: String,
+        /// Why, as an error code, escaped.
+        code: ErrorCode,
+        /// Why, for people, escaped.
+        text: String,
+    },
+    /// The server asked for the password over a connection that is neither encrypted nor
+    /// local; the client did not send it.
+    #[error(
+        "the server asks for the password of {nick} over an unencrypted connection; not sent (connect with --tls)"
+    )]
+    InsecurePassword {
+        /// The nickname.
+        nick: String,
+    },
     /// Showing a line failed (for example standard output was closed).
     #[error("cannot write the output")]
     Output(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -73,6 +129,17 @@ impl ClientError {
         matches!(
             self,
             ClientError::Closed | ClientError::Io(_) | ClientError::Bye { .. }
+        )
+    }
+
+    /// Whether the password was missing or refused: trying again with the same one is
+    /// pointless, even after reconnecting.
+    pub fn is_password_problem(&self) -> bool {
+        matches!(
+            self,
+            ClientError::PasswordNeeded { .. }
+                | ClientError::PasswordRefused { .. }
+                | ClientError::InsecurePassword { .. }
         )
     }
 

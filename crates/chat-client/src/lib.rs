@@ -12,6 +12,8 @@
 //!   completion, see [`editor`] and [`complete`]) and an output sink that prints above
 //!   the line being typed.
 //! - [`reconnect`]: `--reconnect`, a new connection after a lost one.
+//! - [`transport`]: plain TCP or TLS ([`Connector`]), and which connections may carry a
+//!   password ([`Secure`]).
 //! - [`ClientError`]: every way a session can end badly, one line each.
 //!
 //! At the end of input the client sends `/ping`, waits for the matching `PONG` (the
@@ -27,11 +29,14 @@ pub mod reconnect;
 pub mod render;
 pub mod state;
 pub mod terminal;
+pub mod transport;
 
 pub use connection::Connection;
 pub use error::ClientError;
 pub use reconnect::{Backoff, chat_reconnecting};
+pub use transport::{Connector, Secure, ServerStream, Trust};
 
+use chat_proto::Password;
 use futures::{Sink, Stream};
 use jiff::tz::TimeZone;
 use std::time::Duration;
@@ -53,6 +58,9 @@ pub struct Options {
     pub time_zone: TimeZone,
     /// Whether to show colours (ANSI escape sequences) in what is shown.
     pub color: bool,
+    /// The password to answer the server's `PASS` prompt with, if the nickname is
+    /// registered; also used again when reconnecting. Its `Debug` form hides it.
+    pub password: Option<Password>,
 }
 
 impl Options {
@@ -64,6 +72,7 @@ impl Options {
             timeout: DEFAULT_TIMEOUT,
             time_zone: TimeZone::system(),
             color: false,
+            password: None,
         }
     }
 
@@ -85,8 +94,9 @@ pub enum Outcome {
 /// Registers `opts.nick` on `conn`, then sends each line of `input` and shows each
 /// frame from the server on `output`, until `/quit` or the end of `input`.
 ///
-/// A refused nickname is an error ([`ClientError::NickRefused`]); to ask for another
-/// one, use [`Connection`] directly.
+/// A refused nickname is an error ([`ClientError::NickRefused`]), and so is a `PASS`
+/// prompt without `opts.password` ([`ClientError::PasswordNeeded`]); to ask the user
+/// for another nickname or for the password, use [`Connection`] directly.
 pub async fn run<S, I, O>(
     conn: S,
     opts: Options,
@@ -94,7 +104,7 @@ pub async fn run<S, I, O>(
     output: O,
 ) -> Result<Outcome, ClientError>
 where
-    S: AsyncRead + AsyncWrite,
+    S: AsyncRead + AsyncWrite + Secure,
     I: Stream<Item = String>,
     O: Sink<String>,
     O::Error: std::error::Error + Send + Sync + 'static,

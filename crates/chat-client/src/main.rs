@@ -1,21 +1,28 @@
 //! `chat-client`: talk to a chat server from a terminal or a script.
 //!
-//! Parses flags, asks for a nickname if none was given, wires the terminal (a line
-//! editor, see `chat_client::terminal`) or, when standard input or output is not a
-//! terminal, plain standard input and output to [`chat_client::Connection`], and turns
-//! any error into one line on standard error and a non-zero exit code.
+//! Parses flags, asks for a nickname if none was given, connects (over TLS with
+//! `--tls`), wires the terminal (a line editor, see `chat_client::terminal`) or, when
+//! standard input or output is not a terminal, plain standard input and output to
+//! [`chat_client::Connection`], and turns any error into one line on standard error and
+//! a non-zero exit code.
+//!
+//! A registered nickname's password comes from `--password-file`, else `CHAT_PASSWORD`,
+//! else a prompt that does not echo, when standard input is a terminal.
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use chat_client::state::{self, SharedState};
 use chat_client::terminal::{self, TerminalInput, TerminalOutput};
-use chat_client::{Backoff, ClientError, Connection, Options, Outcome};
-use chat_proto::LineCodec;
+use chat_client::transport::DEFAULT_TLS_ADDR;
+use chat_client::{
+    Backoff, ClientError, Connection, Connector, Options, Outcome, ServerStream, Trust,
+};
+use chat_proto::{LineCodec, Password};
 use clap::Parser;
 use futures::{SinkExt, Stream, StreamExt};
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedWrite;
 
@@ -37,9 +44,32 @@ struct Args {
     #[arg(long, short, env = "CHAT_NICK")]
     nick: Option<String>,
 
-    /// Address of the server, host:port.
-    #[arg(long, short, env = "CHAT_ADDR", default_value = chat_proto::DEFAULT_ADDR)]
-    addr: String,
+    /// Address of the server, host:port [default: 127.0.0.1:55555, or with --tls
+    /// 127.0.0.1:55556].
+    #[arg(long, short, env = "CHAT_ADDR")]
+    addr: Option<String>,
+
+    /// Connect with TLS. The server's certificate must verify (against the system's
+    /// trusted certificates, or --ca-cert) for the host of --addr (or --tls-name);
+    /// otherwise the client stops, it never falls back to plain TCP.
+    #[arg(long, env = "CHAT_TLS", value_parser = clap::builder::BoolishValueParser::new())]
+    tls: bool,
+
+    /// With --tls: trust exactly the certificates in this PEM file instead of the
+    /// system's, for example a self-signed server's cert.pem from `chat-server gen-cert`.
+    #[arg(long, env = "CHAT_CA_CERT", value_name = "PEM", requires = "tls")]
+    ca_cert: Option<PathBuf>,
+
+    /// With --tls: the name the server's certificate must be valid for, when it is not
+    /// the host of --addr.
+    #[arg(long, env = "CHAT_TLS_NAME", value_name = "NAME", requires = "tls")]
+    tls_name: Option<String>,
+
+    /// File whose first line is the password of a registered nickname, sent when the
+    /// server asks for it. Without it: the CHAT_PASSWORD environment variable, else a
+    /// prompt on the terminal.
+    #[arg(long, env = "CHAT_PASSWORD_FILE", value_name = "PATH")]
+    password_file: Option<PathBuf>,
 
     /// Seconds to wait for the server before giving up (connecting, handshake, the
     /// confirmation at the end of input, the goodbye after /quit).
@@ -88,6 +118,8 @@ async fn run(args: Args) -> anyhow::Result<Outcome> {
     let stdout_is_terminal = std::io::stdout().is_terminal();
     let mut opts = Options::new(args.nick.clone().unwrap_or_default());
     opts.timeout = Duration::from_secs(args.timeout);
+    opts.password = password(&args)?;
+    let connector = connector(&args, opts.timeout)?;
     // https://no-color.org: set and not empty means no colours.
     opts.color = stdout_is_terminal
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
@@ -95,13 +127,57 @@ async fn run(args: Args) -> anyhow::Result<Outcome> {
     if std::io::stdin().is_terminal() && stdout_is_terminal {
         let state = state::shared();
         let (mut input, mut output, guard) = terminal::open(state.subscribe(), opts.color)?;
-        let result = run_terminal(&args, opts, state, &mut input, &mut output).await;
+        let io = (&mut input, &mut output);
+        let result = run_terminal(&args, &connector, opts, state, io).await;
         // The terminal is itself again before an error is printed.
         drop(guard);
         result
     } else {
-        run_lines(&args, opts).await
+        run_lines(&args, &connector, opts).await
     }
+}
+
+/// How to reach the server, from `--addr`, `--tls`, `--ca-cert` and `--tls-name`.
+fn connector(args: &Args, timeout: Duration) -> Result<Connector, ClientError> {
+    let default = if args.tls {
+        DEFAULT_TLS_ADDR
+    } else {
+        chat_proto::DEFAULT_ADDR
+    };
+    let addr = args.addr.clone().unwrap_or_else(|| default.to_owned());
+    if !args.tls {
+        return Ok(Connector::plain(addr, timeout));
+    }
+    let trust = match &args.ca_cert {
+        Some(path) => Trust::File(path.clone()),
+        None => Trust::System,
+    };
+    Connector::tls(addr, timeout, &trust, args.tls_name.as_deref())
+}
+
+/// The password given ahead: the first line of `--password-file`, else
+/// `CHAT_PASSWORD`. Never printed, not even in an error.
+fn password(args: &Args) -> anyhow::Result<Option<Password>> {
+    if let Some(path) = &args.password_file {
+        return password_from_file(path).map(Some);
+    }
+    match std::env::var("CHAT_PASSWORD") {
+        Ok(password) if !password.is_empty() => Ok(Some(Password::new(password))),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("CHAT_PASSWORD is not valid UTF-8"),
+    }
+}
+
+/// The first line of the file at `path`, without its line ending.
+fn password_from_file(path: &Path) -> anyhow::Result<Password> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the password from {}", path.display()))?;
+    let line = text.split('\n').next().unwrap_or_default();
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.is_empty() {
+        bail!("the first line of {} is empty: no password", path.display());
+    }
+    Ok(Password::new(line))
 }
 
 fn backoff(args: &Args) -> Backoff {
@@ -114,10 +190,10 @@ fn backoff(args: &Args) -> Backoff {
 /// The chat in a terminal, with the line editor.
 async fn run_terminal(
     args: &Args,
+    connector: &Connector,
     mut opts: Options,
     state: SharedState,
-    input: &mut TerminalInput,
-    output: &mut TerminalOutput,
+    (input, output): (&mut TerminalInput, &mut TerminalOutput),
 ) -> anyhow::Result<Outcome> {
     let renderer = opts.renderer();
     let mut nick = match &args.nick {
@@ -127,10 +203,21 @@ async fn run_terminal(
             None => return Ok(Outcome::Quit),
         },
     };
-    let conn = chat_client::connect(&args.addr, opts.timeout).await?;
+    let conn = connector.connect().await?;
     let mut connection = Connection::with_state(conn, &opts, state);
     loop {
-        match connection.register(&nick).await {
+        let registered = match connection.register(&nick).await {
+            Err(ClientError::PasswordNeeded { .. }) => {
+                let Some(password) = ask_password_in_terminal(input, output, &nick).await? else {
+                    return Ok(Outcome::Quit);
+                };
+                // Kept for --reconnect, which registers again.
+                opts.password = Some(password.clone());
+                connection.identify(&nick, password).await
+            }
+            other => other,
+        };
+        match registered {
             Ok(_) => break,
             Err(e @ ClientError::NickRefused { .. }) => {
                 output.send(renderer.error(format!("!! {e}"))).await?;
@@ -143,7 +230,20 @@ async fn run_terminal(
         }
     }
     opts.nick = nick;
-    chat(args, &opts, connection, input, output).await
+    chat(args, connector, &opts, connection, input, output).await
+}
+
+/// Asks for the password of `nick` on the terminal's prompt, showing nothing of what is
+/// typed; `None` if the user leaves instead.
+async fn ask_password_in_terminal(
+    input: &mut TerminalInput,
+    output: &mut TerminalOutput,
+    nick: &str,
+) -> anyhow::Result<Option<Password>> {
+    output.set_secret_prompt(format!("Password for {nick}: "))?;
+    let answer = input.next().await;
+    output.set_prompt(None)?;
+    Ok(answer.map(Password::new))
 }
 
 /// Asks for a nickname on the terminal's prompt; `None` if the user leaves instead.
@@ -160,17 +260,29 @@ async fn ask_nick_in_terminal(
 }
 
 /// The chat with plain lines: standard input and output are not both terminals.
-async fn run_lines(args: &Args, mut opts: Options) -> anyhow::Result<Outcome> {
+async fn run_lines(
+    args: &Args,
+    connector: &Connector,
+    mut opts: Options,
+) -> anyhow::Result<Outcome> {
     let interactive = std::io::stdin().is_terminal();
     let mut input = stdin_lines();
     if args.nick.is_none() {
         opts.nick = ask_nick(&mut input, interactive).await?;
     }
-    let conn = chat_client::connect(&args.addr, opts.timeout).await?;
+    let conn = connector.connect().await?;
     let mut connection = Connection::new(conn, &opts);
     let mut nick = opts.nick.clone();
     loop {
-        match connection.register(&nick).await {
+        let registered = match connection.register(&nick).await {
+            Err(ClientError::PasswordNeeded { .. }) if interactive => {
+                let password = ask_password(&mut input, &nick).await?;
+                opts.password = Some(password.clone());
+                connection.identify(&nick, password).await
+            }
+            other => other,
+        };
+        match registered {
             Ok(_) => break,
             Err(e @ ClientError::NickRefused { .. }) if interactive => {
                 eprintln!("chat-client: {e}");
@@ -181,14 +293,15 @@ async fn run_lines(args: &Args, mut opts: Options) -> anyhow::Result<Outcome> {
     }
     opts.nick = nick;
     let output = FramedWrite::new(tokio::io::stdout(), LineCodec::default());
-    chat(args, &opts, connection, input, output).await
+    chat(args, connector, &opts, connection, input, output).await
 }
 
 /// The chat on a registered connection, reconnecting if asked to.
 async fn chat<I, O>(
     args: &Args,
+    connector: &Connector,
     opts: &Options,
-    connection: Connection<TcpStream>,
+    connection: Connection<ServerStream>,
     input: I,
     output: O,
 ) -> anyhow::Result<Outcome>
@@ -199,8 +312,7 @@ where
 {
     let outcome = if args.reconnect {
         let backoff = backoff(args);
-        chat_client::chat_reconnecting(connection, &args.addr, opts, &backoff, input, output)
-            .await?
+        chat_client::chat_reconnecting(connection, connector, opts, &backoff, input, output).await?
     } else {
         connection.chat(input, output).await?
     };
@@ -223,6 +335,23 @@ async fn ask_nick(
     match answer {
         Some(nick) => Ok(nick),
         None => bail!("no nickname given: standard input ended"),
+    }
+}
+
+/// Prompts on standard error for the password of `nick` and takes the next line of
+/// input (a terminal, here) with its echo off.
+async fn ask_password(
+    input: &mut (impl Stream<Item = String> + Unpin),
+    nick: &str,
+) -> anyhow::Result<Password> {
+    eprint!("Password for {nick}: ");
+    let _ = std::io::stderr().flush();
+    let echo = terminal::echo_off();
+    let answer = input.next().await;
+    drop(echo);
+    match answer {
+        Some(password) => Ok(Password::new(password)),
+        None => bail!("no password given: standard input ended"),
     }
 }
 

@@ -1,5 +1,7 @@
-//! `--reconnect`: when the connection drops, connect again with exponential backoff,
-//! register the same nickname, join the same rooms and make the same room current.
+//! `--reconnect`: when the connection drops, connect again with exponential backoff (over
+//! TLS if the first connection was), register the same nickname (with the same password
+//! if it is registered), join the same rooms and make the same room current. A password
+//! that is missing or refused ends the session: trying again would not help.
 //!
 //! Between attempts the user's input is still read: `/quit` (or Ctrl-C) leaves at once,
 //! and other lines are kept (up to [`MAX_QUEUED`]) and sent once reconnected, so piped
@@ -10,6 +12,7 @@ use crate::connection::Connection;
 use crate::error::ClientError;
 use crate::input::{Typed, classify};
 use crate::state::SharedState;
+use crate::transport::{Connector, ServerStream};
 use crate::{Options, Outcome};
 use futures::stream::{self, FusedStream};
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -65,12 +68,12 @@ enum Offline<T> {
 }
 
 /// Runs the chat on `connection` (registered), and when the connection is lost,
-/// reconnects to `addr` as described in the module documentation, until the user quits,
-/// the input ends and is confirmed, or `backoff.attempts` attempts in a row fail
+/// reconnects with `connector` as described in the module documentation, until the user
+/// quits, the input ends and is confirmed, or `backoff.attempts` attempts in a row fail
 /// ([`ClientError::GaveUp`]).
 pub async fn chat_reconnecting<I, O>(
-    connection: Connection<tokio::net::TcpStream>,
-    addr: &str,
+    connection: Connection<ServerStream>,
+    connector: &Connector,
     opts: &Options,
     backoff: &Backoff,
     input: I,
@@ -83,6 +86,8 @@ where
 {
     let renderer = opts.renderer();
     let state = connection.state().clone();
+    // The same address and transport each time: as secure as the first connection.
+    let secure = connection.is_secure();
     let mut input = pin!(input.fuse());
     let mut output = pin!(output);
     let show = |e: O::Error| ClientError::Output(Box::new(e));
@@ -128,12 +133,12 @@ where
             output.send(line).await.map_err(show)?;
             let wait = tokio::time::sleep(delay);
             let io = (input.as_mut(), output.as_mut(), &mut queued);
-            let Offline::Done(()) = offline(wait, io, opts).await? else {
+            let Offline::Done(()) = offline(wait, io, opts, secure).await? else {
                 return Ok(Outcome::Quit);
             };
-            let attempt = reconnect(addr, opts, &state, &nick, &rejoin);
+            let attempt = reconnect(connector, opts, &state, &nick, &rejoin);
             let io = (input.as_mut(), output.as_mut(), &mut queued);
-            match offline(attempt, io, opts).await? {
+            match offline(attempt, io, opts, secure).await? {
                 Offline::Quit => return Ok(Outcome::Quit),
                 Offline::Done(Ok(connection)) => {
                     let line = if rejoin.is_empty() {
@@ -144,6 +149,7 @@ where
                     output.send(line).await.map_err(show)?;
                     break connection;
                 }
+                Offline::Done(Err(e)) if e.is_password_problem() => return Err(e),
                 Offline::Done(Err(e)) => {
                     let line = renderer.error(format!("!! reconnecting failed: {}", chain(&e)));
                     output.send(line).await.map_err(show)?;
@@ -156,13 +162,13 @@ where
 
 /// One attempt: connect, register `nick`, send the `rejoin` lines.
 async fn reconnect(
-    addr: &str,
+    connector: &Connector,
     opts: &Options,
     state: &SharedState,
     nick: &str,
     rejoin: &[String],
-) -> Result<Connection<tokio::net::TcpStream>, ClientError> {
-    let stream = crate::connect(addr, opts.timeout).await?;
+) -> Result<Connection<ServerStream>, ClientError> {
+    let stream = connector.connect().await?;
     let mut connection = Connection::with_state(stream, opts, state.clone());
     // NICK_TAKEN is likely when the server has not yet noticed that the old connection
     // is gone: it is an error like any other here, and the next attempt tries again.
@@ -174,11 +180,13 @@ async fn reconnect(
 }
 
 /// Waits for `fut` while reading the user's input: `/quit` ends the wait, other lines
-/// are queued for the next connection, with a word about it.
+/// are queued for the next connection (whose security is `secure`), with a word about
+/// it.
 async fn offline<T, I, O>(
     fut: impl Future<Output = T>,
     (mut input, mut output, queued): (Pin<&mut I>, Pin<&mut O>, &mut Vec<String>),
     opts: &Options,
+    secure: bool,
 ) -> Result<Offline<T>, ClientError>
 where
     I: Stream<Item = String> + FusedStream,
@@ -193,7 +201,7 @@ where
             // An ended input stays ended; the next connection confirms what was sent.
             typed = input.next(), if !input.is_terminated() => {
                 let Some(line) = typed else { continue };
-                let shown = match classify(&line) {
+                let shown = match classify(&line, secure) {
                     Typed::Nothing => continue,
                     Typed::Send { quit: true, .. } => {
                         output.send("-- bye".to_owned()).await.map_err(show)?;

@@ -3,7 +3,9 @@
 //! Rendering is a pure function of the frame and a time zone, so it is tested without a
 //! terminal. Events show the local time (`HH:MM`) and the room; joins, parts, quits and
 //! renames are marked (`-->`, `<--`, `--`) so they stand apart from messages; errors
-//! start with `!!` and lines the client does not understand with `??`.
+//! start with `!!` and lines the client does not understand with `??`. Messages replayed
+//! from history start with `[history]` and keep their original time, with the date when
+//! it is not today; in colour the whole line is dim, so that live talk stands out.
 //!
 //! Everything that another user or the server wrote (message text, reasons, error text,
 //! unknown lines) goes through [`escape_controls`], so a control character is shown as
@@ -37,6 +39,9 @@ pub struct Renderer {
     time_zone: TimeZone,
     /// Whether to add ANSI colours.
     color: bool,
+    /// Set while rendering history: today's date, so that times of other days show
+    /// their date.
+    dated: Option<jiff::civil::Date>,
 }
 
 const RESET: &str = "\x1b[0m";
@@ -72,7 +77,11 @@ pub fn mentions(text: &str, nick: &Nick) -> bool {
 impl Renderer {
     /// A renderer showing times in `time_zone`, with ANSI colours if `color`.
     pub fn new(time_zone: TimeZone, color: bool) -> Renderer {
-        Renderer { time_zone, color }
+        Renderer {
+            time_zone,
+            color,
+            dated: None,
+        }
     }
 
     /// Whether this renderer adds colours.
@@ -90,11 +99,30 @@ impl Renderer {
     }
 
     fn time(&self, t: &Timestamp) -> String {
-        let time = t
+        let zoned = t.to_zoned_datetime(self.time_zone.clone());
+        let format = match self.dated {
+            Some(today) if zoned.date() != today => "%Y-%m-%d %H:%M",
+            _ => "%H:%M",
+        };
+        self.paint(DIM, zoned.strftime(format).to_string())
+    }
+
+    /// Today, in the time zone of the times shown.
+    fn today(&self) -> jiff::civil::Date {
+        jiff::Timestamp::now()
             .to_zoned_datetime(self.time_zone.clone())
-            .strftime("%H:%M")
-            .to_string();
-        self.paint(DIM, time)
+            .date()
+    }
+
+    /// A message from history, as on `today`: marked, with its original time (and date,
+    /// if not `today`), and in colour dim as a whole, without the colours of live lines.
+    fn history(&self, event: &ServerFrame, me: Option<&Nick>, today: jiff::civil::Date) -> String {
+        let plain = Renderer {
+            time_zone: self.time_zone.clone(),
+            color: false,
+            dated: Some(today),
+        };
+        self.paint(DIM, format!("[history] {}", plain.frame(event, me)))
     }
 
     /// A nickname in its colour; bold and underlined when it is `me`.
@@ -148,11 +176,7 @@ impl Renderer {
         match frame {
             ServerFrame::NickPrompt => "-- the server asks for a nickname".to_owned(),
             ServerFrame::PassPrompt => "-- the server asks for this nickname's password".to_owned(),
-            ServerFrame::History(event) => format!(
-                "{} {}",
-                self.strange("[history]".to_owned()),
-                self.frame(event, me)
-            ),
+            ServerFrame::History(event) => self.history(event, me, self.today()),
             ServerFrame::HistoryEnd { target, count } => {
                 let s = if *count == 1 { "" } else { "s" };
                 self.notice(format!(
@@ -441,6 +465,55 @@ mod tests {
         for (line, want) in cases {
             assert_eq!(utc(&parse(line)), want, "for {line:?}");
         }
+    }
+
+    #[test]
+    fn history_keeps_its_time_and_shows_the_date_of_other_days() {
+        let renderer = Renderer::new(TimeZone::UTC, false);
+        let today: jiff::civil::Date = "2026-11-24".parse().unwrap();
+        let event = |line: &str| match parse(&format!("HISTORY {line}")) {
+            ServerFrame::History(event) => *event,
+            other => panic!("not history: {other:?}"),
+        };
+        let earlier = event("MSG #general bob 2026-11-20T09:05:00.000Z 7 :old news");
+        assert_eq!(
+            renderer.history(&earlier, None, today),
+            "[history] 2026-11-20 09:05 [#general] <bob> old news"
+        );
+        let same_day = event(&format!("ACTION #general bob {T} 8 :waves"));
+        assert_eq!(
+            renderer.history(&same_day, None, today),
+            "[history] 12:01 [#general] * bob waves"
+        );
+        let private = event("PRIVMSG bob alice 2025-01-02T03:04:05.000Z 9 :psst");
+        assert_eq!(
+            renderer.history(&private, None, today),
+            "[history] 2025-01-02 03:04 [pm] <bob -> alice> psst"
+        );
+        assert_eq!(
+            utc(&parse("HISTORYEND #general 2")),
+            "-- end of history of #general (2 messages)"
+        );
+        // Whatever today is, a history line says so and keeps its time.
+        let shown = utc(&ServerFrame::History(Box::new(earlier.clone())));
+        assert!(shown.starts_with("[history] "), "{shown}");
+        assert!(shown.contains("09:05 [#general] <bob> old news"), "{shown}");
+        // Live lines never show a date.
+        assert_eq!(utc(&earlier), "09:05 [#general] <bob> old news");
+    }
+
+    #[test]
+    fn history_is_dim_as_a_whole_in_colour() {
+        let renderer = Renderer::new(TimeZone::UTC, true);
+        let today: jiff::civil::Date = "2026-11-24".parse().unwrap();
+        let event = parse(&format!("MSG #general bob {T} 1 :hi alice"));
+        let me = Nick::new("alice").unwrap();
+        let shown = renderer.history(&event, Some(&me), today);
+        assert_eq!(
+            shown,
+            format!("{DIM}[history] 12:01 [#general] <bob> hi alice{RESET}"),
+            "one dim span, no nick colours or mention highlight inside"
+        );
     }
 
     #[test]

@@ -48,6 +48,9 @@ impl ChatState {
     /// Updates the state from one frame; returns whether anything changed.
     pub fn apply(&mut self, frame: &ServerFrame) -> bool {
         match frame {
+            // Replayed events happened before now: a member who joined or left then may
+            // be gone or back since. Only live frames tell what is true now.
+            ServerFrame::History(_) | ServerFrame::HistoryEnd { .. } => return false,
             ServerFrame::Welcome { nick, .. } => {
                 // A new session starts in no room; JOIN and CURRENT follow.
                 self.me = Some(nick.clone());
@@ -298,6 +301,53 @@ mod tests {
         assert_eq!(names(state.members(&Room::general())), ["Alicia", "bob"]);
         apply(&mut state, &format!("RENAME * Alicia al {T} 1"));
         assert_eq!(state.me().map(Nick::as_str), Some("al"));
+    }
+
+    #[test]
+    fn history_is_not_applied_as_live_events() {
+        let mut state = alice();
+        let before = state.clone();
+        let time: chat_proto::Timestamp = T.parse().unwrap();
+        let (room, carol) = (Room::new("#old").unwrap(), Nick::new("carol").unwrap());
+        // The server replays only messages; a replayed join or part must change nothing
+        // all the same, nor must messages replayed from a room we are not in.
+        let past = [
+            ServerFrame::Join {
+                room: Room::general(),
+                nick: carol.clone(),
+                time,
+                id: 1,
+            },
+            ServerFrame::Part {
+                room: Room::general(),
+                nick: Nick::new("bob").unwrap(),
+                time,
+                id: 2,
+                reason: None,
+            },
+            ServerFrame::Join {
+                room: room.clone(),
+                nick: Nick::new("alice").unwrap(),
+                time,
+                id: 3,
+            },
+            ServerFrame::Rename {
+                room: None,
+                old: Nick::new("alice").unwrap(),
+                new: carol,
+                time,
+                id: 4,
+            },
+        ];
+        for event in past {
+            assert!(!state.apply(&ServerFrame::History(Box::new(event))));
+        }
+        assert!(!apply(
+            &mut state,
+            &format!("HISTORY MSG #old dave {T} 5 :hello")
+        ));
+        assert!(!apply(&mut state, "HISTORYEND #old 1"));
+        assert_eq!(state, before);
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! [`LineEditor`]. Ctrl-C, Ctrl-D on an empty line, SIGINT, SIGTERM and SIGHUP all yield
 //! `/quit` and end the stream, so the client leaves as after `/quit`. The client's own
 //! commands are handled here: `/clear` never leaves the terminal, and `/help` prints the
-//! client's half before it goes on to the server for the server's half.
+//! client's half before it goes on to the server for the server's half. A password is
+//! asked for on the same row ([`TerminalOutput::set_secret_prompt`]), with nothing
+//! shown as it is typed.
 //! [`TerminalGuard`] puts the terminal back as it was, also on a panic.
 
 use crate::complete::{CLIENT_COMMANDS, KEYS, complete};
@@ -266,9 +268,15 @@ impl TerminalInput {
                     Action::ClearScreen => {
                         let _ = screen.clear_screen();
                     }
+                    // Leaving at a password prompt is not a line to answer it with.
+                    Action::Quit if screen.editor.is_secret() => self.ended = true,
                     Action::Quit => {
                         self.queue.push_back("/quit".to_owned());
                         self.ended = true;
+                    }
+                    Action::Submit(line) if screen.editor.is_secret() => {
+                        let _ = screen.redraw();
+                        self.queue.push_back(line);
                     }
                     Action::Submit(line) => {
                         let _ = screen.redraw();
@@ -337,10 +345,21 @@ pub struct TerminalOutput {
 
 impl TerminalOutput {
     /// Replaces the prompt (`Some`, for example when asking for a nickname) or brings
-    /// back the usual one (`None`).
+    /// back the usual one (`None`); either way what is typed is shown again.
     pub fn set_prompt(&self, prompt: Option<String>) -> io::Result<()> {
         let mut screen = lock(&self.screen);
         screen.prompt = prompt;
+        screen.editor.set_secret(false);
+        screen.redraw()
+    }
+
+    /// Replaces the prompt with `prompt` for a password: the next line typed is neither
+    /// shown nor kept in the history, and leaving ends the input without a `/quit`.
+    /// [`TerminalOutput::set_prompt`] ends this.
+    pub fn set_secret_prompt(&self, prompt: String) -> io::Result<()> {
+        let mut screen = lock(&self.screen);
+        screen.prompt = Some(prompt);
+        screen.editor.set_secret(true);
         screen.redraw()
     }
 }
@@ -379,6 +398,49 @@ pub struct TerminalGuard {
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
         lock(&self.screen).restore();
+    }
+}
+
+/// Turns the echo of standard input off, when it is a terminal, until dropped: for a
+/// password typed while the line editor is not in use. The line discipline still
+/// collects the line; only what is typed is not shown (Enter still shows as a new line).
+pub fn echo_off() -> EchoOff {
+    #[cfg(unix)]
+    {
+        use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+        let stdin = io::stdin();
+        let Ok(saved) = tcgetattr(&stdin) else {
+            return EchoOff { saved: None };
+        };
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        quiet.local_modes.insert(LocalModes::ECHONL);
+        match tcsetattr(&stdin, OptionalActions::Now, &quiet) {
+            Ok(()) => EchoOff { saved: Some(saved) },
+            Err(_) => EchoOff { saved: None },
+        }
+    }
+    #[cfg(not(unix))]
+    EchoOff {}
+}
+
+/// Restores standard input's echo when dropped; see [`echo_off`].
+pub struct EchoOff {
+    /// The settings to restore, if they were changed.
+    #[cfg(unix)]
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(saved) = &self.saved {
+            let _ = rustix::termios::tcsetattr(
+                io::stdin(),
+                rustix::termios::OptionalActions::Now,
+                saved,
+            );
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 
 mod common;
 
-use chat_client::{Backoff, ClientError, Connection, Options, Outcome, chat_reconnecting};
+use chat_client::{
+    Backoff, ClientError, Connection, Connector, Options, Outcome, chat_reconnecting,
+};
 use chat_proto::{ErrorCode, LineCodec, ServerFrame};
 use common::{Peer, TestServer, closed_port, within};
 use futures::channel::mpsc;
@@ -66,7 +68,10 @@ impl Client {
 
     /// A client that reconnects (quickly, for the tests) when the connection is lost.
     async fn start_reconnecting(addr: SocketAddr, nick: &str) -> Client {
-        let conn = connect(addr).await;
+        let connector = Connector::plain(addr.to_string(), common::WAIT);
+        let conn = within("connect", connector.connect())
+            .await
+            .expect("connect");
         let (input, input_rx) = mpsc::unbounded();
         let (output_tx, output) = mpsc::unbounded();
         let opts = opts(nick);
@@ -78,8 +83,7 @@ impl Client {
         let task = tokio::spawn(async move {
             let mut connection = Connection::new(conn, &opts);
             connection.register(&opts.nick).await?;
-            let addr = addr.to_string();
-            chat_reconnecting(connection, &addr, &opts, &backoff, input_rx, output_tx).await
+            chat_reconnecting(connection, &connector, &opts, &backoff, input_rx, output_tx).await
         });
         Client {
             input: Some(input),
@@ -602,8 +606,10 @@ async fn quit_while_offline_ends_at_once() {
 #[tokio::test]
 async fn reconnecting_gives_up_after_its_attempts() {
     let mut server = TestServer::start().await;
-    let addr = server.addr;
-    let conn = connect(addr).await;
+    let connector = Connector::plain(server.addr.to_string(), common::WAIT);
+    let conn = within("connect", connector.connect())
+        .await
+        .expect("connect");
     let opts = opts("alice");
     let mut connection = Connection::new(conn, &opts);
     within("welcome", connection.register("alice"))
@@ -620,7 +626,7 @@ async fn reconnecting_gives_up_after_its_attempts() {
     let (_input, input_rx) = mpsc::unbounded::<String>();
     let result = within(
         "giving up",
-        chat_reconnecting(connection, &addr.to_string(), &opts, &backoff, input_rx, tx),
+        chat_reconnecting(connection, &connector, &opts, &backoff, input_rx, tx),
     )
     .await;
     match result {

@@ -37,6 +37,8 @@ fn runtime() -> Runtime {
 struct Shared {
     parser: vt100::Parser,
     closed: bool,
+    /// Every byte the client wrote, to check what was never shown.
+    written: Vec<u8>,
 }
 
 /// The client running in a pseudo-terminal.
@@ -82,6 +84,7 @@ impl Term {
             Mutex::new(Shared {
                 parser: vt100::Parser::new(nonzero(ROWS), nonzero(COLUMNS), 0),
                 closed: false,
+                written: Vec::new(),
             }),
             Condvar::new(),
         ));
@@ -97,6 +100,7 @@ impl Term {
                     shared.closed = true;
                 } else {
                     shared.parser.process(&buf[..n]);
+                    shared.written.extend_from_slice(&buf[..n]);
                 }
                 changed.notify_all();
                 if n == 0 {
@@ -151,6 +155,16 @@ impl Term {
     fn wait_for_input(&self, row: &str) -> Screen {
         let row = row.trim_end();
         self.wait_for(&format!("the input row {row:?}"), |s| s.input() == row)
+    }
+
+    /// Whether the client ever wrote `needle` to the terminal.
+    fn ever_wrote(&self, needle: &str) -> bool {
+        let (lock, _) = &*self.shared;
+        let shared = lock.lock().unwrap_or_else(|e| e.into_inner());
+        shared
+            .written
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
     }
 
     /// Waits for the client to exit and returns how.
@@ -467,4 +481,90 @@ fn colours_help_and_the_nickname_prompt() {
     let screen = colored.wait_for("a clear screen", |s| !s.shows("-- //text"));
     assert_eq!(screen.cursor_row, 0);
     assert_eq!(screen.input(), "#general>");
+}
+
+/// A fake server for `alice`, whose nickname is registered: it asks for her password,
+/// welcomes her into `#general`, answers `/ping` and `/quit`, and passes on every line
+/// it gets (the password first).
+async fn registered_alice(listener: tokio::net::TcpListener, lines: mpsc::Sender<String>) {
+    use futures::{SinkExt, StreamExt};
+    let (stream, _) = listener.accept().await.expect("accept");
+    let mut wire = tokio_util::codec::Framed::new(stream, chat_proto::LineCodec::default());
+    let t = "2026-11-24T12:00:00.000Z";
+    wire.send("NICK").await.expect("send");
+    let _nick = wire.next().await;
+    wire.send("PASS").await.expect("send");
+    while let Some(Ok(Ok(line))) = wire.next().await {
+        let reply = if lines.send(line.clone()).is_err() {
+            return;
+        } else if line == "/quit" {
+            vec!["BYE :quit".to_owned()]
+        } else if let Some(token) = line.strip_prefix("/ping ") {
+            vec![format!("PONG :{token}")]
+        } else if line.starts_with('/') {
+            vec![]
+        } else if line.starts_with("hello") {
+            vec![format!("MSG #general alice {t} 2 :{line}")]
+        } else {
+            // The password.
+            vec![
+                "WELCOME alice :hi alice".to_owned(),
+                format!("JOIN #general alice {t} 1"),
+                "MEMBERS #general alice".to_owned(),
+                "CURRENT #general".to_owned(),
+                "ACCOUNT alice identified".to_owned(),
+            ]
+        };
+        for frame in reply {
+            wire.send(frame).await.expect("send");
+        }
+    }
+}
+
+#[test]
+fn a_password_typed_at_the_prompt_is_never_shown_nor_recalled() {
+    let rt = runtime();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (lines_tx, lines) = mpsc::channel();
+    rt.spawn(registered_alice(listener, lines_tx));
+    let next_line = || lines.recv_timeout(WAIT).expect("a line at the server");
+    let mut term = Term::spawn(&["--nick", "alice", "--addr", &addr], &[]);
+
+    term.wait_for_input("Password for alice:");
+    term.type_keys("s3cret pass\r");
+    assert_eq!(next_line(), "s3cret pass");
+    term.wait_for("the welcome", |s| {
+        s.shows("-- alice is yours: password accepted") && s.input() == "#general>"
+    });
+
+    // The argument of /register is masked as it is typed, and sent as typed.
+    term.type_keys("/register n3w-passw0rd");
+    term.wait_for_input("#general> /register ************");
+    term.type_keys("\r");
+    assert_eq!(next_line(), "/register n3w-passw0rd");
+    term.type_keys("hello\r");
+    assert_eq!(next_line(), "hello");
+    term.wait_for("the echo", |s| s.shows("<alice> hello"));
+    // Up, Up: only "hello" is in the history, not the /register line.
+    term.type_keys("\x1b[A\x1b[Ax");
+    term.wait_for_input("#general> hellox");
+
+    term.type_keys("\x15\x03");
+    let status = term.wait_exit();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        term.ever_wrote("Password for alice: "),
+        "what is written is seen"
+    );
+    assert!(
+        !term.ever_wrote("s3cret"),
+        "the password reached the screen"
+    );
+    assert!(
+        !term.ever_wrote("n3w-passw0rd"),
+        "the new password reached the screen"
+    );
 }

@@ -31,6 +31,18 @@ pub(crate) fn now() -> Timestamp {
     Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now)
 }
 
+/// Ids handed out per millisecond of uptime before a restart could reuse one.
+const IDS_PER_MS: u64 = 1024;
+
+/// The first id of this run: past every stored id, and past every id an earlier run
+/// can have handed out without storing it (a `RENAME *`, an event lost in a crash)
+/// unless that run averaged over a million ids per second: ids start at the current
+/// time in milliseconds times [`IDS_PER_MS`].
+fn first_id(stored_next: u64) -> u64 {
+    let now_ms = u64::try_from(now().as_millisecond()).unwrap_or(0);
+    stored_next.max(now_ms.saturating_mul(IDS_PER_MS)).max(1)
+}
+
 /// Locks a mutex, carrying on after a panic elsewhere: every critical section here leaves
 /// its data consistent enough to serve.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -154,7 +166,7 @@ impl Hub {
                 accounts,
                 ..State::default()
             }),
-            ids: AtomicU64::new(next_id.max(1)),
+            ids: AtomicU64::new(first_id(next_id)),
             room_capacity: room_capacity.max(1),
             store,
             hasher: Hasher::new(2),
@@ -226,24 +238,29 @@ impl Hub {
         (Event { id, bytes }, stored)
     }
 
-    /// Gives a private message its id and queues it for the store, for its two parties'
-    /// history. `Busy`: not accepted.
-    pub(crate) fn private(
+    /// Gives a private message its id and time, encoded.
+    pub(crate) fn stamp_private(
+        &self,
+        make: impl FnOnce(u64, Timestamp) -> ServerFrame,
+    ) -> (u64, Timestamp, Bytes) {
+        let (id, time) = (self.next_id(), now());
+        (id, time, make(id, time).to_bytes())
+    }
+
+    /// Queues a delivered private message for the store, for its two parties' history.
+    pub(crate) fn keep_private(
         &self,
         pair: Arc<str>,
-        make: impl FnOnce(u64, Timestamp) -> ServerFrame,
-    ) -> Result<Bytes, Busy> {
-        let (id, time) = (self.next_id(), now());
-        let bytes = make(id, time).to_bytes();
+        (id, time, line): (u64, Timestamp, Bytes),
+    ) -> Result<(), Busy> {
         self.store.append(Record {
             id,
             kind: Kind::Private,
             room: None,
             pair: Some(pair),
             time_ms: time.as_millisecond(),
-            line: bytes.clone(),
-        })?;
-        Ok(bytes)
+            line,
+        })
     }
 
     /// Asks the store a question; the answer comes on the returned channel.

@@ -3,7 +3,9 @@
 //! `127.0.0.1:0` and talk to the real socket.
 //!
 //! - [`config`]: every limit and timeout.
-//! - `listener`: the accept loop, connection limit, graceful shutdown.
+//! - `listener`: the accept loops (plain TCP and TLS), connection limit, graceful
+//!   shutdown.
+//! - [`tls`]: the certificate and key for TLS, and self-signed pairs for a first try.
 //! - `session`: one task per connection: handshake, commands, output batching.
 //! - `hub`: nicknames and rooms; touched on join, part, rename, connect and disconnect,
 //!   never for an ordinary message.
@@ -17,6 +19,7 @@ mod password;
 mod reader;
 mod session;
 mod store;
+pub mod tls;
 
 pub use config::Config;
-pub use listener::{Server, Stats, run};
+pub use listener::{Server, Stats, run, run_with};

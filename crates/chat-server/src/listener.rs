@@ -1,6 +1,12 @@
-//! The accept loop: connection limits (total and per address), socket options, one task
+//! The accept loops: connection limits (total and per address), socket options, one task
 //! per connection, and graceful shutdown (stop accepting, tell every client, wait a
 //! bounded time).
+//!
+//! A server may listen on two sockets at once, plain TCP and TLS ([`Server::run_with`]):
+//! both feed the same hub under the same limits and stop on the same shutdown. A TLS
+//! connection is admitted like a plain one; its handshake runs in its own task (never in
+//! the accept loop, so a slow or silent client holds up no one else), bounded by the
+//! handshake timeout, and then the session runs over the decrypted stream.
 
 use crate::config::Config;
 use crate::hub::Hub;
@@ -10,13 +16,16 @@ use chat_proto::{ErrorCode, ServerFrame};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, error, info, info_span, warn};
@@ -80,6 +89,18 @@ impl Drop for TaskGuard {
 
 /// Connections being refused with an error frame at once.
 const MAX_REFUSALS: usize = 64;
+
+/// Longest time spent telling a refused connection why (its TLS handshake included).
+const REFUSAL_LIMIT: Duration = Duration::from_secs(2);
+
+/// How the connections of one listener are carried.
+#[derive(Clone)]
+enum Transport {
+    /// Plain TCP.
+    Plain,
+    /// TLS over TCP, with this certificate.
+    Tls(TlsAcceptor),
+}
 
 /// What a server holds at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,12 +187,35 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
+        self.run_with(listener, None, shutdown).await
+    }
+
+    /// Serves plain TCP on `plain` and, if given, TLS on the second listener with the
+    /// acceptor's certificate (see [`crate::tls::acceptor`]), until `shutdown`
+    /// completes; then stops both as [`Server::run`] does.
+    pub async fn run_with(
+        &self,
+        plain: TcpListener,
+        tls: Option<(TcpListener, TlsAcceptor)>,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
         let token = CancellationToken::new();
+        let plain_loop = self.accept_loop(&plain, Transport::Plain, &token);
+        let tls_loop = async {
+            match &tls {
+                Some((listener, acceptor)) => {
+                    let transport = Transport::Tls(acceptor.clone());
+                    self.accept_loop(listener, transport, &token).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            () = self.accept_loop(&listener, &token) => {}
+            () = plain_loop => {}
+            () = tls_loop => {}
             () = shutdown => info!("shutting down"),
         }
-        drop(listener);
+        drop((plain, tls));
         token.cancel();
         self.tracker.close();
         if tokio::time::timeout(self.config.shutdown_grace, self.tracker.wait())
@@ -183,12 +227,24 @@ impl Server {
                 "shutdown grace over; dropping remaining connections"
             );
         }
-        // Everything the sessions published is on disk before `run` returns.
-        self.hub.flush().await;
+        // Everything the sessions published is on disk before `run` returns, unless the
+        // disk takes longer than the grace (then the writer thread finishes on its own
+        // while the process exits, losing at most that batch).
+        if tokio::time::timeout(self.config.shutdown_grace, self.hub.flush())
+            .await
+            .is_err()
+        {
+            warn!("shutdown grace over before the store was flushed");
+        }
         Ok(())
     }
 
-    async fn accept_loop(&self, listener: &TcpListener, token: &CancellationToken) {
+    async fn accept_loop(
+        &self,
+        listener: &TcpListener,
+        transport: Transport,
+        token: &CancellationToken,
+    ) {
         let mut backoff = Duration::from_millis(10);
         loop {
             let (stream, peer) = match listener.accept().await {
@@ -207,20 +263,17 @@ impl Server {
                 }
             };
             configure(&stream, self.config.keepalive);
-            let span = info_span!("conn", %peer, nick = tracing::field::Empty);
+            let tls = matches!(transport, Transport::Tls(_));
+            let span = info_span!("conn", %peer, tls, nick = tracing::field::Empty);
             match self.admit(peer.ip()) {
                 Ok(permits) => {
                     let guard = TaskGuard::new(&self.gauge, Some(permits));
                     let (hub, config, token) =
                         (self.hub.clone(), self.config.clone(), token.clone());
+                    let transport = transport.clone();
                     self.tracker.spawn(
                         async move {
-                            let (read, write) = stream.into_split();
-                            let peer = session::Peer {
-                                addr: peer,
-                                tls: false,
-                            };
-                            session::serve(read, write, peer, hub, config, token).await;
+                            serve(stream, peer, transport, hub, config, token).await;
                             drop(guard);
                         }
                         .instrument(span),
@@ -231,9 +284,10 @@ impl Server {
                         continue;
                     };
                     let guard = TaskGuard::new(&self.gauge, None);
+                    let transport = transport.clone();
                     self.tracker.spawn(
                         async move {
-                            refuse(stream, refusal).await;
+                            refuse(stream, transport, refusal).await;
                             drop(permit);
                             drop(guard);
                         }
@@ -341,39 +395,237 @@ fn configure(stream: &TcpStream, idle: Duration) {
     let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive);
 }
 
-/// Tells a refused connection which limit it hit, then closes it.
-async fn refuse(mut stream: TcpStream, refusal: Refusal) {
-    let (code, text) = match refusal {
-        Refusal::Full { limit } => {
-            warn!(limit, "connection refused: server full");
-            (
-                ErrorCode::ServerFull,
-                format!("the server is at its limit of {limit} connections"),
-            )
+/// Runs one admitted connection from accept to close: the TLS handshake first if it
+/// came to the TLS listener, then the session.
+async fn serve(
+    stream: TcpStream,
+    addr: SocketAddr,
+    transport: Transport,
+    hub: Arc<Hub>,
+    config: Arc<Config>,
+    token: CancellationToken,
+) {
+    match transport {
+        Transport::Plain => {
+            let (read, write) = stream.into_split();
+            let peer = session::Peer { addr, tls: false };
+            session::serve(read, write, peer, hub, config, token).await;
         }
-        Refusal::PerAddress { limit } => {
-            warn!(limit, "connection refused: too many from this address");
-            (
-                ErrorCode::TooManyConnections,
-                format!("your address already has {limit} connections, the most allowed"),
-            )
+        Transport::Tls(acceptor) => {
+            let limit = config.handshake_timeout;
+            let Some(stream) = tls_handshake(&acceptor, stream, limit, &token).await else {
+                return;
+            };
+            let (read, write) = tokio::io::split(TlsEof::new(stream));
+            let peer = session::Peer { addr, tls: true };
+            session::serve(read, Flushed::new(write), peer, hub, config, token).await;
         }
-    };
-    let reason = match refusal {
-        Refusal::Full { .. } => "server full",
-        Refusal::PerAddress { .. } => "too many connections from your address",
-    };
-    let frames = ServerFrame::encode_all(&[
-        ServerFrame::Error { code, text },
-        ServerFrame::Bye {
-            reason: reason.into(),
+    }
+}
+
+/// The TLS handshake of a new connection, within `limit` and given up on shutdown. A
+/// failure is logged (the span names the peer) and closes the socket: there is no
+/// channel yet on which to tell the client anything.
+async fn tls_handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    limit: Duration,
+    token: &CancellationToken,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    tokio::select! {
+        result = tokio::time::timeout(limit, acceptor.accept(stream)) => match result {
+            Ok(Ok(stream)) => Some(stream),
+            Ok(Err(e)) => {
+                info!(error = %e, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                info!(?limit, "TLS handshake timed out");
+                None
+            }
         },
-    ]);
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        let _ = stream.write_all(&frames).await;
-        let _ = stream.shutdown().await;
+        () = token.cancelled() => None,
+    }
+}
+
+/// Tells a refused connection which limit it hit, then closes it.
+///
+/// On the TLS listener the handshake is done first, so that the client reads the reason
+/// rather than sees a bare close. That costs a handshake per refusal, but refusals are
+/// bounded: [`MAX_REFUSALS`] at once (past them a connection is closed without a word),
+/// each within [`REFUSAL_LIMIT`].
+async fn refuse(stream: TcpStream, transport: Transport, refusal: Refusal) {
+    refusal.log();
+    let frames = refusal.frames();
+    let _ = tokio::time::timeout(REFUSAL_LIMIT, async {
+        match transport {
+            Transport::Plain => say_and_close(stream, &frames).await,
+            Transport::Tls(acceptor) => match acceptor.accept(stream).await {
+                Ok(stream) => say_and_close(stream, &frames).await,
+                Err(e) => info!(error = %e, "TLS handshake failed"),
+            },
+        }
     })
     .await;
+}
+
+/// Writes `frames`, then closes the connection (for TLS, with its close notification).
+async fn say_and_close<S: AsyncWrite + Unpin>(mut stream: S, frames: &[u8]) {
+    let _ = stream.write_all(frames).await;
+    let _ = stream.shutdown().await;
+}
+
+impl Refusal {
+    fn log(self) {
+        match self {
+            Refusal::Full { limit } => warn!(limit, "connection refused: server full"),
+            Refusal::PerAddress { limit } => {
+                warn!(limit, "connection refused: too many from this address");
+            }
+        }
+    }
+
+    /// The `ERR` and `BYE` frames that tell the client.
+    fn frames(self) -> bytes::Bytes {
+        let (code, text, reason) = match self {
+            Refusal::Full { limit } => (
+                ErrorCode::ServerFull,
+                format!("the server is at its limit of {limit} connections"),
+                "server full",
+            ),
+            Refusal::PerAddress { limit } => (
+                ErrorCode::TooManyConnections,
+                format!("your address already has {limit} connections, the most allowed"),
+                "too many connections from your address",
+            ),
+        };
+        ServerFrame::encode_all(&[
+            ServerFrame::Error { code, text },
+            ServerFrame::Bye {
+                reason: reason.into(),
+            },
+        ])
+    }
+}
+
+/// A TLS stream as the session reads it.
+///
+/// Most clients close the connection without TLS's close notification when they exit,
+/// and rustls reports that as an error; the session would tell the client's rooms a
+/// connection error with rustls's explanation. At a line boundary nothing can have been
+/// cut off, so there it is simply the end of the stream. Within a line it stays an
+/// error, so that a line cut short by whoever can close the TCP connection is never
+/// taken as whole.
+struct TlsEof<S> {
+    inner: S,
+    /// Whether everything read so far ends with a newline (or nothing was read).
+    at_line_start: bool,
+}
+
+impl<S> TlsEof<S> {
+    fn new(inner: S) -> TlsEof<S> {
+        TlsEof {
+            inner,
+            at_line_start: true,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for TlsEof<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match ready!(Pin::new(&mut this.inner).poll_read(cx, buf)) {
+            Ok(()) => {
+                if let Some(&last) = buf.filled()[before..].last() {
+                    this.at_line_start = last == b'\n';
+                }
+                Poll::Ready(Ok(()))
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && this.at_line_start => {
+                Poll::Ready(Ok(()))
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed within a line, without TLS close_notify",
+            ))),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for TlsEof<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The write half of a TLS connection, as the session needs it.
+///
+/// The session writes and never flushes: a plain socket needs no flush. rustls, though,
+/// takes all it is given, encrypts it, and keeps what the socket would not take yet; with
+/// no later write to push it out, the end of a batch could wait there until the next
+/// batch. So a write here completes only once everything it handed to rustls has reached
+/// the socket: a slow reader holds the session's write up as a full socket does on plain
+/// TCP, and the session's write timeout applies alike.
+///
+/// While such a write waits, the bytes it handed over are already taken. The caller
+/// offers them again (its buffer advances only by what a write reports, as with
+/// `write_buf` and `write_all_buf`, the session's writers), so they are counted once
+/// the flush is done, not taken twice.
+struct Flushed<W> {
+    inner: W,
+    /// Bytes handed to rustls by a write that waits for them to reach the socket.
+    taken: usize,
+}
+
+impl<W> Flushed<W> {
+    fn new(inner: W) -> Flushed<W> {
+        Flushed { inner, taken: 0 }
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Flushed<W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.taken == 0 {
+            let n = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+            if n == 0 {
+                return Poll::Ready(Ok(0));
+            }
+            this.taken = n;
+        }
+        ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+        Poll::Ready(Ok(std::mem::take(&mut this.taken).min(buf.len())))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 /// Serves `listener` with `config` until `shutdown` completes. The binary and the tests
@@ -384,6 +636,17 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     Server::new(config)?.run(listener, shutdown).await
+}
+
+/// Serves plain TCP on `plain` and TLS on `tls` (if given) with `config` until
+/// `shutdown` completes; see [`Server::run_with`].
+pub async fn run_with(
+    plain: TcpListener,
+    tls: Option<(TcpListener, TlsAcceptor)>,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    Server::new(config)?.run_with(plain, tls, shutdown).await
 }
 
 #[cfg(test)]
@@ -408,6 +671,31 @@ mod tests {
         assert_eq!(sock.tcp_keepalive_retries().unwrap(), 5);
         assert!(accepted.nodelay().unwrap());
         drop(client);
+    }
+
+    /// A `BufWriter` keeps what it is given until flushed, as rustls does with what the
+    /// socket would not take: through [`Flushed`], a write alone gets it to the peer.
+    #[tokio::test]
+    async fn a_flushed_write_reaches_the_peer_without_a_flush() {
+        use tokio::io::{AsyncReadExt, BufWriter};
+        let (near, mut far) = tokio::io::duplex(8);
+        let mut writer = Flushed::new(BufWriter::new(near));
+        let message = b"a batch longer than the pipe holds at once";
+        let write = async {
+            let mut out = bytes::BytesMut::from(&message[..]);
+            while !out.is_empty() {
+                writer.write_buf(&mut out).await.unwrap();
+            }
+        };
+        let mut got = vec![0; message.len()];
+        let read = far.read_exact(&mut got);
+        let wait = Duration::from_secs(10);
+        let (written, read) = tokio::time::timeout(wait, async { tokio::join!(write, read) })
+            .await
+            .expect("everything written arrives, with no flush");
+        let () = written;
+        read.unwrap();
+        assert_eq!(&got[..], &message[..], "each byte once, in order");
     }
 
     #[test]

@@ -1,16 +1,29 @@
-//! `chat-server`: parses flags, sets up logging, binds, and serves until Ctrl-C or SIGTERM.
+//! `chat-server`: parses flags, sets up logging, binds, and serves until Ctrl-C or SIGTERM;
+//! or, with `gen-cert`, writes a self-signed certificate for a first try with TLS. Any
+//! error is one line on standard error and a non-zero exit code.
 
 use anyhow::Context;
+use chat_server::tls::{self, DEFAULT_NAMES, DEFAULT_TLS_ADDR};
 use clap::Parser;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tracing_subscriber::EnvFilter;
 
 /// A chat server: rooms, private messages and a line protocol you can type into `nc`.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Address to listen on.
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Address to listen on (plain TCP).
     #[arg(long, env = "CHAT_ADDR", default_value = chat_proto::DEFAULT_ADDR)]
     addr: String,
+
+    #[command(flatten)]
+    tls: TlsArgs,
 
     /// Log format.
     #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -18,6 +31,51 @@ struct Args {
 
     #[command(flatten)]
     config: chat_server::Config,
+}
+
+/// TLS: given a certificate and its key, the server serves TLS on its own address as
+/// well as plain TCP on `--addr`.
+#[derive(Debug, clap::Args)]
+struct TlsArgs {
+    /// Certificate chain for TLS, PEM, the server's certificate first. With --tls-key,
+    /// the server also serves TLS on --tls-addr (`chat-server gen-cert` makes a
+    /// self-signed pair to try it).
+    #[arg(long, env = "CHAT_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// Private key of the TLS certificate, PEM.
+    #[arg(long, env = "CHAT_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Address to listen on for TLS, with --tls-cert and --tls-key.
+    #[arg(long, env = "CHAT_TLS_ADDR", default_value = DEFAULT_TLS_ADDR)]
+    tls_addr: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Write a self-signed certificate and its key (cert.pem, key.pem) to try TLS with.
+    ///
+    /// Clients must be told to trust that very certificate (chat-client --tls
+    /// --ca-cert cert.pem); for a public server, use a certificate from a real
+    /// authority instead.
+    GenCert(GenCert),
+}
+
+#[derive(Debug, clap::Args)]
+struct GenCert {
+    /// Directory to write cert.pem and key.pem into (created if need be).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    out: PathBuf,
+
+    /// A name the certificate is valid for: a DNS name or an IP address (several may
+    /// follow one --name, and --name may be repeated).
+    #[arg(long = "name", value_name = "NAME", num_args = 1.., default_values = DEFAULT_NAMES)]
+    names: Vec<String>,
+
+    /// Overwrite cert.pem and key.pem if they exist.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -29,16 +87,66 @@ enum LogFormat {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match args.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+async fn main() -> ExitCode {
+    let mut args = Args::parse();
+    let result = match args.command.take() {
+        Some(Command::GenCert(gen_cert)) => write_cert(&gen_cert),
+        None => serve(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chat-server: error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+/// `gen-cert`: writes the pair and says how to use it.
+fn write_cert(args: &GenCert) -> anyhow::Result<()> {
+    let (cert, key) = tls::write_self_signed(&args.out, &args.names, args.force)?;
+    println!(
+        "wrote {} (self-signed certificate for {})",
+        cert.display(),
+        args.names.join(", ")
+    );
+    println!("wrote {} (its private key; keep it secret)", key.display());
+    println!("start the server with:");
+    println!(
+        "  chat-server --tls-cert {} --tls-key {}",
+        shell_word(&cert),
+        shell_word(&key)
+    );
+    println!("and connect with:");
+    println!("  chat-client --tls --ca-cert {}", shell_word(&cert));
+    Ok(())
+}
+
+/// `path` as one word for a shell: quoted if it holds anything a shell would split or
+/// expand.
+fn shell_word(path: &Path) -> String {
+    let text = path.display().to_string();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+/// Serves until Ctrl-C or SIGTERM.
+async fn serve(mut args: Args) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    // The library's default store is in memory (for tests); the binary keeps history
+    // and accounts in a file unless told otherwise.
+    let db = args
+        .config
+        .db
+        .get_or_insert_with(|| chat_server::config::default_db_path().display().to_string())
+        .clone();
+    tracing::info!(db = %db, "database");
+    // Before anything is bound: a bad certificate stops the server at once.
+    let acceptor = tls_acceptor(&args.tls)?;
     match chat_server::config::raise_open_file_limit() {
         Ok(limit) => tracing::info!(limit, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
@@ -47,13 +155,46 @@ async fn main() -> anyhow::Result<()> {
         max_connections = args.config.connection_limit(),
         "connection limit"
     );
-    let listener = tokio::net::TcpListener::bind(&args.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let listener = bind(&args.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    chat_server::run(listener, args.config, shutdown_signal()).await?;
+    let tls = match acceptor {
+        Some(acceptor) => {
+            let tls_listener = bind(&args.tls.tls_addr).await?;
+            tracing::info!(addr = %tls_listener.local_addr()?, "listening for TLS");
+            Some((tls_listener, acceptor))
+        }
+        None => None,
+    };
+    chat_server::run_with(listener, tls, args.config, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// The TLS acceptor, if a certificate and key were given (clap makes sure that both or
+/// neither are).
+fn tls_acceptor(args: &TlsArgs) -> anyhow::Result<Option<TlsAcceptor>> {
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(tls::acceptor(cert, key)?)),
+        (None, None) => Ok(None),
+        _ => anyhow::bail!("--tls-cert and --tls-key go together: give both, or neither"),
+    }
+}
+
+async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
 }
 
 /// Completes on Ctrl-C, or SIGTERM on Unix.

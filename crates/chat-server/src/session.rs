@@ -1025,27 +1025,31 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
         };
         let from = self.nick.clone();
         let pair = pair(&self.registration.key, &to.folded());
-        let bytes = match self.hub.private(pair, |id, time| ServerFrame::Private {
+        let stamped = self.hub.stamp_private(|id, time| ServerFrame::Private {
             from,
             to: to.clone(),
             time,
             id,
             text,
-        }) {
-            Ok(bytes) => bytes,
-            Err(_busy) => {
-                return self.conn.error(
-                    ErrorCode::ServerBusy,
-                    "the server cannot keep up with saving history; message not sent, try again",
-                );
+        });
+        let bytes = stamped.2.clone();
+        // Kept only once delivered: what the recipient never got is in no history. A
+        // store too busy to keep it loses its history entry, not the message.
+        let keep = |hub: &Hub| {
+            if hub.keep_private(pair, stamped).is_err() {
+                tracing::warn!("store queue full: private message not kept");
             }
         };
         if to.folded() == self.registration.key {
             // A note to self: shown once.
+            keep(&self.hub);
             return self.conn.push_bytes(&bytes);
         }
         match mailbox.try_send(bytes.clone()) {
-            Ok(()) => self.conn.push_bytes(&bytes),
+            Ok(()) => {
+                keep(&self.hub);
+                self.conn.push_bytes(&bytes)
+            }
             Err(SendError::Full) => self.conn.error(
                 ErrorCode::RecipientBusy,
                 format!("{to} is not keeping up; message not delivered"),
@@ -1117,7 +1121,7 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
             return self.conn.error(
                 ErrorCode::PasswordInvalid,
                 format!(
-                    "a password has {} to {} characters",
+                    "a password has at least {} characters and at most {} bytes",
                     Password::MIN_CHARS,
                     Password::MAX_BYTES
                 ),

@@ -23,9 +23,14 @@ async fn next_frame(conn: &mut Framed<tokio::net::TcpStream, LineCodec>) -> Serv
 
 #[tokio::test]
 async fn binary_serves_logs_to_stderr_and_stops_on_sigterm() {
+    // Without --db the binary keeps its database in the platform's data directory:
+    // here, a temporary one.
+    let data = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
         .env("RUST_LOG", "info")
+        .env("XDG_DATA_HOME", data.path())
+        .env_remove("CHAT_DB")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -33,7 +38,8 @@ async fn binary_serves_logs_to_stderr_and_stops_on_sigterm() {
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
 
-    // The address it bound is in its "listening" log line.
+    // The address it bound is in its "listening" log line, after the database's.
+    let mut db = None;
     let addr = tokio::time::timeout(WAIT, async {
         loop {
             let line = stderr
@@ -43,6 +49,9 @@ async fn binary_serves_logs_to_stderr_and_stops_on_sigterm() {
                 .expect("the server logs before it exits");
             let entry: serde_json::Value =
                 serde_json::from_str(&line).expect("--log-format json logs JSON");
+            if entry["fields"]["message"] == "database" {
+                db = entry["fields"]["db"].as_str().map(str::to_owned);
+            }
             if entry["fields"]["message"] == "listening" {
                 return entry["fields"]["addr"].as_str().unwrap().to_owned();
             }
@@ -50,6 +59,12 @@ async fn binary_serves_logs_to_stderr_and_stops_on_sigterm() {
     })
     .await
     .unwrap();
+    let expected = data.path().join("chat-server").join("chat.db");
+    assert_eq!(
+        db.as_deref(),
+        expected.to_str(),
+        "the database is logged at start"
+    );
 
     let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let mut conn = Framed::new(stream, LineCodec::new(chat_proto::CLIENT_MAX_LINE));
@@ -59,6 +74,7 @@ async fn binary_serves_logs_to_stderr_and_stops_on_sigterm() {
     while !matches!(frames.last(), Some(ServerFrame::Current { .. })) {
         frames.push(next_frame(&mut conn).await);
     }
+    assert!(expected.exists(), "the database is created");
 
     let pid = child.id().unwrap().to_string();
     let status = std::process::Command::new("kill")

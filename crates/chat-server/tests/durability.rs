@@ -22,7 +22,8 @@ const COMMIT_ALLOWANCE: Duration = Duration::from_millis(150);
 
 type Conn = Framed<tokio::net::TcpStream, LineCodec>;
 
-/// Starts the binary on `db` and returns it with the address it listens on.
+/// Starts the binary on `db` and returns it with the address it listens on. It shows no
+/// history on joining: the test asks for it.
 async fn start(db: &Path) -> (Child, String) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .args([
@@ -31,6 +32,8 @@ async fn start(db: &Path) -> (Child, String) {
             "--log-format",
             "json",
             "--flood-rate",
+            "0",
+            "--history",
             "0",
         ])
         .arg("--db")

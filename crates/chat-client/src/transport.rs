@@ -12,16 +12,15 @@
 //! explicitly instead of relying on a process-wide default provider.
 
 use crate::error::ClientError;
+use chat_proto::LineEof;
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
+use tokio::io::DuplexStream;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -33,63 +32,9 @@ pub const DEFAULT_TLS_ADDR: &str = "127.0.0.1:55556";
 /// A connection to the server, plain or encrypted.
 pub type ServerStream = Either<TcpStream, TlsConnection>;
 
-/// A TLS connection to the server.
-///
-/// A server that goes away without TLS's close notification (killed, or its machine
-/// gone) makes rustls report an error that names a web page; at a line boundary nothing
-/// can have been cut off, so there it ends the stream as a plain close does ("the
-/// server closed the connection"). Within a line it stays an error, so that a line cut
-/// short is never shown as whole.
-pub struct TlsConnection {
-    stream: TlsStream<TcpStream>,
-    /// Whether everything read so far ends with a newline (or nothing was read).
-    at_line_start: bool,
-}
-
-impl AsyncRead for TlsConnection {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        match ready!(Pin::new(&mut this.stream).poll_read(cx, buf)) {
-            Ok(()) => {
-                if let Some(&last) = buf.filled()[before..].last() {
-                    this.at_line_start = last == b'\n';
-                }
-                Poll::Ready(Ok(()))
-            }
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && this.at_line_start => {
-                Poll::Ready(Ok(()))
-            }
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the connection was cut within a line",
-            ))),
-            Err(e) => Poll::Ready(Err(e)),
-        }
-    }
-}
-
-impl AsyncWrite for TlsConnection {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-}
+/// A TLS connection to the server: a peer's close without TLS's close notification at
+/// a line boundary ends the stream as a plain close does ([`LineEof`]).
+pub type TlsConnection = LineEof<TlsStream<TcpStream>>;
 
 /// Whether a password may cross a connection: it is encrypted, or it never leaves this
 /// machine (loopback). The server applies the same rule before it asks for one.
@@ -220,10 +165,7 @@ impl Connector {
             return Ok(Either::Left(tcp));
         };
         match tokio::time::timeout(self.timeout, connector.connect(name.clone(), tcp)).await {
-            Ok(Ok(stream)) => Ok(Either::Right(TlsConnection {
-                stream,
-                at_line_start: true,
-            })),
+            Ok(Ok(stream)) => Ok(Either::Right(LineEof::new(stream))),
             Ok(Err(e)) => Err(ClientError::Tls {
                 addr: self.addr.clone(),
                 reason: handshake_failure(&e),

@@ -9,17 +9,20 @@
 //! - [`command`]: what a client sends after the handshake ([`Command`]).
 //! - [`frame`]: everything the server sends ([`ServerFrame`]).
 //! - [`text`]: the control-character rules shared by both sides.
+//! - [`eof`]: a peer's unannounced close at a line boundary read as a clean end.
 //!
 //! `docs/protocol.md` at the top of the repository is the normative description.
 
 pub mod codec;
 pub mod command;
+pub mod eof;
 pub mod frame;
 pub mod name;
 pub mod text;
 
 pub use codec::{LineCodec, LineError};
 pub use command::{Command, CommandError, Password};
+pub use eof::LineEof;
 pub use frame::{AccountStatus, ErrorCode, FrameError, ServerFrame, Timestamp};
 pub use name::{NameError, Nick, Room, Target};
 

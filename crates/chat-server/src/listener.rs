@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::session;
 use crate::store::{self, Location, StoreOptions};
-use chat_proto::{ErrorCode, ServerFrame};
+use chat_proto::{ErrorCode, LineEof, ServerFrame};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -416,7 +416,7 @@ async fn serve(
             let Some(stream) = tls_handshake(&acceptor, stream, limit, &token).await else {
                 return;
             };
-            let (read, write) = tokio::io::split(TlsEof::new(stream));
+            let (read, write) = tokio::io::split(LineEof::new(stream));
             let peer = session::Peer { addr, tls: true };
             session::serve(read, Flushed::new(write), peer, hub, config, token).await;
         }
@@ -505,74 +505,6 @@ impl Refusal {
                 reason: reason.into(),
             },
         ])
-    }
-}
-
-/// A TLS stream as the session reads it.
-///
-/// Most clients close the connection without TLS's close notification when they exit,
-/// and rustls reports that as an error; the session would tell the client's rooms a
-/// connection error with rustls's explanation. At a line boundary nothing can have been
-/// cut off, so there it is simply the end of the stream. Within a line it stays an
-/// error, so that a line cut short by whoever can close the TCP connection is never
-/// taken as whole.
-struct TlsEof<S> {
-    inner: S,
-    /// Whether everything read so far ends with a newline (or nothing was read).
-    at_line_start: bool,
-}
-
-impl<S> TlsEof<S> {
-    fn new(inner: S) -> TlsEof<S> {
-        TlsEof {
-            inner,
-            at_line_start: true,
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for TlsEof<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        match ready!(Pin::new(&mut this.inner).poll_read(cx, buf)) {
-            Ok(()) => {
-                if let Some(&last) = buf.filled()[before..].last() {
-                    this.at_line_start = last == b'\n';
-                }
-                Poll::Ready(Ok(()))
-            }
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && this.at_line_start => {
-                Poll::Ready(Ok(()))
-            }
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed within a line, without TLS close_notify",
-            ))),
-            Err(e) => Poll::Ready(Err(e)),
-        }
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for TlsEof<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

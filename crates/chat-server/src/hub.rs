@@ -110,6 +110,9 @@ struct State {
     rooms: HashMap<String, RoomEntry>,
     /// Registered nicknames by folded name.
     accounts: HashMap<String, Account>,
+    /// The server is shutting down: every session has been told, and so is every
+    /// session registered from now on.
+    shutting_down: bool,
 }
 
 /// Why a nickname cannot be had.
@@ -331,6 +334,9 @@ impl Hub {
         if !identified && st.accounts.contains_key(&key) {
             return Err(Refused::Registered);
         }
+        if st.shutting_down {
+            mailbox.shut_down();
+        }
         st.peers.insert(
             key,
             Peer {
@@ -340,6 +346,16 @@ impl Hub {
             },
         );
         Ok(())
+    }
+
+    /// Tells every session, and every session still to register, that the server is
+    /// shutting down (through its mailbox: see [`crate::mailbox`]).
+    pub(crate) fn shut_down(&self) {
+        let mut st = self.lock();
+        st.shutting_down = true;
+        for peer in st.peers.values() {
+            peer.mailbox.shut_down();
+        }
     }
 
     /// Removes a session: each of its rooms is told `QUIT` once, then the nickname is free.
@@ -458,6 +474,7 @@ impl Hub {
             peers,
             rooms,
             accounts,
+            ..
         } = &mut *st;
         let new_key = new.folded();
         if new_key != old_key && peers.contains_key(&new_key) {

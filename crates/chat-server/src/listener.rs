@@ -13,14 +13,14 @@ use crate::hub::Hub;
 use crate::session;
 use crate::store::{self, Location, StoreOptions};
 use chat_proto::{ErrorCode, LineEof, ServerFrame};
+use futures::FutureExt;
+use futures::future::Either;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,7 +28,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{error, info, warn};
 
 /// A server: its hub and limits. [`Server::run`] serves a listener; [`Server::stats`]
 /// shows what it holds, for tests and operators.
@@ -216,7 +216,10 @@ impl Server {
             () = shutdown => info!("shutting down"),
         }
         drop((plain, tls));
+        // Sessions in their handshake watch the token; the others hear it from the hub,
+        // through their mailboxes.
         token.cancel();
+        self.hub.shut_down();
         self.tracker.close();
         if tokio::time::timeout(self.config.shutdown_grace, self.tracker.wait())
             .await
@@ -263,21 +266,16 @@ impl Server {
                 }
             };
             configure(&stream, self.config.keepalive);
-            let tls = matches!(transport, Transport::Tls(_));
-            let span = info_span!("conn", %peer, tls, nick = tracing::field::Empty);
             match self.admit(peer.ip()) {
                 Ok(permits) => {
                     let guard = TaskGuard::new(&self.gauge, Some(permits));
                     let (hub, config, token) =
                         (self.hub.clone(), self.config.clone(), token.clone());
                     let transport = transport.clone();
-                    self.tracker.spawn(
-                        async move {
-                            serve(stream, peer, transport, hub, config, token).await;
-                            drop(guard);
-                        }
-                        .instrument(span),
-                    );
+                    // `map`, not an async block: one would keep a second copy of the
+                    // session's future (see `serve`).
+                    let session = serve(stream, peer, transport, hub, config, token);
+                    self.tracker.spawn(session.map(move |()| drop(guard)));
                 }
                 Err(refusal) => {
                     let Ok(permit) = self.refusals.clone().try_acquire_owned() else {
@@ -285,14 +283,11 @@ impl Server {
                     };
                     let guard = TaskGuard::new(&self.gauge, None);
                     let transport = transport.clone();
-                    self.tracker.spawn(
-                        async move {
-                            refuse(stream, transport, refusal).await;
-                            drop(permit);
-                            drop(guard);
-                        }
-                        .instrument(span),
-                    );
+                    self.tracker.spawn(async move {
+                        refuse(stream, peer, transport, refusal).await;
+                        drop(permit);
+                        drop(guard);
+                    });
                 }
             }
         }
@@ -397,29 +392,42 @@ fn configure(stream: &TcpStream, idle: Duration) {
 
 /// Runs one admitted connection from accept to close: the TLS handshake first if it
 /// came to the TLS listener, then the session.
-async fn serve(
+///
+/// A plain function returning the session's future, not an `async fn`: an async wrapper
+/// would keep its own copy of every argument for the connection's whole life.
+fn serve(
     stream: TcpStream,
     addr: SocketAddr,
     transport: Transport,
     hub: Arc<Hub>,
     config: Arc<Config>,
-    token: CancellationToken,
-) {
+    shutdown: CancellationToken,
+) -> impl Future<Output = ()> + Send + 'static {
     match transport {
-        Transport::Plain => {
-            let (read, write) = stream.into_split();
-            let peer = session::Peer { addr, tls: false };
-            session::serve(read, write, peer, hub, config, token).await;
-        }
-        Transport::Tls(acceptor) => {
+        Transport::Plain => Either::Left(session::serve(Box::new(session::Start {
+            stream,
+            peer: session::Peer { addr, tls: false },
+            hub,
+            config,
+            shutdown,
+        }))),
+        // Boxed: a TLS connection's state (over 1 KB of rustls inline, and its
+        // handshake) would otherwise widen every plain connection's task too.
+        Transport::Tls(acceptor) => Either::Right(Box::pin(async move {
             let limit = config.handshake_timeout;
-            let Some(stream) = tls_handshake(&acceptor, stream, limit, &token).await else {
+            let handshake = tls_handshake(&acceptor, stream, addr, limit, &shutdown);
+            let Some(stream) = handshake.await else {
                 return;
             };
-            let (read, write) = tokio::io::split(LineEof::new(stream));
-            let peer = session::Peer { addr, tls: true };
-            session::serve(read, Flushed::new(write), peer, hub, config, token).await;
-        }
+            session::serve(Box::new(session::Start {
+                stream: LineEof::new(stream),
+                peer: session::Peer { addr, tls: true },
+                hub,
+                config,
+                shutdown,
+            }))
+            .await;
+        })),
     }
 }
 
@@ -429,6 +437,7 @@ async fn serve(
 async fn tls_handshake(
     acceptor: &TlsAcceptor,
     stream: TcpStream,
+    peer: SocketAddr,
     limit: Duration,
     token: &CancellationToken,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
@@ -436,11 +445,11 @@ async fn tls_handshake(
         result = tokio::time::timeout(limit, acceptor.accept(stream)) => match result {
             Ok(Ok(stream)) => Some(stream),
             Ok(Err(e)) => {
-                info!(error = %e, "TLS handshake failed");
+                info!(%peer, error = %e, "TLS handshake failed");
                 None
             }
             Err(_) => {
-                info!(?limit, "TLS handshake timed out");
+                info!(%peer, ?limit, "TLS handshake timed out");
                 None
             }
         },
@@ -454,15 +463,15 @@ async fn tls_handshake(
 /// rather than sees a bare close. That costs a handshake per refusal, but refusals are
 /// bounded: [`MAX_REFUSALS`] at once (past them a connection is closed without a word),
 /// each within [`REFUSAL_LIMIT`].
-async fn refuse(stream: TcpStream, transport: Transport, refusal: Refusal) {
-    refusal.log();
+async fn refuse(stream: TcpStream, peer: SocketAddr, transport: Transport, refusal: Refusal) {
+    refusal.log(peer);
     let frames = refusal.frames();
     let _ = tokio::time::timeout(REFUSAL_LIMIT, async {
         match transport {
             Transport::Plain => say_and_close(stream, &frames).await,
             Transport::Tls(acceptor) => match acceptor.accept(stream).await {
                 Ok(stream) => say_and_close(stream, &frames).await,
-                Err(e) => info!(error = %e, "TLS handshake failed"),
+                Err(e) => info!(%peer, error = %e, "TLS handshake failed"),
             },
         }
     })
@@ -476,11 +485,11 @@ async fn say_and_close<S: AsyncWrite + Unpin>(mut stream: S, frames: &[u8]) {
 }
 
 impl Refusal {
-    fn log(self) {
+    fn log(self, peer: SocketAddr) {
         match self {
-            Refusal::Full { limit } => warn!(limit, "connection refused: server full"),
+            Refusal::Full { limit } => warn!(%peer, limit, "connection refused: server full"),
             Refusal::PerAddress { limit } => {
-                warn!(limit, "connection refused: too many from this address");
+                warn!(%peer, limit, "connection refused: too many from this address");
             }
         }
     }
@@ -505,58 +514,6 @@ impl Refusal {
                 reason: reason.into(),
             },
         ])
-    }
-}
-
-/// The write half of a TLS connection, as the session needs it.
-///
-/// The session writes and never flushes: a plain socket needs no flush. rustls, though,
-/// takes all it is given, encrypts it, and keeps what the socket would not take yet; with
-/// no later write to push it out, the end of a batch could wait there until the next
-/// batch. So a write here completes only once everything it handed to rustls has reached
-/// the socket: a slow reader holds the session's write up as a full socket does on plain
-/// TCP, and the session's write timeout applies alike.
-///
-/// While such a write waits, the bytes it handed over are already taken. The caller
-/// offers them again (its buffer advances only by what a write reports, as with
-/// `write_buf` and `write_all_buf`, the session's writers), so they are counted once
-/// the flush is done, not taken twice.
-struct Flushed<W> {
-    inner: W,
-    /// Bytes handed to rustls by a write that waits for them to reach the socket.
-    taken: usize,
-}
-
-impl<W> Flushed<W> {
-    fn new(inner: W) -> Flushed<W> {
-        Flushed { inner, taken: 0 }
-    }
-}
-
-impl<W: AsyncWrite + Unpin> AsyncWrite for Flushed<W> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.taken == 0 {
-            let n = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
-            if n == 0 {
-                return Poll::Ready(Ok(0));
-            }
-            this.taken = n;
-        }
-        ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
-        Poll::Ready(Ok(std::mem::take(&mut this.taken).min(buf.len())))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -603,31 +560,6 @@ mod tests {
         assert_eq!(sock.tcp_keepalive_retries().unwrap(), 5);
         assert!(accepted.nodelay().unwrap());
         drop(client);
-    }
-
-    /// A `BufWriter` keeps what it is given until flushed, as rustls does with what the
-    /// socket would not take: through [`Flushed`], a write alone gets it to the peer.
-    #[tokio::test]
-    async fn a_flushed_write_reaches_the_peer_without_a_flush() {
-        use tokio::io::{AsyncReadExt, BufWriter};
-        let (near, mut far) = tokio::io::duplex(8);
-        let mut writer = Flushed::new(BufWriter::new(near));
-        let message = b"a batch longer than the pipe holds at once";
-        let write = async {
-            let mut out = bytes::BytesMut::from(&message[..]);
-            while !out.is_empty() {
-                writer.write_buf(&mut out).await.unwrap();
-            }
-        };
-        let mut got = vec![0; message.len()];
-        let read = far.read_exact(&mut got);
-        let wait = Duration::from_secs(10);
-        let (written, read) = tokio::time::timeout(wait, async { tokio::join!(write, read) })
-            .await
-            .expect("everything written arrives, with no flush");
-        let () = written;
-        read.unwrap();
-        assert_eq!(&got[..], &message[..], "each byte once, in order");
     }
 
     #[test]

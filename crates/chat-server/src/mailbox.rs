@@ -1,24 +1,26 @@
 //! A session's queue of private messages: bounded, and allocated only while it holds
-//! something.
+//! something. It also carries the server's shutdown notice to the session.
 //!
 //! `tokio::sync::mpsc` allocates its first block of slots (about 1 KiB for `Bytes`) when
 //! the channel is made, for every connection, though most people never receive a
 //! private message. This queue is a `VecDeque` under a mutex, empty and unallocated
-//! until a message arrives, with a `Notify` to wake the session.
+//! until a message arrives, with an `AtomicWaker` to wake the session: polled directly,
+//! it needs no waiting future inside every idle session.
 
 use bytes::Bytes;
+use futures::task::AtomicWaker;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::Notify;
+use std::task::{Context, Poll};
 
 struct Shared {
     state: Mutex<State>,
     /// Messages queued, readable without the lock: the session checks its mailbox for
     /// every event it delivers, and almost always finds it empty.
     queued: AtomicUsize,
-    /// `notify_one` per message: a wake-up is kept as a permit if the session is busy.
-    arrived: Notify,
+    /// The session's waker, woken per message and by the shutdown notice.
+    waker: AtomicWaker,
     capacity: usize,
 }
 
@@ -27,6 +29,8 @@ struct State {
     queue: VecDeque<Bytes>,
     /// The session is gone.
     closed: bool,
+    /// The server is shutting down: the session should say goodbye.
+    shutting_down: bool,
 }
 
 impl Shared {
@@ -58,7 +62,7 @@ pub(crate) fn mailbox(capacity: usize) -> (MailboxSender, Mailbox) {
     let shared = Arc::new(Shared {
         state: Mutex::default(),
         queued: AtomicUsize::new(0),
-        arrived: Notify::new(),
+        waker: AtomicWaker::new(),
         capacity: capacity.max(1),
     });
     (MailboxSender(shared.clone()), Mailbox(shared))
@@ -75,10 +79,24 @@ impl MailboxSender {
             return Err(SendError::Full);
         }
         state.queue.push_back(bytes);
-        self.0.queued.store(state.queue.len(), Ordering::Release);
+        let pending = state.queue.len() + usize::from(state.shutting_down);
+        self.0.queued.store(pending, Ordering::Release);
         drop(state);
-        self.0.arrived.notify_one();
+        self.0.waker.wake();
         Ok(())
+    }
+
+    /// Tells the session that the server is shutting down (see [`Mailbox::poll_recv`]).
+    pub(crate) fn shut_down(&self) {
+        let mut state = self.0.lock();
+        if !state.shutting_down {
+            state.shutting_down = true;
+            self.0
+                .queued
+                .store(state.queue.len() + 1, Ordering::Release);
+        }
+        drop(state);
+        self.0.waker.wake();
     }
 }
 
@@ -90,22 +108,34 @@ impl Mailbox {
         }
         let mut state = self.0.lock();
         let bytes = state.queue.pop_front();
-        self.0.queued.store(state.queue.len(), Ordering::Release);
+        // The shutdown notice counts as one pending item, so that it is never missed by
+        // the lock-free check above.
+        let pending = state.queue.len() + usize::from(state.shutting_down);
+        self.0.queued.store(pending, Ordering::Release);
         if state.queue.is_empty() && state.queue.capacity() > 0 {
             state.queue = VecDeque::new();
         }
         bytes
     }
 
-    /// Waits for the next message. Cancel-safe: a wake-up taken by a dropped wait is
-    /// passed on by `Notify`, and the queue itself is the source of truth.
-    pub(crate) async fn recv(&mut self) -> Bytes {
-        loop {
-            if let Some(bytes) = self.try_recv() {
-                return bytes;
-            }
-            self.0.arrived.notified().await;
+    /// The next message; `Ready(None)` once the server is shutting down (after the
+    /// messages queued before that). Registers the waker first, so a message that
+    /// arrives between the check and the return wakes the task.
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        self.0.waker.register(cx.waker());
+        if let Some(bytes) = self.try_recv() {
+            return Poll::Ready(Some(bytes));
         }
+        if self.0.queued.load(Ordering::Acquire) > 0 && self.0.lock().shutting_down {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+
+    /// Waits for [`Mailbox::poll_recv`].
+    #[cfg(test)]
+    pub(crate) async fn recv(&mut self) -> Option<Bytes> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 }
 
@@ -128,7 +158,7 @@ mod tests {
         assert_eq!(tx.try_send(Bytes::from_static(b"a")), Ok(()));
         assert_eq!(tx.try_send(Bytes::from_static(b"b")), Ok(()));
         assert_eq!(tx.try_send(Bytes::from_static(b"c")), Err(SendError::Full));
-        assert_eq!(rx.recv().await, "a");
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"a"[..]));
         assert_eq!(rx.try_recv().as_deref(), Some(&b"b"[..]));
         assert_eq!(rx.try_recv(), None);
         assert!(rx.recv().now_or_never().is_none(), "waits when empty");
@@ -145,6 +175,23 @@ mod tests {
         let waiter = tokio::spawn(async move { rx.recv().await });
         tokio::task::yield_now().await;
         tx.try_send(Bytes::from_static(b"hello")).unwrap();
-        assert_eq!(waiter.await.unwrap(), "hello");
+        assert_eq!(waiter.await.unwrap().as_deref(), Some(&b"hello"[..]));
+    }
+
+    #[tokio::test]
+    async fn shutdown_comes_after_what_was_queued_and_wakes_a_waiting_session() {
+        let (tx, mut rx) = mailbox(4);
+        tx.try_send(Bytes::from_static(b"last words")).unwrap();
+        tx.shut_down();
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"last words"[..]));
+        assert_eq!(rx.recv().await, None);
+        assert_eq!(rx.recv().await, None, "and stays shut down");
+
+        let (tx, mut rx) = mailbox(4);
+        let waiter = tokio::spawn(async move { rx.recv().await });
+        tokio::task::yield_now().await;
+        tx.shut_down();
+        let woken = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await;
+        assert_eq!(woken.expect("woken").unwrap(), None);
     }
 }

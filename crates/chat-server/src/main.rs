@@ -165,7 +165,16 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    chat_server::run_with(listener, tls, args.config, shutdown_signal()).await?;
+    // On a worker thread rather than the main thread that `block_on` polls: accepting
+    // and spawning there put every connection's task in one more malloc arena than its
+    // session's own allocations, about 0.25 KB per idle connection (issue 4).
+    let server = tokio::spawn(chat_server::run_with(
+        listener,
+        tls,
+        args.config,
+        shutdown_signal(),
+    ));
+    server.await??;
     tracing::info!("stopped");
     Ok(())
 }

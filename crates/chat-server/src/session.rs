@@ -1,34 +1,44 @@
-//! One task per connection: the handshake, then a loop that selects over the socket, the
-//! rooms the session is in, its private mailbox and the shutdown token.
+//! One task per connection: the handshake, then a loop that waits on the socket, the
+//! rooms the session is in, its private mailbox (which also brings the shutdown notice)
+//! and its one timer.
 //!
 //! Output is batched: whatever is ready (room events, private messages, replies) is
 //! appended to one buffer, and the buffer goes to the socket in one write. Room events
 //! arrive as bytes encoded once by the sender and shared by every member.
+//!
+//! The task's future is allocated once per connection and lives as long as it, so its
+//! size is most of what an idle connection costs. The wait therefore polls the socket,
+//! the mailbox, the timer and the store's answers directly, holding no future for them;
+//! only a room's broadcast receiver needs one (its place in the channel's wait list).
+//! What happens once per session (the handshake, the goodbye) is boxed, so that its
+//! state is freed when done instead of widening every session's future.
 
 use crate::config::Config;
 use crate::config::HISTORY_MAX;
 use crate::flood::TokenBucket;
 use crate::hub::{Channel, Event, Hub, Joined, Refused, now};
 use crate::mailbox::{Mailbox, SendError, mailbox};
-use crate::reader::{LineReader, Source};
+use crate::reader::{LineReader, NextLine, Stream};
 use crate::store::{Answer, Query, Stored};
 use bytes::BytesMut;
 use chat_proto::{
     AccountStatus, Command, CommandError, ErrorCode, LineCodec, LineError, Nick, Password, Room,
     ServerFrame, Target, command::DEFAULT_HISTORY, command::HELP,
 };
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, oneshot};
 use tokio::time::{Instant, Sleep};
 
 use tokio_util::sync::CancellationToken;
-use tracing::{Span, info};
+use tracing::info;
 
 /// Output beyond which the session stops collecting ready events and writes.
 const BATCH_LIMIT: usize = 64 * 1024;
@@ -63,65 +73,71 @@ impl Peer {
     }
 }
 
+/// What a connection's session starts from. The caller boxes it: an async fn keeps its
+/// arguments for its whole life, so the session's future keeps only a pointer, and the
+/// box is freed once the handshake is done.
+pub(crate) struct Start<S> {
+    pub(crate) stream: S,
+    pub(crate) peer: Peer,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) config: Arc<Config>,
+    /// Watched during the handshake; a session hears of shutdown from the hub.
+    pub(crate) shutdown: CancellationToken,
+}
+
 /// Runs one connection from accept (and TLS handshake) to close.
-pub(crate) async fn serve<R: Source, W: AsyncWrite + Send + Unpin>(
-    read: R,
-    write: W,
-    peer: Peer,
-    hub: Arc<Hub>,
-    config: Arc<Config>,
-    shutdown: CancellationToken,
-) {
-    info!("connected");
-    let mut conn = Connection {
-        reader: LineReader::new(read, LineCodec::new(config.max_line)),
-        writer: write,
-        out: BytesMut::new(),
-        peer,
-        config,
-    };
-    let reason = match conn.handshake(&hub, &shutdown).await {
-        Ok((nick, mailbox, identified)) => {
-            Span::current().record("nick", nick.as_str());
-            info!("handshake complete");
-            let registration = Registration {
-                hub: hub.clone(),
-                key: nick.folded(),
-                reason: None,
-            };
-            let mut session = Session {
-                conn,
-                hub,
-                nick,
-                registration,
-                mailbox,
-                rooms: Vec::new(),
-                holds: Vec::new(),
-                current: None,
-                pong: None,
-                identified: None,
-            };
-            session.identified = identified.map(|created_ms| (session.nick.folded(), created_ms));
-            let reason = session.run(&shutdown).await;
-            session.registration.reason = Some(reason.clone());
-            reason
+///
+/// There is no tracing span per connection (one costs about 0.45 KB for the life of the
+/// connection at the default level); its log lines name the peer and the nickname.
+pub(crate) async fn serve<S: Stream>(start: Box<Start<S>>) {
+    let addr = start.peer.addr;
+    // Built in a block of its own, and the session boxed: a value moved out of a local
+    // would otherwise keep its place in the future for the session's whole life.
+    let login = {
+        let start = start;
+        let Start {
+            stream,
+            peer,
+            hub,
+            config,
+            shutdown,
+        } = *start;
+        info!(peer = %addr, tls = peer.tls, "connected");
+        let mut conn = Connection {
+            stream,
+            reader: LineReader::new(LineCodec::new(config.max_line)),
+            out: BytesMut::new(),
+            peer,
+            config,
+        };
+        // Boxed: its state is freed once done (see the module docs).
+        match Box::pin(conn.handshake(&hub, &shutdown)).await {
+            Ok(login) => Ok(Session::new(conn, hub, login)),
+            Err(reason) => Err(reason),
         }
-        Err(reason) => reason,
     };
-    info!(reason = %reason, "disconnected");
+    match login {
+        Ok(mut session) => {
+            info!(peer = %addr, nick = %session.nick, "handshake complete");
+            let reason = session.run().await;
+            info!(peer = %addr, nick = %session.nick, %reason, "disconnected");
+            session.registration.reason = Some(reason);
+        }
+        Err(reason) => info!(peer = %addr, %reason, "disconnected"),
+    }
 }
 
 /// The socket and its output buffer.
-struct Connection<R, W> {
-    reader: LineReader<R>,
-    writer: W,
+struct Connection<S> {
+    stream: S,
+    reader: LineReader,
     /// Frames waiting to be written, in order.
     out: BytesMut,
     peer: Peer,
     config: Arc<Config>,
 }
 
-impl<R: Source, W: AsyncWrite + Send + Unpin> Connection<R, W> {
+impl<S: Stream> Connection<S> {
     fn push(&mut self, frame: &ServerFrame) {
         frame.encode(&mut self.out);
     }
@@ -147,25 +163,34 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Connection<R, W> {
         while !self.out.is_empty() {
             match tokio::time::timeout(
                 self.config.write_timeout,
-                self.writer.write_buf(&mut self.out),
+                self.stream.write_buf(&mut self.out),
             )
             .await
             {
                 Ok(Ok(0)) => return Err("connection closed".into()),
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => return Err(io_reason(&e)),
-                Err(_) => {
-                    return Err(format!(
-                        "slow consumer: no output accepted for {:?}",
-                        self.config.write_timeout
-                    ));
-                }
+                Err(_) => return Err(self.slow_consumer()),
             }
+        }
+        // TLS keeps the tail of what it was given until flushed (plain TCP's flush does
+        // nothing): push it to the socket, under the same timeout.
+        match tokio::time::timeout(self.config.write_timeout, self.stream.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(io_reason(&e)),
+            Err(_) => return Err(self.slow_consumer()),
         }
         // Everything is written: hold no buffer while idle (the next batch allocates
         // afresh, which costs far less than the write it goes with).
         self.out = BytesMut::new();
         Ok(())
+    }
+
+    fn slow_consumer(&self) -> Reason {
+        format!(
+            "slow consumer: no output accepted for {:?}",
+            self.config.write_timeout
+        )
     }
 
     /// How long a goodbye may take to write before the connection is dropped anyway.
@@ -177,8 +202,8 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Connection<R, W> {
     async fn close_with(&mut self, frame: ServerFrame, limit: Duration) {
         self.push(&frame);
         let _ = tokio::time::timeout(limit, async {
-            let _ = self.writer.write_all_buf(&mut self.out).await;
-            let _ = self.writer.shutdown().await;
+            let _ = self.stream.write_all_buf(&mut self.out).await;
+            let _ = self.stream.shutdown().await;
         })
         .await;
     }
@@ -290,7 +315,7 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Connection<R, W> {
         bucket: &mut Option<TokenBucket>,
     ) -> Result<Option<String>, Reason> {
         self.flush().await?;
-        let line = match self.reader.next_line().await {
+        let line = match self.reader.next_line(&mut self.stream).await {
             None => return Err("closed during handshake".into()),
             Some(Err(e)) => return Err(io_reason(&e)),
             Some(Ok(Err(e))) => {
@@ -339,11 +364,11 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Connection<R, W> {
         };
         if hub.hasher.verify(password, account.hash).await {
             hub.throttle.succeeded(&key);
-            info!(nick = %nick, "password accepted");
+            info!(peer = %self.peer.addr, nick = %nick, "password accepted");
             Ok(true)
         } else {
             hub.throttle.failed(&key, ip, Instant::now());
-            info!(nick = %nick, "wrong password");
+            info!(peer = %self.peer.addr, nick = %nick, "wrong password");
             self.error(
                 ErrorCode::PasswordWrong,
                 format!("wrong password for {nick}"),
@@ -450,26 +475,38 @@ async fn next_room_event(rooms: &mut [Membership]) -> (usize, Result<Event, Recv
     }
 }
 
-/// Waits for the store's answer to any hold, and takes that hold out of `holds`.
-/// Cancel-safe: polling a oneshot receiver consumes nothing until it is ready.
-async fn next_answer(holds: &mut Vec<Hold>) -> (Hold, Answer) {
-    let (index, answer) = std::future::poll_fn(|cx| {
-        for (index, hold) in holds.iter_mut().enumerate() {
-            if let std::task::Poll::Ready(answer) = Pin::new(&mut hold.answer).poll(cx) {
-                // A dropped sender means the store stopped: treat it as an empty answer.
-                let answer = answer.unwrap_or_else(|_| Ok(Vec::new()));
-                return std::task::Poll::Ready((index, answer));
-            }
+/// Polls for the store's answer to any hold, and takes that hold out of `holds`.
+/// Polling a oneshot receiver consumes nothing until it is ready.
+fn poll_answer(holds: &mut Vec<Hold>, cx: &mut Context<'_>) -> Poll<(Hold, Answer)> {
+    for (index, hold) in holds.iter_mut().enumerate() {
+        if let Poll::Ready(answer) = Pin::new(&mut hold.answer).poll(cx) {
+            // A dropped sender means the store stopped: treat it as an empty answer.
+            let answer = answer.unwrap_or_else(|_| Ok(Vec::new()));
+            return Poll::Ready((holds.swap_remove(index), answer));
         }
-        std::task::Poll::Pending
-    })
-    .await;
-    (holds.swap_remove(index), answer)
+    }
+    Poll::Pending
+}
+
+/// What ended a session's wait.
+enum Wake {
+    /// The timer went off.
+    Timer,
+    /// The server is shutting down.
+    Shutdown,
+    /// The client sent a line, closed, or failed.
+    Line(NextLine),
+    /// A private message for this session.
+    Mail(bytes::Bytes),
+    /// The store answered a hold (boxed: rare, and the largest variant).
+    Answer(Box<(Hold, Answer)>),
+    /// One of the rooms had an event.
+    Room(usize, Result<Event, RecvError>),
 }
 
 /// A connection after its handshake.
-struct Session<R, W> {
-    conn: Connection<R, W>,
+struct Session<S> {
+    conn: Connection<S>,
     hub: Arc<Hub>,
     nick: Nick,
     registration: Registration,
@@ -481,12 +518,28 @@ struct Session<R, W> {
     /// Store queries that rooms wait for (history after a join, refills after lagging).
     holds: Vec<Hold>,
     /// A `/ping` waiting to be answered; no line is read meanwhile.
-    pong: Option<PendingPong>,
+    pong: Option<Box<PendingPong>>,
     /// Folded name of the room bare lines go to.
     current: Option<String>,
     /// The account whose password this session gave (or which it registered): its
     /// folded nickname and creation time.
-    identified: Option<(String, i64)>,
+    identified: Option<Box<(String, i64)>>,
+    /// Pacing of the client's input.
+    pace: Pace,
+}
+
+/// When the client's next line may be read, and when it has been quiet too long.
+struct Pace {
+    /// Flood control (`None`: off).
+    bucket: Option<TokenBucket>,
+    /// Set while flood control holds back the client's next line.
+    read_at: Option<Instant>,
+    /// When the client last sent a line, for the idle timeout.
+    last_input: Instant,
+    /// Lines handled since the session last yielded.
+    lines_this_turn: usize,
+    /// Armed for `read_at` or the idle timeout, whichever comes first.
+    timer: Timer,
 }
 
 /// The session's one timer (flood control's next read, the idle timeout), allocated only
@@ -505,14 +558,10 @@ impl Timer {
         }
     }
 
-    fn is_armed(&self) -> bool {
-        self.0.is_some()
-    }
-
-    async fn expired(&mut self) {
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match &mut self.0 {
-            Some(sleep) => sleep.await,
-            None => std::future::pending().await,
+            Some(sleep) => sleep.as_mut().poll(cx),
+            None => Poll::Pending,
         }
     }
 }
@@ -532,7 +581,36 @@ enum Flow {
     Quit(Reason),
 }
 
-impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
+impl<S: Stream> Session<S> {
+    /// The session of a connection whose handshake gave `login`.
+    fn new(conn: Connection<S>, hub: Arc<Hub>, (nick, mailbox, identified): Login) -> Box<Self> {
+        let config = &conn.config;
+        let now = Instant::now();
+        Box::new(Session {
+            registration: Registration {
+                hub: hub.clone(),
+                key: nick.folded(),
+                reason: None,
+            },
+            identified: identified.map(|created_ms| Box::new((nick.folded(), created_ms))),
+            pace: Pace {
+                bucket: TokenBucket::new(config.flood_burst, config.flood_rate, now),
+                read_at: None,
+                last_input: now,
+                lines_this_turn: 0,
+                timer: Timer::default(),
+            },
+            conn,
+            hub,
+            nick,
+            mailbox,
+            rooms: Vec::new(),
+            holds: Vec::new(),
+            current: None,
+            pong: None,
+        })
+    }
+
     fn membership(&self, key: &str) -> Option<&Membership> {
         self.rooms.iter().find(|m| m.key() == key)
     }
@@ -541,7 +619,7 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
         self.current.as_ref().and_then(|key| self.membership(key))
     }
 
-    async fn run(&mut self, shutdown: &CancellationToken) -> Reason {
+    async fn run(&mut self) -> Reason {
         self.conn.push(&ServerFrame::Welcome {
             nick: self.nick.clone(),
             text: format!("Welcome to the chat, {}!", self.nick),
@@ -553,24 +631,16 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
             });
         }
         self.join(&Room::general());
-        let config = self.conn.config.clone();
-        let mut bucket = TokenBucket::new(config.flood_burst, config.flood_rate, Instant::now());
-        // Set while flood control holds back the client's next line.
-        let mut read_at: Option<Instant> = None;
-        let mut last_input = Instant::now();
-        let mut lines_this_turn = 0;
-        let mut timer = Timer::default();
         loop {
-            if lines_this_turn >= LINES_PER_TURN {
+            if self.pace.lines_this_turn >= LINES_PER_TURN {
                 // Let the room's other members run before reading more: a client whose
                 // lines are all buffered would otherwise publish far more than a room
                 // holds before any member gets to read it.
-                lines_this_turn = 0;
+                self.pace.lines_this_turn = 0;
                 tokio::task::yield_now().await;
             }
             self.collect_ready(BATCH_LIMIT);
-            let holding = !self.holds.is_empty();
-            if !holding
+            if self.holds.is_empty()
                 && self
                     .pong
                     .as_ref()
@@ -582,51 +652,109 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
             if let Err(reason) = self.conn.flush().await {
                 return reason;
             }
-            let idle_deadline = config
-                .idle_timeout
-                .and_then(|idle| last_input.checked_add(idle));
-            timer.set(read_at.into_iter().chain(idle_deadline).min());
-            tokio::select! {
-                () = timer.expired(), if timer.is_armed() => {
+            let idle_deadline = self.idle_deadline();
+            let pace = &mut self.pace;
+            pace.timer
+                .set(pace.read_at.into_iter().chain(idle_deadline).min());
+            let reading = pace.read_at.is_none() && self.pong.is_none();
+            match self.wait(reading).await {
+                Wake::Timer => {
                     let now = Instant::now();
-                    if read_at.is_some_and(|at| at <= now) {
-                        read_at = None;
+                    if self.pace.read_at.is_some_and(|at| at <= now) {
+                        self.pace.read_at = None;
                     }
-                    if idle_deadline.is_some_and(|at| at <= now) {
-                        let reason = format!("idle timeout: nothing received for {:?}", config.idle_timeout.unwrap_or_default());
-                        let limit = self.conn.farewell_limit();
-                        self.conn.close_with(ServerFrame::Bye { reason: reason.clone() }, limit).await;
-                        return reason;
+                    if self.idle_deadline().is_some_and(|at| at <= now) {
+                        let idle = self.conn.config.idle_timeout.unwrap_or_default();
+                        let reason = format!("idle timeout: nothing received for {idle:?}");
+                        return self.farewell(reason).await;
                     }
                 }
-                _ = shutdown.cancelled() => {
+                Wake::Shutdown => {
                     let grace = self.conn.config.shutdown_grace;
-                    self.conn.close_with(ServerFrame::Bye { reason: "server shutting down".into() }, grace).await;
+                    let bye = ServerFrame::Bye {
+                        reason: "server shutting down".into(),
+                    };
+                    Box::pin(self.conn.close_with(bye, grace)).await;
                     return "server shutting down".into();
                 }
-                line = self.conn.reader.next_line(), if read_at.is_none() && self.pong.is_none() => match line {
-                    None => return "connection closed".into(),
-                    Some(Err(e)) => return io_reason(&e),
-                    Some(Ok(line)) => {
-                        let now = Instant::now();
-                        last_input = now;
-                        lines_this_turn += 1;
-                        read_at = bucket.as_mut().and_then(|b| b.take(now));
-                        match line {
-                            Err(e) => self.conn.line_error(e),
-                            Ok(line) => if let Flow::Quit(reason) = self.handle_line(&line).await {
-                                let limit = self.conn.farewell_limit();
-                                self.conn.close_with(ServerFrame::Bye { reason: reason.clone() }, limit).await;
-                                return reason;
-                            },
+                Wake::Line(None) => return "connection closed".into(),
+                Wake::Line(Some(Err(e))) => return io_reason(&e),
+                Wake::Line(Some(Ok(line))) => {
+                    let now = Instant::now();
+                    let pace = &mut self.pace;
+                    pace.last_input = now;
+                    pace.lines_this_turn += 1;
+                    pace.read_at = pace.bucket.as_mut().and_then(|b| b.take(now));
+                    match line {
+                        Err(e) => self.conn.line_error(e),
+                        Ok(line) => {
+                            if let Flow::Quit(reason) = self.handle_line(&line).await {
+                                return self.farewell(reason).await;
+                            }
                         }
                     }
-                },
-                bytes = self.mailbox.recv() => self.conn.push_bytes(&bytes),
-                (hold, answer) = next_answer(&mut self.holds), if holding => self.answered(hold, answer),
-                (index, event) = next_room_event(&mut self.rooms) => self.room_event(index, event),
+                }
+                Wake::Mail(bytes) => self.conn.push_bytes(&bytes),
+                Wake::Answer(answered) => {
+                    let (hold, answer) = *answered;
+                    self.answered(hold, answer);
+                }
+                Wake::Room(index, event) => self.room_event(index, event),
             }
         }
+    }
+
+    /// Waits for the next thing to do: the shutdown notice or a private message, the
+    /// timer, the client's next line (if `reading`), a store answer, a room event.
+    /// Everything but the rooms is polled in place, holding no future (see the module
+    /// docs); the order puts the client's input before the rooms, so that a busy room
+    /// cannot starve it (the rooms are drained between waits anyway).
+    async fn wait(&mut self, reading: bool) -> Wake {
+        let Session {
+            conn,
+            mailbox,
+            rooms,
+            holds,
+            pace,
+            ..
+        } = self;
+        let mut room = std::pin::pin!(next_room_event(rooms));
+        poll_fn(|cx| {
+            match mailbox.poll_recv(cx) {
+                Poll::Ready(Some(bytes)) => return Poll::Ready(Wake::Mail(bytes)),
+                Poll::Ready(None) => return Poll::Ready(Wake::Shutdown),
+                Poll::Pending => {}
+            }
+            if pace.timer.poll_expired(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+            if reading && let Poll::Ready(line) = conn.reader.poll_next_line(&mut conn.stream, cx) {
+                return Poll::Ready(Wake::Line(line));
+            }
+            if let Poll::Ready(answered) = poll_answer(holds, cx) {
+                return Poll::Ready(Wake::Answer(Box::new(answered)));
+            }
+            room.as_mut()
+                .poll(cx)
+                .map(|(index, event)| Wake::Room(index, event))
+        })
+        .await
+    }
+
+    /// When the session times out if the client stays quiet.
+    fn idle_deadline(&self) -> Option<Instant> {
+        let idle = self.conn.config.idle_timeout?;
+        self.pace.last_input.checked_add(idle)
+    }
+
+    /// Says `BYE` with `reason` and closes, within the farewell limit; returns `reason`.
+    async fn farewell(&mut self, reason: Reason) -> Reason {
+        let limit = self.conn.farewell_limit();
+        let bye = ServerFrame::Bye {
+            reason: reason.clone(),
+        };
+        Box::pin(self.conn.close_with(bye, limit)).await;
+        reason
     }
 
     /// Appends events that are ready without waiting until the output holds `limit`
@@ -687,7 +815,7 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
     /// store, in order, before the room's next live event.
     fn lagged(&mut self, index: usize, mut missed: u64) {
         self.count_toward_pong(index, missed);
-        tracing::debug!(room = %self.rooms[index].room(), missed, "lagged; refilling");
+        tracing::debug!(nick = %self.nick, room = %self.rooms[index].room(), missed, "lagged; refilling");
         // The oldest event still buffered bounds the gap from above; it waits for the
         // refill. (If the buffer overflows again meanwhile, the gap only grows.)
         let next = loop {
@@ -734,7 +862,7 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
     /// What the store could not give back: say how much was lost, then carry on live.
     fn refill_failed(&mut self, index: usize, missed: u64, next: Option<Event>) {
         let room = self.rooms[index].room().clone();
-        tracing::debug!(%room, missed, "lagged; store could not refill");
+        tracing::debug!(nick = %self.nick, %room, missed, "lagged; store could not refill");
         self.conn.push(&ServerFrame::Lagged { room, missed });
         if let Some(event) = next {
             self.conn.push_bytes(&event.bytes);
@@ -755,7 +883,7 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
         };
         self.rooms[index].held = false;
         let rows = answer.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "store query failed");
+            tracing::warn!(nick = %self.nick, error = %e, "store query failed");
             Vec::new()
         });
         match hold.why {
@@ -849,7 +977,7 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
                 // PONG waits until the events queued for this session now, its echoes
                 // among them, have gone out in ordinary batches; no line is read meanwhile.
                 let remaining = self.rooms.iter().map(|m| m.rx.len() as u64).collect();
-                self.pong = Some(PendingPong { token, remaining });
+                self.pong = Some(Box::new(PendingPong { token, remaining }));
             }
         }
         Flow::Continue
@@ -980,6 +1108,10 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
                 }
             }
             self.rooms.remove(index);
+            if self.rooms.is_empty() {
+                // Give the list's memory back: a session in no room holds none.
+                self.rooms = Vec::new();
+            }
             self.holds.retain(|h| *h.key != *key);
             if !seen && let Some(part) = &part {
                 // The room's buffer overflowed past it: show it anyway.
@@ -1037,7 +1169,7 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
         // store too busy to keep it loses its history entry, not the message.
         let keep = |hub: &Hub| {
             if hub.keep_private(pair, stamped).is_err() {
-                tracing::warn!("store queue full: private message not kept");
+                tracing::warn!(nick = %self.nick, "store queue full: private message not kept");
             }
         };
         if to.folded() == self.registration.key {
@@ -1072,7 +1204,7 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
             };
             return self.conn.push(&frame);
         }
-        let identified = self.identified.as_ref().map(|(key, _)| key.as_str());
+        let identified = self.identified.as_deref().map(|(key, _)| key.as_str());
         match self.hub.rename(&self.registration.key, &new, identified) {
             Err(Refused::Taken) => self
                 .conn
@@ -1082,7 +1214,7 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
                 format!("nickname {new} is registered: connect with it and give its password"),
             ),
             Ok(alone) => {
-                info!(old = %self.nick, new = %new, "renamed");
+                info!(peer = %self.conn.peer.addr, old = %self.nick, new = %new, "renamed");
                 self.registration.key = new.folded();
                 self.nick = new;
                 if let Some(bytes) = alone {
@@ -1101,7 +1233,7 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
             );
         }
         let key = self.registration.key.clone();
-        let mine = self.identified.as_ref().is_some_and(|(k, _)| *k == key);
+        let mine = self.identified.as_deref().is_some_and(|(k, _)| *k == key);
         if change && !mine {
             return self.conn.error(
                 ErrorCode::NotRegistered,
@@ -1130,7 +1262,7 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
         let hash = match self.hub.hasher.hash(password.expose().to_owned()).await {
             Ok(hash) => hash,
             Err(e) => {
-                tracing::error!(error = %e, "cannot hash a password");
+                tracing::error!(nick = %self.nick, error = %e, "cannot hash a password");
                 return self.conn.error(
                     ErrorCode::ServerBusy,
                     "cannot set a password now; try again",
@@ -1151,7 +1283,7 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
             ),
             Ok(Ok(created_ms)) => {
                 info!(nick = %self.nick, change, "account password set");
-                self.identified = Some((key, created_ms));
+                self.identified = Some(Box::new((key, created_ms)));
                 let status = if change {
                     AccountStatus::PasswordChanged
                 } else {
@@ -1204,7 +1336,8 @@ impl<R: Source, W: AsyncWrite + Send + Unpin> Session<R, W> {
                 // not show its former owner's conversations.
                 let Some((key, since_ms)) = self
                     .identified
-                    .clone()
+                    .as_deref()
+                    .cloned()
                     .filter(|(key, _)| *key == self.registration.key)
                 else {
                     return self.conn.error(
@@ -1261,6 +1394,37 @@ mod tests {
         ServerFrame::parse(&line).unwrap()
     }
 
+    /// rustls keeps the tail of what it is given until flushed, as a `BufWriter` does:
+    /// the session's flush must get everything to the peer anyway.
+    #[tokio::test]
+    async fn a_flush_gets_what_the_stream_keeps_to_the_peer() {
+        use tokio::io::{AsyncReadExt, BufWriter};
+        let (near, mut far) = tokio::io::duplex(8);
+        let mut conn = Connection {
+            stream: BufWriter::new(near),
+            reader: LineReader::new(LineCodec::new(1024)),
+            out: BytesMut::new(),
+            peer: Peer {
+                addr: "127.0.0.1:1".parse().unwrap(),
+                tls: false,
+            },
+            config: Arc::new(Config::unthrottled()),
+        };
+        let message = b"a batch longer than the pipe holds at once\n";
+        conn.push_bytes(message);
+        let mut got = vec![0; message.len()];
+        let read = far.read_exact(&mut got);
+        let (flushed, read) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(conn.flush(), read)
+        })
+        .await
+        .expect("everything written arrives");
+        flushed.unwrap();
+        read.unwrap();
+        assert_eq!(&got[..], &message[..], "each byte once, in order");
+        assert_eq!(conn.out.capacity(), 0, "no buffer is held once flushed");
+    }
+
     #[test]
     fn passwords_may_cross_tls_or_loopback_only() {
         let peer = |addr: &str, tls| Peer {
@@ -1285,20 +1449,18 @@ mod tests {
         let hash = crate::password::hash("correct horse").unwrap();
         assert!(matches!(hub.set_account("alice", hash, false), Ok(Ok(_))));
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
-        let (read, write) = tokio::io::split(theirs);
         let peer = Peer {
             addr: "192.0.2.7:40000".parse().unwrap(),
             tls: false,
         };
         let config = Arc::new(Config::unthrottled());
-        tokio::spawn(serve(
-            read,
-            write,
+        tokio::spawn(serve(Box::new(Start {
+            stream: theirs,
             peer,
             hub,
             config,
-            CancellationToken::new(),
-        ));
+            shutdown: CancellationToken::new(),
+        })));
         let mut wire = Framed::new(ours, LineCodec::new(chat_proto::CLIENT_MAX_LINE));
         assert_eq!(next(&mut wire).await, ServerFrame::NickPrompt);
         wire.send("alice").await.unwrap();

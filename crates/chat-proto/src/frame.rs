@@ -693,6 +693,36 @@ impl ServerFrame {
         buf.freeze()
     }
 
+    /// Appends `MEMBERS` frames for `room` listing `nicks`, at most `per_frame` to a
+    /// frame: the bytes that encoding a [`ServerFrame::Members`] per chunk would give,
+    /// without building the frames or cloning a name (a big room's list is encoded on
+    /// every join). No frame for no names.
+    pub fn encode_members<'a>(
+        room: &Room,
+        nicks: impl IntoIterator<Item = &'a Nick>,
+        per_frame: usize,
+        dst: &mut BytesMut,
+    ) {
+        let per_frame = per_frame.max(1);
+        let mut in_frame = 0;
+        for nick in nicks {
+            if in_frame == per_frame {
+                dst.extend_from_slice(b"\n");
+                in_frame = 0;
+            }
+            if in_frame == 0 {
+                dst.extend_from_slice(b"MEMBERS ");
+                dst.extend_from_slice(room.as_str().as_bytes());
+            }
+            dst.extend_from_slice(b" ");
+            dst.extend_from_slice(nick.as_str().as_bytes());
+            in_frame += 1;
+        }
+        if in_frame > 0 {
+            dst.extend_from_slice(b"\n");
+        }
+    }
+
     /// Like [`ServerFrame::to_bytes`] for several frames at once.
     pub fn encode_all<'a>(frames: impl IntoIterator<Item = &'a ServerFrame>) -> Bytes {
         let mut buf = BytesMut::new();

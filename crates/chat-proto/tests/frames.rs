@@ -506,6 +506,22 @@ fn arb_command() -> impl Strategy<Value = Command> {
 }
 
 proptest! {
+    /// The fast `MEMBERS` encoder writes exactly the frames of the slow path.
+    #[test]
+    fn members_encode_as_their_frames(
+        room in arb_room(),
+        nicks in proptest::collection::vec(arb_nick(), 0..40),
+        per_frame in 1usize..12,
+    ) {
+        let mut fast = bytes::BytesMut::new();
+        ServerFrame::encode_members(&room, &nicks, per_frame, &mut fast);
+        let frames: Vec<ServerFrame> = nicks
+            .chunks(per_frame)
+            .map(|chunk| ServerFrame::Members { room: room.clone(), nicks: chunk.to_vec() })
+            .collect();
+        prop_assert_eq!(&fast[..], &ServerFrame::encode_all(&frames)[..]);
+    }
+
     #[test]
     fn server_frame_round_trip(frame in arb_any_frame()) {
         let line = frame.to_string();

@@ -20,6 +20,12 @@ pub struct Config {
     #[arg(long, env = "CHAT_ROOM_CAPACITY", default_value_t = 1024, value_parser = parse_capacity)]
     pub room_capacity: usize,
 
+    /// A room with more members than this is quiet: joins, parts and quits are not
+    /// announced to its members (each person still sees their own; `/who` lists the
+    /// room). 0: every room announces them.
+    #[arg(long, env = "CHAT_PRESENCE_LIMIT", default_value_t = 1000)]
+    pub presence_limit: usize,
+
     /// Private messages queued for one connection. A private message to a full queue is
     /// refused with `ERR RECIPIENT_BUSY`.
     #[arg(long, env = "CHAT_MAILBOX_CAPACITY", default_value_t = 256, value_parser = parse_capacity)]
@@ -103,6 +109,7 @@ impl Default for Config {
             max_line: chat_proto::DEFAULT_MAX_LINE,
             handshake_timeout: Duration::from_secs(30),
             room_capacity: 1024,
+            presence_limit: 1000,
             mailbox_capacity: 256,
             max_rooms: 64,
             max_connections: None,

@@ -14,13 +14,18 @@
 //!
 //! Room events that concern membership (join, part, quit, rename) are published while the
 //! hub lock is held, so their order in a room is the order in which membership changed.
+//!
+//! A room with more than `--presence-limit` members is *quiet*: its joins, parts and
+//! quits are not announced to the others (the one joining or leaving still sees its own
+//! `JOIN` or `PART`, with its id in the room's order). Without that, N people joining
+//! one room cost N²/2 `JOIN` deliveries: 50 million for 10,000.
 
 use crate::mailbox::MailboxSender;
 use crate::password::{Hasher, Throttle};
 use crate::store::{Account, Busy, Kind, Query, Record, Store};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chat_proto::{Nick, Room, ServerFrame, Timestamp};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{broadcast, oneshot};
@@ -30,6 +35,10 @@ pub(crate) fn now() -> Timestamp {
     let now = Timestamp::now();
     Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now)
 }
+
+/// Nicknames per `MEMBERS` frame and rooms per `ROOMS` frame, so that no frame comes
+/// near a client's line limit.
+pub(crate) const LIST_CHUNK: usize = 100;
 
 /// Ids handed out per millisecond of uptime before a restart could reuse one.
 const IDS_PER_MS: u64 = 1024;
@@ -77,6 +86,9 @@ pub(crate) struct Hub {
     ids: AtomicU64,
     /// Capacity of each room's broadcast channel.
     room_capacity: usize,
+    /// Rooms with more members than this do not announce joins, parts and quits (0: all
+    /// rooms do).
+    presence_limit: usize,
     /// History and accounts on disk (or in memory).
     store: Store,
     /// Runs argon2 off the async threads, a few at a time.
@@ -98,8 +110,9 @@ struct Peer {
 /// One room.
 struct RoomEntry {
     channel: Arc<Channel>,
-    /// Folded nicknames of the members.
-    members: BTreeSet<String>,
+    /// The members: folded nickname, and the nickname as spelled (so that a big room's
+    /// list is written without a lookup per member).
+    members: BTreeMap<String, Nick>,
 }
 
 #[derive(Default)]
@@ -136,8 +149,8 @@ pub(crate) enum Joined {
         rx: broadcast::Receiver<Event>,
         /// The `JOIN` event, to show the joiner first.
         join: Event,
-        /// Everyone in the room, the newcomer included.
-        members: Vec<Nick>,
+        /// Everyone in the room, the newcomer included, as encoded `MEMBERS` frames.
+        members: Bytes,
     },
 }
 
@@ -159,6 +172,7 @@ impl Hub {
     /// `accounts`.
     pub(crate) fn new(
         room_capacity: usize,
+        presence_limit: usize,
         store: Store,
         next_id: u64,
         accounts: Vec<Account>,
@@ -171,6 +185,7 @@ impl Hub {
             }),
             ids: AtomicU64::new(first_id(next_id)),
             room_capacity: room_capacity.max(1),
+            presence_limit,
             store,
             hasher: Hasher::new(2),
             throttle: Throttle::new(10_000),
@@ -218,6 +233,22 @@ impl Hub {
         }
         let _ = tx.send(event.clone());
         event
+    }
+
+    /// Whether a room of `members` members (the one joining or leaving included) keeps
+    /// its joins, parts and quits to itself.
+    fn is_quiet(&self, members: usize) -> bool {
+        self.presence_limit > 0 && members > self.presence_limit
+    }
+
+    /// A membership event of a quiet room: it gets its id and time in the room's order
+    /// (the caller holds the room's lock), but is neither sent nor stored; only its
+    /// subject sees it.
+    fn unannounced(make: impl FnOnce(u64, Timestamp) -> ServerFrame, id: u64) -> Event {
+        Event {
+            id,
+            bytes: make(id, now()).to_bytes(),
+        }
     }
 
     /// Gives an event its id and time, encodes it and queues it for the store. The
@@ -367,15 +398,18 @@ impl Hub {
         };
         for room_key in &peer.rooms {
             if let Some(room) = rooms.get_mut(room_key) {
+                let quiet = self.is_quiet(room.members.len());
                 room.members.remove(key);
                 let channel = &room.channel;
-                self.announce(channel, &lock(&channel.tx), |id, time| ServerFrame::Quit {
-                    room: channel.name.clone(),
-                    nick: peer.nick.clone(),
-                    time,
-                    id,
-                    reason: Some(reason.to_owned()),
-                });
+                if !quiet {
+                    self.announce(channel, &lock(&channel.tx), |id, time| ServerFrame::Quit {
+                        room: channel.name.clone(),
+                        nick: peer.nick.clone(),
+                        time,
+                        id,
+                        reason: Some(reason.to_owned()),
+                    });
+                }
                 if room.members.is_empty() {
                     rooms.remove(room_key);
                 }
@@ -399,36 +433,45 @@ impl Hub {
                 name: room.clone(),
                 tx: Mutex::new(broadcast::channel(capacity).0),
             }),
-            members: BTreeSet::new(),
+            members: BTreeMap::new(),
         });
-        if entry.members.contains(key) {
+        if entry.members.contains_key(key) {
             return Joined::Already;
         }
-        entry.members.insert(key.to_owned());
+        entry.members.insert(key.to_owned(), peer.nick.clone());
         peer.rooms.push(folded);
+        let quiet = self.is_quiet(entry.members.len());
         let channel = entry.channel.clone();
         // Subscribe and publish the JOIN under the room's lock, then take the JOIN off
         // the new receiver: it holds exactly what follows the JOIN in the room's order.
         let tx = lock(&channel.tx);
         let mut rx = tx.subscribe();
-        let join = self.announce(&channel, &tx, |id, time| ServerFrame::Join {
+        let make = |id, time| ServerFrame::Join {
             room: channel.name.clone(),
             nick: peer.nick.clone(),
             time,
             id,
-        });
-        let _ = rx.try_recv();
+        };
+        let join = if quiet {
+            Hub::unannounced(make, self.next_id())
+        } else {
+            let join = self.announce(&channel, &tx, make);
+            let _ = rx.try_recv();
+            join
+        };
         drop(tx);
-        let members = entry
-            .members
-            .iter()
-            .filter_map(|k| peers.get(k).map(|p| p.nick.clone()))
-            .collect();
+        let mut members = BytesMut::new();
+        ServerFrame::encode_members(
+            &channel.name,
+            entry.members.values(),
+            LIST_CHUNK,
+            &mut members,
+        );
         Joined::New {
             channel,
             rx,
             join,
-            members,
+            members: members.freeze(),
         }
     }
 
@@ -440,18 +483,22 @@ impl Hub {
         let State { peers, rooms, .. } = &mut *st;
         let peer = peers.get_mut(key)?;
         let room = rooms.get_mut(room_key)?;
-        if !room.members.remove(key) {
-            return None;
-        }
+        let quiet = self.is_quiet(room.members.len());
+        room.members.remove(key)?;
         peer.rooms.retain(|r| r != room_key);
         let tx = lock(&room.channel.tx);
-        let part = self.announce(&room.channel, &tx, |id, time| ServerFrame::Part {
+        let make = |id, time| ServerFrame::Part {
             room: room.channel.name.clone(),
             nick: peer.nick.clone(),
             time,
             id,
             reason,
-        });
+        };
+        let part = if quiet {
+            Hub::unannounced(make, self.next_id())
+        } else {
+            self.announce(&room.channel, &tx, make)
+        };
         drop(tx);
         if room.members.is_empty() {
             rooms.remove(room_key);
@@ -490,7 +537,7 @@ impl Hub {
         for room_key in &peer.rooms {
             if let Some(room) = rooms.get_mut(room_key) {
                 room.members.remove(old_key);
-                room.members.insert(new_key.clone());
+                room.members.insert(new_key.clone(), new.clone());
                 let tx = lock(&room.channel.tx);
                 self.announce(&room.channel, &tx, |id, time| ServerFrame::Rename {
                     room: Some(room.channel.name.clone()),
@@ -523,16 +570,19 @@ impl Hub {
             .map(|p| (p.nick.clone(), p.mailbox.clone()))
     }
 
-    /// The members of a room, or `None` if it does not exist.
-    pub(crate) fn members(&self, room: &Room) -> Option<(Room, Vec<Nick>)> {
+    /// The members of a room as encoded `MEMBERS` frames, or `None` if it does not
+    /// exist.
+    pub(crate) fn members(&self, room: &Room) -> Option<Bytes> {
         let st = self.lock();
         let entry = st.rooms.get(&room.folded())?;
-        let members = entry
-            .members
-            .iter()
-            .filter_map(|k| st.peers.get(k).map(|p| p.nick.clone()))
-            .collect();
-        Some((entry.channel.name.clone(), members))
+        let mut members = BytesMut::new();
+        ServerFrame::encode_members(
+            &entry.channel.name,
+            entry.members.values(),
+            LIST_CHUNK,
+            &mut members,
+        );
+        Some(members.freeze())
     }
 
     /// The canonical name of a room that exists.

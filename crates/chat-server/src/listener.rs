@@ -132,6 +132,7 @@ impl Server {
         let opened = store::open(&location, StoreOptions::default()).map_err(io::Error::other)?;
         let hub = Hub::new(
             config.room_capacity,
+            config.presence_limit,
             opened.store,
             opened.next_id,
             opened.accounts,

@@ -16,7 +16,7 @@
 use crate::config::Config;
 use crate::config::HISTORY_MAX;
 use crate::flood::TokenBucket;
-use crate::hub::{Channel, Event, Hub, Joined, Refused, now};
+use crate::hub::{Channel, Event, Hub, Joined, LIST_CHUNK, Refused, now};
 use crate::mailbox::{Mailbox, SendError, mailbox};
 use crate::reader::{LineReader, NextLine, Stream};
 use crate::store::{Answer, Query, Stored};
@@ -48,10 +48,6 @@ const LINES_PER_TURN: usize = 32;
 
 /// Longest wait to write a goodbye (`BYE` after `/quit` or a handshake timeout).
 const FAREWELL_LIMIT: Duration = Duration::from_secs(5);
-
-/// Nicknames per `MEMBERS` frame and rooms per `ROOMS` frame, so that no frame comes
-/// near a client's line limit.
-const LIST_CHUNK: usize = 100;
 
 /// Why a session ended; told to its rooms in the `QUIT` event and logged.
 type Reason = String;
@@ -1036,13 +1032,7 @@ impl<S: Stream> Session<S> {
                 members,
             } => {
                 self.conn.push_bytes(&join.bytes);
-                let room = channel.name.clone();
-                for chunk in members.chunks(LIST_CHUNK) {
-                    self.conn.push(&ServerFrame::Members {
-                        room: room.clone(),
-                        nicks: chunk.to_vec(),
-                    });
-                }
+                self.conn.push_bytes(&members);
                 // The room's latest messages, everything before the JOIN, come after
                 // the replies and before any live event.
                 let history = self.conn.config.history;
@@ -1114,7 +1104,8 @@ impl<S: Stream> Session<S> {
             }
             self.holds.retain(|h| *h.key != *key);
             if !seen && let Some(part) = &part {
-                // The room's buffer overflowed past it: show it anyway.
+                // A quiet room did not send it, or the room's buffer overflowed past
+                // it: show it anyway.
                 self.conn.push_bytes(&part.bytes);
             }
         }
@@ -1135,14 +1126,7 @@ impl<S: Stream> Session<S> {
             }
         };
         match self.hub.members(&room) {
-            Some((room, members)) => {
-                for chunk in members.chunks(LIST_CHUNK) {
-                    self.conn.push(&ServerFrame::Members {
-                        room: room.clone(),
-                        nicks: chunk.to_vec(),
-                    });
-                }
-            }
+            Some(members) => self.conn.push_bytes(&members),
             None => self
                 .conn
                 .error(ErrorCode::NoSuchRoom, format!("there is no room {room}")),
@@ -1445,7 +1429,13 @@ mod tests {
     #[tokio::test]
     async fn passwords_are_refused_in_the_clear() {
         let opened = store::open(&Location::Memory, StoreOptions::default()).unwrap();
-        let hub = Arc::new(Hub::new(16, opened.store, opened.next_id, opened.accounts));
+        let hub = Arc::new(Hub::new(
+            16,
+            0,
+            opened.store,
+            opened.next_id,
+            opened.accounts,
+        ));
         let hash = crate::password::hash("correct horse").unwrap();
         assert!(matches!(hub.set_account("alice", hash, false), Ok(Ok(_))));
         let (ours, theirs) = tokio::io::duplex(64 * 1024);

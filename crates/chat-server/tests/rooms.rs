@@ -321,3 +321,68 @@ async fn renaming_to_the_same_spelling_is_confirmed() {
     assert!(matches!(&alice.sync().await[..],
         [ServerFrame::Rename { room: None, old, new, .. }] if old == new && new.as_str() == "alice"));
 }
+
+/// Above `--presence-limit` members a room is quiet: joins, parts and quits reach only
+/// the one joining or leaving; messages flow as ever, `/who` lists everyone, and a room
+/// back at the limit announces again.
+#[tokio::test]
+async fn a_room_above_the_presence_limit_does_not_announce_joins_parts_and_quits() {
+    let server = TestServer::with(chat_server::Config {
+        presence_limit: 2,
+        ..chat_server::Config::unthrottled()
+    })
+    .await;
+    let mut alice = server.login("alice").await;
+    let mut bob = server.login("bob").await;
+    let frames = alice.sync().await;
+    assert!(
+        matches!(&frames[..], [ServerFrame::Join { nick, .. }] if nick.as_str() == "bob"),
+        "two members: announced, {frames:?}"
+    );
+
+    // The third member: quiet. Carol still gets her own JOIN and the whole list (the
+    // login helper checks both).
+    let mut carol = server.login("carol").await;
+    let frames = alice.sync().await;
+    assert!(frames.is_empty(), "no JOIN above the limit: {frames:?}");
+    carol.send("hello, quiet room").await;
+    let (said, skipped) = alice
+        .until(|f| matches!(f, ServerFrame::Message { .. }))
+        .await;
+    assert_eq!(
+        msg_text(&said, "#general", "carol"),
+        Some("hello, quiet room")
+    );
+    assert!(skipped.is_empty(), "{skipped:?}");
+    alice.send("/who").await;
+    match alice.recv().await {
+        ServerFrame::Members { mut nicks, .. } => {
+            nicks.sort();
+            assert_eq!(nicks, vec![nick("alice"), nick("bob"), nick("carol")]);
+        }
+        other => panic!("expected MEMBERS, got {other:?}"),
+    }
+
+    // Leaving a quiet room: the leaver sees its PART, nobody else does.
+    carol.send("/part").await;
+    let (part, _) = carol.until(|f| matches!(f, ServerFrame::Part { .. })).await;
+    assert!(matches!(part, ServerFrame::Part { nick, .. } if nick.as_str() == "carol"));
+    carol.send("/join #general").await;
+    carol.sync().await;
+    carol.send("/quit").await;
+    carol.closed().await;
+    // Carol's QUIT, if any, is published when her session leaves the hub.
+    tokio::time::timeout(WAIT, server.server.wait_until(|s| s.sessions == 2))
+        .await
+        .expect("carol's session ends");
+    let frames = alice.sync().await;
+    assert!(
+        frames.is_empty(),
+        "no PART or QUIT above the limit: {frames:?}"
+    );
+
+    // Two members again: announced.
+    bob.send("/part").await;
+    let (part, _) = alice.until(|f| matches!(f, ServerFrame::Part { .. })).await;
+    assert!(matches!(part, ServerFrame::Part { nick, .. } if nick.as_str() == "bob"));
+}

@@ -17,8 +17,9 @@
 //!
 //! A room with more than `--presence-limit` members is *quiet*: its joins, parts and
 //! quits are not announced to the others (the one joining or leaving still sees its own
-//! `JOIN` or `PART`, with its id in the room's order). Without that, N people joining
-//! one room cost N²/2 `JOIN` deliveries: 50 million for 10,000.
+//! `JOIN` or `PART`, with its id in the room's order), and a joiner is not sent the
+//! member list (`/who` gives it). Without that, N people joining one room cost N²/2
+//! `JOIN` deliveries (50 million for 10,000) and as many names in member lists.
 
 use crate::mailbox::MailboxSender;
 use crate::password::{Hasher, Throttle};
@@ -149,7 +150,8 @@ pub(crate) enum Joined {
         rx: broadcast::Receiver<Event>,
         /// The `JOIN` event, to show the joiner first.
         join: Event,
-        /// Everyone in the room, the newcomer included, as encoded `MEMBERS` frames.
+        /// Everyone in the room, the newcomer included, as encoded `MEMBERS` frames
+        /// (none for a quiet room).
         members: Bytes,
     },
 }
@@ -460,13 +462,17 @@ impl Hub {
             join
         };
         drop(tx);
+        // A quiet room's list would be stale at once, and writing it to every joiner is
+        // what makes a crowd joining cost O(N²) bytes: `/who` gives it on demand.
         let mut members = BytesMut::new();
-        ServerFrame::encode_members(
-            &channel.name,
-            entry.members.values(),
-            LIST_CHUNK,
-            &mut members,
-        );
+        if !quiet {
+            ServerFrame::encode_members(
+                &channel.name,
+                entry.members.values(),
+                LIST_CHUNK,
+                &mut members,
+            );
+        }
         Joined::New {
             channel,
             rx,

@@ -323,8 +323,8 @@ async fn renaming_to_the_same_spelling_is_confirmed() {
 }
 
 /// Above `--presence-limit` members a room is quiet: joins, parts and quits reach only
-/// the one joining or leaving; messages flow as ever, `/who` lists everyone, and a room
-/// back at the limit announces again.
+/// the one joining or leaving, and a joiner gets no member list; messages flow as ever,
+/// `/who` lists everyone, and a room back at the limit announces again.
 #[tokio::test]
 async fn a_room_above_the_presence_limit_does_not_announce_joins_parts_and_quits() {
     let server = TestServer::with(chat_server::Config {
@@ -340,9 +340,19 @@ async fn a_room_above_the_presence_limit_does_not_announce_joins_parts_and_quits
         "two members: announced, {frames:?}"
     );
 
-    // The third member: quiet. Carol still gets her own JOIN and the whole list (the
-    // login helper checks both).
-    let mut carol = server.login("carol").await;
+    // The third member: quiet. Carol gets her own JOIN and no member list.
+    let mut carol = server.connect().await;
+    carol.send("carol").await;
+    assert!(matches!(carol.recv().await, ServerFrame::Welcome { .. }));
+    assert!(
+        matches!(carol.recv().await, ServerFrame::Join { nick, .. } if nick.as_str() == "carol")
+    );
+    assert_eq!(
+        carol.recv().await,
+        ServerFrame::Current {
+            room: Some(room("#general"))
+        }
+    );
     let frames = alice.sync().await;
     assert!(frames.is_empty(), "no JOIN above the limit: {frames:?}");
     carol.send("hello, quiet room").await;

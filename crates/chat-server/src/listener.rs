@@ -433,7 +433,7 @@ fn serve(
 }
 
 /// The TLS handshake of a new connection, within `limit` and given up on shutdown. A
-/// failure is logged (the span names the peer) and closes the socket: there is no
+/// failure is logged (with the peer's address) and closes the socket: there is no
 /// channel yet on which to tell the client anything.
 async fn tls_handshake(
     acceptor: &TlsAcceptor,

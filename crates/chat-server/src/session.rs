@@ -1086,6 +1086,8 @@ impl<S: Stream> Session<S> {
             let mut seen = false;
             while !seen {
                 match self.rooms[index].rx.try_recv() {
+                    // Past a quiet room's PART (never sent): not for the leaver.
+                    Ok(event) if part.as_ref().is_some_and(|p| event.id > p.id) => break,
                     Ok(event) => {
                         seen = part.as_ref().is_some_and(|p| p.id == event.id);
                         self.conn.push_bytes(&event.bytes);

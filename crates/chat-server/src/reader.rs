@@ -68,20 +68,8 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Stream for LineEof<S> {
     }
 }
 
-/// An in-memory pipe, for unit tests of the session.
-#[cfg(test)]
-impl Stream for tokio::io::DuplexStream {
-    fn poll_read_some(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut BytesMut,
-    ) -> Poll<io::Result<usize>> {
-        read_through_stack(self, cx, buf)
-    }
-}
-
-/// A pipe that keeps what it is written until flushed, as rustls does: for the unit test
-/// of the session's flush.
+/// An in-memory pipe that keeps what it is written until flushed, as rustls does: for
+/// the session's unit tests.
 #[cfg(test)]
 impl Stream for tokio::io::BufWriter<tokio::io::DuplexStream> {
     fn poll_read_some(

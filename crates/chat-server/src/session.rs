@@ -1447,7 +1447,7 @@ mod tests {
         };
         let config = Arc::new(Config::unthrottled());
         tokio::spawn(serve(Box::new(Start {
-            stream: theirs,
+            stream: tokio::io::BufWriter::new(theirs),
             peer,
             hub,
             config,

@@ -246,7 +246,8 @@ impl Hub {
     /// A membership event of a quiet room: it gets its id and time in the room's order
     /// (the caller holds the room's lock), but is neither sent nor stored; only its
     /// subject sees it.
-    fn unannounced(make: impl FnOnce(u64, Timestamp) -> ServerFrame, id: u64) -> Event {
+    fn unannounced(&self, make: impl FnOnce(u64, Timestamp) -> ServerFrame) -> Event {
+        let id = self.next_id();
         Event {
             id,
             bytes: make(id, now()).to_bytes(),
@@ -455,7 +456,7 @@ impl Hub {
             id,
         };
         let join = if quiet {
-            Hub::unannounced(make, self.next_id())
+            self.unannounced(make)
         } else {
             let join = self.announce(&channel, &tx, make);
             let _ = rx.try_recv();
@@ -501,7 +502,7 @@ impl Hub {
             reason,
         };
         let part = if quiet {
-            Hub::unannounced(make, self.next_id())
+            self.unannounced(make)
         } else {
             self.announce(&room.channel, &tx, make)
         };

@@ -31,8 +31,8 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAILBOX_CAPACITY", default_value_t = 256, value_parser = parse_capacity)]
     pub mailbox_capacity: usize,
 
-    /// Rooms one connection may be in at once (each room costs its buffer). Past it,
-    /// `/join` is refused with `ERR TOO_MANY_ROOMS`.
+    /// Rooms one connection may be in at once. Past it, `/join` is refused with
+    /// `ERR TOO_MANY_ROOMS`.
     #[arg(long, env = "CHAT_MAX_ROOMS", default_value_t = 64, value_parser = parse_capacity)]
     pub max_rooms: usize,
 
@@ -48,9 +48,29 @@ pub struct Config {
     pub max_per_ip: usize,
 
     /// Apply the per-address limit to loopback too (by default local clients, tests and
-    /// benchmarks may open as many connections as the total limit allows).
-    #[arg(long, env = "CHAT_LIMIT_LOOPBACK")]
+    /// benchmarks may open as many connections as the total limit allows). Its variable
+    /// takes 1/0, true/false, yes/no, on/off.
+    #[arg(
+        long,
+        env = "CHAT_LIMIT_LOOPBACK",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub limit_loopback: bool,
+
+    /// Connections the kernel may hold for each listener before the server accepts them
+    /// (the `listen(2)` backlog). Default: the system's maximum
+    /// (`/proc/sys/net/core/somaxconn`, 4096 on most systems), so that a burst of
+    /// connections waits in the kernel instead of being dropped; the kernel caps it at
+    /// that maximum.
+    #[arg(long, env = "CHAT_LISTEN_BACKLOG", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub listen_backlog: Option<u32>,
+
+    /// The kernel's send buffer of each connection (`SO_SNDBUF`; Linux reserves twice
+    /// this for its bookkeeping). It bounds what a client that stops reading holds in
+    /// the kernel; past it the server's writes wait, and `--write-timeout` later the
+    /// client is disconnected. Sizes: bytes, or with `k`/`m` (KiB/MiB).
+    #[arg(long, env = "CHAT_SEND_BUFFER", default_value = "256k", value_parser = parse_size)]
+    pub send_buffer: usize,
 
     /// Lines a client may send in a burst before flood control slows it down.
     #[arg(long, env = "CHAT_FLOOD_BURST", default_value_t = 5, value_parser = parse_capacity)]
@@ -115,6 +135,8 @@ impl Default for Config {
             max_connections: None,
             max_per_ip: 64,
             limit_loopback: false,
+            listen_backlog: None,
+            send_buffer: DEFAULT_SEND_BUFFER,
             flood_burst: 5,
             flood_rate: 2.0,
             idle_timeout: None,
@@ -142,6 +164,11 @@ impl Config {
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS)
     }
 
+    /// The listen backlog in force: the configured one, or the system's maximum.
+    pub fn listen_backlog(&self) -> u32 {
+        self.listen_backlog.unwrap_or_else(system_backlog)
+    }
+
     /// A configuration without flood control, for tests and benchmarks that send fast.
     pub fn unthrottled() -> Config {
         Config {
@@ -149,6 +176,21 @@ impl Config {
             ..Config::default()
         }
     }
+}
+
+/// The default `--send-buffer`: 256 KiB holds about 2,500 chat lines, ample for a busy
+/// room and a history replay, and still lets a client on a 100 ms path receive over
+/// 2 MB/s.
+const DEFAULT_SEND_BUFFER: usize = 256 * 1024;
+
+/// The system's largest listen backlog (`net.core.somaxconn`), or 4096 (Linux's default
+/// since 5.4) where it cannot be read.
+pub fn system_backlog() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(4096)
 }
 
 /// File descriptors kept back from the derived connection limit, for the listener, logs,
@@ -179,6 +221,29 @@ fn parse_capacity(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Parses a size in bytes: `65536`, `64k` (KiB) or `1m` (MiB), from 4 KiB to 64 MiB.
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (number, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t.as_str(), ""),
+    };
+    let scale = match unit {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use k or m")),
+    };
+    match number
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+    {
+        Some(n) if (4096..=64 * 1024 * 1024).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a size from 4k to 64m")),
+    }
+}
+
 /// Parses `30s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -200,6 +265,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("256k"), Ok(256 * 1024));
+        assert_eq!(parse_size("1M"), Ok(1024 * 1024));
+        assert!(parse_size("1k").is_err(), "below 4 KiB");
+        assert!(parse_size("1g").is_err());
+        assert!(parse_size("lots").is_err());
+    }
 
     #[test]
     fn durations() {

@@ -22,4 +22,4 @@ mod store;
 pub mod tls;
 
 pub use config::Config;
-pub use listener::{Server, Stats, run, run_with};
+pub use listener::{Server, Stats, listen, run, run_with};

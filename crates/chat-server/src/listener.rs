@@ -2,6 +2,10 @@
 //! per connection, and graceful shutdown (stop accepting, tell every client, wait a
 //! bounded time).
 //!
+//! Listeners are bound by [`listen`], with a backlog sized for bursts (the system's
+//! maximum by default): a crowd connecting at once waits in the kernel's accept queue
+//! rather than having its handshakes dropped.
+//!
 //! A server may listen on two sockets at once, plain TCP and TLS ([`Server::run_with`]):
 //! both feed the same hub under the same limits and stop on the same shutdown. A TLS
 //! connection is admitted like a plain one; its handshake runs in its own task (never in
@@ -266,7 +270,9 @@ impl Server {
                     continue;
                 }
             };
-            configure(&stream, self.config.keepalive);
+            // The handshake's deadline starts now, and covers TLS and `NICK` together.
+            let deadline = tokio::time::Instant::now() + self.config.handshake_timeout;
+            configure(&stream, &self.config);
             match self.admit(peer.ip()) {
                 Ok(permits) => {
                     let guard = TaskGuard::new(&self.gauge, Some(permits));
@@ -275,7 +281,7 @@ impl Server {
                     let transport = transport.clone();
                     // `map`, not an async block: one would keep a second copy of the
                     // session's future (see `serve`).
-                    let session = serve(stream, peer, transport, hub, config, token);
+                    let session = serve(stream, peer, transport, hub, config, token, deadline);
                     self.tracker.spawn(session.map(move |()| drop(guard)));
                 }
                 Err(refusal) => {
@@ -380,19 +386,48 @@ impl Drop for AddressPermit {
     }
 }
 
-/// Low latency, and dead peers found by keepalive probes: a peer that answers none of 5
-/// probes sent 10 s apart, after `idle` without traffic, is taken as gone.
-fn configure(stream: &TcpStream, idle: Duration) {
+/// Binds a listener on `addr` whose kernel accept queue holds `backlog` connections (the
+/// kernel caps it at `net.core.somaxconn`). Every listener of the server is made here:
+/// Tokio's own `bind`, like the standard library's, asks for 128, which a burst of
+/// connections overflows; a client whose handshake the kernel then drops waits in
+/// silence for a retransmission (seconds), or for ever if it got a SYN cookie, while
+/// the server, which speaks first, never hears of it.
+pub fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    // As Tokio and the standard library do: a restarted server can bind its port while
+    // the old one's connections are in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Low latency; dead peers found by keepalive probes (a peer that answers none of 5
+/// probes sent 10 s apart, after `--keepalive` without traffic, is taken as gone); and a
+/// bounded kernel send buffer, so that a client that stops reading holds at most about
+/// twice `--send-buffer` of kernel memory (the kernel doubles the value for its
+/// bookkeeping) instead of the auto-tuned maximum (4 MiB on Linux), and is noticed by
+/// the write timeout once that is full.
+fn configure(stream: &TcpStream, config: &Config) {
     let _ = stream.set_nodelay(true);
     let keepalive = socket2::TcpKeepalive::new()
-        .with_time(idle)
+        .with_time(config.keepalive)
         .with_interval(Duration::from_secs(10))
         .with_retries(5);
-    let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive);
+    let socket = socket2::SockRef::from(stream);
+    let _ = socket.set_tcp_keepalive(&keepalive);
+    let _ = socket.set_send_buffer_size(config.send_buffer);
 }
 
 /// Runs one admitted connection from accept to close: the TLS handshake first if it
-/// came to the TLS listener, then the session.
+/// came to the TLS listener, then the session. Both handshakes, TLS and `NICK`, must be
+/// done by `deadline`.
 ///
 /// A plain function returning the session's future, not an `async fn`: an async wrapper
 /// would keep its own copy of every argument for the connection's whole life.
@@ -403,6 +438,7 @@ fn serve(
     hub: Arc<Hub>,
     config: Arc<Config>,
     shutdown: CancellationToken,
+    deadline: tokio::time::Instant,
 ) -> impl Future<Output = ()> + Send + 'static {
     match transport {
         Transport::Plain => Either::Left(session::serve(Box::new(session::Start {
@@ -411,12 +447,12 @@ fn serve(
             hub,
             config,
             shutdown,
+            deadline,
         }))),
         // Boxed: a TLS connection's state (over 1 KB of rustls inline, and its
         // handshake) would otherwise widen every plain connection's task too.
         Transport::Tls(acceptor) => Either::Right(Box::pin(async move {
-            let limit = config.handshake_timeout;
-            let handshake = tls_handshake(&acceptor, stream, addr, limit, &shutdown);
+            let handshake = tls_handshake(&acceptor, stream, addr, deadline, &shutdown);
             let Some(stream) = handshake.await else {
                 return;
             };
@@ -426,31 +462,32 @@ fn serve(
                 hub,
                 config,
                 shutdown,
+                deadline,
             }))
             .await;
         })),
     }
 }
 
-/// The TLS handshake of a new connection, within `limit` and given up on shutdown. A
+/// The TLS handshake of a new connection, by `deadline` and given up on shutdown. A
 /// failure is logged (with the peer's address) and closes the socket: there is no
 /// channel yet on which to tell the client anything.
 async fn tls_handshake(
     acceptor: &TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
-    limit: Duration,
+    deadline: tokio::time::Instant,
     token: &CancellationToken,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
     tokio::select! {
-        result = tokio::time::timeout(limit, acceptor.accept(stream)) => match result {
+        result = tokio::time::timeout_at(deadline, acceptor.accept(stream)) => match result {
             Ok(Ok(stream)) => Some(stream),
             Ok(Err(e)) => {
                 info!(%peer, error = %e, "TLS handshake failed");
                 None
             }
             Err(_) => {
-                info!(%peer, ?limit, "TLS handshake timed out");
+                info!(%peer, "TLS handshake timed out");
                 None
             }
         },
@@ -544,13 +581,18 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn accepted_sockets_get_keepalive_and_nodelay() {
+    async fn accepted_sockets_get_keepalive_nodelay_and_a_bounded_send_buffer() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
-        configure(&accepted, Duration::from_secs(42));
+        let config = Config {
+            keepalive: Duration::from_secs(42),
+            send_buffer: 64 * 1024,
+            ..Config::default()
+        };
+        configure(&accepted, &config);
         let sock = socket2::SockRef::from(&accepted);
         assert!(sock.keepalive().unwrap());
         assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(42));
@@ -560,6 +602,9 @@ mod tests {
         );
         assert_eq!(sock.tcp_keepalive_retries().unwrap(), 5);
         assert!(accepted.nodelay().unwrap());
+        // Linux doubles the value asked for; auto-tuning would start far higher.
+        let sndbuf = sock.send_buffer_size().unwrap();
+        assert!((64 * 1024..=128 * 1024).contains(&sndbuf), "{sndbuf}");
         drop(client);
     }
 

@@ -147,20 +147,28 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
     tracing::info!(db = %db, "database");
     // Before anything is bound: a bad certificate stops the server at once.
     let acceptor = tls_acceptor(&args.tls)?;
-    match chat_server::config::raise_open_file_limit() {
-        Ok(limit) => tracing::info!(limit, "open-file limit"),
-        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
-    }
+    // The soft limit is raised to the hard one; the connection limit follows from it
+    // (less a reserve for the listeners, the store and refusals) unless given.
+    let open_files = match chat_server::config::raise_open_file_limit() {
+        Ok(limit) => Some(limit),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            None
+        }
+    };
+    let max_connections = args.config.connection_limit();
     tracing::info!(
-        max_connections = args.config.connection_limit(),
-        "connection limit"
+        open_file_limit = open_files,
+        max_connections,
+        "open-file limit raised to the hard limit; connections allowed at once: {max_connections}"
     );
-    let listener = bind(&args.addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "listening");
+    let backlog = args.config.listen_backlog();
+    let listener = bind(&args.addr, backlog).await?;
+    tracing::info!(addr = %listener.local_addr()?, backlog, "listening");
     let tls = match acceptor {
         Some(acceptor) => {
-            let tls_listener = bind(&args.tls.tls_addr).await?;
-            tracing::info!(addr = %tls_listener.local_addr()?, "listening for TLS");
+            let tls_listener = bind(&args.tls.tls_addr, backlog).await?;
+            tracing::info!(addr = %tls_listener.local_addr()?, backlog, "listening for TLS");
             Some((tls_listener, acceptor))
         }
         None => None,
@@ -200,10 +208,24 @@ fn tls_acceptor(args: &TlsArgs) -> anyhow::Result<Option<TlsAcceptor>> {
     }
 }
 
-async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
+/// Listens on the first address `addr` resolves to that can be bound, with the server's
+/// backlog ([`chat_server::listen`]).
+async fn bind(addr: &str, backlog: u32) -> anyhow::Result<TcpListener> {
+    let mut last_error = None;
+    let addrs = tokio::net::lookup_host(addr)
         .await
-        .with_context(|| format!("cannot listen on {addr}"))
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    for resolved in addrs {
+        match chat_server::listen(resolved, backlog) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(match last_error {
+        Some(e) => anyhow::Error::new(e),
+        None => anyhow::anyhow!("it resolves to no address"),
+    })
+    .with_context(|| format!("cannot listen on {addr}"))
 }
 
 /// Completes on Ctrl-C, or SIGTERM on Unix.

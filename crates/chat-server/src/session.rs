@@ -79,6 +79,9 @@ pub(crate) struct Start<S> {
     pub(crate) config: Arc<Config>,
     /// Watched during the handshake; a session hears of shutdown from the hub.
     pub(crate) shutdown: CancellationToken,
+    /// When the handshake must be done: `--handshake-timeout` after the connection was
+    /// accepted, a TLS handshake included.
+    pub(crate) deadline: Instant,
 }
 
 /// Runs one connection from accept (and TLS handshake) to close.
@@ -97,6 +100,7 @@ pub(crate) async fn serve<S: Stream>(start: Box<Start<S>>) {
             hub,
             config,
             shutdown,
+            deadline,
         } = *start;
         info!(peer = %addr, tls = peer.tls, "connected");
         let mut conn = Connection {
@@ -107,7 +111,7 @@ pub(crate) async fn serve<S: Stream>(start: Box<Start<S>>) {
             config,
         };
         // Boxed: its state is freed once done (see the module docs).
-        match Box::pin(conn.handshake(&hub, &shutdown)).await {
+        match Box::pin(conn.handshake(&hub, &shutdown, deadline)).await {
             Ok(login) => Ok(Session::new(conn, hub, login)),
             Err(reason) => Err(reason),
         }
@@ -218,15 +222,15 @@ impl<S: Stream> Connection<S> {
     }
 
     /// The original program's exchange: `NICK`, a nickname, again until one is free;
-    /// `PASS` and its password for a registered one.
+    /// `PASS` and its password for a registered one; all by `deadline`.
     async fn handshake(
         &mut self,
         hub: &Hub,
         shutdown: &CancellationToken,
+        deadline: Instant,
     ) -> Result<Login, Reason> {
-        let timeout = self.config.handshake_timeout;
         let result = tokio::select! {
-            result = tokio::time::timeout(timeout, self.choose_nick(hub)) => match result {
+            result = tokio::time::timeout_at(deadline, self.choose_nick(hub)) => match result {
                 Ok(result) => result,
                 Err(_) => {
                     let limit = self.farewell_limit();
@@ -1450,6 +1454,7 @@ mod tests {
             stream: tokio::io::BufWriter::new(theirs),
             peer,
             hub,
+            deadline: Instant::now() + config.handshake_timeout,
             config,
             shutdown: CancellationToken::new(),
         })));

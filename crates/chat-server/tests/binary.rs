@@ -1,8 +1,12 @@
 //! The `chat-server` binary: it serves, logs to stderr only, and stops cleanly on SIGTERM
 //! after telling its clients.
 
+mod common;
+
 use chat_proto::{LineCodec, ServerFrame};
 use futures::{SinkExt, StreamExt};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -103,4 +107,177 @@ async fn binary_serves_logs_to_stderr_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(stdout, "", "logs go to stderr, nothing to stdout");
+}
+
+/// The binary, started with `args` (JSON logs), and what its start log said: every
+/// line up to the last `listening` one, as JSON.
+struct Started {
+    child: tokio::process::Child,
+    log: Vec<serde_json::Value>,
+}
+
+impl Started {
+    async fn spawn(args: &[&str], env: &[(&str, &str)], listeners: usize) -> Started {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(args)
+            .envs(env.iter().copied())
+            .args(["--log-format", "json", "--db", ":memory:"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut log = Vec::new();
+        tokio::time::timeout(WAIT, async {
+            let mut seen = 0;
+            while seen < listeners {
+                let line = stderr.next_line().await.unwrap().expect("a start log");
+                let entry: serde_json::Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| panic!("the server said: {line}"));
+                let message = entry["fields"]["message"].as_str().unwrap_or_default();
+                seen += usize::from(message.starts_with("listening"));
+                log.push(entry);
+            }
+        })
+        .await
+        .expect("the server starts in time");
+        // Keep draining its log, so that it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+        Started { child, log }
+    }
+
+    /// The field `field` of the log line whose message is `message`.
+    fn logged(&self, message: &str, field: &str) -> &serde_json::Value {
+        let entry = self
+            .log
+            .iter()
+            .find(|e| e["fields"]["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} in the start log: {:?}", self.log));
+        &entry["fields"][field]
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+}
+
+/// Connects `count` clients to `addr` at once; each connect must complete within
+/// `WAIT` (a connection the kernel cannot queue has its SYN dropped and retries for
+/// seconds, and never completes while nothing accepts).
+async fn connect_all(addr: &str, count: usize) -> Vec<tokio::net::TcpStream> {
+    let connects = (0..count).map(|_| async {
+        tokio::time::timeout(WAIT, tokio::net::TcpStream::connect(addr))
+            .await
+            .expect("the kernel queues the connection at once")
+            .expect("the connection is accepted by the kernel")
+    });
+    futures::future::join_all(connects).await
+}
+
+/// A burst of connections waits in the kernel's queue of each listener, plain and TLS,
+/// until the server accepts it, instead of being dropped: the server is stopped
+/// (SIGSTOP) while 1,000 clients connect to each port, every connect completes, and once
+/// it resumes every plain client gets `NICK` and TLS clients their handshake.
+#[tokio::test]
+async fn a_burst_of_connections_waits_in_every_listeners_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["127.0.0.1".to_owned()];
+    let (cert, key) = chat_server::tls::write_self_signed(dir.path(), &names, false).unwrap();
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--tls-addr",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+    ];
+    let server = Started::spawn(&args, &[], 2).await;
+    let backlog = chat_server::config::system_backlog();
+    assert_eq!(server.logged("listening", "backlog"), backlog);
+    assert_eq!(server.logged("listening for TLS", "backlog"), backlog);
+    assert!(
+        backlog >= 1024,
+        "this test needs net.core.somaxconn of at least 1024 (it is {backlog})"
+    );
+    let plain = server.logged("listening", "addr").as_str().unwrap();
+    let secure = server.logged("listening for TLS", "addr").as_str().unwrap();
+
+    const BURST: usize = 1000;
+    server.signal("-STOP");
+    let (plain_clients, tls_clients) =
+        tokio::join!(connect_all(plain, BURST), connect_all(secure, BURST));
+    server.signal("-CONT");
+
+    let nicks = plain_clients.into_iter().map(|stream| async move {
+        let mut conn = Framed::new(stream, LineCodec::new(chat_proto::CLIENT_MAX_LINE));
+        assert_eq!(next_frame(&mut conn).await, ServerFrame::NickPrompt);
+    });
+    futures::future::join_all(nicks).await;
+
+    // The TLS clients queued too; a few of them, chosen from the end of the queue, get
+    // through the handshake to `NICK` (a thousand handshakes would only make the test
+    // slow; the others are dropped).
+    let root = CertificateDer::from_pem_file(cert).unwrap();
+    let connector = common::connector(&[root]);
+    for stream in tls_clients.into_iter().rev().take(5) {
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let tls = tokio::time::timeout(WAIT, connector.connect(name, stream))
+            .await
+            .expect("the handshake in time")
+            .expect("the handshake succeeds");
+        let mut conn = Framed::new(tls, LineCodec::new(chat_proto::CLIENT_MAX_LINE));
+        let line = tokio::time::timeout(WAIT, conn.next())
+            .await
+            .expect("a frame in time")
+            .expect("connection open")
+            .expect("no I/O error")
+            .expect("a valid line");
+        assert_eq!(ServerFrame::parse(&line).unwrap(), ServerFrame::NickPrompt);
+    }
+}
+
+/// Every boolean flag's variable takes `1`/`0` as well as `true`/`false`: with
+/// `CHAT_LIMIT_LOOPBACK=1` and one connection per address, a second connection from
+/// loopback is refused; with `0`, it is served.
+#[tokio::test]
+async fn boolean_variables_take_one_and_zero() {
+    for (value, limited) in [("1", true), ("true", true), ("0", false), ("false", false)] {
+        let args = ["--addr", "127.0.0.1:0", "--max-per-ip", "1"];
+        let server = Started::spawn(&args, &[("CHAT_LIMIT_LOOPBACK", value)], 1).await;
+        let addr = server.logged("listening", "addr").as_str().unwrap();
+        let first = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut first = Framed::new(first, LineCodec::new(chat_proto::CLIENT_MAX_LINE));
+        assert_eq!(next_frame(&mut first).await, ServerFrame::NickPrompt);
+        let second = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut second = Framed::new(second, LineCodec::new(chat_proto::CLIENT_MAX_LINE));
+        let frame = next_frame(&mut second).await;
+        if limited {
+            assert!(
+                matches!(
+                    frame,
+                    ServerFrame::Error {
+                        code: chat_proto::ErrorCode::TooManyConnections,
+                        ..
+                    }
+                ),
+                "CHAT_LIMIT_LOOPBACK={value}: {frame:?}"
+            );
+        } else {
+            assert_eq!(
+                frame,
+                ServerFrame::NickPrompt,
+                "CHAT_LIMIT_LOOPBACK={value}"
+            );
+        }
+    }
 }

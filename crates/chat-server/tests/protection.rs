@@ -186,6 +186,36 @@ async fn consumer_that_stops_reading_is_disconnected_and_its_rooms_told() {
         .unwrap();
 }
 
+/// A client that stops reading holds a bounded amount of the server's kernel memory
+/// (`--send-buffer`, 256 KiB by default, which the kernel doubles), not the 4 MiB that
+/// auto-tuning grows a loopback socket's buffer to: 1 MB of room traffic fills it, and
+/// the write timeout then disconnects the client, while the others carry on.
+#[tokio::test]
+async fn a_stopped_reader_is_found_out_once_its_bounded_send_buffer_fills() {
+    let config = Config {
+        write_timeout: Duration::from_millis(500),
+        ..Config::unthrottled()
+    };
+    assert_eq!(
+        config.send_buffer,
+        256 * 1024,
+        "the default is what is tested"
+    );
+    let server = TestServer::with(config).await;
+    let _stopped = server.login_small_buffer("stopped").await;
+    let mut observer = server.login("observer").await;
+    // About 160 bytes a line on the wire: 6,000 lines are a megabyte.
+    let flooder = server.login("flooder").await;
+    server.flood_general(flooder, 6000, 100).await;
+    let (quit, _) = observer
+        .until(|f| matches!(f, ServerFrame::Quit { nick, .. } if nick.as_str() == "stopped"))
+        .await;
+    assert!(
+        matches!(&quit, ServerFrame::Quit { reason: Some(reason), .. } if reason.starts_with("slow consumer")),
+        "{quit:?}"
+    );
+}
+
 #[tokio::test]
 async fn idle_timeout_is_off_by_default_and_closes_when_set() {
     assert_eq!(Config::default().idle_timeout, None);

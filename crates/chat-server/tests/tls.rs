@@ -4,6 +4,8 @@
 //!
 //! Every wait is bounded by [`WAIT`]; nothing sleeps to synchronise.
 
+mod common;
+
 use chat_proto::{ErrorCode, LineCodec, ServerFrame};
 use chat_server::{Config, Server, tls};
 use futures::{SinkExt, StreamExt};
@@ -12,13 +14,11 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_util::codec::Framed;
 
@@ -54,8 +54,9 @@ impl TlsServer {
         let (cert_path, key_path) = tls::write_self_signed(dir.path(), &names, false).unwrap();
         let acceptor = tls::acceptor(&cert_path, &key_path).expect("the pair loads");
         let cert = CertificateDer::from_pem_file(&cert_path).unwrap();
-        let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let secure = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let plain = chat_server::listen(any_port, config.listen_backlog()).unwrap();
+        let secure = chat_server::listen(any_port, config.listen_backlog()).unwrap();
         let (plain_addr, tls_addr) = (plain.local_addr().unwrap(), secure.local_addr().unwrap());
         let server = Server::new(config).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -105,22 +106,6 @@ impl TlsServer {
     }
 }
 
-/// A TLS client configuration that trusts exactly `roots`, with the ring provider.
-fn connector(roots: &[CertificateDer<'static>]) -> TlsConnector {
-    let mut store = rustls::RootCertStore::empty();
-    for root in roots {
-        store.add(root.clone()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(store)
-    .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
-}
-
 /// Connects to `addr` and does the TLS handshake for `name`, trusting `roots`.
 async fn tls_connect(
     addr: SocketAddr,
@@ -129,7 +114,11 @@ async fn tls_connect(
 ) -> std::io::Result<TlsStream<TcpStream>> {
     let tcp = within("connect", TcpStream::connect(addr)).await?;
     let name = ServerName::try_from(name.to_owned()).unwrap();
-    within("the TLS handshake", connector(roots).connect(name, tcp)).await
+    within(
+        "the TLS handshake",
+        common::connector(roots).connect(name, tcp),
+    )
+    .await
 }
 
 /// A protocol client over any stream.
@@ -369,6 +358,44 @@ async fn a_tls_client_that_never_finishes_the_handshake_is_closed() {
     .await;
 }
 
+/// The TLS handshake and the `NICK` exchange share one deadline, counted from the
+/// connection: what a slow TLS start takes is not given again to the nickname.
+#[tokio::test]
+async fn tls_and_nickname_share_one_handshake_deadline() {
+    let timeout = Duration::from_secs(3);
+    let config = Config {
+        handshake_timeout: timeout,
+        ..Config::unthrottled()
+    };
+    let server = TlsServer::start(config).await;
+    let started = tokio::time::Instant::now();
+    let tcp = TcpStream::connect(server.tls).await.unwrap();
+    // The stimulus, not a synchronisation: a client that takes 2 s to start TLS.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = common::connector(std::slice::from_ref(&server.cert))
+        .connect(name, tcp)
+        .await
+        .expect("the TLS handshake within the deadline");
+    let mut client = Client::new(tls);
+    assert_eq!(client.next().await, Some(ServerFrame::NickPrompt));
+    let bye = client
+        .until("BYE", |f| matches!(f, ServerFrame::Bye { .. }))
+        .await;
+    assert_eq!(
+        bye,
+        ServerFrame::Bye {
+            reason: "handshake timed out".into()
+        }
+    );
+    // One deadline: 3 s from the connection. Separate ones would give 2 s + 3 s.
+    let elapsed = started.elapsed();
+    assert!(
+        (timeout..timeout + Duration::from_millis(1500)).contains(&elapsed),
+        "BYE after {elapsed:?}, not {timeout:?} after connecting"
+    );
+}
+
 #[tokio::test]
 async fn a_full_server_says_so_over_tls() {
     let config = Config {
@@ -410,7 +437,7 @@ async fn a_tls_client_that_stops_reading_then_catches_up_gets_everything_once() 
     let name = ServerName::try_from("localhost").unwrap();
     let stream = within(
         "the TLS handshake",
-        connector(std::slice::from_ref(&server.cert)).connect(name, tcp),
+        common::connector(std::slice::from_ref(&server.cert)).connect(name, tcp),
     )
     .await
     .unwrap();

@@ -29,7 +29,8 @@ impl TestServer {
     }
 
     pub async fn with(config: Config) -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // Bound as the binary binds, with the server's backlog.
+        let listener = chat_server::listen(loopback(), config.listen_backlog()).unwrap();
         let addr = listener.local_addr().unwrap();
         let server = Server::new(config).expect("server starts");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -193,6 +194,29 @@ impl Client {
         }
         seen
     }
+}
+
+/// 127.0.0.1 on a port the system chooses.
+pub fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// A TLS client configuration that trusts exactly `roots`, with the ring provider.
+pub fn connector(
+    roots: &[rustls::pki_types::CertificateDer<'static>],
+) -> tokio_rustls::TlsConnector {
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        store.add(root.clone()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
 }
 
 pub fn nick(s: &str) -> Nick {

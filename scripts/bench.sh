@@ -6,6 +6,7 @@
 #   scripts/bench.sh rate --members 100 --senders 10 --rate 990 --duration 10s
 #   scripts/bench.sh idle --connections 10000
 #   SERVER_FLAGS="--room-capacity 4096" scripts/bench.sh throughput --members 1000 --messages 200
+#   SERVER=/tmp/chat-server-old scripts/bench.sh idle --connections 10000   # another build
 #
 # Needs `cargo build --release -p chat-server -p chat-bench` first. Ports are taken
 # below the ephemeral range, so that the bench's own client ports never collide.
@@ -13,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 port=$((20000 + RANDOM % 5000))
 # shellcheck disable=SC2086
-taskset -c 0 ./target/release/chat-server --addr "127.0.0.1:$port" --flood-rate 0 ${SERVER_FLAGS:-} \
+taskset -c 0 "${SERVER:-./target/release/chat-server}" --addr "127.0.0.1:$port" --flood-rate 0 ${SERVER_FLAGS:-} \
   2>/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT

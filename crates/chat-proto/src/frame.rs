@@ -41,6 +41,12 @@ pub enum ErrorCode {
     NoSuchRoom,
     /// You are in as many rooms as the server allows; part one first.
     TooManyRooms,
+    /// `/join` of a new room: the server holds as many rooms as it allows; rooms that
+    /// exist can still be joined.
+    RoomsFull,
+    /// `/join` of a new room: your address created as many rooms (still open) as the
+    /// server allows one address; rooms that exist can still be joined.
+    TooManyRoomsCreated,
     /// The recipient's queue is full; the private message was not delivered.
     RecipientBusy,
     /// The server is at its connection limit; it closes the connection after this.
@@ -85,6 +91,8 @@ impl ErrorCode {
             ErrorCode::NoCurrentRoom => "NO_CURRENT_ROOM",
             ErrorCode::NoSuchRoom => "NO_SUCH_ROOM",
             ErrorCode::TooManyRooms => "TOO_MANY_ROOMS",
+            ErrorCode::RoomsFull => "ROOMS_FULL",
+            ErrorCode::TooManyRoomsCreated => "TOO_MANY_ROOMS_CREATED",
             ErrorCode::RecipientBusy => "RECIPIENT_BUSY",
             ErrorCode::ServerFull => "SERVER_FULL",
             ErrorCode::TooManyConnections => "TOO_MANY_CONNECTIONS",
@@ -100,7 +108,7 @@ impl ErrorCode {
     }
 
     /// Every code this version knows, for documentation and tests.
-    pub const KNOWN: [ErrorCode; 23] = [
+    pub const KNOWN: [ErrorCode; 25] = [
         ErrorCode::NickInvalid,
         ErrorCode::NickTaken,
         ErrorCode::LineTooLong,
@@ -114,6 +122,8 @@ impl ErrorCode {
         ErrorCode::NoCurrentRoom,
         ErrorCode::NoSuchRoom,
         ErrorCode::TooManyRooms,
+        ErrorCode::RoomsFull,
+        ErrorCode::TooManyRoomsCreated,
         ErrorCode::RecipientBusy,
         ErrorCode::ServerFull,
         ErrorCode::TooManyConnections,

@@ -15,10 +15,17 @@ pub struct Config {
     #[arg(long, env = "CHAT_HANDSHAKE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
 
-    /// Events a room buffers for its slowest member. A member further behind is told
-    /// `LAGGED <room> <missed>` and skips ahead.
+    /// Events a room keeps in memory for members that fall behind. A member further
+    /// behind is sent what it missed from the store. The buffer grows with the room's
+    /// traffic up to this; a quiet room holds none.
     #[arg(long, env = "CHAT_ROOM_CAPACITY", default_value_t = 1024, value_parser = parse_capacity)]
     pub room_capacity: usize,
+
+    /// Bytes of events a room keeps in memory at most, whatever --room-capacity allows
+    /// (the oldest go first; members behind them are sent them from the store). Sizes:
+    /// bytes, or with `k`/`m` (KiB/MiB).
+    #[arg(long, env = "CHAT_ROOM_BUFFER", default_value = "256k", value_parser = parse_size)]
+    pub room_buffer: usize,
 
     /// A room with more members than this is quiet: joins, parts and quits are not
     /// announced to its members (each person still sees their own; `/who` lists the
@@ -36,6 +43,18 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAX_ROOMS", default_value_t = 64, value_parser = parse_capacity)]
     pub max_rooms: usize,
 
+    /// Rooms that may exist at once on the server. Past it, `/join` of a new room is
+    /// refused with `ERR ROOMS_FULL` (rooms that exist can still be joined).
+    #[arg(long, env = "CHAT_MAX_ROOMS_TOTAL", default_value_t = 50_000, value_parser = parse_capacity)]
+    pub max_rooms_total: usize,
+
+    /// Rooms created from one IP address that may exist at once (a room counts against
+    /// the address of the connection that created it until it empties). Past it,
+    /// `/join` of a new room is refused with `ERR TOO_MANY_ROOMS_CREATED`. Loopback is
+    /// exempt unless `--limit-loopback`.
+    #[arg(long, env = "CHAT_MAX_ROOMS_PER_IP", default_value_t = 256, value_parser = parse_capacity)]
+    pub max_rooms_per_ip: usize,
+
     /// Connections served at once. Past it a new connection is told `ERR SERVER_FULL`
     /// and closed. Default: the process's open-file limit less a reserve of 64 (the
     /// binary first raises its soft limit to the hard limit).
@@ -47,9 +66,10 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAX_PER_IP", default_value_t = 64, value_parser = parse_capacity)]
     pub max_per_ip: usize,
 
-    /// Apply the per-address limit to loopback too (by default local clients, tests and
-    /// benchmarks may open as many connections as the total limit allows). Its variable
-    /// takes 1/0, true/false, yes/no, on/off.
+    /// Apply the per-address limits (connections, rooms created) to loopback too (by
+    /// default local clients, tests and benchmarks may open as many connections and
+    /// create as many rooms as the total limits allow). Its variable takes 1/0,
+    /// true/false, yes/no, on/off.
     #[arg(
         long,
         env = "CHAT_LIMIT_LOOPBACK",
@@ -129,9 +149,12 @@ impl Default for Config {
             max_line: chat_proto::DEFAULT_MAX_LINE,
             handshake_timeout: Duration::from_secs(30),
             room_capacity: 1024,
+            room_buffer: 256 * 1024,
             presence_limit: 1000,
             mailbox_capacity: 256,
             max_rooms: 64,
+            max_rooms_total: 50_000,
+            max_rooms_per_ip: 256,
             max_connections: None,
             max_per_ip: 64,
             limit_loopback: false,

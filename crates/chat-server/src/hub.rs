@@ -23,13 +23,15 @@
 
 use crate::mailbox::MailboxSender;
 use crate::password::{Hasher, Throttle};
+use crate::ring::{Cursor, Ring, Weigh};
 use crate::store::{Account, Busy, Kind, Query, Record, Store};
 use bytes::{Bytes, BytesMut};
 use chat_proto::{Nick, Room, ServerFrame, Timestamp};
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 
 /// The server time of an event, at the millisecond precision of the wire.
 pub(crate) fn now() -> Timestamp {
@@ -70,14 +72,23 @@ pub(crate) struct Event {
     pub(crate) bytes: Bytes,
 }
 
+impl Weigh for Event {
+    fn weight(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
 /// One room's fan-out, shared by the hub and the room's members.
 pub(crate) struct Channel {
     /// The folded name, the room's key in the hub and in the store.
     pub(crate) key: Arc<str>,
     /// The name as its creator spelled it.
     pub(crate) name: Room,
-    /// Held while an event gets its id, is queued for the store and is sent.
-    tx: Mutex<broadcast::Sender<Event>>,
+    /// The room's lock: held while an event gets its id, is queued for the store and is
+    /// sent, so that the three orders agree.
+    order: Mutex<()>,
+    /// The room's latest events, which each member reads at its own pace.
+    pub(crate) ring: Ring<Event>,
 }
 
 /// The ids, the store and the password machinery: what publishing and accounts need.
@@ -85,8 +96,8 @@ pub(crate) struct Hub {
     state: Mutex<State>,
     /// The next message id.
     ids: AtomicU64,
-    /// Capacity of each room's broadcast channel.
-    room_capacity: usize,
+    /// How rooms are made and how many may exist.
+    rooms: RoomLimits,
     /// Rooms with more members than this do not announce joins, parts and quits (0: all
     /// rooms do).
     presence_limit: usize,
@@ -108,12 +119,29 @@ struct Peer {
     rooms: Vec<String>,
 }
 
+/// How big each room's ring may grow, and how many rooms may exist.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RoomLimits {
+    /// Events each room's ring holds at most (`--room-capacity`).
+    pub(crate) capacity: usize,
+    /// Bytes of events each room's ring holds at most (`--room-buffer`).
+    pub(crate) buffer: usize,
+    /// Rooms that may exist at once (`--max-rooms-total`); `#general` is never refused.
+    pub(crate) total: usize,
+    /// Rooms created from one address that may exist at once (`--max-rooms-per-ip`);
+    /// `#general` is never refused nor counted.
+    pub(crate) per_address: usize,
+}
+
 /// One room.
 struct RoomEntry {
     channel: Arc<Channel>,
     /// The members: folded nickname, and the nickname as spelled (so that a big room's
     /// list is written without a lookup per member).
     members: BTreeMap<String, Nick>,
+    /// The address the room was created from, when it counts against that address's
+    /// rooms (see [`RoomLimits::per_address`]).
+    creator: Option<IpAddr>,
 }
 
 #[derive(Default)]
@@ -122,6 +150,8 @@ struct State {
     peers: HashMap<String, Peer>,
     /// Rooms by folded name. A room exists while it has members.
     rooms: HashMap<String, RoomEntry>,
+    /// Rooms that exist, by the address that created them (only addresses with some).
+    created: HashMap<IpAddr, usize>,
     /// Registered nicknames by folded name.
     accounts: HashMap<String, Account>,
     /// The server is shutting down: every session has been told, and so is every
@@ -142,18 +172,30 @@ pub(crate) enum Refused {
 pub(crate) enum Joined {
     /// The session was already in the room.
     Already,
+    /// The room does not exist and may not be created now.
+    Refused(RoomRefused),
     /// The session is now in the room.
     New {
         /// The room.
         channel: Arc<Channel>,
         /// The room's events after the `JOIN`.
-        rx: broadcast::Receiver<Event>,
+        cursor: Cursor,
         /// The `JOIN` event, to show the joiner first.
         join: Event,
         /// Everyone in the room, the newcomer included, as encoded `MEMBERS` frames
         /// (none for a quiet room).
         members: Bytes,
     },
+}
+
+/// Why a room cannot be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RoomRefused {
+    /// The server holds as many rooms as it allows.
+    Full { limit: usize },
+    /// The joining session's address created as many rooms (that still exist) as one
+    /// address may.
+    AddressFull { limit: usize },
 }
 
 /// The account of a nickname, for the handshake and `/history`.
@@ -173,7 +215,7 @@ impl Hub {
     /// A hub over `store`, whose next message id is `next_id` and whose accounts are
     /// `accounts`.
     pub(crate) fn new(
-        room_capacity: usize,
+        rooms: RoomLimits,
         presence_limit: usize,
         store: Store,
         next_id: u64,
@@ -186,7 +228,7 @@ impl Hub {
                 ..State::default()
             }),
             ids: AtomicU64::new(first_id(next_id)),
-            room_capacity: room_capacity.max(1),
+            rooms,
             presence_limit,
             store,
             hasher: Hasher::new(2),
@@ -212,28 +254,27 @@ impl Hub {
         channel: &Channel,
         make: impl FnOnce(u64, Timestamp) -> ServerFrame,
     ) -> Result<Event, Busy> {
-        let tx = lock(&channel.tx);
+        let _order = lock(&channel.order);
         let (event, stored) = self.stamp(channel, Kind::Message, make);
         stored?;
-        // No receiver (an empty room) is not an error: the store has the event.
-        let _ = tx.send(event.clone());
+        channel.ring.send(event.clone());
         Ok(event)
     }
 
     /// Publishes a membership event (`JOIN`, `PART`, `QUIT`, `RENAME`): like
     /// [`Hub::publish`], but a departure cannot be refused, so it is sent even when the
-    /// store cannot keep it (a member refilled past it is then told `LAGGED`).
+    /// store cannot keep it (a member refilled past it is then told `LAGGED`). The
+    /// caller holds the room's lock.
     fn announce(
         &self,
         channel: &Channel,
-        tx: &broadcast::Sender<Event>,
         make: impl FnOnce(u64, Timestamp) -> ServerFrame,
     ) -> Event {
         let (event, stored) = self.stamp(channel, Kind::Membership, make);
         if stored.is_err() {
             tracing::warn!(room = %channel.name, id = event.id, "store queue full: event not kept");
         }
-        let _ = tx.send(event.clone());
+        channel.ring.send(event.clone());
         event
     }
 
@@ -395,7 +436,12 @@ impl Hub {
     /// Removes a session: each of its rooms is told `QUIT` once, then the nickname is free.
     pub(crate) fn unregister(&self, key: &str, reason: &str) {
         let mut st = self.lock();
-        let State { peers, rooms, .. } = &mut *st;
+        let State {
+            peers,
+            rooms,
+            created,
+            ..
+        } = &mut *st;
         let Some(peer) = peers.remove(key) else {
             return;
         };
@@ -405,7 +451,8 @@ impl Hub {
                 room.members.remove(key);
                 let channel = &room.channel;
                 if !quiet {
-                    self.announce(channel, &lock(&channel.tx), |id, time| ServerFrame::Quit {
+                    let _order = lock(&channel.order);
+                    self.announce(channel, |id, time| ServerFrame::Quit {
                         room: channel.name.clone(),
                         nick: peer.nick.clone(),
                         time,
@@ -414,30 +461,62 @@ impl Hub {
                     });
                 }
                 if room.members.is_empty() {
-                    rooms.remove(room_key);
+                    remove_room(rooms, created, room_key);
                 }
             }
         }
     }
 
-    /// Puts the session `key` in `room`, creating the room if need be.
-    pub(crate) fn join(&self, key: &str, room: &Room) -> Joined {
+    /// Puts the session `key` in `room`, creating the room if need be. `origin` is the
+    /// session's address when the rooms it creates count against that address (see
+    /// [`RoomLimits::per_address`]); `None` for an exempt address.
+    pub(crate) fn join(&self, key: &str, room: &Room, origin: Option<IpAddr>) -> Joined {
         let mut st = self.lock();
-        let State { peers, rooms, .. } = &mut *st;
+        let State {
+            peers,
+            rooms,
+            created,
+            ..
+        } = &mut *st;
         let Some(peer) = peers.get_mut(key) else {
             // Cannot happen: a session is registered for its whole life.
             return Joined::Already;
         };
-        let capacity = self.room_capacity;
         let folded = room.folded();
-        let entry = rooms.entry(folded.clone()).or_insert_with(|| RoomEntry {
-            channel: Arc::new(Channel {
-                key: folded.as_str().into(),
-                name: room.clone(),
-                tx: Mutex::new(broadcast::channel(capacity).0),
-            }),
-            members: BTreeMap::new(),
-        });
+        let existing = rooms.len();
+        let entry = match rooms.entry(folded.clone()) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                let limits = &self.rooms;
+                // The room everyone starts in is never refused.
+                let general = folded == Room::general().folded();
+                if !general && existing >= limits.total {
+                    let limit = limits.total;
+                    return Joined::Refused(RoomRefused::Full { limit });
+                }
+                let count = origin.map_or(0, |ip| created.get(&ip).copied().unwrap_or(0));
+                if !general && count >= limits.per_address {
+                    let limit = limits.per_address;
+                    return Joined::Refused(RoomRefused::AddressFull { limit });
+                }
+                // Nor counted against whoever happened to make it.
+                let origin = origin.filter(|_| !general);
+                let entry = vacant.insert(RoomEntry {
+                    channel: Arc::new(Channel {
+                        key: folded.as_str().into(),
+                        name: room.clone(),
+                        order: Mutex::new(()),
+                        ring: Ring::new(limits.capacity, limits.buffer),
+                    }),
+                    members: BTreeMap::new(),
+                    creator: origin,
+                });
+                if let Some(ip) = origin {
+                    *created.entry(ip).or_insert(0) += 1;
+                }
+                entry
+            }
+        };
         if entry.members.contains_key(key) {
             return Joined::Already;
         }
@@ -445,10 +524,9 @@ impl Hub {
         peer.rooms.push(folded);
         let quiet = self.is_quiet(entry.members.len());
         let channel = entry.channel.clone();
-        // Subscribe and publish the JOIN under the room's lock, then take the JOIN off
-        // the new receiver: it holds exactly what follows the JOIN in the room's order.
-        let tx = lock(&channel.tx);
-        let mut rx = tx.subscribe();
+        // Publish the JOIN and subscribe under the room's lock: the cursor starts at
+        // exactly what follows the JOIN in the room's order.
+        let order = lock(&channel.order);
         let make = |id, time| ServerFrame::Join {
             room: channel.name.clone(),
             nick: peer.nick.clone(),
@@ -458,11 +536,10 @@ impl Hub {
         let join = if quiet {
             self.unannounced(make)
         } else {
-            let join = self.announce(&channel, &tx, make);
-            let _ = rx.try_recv();
-            join
+            self.announce(&channel, make)
         };
-        drop(tx);
+        let cursor = channel.ring.subscribe();
+        drop(order);
         // A quiet room's list would be stale at once, and writing it to every joiner is
         // what makes a crowd joining cost O(N²) bytes: `/who` gives it on demand.
         let mut members = BytesMut::new();
@@ -476,7 +553,7 @@ impl Hub {
         }
         Joined::New {
             channel,
-            rx,
+            cursor,
             join,
             members: members.freeze(),
         }
@@ -487,13 +564,18 @@ impl Hub {
     /// the room.
     pub(crate) fn part(&self, key: &str, room_key: &str, reason: Option<String>) -> Option<Event> {
         let mut st = self.lock();
-        let State { peers, rooms, .. } = &mut *st;
+        let State {
+            peers,
+            rooms,
+            created,
+            ..
+        } = &mut *st;
         let peer = peers.get_mut(key)?;
         let room = rooms.get_mut(room_key)?;
         let quiet = self.is_quiet(room.members.len());
         room.members.remove(key)?;
         peer.rooms.retain(|r| r != room_key);
-        let tx = lock(&room.channel.tx);
+        let order = lock(&room.channel.order);
         let make = |id, time| ServerFrame::Part {
             room: room.channel.name.clone(),
             nick: peer.nick.clone(),
@@ -504,11 +586,11 @@ impl Hub {
         let part = if quiet {
             self.unannounced(make)
         } else {
-            self.announce(&room.channel, &tx, make)
+            self.announce(&room.channel, make)
         };
-        drop(tx);
+        drop(order);
         if room.members.is_empty() {
-            rooms.remove(room_key);
+            remove_room(rooms, created, room_key);
         }
         Some(part)
     }
@@ -545,8 +627,8 @@ impl Hub {
             if let Some(room) = rooms.get_mut(room_key) {
                 room.members.remove(old_key);
                 room.members.insert(new_key.clone(), new.clone());
-                let tx = lock(&room.channel.tx);
-                self.announce(&room.channel, &tx, |id, time| ServerFrame::Rename {
+                let _order = lock(&room.channel.order);
+                self.announce(&room.channel, |id, time| ServerFrame::Rename {
                     room: Some(room.channel.name.clone()),
                     old: old.clone(),
                     new: new.clone(),
@@ -613,5 +695,24 @@ impl Hub {
     pub(crate) fn counts(&self) -> (usize, usize) {
         let st = self.lock();
         (st.peers.len(), st.rooms.len())
+    }
+}
+
+/// Removes the empty room `key`, and its count against the address that created it.
+fn remove_room(
+    rooms: &mut HashMap<String, RoomEntry>,
+    created: &mut HashMap<IpAddr, usize>,
+    key: &str,
+) {
+    let Some(room) = rooms.remove(key) else {
+        return;
+    };
+    if let Some(ip) = room.creator
+        && let Some(count) = created.get_mut(&ip)
+    {
+        *count -= 1;
+        if *count == 0 {
+            created.remove(&ip);
+        }
     }
 }

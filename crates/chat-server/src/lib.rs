@@ -9,6 +9,7 @@
 //! - `session`: one task per connection: handshake, commands, output batching.
 //! - `hub`: nicknames and rooms; touched on join, part, rename, connect and disconnect,
 //!   never for an ordinary message.
+//! - `ring`: each room's broadcast channel, which grows with the room's traffic.
 
 pub mod config;
 mod flood;
@@ -17,6 +18,7 @@ mod listener;
 mod mailbox;
 mod password;
 mod reader;
+mod ring;
 mod session;
 mod store;
 pub mod tls;

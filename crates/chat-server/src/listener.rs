@@ -13,7 +13,7 @@
 //! handshake timeout, and then the session runs over the decrypted stream.
 
 use crate::config::Config;
-use crate::hub::Hub;
+use crate::hub::{Hub, RoomLimits};
 use crate::session;
 use crate::store::{self, Location, StoreOptions};
 use chat_proto::{ErrorCode, LineEof, ServerFrame};
@@ -134,8 +134,14 @@ impl Server {
             Some(path) => Location::File(path.into()),
         };
         let opened = store::open(&location, StoreOptions::default()).map_err(io::Error::other)?;
+        let rooms = RoomLimits {
+            capacity: config.room_capacity,
+            buffer: config.room_buffer,
+            total: config.max_rooms_total,
+            per_address: config.max_rooms_per_ip,
+        };
         let hub = Hub::new(
-            config.room_capacity,
+            rooms,
             config.presence_limit,
             opened.store,
             opened.next_id,

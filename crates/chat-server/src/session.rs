@@ -16,9 +16,10 @@
 use crate::config::Config;
 use crate::config::HISTORY_MAX;
 use crate::flood::TokenBucket;
-use crate::hub::{Channel, Event, Hub, Joined, LIST_CHUNK, Refused, now};
+use crate::hub::{Channel, Event, Hub, Joined, LIST_CHUNK, Refused, RoomRefused, now};
 use crate::mailbox::{Mailbox, SendError, mailbox};
 use crate::reader::{LineReader, NextLine, Stream};
+use crate::ring::{Cursor, Lagged, TryRecvError};
 use crate::store::{Answer, Query, Stored};
 use bytes::BytesMut;
 use chat_proto::{
@@ -33,8 +34,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
 use tokio_util::sync::CancellationToken;
@@ -407,8 +407,8 @@ impl Drop for Registration {
 struct Membership {
     /// The room: its names, and its channel for publishing without the hub.
     channel: Arc<Channel>,
-    /// The room's events for this session.
-    rx: broadcast::Receiver<Event>,
+    /// This session's place in the room's events.
+    cursor: Cursor,
     /// The id of the room's last event this session was given (or its `JOIN`): where a
     /// refill starts after lagging.
     last_id: u64,
@@ -447,6 +447,10 @@ impl Membership {
     }
 }
 
+/// Events copied from a room's ring under one read lock, at most: a bounded time for a
+/// sender to wait for the lock.
+const DRAIN_CHUNK: usize = 64;
+
 /// Events a refill asks the store for at a time: a bounded batch, written out before the
 /// next is asked for.
 const REFILL_BATCH: u64 = 256;
@@ -455,17 +459,19 @@ const REFILL_BATCH: u64 = 256;
 const QUERY_LIMIT: Duration = Duration::from_secs(5);
 
 /// Waits for an event from any of the rooms that are live; never completes with none.
-/// Cancel-safe: `Receiver::recv` is.
-async fn next_room_event(rooms: &mut [Membership]) -> (usize, Result<Event, RecvError>) {
+/// Cancel-safe: `Ring::recv` is.
+async fn next_room_event(rooms: &mut [Membership]) -> (usize, Result<Event, Lagged>) {
     match rooms {
         // Nearly everyone is in one room: no allocation on the way.
-        [only] if only.is_live() => (0, only.rx.recv().await),
+        [only] if only.is_live() => (0, only.channel.ring.recv(&mut only.cursor).await),
         rooms => {
             let waits = rooms
                 .iter_mut()
                 .enumerate()
                 .filter(|(_, m)| m.is_live())
-                .map(|(index, m)| Box::pin(async move { (index, m.rx.recv().await) }))
+                .map(|(index, m)| {
+                    Box::pin(async move { (index, m.channel.ring.recv(&mut m.cursor).await) })
+                })
                 .collect::<Vec<_>>();
             if waits.is_empty() {
                 return std::future::pending().await;
@@ -501,7 +507,7 @@ enum Wake {
     /// The store answered a hold (boxed: rare, and the largest variant).
     Answer(Box<(Hold, Answer)>),
     /// One of the rooms had an event.
-    Room(usize, Result<Event, RecvError>),
+    Room(usize, Result<Event, Lagged>),
 }
 
 /// A connection after its handshake.
@@ -761,9 +767,10 @@ impl<S: Stream> Session<S> {
     /// bytes. Called after each line, it also puts the echo of the session's own message
     /// before the reply to its next line.
     ///
-    /// Receivers are read with `try_recv`, one event per room per pass so that a busy
-    /// room cannot starve a quiet one; that needs no waker, no future and no lock beyond
-    /// the slot's, which is what the profile of a busy room asked for.
+    /// Each room's events are copied straight from its ring into the output, up to
+    /// [`DRAIN_CHUNK`] of them under one read lock, a room at a time, so that a busy room
+    /// cannot starve a quiet one; that needs no waker, no future and no reference count
+    /// per event.
     fn collect_ready(&mut self, limit: usize) {
         loop {
             while let Some(bytes) = self.mailbox.try_recv() {
@@ -771,16 +778,24 @@ impl<S: Stream> Session<S> {
             }
             let mut progressed = false;
             for index in 0..self.rooms.len() {
-                if self.conn.out.len() >= limit {
+                let out = &mut self.conn.out;
+                if out.len() >= limit {
                     return;
                 }
-                if !self.rooms[index].is_live() {
+                let m = &mut self.rooms[index];
+                if !m.is_live() {
                     continue;
                 }
-                match self.rooms[index].rx.try_recv() {
-                    Ok(event) => self.delivered(index, &event),
-                    Err(TryRecvError::Lagged(missed)) => self.lagged(index, missed),
-                    Err(TryRecvError::Empty | TryRecvError::Closed) => continue,
+                let last_id = &mut m.last_id;
+                let drained = m.channel.ring.drain(&mut m.cursor, DRAIN_CHUNK, |event| {
+                    out.extend_from_slice(&event.bytes);
+                    *last_id = event.id;
+                    out.len() < limit
+                });
+                match drained {
+                    Ok(0) => continue,
+                    Ok(taken) => self.count_toward_pong(index, taken as u64),
+                    Err(Lagged(missed)) => self.lagged(index, missed),
                 }
                 progressed = true;
             }
@@ -790,12 +805,10 @@ impl<S: Stream> Session<S> {
         }
     }
 
-    fn room_event(&mut self, index: usize, event: Result<Event, RecvError>) {
+    fn room_event(&mut self, index: usize, event: Result<Event, Lagged>) {
         match event {
             Ok(event) => self.delivered(index, &event),
-            Err(RecvError::Lagged(missed)) => self.lagged(index, missed),
-            // The sender lives in the hub as long as the room has members, us included.
-            Err(RecvError::Closed) => {}
+            Err(Lagged(missed)) => self.lagged(index, missed),
         }
     }
 
@@ -819,13 +832,14 @@ impl<S: Stream> Session<S> {
         // The oldest event still buffered bounds the gap from above; it waits for the
         // refill. (If the buffer overflows again meanwhile, the gap only grows.)
         let next = loop {
-            match self.rooms[index].rx.try_recv() {
+            let m = &mut self.rooms[index];
+            match m.channel.ring.try_recv(&mut m.cursor) {
                 Ok(event) => break Some(event),
                 Err(TryRecvError::Lagged(more)) => {
                     self.count_toward_pong(index, more);
                     missed += more;
                 }
-                Err(TryRecvError::Empty | TryRecvError::Closed) => break None,
+                Err(TryRecvError::Empty) => break None,
             }
         };
         if next.is_some() {
@@ -976,7 +990,11 @@ impl<S: Stream> Session<S> {
             Command::Ping(token) => {
                 // PONG waits until the events queued for this session now, its echoes
                 // among them, have gone out in ordinary batches; no line is read meanwhile.
-                let remaining = self.rooms.iter().map(|m| m.rx.len() as u64).collect();
+                let remaining = self
+                    .rooms
+                    .iter()
+                    .map(|m| m.channel.ring.pending(&m.cursor))
+                    .collect();
                 self.pong = Some(Box::new(PendingPong { token, remaining }));
             }
         }
@@ -1022,16 +1040,33 @@ impl<S: Stream> Session<S> {
 
     fn join(&mut self, room: &Room) {
         let key = room.folded();
-        let limit = self.conn.config.max_rooms;
+        let config = &self.conn.config;
+        let limit = config.max_rooms;
         if self.rooms.len() >= limit && self.membership(&key).is_none() {
             let text = format!("you are in {limit} rooms, the most allowed: /part one first");
             return self.conn.error(ErrorCode::TooManyRooms, text);
         }
-        match self.hub.join(&self.registration.key, room) {
+        // The rooms a session creates count against its address, as its connections do.
+        let ip = self.conn.peer.addr.ip().to_canonical();
+        let origin = (config.limit_loopback || !ip.is_loopback()).then_some(ip);
+        match self.hub.join(&self.registration.key, room, origin) {
             Joined::Already => {}
+            Joined::Refused(RoomRefused::Full { limit }) => {
+                let text = format!(
+                    "the server holds {limit} rooms, the most it allows: join one that exists"
+                );
+                return self.conn.error(ErrorCode::RoomsFull, text);
+            }
+            Joined::Refused(RoomRefused::AddressFull { limit }) => {
+                let text = format!(
+                    "your address has created {limit} rooms that are still open, the most \
+                     allowed: join one that exists"
+                );
+                return self.conn.error(ErrorCode::TooManyRoomsCreated, text);
+            }
             Joined::New {
                 channel,
-                rx,
+                cursor,
                 join,
                 members,
             } => {
@@ -1047,7 +1082,7 @@ impl<S: Stream> Session<S> {
                 };
                 self.rooms.push(Membership {
                     channel,
-                    rx,
+                    cursor,
                     last_id: join.id,
                     held: false,
                 });
@@ -1089,7 +1124,8 @@ impl<S: Stream> Session<S> {
         if let Some(index) = self.rooms.iter().position(|m| m.key() == key) {
             let mut seen = false;
             while !seen {
-                match self.rooms[index].rx.try_recv() {
+                let m = &mut self.rooms[index];
+                match m.channel.ring.try_recv(&mut m.cursor) {
                     // Past a quiet room's PART (never sent): not for the leaver.
                     Ok(event) if part.as_ref().is_some_and(|p| event.id > p.id) => break,
                     Ok(event) => {
@@ -1100,7 +1136,7 @@ impl<S: Stream> Session<S> {
                         let room = self.rooms[index].room().clone();
                         self.conn.push(&ServerFrame::Lagged { room, missed });
                     }
-                    Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                    Err(TryRecvError::Empty) => break,
                 }
             }
             self.rooms.remove(index);
@@ -1435,8 +1471,14 @@ mod tests {
     #[tokio::test]
     async fn passwords_are_refused_in_the_clear() {
         let opened = store::open(&Location::Memory, StoreOptions::default()).unwrap();
+        let rooms = crate::hub::RoomLimits {
+            capacity: 16,
+            buffer: 64 * 1024,
+            total: 10,
+            per_address: 10,
+        };
         let hub = Arc::new(Hub::new(
-            16,
+            rooms,
             0,
             opened.store,
             opened.next_id,

@@ -3,6 +3,7 @@
 mod common;
 
 use chat_proto::{ErrorCode, ServerFrame};
+use chat_server::Config;
 use common::*;
 
 #[tokio::test]
@@ -395,4 +396,96 @@ async fn a_room_above_the_presence_limit_does_not_announce_joins_parts_and_quits
     bob.send("/part").await;
     let (part, _) = alice.until(|f| matches!(f, ServerFrame::Part { .. })).await;
     assert!(matches!(part, ServerFrame::Part { nick, .. } if nick.as_str() == "bob"));
+}
+
+/// The error codes among `frames`.
+fn errors(frames: &[ServerFrame]) -> Vec<ErrorCode> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Error { code, .. } => Some(code.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// One address may have created only so many rooms that still exist; joining rooms
+/// that exist is not creating, and a room that empties no longer counts.
+#[tokio::test]
+async fn rooms_created_per_address_are_limited() {
+    let config = Config {
+        max_rooms_per_ip: 2,
+        limit_loopback: true,
+        ..Config::unthrottled()
+    };
+    let server = TestServer::with(config).await;
+    let mut alice = server.connect_from([127, 0, 0, 2].into()).await;
+    alice.login("alice").await;
+    let mut bob = server.connect_from([127, 0, 0, 3].into()).await;
+    bob.login("bob").await;
+    bob.send("/join #bobs").await;
+    bob.sync().await;
+
+    alice.send("/join #one").await;
+    alice.send("/join #two").await;
+    assert_eq!(errors(&alice.sync().await), []);
+    alice.send("/join #three").await;
+    let frames = alice.sync().await;
+    assert_eq!(
+        errors(&frames),
+        [ErrorCode::TooManyRoomsCreated],
+        "{frames:?}"
+    );
+    assert!(
+        !frames.iter().any(|f| matches!(f, ServerFrame::Join { .. })),
+        "{frames:?}"
+    );
+    // Another address's room, and #general, are joined, not created.
+    alice.send("/join #bobs").await;
+    alice.send("/part #general").await;
+    alice.send("/join #general").await;
+    assert_eq!(errors(&alice.sync().await), []);
+    // A second connection from the same address counts with the first.
+    let mut carol = server.connect_from([127, 0, 0, 2].into()).await;
+    carol.login("carol").await;
+    carol.send("/join #four").await;
+    assert_eq!(
+        errors(&carol.sync().await),
+        [ErrorCode::TooManyRoomsCreated]
+    );
+    // Once one of its rooms is empty, the address may create another.
+    alice.send("/part #one").await;
+    alice.sync().await;
+    carol.send("/join #four").await;
+    assert_eq!(errors(&carol.sync().await), []);
+}
+
+/// Past the total, new rooms are refused, while rooms that exist, #general among them,
+/// can still be joined.
+#[tokio::test]
+async fn rooms_in_total_are_limited() {
+    let config = Config {
+        max_rooms_total: 3,
+        ..Config::unthrottled()
+    };
+    let server = TestServer::with(config).await;
+    let mut alice = server.login("alice").await;
+    alice.send("/join #one").await;
+    alice.send("/join #two").await;
+    assert_eq!(errors(&alice.sync().await), []);
+    assert_eq!(server.stats().rooms, 3);
+    let mut bob = server.login("bob").await;
+    bob.send("/join #three").await;
+    let frames = bob.sync().await;
+    assert!(
+        matches!(&frames[..], [ServerFrame::Error { code: ErrorCode::RoomsFull, text }] if text.contains('3')),
+        "{frames:?}"
+    );
+    bob.send("/join #two").await;
+    assert_eq!(errors(&bob.sync().await), []);
+    alice.send("/part #one").await;
+    alice.sync().await;
+    bob.send("/join #three").await;
+    assert_eq!(errors(&bob.sync().await), []);
+    assert_eq!(server.stats().rooms, 3);
 }

@@ -62,6 +62,16 @@ impl TestServer {
         client
     }
 
+    /// A connection from the loopback address `source` (127.0.0.2 and so on are
+    /// loopback too: to the server, another client address) that has read `NICK`.
+    pub async fn connect_from(&self, source: std::net::Ipv4Addr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((source, 0))).unwrap();
+        let mut client = Client::new(socket.connect(self.addr).await.unwrap());
+        assert_eq!(client.recv().await, ServerFrame::NickPrompt);
+        client
+    }
+
     /// A client that has finished the handshake and the join to #general.
     pub async fn login(&self, nick: &str) -> Client {
         let mut client = self.connect().await;

@@ -1,0 +1,412 @@
+//! A room's broadcast channel: the room's latest events in a ring that grows with use,
+//! read by every member at its own pace.
+//!
+//! Tokio's `broadcast` channel allocates all its slots when it is made (about 65 bytes
+//! each, 67 KB for the default 1,024 events), so a room cost that much before anyone
+//! spoke, and one address could make thousands of them. This ring holds its events in
+//! a `VecDeque` that starts empty and grows (by doubling) only as events are sent, up to
+//! `capacity` events and `max_bytes` of them; past either, the oldest is dropped. So a
+//! quiet room costs a few hundred bytes, a busy one at most its bounds, and everything
+//! goes back to the allocator when the room is dropped.
+//!
+//! The semantics are `broadcast`'s: every receiver sees every event sent after it
+//! subscribed, in order, unless it falls more than the ring's contents behind; then it is
+//! told how many it lost ([`Lagged`]) and carries on from the oldest event held. A sender
+//! never waits for a receiver. A receiver is a bare [`Cursor`] (a position), held by the
+//! member beside its `Arc` of the room, so a membership costs eight bytes more than the
+//! room it points to.
+//!
+//! Readers take a read lock and may copy out many events under it
+//! ([`Ring::drain`]): a batch costs one lock, not one per event as a slot-per-lock
+//! channel does. Senders are already ordered by the room's own lock; the write lock is
+//! held only to push. Waiting receivers are woken by a [`Notify`].
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tokio::sync::Notify;
+
+/// What an event weighs against a ring's byte bound.
+pub(crate) trait Weigh {
+    /// Bytes this event keeps alive (its payload; the slot itself is counted apart).
+    fn weight(&self) -> usize;
+}
+
+/// A broadcast ring of `T` (see the module docs).
+pub(crate) struct Ring<T> {
+    held: RwLock<Held<T>>,
+    /// The position the next event will take: how many events were ever sent. Read
+    /// without the lock to tell whether a receiver has anything new.
+    tail: AtomicU64,
+    /// Wakes the receivers waiting in [`Ring::recv`].
+    notify: Notify,
+    /// Most events held.
+    capacity: usize,
+    /// Most bytes of events held (by [`Weigh::weight`]); the newest event is always held.
+    max_bytes: usize,
+}
+
+/// The events a ring holds.
+struct Held<T> {
+    /// Oldest first.
+    events: VecDeque<T>,
+    /// The position of `events[0]`.
+    head: u64,
+    /// The weight of `events`.
+    bytes: usize,
+}
+
+/// A receiver's place in a ring: the position of the next event it will read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    next: u64,
+}
+
+/// The receiver fell behind: this many events were dropped before it read them. Its
+/// cursor has moved to the oldest event held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lagged(pub(crate) u64);
+
+/// Why [`Ring::try_recv`] gave no event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TryRecvError {
+    /// Nothing new.
+    Empty,
+    /// See [`Lagged`].
+    Lagged(u64),
+}
+
+impl<T: Clone + Weigh> Ring<T> {
+    /// An empty ring holding at most `capacity` events (at least one) and `max_bytes` of
+    /// them. Allocates nothing until the first send.
+    pub(crate) fn new(capacity: usize, max_bytes: usize) -> Ring<T> {
+        Ring {
+            held: RwLock::new(Held {
+                events: VecDeque::new(),
+                head: 0,
+                bytes: 0,
+            }),
+            tail: AtomicU64::new(0),
+            notify: Notify::new(),
+            capacity: capacity.max(1),
+            max_bytes,
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Held<T>> {
+        // Nothing panics while the lock is held but an allocation failure, which aborts.
+        self.held
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Held<T>> {
+        self.held
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sends `event` to every receiver, dropping the oldest events past the bounds. The
+    /// caller orders sends (the room's lock).
+    pub(crate) fn send(&self, event: T) {
+        {
+            let mut held = self.write();
+            held.bytes += event.weight();
+            held.events.push_back(event);
+            while held.events.len() > self.capacity
+                || (held.bytes > self.max_bytes && held.events.len() > 1)
+            {
+                if let Some(old) = held.events.pop_front() {
+                    held.bytes -= old.weight();
+                    held.head += 1;
+                }
+            }
+            self.tail.fetch_add(1, Ordering::Release);
+        }
+        self.notify.notify_waiters();
+    }
+
+    /// A receiver of every event sent from now on. Exact when the caller holds the
+    /// room's lock, so that no send races with it.
+    pub(crate) fn subscribe(&self) -> Cursor {
+        Cursor {
+            next: self.tail.load(Ordering::Acquire),
+        }
+    }
+
+    /// Events sent that `cursor` has not read, lost ones included.
+    pub(crate) fn pending(&self, cursor: &Cursor) -> u64 {
+        self.tail
+            .load(Ordering::Acquire)
+            .saturating_sub(cursor.next)
+    }
+
+    /// The next event for `cursor`, without waiting.
+    pub(crate) fn try_recv(&self, cursor: &mut Cursor) -> Result<T, TryRecvError> {
+        if self.pending(cursor) == 0 {
+            return Err(TryRecvError::Empty);
+        }
+        let held = self.read();
+        if cursor.next < held.head {
+            let lost = held.head - cursor.next;
+            cursor.next = held.head;
+            return Err(TryRecvError::Lagged(lost));
+        }
+        let index = usize::try_from(cursor.next - held.head).unwrap_or(usize::MAX);
+        match held.events.get(index) {
+            Some(event) => {
+                cursor.next += 1;
+                Ok(event.clone())
+            }
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Hands the events ready for `cursor` to `take`, in order, under one read lock: at
+    /// most `max`, and none after `take` returns `false`. Returns how many it took.
+    pub(crate) fn drain(
+        &self,
+        cursor: &mut Cursor,
+        max: usize,
+        mut take: impl FnMut(&T) -> bool,
+    ) -> Result<usize, Lagged> {
+        if self.pending(cursor) == 0 {
+            return Ok(0);
+        }
+        let held = self.read();
+        if cursor.next < held.head {
+            let lost = held.head - cursor.next;
+            cursor.next = held.head;
+            return Err(Lagged(lost));
+        }
+        let start = usize::try_from(cursor.next - held.head).unwrap_or(usize::MAX);
+        let mut taken = 0;
+        for event in held.events.iter().skip(start).take(max) {
+            taken += 1;
+            if !take(event) {
+                break;
+            }
+        }
+        cursor.next += taken as u64;
+        Ok(taken)
+    }
+
+    /// Waits for the next event for `cursor`. Cancel-safe: the cursor moves only when an
+    /// event (or the news of a lag) is returned.
+    pub(crate) async fn recv(&self, cursor: &mut Cursor) -> Result<T, Lagged> {
+        loop {
+            // Made before looking, so that a send between the look and the wait still
+            // wakes it (`notify_waiters` completes every `Notified` made before it).
+            let notified = self.notify.notified();
+            match self.try_recv(cursor) {
+                Ok(event) => return Ok(event),
+                Err(TryRecvError::Lagged(lost)) => return Err(Lagged(lost)),
+                Err(TryRecvError::Empty) => notified.await,
+            }
+        }
+    }
+
+    /// Events held now and the slots allocated for them, for tests of memory use.
+    #[cfg(test)]
+    fn footprint(&self) -> (usize, usize) {
+        let held = self.read();
+        (held.events.len(), held.events.capacity())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct Ev(u64, usize);
+
+    impl Weigh for Ev {
+        fn weight(&self) -> usize {
+            self.1
+        }
+    }
+
+    fn ev(n: u64) -> Ev {
+        Ev(n, 10)
+    }
+
+    #[test]
+    fn a_new_ring_allocates_nothing_and_grows_with_use() {
+        let ring = Ring::<Ev>::new(1024, usize::MAX);
+        assert_eq!(ring.footprint(), (0, 0));
+        for n in 0..10 {
+            ring.send(ev(n));
+        }
+        let (len, slots) = ring.footprint();
+        assert_eq!(len, 10);
+        assert!(slots < 64, "{slots} slots for 10 events");
+        for n in 10..5000 {
+            ring.send(ev(n));
+        }
+        let (len, slots) = ring.footprint();
+        assert_eq!(len, 1024);
+        assert!(slots <= 2048, "{slots} slots for a ring of 1024");
+    }
+
+    #[test]
+    fn every_receiver_reads_every_event_after_it_subscribed_in_order() {
+        let ring = Ring::new(16, usize::MAX);
+        ring.send(ev(0));
+        let mut a = ring.subscribe();
+        ring.send(ev(1));
+        let mut b = ring.subscribe();
+        ring.send(ev(2));
+        assert_eq!(ring.pending(&a), 2);
+        assert_eq!(ring.try_recv(&mut a), Ok(ev(1)));
+        assert_eq!(ring.try_recv(&mut a), Ok(ev(2)));
+        assert_eq!(ring.try_recv(&mut a), Err(TryRecvError::Empty));
+        assert_eq!(ring.try_recv(&mut b), Ok(ev(2)));
+        assert_eq!(ring.try_recv(&mut b), Err(TryRecvError::Empty));
+        assert_eq!(ring.pending(&b), 0);
+    }
+
+    #[test]
+    fn a_receiver_that_falls_behind_is_told_how_much_it_lost_then_goes_on() {
+        let ring = Ring::new(4, usize::MAX);
+        let mut slow = ring.subscribe();
+        for n in 0..10 {
+            ring.send(ev(n));
+        }
+        assert_eq!(ring.pending(&slow), 10);
+        assert_eq!(ring.try_recv(&mut slow), Err(TryRecvError::Lagged(6)));
+        for n in 6..10 {
+            assert_eq!(ring.try_recv(&mut slow), Ok(ev(n)));
+        }
+        let mut slow2 = Cursor { next: 0 };
+        assert_eq!(ring.drain(&mut slow2, 100, |_| true), Err(Lagged(6)));
+        let mut got = Vec::new();
+        assert_eq!(
+            ring.drain(&mut slow2, 100, |e| {
+                got.push(e.0);
+                true
+            }),
+            Ok(4)
+        );
+        assert_eq!(got, [6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn the_byte_bound_drops_the_oldest_but_keeps_the_newest() {
+        let ring = Ring::new(100, 25);
+        let mut r = ring.subscribe();
+        ring.send(Ev(0, 10));
+        ring.send(Ev(1, 10));
+        ring.send(Ev(2, 10));
+        assert_eq!(ring.footprint().0, 2, "30 bytes > 25: the oldest goes");
+        ring.send(Ev(3, 1000));
+        assert_eq!(
+            ring.footprint().0,
+            1,
+            "one event over the bound is still held"
+        );
+        assert_eq!(ring.try_recv(&mut r), Err(TryRecvError::Lagged(3)));
+        assert_eq!(ring.try_recv(&mut r), Ok(Ev(3, 1000)));
+    }
+
+    #[test]
+    fn drain_stops_at_max_and_when_told() {
+        let ring = Ring::new(16, usize::MAX);
+        let mut r = ring.subscribe();
+        for n in 0..10 {
+            ring.send(ev(n));
+        }
+        let mut got = Vec::new();
+        let took = ring.drain(&mut r, 3, |e| {
+            got.push(e.0);
+            true
+        });
+        assert_eq!(took, Ok(3));
+        let took = ring.drain(&mut r, 100, |e| {
+            got.push(e.0);
+            e.0 < 5
+        });
+        assert_eq!(took, Ok(3), "stops after the event it was told to stop at");
+        assert_eq!(got, [0, 1, 2, 3, 4, 5]);
+        assert_eq!(ring.try_recv(&mut r), Ok(ev(6)));
+        assert_eq!(ring.drain(&mut r, 100, |_| true), Ok(3));
+        assert_eq!(ring.drain(&mut r, 100, |_| true), Ok(0));
+    }
+
+    #[tokio::test]
+    async fn recv_waits_for_the_next_send() {
+        let ring = Arc::new(Ring::new(16, usize::MAX));
+        let mut r = ring.subscribe();
+        let waiter = tokio::spawn({
+            let ring = ring.clone();
+            async move { ring.recv(&mut r).await }
+        });
+        tokio::task::yield_now().await;
+        ring.send(ev(7));
+        let got = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("woken by the send")
+            .unwrap();
+        assert_eq!(got, Ok(ev(7)));
+    }
+
+    /// Many senders and receivers on several threads: every receiver sees every event
+    /// once, in the order they were sent, or is told exactly how many it lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_receivers_see_each_event_once_in_order() {
+        const EVENTS: u64 = 20_000;
+        let ring = Arc::new(Ring::new(64, usize::MAX));
+        let order = Arc::new(std::sync::Mutex::new(0u64));
+        let receivers: Vec<_> = (0..4)
+            .map(|_| {
+                let ring = ring.clone();
+                let mut cursor = ring.subscribe();
+                tokio::spawn(async move {
+                    let (mut expected, mut seen, mut lost) = (0u64, 0u64, 0u64);
+                    while expected < EVENTS {
+                        match ring.recv(&mut cursor).await {
+                            Ok(Ev(n, _)) => {
+                                assert_eq!(n, expected, "in order, none twice");
+                                expected += 1;
+                                seen += 1;
+                            }
+                            Err(Lagged(n)) => {
+                                expected += n;
+                                lost += n;
+                            }
+                        }
+                    }
+                    (seen, lost)
+                })
+            })
+            .collect();
+        let senders: Vec<_> = (0..2)
+            .map(|_| {
+                let (ring, order) = (ring.clone(), order.clone());
+                tokio::spawn(async move {
+                    for _ in 0..EVENTS / 2 {
+                        {
+                            // The room's lock: a number and its send in one step.
+                            let mut next = order.lock().unwrap();
+                            ring.send(ev(*next));
+                            *next += 1;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.await.unwrap();
+        }
+        for receiver in receivers {
+            let (seen, lost) = tokio::time::timeout(Duration::from_secs(30), receiver)
+                .await
+                .expect("every receiver finishes")
+                .unwrap();
+            assert_eq!(seen + lost, EVENTS);
+        }
+    }
+}

@@ -2,12 +2,13 @@
 //! frame decoder; and opening many of them at once with bounded concurrency.
 
 use crate::live::Live;
+use crate::source::Sources;
 use anyhow::{Context, anyhow, bail};
 use bytes::{Buf, BytesMut};
 use chat_proto::{CLIENT_MAX_LINE, Room, ServerFrame};
 use futures::{StreamExt, TryStreamExt};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -78,6 +79,34 @@ pub(crate) struct Client {
 pub(crate) struct SocketOptions {
     /// `SO_RCVBUF`, for members that must fill up quickly when they stop reading.
     pub(crate) recv_buffer: Option<u32>,
+    /// Local address to bind (port 0) before connecting, so that connections spread
+    /// over several source addresses and their ephemeral ports (`--source`).
+    pub(crate) source: Option<IpAddr>,
+}
+
+/// A socket for a connection to `addr`, with `options` applied, not yet connected.
+pub(crate) fn socket(addr: SocketAddr, options: SocketOptions) -> anyhow::Result<TcpSocket> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .context("cannot create a socket")?;
+    if let Some(size) = options.recv_buffer {
+        socket
+            .set_recv_buffer_size(size)
+            .context("cannot set the receive buffer size")?;
+    }
+    if let Some(ip) = options.source {
+        // Port 0: the kernel picks a free port of this address. (Linux's
+        // IP_BIND_ADDRESS_NO_PORT would defer that choice to connect(); socket2 does
+        // not offer it and the workspace forbids `unsafe`, so each address is limited
+        // to its ~28,000 ephemeral ports, which is what spreading over several is for.)
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .with_context(|| format!("cannot bind the source address {ip}"))?;
+    }
+    Ok(socket)
 }
 
 impl Client {
@@ -87,18 +116,7 @@ impl Client {
         nick: String,
         options: SocketOptions,
     ) -> anyhow::Result<Client> {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
-        .context("cannot create a socket")?;
-        if let Some(size) = options.recv_buffer {
-            socket
-                .set_recv_buffer_size(size)
-                .context("cannot set the receive buffer size")?;
-        }
-        let stream = socket
+        let stream = socket(addr, options)?
             .connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
@@ -214,6 +232,8 @@ pub(crate) struct Setup<'a> {
     pub(crate) addr: SocketAddr,
     pub(crate) room: Option<&'a Room>,
     pub(crate) options: SocketOptions,
+    /// Source addresses the connections take in turn (overriding `options.source`).
+    pub(crate) sources: &'a Sources,
     pub(crate) concurrency: usize,
     /// Bound on each connection's setup.
     pub(crate) timeout: Duration,
@@ -233,8 +253,12 @@ pub(crate) async fn connect_many<T>(
     let mut started: Vec<(usize, T)> = Vec::with_capacity(total);
     let mut connecting = futures::stream::iter(nicks.into_iter().enumerate())
         .map(|(i, nick)| async move {
+            let options = SocketOptions {
+                source: setup.sources.pick().or(setup.options.source),
+                ..setup.options
+            };
             let set_up = async {
-                let mut client = Client::connect(setup.addr, nick.clone(), setup.options).await?;
+                let mut client = Client::connect(setup.addr, nick.clone(), options).await?;
                 client.enter(setup.room).await?;
                 anyhow::Ok(client)
             };

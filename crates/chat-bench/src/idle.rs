@@ -67,6 +67,7 @@ pub struct Idle {
 pub async fn run(args: &IdleArgs) -> anyhow::Result<Idle> {
     ensure!(args.connections >= 1, "--connections must be at least 1");
     let addr = args.common.resolve().await?;
+    let sources = args.common.sources(addr)?;
     let room_name = Room::new(&args.common.room).context("--room")?;
     let rss_before = args.common.server_pid.map(rss).transpose()?;
     let run = Run::new();
@@ -94,6 +95,7 @@ pub async fn run(args: &IdleArgs) -> anyhow::Result<Idle> {
         addr,
         room: args.in_room.then_some(&room_name),
         options: SocketOptions::default(),
+        sources: &sources,
         concurrency: args.common.connect_concurrency as usize,
         timeout: args.common.timeout,
         live,

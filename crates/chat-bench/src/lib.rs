@@ -13,6 +13,10 @@
 //!   connection.
 //! - [`churn`]: connect, handshake and quit cycles per second.
 //!
+//! `--source` spreads the connections of any mode over several loopback source
+//! addresses ([`source`]), so that neither one bench nor several against one server
+//! run out of ephemeral ports before the server runs out of connections.
+//!
 //! Each run prints a summary for people on stdout, then one line of JSON with every
 //! figure ([`report::Report`]); a progress line goes to stderr once a second. Every run is
 //! bounded in time (`--timeout`, `--duration`) and in count.
@@ -34,6 +38,7 @@ pub mod rate;
 mod receiver;
 pub mod report;
 mod room;
+pub mod source;
 pub mod throughput;
 
 use anyhow::Context;
@@ -110,6 +115,13 @@ pub struct Common {
     #[arg(long)]
     pub server_pid: Option<u32>,
 
+    /// Source addresses to connect from, taken in turn by the connections: a range
+    /// (`127.0.0.2-127.0.0.9`), a comma list, or both. Loopback only (127.0.0.0/8,
+    /// ::1). Each address has its own ~28,000 ephemeral ports. Default: the kernel
+    /// chooses.
+    #[arg(long, value_parser = source::SourceList::parse)]
+    pub source: Option<source::SourceList>,
+
     /// No progress line on stderr.
     #[arg(long)]
     #[serde(skip)]
@@ -124,6 +136,11 @@ impl Common {
             .with_context(|| format!("cannot resolve {}", self.addr))?
             .next()
             .with_context(|| format!("{} resolves to no address", self.addr))
+    }
+
+    /// The `--source` addresses for connections to `addr`.
+    pub(crate) fn sources(&self, addr: SocketAddr) -> anyhow::Result<source::Sources> {
+        source::Sources::new(self.source.as_ref(), addr).context("--source")
     }
 }
 

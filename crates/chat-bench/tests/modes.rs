@@ -5,8 +5,11 @@ use chat_bench::{Cli, Mode};
 use chat_server::{Config, Server};
 use clap::Parser;
 use serde_json::Value;
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
 /// The longest a whole test run may take.
@@ -42,7 +45,11 @@ fn unthrottled() -> Config {
 }
 
 fn cli(server: &TestServer, args: &str) -> Cli {
-    let addr = server.addr.to_string();
+    cli_at(server.addr, args)
+}
+
+fn cli_at(addr: SocketAddr, args: &str) -> Cli {
+    let addr = addr.to_string();
     let mut argv = vec!["chat-bench"];
     let mut words = args.split_whitespace();
     argv.extend(words.next());
@@ -283,4 +290,73 @@ fn bad_arguments_are_refused() {
     assert!(Cli::try_parse_from(["chat-bench", "throughput", "--room", "bench"]).is_err());
     assert!(Cli::try_parse_from(["chat-bench", "rate", "--rate", "0"]).is_err());
     assert!(Cli::try_parse_from(["chat-bench", "rate", "--duration", "soon"]).is_err());
+}
+
+/// A relay in front of `server` that notes the address each connection came from.
+async fn recording_relay(server: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<IpAddr>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peers = Arc::new(Mutex::new(Vec::new()));
+    let seen = peers.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, peer)) = listener.accept().await {
+            seen.lock().unwrap().push(peer.ip());
+            tokio::spawn(async move {
+                if let Ok(mut upstream) = TcpStream::connect(server).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    });
+    (addr, peers)
+}
+
+fn count_by_ip(peers: &Mutex<Vec<IpAddr>>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for ip in peers.lock().unwrap().drain(..) {
+        *counts.entry(ip.to_string()).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_take_the_source_addresses_in_turn() {
+    let server = start(unthrottled()).await;
+    let (relay, peers) = recording_relay(server.addr).await;
+    let expected = BTreeMap::from([("127.0.0.2".to_owned(), 3), ("127.0.0.3".to_owned(), 3)]);
+    for args in [
+        "idle --connections 6 --source 127.0.0.2-127.0.0.3",
+        "churn --duration 200ms --concurrency 1 --source 127.0.0.2-127.0.0.3",
+    ] {
+        let json = json_of(&cli_at(relay, args)).await;
+        assert_eq!(
+            json["params"]["source"],
+            serde_json::json!(["127.0.0.2", "127.0.0.3"])
+        );
+        let counts = count_by_ip(&peers);
+        if args.starts_with("churn") {
+            // As many cycles as it managed, alternating from the first address.
+            let of = |ip: &str| counts.get(ip).copied().unwrap_or(0);
+            let (two, three) = (of("127.0.0.2"), of("127.0.0.3"));
+            assert!(two >= 1 && (two == three || two == three + 1), "{counts:?}");
+            assert_eq!(two + three, counts.values().sum::<usize>(), "{counts:?}");
+        } else {
+            assert_eq!(counts, expected, "{args}: {json}");
+        }
+    }
+}
+
+#[test]
+fn sources_outside_loopback_are_refused() {
+    for bad in [
+        "10.0.0.2",
+        "127.0.0.2-127.0.0.1",
+        "192.168.0.1,127.0.0.2",
+        "::2",
+    ] {
+        let parsed = Cli::try_parse_from(["chat-bench", "idle", "--source", bad]);
+        assert!(parsed.is_err(), "{bad}");
+    }
+    let err = Cli::try_parse_from(["chat-bench", "churn", "--source", "8.8.8.8"]).unwrap_err();
+    assert!(err.to_string().contains("not a loopback address"), "{err}");
 }

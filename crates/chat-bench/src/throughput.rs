@@ -125,6 +125,7 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Throughput> {
         room: Some(&room_name),
         options: SocketOptions::default(),
         sources: &sources,
+        allow_refused: false,
         concurrency: args.common.connect_concurrency as usize,
         timeout: args.common.timeout,
         live,

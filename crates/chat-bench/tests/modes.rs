@@ -360,3 +360,47 @@ fn sources_outside_loopback_are_refused() {
     let err = Cli::try_parse_from(["chat-bench", "churn", "--source", "8.8.8.8"]).unwrap_err();
     assert!(err.to_string().contains("not a loopback address"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_counts_refusals_at_the_limit_when_allowed() {
+    let server = start(Config {
+        max_connections: Some(5),
+        ..unthrottled()
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("chat-bench-ready-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ready = dir.join("ready");
+    let _ = std::fs::remove_file(&ready);
+
+    let args = format!(
+        "idle --connections 8 --connect-concurrency 8 --allow-refused --ready-file {}",
+        ready.display()
+    );
+    let json = json_of(&cli(&server, &args)).await;
+    assert_eq!(json["connections"], 5, "{json}");
+    assert_eq!(json["refused"], 3);
+    assert_eq!(
+        json["refused_server_full"].as_u64().unwrap() + json["refused_closed"].as_u64().unwrap(),
+        3
+    );
+    let line: Value = serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
+    assert_eq!(line["connections"], 5);
+    assert_eq!(line["refused"], 3);
+    assert!(line["connect_s"].is_number());
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Without --allow-refused a refusal fails the run (on a fresh server, so that the
+    // connections just dropped are not still counted).
+    let server = start(Config {
+        max_connections: Some(5),
+        ..unthrottled()
+    })
+    .await;
+    let cli = cli(&server, "idle --connections 8");
+    let error = tokio::time::timeout(WAIT, chat_bench::run(&cli))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(format!("{error:#}").contains("SERVER_FULL"), "{error:#}");
+}

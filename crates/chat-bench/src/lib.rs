@@ -12,6 +12,9 @@
 //! - [`idle`]: N connections held; with `--server-pid`, the server's memory per
 //!   connection.
 //! - [`churn`]: connect, handshake and quit cycles per second.
+//! - [`burst`]: N connections opened at once, C in flight, none logged in: how long
+//!   each waits for the server's `NICK`, and how many never get it (a listen backlog
+//!   that overflows).
 //!
 //! `--source` spreads the connections of any mode over several loopback source
 //! addresses ([`source`]), so that neither one bench nor several against one server
@@ -27,6 +30,7 @@
 //! The binary only parses flags, builds the runtime and calls [`run`]; the tests call
 //! the modes directly against a server in the same process.
 
+pub mod burst;
 pub mod churn;
 mod client;
 pub mod idle;
@@ -48,7 +52,8 @@ use std::time::Duration;
 
 /// What `chat-bench --help` shows above the list of modes.
 const LONG_ABOUT: &str = "\
-Load generator for the chat server: throughput, latency at a fixed rate, idle connections, churn.
+Load generator for the chat server: throughput, latency at a fixed rate, idle connections,
+churn, connection bursts.
 
 Start the server with flood control off (`chat-server --flood-rate 0`): otherwise it reads
 each bench client's lines at a few per second and the figures measure the flood limit, not
@@ -86,6 +91,9 @@ pub enum Mode {
     /// Connect, handshake and quit cycles per second.
     #[command(after_help = FLOOD_NOTE)]
     Churn(churn::ChurnArgs),
+    /// N connections at once, C in flight, not logged in: time to the server's NICK, and
+    /// how many never get it.
+    Burst(burst::BurstArgs),
 }
 
 /// Options every mode takes.
@@ -153,6 +161,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<report::Report> {
         Mode::Rate(args) => Ok(rate::run(args).await?.report(args)),
         Mode::Idle(args) => Ok(idle::run(args).await?.report(args)),
         Mode::Churn(args) => Ok(churn::run(args).await?.report(args)),
+        Mode::Burst(args) => Ok(burst::run(args).await?.report(args)),
     }
 }
 

@@ -292,6 +292,72 @@ fn bad_arguments_are_refused() {
     assert!(Cli::try_parse_from(["chat-bench", "rate", "--duration", "soon"]).is_err());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_gets_nick_on_every_connection() {
+    let server = start(unthrottled()).await;
+    let pid = std::process::id().to_string();
+    let cli = cli(
+        &server,
+        &format!("burst --connections 200 --in-flight 50 --server-pid {pid}"),
+    );
+    let json = json_of(&cli).await;
+    assert_eq!(json["mode"], "burst");
+    assert_eq!(json["params"]["in_flight"], 50);
+    assert_eq!(json["connections"], 200);
+    assert_eq!(json["got_nick"], 200, "{json}");
+    assert_eq!(json["no_nick"], 0);
+    assert_eq!(json["timed_out"], 0);
+    assert_eq!(json["refused"], 0);
+    assert_eq!(json["errors"], 0);
+    assert_eq!(json["nick_latency"]["samples"], 200);
+    assert_eq!(json["connect_latency"]["samples"], 200);
+    let nick = &json["nick_latency"];
+    assert!(nick["p50_us"].as_f64().unwrap() > 0.0, "{json}");
+    assert!(nick["p999_us"].as_f64().unwrap() <= nick["max_us"].as_f64().unwrap());
+    assert!(
+        json["connect_latency"]["max_us"].as_f64().unwrap() <= nick["max_us"].as_f64().unwrap()
+    );
+    assert!(json["server_cpu_pct"].is_number(), "{json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_counts_refusals_at_the_server_limit() {
+    let server = start(Config {
+        max_connections: Some(4),
+        ..unthrottled()
+    })
+    .await;
+    // Every connection is held until all have their answer, so exactly 4 are served.
+    let json = json_of(&cli(&server, "burst --connections 10 --in-flight 10")).await;
+    assert_eq!(json["got_nick"], 4, "{json}");
+    assert_eq!(json["no_nick"], 6);
+    assert_eq!(json["refused"], 6);
+    assert_eq!(
+        json["refused_server_full"].as_u64().unwrap() + json["refused_closed"].as_u64().unwrap(),
+        6
+    );
+    assert_eq!(json["timed_out"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_gives_up_on_a_silent_server() {
+    // Accepts (the kernel does) but never says NICK.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cli = cli_at(
+        addr,
+        "burst --connections 3 --in-flight 2 --nick-timeout 200ms",
+    );
+    let json = json_of(&cli).await;
+    assert_eq!(json["got_nick"], 0, "{json}");
+    assert_eq!(json["no_nick"], 3);
+    assert_eq!(json["timed_out"], 3);
+    assert_eq!(json["timed_out_in_connect"], 0);
+    assert_eq!(json["nick_latency"]["samples"], 0);
+    assert_eq!(json["connect_latency"]["samples"], 3);
+    drop(listener);
+}
+
 /// A relay in front of `server` that notes the address each connection came from.
 async fn recording_relay(server: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<IpAddr>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -326,6 +392,7 @@ async fn connections_take_the_source_addresses_in_turn() {
     let expected = BTreeMap::from([("127.0.0.2".to_owned(), 3), ("127.0.0.3".to_owned(), 3)]);
     for args in [
         "idle --connections 6 --source 127.0.0.2-127.0.0.3",
+        "burst --connections 6 --source 127.0.0.2,127.0.0.3",
         "churn --duration 200ms --concurrency 1 --source 127.0.0.2-127.0.0.3",
     ] {
         let json = json_of(&cli_at(relay, args)).await;
@@ -357,7 +424,7 @@ fn sources_outside_loopback_are_refused() {
         let parsed = Cli::try_parse_from(["chat-bench", "idle", "--source", bad]);
         assert!(parsed.is_err(), "{bad}");
     }
-    let err = Cli::try_parse_from(["chat-bench", "churn", "--source", "8.8.8.8"]).unwrap_err();
+    let err = Cli::try_parse_from(["chat-bench", "burst", "--source", "8.8.8.8"]).unwrap_err();
     assert!(err.to_string().contains("not a loopback address"), "{err}");
 }
 

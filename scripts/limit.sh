@@ -12,7 +12,11 @@
 #   SERVER_FLAGS="--max-connections 10000" scripts/limit.sh 2 6000
 #
 # Arguments: K, M, then anything else goes to every `chat-bench idle` (e.g. --in-room).
-# READY_WAIT (seconds, default 300) bounds the wait for the benches. Needs
+# READY_WAIT (seconds, default 300) bounds the wait for the benches. CONNECT_CONCURRENCY
+# is each bench's --connect-concurrency, by default 96/K: all K together keep fewer
+# connections in flight than the server's listen backlog (128 with tokio's default), or
+# some would overflow it and wait for a NICK that never comes (see `chat-bench burst`),
+# and that bench would fail. Needs
 # `cargo build --release -p chat-server -p chat-bench` first. Every process it starts is
 # stopped by its PID on exit.
 set -euo pipefail
@@ -26,6 +30,7 @@ shift $(($# < 2 ? $# : 2))
   exit 2
 }
 ready_wait=${READY_WAIT:-300}
+concurrency=${CONNECT_CONCURRENCY:-$((96 / k > 0 ? 96 / k : 1))}
 
 tmp=$(mktemp -d /tmp/chat-limit.XXXXXX)
 server=
@@ -68,7 +73,8 @@ start=$(now)
 for ((i = 0; i < k; i++)); do
   source="127.0.$((i + 1)).1-127.0.$((i + 1)).8"
   taskset -c 1 ./target/release/chat-bench --threads 1 idle --no-progress \
-    --addr "127.0.0.1:$port" --connections "$m" --allow-refused --hold 1h \
+    --addr "127.0.0.1:$port" --connections "$m" --connect-concurrency "$concurrency" \
+    --allow-refused --hold 1h \
     --ready-file "$tmp/ready.$i" --source "$source" "$@" \
     >"$tmp/idle.$i.out" 2>"$tmp/idle.$i.err" &
   benches+=($!)
@@ -130,7 +136,7 @@ benches=()
 
 per_conn=$(awk -v a="$rss_after" -v b="$rss_before" -v n="$server_established" \
   'BEGIN { printf "%d", (n > 0 ? (a - b) * 1024 / n : 0) }')
-echo "limit: $k × $m idle connections${*:+ $*} against 127.0.0.1:$port (server pid $server, limit ${limit:-?})"
+echo "limit: $k × $m idle connections${*:+ $*}, $concurrency connecting at once each, against 127.0.0.1:$port (server pid $server, limit ${limit:-?})"
 for ((i = 0; i < k; i++)); do
   echo "  bench $i              ${per_process[$i]}"
 done
@@ -139,6 +145,6 @@ echo "  refused (benches)    $refused: SERVER_FULL $refused_full, closed before 
 echo "  server side          $server_established established, $server_fds fds ($fds_before before)"
 echo "  all in after         ${all_in}s"
 echo "  server RSS           $((rss_before / 1024)) MiB before, $((rss_after / 1024)) MiB after: $per_conn bytes per connection"
-printf '{"mode":"limit","processes":%d,"connections_each":%d,"server_limit":%s,"held":%d,"refused":%d,"refused_server_full":%d,"refused_closed":%d,"server_refusals_logged":%d,"server_established":%d,"server_fds":%d,"server_fds_before":%d,"all_in_s":%s,"server_rss_before_bytes":%d,"server_rss_after_bytes":%d,"rss_per_conn_bytes":%d}\n' \
-  "$k" "$m" "${limit:-null}" "$held" "$refused" "$refused_full" "$refused_closed" "$server_refusals" "$server_established" \
+printf '{"mode":"limit","processes":%d,"connections_each":%d,"connect_concurrency":%d,"server_limit":%s,"held":%d,"refused":%d,"refused_server_full":%d,"refused_closed":%d,"server_refusals_logged":%d,"server_established":%d,"server_fds":%d,"server_fds_before":%d,"all_in_s":%s,"server_rss_before_bytes":%d,"server_rss_after_bytes":%d,"rss_per_conn_bytes":%d}\n' \
+  "$k" "$m" "$concurrency" "${limit:-null}" "$held" "$refused" "$refused_full" "$refused_closed" "$server_refusals" "$server_established" \
   "$server_fds" "$fds_before" "$all_in" $((rss_before * 1024)) $((rss_after * 1024)) "$per_conn"

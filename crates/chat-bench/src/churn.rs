@@ -8,6 +8,7 @@ use crate::process::{Cpu, CpuMeter};
 use crate::progress::{Progress, short};
 use crate::report::{self, Latency, Report, per_sec};
 use crate::room::Run;
+use crate::source::Sources;
 use crate::{Common, parse_duration};
 use anyhow::ensure;
 use hdrhistogram::Histogram;
@@ -71,6 +72,7 @@ struct Worker {
 pub async fn run(args: &ChurnArgs) -> anyhow::Result<Churn> {
     ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
     let addr = args.common.resolve().await?;
+    let sources = Arc::new(args.common.sources(addr)?);
     let run = Run::new();
     let live = &run.live;
     live.set_phase(Phase::Running);
@@ -97,6 +99,7 @@ pub async fn run(args: &ChurnArgs) -> anyhow::Result<Churn> {
         .map(|w| {
             tokio::spawn(cycle(
                 addr,
+                sources.clone(),
                 format!("{prefix}c{w}_"),
                 end,
                 args.common.timeout,
@@ -129,6 +132,7 @@ pub async fn run(args: &ChurnArgs) -> anyhow::Result<Churn> {
 /// One worker: starts cycles until `end`, each bounded by `timeout`.
 async fn cycle(
     addr: SocketAddr,
+    sources: Arc<Sources>,
     prefix: String,
     end: Instant,
     timeout: Duration,
@@ -146,7 +150,11 @@ async fn cycle(
         let nick = format!("{prefix}{n}");
         n += 1;
         let once = async {
-            let client = Client::connect(addr, nick, SocketOptions::default()).await?;
+            let options = SocketOptions {
+                source: sources.pick(),
+                ..SocketOptions::default()
+            };
+            let client = Client::connect(addr, nick, options).await?;
             client.quit().await
         };
         let result = match tokio::time::timeout(timeout, once).await {

@@ -1,13 +1,19 @@
 //! A bench client's connection: the socket, the handshake, entering the room, and the
 //! frame decoder; and opening many of them at once with bounded concurrency.
+//!
+//! A server at one of its limits answers a new connection with `ERR SERVER_FULL` or
+//! `ERR TOO_MANY_CONNECTIONS` instead of `NICK` (or, past its limit on refusals in
+//! progress, closes it without a word): that is a [`Refused`] error, which a mode may
+//! count instead of failing on it.
 
 use crate::live::Live;
+use crate::source::Sources;
 use anyhow::{Context, anyhow, bail};
 use bytes::{Buf, BytesMut};
-use chat_proto::{CLIENT_MAX_LINE, Room, ServerFrame};
+use chat_proto::{CLIENT_MAX_LINE, ErrorCode, Room, ServerFrame};
 use futures::{StreamExt, TryStreamExt};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -78,6 +84,106 @@ pub(crate) struct Client {
 pub(crate) struct SocketOptions {
     /// `SO_RCVBUF`, for members that must fill up quickly when they stop reading.
     pub(crate) recv_buffer: Option<u32>,
+    /// Local address to bind (port 0) before connecting, so that connections spread
+    /// over several source addresses and their ephemeral ports (`--source`).
+    pub(crate) source: Option<IpAddr>,
+}
+
+/// A socket for a connection to `addr`, with `options` applied, not yet connected.
+pub(crate) fn socket(addr: SocketAddr, options: SocketOptions) -> anyhow::Result<TcpSocket> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .context("cannot create a socket")?;
+    if let Some(size) = options.recv_buffer {
+        socket
+            .set_recv_buffer_size(size)
+            .context("cannot set the receive buffer size")?;
+    }
+    if let Some(ip) = options.source {
+        // Port 0: the kernel picks a free port of this address. (Linux's
+        // IP_BIND_ADDRESS_NO_PORT would defer that choice to connect(); socket2 does
+        // not offer it and the workspace forbids `unsafe`, so each address is limited
+        // to its ~28,000 ephemeral ports, which is what spreading over several is for.)
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .with_context(|| format!("cannot bind the source address {ip}"))?;
+    }
+    Ok(socket)
+}
+
+/// How a server turned a new connection away instead of asking for its nickname.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// `ERR SERVER_FULL`: the server is at its connection limit.
+    Full,
+    /// `ERR TOO_MANY_CONNECTIONS`: the connection's address holds as many as it may.
+    PerAddress,
+    /// Closed before sending any line: what the server does past its limit on
+    /// refusals in progress.
+    Closed,
+}
+
+/// The server refused a connection before its handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refused {
+    /// Which way.
+    pub(crate) refusal: Refusal,
+    /// What the server said, for the error message.
+    pub(crate) said: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.refusal {
+            Refusal::Closed => f.write_str("the server closed the connection before NICK"),
+            _ => write!(f, "the server refused the connection: {}", self.said),
+        }
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// What the first line of a new connection (`None`: the server closed it first) says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Greeting {
+    /// `NICK`: the server asks for a nickname.
+    Nick,
+    /// A refusal.
+    Refused(Refused),
+    /// Anything else, verbatim.
+    Unexpected(String),
+}
+
+impl Greeting {
+    pub(crate) fn of(first_line: Option<&str>) -> Greeting {
+        let Some(line) = first_line else {
+            return Greeting::Refused(Refused {
+                refusal: Refusal::Closed,
+                said: String::new(),
+            });
+        };
+        let refused = |refusal| {
+            Greeting::Refused(Refused {
+                refusal,
+                said: line.to_owned(),
+            })
+        };
+        match ServerFrame::parse(line) {
+            Ok(ServerFrame::NickPrompt) => Greeting::Nick,
+            Ok(ServerFrame::Error {
+                code: ErrorCode::ServerFull,
+                ..
+            }) => refused(Refusal::Full),
+            Ok(ServerFrame::Error {
+                code: ErrorCode::TooManyConnections,
+                ..
+            }) => refused(Refusal::PerAddress),
+            _ => Greeting::Unexpected(line.to_owned()),
+        }
+    }
 }
 
 impl Client {
@@ -87,18 +193,7 @@ impl Client {
         nick: String,
         options: SocketOptions,
     ) -> anyhow::Result<Client> {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
-        .context("cannot create a socket")?;
-        if let Some(size) = options.recv_buffer {
-            socket
-                .set_recv_buffer_size(size)
-                .context("cannot set the receive buffer size")?;
-        }
-        let stream = socket
+        let stream = socket(addr, options)?
             .connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
@@ -113,11 +208,20 @@ impl Client {
         Ok(client)
     }
 
-    /// `NICK`, the nickname, `WELCOME`.
+    /// `NICK`, the nickname, `WELCOME`. A refusal instead of `NICK` is a [`Refused`]
+    /// error.
     async fn handshake(&mut self) -> anyhow::Result<()> {
-        match self.next_frame().await? {
-            ServerFrame::NickPrompt => {}
-            other => bail!("expected the NICK prompt, got: {other}"),
+        let first = match self.frames.next().await {
+            Some(line) => Some(line?),
+            None => None,
+        };
+        let first = first
+            .as_deref()
+            .map(|line| String::from_utf8_lossy(line).into_owned());
+        match Greeting::of(first.as_deref()) {
+            Greeting::Nick => {}
+            Greeting::Refused(refused) => return Err(refused.into()),
+            Greeting::Unexpected(line) => bail!("expected the NICK prompt, got: {line}"),
         }
         let line = format!("{}\n", self.nick);
         self.writer.write_all(line.as_bytes()).await?;
@@ -214,6 +318,11 @@ pub(crate) struct Setup<'a> {
     pub(crate) addr: SocketAddr,
     pub(crate) room: Option<&'a Room>,
     pub(crate) options: SocketOptions,
+    /// Source addresses the connections take in turn (overriding `options.source`).
+    pub(crate) sources: &'a Sources,
+    /// Count a refused connection ([`Refused`]) in [`Live`] and carry on without it,
+    /// rather than fail.
+    pub(crate) allow_refused: bool,
     pub(crate) concurrency: usize,
     /// Bound on each connection's setup.
     pub(crate) timeout: Duration,
@@ -223,7 +332,8 @@ pub(crate) struct Setup<'a> {
 /// Opens one connection per nickname, at most `setup.concurrency` at a time, logs each
 /// in and brings it into the room, and hands it at once to `start` (which typically
 /// spawns its receiver, so that nothing piles up while the others connect). Fails on
-/// the first connection that cannot be set up.
+/// the first connection that cannot be set up, except, with `setup.allow_refused`, a
+/// refused one: that is counted and left out (the result is shorter than `nicks`).
 pub(crate) async fn connect_many<T>(
     setup: &Setup<'_>,
     nicks: Vec<String>,
@@ -233,19 +343,31 @@ pub(crate) async fn connect_many<T>(
     let mut started: Vec<(usize, T)> = Vec::with_capacity(total);
     let mut connecting = futures::stream::iter(nicks.into_iter().enumerate())
         .map(|(i, nick)| async move {
+            let options = SocketOptions {
+                source: setup.sources.pick().or(setup.options.source),
+                ..setup.options
+            };
             let set_up = async {
-                let mut client = Client::connect(setup.addr, nick.clone(), setup.options).await?;
+                let mut client = Client::connect(setup.addr, nick.clone(), options).await?;
                 client.enter(setup.room).await?;
                 anyhow::Ok(client)
             };
-            let client = tokio::time::timeout(setup.timeout, set_up)
-                .await
-                .map_err(|_| anyhow!("{nick} not set up within {:?}", setup.timeout))?
-                .with_context(|| format!("connection {} of {total}", i + 1))?;
-            anyhow::Ok((i, client))
+            let client = match tokio::time::timeout(setup.timeout, set_up).await {
+                Err(_) => bail!("{nick} not set up within {:?}", setup.timeout),
+                Ok(Ok(client)) => client,
+                Ok(Err(e)) => match e.downcast_ref::<Refused>() {
+                    Some(refused) if setup.allow_refused => {
+                        setup.live.refused(refused.refusal);
+                        return anyhow::Ok((i, None));
+                    }
+                    _ => return Err(e.context(format!("connection {} of {total}", i + 1))),
+                },
+            };
+            anyhow::Ok((i, Some(client)))
         })
         .buffer_unordered(setup.concurrency.max(1));
     while let Some((i, client)) = connecting.try_next().await? {
+        let Some(client) = client else { continue };
         Live::add(&setup.live.connected, 1);
         started.push((i, start(i, client)));
     }

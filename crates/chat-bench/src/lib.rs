@@ -12,6 +12,13 @@
 //! - [`idle`]: N connections held; with `--server-pid`, the server's memory per
 //!   connection.
 //! - [`churn`]: connect, handshake and quit cycles per second.
+//! - [`burst`]: N connections opened at once, C in flight, none logged in: how long
+//!   each waits for the server's `NICK`, and how many never get it (a listen backlog
+//!   that overflows).
+//!
+//! `--source` spreads the connections of any mode over several loopback source
+//! addresses ([`source`]), so that neither one bench nor several against one server
+//! run out of ephemeral ports before the server runs out of connections.
 //!
 //! Each run prints a summary for people on stdout, then one line of JSON with every
 //! figure ([`report::Report`]); a progress line goes to stderr once a second. Every run is
@@ -23,6 +30,7 @@
 //! The binary only parses flags, builds the runtime and calls [`run`]; the tests call
 //! the modes directly against a server in the same process.
 
+pub mod burst;
 pub mod churn;
 mod client;
 pub mod idle;
@@ -34,6 +42,7 @@ pub mod rate;
 mod receiver;
 pub mod report;
 mod room;
+pub mod source;
 pub mod throughput;
 
 use anyhow::Context;
@@ -43,7 +52,8 @@ use std::time::Duration;
 
 /// What `chat-bench --help` shows above the list of modes.
 const LONG_ABOUT: &str = "\
-Load generator for the chat server: throughput, latency at a fixed rate, idle connections, churn.
+Load generator for the chat server: throughput, latency at a fixed rate, idle connections,
+churn, connection bursts.
 
 Start the server with flood control off (`chat-server --flood-rate 0`): otherwise it reads
 each bench client's lines at a few per second and the figures measure the flood limit, not
@@ -81,6 +91,9 @@ pub enum Mode {
     /// Connect, handshake and quit cycles per second.
     #[command(after_help = FLOOD_NOTE)]
     Churn(churn::ChurnArgs),
+    /// N connections at once, C in flight, not logged in: time to the server's NICK, and
+    /// how many never get it.
+    Burst(burst::BurstArgs),
 }
 
 /// Options every mode takes.
@@ -110,6 +123,13 @@ pub struct Common {
     #[arg(long)]
     pub server_pid: Option<u32>,
 
+    /// Source addresses to connect from, taken in turn by the connections: a range
+    /// (`127.0.0.2-127.0.0.9`), a comma list, or both. Loopback only (127.0.0.0/8,
+    /// ::1). Each address has its own ~28,000 ephemeral ports. Default: the kernel
+    /// chooses.
+    #[arg(long, value_parser = source::SourceList::parse)]
+    pub source: Option<source::SourceList>,
+
     /// No progress line on stderr.
     #[arg(long)]
     #[serde(skip)]
@@ -125,6 +145,11 @@ impl Common {
             .next()
             .with_context(|| format!("{} resolves to no address", self.addr))
     }
+
+    /// The `--source` addresses for connections to `addr`.
+    pub(crate) fn sources(&self, addr: SocketAddr) -> anyhow::Result<source::Sources> {
+        source::Sources::new(self.source.as_ref(), addr).context("--source")
+    }
 }
 
 /// Runs the workload `cli` asks for and returns its report. Raises the open-file limit
@@ -136,6 +161,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<report::Report> {
         Mode::Rate(args) => Ok(rate::run(args).await?.report(args)),
         Mode::Idle(args) => Ok(idle::run(args).await?.report(args)),
         Mode::Churn(args) => Ok(churn::run(args).await?.report(args)),
+        Mode::Burst(args) => Ok(burst::run(args).await?.report(args)),
     }
 }
 

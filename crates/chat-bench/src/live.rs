@@ -5,6 +5,8 @@
 //! chunks), so that the bench spends its time reading sockets, not contending on
 //! shared cache lines.
 
+use crate::client::Refusal;
+use crate::report::Refusals;
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -51,6 +53,12 @@ pub(crate) struct Live {
     pub(crate) flood_echoes: AtomicU64,
     /// Connect, handshake and quit cycles completed (churn).
     pub(crate) cycles: AtomicU64,
+    /// Connections refused with `ERR SERVER_FULL` (with `--allow-refused`).
+    refused_full: AtomicU64,
+    /// Connections refused with `ERR TOO_MANY_CONNECTIONS`.
+    refused_per_address: AtomicU64,
+    /// Connections closed by the server before `NICK`, without a word.
+    refused_closed: AtomicU64,
     /// One permit per receiver that has everything it will get (or has ended).
     pub(crate) done: Semaphore,
     /// One permit per `PONG` seen by a receiver.
@@ -73,6 +81,9 @@ impl Live {
             flood_written: AtomicU64::new(0),
             flood_echoes: AtomicU64::new(0),
             cycles: AtomicU64::new(0),
+            refused_full: AtomicU64::new(0),
+            refused_per_address: AtomicU64::new(0),
+            refused_closed: AtomicU64::new(0),
             done: Semaphore::new(0),
             pongs: Semaphore::new(0),
             latencies: Mutex::new(histogram),
@@ -105,6 +116,25 @@ impl Live {
         if n > 0 {
             counter.fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    /// Counts a connection the server refused.
+    pub(crate) fn refused(&self, refusal: Refusal) {
+        let counter = match refusal {
+            Refusal::Full => &self.refused_full,
+            Refusal::PerAddress => &self.refused_per_address,
+            Refusal::Closed => &self.refused_closed,
+        };
+        Live::add(counter, 1);
+    }
+
+    /// The refusals counted so far.
+    pub(crate) fn refusals(&self) -> Refusals {
+        Refusals::new(
+            Live::get(&self.refused_full),
+            Live::get(&self.refused_per_address),
+            Live::get(&self.refused_closed),
+        )
     }
 
     /// Records a batch of latencies, in nanoseconds, and empties it.

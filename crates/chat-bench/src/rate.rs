@@ -161,6 +161,7 @@ pub async fn run(args: &RateArgs) -> anyhow::Result<Rate> {
     );
     ensure!(!args.duration.is_zero(), "--duration must be positive");
     let addr = args.common.resolve().await?;
+    let sources = args.common.sources(addr)?;
     let room_name = Room::new(&args.common.room).context("--room")?;
     let run = Run::new();
     let live = &run.live;
@@ -173,6 +174,8 @@ pub async fn run(args: &RateArgs) -> anyhow::Result<Rate> {
         addr,
         room: Some(&room_name),
         options: SocketOptions::default(),
+        sources: &sources,
+        allow_refused: false,
         concurrency: args.common.connect_concurrency as usize,
         timeout: args.common.timeout,
         live,

@@ -102,6 +102,49 @@ impl Latency {
     }
 }
 
+/// Connections the server turned away instead of asking for a nickname.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Refusals {
+    /// All of them.
+    pub refused: u64,
+    /// `ERR SERVER_FULL`: the server was at its connection limit.
+    pub refused_server_full: u64,
+    /// `ERR TOO_MANY_CONNECTIONS`: the per-address limit (not applied to loopback
+    /// unless the server is told to).
+    pub refused_too_many_connections: u64,
+    /// Closed before `NICK` without a word: the server does that past its limit on
+    /// refusals in progress.
+    pub refused_closed: u64,
+}
+
+impl Refusals {
+    pub(crate) fn new(server_full: u64, too_many: u64, closed: u64) -> Refusals {
+        Refusals {
+            refused: server_full + too_many + closed,
+            refused_server_full: server_full,
+            refused_too_many_connections: too_many,
+            refused_closed: closed,
+        }
+    }
+
+    /// `12 (SERVER_FULL 10, closed 2)`.
+    pub fn line(&self) -> String {
+        let parts: Vec<String> = [
+            ("SERVER_FULL", self.refused_server_full),
+            ("TOO_MANY_CONNECTIONS", self.refused_too_many_connections),
+            ("closed before NICK", self.refused_closed),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(what, n)| format!("{what} {n}"))
+        .collect();
+        if parts.is_empty() {
+            return self.refused.to_string();
+        }
+        format!("{} ({})", self.refused, parts.join(", "))
+    }
+}
+
 /// A connection that ended before the run did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Disconnect {

@@ -108,6 +108,7 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Throughput> {
         args.members
     );
     let addr = args.common.resolve().await?;
+    let sources = args.common.sources(addr)?;
     let room_name = Room::new(&args.common.room).context("--room")?;
     let run = Run::new();
     let live = &run.live;
@@ -123,6 +124,8 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Throughput> {
         addr,
         room: Some(&room_name),
         options: SocketOptions::default(),
+        sources: &sources,
+        allow_refused: false,
         concurrency: args.common.connect_concurrency as usize,
         timeout: args.common.timeout,
         live,

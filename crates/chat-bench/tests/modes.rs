@@ -5,8 +5,11 @@ use chat_bench::{Cli, Mode};
 use chat_server::{Config, Server};
 use clap::Parser;
 use serde_json::Value;
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
 /// The longest a whole test run may take.
@@ -42,7 +45,11 @@ fn unthrottled() -> Config {
 }
 
 fn cli(server: &TestServer, args: &str) -> Cli {
-    let addr = server.addr.to_string();
+    cli_at(server.addr, args)
+}
+
+fn cli_at(addr: SocketAddr, args: &str) -> Cli {
+    let addr = addr.to_string();
     let mut argv = vec!["chat-bench"];
     let mut words = args.split_whitespace();
     argv.extend(words.next());
@@ -283,4 +290,184 @@ fn bad_arguments_are_refused() {
     assert!(Cli::try_parse_from(["chat-bench", "throughput", "--room", "bench"]).is_err());
     assert!(Cli::try_parse_from(["chat-bench", "rate", "--rate", "0"]).is_err());
     assert!(Cli::try_parse_from(["chat-bench", "rate", "--duration", "soon"]).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_gets_nick_on_every_connection() {
+    let server = start(unthrottled()).await;
+    let pid = std::process::id().to_string();
+    let cli = cli(
+        &server,
+        &format!("burst --connections 200 --in-flight 50 --server-pid {pid}"),
+    );
+    let json = json_of(&cli).await;
+    assert_eq!(json["mode"], "burst");
+    assert_eq!(json["params"]["in_flight"], 50);
+    assert_eq!(json["connections"], 200);
+    assert_eq!(json["got_nick"], 200, "{json}");
+    assert_eq!(json["no_nick"], 0);
+    assert_eq!(json["timed_out"], 0);
+    assert_eq!(json["refused"], 0);
+    assert_eq!(json["errors"], 0);
+    assert_eq!(json["nick_latency"]["samples"], 200);
+    assert_eq!(json["connect_latency"]["samples"], 200);
+    let nick = &json["nick_latency"];
+    assert!(nick["p50_us"].as_f64().unwrap() > 0.0, "{json}");
+    assert!(nick["p999_us"].as_f64().unwrap() <= nick["max_us"].as_f64().unwrap());
+    assert!(
+        json["connect_latency"]["max_us"].as_f64().unwrap() <= nick["max_us"].as_f64().unwrap()
+    );
+    assert!(json["server_cpu_pct"].is_number(), "{json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_counts_refusals_at_the_server_limit() {
+    let server = start(Config {
+        max_connections: Some(4),
+        ..unthrottled()
+    })
+    .await;
+    // Every connection is held until all have their answer, so exactly 4 are served.
+    let json = json_of(&cli(&server, "burst --connections 10 --in-flight 10")).await;
+    assert_eq!(json["got_nick"], 4, "{json}");
+    assert_eq!(json["no_nick"], 6);
+    assert_eq!(json["refused"], 6);
+    assert_eq!(
+        json["refused_server_full"].as_u64().unwrap() + json["refused_closed"].as_u64().unwrap(),
+        6
+    );
+    assert_eq!(json["timed_out"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_gives_up_on_a_silent_server() {
+    // Accepts (the kernel does) but never says NICK.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cli = cli_at(
+        addr,
+        "burst --connections 3 --in-flight 2 --nick-timeout 200ms",
+    );
+    let json = json_of(&cli).await;
+    assert_eq!(json["got_nick"], 0, "{json}");
+    assert_eq!(json["no_nick"], 3);
+    assert_eq!(json["timed_out"], 3);
+    assert_eq!(json["timed_out_in_connect"], 0);
+    assert_eq!(json["nick_latency"]["samples"], 0);
+    assert_eq!(json["connect_latency"]["samples"], 3);
+    drop(listener);
+}
+
+/// A relay in front of `server` that notes the address each connection came from.
+async fn recording_relay(server: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<IpAddr>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peers = Arc::new(Mutex::new(Vec::new()));
+    let seen = peers.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, peer)) = listener.accept().await {
+            seen.lock().unwrap().push(peer.ip());
+            tokio::spawn(async move {
+                if let Ok(mut upstream) = TcpStream::connect(server).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    });
+    (addr, peers)
+}
+
+fn count_by_ip(peers: &Mutex<Vec<IpAddr>>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for ip in peers.lock().unwrap().drain(..) {
+        *counts.entry(ip.to_string()).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_take_the_source_addresses_in_turn() {
+    let server = start(unthrottled()).await;
+    let (relay, peers) = recording_relay(server.addr).await;
+    let expected = BTreeMap::from([("127.0.0.2".to_owned(), 3), ("127.0.0.3".to_owned(), 3)]);
+    for args in [
+        "idle --connections 6 --source 127.0.0.2-127.0.0.3",
+        "burst --connections 6 --source 127.0.0.2,127.0.0.3",
+        "churn --duration 200ms --concurrency 1 --source 127.0.0.2-127.0.0.3",
+    ] {
+        let json = json_of(&cli_at(relay, args)).await;
+        assert_eq!(
+            json["params"]["source"],
+            serde_json::json!(["127.0.0.2", "127.0.0.3"])
+        );
+        let counts = count_by_ip(&peers);
+        if args.starts_with("churn") {
+            // As many cycles as it managed, alternating from the first address.
+            let of = |ip: &str| counts.get(ip).copied().unwrap_or(0);
+            let (two, three) = (of("127.0.0.2"), of("127.0.0.3"));
+            assert!(two >= 1 && (two == three || two == three + 1), "{counts:?}");
+            assert_eq!(two + three, counts.values().sum::<usize>(), "{counts:?}");
+        } else {
+            assert_eq!(counts, expected, "{args}: {json}");
+        }
+    }
+}
+
+#[test]
+fn sources_outside_loopback_are_refused() {
+    for bad in [
+        "10.0.0.2",
+        "127.0.0.2-127.0.0.1",
+        "192.168.0.1,127.0.0.2",
+        "::2",
+    ] {
+        let parsed = Cli::try_parse_from(["chat-bench", "idle", "--source", bad]);
+        assert!(parsed.is_err(), "{bad}");
+    }
+    let err = Cli::try_parse_from(["chat-bench", "burst", "--source", "8.8.8.8"]).unwrap_err();
+    assert!(err.to_string().contains("not a loopback address"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_counts_refusals_at_the_limit_when_allowed() {
+    let server = start(Config {
+        max_connections: Some(5),
+        ..unthrottled()
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("chat-bench-ready-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ready = dir.join("ready");
+    let _ = std::fs::remove_file(&ready);
+
+    let args = format!(
+        "idle --connections 8 --connect-concurrency 8 --allow-refused --ready-file {}",
+        ready.display()
+    );
+    let json = json_of(&cli(&server, &args)).await;
+    assert_eq!(json["connections"], 5, "{json}");
+    assert_eq!(json["refused"], 3);
+    assert_eq!(
+        json["refused_server_full"].as_u64().unwrap() + json["refused_closed"].as_u64().unwrap(),
+        3
+    );
+    let line: Value = serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
+    assert_eq!(line["connections"], 5);
+    assert_eq!(line["refused"], 3);
+    assert!(line["connect_s"].is_number());
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Without --allow-refused a refusal fails the run (on a fresh server, so that the
+    // connections just dropped are not still counted).
+    let server = start(Config {
+        max_connections: Some(5),
+        ..unthrottled()
+    })
+    .await;
+    let cli = cli(&server, "idle --connections 8");
+    let error = tokio::time::timeout(WAIT, chat_bench::run(&cli))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(format!("{error:#}").contains("SERVER_FULL"), "{error:#}");
 }

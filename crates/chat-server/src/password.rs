@@ -1,11 +1,12 @@
-//! Passwords: argon2id hashes, a bounded pool to compute them, and a throttle on wrong
-//! guesses.
+//! Passwords: argon2id hashes, a pool to compute them that is fair between addresses,
+//! and a throttle on wrong guesses.
 //!
 //! A hash is argon2id with the crate's default parameters (19 MiB, 2 passes, 1 lane: the
 //! OWASP recommendation) and a random salt, kept as a PHC string, which names its own
 //! parameters so that they can be raised later without invalidating stored hashes.
 //! Each run costs ~19 MiB and tens of milliseconds of CPU, so [`Hasher`] runs them off
-//! the async threads, a few at a time, and [`Throttle`] makes guessing slow.
+//! the async threads, a few at a time and at most one per address, and [`Throttle`]
+//! makes guessing slow.
 //!
 //! Passwords are never logged, and no error here contains one.
 
@@ -13,9 +14,10 @@ use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedMutexGuard, Semaphore};
 use tokio::time::{Duration, Instant};
 
 /// Why a password could not be hashed.
@@ -49,15 +51,119 @@ pub(crate) fn verify(password: &str, phc: &str) -> bool {
         .is_ok()
 }
 
+/// Locks a map of this module. Each operation leaves it consistent, so a panic elsewhere
+/// changes nothing.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// First-come first-served queues by key: one holder per key at a time (Tokio's mutex
+/// serves its waiters in order). A key's queue exists only while someone holds or waits
+/// on it, so there are never more queues than holders and waiters.
+struct Queues<K> {
+    /// The queues by key.
+    queues: Mutex<HashMap<K, Queue>>,
+}
+
+/// One key's queue.
+struct Queue {
+    /// Held by the one whose turn it is.
+    turn: Arc<tokio::sync::Mutex<()>>,
+    /// Places taken (the holder's and the waiters'): the queue goes when the last leaves.
+    places: usize,
+}
+
+impl<K: Clone + Eq + Hash> Queues<K> {
+    fn new() -> Arc<Queues<K>> {
+        Arc::new(Queues {
+            queues: Mutex::default(),
+        })
+    }
+
+    /// Takes a place at the end of `key`'s queue.
+    fn join(self: &Arc<Self>, key: K) -> Place<K> {
+        let mut queues = lock(&self.queues);
+        let queue = queues.entry(key.clone()).or_insert_with(|| Queue {
+            turn: Arc::default(),
+            places: 0,
+        });
+        queue.places += 1;
+        Place {
+            turn: Arc::clone(&queue.turn),
+            queues: Arc::clone(self),
+            key,
+        }
+    }
+
+    /// Queues in existence, for tests.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.queues).len()
+    }
+}
+
+/// A place in a key's queue. Dropping it leaves the queue (waiting or not), and frees the
+/// queue if it was the last place; the count does not depend on when Tokio's own wait,
+/// holding a clone of the mutex, is dropped.
+struct Place<K: Clone + Eq + Hash> {
+    /// The queue's mutex, to wait on.
+    turn: Arc<tokio::sync::Mutex<()>>,
+    /// Where the place is counted, to leave it.
+    queues: Arc<Queues<K>>,
+    /// Whose queue it is.
+    key: K,
+}
+
+impl<K: Clone + Eq + Hash> Place<K> {
+    /// Waits until it is this place's turn.
+    async fn turn(self) -> Turn<K> {
+        let held = Arc::clone(&self.turn).lock_owned().await;
+        Turn {
+            _held: held,
+            _place: self,
+        }
+    }
+}
+
+impl<K: Clone + Eq + Hash> Drop for Place<K> {
+    fn drop(&mut self) {
+        let mut queues = lock(&self.queues.queues);
+        let last = queues.get_mut(&self.key).is_some_and(|queue| {
+            queue.places -= 1;
+            queue.places == 0
+        });
+        if last {
+            queues.remove(&self.key);
+        }
+    }
+}
+
+/// A key's turn, until dropped. The mutex is released before the place is left (fields
+/// drop in order), so a queue never goes while it is held.
+struct Turn<K: Clone + Eq + Hash> {
+    /// The queue's mutex, held.
+    _held: OwnedMutexGuard<()>,
+    /// The place it was waited for from.
+    _place: Place<K>,
+}
+
 /// Hashes concurrently run at most, by default.
 const DEFAULT_PARALLEL: usize = 2;
 
 /// Runs [`hash`] and [`verify`] on Tokio's blocking threads, at most a few at a time, so
-/// that a burst of logins takes neither the async threads nor all the memory. Cheap to
+/// that a burst of logins takes neither the async threads nor all the memory. Fair
+/// between addresses: each address (see [`network`]) has at most one run waiting for the
+/// pool or in it, so the pool's queue holds at most one run per address, and an address
+/// with many connections waits behind itself, not in front of everyone else. Cheap to
 /// clone; clones share the limit.
 #[derive(Clone)]
 pub(crate) struct Hasher {
+    /// The pool: one permit per run; waiters are served in order.
     permits: Arc<Semaphore>,
+    /// Each address's runs, one at a time, before they ask the pool for a permit.
+    addresses: Arc<Queues<IpAddr>>,
 }
 
 impl Default for Hasher {
@@ -71,30 +177,39 @@ impl Hasher {
     pub(crate) fn new(parallel: usize) -> Hasher {
         Hasher {
             permits: Arc::new(Semaphore::new(parallel.max(1))),
+            addresses: Queues::new(),
         }
     }
 
-    /// Hashes `password` (see [`hash`]).
-    pub(crate) async fn hash(&self, password: String) -> Result<String, HashError> {
-        self.run(move || hash(&password))
+    /// Hashes `password` for a client at `from` (see [`hash`]).
+    pub(crate) async fn hash(&self, from: IpAddr, password: String) -> Result<String, HashError> {
+        self.run(from, move || hash(&password))
             .await
             .unwrap_or(Err(HashError::Interrupted))
     }
 
-    /// Whether `password` matches `phc` (see [`verify`]); false if the check could not run.
-    pub(crate) async fn verify(&self, password: String, phc: String) -> bool {
-        self.run(move || verify(&password, &phc))
+    /// Whether `password`, from a client at `from`, matches `phc` (see [`verify`]); false
+    /// if the check could not run.
+    pub(crate) async fn verify(&self, from: IpAddr, password: String, phc: String) -> bool {
+        self.run(from, move || verify(&password, &phc))
             .await
             .unwrap_or(false)
     }
 
-    /// Runs `work` on a blocking thread once a permit is free; `None` if it did not finish.
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    /// Runs `work` on a blocking thread once it is `from`'s turn and a permit is free;
+    /// `None` if it did not finish.
+    async fn run<T: Send + 'static>(
+        &self,
+        from: IpAddr,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let turn = self.addresses.join(network(from)).turn().await;
         let permit = self.permits.clone().acquire_owned().await.ok()?;
-        // The permit moves into the blocking task: if the session awaiting us is dropped
-        // midway, the hash still runs to its end, and still counts against the limit.
+        // The turn and the permit move into the blocking task: if the session awaiting us
+        // is dropped midway, the hash still runs to its end, and still counts against both
+        // limits.
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _held = (turn, permit);
             work()
         })
         .await
@@ -247,9 +362,11 @@ fn network(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
+    use tokio::task::JoinSet;
 
-    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
-    const OTHER_IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
+    const IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    const OTHER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -258,11 +375,12 @@ mod tests {
     #[tokio::test]
     async fn a_hash_verifies_its_password_only() {
         let hasher = Hasher::default();
-        let phc = hasher.hash("correct horse".into()).await.unwrap();
+        let phc = hasher.hash(IP, "correct horse".into()).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(hasher.verify("correct horse".into(), phc.clone()).await);
-        assert!(!hasher.verify("correct horsf".into(), phc.clone()).await);
-        assert!(!hasher.verify(String::new(), phc).await);
+        assert!(hasher.verify(IP, "correct horse".into(), phc.clone()).await);
+        assert!(!hasher.verify(IP, "correct horsf".into(), phc.clone()).await);
+        assert!(!hasher.verify(IP, String::new(), phc).await);
+        assert_eq!(hasher.addresses.len(), 0);
     }
 
     #[test]
@@ -275,6 +393,57 @@ mod tests {
         assert!(!verify("", ""));
         assert!(!verify("password", "password"));
         assert!(!verify("password", "$argon2id$v=19$m=19456,t=2,p=1$bad"));
+    }
+
+    /// Regression: the pool was one queue for everyone, so an address with many
+    /// connections queued many runs ahead of everyone else's.
+    #[tokio::test]
+    async fn the_pool_is_fair_between_addresses() {
+        let hasher = Hasher::new(1);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let job = |name: &'static str, from: IpAddr| {
+            let (hasher, order) = (hasher.clone(), Arc::clone(&order));
+            async move { hasher.run(from, move || lock(&order).push(name)).await }
+        };
+        // The first run from IP holds the pool until released.
+        let (started, is_started) = tokio::sync::oneshot::channel();
+        let (release, is_released) = std::sync::mpsc::channel::<()>();
+        let mut jobs = JoinSet::new();
+        {
+            let (hasher, order) = (hasher.clone(), Arc::clone(&order));
+            jobs.spawn(async move {
+                hasher
+                    .run(IP, move || {
+                        let _ = started.send(());
+                        let _ = is_released.recv();
+                        lock(&order).push("ip 1");
+                    })
+                    .await
+            });
+        }
+        is_started.await.unwrap();
+        // Two more from IP, then one from elsewhere.
+        jobs.spawn(job("ip 2", IP));
+        jobs.spawn(job("ip 3", IP));
+        jobs.spawn(job("other", OTHER_IP));
+        let places = |ip| {
+            lock(&hasher.addresses.queues)
+                .get(&network(ip))
+                .map_or(0, |queue| queue.places)
+        };
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while places(IP) < 3 || places(OTHER_IP) < 1 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the runs queue");
+        release.send(()).unwrap();
+        while let Some(done) = jobs.join_next().await {
+            done.unwrap().unwrap();
+        }
+        assert_eq!(*lock(&order), ["ip 1", "other", "ip 2", "ip 3"]);
+        assert_eq!(hasher.addresses.len(), 0);
     }
 
     #[test]

@@ -358,7 +358,7 @@ impl<S: Stream> Connection<S> {
             // Unregistered meanwhile (cannot happen today): nothing to check against.
             return Ok(true);
         };
-        if hub.hasher.verify(password, account.hash).await {
+        if hub.hasher.verify(ip, password, account.hash).await {
             hub.throttle.succeeded(&key);
             info!(peer = %self.peer.addr, nick = %nick, "password accepted");
             Ok(true)
@@ -1245,7 +1245,9 @@ impl<S: Stream> Session<S> {
                 ),
             );
         }
-        let hash = match self.hub.hasher.hash(password.expose().to_owned()).await {
+        let from = self.conn.peer.addr.ip();
+        let hashing = self.hub.hasher.hash(from, password.expose().to_owned());
+        let hash = match hashing.await {
             Ok(hash) => hash,
             Err(e) => {
                 tracing::error!(nick = %self.nick, error = %e, "cannot hash a password");

@@ -94,7 +94,8 @@ pub(crate) struct Hub {
     store: Store,
     /// Runs argon2 off the async threads, a few at a time, fairly between addresses.
     pub(crate) hasher: Hasher,
-    /// Slows down wrong passwords per nickname and per address.
+    /// Slows down password guessing per address and per nickname, without locking a
+    /// nickname's owner out.
     pub(crate) throttle: Throttle,
 }
 

@@ -103,9 +103,10 @@ pub(crate) struct Hub {
     presence_limit: usize,
     /// History and accounts on disk (or in memory).
     store: Store,
-    /// Runs argon2 off the async threads, a few at a time.
+    /// Runs argon2 off the async threads, a few at a time, fairly between addresses.
     pub(crate) hasher: Hasher,
-    /// Slows down wrong passwords per nickname and per address.
+    /// Slows down password guessing per address and per nickname, without locking a
+    /// nickname's owner out.
     pub(crate) throttle: Throttle,
 }
 

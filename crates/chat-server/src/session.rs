@@ -353,21 +353,20 @@ impl<S: Stream> Connection<S> {
             return Ok(false);
         };
         let key = nick.folded();
-        let ip = self.peer.addr.ip();
-        // Wrong guesses cost time, per nickname and per address.
-        if let Some(at) = hub.throttle.ready_at(&key, ip, Instant::now()) {
-            tokio::time::sleep_until(at).await;
-        }
-        let Some(account) = hub.account(&key) else {
-            // Unregistered meanwhile (cannot happen today): nothing to check against.
-            return Ok(true);
+        let from = self.peer.addr.ip();
+        let verify = async {
+            match hub.account(&key) {
+                Some(account) => hub.hasher.verify(from, password, account.hash).await,
+                // Unregistered meanwhile (cannot happen today): nothing to check against.
+                None => true,
+            }
         };
-        if hub.hasher.verify(password, account.hash).await {
-            hub.throttle.succeeded(&key);
+        // Wrong guesses cost time, per address and per nickname; the wait counts against
+        // the handshake timeout.
+        if hub.throttle.check(&key, from, verify).await {
             info!(peer = %self.peer.addr, nick = %nick, "password accepted");
             Ok(true)
         } else {
-            hub.throttle.failed(&key, ip, Instant::now());
             info!(peer = %self.peer.addr, nick = %nick, "wrong password");
             self.error(
                 ErrorCode::PasswordWrong,
@@ -1285,7 +1284,9 @@ impl<S: Stream> Session<S> {
                 ),
             );
         }
-        let hash = match self.hub.hasher.hash(password.expose().to_owned()).await {
+        let from = self.conn.peer.addr.ip();
+        let hashing = self.hub.hasher.hash(from, password.expose().to_owned());
+        let hash = match hashing.await {
             Ok(hash) => hash,
             Err(e) => {
                 tracing::error!(nick = %self.nick, error = %e, "cannot hash a password");

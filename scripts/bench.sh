@@ -7,6 +7,8 @@
 #   scripts/bench.sh idle --connections 10000
 #   SERVER_FLAGS="--room-capacity 4096" scripts/bench.sh throughput --members 1000 --messages 200
 #   SERVER=/tmp/chat-server-old scripts/bench.sh idle --connections 10000   # another build
+#   BENCH_CPUS=0,1 BENCH_THREADS=2 scripts/bench.sh burst --connections 5000   # a bench
+#                                            that competes with the server for its core
 #
 # Needs `cargo build --release -p chat-server -p chat-bench` first. Ports are taken
 # below the ephemeral range, so that the bench's own client ports never collide.
@@ -24,5 +26,5 @@ for _ in $(seq 50); do
 done
 mode=$1
 shift
-taskset -c 1 ./target/release/chat-bench --threads 1 "$mode" --no-progress \
+taskset -c "${BENCH_CPUS:-1}" ./target/release/chat-bench --threads "${BENCH_THREADS:-1}" "$mode" --no-progress \
   --addr "127.0.0.1:$port" --server-pid "$server" "$@" | tail -n 1

@@ -13,12 +13,10 @@
 #
 # Arguments: K, M, then anything else goes to every `chat-bench idle` (e.g. --in-room).
 # READY_WAIT (seconds, default 300) bounds the wait for the benches. CONNECT_CONCURRENCY
-# is each bench's --connect-concurrency, by default 96/K: all K together keep fewer
-# connections in flight than the server's listen backlog (128 with tokio's default), or
-# some would overflow it and wait for a NICK that never comes (see `chat-bench burst`),
-# and that bench would fail. Needs
-# `cargo build --release -p chat-server -p chat-bench` first. Every process it starts is
-# stopped by its PID on exit.
+# is each bench's --connect-concurrency (default 256: all K together stay far below the
+# server's listen backlog, the system's somaxconn). SERVER names another server binary.
+# Needs `cargo build --release -p chat-server -p chat-bench` first. Every process it
+# starts is stopped by its PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +28,7 @@ shift $(($# < 2 ? $# : 2))
   exit 2
 }
 ready_wait=${READY_WAIT:-300}
-concurrency=${CONNECT_CONCURRENCY:-$((96 / k > 0 ? 96 / k : 1))}
+concurrency=${CONNECT_CONCURRENCY:-256}
 
 tmp=$(mktemp -d /tmp/chat-limit.XXXXXX)
 server=
@@ -57,7 +55,7 @@ json_field() { tail -n 1 "$1" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"; }
 # Below the ephemeral range, so that the benches' own ports never collide with it.
 port=$((20000 + RANDOM % 5000))
 # shellcheck disable=SC2086
-taskset -c 0 ./target/release/chat-server --addr "127.0.0.1:$port" --flood-rate 0 \
+taskset -c 0 "${SERVER:-./target/release/chat-server}" --addr "127.0.0.1:$port" --flood-rate 0 \
   --db "$tmp/chat.db" --log-format json ${SERVER_FLAGS:-} 2>"$tmp/server.log" &
 server=$!
 for _ in $(seq 50); do

@@ -17,15 +17,21 @@ pub struct Config {
 
     /// Events a room keeps in memory for members that fall behind. A member further
     /// behind is sent what it missed from the store. The buffer grows with the room's
-    /// traffic up to this; a quiet room holds none.
-    #[arg(long, env = "CHAT_ROOM_CAPACITY", default_value_t = 1024, value_parser = parse_capacity)]
+    /// traffic up to this; a quiet room holds almost none.
+    #[arg(long, env = "CHAT_ROOM_CAPACITY", default_value_t = 8192, value_parser = parse_capacity)]
     pub room_capacity: usize,
 
     /// Bytes of events a room keeps in memory at most, whatever --room-capacity allows
     /// (the oldest go first; members behind them are sent them from the store). Sizes:
-    /// bytes, or with `k`/`m` (KiB/MiB).
-    #[arg(long, env = "CHAT_ROOM_BUFFER", default_value = "256k", value_parser = parse_size)]
+    /// bytes, or with `k`/`m`/`g` (KiB/MiB/GiB).
+    #[arg(long, env = "CHAT_ROOM_BUFFER", default_value = "2m", value_parser = parse_size)]
     pub room_buffer: usize,
+
+    /// Bytes of events all the rooms together keep in memory. Past it, a room that
+    /// speaks drops its oldest events (keeping its last 64), so that many busy rooms
+    /// cannot take the machine's memory.
+    #[arg(long, env = "CHAT_ROOM_BUFFER_TOTAL", default_value = "256m", value_parser = parse_size)]
+    pub room_buffer_total: usize,
 
     /// A room with more members than this is quiet: joins, parts and quits are not
     /// announced to its members (each person still sees their own; `/who` lists the
@@ -148,8 +154,9 @@ impl Default for Config {
         Config {
             max_line: chat_proto::DEFAULT_MAX_LINE,
             handshake_timeout: Duration::from_secs(30),
-            room_capacity: 1024,
-            room_buffer: 256 * 1024,
+            room_capacity: 8192,
+            room_buffer: 2 * 1024 * 1024,
+            room_buffer_total: 256 * 1024 * 1024,
             presence_limit: 1000,
             mailbox_capacity: 256,
             max_rooms: 64,
@@ -244,7 +251,8 @@ fn parse_capacity(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Parses a size in bytes: `65536`, `64k` (KiB) or `1m` (MiB), from 4 KiB to 64 MiB.
+/// Parses a size in bytes: `65536`, `64k` (KiB), `1m` (MiB) or `1g` (GiB), from 4 KiB to
+/// 1 TiB.
 fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim().to_ascii_lowercase();
     let (number, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
@@ -255,6 +263,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1024,
         "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
         _ => return Err(format!("unknown unit {unit:?} in {s:?}: use k or m")),
     };
     match number
@@ -262,8 +271,8 @@ fn parse_size(s: &str) -> Result<usize, String> {
         .ok()
         .and_then(|n| n.checked_mul(scale))
     {
-        Some(n) if (4096..=64 * 1024 * 1024).contains(&n) => Ok(n),
-        _ => Err(format!("{s:?} is not a size from 4k to 64m")),
+        Some(n) if (4096..=1 << 40).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a size from 4k to 1024g")),
     }
 }
 
@@ -295,7 +304,8 @@ mod tests {
         assert_eq!(parse_size("256k"), Ok(256 * 1024));
         assert_eq!(parse_size("1M"), Ok(1024 * 1024));
         assert!(parse_size("1k").is_err(), "below 4 KiB");
-        assert!(parse_size("1g").is_err());
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert!(parse_size("2t").is_err());
         assert!(parse_size("lots").is_err());
     }
 

@@ -23,7 +23,7 @@
 
 use crate::mailbox::MailboxSender;
 use crate::password::{Hasher, Throttle};
-use crate::ring::{Cursor, Ring, Weigh};
+use crate::ring::{Budget, Cursor, Ring, Weigh};
 use crate::store::{Account, Busy, Kind, Query, Record, Store};
 use bytes::{Bytes, BytesMut};
 use chat_proto::{Nick, Room, ServerFrame, Timestamp};
@@ -98,6 +98,8 @@ pub(crate) struct Hub {
     ids: AtomicU64,
     /// How rooms are made and how many may exist.
     rooms: RoomLimits,
+    /// What the rooms' rings hold together, and may (`--room-buffer-total`).
+    budget: Arc<Budget>,
     /// Rooms with more members than this do not announce joins, parts and quits (0: all
     /// rooms do).
     presence_limit: usize,
@@ -127,6 +129,9 @@ pub(crate) struct RoomLimits {
     pub(crate) capacity: usize,
     /// Bytes of events each room's ring holds at most (`--room-buffer`).
     pub(crate) buffer: usize,
+    /// Bytes of events all the rooms' rings hold together, past which the ring that
+    /// sends gives back its oldest (`--room-buffer-total`).
+    pub(crate) total_buffer: usize,
     /// Rooms that may exist at once (`--max-rooms-total`); `#general` is never refused.
     pub(crate) total: usize,
     /// Rooms created from one address that may exist at once (`--max-rooms-per-ip`);
@@ -229,6 +234,7 @@ impl Hub {
                 ..State::default()
             }),
             ids: AtomicU64::new(first_id(next_id)),
+            budget: Budget::new(rooms.total_buffer),
             rooms,
             presence_limit,
             store,
@@ -507,7 +513,7 @@ impl Hub {
                         key: folded.as_str().into(),
                         name: room.clone(),
                         order: Mutex::new(()),
-                        ring: Ring::new(limits.capacity, limits.buffer),
+                        ring: Ring::new(limits.capacity, limits.buffer, self.budget.clone()),
                     }),
                     members: BTreeMap::new(),
                     creator: origin,
@@ -690,6 +696,11 @@ impl Hub {
             .collect();
         list.sort_by_key(|(room, _)| room.folded());
         list
+    }
+
+    /// Bytes of events held by every room's ring.
+    pub(crate) fn room_bytes(&self) -> usize {
+        self.budget.held()
     }
 
     /// How many sessions are registered and how many rooms exist.

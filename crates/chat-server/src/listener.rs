@@ -122,6 +122,8 @@ pub struct Stats {
     pub accept_errors: u64,
     /// Addresses holding at least one connection.
     pub addresses: usize,
+    /// Bytes of events the rooms hold in memory for members that fall behind.
+    pub room_bytes: usize,
 }
 
 impl Server {
@@ -137,6 +139,7 @@ impl Server {
         let rooms = RoomLimits {
             capacity: config.room_capacity,
             buffer: config.room_buffer,
+            total_buffer: config.room_buffer_total,
             total: config.max_rooms_total,
             per_address: config.max_rooms_per_ip,
         };
@@ -174,6 +177,7 @@ impl Server {
             tasks: self.gauge.tasks.load(Ordering::SeqCst),
             accept_errors: self.gauge.accept_errors.load(Ordering::SeqCst),
             addresses: self.per_ip.len(),
+            room_bytes: self.hub.room_bytes(),
         }
     }
 

@@ -2,12 +2,18 @@
 //! read by every member at its own pace.
 //!
 //! Tokio's `broadcast` channel allocates all its slots when it is made (about 65 bytes
-//! each, 67 KB for the default 1,024 events), so a room cost that much before anyone
-//! spoke, and one address could make thousands of them. This ring holds its events in
-//! a `VecDeque` that starts empty and grows (by doubling) only as events are sent, up to
-//! `capacity` events and `max_bytes` of them; past either, the oldest is dropped. So a
-//! quiet room costs a few hundred bytes, a busy one at most its bounds, and everything
-//! goes back to the allocator when the room is dropped.
+//! each, 67 KB for 1,024 events), so a room cost that much before anyone spoke, and one
+//! address could make thousands of them. This ring holds its events in a `VecDeque`
+//! that starts empty and grows (by doubling) only as events are sent, up to `capacity`
+//! events and `max_bytes` of them; past either, the oldest is dropped. And every ring of
+//! a server draws on one [`Budget`]: while the rings together hold more than it, a ring
+//! that sends drops its oldest events down to [`KEEP`]. So a quiet room costs a few
+//! hundred bytes, a busy one at most its bounds, all of them together at most about the
+//! budget, and everything goes back to the allocator when the room is dropped.
+//!
+//! Room for a member to fall behind is what lets a member that reads in bursts keep up
+//! without a trip to the store, and a ring gives it once per room, shared by every
+//! member, where a socket's send buffer gives it once per connection.
 //!
 //! The semantics are `broadcast`'s: every receiver sees every event sent after it
 //! subscribed, in order, unless it falls more than the ring's contents behind; then it is
@@ -22,14 +28,40 @@
 //! held only to push. Waiting receivers are woken by a [`Notify`].
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::Notify;
 
 /// What an event weighs against a ring's byte bound.
 pub(crate) trait Weigh {
     /// Bytes this event keeps alive (its payload; the slot itself is counted apart).
     fn weight(&self) -> usize;
+}
+
+/// Events a ring keeps however far its server is over its [`Budget`]: enough for the
+/// members of a room that talks now and then never to need the store.
+pub(crate) const KEEP: usize = 64;
+
+/// Bytes of events that all the rings of a server hold together, and how many they may.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    held: AtomicUsize,
+    limit: usize,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes, shared by every ring made with it.
+    pub(crate) fn new(limit: usize) -> Arc<Budget> {
+        Arc::new(Budget {
+            held: AtomicUsize::new(0),
+            limit,
+        })
+    }
+
+    /// Bytes held now by the rings of this budget.
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
 }
 
 /// A broadcast ring of `T` (see the module docs).
@@ -44,6 +76,8 @@ pub(crate) struct Ring<T> {
     capacity: usize,
     /// Most bytes of events held (by [`Weigh::weight`]); the newest event is always held.
     max_bytes: usize,
+    /// What all the rings of the server hold, and may.
+    budget: Arc<Budget>,
 }
 
 /// The events a ring holds.
@@ -78,8 +112,8 @@ pub(crate) enum TryRecvError {
 
 impl<T: Clone + Weigh> Ring<T> {
     /// An empty ring holding at most `capacity` events (at least one) and `max_bytes` of
-    /// them. Allocates nothing until the first send.
-    pub(crate) fn new(capacity: usize, max_bytes: usize) -> Ring<T> {
+    /// them, and drawing on `budget`. Allocates nothing until the first send.
+    pub(crate) fn new(capacity: usize, max_bytes: usize, budget: Arc<Budget>) -> Ring<T> {
         Ring {
             held: RwLock::new(Held {
                 events: VecDeque::new(),
@@ -90,6 +124,7 @@ impl<T: Clone + Weigh> Ring<T> {
             notify: Notify::new(),
             capacity: capacity.max(1),
             max_bytes,
+            budget,
         }
     }
 
@@ -109,20 +144,33 @@ impl<T: Clone + Weigh> Ring<T> {
     /// Sends `event` to every receiver, dropping the oldest events past the bounds. The
     /// caller orders sends (the room's lock).
     pub(crate) fn send(&self, event: T) {
+        let weight = event.weight();
+        let total = self.budget.held.fetch_add(weight, Ordering::Relaxed) + weight;
+        // What the server holds past its budget: this ring gives back that much, if it
+        // can spare it.
+        let over = total.saturating_sub(self.budget.limit);
+        let mut freed = 0;
         {
             let mut held = self.write();
-            held.bytes += event.weight();
+            held.bytes += weight;
             held.events.push_back(event);
-            while held.events.len() > self.capacity
-                || (held.bytes > self.max_bytes && held.events.len() > 1)
-            {
+            loop {
+                let len = held.events.len();
+                let drop_one = len > self.capacity
+                    || (held.bytes > self.max_bytes && len > 1)
+                    || (freed < over && len > KEEP);
+                if !drop_one {
+                    break;
+                }
                 if let Some(old) = held.events.pop_front() {
                     held.bytes -= old.weight();
                     held.head += 1;
+                    freed += old.weight();
                 }
             }
             self.tail.fetch_add(1, Ordering::Release);
         }
+        self.budget.held.fetch_sub(freed, Ordering::Relaxed);
         self.notify.notify_waiters();
     }
 
@@ -206,11 +254,27 @@ impl<T: Clone + Weigh> Ring<T> {
         }
     }
 
+    /// Bytes of events held now.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.read().bytes
+    }
+
     /// Events held now and the slots allocated for them, for tests of memory use.
     #[cfg(test)]
     fn footprint(&self) -> (usize, usize) {
         let held = self.read();
         (held.events.len(), held.events.capacity())
+    }
+}
+
+impl<T> Drop for Ring<T> {
+    fn drop(&mut self) {
+        let held = self
+            .held
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.budget.held.fetch_sub(held.bytes, Ordering::Relaxed);
     }
 }
 
@@ -233,9 +297,40 @@ mod tests {
         Ev(n, 10)
     }
 
+    fn unlimited() -> Arc<Budget> {
+        Budget::new(usize::MAX)
+    }
+
+    #[test]
+    fn rings_over_their_shared_budget_give_back_down_to_keep() {
+        let budget = Budget::new(1000);
+        let busy = Ring::new(10_000, usize::MAX, budget.clone());
+        let quiet = Ring::new(10_000, usize::MAX, budget.clone());
+        for n in 0..10 {
+            quiet.send(ev(n));
+        }
+        for n in 0..200 {
+            busy.send(ev(n));
+        }
+        // 2,100 bytes were sent; the busy ring gave back what went past 1,000.
+        assert_eq!(budget.held(), 1000);
+        assert_eq!((busy.bytes(), quiet.bytes()), (900, 100));
+        // Over the budget, the ring that sends gives back, but keeps KEEP events.
+        let small = Ring::new(10_000, usize::MAX, budget.clone());
+        for n in 0..100 {
+            small.send(ev(n));
+        }
+        assert_eq!(small.footprint().0, KEEP);
+        assert_eq!(budget.held(), 1000 + KEEP * 10);
+        // A ring gives its bytes back when dropped.
+        drop(small);
+        drop(busy);
+        assert_eq!(budget.held(), 100);
+    }
+
     #[test]
     fn a_new_ring_allocates_nothing_and_grows_with_use() {
-        let ring = Ring::<Ev>::new(1024, usize::MAX);
+        let ring = Ring::<Ev>::new(1024, usize::MAX, unlimited());
         assert_eq!(ring.footprint(), (0, 0));
         for n in 0..10 {
             ring.send(ev(n));
@@ -253,7 +348,7 @@ mod tests {
 
     #[test]
     fn every_receiver_reads_every_event_after_it_subscribed_in_order() {
-        let ring = Ring::new(16, usize::MAX);
+        let ring = Ring::new(16, usize::MAX, unlimited());
         ring.send(ev(0));
         let mut a = ring.subscribe();
         ring.send(ev(1));
@@ -270,7 +365,7 @@ mod tests {
 
     #[test]
     fn a_receiver_that_falls_behind_is_told_how_much_it_lost_then_goes_on() {
-        let ring = Ring::new(4, usize::MAX);
+        let ring = Ring::new(4, usize::MAX, unlimited());
         let mut slow = ring.subscribe();
         for n in 0..10 {
             ring.send(ev(n));
@@ -295,7 +390,7 @@ mod tests {
 
     #[test]
     fn the_byte_bound_drops_the_oldest_but_keeps_the_newest() {
-        let ring = Ring::new(100, 25);
+        let ring = Ring::new(100, 25, unlimited());
         let mut r = ring.subscribe();
         ring.send(Ev(0, 10));
         ring.send(Ev(1, 10));
@@ -313,7 +408,7 @@ mod tests {
 
     #[test]
     fn drain_stops_at_max_and_when_told() {
-        let ring = Ring::new(16, usize::MAX);
+        let ring = Ring::new(16, usize::MAX, unlimited());
         let mut r = ring.subscribe();
         for n in 0..10 {
             ring.send(ev(n));
@@ -337,7 +432,7 @@ mod tests {
 
     #[tokio::test]
     async fn recv_waits_for_the_next_send() {
-        let ring = Arc::new(Ring::new(16, usize::MAX));
+        let ring = Arc::new(Ring::new(16, usize::MAX, unlimited()));
         let mut r = ring.subscribe();
         let waiter = tokio::spawn({
             let ring = ring.clone();
@@ -357,7 +452,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_receivers_see_each_event_once_in_order() {
         const EVENTS: u64 = 20_000;
-        let ring = Arc::new(Ring::new(64, usize::MAX));
+        let ring = Arc::new(Ring::new(64, usize::MAX, unlimited()));
         let order = Arc::new(std::sync::Mutex::new(0u64));
         let receivers: Vec<_> = (0..4)
             .map(|_| {

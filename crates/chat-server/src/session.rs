@@ -1475,6 +1475,7 @@ mod tests {
         let rooms = crate::hub::RoomLimits {
             capacity: 16,
             buffer: 64 * 1024,
+            total_buffer: 1024 * 1024,
             total: 10,
             per_address: 10,
         };

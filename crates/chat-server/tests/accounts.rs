@@ -15,24 +15,6 @@ fn error_code(frame: &ServerFrame) -> Option<&ErrorCode> {
     }
 }
 
-/// Registers `nick` with `password` on a fresh login and leaves.
-async fn register(server: &TestServer, nick: &str, password: &str) {
-    let mut client = server.login(nick).await;
-    client.send(&format!("/register {password}")).await;
-    let (frame, _) = client
-        .until(|f| matches!(f, ServerFrame::Account { .. } | ServerFrame::Error { .. }))
-        .await;
-    assert_eq!(
-        frame,
-        ServerFrame::Account {
-            nick: common::nick(nick),
-            status: AccountStatus::Registered
-        }
-    );
-    client.send("/quit").await;
-    client.closed().await;
-}
-
 /// Connects, gives `nick`, and expects the password prompt.
 async fn prompted(server: &TestServer, nick: &str) -> Client {
     let mut client = server.connect().await;
@@ -44,7 +26,7 @@ async fn prompted(server: &TestServer, nick: &str) -> Client {
 #[tokio::test]
 async fn a_registered_nickname_needs_its_password() {
     let server = TestServer::start().await;
-    register(&server, "alice", "correct horse").await;
+    server.register("alice", "correct horse").await;
 
     // A wrong password: refused, and asked for a nickname again.
     let mut mallory = prompted(&server, "alice").await;
@@ -74,7 +56,7 @@ async fn a_registered_nickname_needs_its_password() {
 #[tokio::test]
 async fn nobody_renames_onto_a_registered_nickname() {
     let server = TestServer::start().await;
-    register(&server, "alice", "correct horse").await;
+    server.register("alice", "correct horse").await;
     let mut bob = server.login("bob").await;
     bob.send("/nick Alice").await;
     assert_eq!(
@@ -135,7 +117,7 @@ async fn passwords_must_be_long_enough_and_belong_to_the_registered() {
 #[tokio::test]
 async fn wrong_passwords_are_slowed_down() {
     let server = TestServer::start().await;
-    register(&server, "alice", "correct horse").await;
+    server.register("alice", "correct horse").await;
     let mut mallory = prompted(&server, "alice").await;
     mallory.send("guess one").await;
     assert_eq!(
@@ -169,7 +151,7 @@ async fn accounts_survive_a_restart() {
         ..chat_server::Config::unthrottled()
     };
     let mut first = TestServer::with(config()).await;
-    register(&first, "alice", "correct horse").await;
+    first.register("alice", "correct horse").await;
     first.shutdown().await;
 
     let second = TestServer::with(config()).await;

@@ -109,65 +109,6 @@ async fn binary_serves_logs_to_stderr_and_stops_on_sigterm() {
     assert_eq!(stdout, "", "logs go to stderr, nothing to stdout");
 }
 
-/// The binary, started with `args` (JSON logs), and what its start log said: every
-/// line up to the last `listening` one, as JSON.
-struct Started {
-    child: tokio::process::Child,
-    log: Vec<serde_json::Value>,
-}
-
-impl Started {
-    async fn spawn(args: &[&str], env: &[(&str, &str)], listeners: usize) -> Started {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .args(args)
-            .envs(env.iter().copied())
-            .args(["--log-format", "json", "--db", ":memory:"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut log = Vec::new();
-        tokio::time::timeout(WAIT, async {
-            let mut seen = 0;
-            while seen < listeners {
-                let line = stderr.next_line().await.unwrap().expect("a start log");
-                let entry: serde_json::Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| panic!("the server said: {line}"));
-                let message = entry["fields"]["message"].as_str().unwrap_or_default();
-                seen += usize::from(message.starts_with("listening"));
-                log.push(entry);
-            }
-        })
-        .await
-        .expect("the server starts in time");
-        // Keep draining its log, so that it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
-        Started { child, log }
-    }
-
-    /// The field `field` of the log line whose message is `message`.
-    fn logged(&self, message: &str, field: &str) -> &serde_json::Value {
-        let entry = self
-            .log
-            .iter()
-            .find(|e| e["fields"]["message"] == message)
-            .unwrap_or_else(|| panic!("no {message:?} in the start log: {:?}", self.log));
-        &entry["fields"][field]
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.id().unwrap().to_string();
-        let status = std::process::Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {signal} {pid}");
-    }
-}
-
 /// Connects `count` clients to `addr` at once; each connect must complete within
 /// `WAIT` (a connection the kernel cannot queue has its SYN dropped and retries for
 /// seconds, and never completes while nothing accepts).
@@ -200,8 +141,10 @@ async fn a_burst_of_connections_waits_in_every_listeners_queue() {
         cert,
         "--tls-key",
         key,
+        "--db",
+        ":memory:",
     ];
-    let server = Started::spawn(&args, &[], 2).await;
+    let server = common::Started::spawn(&args, &[], 2).await;
     let backlog = chat_server::config::system_backlog();
     assert_eq!(server.logged("listening", "backlog"), backlog);
     assert_eq!(server.logged("listening for TLS", "backlog"), backlog);
@@ -252,8 +195,15 @@ async fn a_burst_of_connections_waits_in_every_listeners_queue() {
 #[tokio::test]
 async fn boolean_variables_take_one_and_zero() {
     for (value, limited) in [("1", true), ("true", true), ("0", false), ("false", false)] {
-        let args = ["--addr", "127.0.0.1:0", "--max-per-ip", "1"];
-        let server = Started::spawn(&args, &[("CHAT_LIMIT_LOOPBACK", value)], 1).await;
+        let args = [
+            "--addr",
+            "127.0.0.1:0",
+            "--max-per-ip",
+            "1",
+            "--db",
+            ":memory:",
+        ];
+        let server = common::Started::spawn(&args, &[("CHAT_LIMIT_LOOPBACK", value)], 1).await;
         let addr = server.logged("listening", "addr").as_str().unwrap();
         let first = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut first = Framed::new(first, LineCodec::new(chat_proto::CLIENT_MAX_LINE));
@@ -330,7 +280,18 @@ async fn crowd(
 /// (over 260 MB). And the memory of rooms that empty is reused by the next crowd.
 #[tokio::test]
 async fn rooms_cost_memory_with_use_not_creation() {
-    let server = Started::spawn(&["--addr", "127.0.0.1:0", "--flood-rate", "0"], &[], 1).await;
+    // History on disk: in memory, the crowds' joins and quits would grow it too.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--flood-rate",
+        "0",
+        "--db",
+        db.to_str().unwrap(),
+    ];
+    let server = common::Started::spawn(&args, &[], 1).await;
     let addr = server.logged("listening", "addr").as_str().unwrap();
     let pid = server.child.id().unwrap();
     let before = rss(pid);

@@ -2,12 +2,12 @@
 //! than one batch window before the kill is in the history of the restarted server; at
 //! most the last window's messages can be missing, and what remains has no hole.
 
+mod common;
+
 use chat_proto::{LineCodec, ServerFrame};
 use futures::{SinkExt, StreamExt};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 use tokio_util::codec::Framed;
 
@@ -25,40 +25,24 @@ type Conn = Framed<tokio::net::TcpStream, LineCodec>;
 /// Starts the binary on `db` and returns it with the address it listens on. It shows no
 /// history on joining: the test asks for it.
 async fn start(db: &Path) -> (Child, String) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
-        .args([
-            "--addr",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--flood-rate",
-            "0",
-            "--history",
-            "0",
-        ])
-        .arg("--db")
-        .arg(db)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = tokio::time::timeout(WAIT, async {
-        loop {
-            let line = stderr.next_line().await.unwrap().expect("logs before exit");
-            let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
-            if entry["fields"]["message"] == "listening" {
-                return entry["fields"]["addr"].as_str().unwrap().to_owned();
-            }
-        }
-    })
-    .await
-    .unwrap();
-    // Keep draining its logs so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
-    (child, addr)
+    let db = db.to_str().unwrap();
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--flood-rate",
+        "0",
+        "--history",
+        "0",
+        "--db",
+        db,
+    ];
+    let server = common::Started::spawn(&args, &[], 1).await;
+    let addr = server
+        .logged("listening", "addr")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (server.child, addr)
 }
 
 async fn next_frame(conn: &mut Conn) -> ServerFrame {

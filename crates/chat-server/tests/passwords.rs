@@ -10,40 +10,15 @@ mod common;
 use chat_proto::{AccountStatus, ErrorCode, ServerFrame};
 use common::*;
 use futures::StreamExt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::time::Duration;
-use tokio::net::TcpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// Connects from the loopback address `127.0.0.<host>` and reads the `NICK` prompt.
 async fn connect_from(server: &TestServer, host: u8) -> Client {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::from((Ipv4Addr::new(127, 0, 0, host), 0)))
-        .unwrap();
-    let mut client = Client::new(socket.connect(server.addr).await.unwrap());
-    assert_eq!(client.recv().await, ServerFrame::NickPrompt);
-    client
-}
-
-/// Registers `nick` with `password` from 127.0.0.1 and leaves.
-async fn register(server: &TestServer, nick: &str, password: &str) {
-    let mut client = server.login(nick).await;
-    client.send(&format!("/register {password}")).await;
-    let (frame, _) = client
-        .until(|f| matches!(f, ServerFrame::Account { .. } | ServerFrame::Error { .. }))
-        .await;
-    assert_eq!(
-        frame,
-        ServerFrame::Account {
-            nick: common::nick(nick),
-            status: AccountStatus::Registered
-        }
-    );
-    client.send("/quit").await;
-    client.closed().await;
+    server.connect_from(Ipv4Addr::new(127, 0, 0, host)).await
 }
 
 fn is_wrong_password(frame: &ServerFrame) -> bool {
@@ -63,7 +38,7 @@ fn is_wrong_password(frame: &ServerFrame) -> bool {
 #[tokio::test]
 async fn parallel_guesses_from_one_address_are_spaced() {
     let server = TestServer::start().await;
-    register(&server, "alice", "correct horse").await;
+    server.register("alice", "correct horse").await;
     let mut guessers = Vec::new();
     for _ in 0..20 {
         let mut guesser = connect_from(&server, 2).await;
@@ -109,7 +84,7 @@ async fn parallel_guesses_from_one_address_are_spaced() {
 #[tokio::test]
 async fn hammering_a_nickname_does_not_lock_its_owner_out() {
     let server = TestServer::start().await;
-    register(&server, "alice", "correct horse").await;
+    server.register("alice", "correct horse").await;
 
     // 21 addresses guess alice's password as fast as they are answered.
     let (failed, mut failures) = mpsc::unbounded_channel();

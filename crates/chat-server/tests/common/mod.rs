@@ -8,6 +8,7 @@ use chat_server::{Config, Server, Stats};
 use futures::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -15,6 +16,9 @@ use tokio_util::codec::Framed;
 
 /// The longest any single expected event may take.
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The longest the binary may take to start listening.
+pub const START_WAIT: Duration = Duration::from_secs(20);
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -77,6 +81,24 @@ impl TestServer {
         let mut client = self.connect().await;
         client.login(nick).await;
         client
+    }
+
+    /// Registers `nick` with `password` on a fresh login from 127.0.0.1, and leaves.
+    pub async fn register(&self, nick: &str, password: &str) {
+        let mut client = self.login(nick).await;
+        client.send(&format!("/register {password}")).await;
+        let (frame, _) = client
+            .until(|f| matches!(f, ServerFrame::Account { .. } | ServerFrame::Error { .. }))
+            .await;
+        assert_eq!(
+            frame,
+            ServerFrame::Account {
+                nick: crate::common::nick(nick),
+                status: chat_proto::AccountStatus::Registered
+            }
+        );
+        client.send("/quit").await;
+        client.closed().await;
     }
 
     /// Asks the server to shut down and waits for `run` to return.
@@ -291,5 +313,67 @@ impl TestServer {
         }
         let mut write = writer.await.unwrap();
         let _ = write.write_all(b"/quit\n").await;
+    }
+}
+
+/// The binary, started with `args` (JSON logs), and what its start log said: every
+/// line up to the last `listening` one, as JSON.
+pub struct Started {
+    pub child: tokio::process::Child,
+    pub log: Vec<serde_json::Value>,
+}
+
+impl Started {
+    /// Starts the binary with `args` and `env`, and reads its log until it has said
+    /// `listening` `listeners` times; then keeps draining it.
+    pub async fn spawn(args: &[&str], env: &[(&str, &str)], listeners: usize) -> Started {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(args)
+            .envs(env.iter().copied())
+            .args(["--log-format", "json"])
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut log = Vec::new();
+        tokio::time::timeout(START_WAIT, async {
+            let mut seen = 0;
+            while seen < listeners {
+                let line = stderr.next_line().await.unwrap().expect("a start log");
+                let entry: serde_json::Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| panic!("the server said: {line}"));
+                let message = entry["fields"]["message"].as_str().unwrap_or_default();
+                seen += usize::from(message.starts_with("listening"));
+                log.push(entry);
+            }
+        })
+        .await
+        .expect("the server starts in time");
+        // Keep draining its log, so that it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+        Started { child, log }
+    }
+
+    /// The field `field` of the log line whose message is `message`.
+    pub fn logged(&self, message: &str, field: &str) -> &serde_json::Value {
+        let entry = self
+            .log
+            .iter()
+            .find(|e| e["fields"]["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} in the start log: {:?}", self.log));
+        &entry["fields"][field]
+    }
+
+    /// Sends `signal` (`-STOP`, `-CONT`...) to the server.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
     }
 }

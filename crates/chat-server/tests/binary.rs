@@ -15,7 +15,10 @@ use tokio_util::codec::Framed;
 const WAIT: Duration = Duration::from_secs(20);
 
 /// The next frame from the server, within `WAIT`.
-async fn next_frame(conn: &mut Framed<tokio::net::TcpStream, LineCodec>) -> ServerFrame {
+async fn next_frame<S>(conn: &mut Framed<S, LineCodec>) -> ServerFrame
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let line = tokio::time::timeout(WAIT, conn.next())
         .await
         .expect("a frame in time")
@@ -179,13 +182,7 @@ async fn a_burst_of_connections_waits_in_every_listeners_queue() {
             .expect("the handshake in time")
             .expect("the handshake succeeds");
         let mut conn = Framed::new(tls, LineCodec::new(chat_proto::CLIENT_MAX_LINE));
-        let line = tokio::time::timeout(WAIT, conn.next())
-            .await
-            .expect("a frame in time")
-            .expect("connection open")
-            .expect("no I/O error")
-            .expect("a valid line");
-        assert_eq!(ServerFrame::parse(&line).unwrap(), ServerFrame::NickPrompt);
+        assert_eq!(next_frame(&mut conn).await, ServerFrame::NickPrompt);
     }
 }
 

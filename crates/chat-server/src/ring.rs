@@ -28,6 +28,7 @@
 //! held only to push. Waiting receivers are woken by a [`Notify`].
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::Notify;
@@ -241,15 +242,30 @@ impl<T: Clone + Weigh> Ring<T> {
 
     /// Waits for the next event for `cursor`. Cancel-safe: the cursor moves only when an
     /// event (or the news of a lag) is returned.
-    pub(crate) async fn recv(&self, cursor: &mut Cursor) -> Result<T, Lagged> {
-        loop {
-            // Made before looking, so that a send between the look and the wait still
-            // wakes it (`notify_waiters` completes every `Notified` made before it).
-            let notified = self.notify.notified();
-            match self.try_recv(cursor) {
-                Ok(event) => return Ok(event),
-                Err(TryRecvError::Lagged(lost)) => return Err(Lagged(lost)),
-                Err(TryRecvError::Empty) => notified.await,
+    ///
+    /// Every waiting session carries this future, so it is kept small: a plain function
+    /// returning an `async` block (an `async fn` keeps a second copy of its arguments),
+    /// the `Notified` pinned in place and awaited by reference, and no value of the look
+    /// kept across the wait.
+    #[allow(clippy::manual_async_fn)] // written out on purpose; see above
+    pub(crate) fn recv<'a>(
+        &'a self,
+        cursor: &'a mut Cursor,
+    ) -> impl Future<Output = Result<T, Lagged>> + Send + 'a
+    where
+        T: Send + Sync,
+    {
+        async move {
+            loop {
+                // Made before looking, so that a send between the look and the wait still
+                // wakes it (`notify_waiters` completes every `Notified` made before it).
+                let notified = std::pin::pin!(self.notify.notified());
+                match self.try_recv(cursor) {
+                    Ok(event) => return Ok(event),
+                    Err(TryRecvError::Lagged(lost)) => return Err(Lagged(lost)),
+                    Err(TryRecvError::Empty) => {}
+                }
+                notified.await;
             }
         }
     }

@@ -26,6 +26,8 @@ use chat_proto::{
     AccountStatus, Command, CommandError, ErrorCode, LineCodec, LineError, Nick, Password, Room,
     ServerFrame, Target, command::DEFAULT_HISTORY, command::HELP,
 };
+use futures::FutureExt;
+use futures::future::Either;
 use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
@@ -459,11 +461,24 @@ const QUERY_LIMIT: Duration = Duration::from_secs(5);
 
 /// Waits for an event from any of the rooms that are live; never completes with none.
 /// Cancel-safe: `Ring::recv` is.
-async fn next_room_event(rooms: &mut [Membership]) -> (usize, Result<Event, Lagged>) {
-    match rooms {
-        // Nearly everyone is in one room: no allocation on the way.
-        [only] if only.is_live() => (0, only.channel.ring.recv(&mut only.cursor).await),
-        rooms => {
+///
+/// A plain function choosing between two futures rather than one `async fn` with both
+/// paths: every waiting session carries this future, and a coroutine lays the one-room
+/// wait out beside the other path's locals, 48 bytes wider.
+fn next_room_event(
+    rooms: &mut [Membership],
+) -> impl Future<Output = (usize, Result<Event, Lagged>)> + Send + '_ {
+    // Nearly everyone is in one room: no allocation on the way.
+    if rooms.len() == 1 && rooms[0].is_live() {
+        let only = &mut rooms[0];
+        Either::Left(
+            only.channel
+                .ring
+                .recv(&mut only.cursor)
+                .map(|event| (0, event)),
+        )
+    } else {
+        Either::Right(async move {
             let waits = rooms
                 .iter_mut()
                 .enumerate()
@@ -476,7 +491,7 @@ async fn next_room_event(rooms: &mut [Membership]) -> (usize, Result<Event, Lagg
                 return std::future::pending().await;
             }
             futures::future::select_all(waits).await.0
-        }
+        })
     }
 }
 

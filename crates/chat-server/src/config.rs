@@ -15,16 +15,17 @@ pub struct Config {
     #[arg(long, env = "CHAT_HANDSHAKE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
 
-    /// Events a room keeps in memory for members that fall behind. A member further
-    /// behind is sent what it missed from the store. The buffer grows with the room's
-    /// traffic up to this; a quiet room holds almost none.
-    #[arg(long, env = "CHAT_ROOM_CAPACITY", default_value_t = 8192, value_parser = parse_capacity)]
+    /// Events a room keeps in memory for its members that fall behind, at most. A room
+    /// holds only what some member has not read yet; a member further behind is sent
+    /// what it missed from the store.
+    #[arg(long, env = "CHAT_ROOM_CAPACITY", default_value_t = 131_072, value_parser = parse_capacity)]
     pub room_capacity: usize,
 
-    /// Bytes of events a room keeps in memory at most, whatever --room-capacity allows
-    /// (the oldest go first; members behind them are sent them from the store). Sizes:
-    /// bytes, or with `k`/`m`/`g` (KiB/MiB/GiB).
-    #[arg(long, env = "CHAT_ROOM_BUFFER", default_value = "2m", value_parser = parse_size)]
+    /// Bytes a room keeps in memory for its members that fall behind, at most, whatever
+    /// --room-capacity allows (events and their bookkeeping; the oldest go first, and
+    /// members behind them are sent them from the store). Sizes: bytes, or with
+    /// `k`/`m`/`g` (KiB/MiB/GiB).
+    #[arg(long, env = "CHAT_ROOM_BUFFER", default_value = "32m", value_parser = parse_size)]
     pub room_buffer: usize,
 
     /// Bytes of events all the rooms together keep in memory. Past it, a room that
@@ -154,8 +155,8 @@ impl Default for Config {
         Config {
             max_line: chat_proto::DEFAULT_MAX_LINE,
             handshake_timeout: Duration::from_secs(30),
-            room_capacity: 8192,
-            room_buffer: 2 * 1024 * 1024,
+            room_capacity: 131_072,
+            room_buffer: 32 * 1024 * 1024,
             room_buffer_total: 256 * 1024 * 1024,
             presence_limit: 1000,
             mailbox_capacity: 256,

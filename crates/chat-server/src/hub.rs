@@ -72,9 +72,13 @@ pub(crate) struct Event {
     pub(crate) bytes: Bytes,
 }
 
+/// What an event held in a ring costs beyond its text: its slot in the ring (40 bytes),
+/// the `Bytes`' shared header and the allocator's bookkeeping, rounded up.
+const EVENT_OVERHEAD: usize = 128;
+
 impl Weigh for Event {
     fn weight(&self) -> usize {
-        self.bytes.len()
+        self.bytes.len() + EVENT_OVERHEAD
     }
 }
 

@@ -4,11 +4,14 @@
 //! Tokio's `broadcast` channel allocates all its slots when it is made (about 65 bytes
 //! each, 67 KB for 1,024 events), so a room cost that much before anyone spoke, and one
 //! address could make thousands of them. This ring holds its events in a `VecDeque`
-//! that starts empty and grows (by doubling) only as events are sent, up to `capacity`
-//! events and `max_bytes` of them; past either, the oldest is dropped. And every ring of
-//! a server draws on one [`Budget`]: while the rings together hold more than it, a ring
-//! that sends drops its oldest events down to [`KEEP`]. So a quiet room costs a few
-//! hundred bytes, a busy one at most its bounds, all of them together at most about the
+//! that starts empty and grows (by doubling) only as events are sent, and holds only
+//! what some receiver has yet to read: every receiver publishes its position, and every
+//! [`TRIM_EVERY`] sends the ring drops the events that all of them have read. Past
+//! `capacity` events or `max_bytes` of them, the oldest is dropped anyway (the receivers
+//! behind it are told they lagged). And every ring of a server draws on one [`Budget`]:
+//! while the rings together hold more than it, a ring that sends drops its oldest
+//! events down to [`KEEP`]. So a room costs a few hundred bytes plus what its slowest
+//! member has not read, at most its bounds, all of them together at most about the
 //! budget, and everything goes back to the allocator when the room is dropped.
 //!
 //! Room for a member to fall behind is what lets a member that reads in bursts keep up
@@ -18,9 +21,8 @@
 //! The semantics are `broadcast`'s: every receiver sees every event sent after it
 //! subscribed, in order, unless it falls more than the ring's contents behind; then it is
 //! told how many it lost ([`Lagged`]) and carries on from the oldest event held. A sender
-//! never waits for a receiver. A receiver is a bare [`Cursor`] (a position), held by the
-//! member beside its `Arc` of the room, so a membership costs eight bytes more than the
-//! room it points to.
+//! never waits for a receiver. A receiver is a [`Cursor`] (its position, and that
+//! position shared with the ring), held by the member beside its `Arc` of the room.
 //!
 //! Readers take a read lock and may copy out many events under it
 //! ([`Ring::drain`]): a batch costs one lock, not one per event as a slot-per-lock
@@ -30,18 +32,22 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::Notify;
 
 /// What an event weighs against a ring's byte bound.
 pub(crate) trait Weigh {
-    /// Bytes this event keeps alive (its payload; the slot itself is counted apart).
+    /// Bytes this event keeps alive while a ring holds it: its payload and bookkeeping.
     fn weight(&self) -> usize;
 }
 
 /// Events a ring keeps however far its server is over its [`Budget`]: enough for the
 /// members of a room that talks now and then never to need the store.
 pub(crate) const KEEP: usize = 64;
+
+/// Sends between two looks at where the receivers are, to drop what all have read: the
+/// look reads every receiver's position, so it is spread over this many sends.
+const TRIM_EVERY: u64 = 64;
 
 /// Bytes of events that all the rings of a server hold together, and how many they may.
 #[derive(Debug)]
@@ -79,6 +85,9 @@ pub(crate) struct Ring<T> {
     max_bytes: usize,
     /// What all the rings of the server hold, and may.
     budget: Arc<Budget>,
+    /// Every receiver's position, as its [`Cursor`] publishes it. A position whose
+    /// cursor is gone (the ring holds the last reference) is pruned at the next look.
+    readers: Mutex<Vec<Arc<AtomicU64>>>,
 }
 
 /// The events a ring holds.
@@ -91,10 +100,20 @@ struct Held<T> {
     bytes: usize,
 }
 
-/// A receiver's place in a ring: the position of the next event it will read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A receiver's place in a ring: the position of the next event it will read, shared
+/// with the ring so that it can drop what every receiver has read.
+#[derive(Debug)]
 pub(crate) struct Cursor {
     next: u64,
+    /// `next`, as the ring sees it.
+    shared: Arc<AtomicU64>,
+}
+
+impl Cursor {
+    fn advance(&mut self, to: u64) {
+        self.next = to;
+        self.shared.store(to, Ordering::Relaxed);
+    }
 }
 
 /// The receiver fell behind: this many events were dropped before it read them. Its
@@ -126,7 +145,26 @@ impl<T: Clone + Weigh> Ring<T> {
             capacity: capacity.max(1),
             max_bytes,
             budget,
+            readers: Mutex::default(),
         }
+    }
+
+    fn readers(&self) -> std::sync::MutexGuard<'_, Vec<Arc<AtomicU64>>> {
+        self.readers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The position of the slowest receiver (or `tail` when there is none), forgetting the
+    /// positions of receivers that are gone.
+    fn slowest(&self, tail: u64) -> u64 {
+        let mut readers = self.readers();
+        readers.retain(|r| Arc::strong_count(r) > 1);
+        readers
+            .iter()
+            .map(|r| r.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(tail)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Held<T>> {
@@ -155,21 +193,37 @@ impl<T: Clone + Weigh> Ring<T> {
             let mut held = self.write();
             held.bytes += weight;
             held.events.push_back(event);
+            let tail = self.tail.fetch_add(1, Ordering::Release) + 1;
+            // What every receiver has read can go. (A receiver's published position is
+            // never ahead of it, and one subscribing now waits for the room's lock, which
+            // the caller holds.)
+            let read_by_all = if tail.is_multiple_of(TRIM_EVERY) {
+                self.slowest(tail)
+            } else {
+                held.head
+            };
             loop {
                 let len = held.events.len();
-                let drop_one = len > self.capacity
+                let drop_one = held.head < read_by_all
+                    || len > self.capacity
                     || (held.bytes > self.max_bytes && len > 1)
                     || (freed < over && len > KEEP);
                 if !drop_one {
                     break;
                 }
-                if let Some(old) = held.events.pop_front() {
-                    held.bytes -= old.weight();
-                    held.head += 1;
-                    freed += old.weight();
-                }
+                let Some(old) = held.events.pop_front() else {
+                    break;
+                };
+                held.bytes -= old.weight();
+                held.head += 1;
+                freed += old.weight();
             }
-            self.tail.fetch_add(1, Ordering::Release);
+            // A room that has quietened gives its buffer back, not just its events
+            // (amortised: it takes a quarter's emptiness to shrink by half).
+            let (len, slots) = (held.events.len(), held.events.capacity());
+            if slots > KEEP && len * 4 < slots {
+                held.events.shrink_to(len * 2);
+            }
         }
         self.budget.held.fetch_sub(freed, Ordering::Relaxed);
         self.notify.notify_waiters();
@@ -178,9 +232,17 @@ impl<T: Clone + Weigh> Ring<T> {
     /// A receiver of every event sent from now on. Exact when the caller holds the
     /// room's lock, so that no send races with it.
     pub(crate) fn subscribe(&self) -> Cursor {
-        Cursor {
-            next: self.tail.load(Ordering::Acquire),
+        let next = self.tail.load(Ordering::Acquire);
+        let shared = Arc::new(AtomicU64::new(next));
+        let mut readers = self.readers();
+        // Positions of receivers that left are pruned here too, so that a room where
+        // people come and go but nobody speaks keeps no more of them than it has members
+        // (amortised: a pass each time the list doubles).
+        if readers.len() >= 64 && readers.len().is_power_of_two() {
+            readers.retain(|r| Arc::strong_count(r) > 1);
         }
+        readers.push(shared.clone());
+        Cursor { next, shared }
     }
 
     /// Events sent that `cursor` has not read, lost ones included.
@@ -198,13 +260,13 @@ impl<T: Clone + Weigh> Ring<T> {
         let held = self.read();
         if cursor.next < held.head {
             let lost = held.head - cursor.next;
-            cursor.next = held.head;
+            cursor.advance(held.head);
             return Err(TryRecvError::Lagged(lost));
         }
         let index = usize::try_from(cursor.next - held.head).unwrap_or(usize::MAX);
         match held.events.get(index) {
             Some(event) => {
-                cursor.next += 1;
+                cursor.advance(cursor.next + 1);
                 Ok(event.clone())
             }
             None => Err(TryRecvError::Empty),
@@ -225,7 +287,7 @@ impl<T: Clone + Weigh> Ring<T> {
         let held = self.read();
         if cursor.next < held.head {
             let lost = held.head - cursor.next;
-            cursor.next = held.head;
+            cursor.advance(held.head);
             return Err(Lagged(lost));
         }
         let start = usize::try_from(cursor.next - held.head).unwrap_or(usize::MAX);
@@ -236,7 +298,7 @@ impl<T: Clone + Weigh> Ring<T> {
                 break;
             }
         }
-        cursor.next += taken as u64;
+        cursor.advance(cursor.next + taken as u64);
         Ok(taken)
     }
 
@@ -322,6 +384,8 @@ mod tests {
         let budget = Budget::new(1000);
         let busy = Ring::new(10_000, usize::MAX, budget.clone());
         let quiet = Ring::new(10_000, usize::MAX, budget.clone());
+        // Receivers that read nothing, so that only the budget frees anything.
+        let _stalled = (busy.subscribe(), quiet.subscribe());
         for n in 0..10 {
             quiet.send(ev(n));
         }
@@ -333,6 +397,7 @@ mod tests {
         assert_eq!((busy.bytes(), quiet.bytes()), (900, 100));
         // Over the budget, the ring that sends gives back, but keeps KEEP events.
         let small = Ring::new(10_000, usize::MAX, budget.clone());
+        let _stalled_too = small.subscribe();
         for n in 0..100 {
             small.send(ev(n));
         }
@@ -348,6 +413,8 @@ mod tests {
     fn a_new_ring_allocates_nothing_and_grows_with_use() {
         let ring = Ring::<Ev>::new(1024, usize::MAX, unlimited());
         assert_eq!(ring.footprint(), (0, 0));
+        // A receiver that reads nothing: the ring holds what it has not read.
+        let _stalled = ring.subscribe();
         for n in 0..10 {
             ring.send(ev(n));
         }
@@ -360,6 +427,43 @@ mod tests {
         let (len, slots) = ring.footprint();
         assert_eq!(len, 1024);
         assert!(slots <= 2048, "{slots} slots for a ring of 1024");
+    }
+
+    #[test]
+    fn what_every_receiver_has_read_is_dropped_and_the_buffer_given_back() {
+        let ring = Ring::new(100_000, usize::MAX, unlimited());
+        let mut fast = ring.subscribe();
+        let mut slow = ring.subscribe();
+        for n in 0..1000 {
+            ring.send(ev(n));
+            assert_eq!(ring.try_recv(&mut fast), Ok(ev(n)));
+        }
+        // The slow receiver has read nothing: all is held for it.
+        assert_eq!(ring.footprint().0, 1000);
+        assert_eq!(ring.drain(&mut slow, 600, |_| true), Ok(600));
+        ring.send(ev(1000));
+        assert_eq!(ring.try_recv(&mut fast), Ok(ev(1000)));
+        for n in 1001..1024 {
+            ring.send(ev(n));
+        }
+        // At the next look (every 64 sends) what both have read is gone.
+        assert_eq!(ring.footprint().0, 1024 - 600);
+        assert_eq!(
+            ring.try_recv(&mut slow),
+            Ok(ev(600)),
+            "nothing unread was lost"
+        );
+        // Once the slow one leaves and everything is read, the buffer itself goes.
+        drop(slow);
+        assert_eq!(ring.drain(&mut fast, 1000, |_| true), Ok(23));
+        for n in 1024..1088 {
+            ring.send(ev(n));
+            assert_eq!(ring.try_recv(&mut fast), Ok(ev(n)));
+        }
+        // The look at send 1,088 found only that send unread.
+        let (len, slots) = ring.footprint();
+        assert_eq!(len, 1);
+        assert!(slots < 16, "{slots} slots for one event");
     }
 
     #[test]
@@ -391,7 +495,10 @@ mod tests {
         for n in 6..10 {
             assert_eq!(ring.try_recv(&mut slow), Ok(ev(n)));
         }
-        let mut slow2 = Cursor { next: 0 };
+        let mut slow2 = Cursor {
+            next: 0,
+            shared: Arc::default(),
+        };
         assert_eq!(ring.drain(&mut slow2, 100, |_| true), Err(Lagged(6)));
         let mut got = Vec::new();
         assert_eq!(

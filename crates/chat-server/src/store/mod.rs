@@ -68,7 +68,8 @@ pub(crate) struct StoreOptions {
     /// Records committed at most in one transaction, so that a burst does not hold one
     /// transaction (and its memory) open for the whole window.
     pub(crate) max_batch: usize,
-    /// Operations queued for the writer; past it the store answers [`Busy`].
+    /// Appends queued for the writer, and apart from them queries and flushes; past it
+    /// the store answers [`Busy`] (see `queue`).
     pub(crate) queue: usize,
 }
 
@@ -632,15 +633,22 @@ mod tests {
 
     #[test]
     fn a_full_queue_is_busy() {
-        // A store whose writer has not taken anything yet: its queue holds one operation.
+        // A store whose writer has not taken anything yet: its queue holds one append,
+        // and one awaited operation more.
         let (tx, rx) = queue::channel(1);
         let store = Store { tx };
         let event = || record(1, Kind::Message, Some("#general"), None);
         assert_eq!(store.append(event()), Ok(()));
         assert_eq!(store.append(event()), Err(Busy));
+        // Full of appends, it still takes a query (a lagging member's refill), and
+        // counts those apart: one is all it takes.
+        assert!(store.query(history("#general", u64::MAX, 1)).is_ok());
         assert!(store.query(history("#general", u64::MAX, 1)).is_err());
         assert!(store.flush().is_err());
         assert!(matches!(rx.try_take(), Some(Op::Append(_))));
+        // The query does not count against appends.
+        assert_eq!(store.append(event()), Ok(()));
+        assert!(matches!(rx.try_take(), Some(Op::Query(..))));
         assert_eq!(store.append(event()), Ok(()));
         drop(rx);
         assert_eq!(store.append(event()), Err(Busy), "the writer is gone");

@@ -69,17 +69,29 @@ pub(super) enum SendError {
 impl Sender {
     /// Queues `op` without blocking. `urgent`: someone awaits its answer, so the writer
     /// is woken now.
+    ///
+    /// Appends and urgent operations are counted apart, each up to `capacity`. Clients
+    /// make appends as fast as they can type, but each session awaits only a few
+    /// queries at a time (one per room it is in, and its own `/history`): so a queue full
+    /// of appends still takes a lagging member's refill, and the member waits for its
+    /// turn instead of losing the events; and refills do not crowd out messages.
     pub(super) fn send(&self, op: Op, urgent: bool) -> Result<(), SendError> {
         let mut st = self.shared.lock();
         if st.gone {
             return Err(SendError::Gone);
         }
-        if st.ops.len() >= self.shared.capacity {
+        let queued = if urgent {
+            st.urgent
+        } else {
+            st.ops.len().saturating_sub(st.urgent)
+        };
+        if queued >= self.shared.capacity {
             return Err(SendError::Full);
         }
         st.ops.push_back(op);
         st.urgent += usize::from(urgent);
-        let wake = urgent || st.idle || st.ops.len() * 2 >= self.shared.capacity;
+        let wake =
+            urgent || st.idle || st.ops.len().saturating_sub(st.urgent) * 2 >= self.shared.capacity;
         drop(st);
         if wake {
             self.shared.wake.notify_one();
@@ -114,7 +126,7 @@ impl Receiver {
             let due = deadline.is_none_or(|d| Instant::now() >= d)
                 || st.urgent > 0
                 || st.closed
-                || st.ops.len() * 2 >= self.shared.capacity;
+                || st.ops.len().saturating_sub(st.urgent) * 2 >= self.shared.capacity;
             if due && let Some(op) = st.ops.pop_front() {
                 if matches!(op, Op::Query(..) | Op::Flush(_)) {
                     st.urgent -= 1;
@@ -145,7 +157,7 @@ impl Receiver {
     }
 }
 
-/// A queue holding at most `capacity` operations.
+/// A queue holding at most `capacity` appends, and as many queries and flushes besides.
 pub(super) fn channel(capacity: usize) -> (Sender, Receiver) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {

@@ -56,9 +56,9 @@ pub struct Config {
     pub max_rooms_total: usize,
 
     /// Rooms created from one IP address that may exist at once (a room counts against
-    /// the address of the connection that created it until it empties). Past it,
-    /// `/join` of a new room is refused with `ERR TOO_MANY_ROOMS_CREATED`. Loopback is
-    /// exempt unless `--limit-loopback`.
+    /// the address of the connection that created it until it empties; #general never
+    /// does). Past it, `/join` of a new room is refused with `ERR TOO_MANY_ROOMS_CREATED`.
+    /// Loopback is exempt unless `--limit-loopback`.
     #[arg(long, env = "CHAT_MAX_ROOMS_PER_IP", default_value_t = 256, value_parser = parse_capacity)]
     pub max_rooms_per_ip: usize,
 

@@ -148,12 +148,13 @@ async fn lagging_member_is_refilled_from_history_in_order_and_keeps_receiving() 
     let mut slow = server.login_small_buffer("slow").await;
     let flooder = server.login("flooder").await;
     slow.sync().await;
-    // More than the kernel buffers (4 MiB send + the slow side's receive buffer) can
-    // hold; every message has been broadcast when this returns.
+    // More than the kernel buffers (the server's bounded send buffer and the slow
+    // side's receive buffer) can hold; every message has been broadcast when this
+    // returns.
     const COUNT: usize = 6000;
     server.flood_general(flooder, COUNT, 2000).await;
 
-    // Now the slow member reads. Its room buffer holds 16 events and the kernel a few
+    // Now the slow member reads. Its room buffer holds 16 events and the kernel half a
     // MiB, so it fell far behind; what the buffer lost comes back from the store, in
     // order, with nothing missing and nothing twice.
     let (mut delivered, mut missed, mut last) = (0u64, 0u64, None);
@@ -180,6 +181,36 @@ async fn lagging_member_is_refilled_from_history_in_order_and_keeps_receiving() 
         .until(|f| matches!(f, ServerFrame::Message { .. }))
         .await;
     assert_eq!(msg_text(&frame, "#general", "bob"), Some("after the gap"));
+}
+
+/// A room keeps in memory what its slowest member has not read, and gives it back once
+/// that member is gone: its memory follows the lag, not the traffic.
+#[tokio::test]
+async fn a_room_holds_what_its_slowest_member_has_not_read() {
+    let server = TestServer::start().await;
+    let stopped = server.login_small_buffer("stopped").await;
+    let mut talker = server.login("talker").await;
+    let flooder = server.login("flooder").await;
+    // 2,000 lines of 1,000 bytes: far more than the stopped member's socket takes.
+    server.flood_general(flooder, 2000, 1000).await;
+    talker.sync().await;
+    let held = server.stats().room_bytes;
+    assert!(held > 1_000_000, "{held} bytes held for the stopped member");
+
+    drop(stopped);
+    tokio::time::timeout(WAIT, server.server.wait_until(|s| s.sessions == 1))
+        .await
+        .expect("the stopped member's session ends");
+    // The room looks at its readers every 64 events.
+    for i in 0..64 {
+        talker.send(&format!("after {i}")).await;
+    }
+    talker.sync().await;
+    let held = server.stats().room_bytes;
+    assert!(
+        held < 64 * 2000,
+        "{held} bytes held when every member has read everything but the last few"
+    );
 }
 
 #[tokio::test]

@@ -81,7 +81,8 @@ pub(crate) struct Ring<T> {
     notify: Notify,
     /// Most events held.
     capacity: usize,
-    /// Most bytes of events held (by [`Weigh::weight`]); the newest event is always held.
+    /// Most bytes of events held (by [`Weigh::weight`]); the bound never drops the newest
+    /// event, so one event heavier than it is still held until everyone has read it.
     max_bytes: usize,
     /// What all the rings of the server hold, and may.
     budget: Arc<Budget>,

@@ -11,6 +11,18 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAX_LINE", default_value_t = chat_proto::DEFAULT_MAX_LINE)]
     pub max_line: usize,
 
+    /// Web pages, besides the server's own, whose scripts may open a chat WebSocket
+    /// (`/ws`), as origins: `https://chat.example.org`. Comma-separated or repeated. A
+    /// WebSocket request whose `Origin` is neither this nor the host it was sent to is
+    /// refused with 403, so that another site a user visits cannot chat in their name.
+    #[arg(
+        long,
+        env = "CHAT_HTTP_ALLOW_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub http_allow_origin: Vec<String>,
+
     /// Time a new connection has to choose a nickname before it is closed.
     #[arg(long, env = "CHAT_HANDSHAKE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
@@ -119,6 +131,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_KEEPALIVE", default_value = "60s", value_parser = parse_duration)]
     pub keepalive: Duration,
 
+    /// Silence from a WebSocket client after which the server pings it, so that proxies
+    /// that cut idle connections keep it open.
+    #[arg(long, env = "CHAT_WS_PING", default_value = "25s", value_parser = parse_duration)]
+    pub ws_ping: Duration,
+
     /// A client that accepts no byte of pending output for this long is disconnected as
     /// a slow consumer.
     #[arg(long, env = "CHAT_WRITE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
@@ -154,6 +171,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             max_line: chat_proto::DEFAULT_MAX_LINE,
+            http_allow_origin: Vec::new(),
             handshake_timeout: Duration::from_secs(30),
             room_capacity: 131_072,
             room_buffer: 32 * 1024 * 1024,
@@ -172,6 +190,7 @@ impl Default for Config {
             flood_rate: 2.0,
             idle_timeout: None,
             keepalive: Duration::from_secs(60),
+            ws_ping: Duration::from_secs(25),
             write_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
             db: None,

@@ -707,6 +707,11 @@ impl Hub {
         self.budget.held()
     }
 
+    /// Whether the store takes writes (see `Store::healthy`).
+    pub(crate) fn store_healthy(&self) -> bool {
+        self.store.healthy()
+    }
+
     /// How many sessions are registered and how many rooms exist.
     pub(crate) fn counts(&self) -> (usize, usize) {
         let st = self.lock();

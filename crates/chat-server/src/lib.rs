@@ -10,6 +10,8 @@
 //! - `hub`: nicknames and rooms; touched on join, part, rename, connect and disconnect,
 //!   never for an ordinary message.
 //! - `ring`: each room's broadcast channel, which grows with the room's traffic.
+//! - `web`: the web door: the page, `/ws`, `/healthz` and `/metrics` over HTTP(S).
+//! - `ws`: a WebSocket as a stream of protocol lines, under the native session.
 
 pub mod config;
 mod flood;
@@ -22,6 +24,9 @@ mod ring;
 mod session;
 mod store;
 pub mod tls;
+mod web;
+mod ws;
 
 pub use config::Config;
-pub use listener::{Server, Stats, listen, run, run_with};
+pub use listener::{Listeners, Server, Stats, listen, run, run_with};
+pub use web::CONTENT_SECURITY_POLICY;

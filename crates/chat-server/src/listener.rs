@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::hub::{Hub, RoomLimits};
 use crate::session;
 use crate::store::{self, Location, StoreOptions};
+use crate::web::{self, Web};
 use chat_proto::{ErrorCode, LineEof, ServerFrame};
 use futures::FutureExt;
 use futures::future::Either;
@@ -23,6 +24,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -68,7 +70,8 @@ struct Gauge {
 
 /// One connection task, counted from accept to the end of its work. Its permits are
 /// released before the count drops, so a waiter woken by the drop sees them released.
-struct TaskGuard {
+/// A WebSocket's session takes it over from the HTTP connection it upgraded.
+pub(crate) struct TaskGuard {
     gauge: Arc<Gauge>,
     permits: Option<Permits>,
 }
@@ -104,6 +107,26 @@ enum Transport {
     Plain,
     /// TLS over TCP, with this certificate.
     Tls(TlsAcceptor),
+    /// HTTP (over TLS with this certificate if given): the web door.
+    Http {
+        web: Arc<Web>,
+        router: axum::Router,
+        tls: Option<TlsAcceptor>,
+    },
+}
+
+/// The sockets a server listens on; each is optional, and all feed one hub under the same
+/// limits and stop on the same shutdown.
+#[derive(Default)]
+pub struct Listeners {
+    /// The native protocol over plain TCP.
+    pub tcp: Option<TcpListener>,
+    /// The native protocol over TLS, with this certificate.
+    pub tls: Option<(TcpListener, TlsAcceptor)>,
+    /// The web door over plain HTTP: the page, `/ws`, `/healthz`, `/metrics`.
+    pub http: Option<TcpListener>,
+    /// The web door over HTTPS, with this certificate.
+    pub https: Option<(TcpListener, TlsAcceptor)>,
 }
 
 /// What a server holds at one moment.
@@ -167,6 +190,43 @@ impl Server {
         self.limit
     }
 
+    /// The settings in force.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(crate) fn config_arc(&self) -> Arc<Config> {
+        self.config.clone()
+    }
+
+    pub(crate) fn hub(&self) -> Arc<Hub> {
+        self.hub.clone()
+    }
+
+    /// Every connection task, for shutdown: WebSocket sessions are tracked here too.
+    pub(crate) fn tracker(&self) -> TaskTracker {
+        self.tracker.clone()
+    }
+
+    /// Whether the store takes writes.
+    pub(crate) fn store_healthy(&self) -> bool {
+        self.hub.store_healthy()
+    }
+
+    /// Counts a connection that a proxy on loopback forwards for `ip` against that
+    /// address (the connection itself was admitted as loopback). `Err`: the address has
+    /// the most connections allowed.
+    pub(crate) fn admit_forwarded(&self, ip: IpAddr) -> Result<Option<AddressPermit>, usize> {
+        let ip = ip.to_canonical();
+        if ip.is_loopback() && !self.config.limit_loopback {
+            return Ok(None);
+        }
+        let limit = self.config.max_per_ip;
+        PerIp::acquire(&self.per_ip, ip, limit)
+            .map(Some)
+            .ok_or(limit)
+    }
+
     /// What the server holds now.
     pub fn stats(&self) -> Stats {
         let (sessions, rooms) = self.hub.counts();
@@ -214,23 +274,43 @@ impl Server {
         tls: Option<(TcpListener, TlsAcceptor)>,
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
-        let token = CancellationToken::new();
-        let plain_loop = self.accept_loop(&plain, Transport::Plain, &token);
-        let tls_loop = async {
-            match &tls {
-                Some((listener, acceptor)) => {
-                    let transport = Transport::Tls(acceptor.clone());
-                    self.accept_loop(listener, transport, &token).await;
-                }
-                None => std::future::pending().await,
-            }
+        let listeners = Listeners {
+            tcp: Some(plain),
+            tls,
+            ..Listeners::default()
         };
+        self.serve(listeners, shutdown).await
+    }
+
+    /// Serves every listener given until `shutdown` completes; then stops accepting,
+    /// tells every client, waits for them at most the shutdown grace, and returns once
+    /// the store has what they published.
+    pub async fn serve(
+        &self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        let token = CancellationToken::new();
+        let web = Web::new(self.clone(), token.clone());
+        let http = |tls| Transport::Http {
+            web: web.clone(),
+            router: web.router(),
+            tls,
+        };
+        let mut bound = Vec::new();
+        bound.extend(listeners.tcp.map(|l| (l, Transport::Plain)));
+        bound.extend(listeners.tls.map(|(l, a)| (l, Transport::Tls(a))));
+        bound.extend(listeners.http.map(|l| (l, http(None))));
+        bound.extend(listeners.https.map(|(l, a)| (l, http(Some(a)))));
+        let loops = bound
+            .iter()
+            .map(|(listener, transport)| self.accept_loop(listener, transport.clone(), &token));
         tokio::select! {
-            () = plain_loop => {}
-            () = tls_loop => {}
+            _ = futures::future::join_all(loops) => {}
             () = shutdown => info!("shutting down"),
         }
-        drop((plain, tls));
+        drop(bound);
+        drop(web);
         // Sessions in their handshake watch the token; the others hear it from the hub,
         // through their mailboxes.
         token.cancel();
@@ -289,10 +369,9 @@ impl Server {
                     let (hub, config, token) =
                         (self.hub.clone(), self.config.clone(), token.clone());
                     let transport = transport.clone();
-                    // `map`, not an async block: one would keep a second copy of the
-                    // session's future (see `serve`).
-                    let session = serve(stream, peer, transport, hub, config, token, deadline);
-                    self.tracker.spawn(session.map(move |()| drop(guard)));
+                    let session =
+                        serve(stream, peer, transport, hub, config, token, deadline, guard);
+                    self.tracker.spawn(session);
                 }
                 Err(refusal) => {
                     let Ok(permit) = self.refusals.clone().try_acquire_owned() else {
@@ -379,7 +458,7 @@ impl PerIp {
 }
 
 /// One connection counted against its address.
-struct AddressPermit {
+pub(crate) struct AddressPermit {
     per_ip: Arc<PerIp>,
     ip: IpAddr,
 }
@@ -436,11 +515,13 @@ fn configure(stream: &TcpStream, config: &Config) {
 }
 
 /// Runs one admitted connection from accept to close: the TLS handshake first if it
-/// came to the TLS listener, then the session. Both handshakes, TLS and `NICK`, must be
-/// done by `deadline`.
+/// came to a TLS listener, then the session (or, on the web door, HTTP). Both
+/// handshakes, TLS and `NICK`, must be done by `deadline`. `guard` (its permits) lives as
+/// long as the connection; a WebSocket takes it over from its HTTP connection.
 ///
 /// A plain function returning the session's future, not an `async fn`: an async wrapper
 /// would keep its own copy of every argument for the connection's whole life.
+#[allow(clippy::too_many_arguments)]
 fn serve(
     stream: TcpStream,
     addr: SocketAddr,
@@ -449,16 +530,28 @@ fn serve(
     config: Arc<Config>,
     shutdown: CancellationToken,
     deadline: tokio::time::Instant,
+    guard: TaskGuard,
 ) -> impl Future<Output = ()> + Send + 'static {
+    let peer = move |tls| session::Peer {
+        addr,
+        tls,
+        proxied: false,
+        websocket: false,
+    };
     match transport {
-        Transport::Plain => Either::Left(session::serve(Box::new(session::Start {
-            stream,
-            peer: session::Peer { addr, tls: false },
-            hub,
-            config,
-            shutdown,
-            deadline,
-        }))),
+        // `map`, not an async block: one would keep a second copy of the session's
+        // future.
+        Transport::Plain => Either::Left(
+            session::serve(Box::new(session::Start {
+                stream,
+                peer: peer(false),
+                hub,
+                config,
+                shutdown,
+                deadline,
+            }))
+            .map(move |()| drop(guard)),
+        ),
         // Boxed: a TLS connection's state (over 1 KB of rustls inline, and its
         // handshake) would otherwise widen every plain connection's task too.
         Transport::Tls(acceptor) => Either::Right(Box::pin(async move {
@@ -468,14 +561,28 @@ fn serve(
             };
             session::serve(Box::new(session::Start {
                 stream: LineEof::new(stream),
-                peer: session::Peer { addr, tls: true },
+                peer: peer(true),
                 hub,
                 config,
                 shutdown,
                 deadline,
             }))
             .await;
-        })),
+            drop(guard);
+        })
+            as Pin<Box<dyn Future<Output = ()> + Send>>),
+        Transport::Http { web, router, tls } => Either::Right(Box::pin(async move {
+            match tls {
+                None => web::serve_connection(stream, addr, false, router, guard, &web).await,
+                Some(acceptor) => {
+                    let handshake = tls_handshake(&acceptor, stream, addr, deadline, &shutdown);
+                    if let Some(stream) = handshake.await {
+                        web::serve_connection(stream, addr, true, router, guard, &web).await;
+                    }
+                }
+            }
+        })
+            as Pin<Box<dyn Future<Output = ()> + Send>>),
     }
 }
 
@@ -521,6 +628,16 @@ async fn refuse(stream: TcpStream, peer: SocketAddr, transport: Transport, refus
                 Ok(stream) => say_and_close(stream, &frames).await,
                 Err(e) => info!(%peer, error = %e, "TLS handshake failed"),
             },
+            Transport::Http { tls: None, .. } => {
+                say_and_close(stream, &refusal.http_response()).await;
+            }
+            Transport::Http {
+                tls: Some(acceptor),
+                ..
+            } => match acceptor.accept(stream).await {
+                Ok(stream) => say_and_close(stream, &refusal.http_response()).await,
+                Err(e) => info!(%peer, error = %e, "TLS handshake failed"),
+            },
         }
     })
     .await;
@@ -540,6 +657,19 @@ impl Refusal {
                 warn!(%peer, limit, "connection refused: too many from this address");
             }
         }
+    }
+
+    /// The HTTP response that tells a web client (503 whichever limit it hit).
+    fn http_response(self) -> Vec<u8> {
+        let text = match self {
+            Refusal::Full { limit } => {
+                format!("the server is at its limit of {limit} connections")
+            }
+            Refusal::PerAddress { limit } => {
+                format!("your address already has {limit} connections, the most allowed")
+            }
+        };
+        web::refusal_response("503 Service Unavailable", &text)
     }
 
     /// The `ERR` and `BYE` frames that tell the client.

@@ -25,6 +25,11 @@ struct Args {
     #[command(flatten)]
     tls: TlsArgs,
 
+    /// Address of the web door (the web page, its WebSocket `/ws`, `/healthz` and
+    /// `/metrics`) over plain HTTP; `off` for none.
+    #[arg(long, env = "CHAT_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
+    http_addr: String,
+
     /// Log format.
     #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -50,7 +55,18 @@ struct TlsArgs {
     /// Address to listen on for TLS, with --tls-cert and --tls-key.
     #[arg(long, env = "CHAT_TLS_ADDR", default_value = DEFAULT_TLS_ADDR)]
     tls_addr: String,
+
+    /// Address of the web door over HTTPS (the same routes as --http-addr), with
+    /// --tls-cert and --tls-key; `off` for none.
+    #[arg(long, env = "CHAT_HTTPS_ADDR", default_value = DEFAULT_HTTPS_ADDR)]
+    https_addr: String,
 }
+
+/// Where the web door listens by default: the page, `/ws`, `/healthz`, `/metrics`.
+const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+
+/// Where the web door listens over HTTPS by default, when a certificate is given.
+const DEFAULT_HTTPS_ADDR: &str = "127.0.0.1:8443";
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
@@ -165,23 +181,43 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
     let backlog = args.config.listen_backlog();
     let listener = bind(&args.addr, backlog).await?;
     tracing::info!(addr = %listener.local_addr()?, backlog, "listening");
-    let tls = match acceptor {
+    let tls = match &acceptor {
         Some(acceptor) => {
             let tls_listener = bind(&args.tls.tls_addr, backlog).await?;
             tracing::info!(addr = %tls_listener.local_addr()?, backlog, "listening for TLS");
-            Some((tls_listener, acceptor))
+            Some((tls_listener, acceptor.clone()))
         }
         None => None,
     };
+    let http = match off(&args.http_addr) {
+        Some(addr) => {
+            let http = bind(addr, backlog).await?;
+            let addr = http.local_addr()?;
+            tracing::info!(%addr, backlog, "listening for HTTP: open http://{addr}/");
+            Some(http)
+        }
+        None => None,
+    };
+    let https = match (acceptor, off(&args.tls.https_addr)) {
+        (Some(acceptor), Some(addr)) => {
+            let https = bind(addr, backlog).await?;
+            let addr = https.local_addr()?;
+            tracing::info!(%addr, backlog, "listening for HTTPS: open https://{addr}/");
+            Some((https, acceptor))
+        }
+        _ => None,
+    };
+    let listeners = chat_server::Listeners {
+        tcp: Some(listener),
+        tls,
+        http,
+        https,
+    };
+    let server = chat_server::Server::new(args.config)?;
     // On a worker thread rather than the main thread that `block_on` polls: accepting
     // and spawning there put every connection's task in one more malloc arena than its
     // session's own allocations, about 0.25 KB per idle connection (issue 4).
-    let server = tokio::spawn(chat_server::run_with(
-        listener,
-        tls,
-        args.config,
-        shutdown_signal(),
-    ));
+    let server = tokio::spawn(async move { server.serve(listeners, shutdown_signal()).await });
     server.await??;
     tracing::info!("stopped");
     Ok(())
@@ -206,6 +242,11 @@ fn tls_acceptor(args: &TlsArgs) -> anyhow::Result<Option<TlsAcceptor>> {
         (None, None) => Ok(None),
         _ => anyhow::bail!("--tls-cert and --tls-key go together: give both, or neither"),
     }
+}
+
+/// `None` for `off` (any case): that listener is not wanted.
+fn off(addr: &str) -> Option<&str> {
+    (!addr.eq_ignore_ascii_case("off")).then_some(addr)
 }
 
 /// Listens on the first address `addr` resolves to that can be bound, with the server's

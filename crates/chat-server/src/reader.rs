@@ -21,7 +21,7 @@ const READ_CHUNK: usize = 4096;
 /// A client's connection, read and written by its one session task. Not split into
 /// halves: a split costs an `Arc` (and for TLS a lock) per connection, and the session
 /// never reads and writes at the same time.
-pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {
+pub(crate) trait Stream: AsyncWrite + Send + Unpin {
     /// Polls for bytes and appends them to `buf`; `Ok(0)` at the end of the stream.
     /// Consumes nothing unless it returns `Ready`.
     fn poll_read_some(

@@ -59,15 +59,21 @@ type Reason = String;
 pub(crate) struct Peer {
     /// The client's address.
     pub(crate) addr: SocketAddr,
-    /// Whether the connection is encrypted (TLS).
+    /// Whether the connection is encrypted (TLS, or HTTPS for a WebSocket).
     pub(crate) tls: bool,
+    /// A WebSocket whose request came through a reverse proxy (it carried forwarding
+    /// headers): `addr` is then the user's address as the proxy gave it, and the
+    /// connection is not taken as loopback.
+    pub(crate) proxied: bool,
+    /// A WebSocket (the web door) rather than a TCP connection.
+    pub(crate) websocket: bool,
 }
 
 impl Peer {
     /// Whether a password may cross this connection: TLS, or loopback (which never leaves
-    /// the machine).
+    /// the machine) unless a proxy forwarded it (then it left the machine before).
     pub(crate) fn secure(&self) -> bool {
-        self.tls || self.addr.ip().to_canonical().is_loopback()
+        self.tls || (!self.proxied && self.addr.ip().to_canonical().is_loopback())
     }
 }
 
@@ -104,7 +110,7 @@ pub(crate) async fn serve<S: Stream>(start: Box<Start<S>>) {
             shutdown,
             deadline,
         } = *start;
-        info!(peer = %addr, tls = peer.tls, "connected");
+        info!(peer = %addr, tls = peer.tls, websocket = peer.websocket, "connected");
         let mut conn = Connection {
             stream,
             reader: LineReader::new(LineCodec::new(config.max_line)),
@@ -1449,6 +1455,8 @@ mod tests {
             peer: Peer {
                 addr: "127.0.0.1:1".parse().unwrap(),
                 tls: false,
+                proxied: false,
+                websocket: false,
             },
             config: Arc::new(Config::unthrottled()),
         };
@@ -1472,6 +1480,8 @@ mod tests {
         let peer = |addr: &str, tls| Peer {
             addr: addr.parse().unwrap(),
             tls,
+            proxied: false,
+            websocket: false,
         };
         assert!(peer("127.0.0.1:1", false).secure());
         assert!(peer("[::1]:1", false).secure());
@@ -1479,6 +1489,14 @@ mod tests {
         assert!(peer("192.0.2.7:1", true).secure());
         assert!(!peer("192.0.2.7:1", false).secure());
         assert!(!peer("[2001:db8::1]:1", false).secure());
+        // Through a reverse proxy, loopback is the proxy, not the user.
+        let proxied = |addr: &str, tls| Peer {
+            proxied: true,
+            websocket: true,
+            ..peer(addr, tls)
+        };
+        assert!(!proxied("127.0.0.1:1", false).secure());
+        assert!(proxied("127.0.0.1:1", true).secure());
     }
 
     /// A session over an in-memory pipe that claims to come from a documentation
@@ -1507,6 +1525,8 @@ mod tests {
         let peer = Peer {
             addr: "192.0.2.7:40000".parse().unwrap(),
             tls: false,
+            proxied: false,
+            websocket: false,
         };
         let config = Arc::new(Config::unthrottled());
         tokio::spawn(serve(Box::new(Start {

@@ -275,6 +275,22 @@ enum Op {
 #[derive(Clone)]
 pub(crate) struct Store {
     tx: queue::Sender,
+    /// Whether the last write failed, for `/healthz`.
+    health: Arc<Health>,
+}
+
+/// The writer's last word on whether writes succeed: set when a write or commit fails
+/// (or the writer thread is gone), cleared by the next commit that succeeds.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl Health {
+    fn set_failing(&self, failing: bool) {
+        self.failing
+            .store(failing, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// An opened store and what it held at opening.
@@ -301,9 +317,11 @@ pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened,
     let next_id = schema::next_id(&conn).map_err(|e| StoreError::sqlite(path, e))?;
     let accounts = schema::accounts(&conn).map_err(|e| StoreError::sqlite(path, e))?;
     let (tx, rx) = queue::channel(options.queue);
-    let writer = writer::spawn(conn, path.to_owned(), &options, rx).map_err(StoreError::Spawn)?;
+    let health = Arc::new(Health::default());
+    let writer = writer::spawn(conn, path.to_owned(), &options, rx, health.clone())
+        .map_err(StoreError::Spawn)?;
     Ok(Opened {
-        store: Store { tx },
+        store: Store { tx, health },
         writer,
         next_id,
         accounts,
@@ -311,6 +329,14 @@ pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened,
 }
 
 impl Store {
+    /// Whether the store takes writes: its last batch committed and its writer runs.
+    pub(crate) fn healthy(&self) -> bool {
+        !self
+            .health
+            .failing
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Queues an event for writing.
     pub(crate) fn append(&self, record: Record) -> Result<(), Busy> {
         self.send(Op::Append(record), false)
@@ -342,6 +368,7 @@ impl Store {
         self.tx.send(op, urgent).map_err(|e| match e {
             queue::SendError::Full => Busy,
             queue::SendError::Gone => {
+                self.health.set_failing(true);
                 tracing::error!("the store's writer thread has stopped");
                 Busy
             }
@@ -636,7 +663,10 @@ mod tests {
         // A store whose writer has not taken anything yet: its queue holds one append,
         // and one awaited operation more.
         let (tx, rx) = queue::channel(1);
-        let store = Store { tx };
+        let store = Store {
+            tx,
+            health: Arc::default(),
+        };
         let event = || record(1, Kind::Message, Some("#general"), None);
         assert_eq!(store.append(event()), Ok(()));
         assert_eq!(store.append(event()), Err(Busy));

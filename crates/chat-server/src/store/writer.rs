@@ -7,10 +7,11 @@
 //! better than losing the store.
 
 use super::queue::{Next, Receiver};
-use super::{Account, Op, Query, Record, StoreError, StoreOptions, Stored};
+use super::{Account, Health, Op, Query, Record, StoreError, StoreOptions, Stored};
 use bytes::Bytes;
 use rusqlite::{Connection, params};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -69,6 +70,7 @@ pub(super) fn spawn(
     path: PathBuf,
     options: &StoreOptions,
     ops: Receiver,
+    health: Arc<Health>,
 ) -> std::io::Result<Writer> {
     let (done_tx, done) = oneshot::channel();
     let batcher = Batcher {
@@ -79,6 +81,7 @@ pub(super) fn spawn(
         pending: 0,
         deadline: None,
         lost: false,
+        health,
     };
     std::thread::Builder::new()
         .name("chat-store".into())
@@ -104,6 +107,8 @@ struct Batcher {
     deadline: Option<Instant>,
     /// A write was lost since the last flush, which must then not report success.
     lost: bool,
+    /// Told when writes fail and when they succeed again.
+    health: Arc<Health>,
 }
 
 impl Batcher {
@@ -165,12 +170,14 @@ impl Batcher {
             if let Err(error) = self.execute("BEGIN IMMEDIATE") {
                 tracing::error!(%error, what, "store cannot begin a batch; write lost");
                 self.lost = true;
+                self.health.set_failing(true);
                 return;
             }
             self.deadline = Some(Instant::now() + self.window);
         }
         if let Err(error) = f(&self.conn) {
             self.lost = true;
+            self.health.set_failing(true);
             if self.conn.is_autocommit() {
                 // Some errors (disk full, I/O) roll the whole transaction back.
                 let lost = self.pending + 1;
@@ -198,12 +205,14 @@ impl Batcher {
         let started = Instant::now();
         match self.execute("COMMIT") {
             Ok(()) => {
+                self.health.set_failing(false);
                 let elapsed = started.elapsed();
                 tracing::trace!(records = pending, ?elapsed, "store batch committed");
             }
             Err(error) => {
                 tracing::error!(%error, lost = pending, "store commit failed; batch lost");
                 self.lost = true;
+                self.health.set_failing(true);
                 if !self.conn.is_autocommit() {
                     // Leave no transaction open, or the next batch would join this one.
                     if let Err(error) = self.execute("ROLLBACK") {

@@ -22,6 +22,8 @@ pub const START_WAIT: Duration = Duration::from_secs(20);
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The web door: the page, `/ws`, `/healthz`, `/metrics`.
+    pub http: SocketAddr,
     pub server: Server,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -36,18 +38,26 @@ impl TestServer {
         // Bound as the binary binds, with the server's backlog.
         let listener = chat_server::listen(loopback(), config.listen_backlog()).unwrap();
         let addr = listener.local_addr().unwrap();
+        let http_listener = chat_server::listen(loopback(), config.listen_backlog()).unwrap();
+        let http = http_listener.local_addr().unwrap();
         let server = Server::new(config).expect("server starts");
         let (stop, stopped) = oneshot::channel::<()>();
         let runner = server.clone();
+        let listeners = chat_server::Listeners {
+            tcp: Some(listener),
+            http: Some(http_listener),
+            ..Default::default()
+        };
         let task = tokio::spawn(async move {
             runner
-                .run(listener, async {
+                .serve(listeners, async {
                     let _ = stopped.await;
                 })
                 .await
         });
         TestServer {
             addr,
+            http,
             server,
             stop: Some(stop),
             task: Some(task),
@@ -327,8 +337,15 @@ impl Started {
     /// Starts the binary with `args` and `env`, and reads its log until it has said
     /// `listening` `listeners` times; then keeps draining it.
     pub async fn spawn(args: &[&str], env: &[(&str, &str)], listeners: usize) -> Started {
+        // No web door unless asked for: its default port is fixed, and tests run at once.
+        let web: &[&str] = if args.contains(&"--http-addr") {
+            &[]
+        } else {
+            &["--http-addr", "off"]
+        };
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .args(args)
+            .args(web)
             .envs(env.iter().copied())
             .args(["--log-format", "json"])
             .env("RUST_LOG", "info")

@@ -15,8 +15,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=$((20000 + RANDOM % 5000))
+server_bin="${SERVER:-./target/release/chat-server}"
+# The web door listens on the next port (its default, 8080, would collide between runs);
+# builds from before the web door have no such flag.
+web=()
+if "$server_bin" --help | grep -q -- '--http-addr'; then
+  web=(--http-addr "127.0.0.1:$((port + 1))")
+fi
 # shellcheck disable=SC2086
-taskset -c 0 "${SERVER:-./target/release/chat-server}" --addr "127.0.0.1:$port" --flood-rate 0 ${SERVER_FLAGS:-} \
+taskset -c 0 "$server_bin" --addr "127.0.0.1:$port" "${web[@]}" --flood-rate 0 ${SERVER_FLAGS:-} \
   2>/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT

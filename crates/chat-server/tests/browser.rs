@@ -847,22 +847,31 @@ async fn screenshot_of_a_populated_page() {
     let _turn = TURN.lock().await;
     let driver = Driver::start();
     let mut server = WebServer::start(loopback(), None).await;
-    let mut users = [server.login("bob").await, server.login("carol").await];
+    let mut users = [
+        server.login("bob").await,
+        server.login("carol").await,
+        server.login("dave").await,
+    ];
     for (who, line) in [
         (0, "/join #rust"),
         (0, "/join #general"),
         (1, "morning all"),
-        (0, "morning! the web door is up: http://127.0.0.1:8080"),
+        (2, "morning! coffee first, then the release notes"),
+        (0, "the web door is up: http://127.0.0.1:8080"),
         (1, "/me opens it in a browser"),
-        (1, "works on my phone too"),
+        (1, "works on my phone too: the room list is a drawer there"),
+        (2, "and /metrics scrapes fine, prometheus is happy"),
+        (0, "a thousand members in one room, still quick over ws"),
     ] {
         users[who].send(line).await;
         users[who].sync().await;
     }
-    let [mut bob, mut carol] = users;
+    let [mut bob, mut carol, _dave] = users;
     let alice = Browser::open(&driver, 1100, 700).await;
     alice.login(&server.url(), "alice").await;
-    alice.wait_message("works on my phone too").await;
+    alice
+        .wait_message("a thousand members in one room, still quick over ws")
+        .await;
     alice.type_line("hello from the browser, bob").await;
     alice.wait_message("hello from the browser, bob").await;
     bob.send("hi alice, welcome").await;
@@ -879,6 +888,16 @@ async fn screenshot_of_a_populated_page() {
         .wait(
             "#general on screen",
             "return document.getElementById('room-title').textContent === '#general'",
+            vec![],
+        )
+        .await;
+    let mut judy = server.login("judy").await;
+    judy.send("/quit back after lunch").await;
+    alice
+        .wait(
+            "judy's quit",
+            "return [...document.querySelectorAll('.event.quit')]
+               .some((e) => e.textContent.endsWith('judy quit (back after lunch)'))",
             vec![],
         )
         .await;

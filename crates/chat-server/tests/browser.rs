@@ -17,8 +17,10 @@
 //! --no-install-recommends chromium chromium-driver fonts-dejavu-core`); without them
 //! these tests fail, and say how to install them.
 //!
-//! With `CHAT_SCREENSHOT=<path>`, [`screenshot_of_a_populated_page`] also saves its
-//! picture of the page there (for `docs/web-screenshot.png`).
+//! With `CHAT_SCREENSHOT=<path>` (relative to the workspace),
+//! [`screenshot_of_a_populated_page`] also saves its picture of the page there:
+//! `CHAT_SCREENSHOT=docs/web-screenshot.png cargo test -p chat-server --test browser
+//! screenshot` makes the README's.
 
 mod common;
 
@@ -916,8 +918,12 @@ async fn screenshot_of_a_populated_page() {
     let png = alice.client.screenshot().await.unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
     if let Ok(path) = std::env::var("CHAT_SCREENSHOT") {
+        // Tests run in the crate's directory: a relative path is from the workspace's.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(path);
         std::fs::write(&path, &png).unwrap();
-        eprintln!("screenshot saved to {path}");
+        eprintln!("screenshot saved to {}", path.display());
     }
     alice.assert_no_console_errors(|_| false).await;
     alice.close().await;

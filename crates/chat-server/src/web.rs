@@ -192,12 +192,7 @@ async fn secure_headers(mut response: Response) -> Response {
 async fn healthz(State(web): State<Arc<Web>>) -> Response {
     let stats = web.server.stats();
     let store_ok = web.server.store_healthy();
-    let stopping = web.token.is_cancelled();
-    let status = match (stopping, store_ok) {
-        (true, _) => "shutting down",
-        (false, false) => "store failing",
-        (false, true) => "ok",
-    };
+    let status = health(web.token.is_cancelled(), store_ok);
     let body = format!(
         "{{\"status\":\"{status}\",\"uptime_seconds\":{},\"connections\":{},\"sessions\":{},\"store\":\"{}\"}}\n",
         web.started.elapsed().as_secs(),
@@ -219,6 +214,15 @@ async fn healthz(State(web): State<Arc<Web>>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// What `/healthz` says: shutting down outranks a failing store.
+fn health(stopping: bool, store_ok: bool) -> &'static str {
+    match (stopping, store_ok) {
+        (true, _) => "shutting down",
+        (false, false) => "store failing",
+        (false, true) => "ok",
+    }
 }
 
 /// `/ws`: checks the origin, takes over the connection's permits, and runs the native
@@ -440,6 +444,14 @@ mod tests {
             HeaderValue::from_static("http://127.0.0.1:8080"),
         );
         assert!(!origin_allowed(&no_host, false, &[]));
+    }
+
+    #[test]
+    fn health_is_ok_only_while_serving_with_a_working_store() {
+        assert_eq!(health(false, true), "ok");
+        assert_eq!(health(false, false), "store failing");
+        assert_eq!(health(true, true), "shutting down");
+        assert_eq!(health(true, false), "shutting down");
     }
 
     #[test]

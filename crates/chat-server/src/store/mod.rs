@@ -601,9 +601,46 @@ mod tests {
         store.append(event(1)).unwrap(); // The same id again: refused by the database.
         store.append(event(2)).unwrap();
         assert!(store.flush().unwrap().await.is_err());
+        assert!(store.healthy(), "one refused record is not a failing store");
         assert_eq!(ask(store, history("#general", u64::MAX, 10)).await, [1, 2]);
         store.append(event(3)).unwrap();
         assert!(store.flush().unwrap().await.is_ok());
+    }
+
+    /// A full disk (here: a page limit on the database) fails the store's health until a
+    /// commit succeeds again.
+    #[tokio::test]
+    async fn a_full_disk_fails_health_until_a_commit_succeeds() {
+        let conn = schema::connect(&Location::Memory).unwrap();
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |row| row.get(0))
+            .unwrap();
+        conn.pragma_update(None, "max_page_count", pages + 2)
+            .unwrap();
+        let (tx, rx) = queue::channel(1024);
+        let health = Arc::new(Health::default());
+        let writer =
+            writer::spawn(conn, ":memory:".into(), &no_timer(), rx, health.clone()).unwrap();
+        let store = Store { tx, health };
+        let big = |id| Record {
+            line: Bytes::from(vec![b'x'; 3000]),
+            ..record(id, Kind::Message, Some("#general"), None)
+        };
+        let mut id = 0;
+        while store.healthy() {
+            id += 1;
+            assert!(id < 1000, "the page limit is reached");
+            store.append(big(id)).unwrap();
+            let _ = store.flush().unwrap().await;
+        }
+        // Small records fit again once the failed batch is gone.
+        store
+            .append(record(id + 1, Kind::Message, Some("#general"), None))
+            .unwrap();
+        assert!(store.flush().unwrap().await.is_ok());
+        assert!(store.healthy(), "a commit that succeeds clears it");
+        drop(store);
+        writer.finished().await;
     }
 
     #[tokio::test]

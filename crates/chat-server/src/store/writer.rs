@@ -177,9 +177,10 @@ impl Batcher {
         }
         if let Err(error) = f(&self.conn) {
             self.lost = true;
-            self.health.set_failing(true);
             if self.conn.is_autocommit() {
-                // Some errors (disk full, I/O) roll the whole transaction back.
+                // Some errors (disk full, I/O) roll the whole transaction back: the
+                // store, not one record, is failing.
+                self.health.set_failing(true);
                 let lost = self.pending + 1;
                 tracing::error!(%error, what, lost, "store write failed; batch rolled back");
                 self.pending = 0;

@@ -10,12 +10,14 @@
 //! - `hub`: nicknames and rooms; touched on join, part, rename, connect and disconnect,
 //!   never for an ordinary message.
 //! - `ring`: each room's broadcast channel, which grows with the room's traffic.
+//! - `metrics`: what the server counts, for Prometheus ([`Server::metrics_text`]).
 
 pub mod config;
 mod flood;
 mod hub;
 mod listener;
 mod mailbox;
+mod metrics;
 mod password;
 mod reader;
 mod ring;

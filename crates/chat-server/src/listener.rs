@@ -14,6 +14,7 @@
 
 use crate::config::Config;
 use crate::hub::{Hub, RoomLimits};
+use crate::metrics::{self, Door};
 use crate::session;
 use crate::store::{self, Location, StoreOptions};
 use chat_proto::{ErrorCode, LineEof, ServerFrame};
@@ -71,6 +72,8 @@ struct Gauge {
 struct TaskGuard {
     gauge: Arc<Gauge>,
     permits: Option<Permits>,
+    /// Counts a served connection as open in the metrics.
+    open: Option<metrics::Open>,
 }
 
 impl TaskGuard {
@@ -79,13 +82,14 @@ impl TaskGuard {
         TaskGuard {
             gauge: gauge.clone(),
             permits,
+            open: None,
         }
     }
 }
 
 impl Drop for TaskGuard {
     fn drop(&mut self) {
-        drop(self.permits.take());
+        drop((self.permits.take(), self.open.take()));
         self.gauge.tasks.fetch_sub(1, Ordering::SeqCst);
         self.gauge.changed.notify_waiters();
     }
@@ -104,6 +108,15 @@ enum Transport {
     Plain,
     /// TLS over TCP, with this certificate.
     Tls(TlsAcceptor),
+}
+
+impl Transport {
+    fn door(&self) -> Door {
+        match self {
+            Transport::Plain => Door::Tcp,
+            Transport::Tls(_) => Door::Tls,
+        }
+    }
 }
 
 /// What a server holds at one moment.
@@ -179,6 +192,12 @@ impl Server {
             addresses: self.per_ip.len(),
             room_bytes: self.hub.room_bytes(),
         }
+    }
+
+    /// The server's metrics in the OpenMetrics text format, which Prometheus scrapes
+    /// (served at `/metrics`).
+    pub fn metrics_text(&self) -> String {
+        self.hub.metrics_text()
     }
 
     /// Waits until `done(stats)` holds, re-checking whenever a connection ends or an
@@ -285,7 +304,8 @@ impl Server {
             configure(&stream, &self.config);
             match self.admit(peer.ip()) {
                 Ok(permits) => {
-                    let guard = TaskGuard::new(&self.gauge, Some(permits));
+                    let mut guard = TaskGuard::new(&self.gauge, Some(permits));
+                    guard.open = Some(self.hub.metrics.accepted(transport.door()));
                     let (hub, config, token) =
                         (self.hub.clone(), self.config.clone(), token.clone());
                     let transport = transport.clone();
@@ -295,6 +315,7 @@ impl Server {
                     self.tracker.spawn(session.map(move |()| drop(guard)));
                 }
                 Err(refusal) => {
+                    self.hub.metrics.refused(refusal.metric());
                     let Ok(permit) = self.refusals.clone().try_acquire_owned() else {
                         continue;
                     };
@@ -464,6 +485,7 @@ fn serve(
         Transport::Tls(acceptor) => Either::Right(Box::pin(async move {
             let handshake = tls_handshake(&acceptor, stream, addr, deadline, &shutdown);
             let Some(stream) = handshake.await else {
+                hub.metrics.handshake(false);
                 return;
             };
             session::serve(Box::new(session::Start {
@@ -533,6 +555,13 @@ async fn say_and_close<S: AsyncWrite + Unpin>(mut stream: S, frames: &[u8]) {
 }
 
 impl Refusal {
+    fn metric(self) -> metrics::Refusal {
+        match self {
+            Refusal::Full { .. } => metrics::Refusal::ServerFull,
+            Refusal::PerAddress { .. } => metrics::Refusal::PerAddress,
+        }
+    }
+
     fn log(self, peer: SocketAddr) {
         match self {
             Refusal::Full { limit } => warn!(%peer, limit, "connection refused: server full"),

@@ -25,6 +25,7 @@ mod schema;
 mod writer;
 
 use bytes::Bytes;
+use prometheus_client::metrics::histogram::Histogram;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -275,6 +276,8 @@ enum Op {
 #[derive(Clone)]
 pub(crate) struct Store {
     tx: queue::Sender,
+    /// How long each commit took, observed by the writer thread.
+    commits: Histogram,
 }
 
 /// An opened store and what it held at opening.
@@ -301,9 +304,11 @@ pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened,
     let next_id = schema::next_id(&conn).map_err(|e| StoreError::sqlite(path, e))?;
     let accounts = schema::accounts(&conn).map_err(|e| StoreError::sqlite(path, e))?;
     let (tx, rx) = queue::channel(options.queue);
-    let writer = writer::spawn(conn, path.to_owned(), &options, rx).map_err(StoreError::Spawn)?;
+    let commits = crate::metrics::commit_histogram();
+    let writer = writer::spawn(conn, path.to_owned(), &options, rx, commits.clone())
+        .map_err(StoreError::Spawn)?;
     Ok(Opened {
-        store: Store { tx },
+        store: Store { tx, commits },
         writer,
         next_id,
         accounts,
@@ -335,6 +340,16 @@ impl Store {
         let (tx, rx) = oneshot::channel();
         self.send(Op::Flush(tx), true)?;
         Ok(rx)
+    }
+
+    /// Operations queued and not yet taken by the writer.
+    pub(crate) fn queued(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// The histogram of commit times (in seconds) that the writer thread fills.
+    pub(crate) fn commit_times(&self) -> Histogram {
+        self.commits.clone()
     }
 
     /// Queues `op` without waiting; `urgent` when someone awaits its answer.
@@ -636,7 +651,10 @@ mod tests {
         // A store whose writer has not taken anything yet: its queue holds one append,
         // and one awaited operation more.
         let (tx, rx) = queue::channel(1);
-        let store = Store { tx };
+        let store = Store {
+            tx,
+            commits: crate::metrics::commit_histogram(),
+        };
         let event = || record(1, Kind::Message, Some("#general"), None);
         assert_eq!(store.append(event()), Ok(()));
         assert_eq!(store.append(event()), Err(Busy));

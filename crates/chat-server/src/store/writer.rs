@@ -9,6 +9,7 @@
 use super::queue::{Next, Receiver};
 use super::{Account, Op, Query, Record, StoreError, StoreOptions, Stored};
 use bytes::Bytes;
+use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::{Connection, params};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -69,6 +70,7 @@ pub(super) fn spawn(
     path: PathBuf,
     options: &StoreOptions,
     ops: Receiver,
+    commits: Histogram,
 ) -> std::io::Result<Writer> {
     let (done_tx, done) = oneshot::channel();
     let batcher = Batcher {
@@ -79,6 +81,7 @@ pub(super) fn spawn(
         pending: 0,
         deadline: None,
         lost: false,
+        commits,
     };
     std::thread::Builder::new()
         .name("chat-store".into())
@@ -104,6 +107,8 @@ struct Batcher {
     deadline: Option<Instant>,
     /// A write was lost since the last flush, which must then not report success.
     lost: bool,
+    /// Each commit's time, in seconds, for the metrics.
+    commits: Histogram,
 }
 
 impl Batcher {
@@ -199,6 +204,7 @@ impl Batcher {
         match self.execute("COMMIT") {
             Ok(()) => {
                 let elapsed = started.elapsed();
+                self.commits.observe(elapsed.as_secs_f64());
                 tracing::trace!(records = pending, ?elapsed, "store batch committed");
             }
             Err(error) => {

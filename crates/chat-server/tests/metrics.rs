@@ -4,9 +4,16 @@
 
 mod common;
 
-use chat_proto::{ErrorCode, ServerFrame};
-use chat_server::{Config, Server};
+use chat_proto::{ErrorCode, LineCodec, ServerFrame};
+use chat_server::{Config, Server, tls};
 use common::{TestServer, WAIT};
+use futures::StreamExt;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedRead;
 
 /// The samples of a scrape: each sample line's name with its labels, and its value.
 struct Scrape(Vec<(String, f64)>);
@@ -213,4 +220,130 @@ async fn refusals_are_counted_by_reason() {
         "a refused connection is not counted as accepted"
     );
     assert_eq!(full.get(OPEN_TCP), 1.0);
+}
+
+#[tokio::test]
+async fn a_stopped_reader_counts_as_a_slow_consumer() {
+    let config = Config {
+        write_timeout: Duration::from_millis(500),
+        ..Config::unthrottled()
+    };
+    let server = TestServer::with(config).await;
+    let _stopped = server.login_small_buffer("stopped").await;
+    let mut observer = server.login("observer").await;
+    let before = Scrape::of(&server.server);
+    // About a megabyte: more than the stopped member's socket buffers hold.
+    let flooder = server.login("flooder").await;
+    server.flood_general(flooder, 6000, 100).await;
+    // Counted before the session ends, so before its rooms hear its QUIT.
+    observer
+        .until(|f| matches!(f, ServerFrame::Quit { nick, .. } if nick.as_str() == "stopped"))
+        .await;
+    let after = Scrape::of(&server.server);
+    assert_eq!(moved(&before, &after, "chat_slow_consumers_total"), 1.0);
+}
+
+#[tokio::test]
+async fn a_member_that_falls_behind_is_counted_as_refilled_not_lagged() {
+    // A tiny room buffer, and a member whose socket takes almost nothing until it reads.
+    let config = Config {
+        room_capacity: 16,
+        ..Config::unthrottled()
+    };
+    let server = TestServer::with(config).await;
+    let mut slow = server.login_small_buffer("slow").await;
+    slow.sync().await;
+    let before = Scrape::of(&server.server);
+    const COUNT: usize = 1000;
+    // 2 MB: far more than the kernel's buffers between the server and the member.
+    let flooder = server.login("flooder").await;
+    server.flood_general(flooder, COUNT, 2000).await;
+    let mut messages = 0;
+    while messages < COUNT {
+        match slow.recv().await {
+            ServerFrame::Message { .. } => messages += 1,
+            ServerFrame::Lagged { .. } => panic!("the store refills every message"),
+            _ => {} // the flooder's JOIN and QUIT
+        }
+    }
+    let after = Scrape::of(&server.server);
+    assert!(moved(&before, &after, "chat_refills_total") >= 1.0);
+    assert_eq!(moved(&before, &after, "chat_lagged_total"), 0.0);
+    assert_eq!(moved(&before, &after, "chat_lost_deliveries_total"), 0.0);
+    // The member's copies, refilled or live, and at least the flooder's echoes before
+    // it left.
+    assert!(moved(&before, &after, "chat_deliveries_total") >= COUNT as f64);
+}
+
+#[tokio::test]
+async fn tls_connections_are_counted_at_their_own_door() {
+    let names = ["localhost".to_owned()];
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = tls::write_self_signed(dir.path(), &names, false).unwrap();
+    let acceptor = tls::acceptor(&cert_path, &key_path).unwrap();
+    let cert = CertificateDer::from_pem_file(&cert_path).unwrap();
+    let any_port = common::loopback();
+    let plain = chat_server::listen(any_port, 128).unwrap();
+    let secure = chat_server::listen(any_port, 128).unwrap();
+    let tls_addr = secure.local_addr().unwrap();
+    let server = Server::new(Config::unthrottled()).unwrap();
+    let runner = server.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        runner
+            .run_with(plain, Some((secure, acceptor)), shutdown)
+            .await
+    });
+
+    // A client that completes the TLS handshake and reads the prompt.
+    let tcp = TcpStream::connect(tls_addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let connecting = common::connector(&[cert]).connect(name, tcp);
+    let stream = tokio::time::timeout(WAIT, connecting)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut lines = FramedRead::new(stream, LineCodec::new(chat_proto::CLIENT_MAX_LINE));
+    let prompt = tokio::time::timeout(WAIT, lines.next()).await.unwrap();
+    assert_eq!(prompt.unwrap().unwrap().unwrap(), "NICK");
+    let scrape = Scrape::of(&server);
+    assert_eq!(
+        scrape.get("chat_connections_accepted_total{door=\"tls\"}"),
+        1.0
+    );
+    assert_eq!(scrape.get("chat_connections_open{door=\"tls\"}"), 1.0);
+    assert_eq!(scrape.get(ACCEPTED_TCP), 0.0);
+
+    // A client that speaks plain text to the TLS port: its TLS handshake fails.
+    let mut confused = TcpStream::connect(tls_addr).await.unwrap();
+    confused.write_all(b"NICK alice\n").await.unwrap();
+    // The server closes it (so it was accepted), then its task ends (so it was counted).
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(
+        WAIT,
+        tokio::io::AsyncReadExt::read_to_end(&mut confused, &mut rest),
+    )
+    .await
+    .expect("the server closes the connection");
+    tokio::time::timeout(WAIT, server.wait_until(|s| s.connections == 1))
+        .await
+        .expect("the failed handshake's connection closes");
+    let scrape = Scrape::of(&server);
+    assert_eq!(
+        scrape.get("chat_connections_accepted_total{door=\"tls\"}"),
+        2.0
+    );
+    assert_eq!(scrape.get("chat_connections_open{door=\"tls\"}"), 1.0);
+    assert_eq!(scrape.get("chat_handshakes_failed_total"), 1.0);
+
+    drop((lines, confused));
+    let _ = stop.send(());
+    tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

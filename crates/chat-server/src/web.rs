@@ -18,6 +18,7 @@
 //! Every response carries a strict Content-Security-Policy and `nosniff`.
 
 use crate::listener::{Server, TaskGuard};
+use crate::metrics::Door;
 use crate::session::{self, Peer};
 use crate::ws::WsStream;
 use axum::Router;
@@ -110,6 +111,7 @@ impl Web {
             .route("/favicon.svg", get(|| asset("image/svg+xml", FAVICON_SVG)))
             .route("/favicon.ico", get(|| asset("image/svg+xml", FAVICON_SVG)))
             .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics))
             .route("/ws", get(websocket))
             .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
             .layer(axum::middleware::map_response(secure_headers))
@@ -216,6 +218,21 @@ async fn healthz(State(web): State<Arc<Web>>) -> Response {
         .into_response()
 }
 
+/// `/metrics`: the OpenMetrics text format, which Prometheus scrapes.
+async fn metrics(State(web): State<Arc<Web>>) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        web.server.metrics_text(),
+    )
+        .into_response()
+}
+
 /// What `/healthz` says: shutting down outranks a failing store.
 fn health(stopping: bool, store_ok: bool) -> &'static str {
     match (stopping, store_ok) {
@@ -293,6 +310,8 @@ async fn websocket(
     let max_line = config.max_line;
     let tracker = web.server.tracker();
     let (hub, config, token) = (web.server.hub(), web.server.config_arc(), web.token.clone());
+    // Counted as a `ws` connection from the upgrade to its end.
+    let open = hub.metrics.accepted(Door::Ws);
     upgrade
         .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(WS_WRITE_BUFFER)
@@ -311,8 +330,8 @@ async fn websocket(
                     deadline,
                 }))
                 .await;
-                drop(extra_permit);
-                drop(guard);
+                // In this order: a waiter woken by the permits sees the count done.
+                drop((open, extra_permit, guard));
             })
         })
 }

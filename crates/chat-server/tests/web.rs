@@ -119,6 +119,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Ws<S> {
         }
     }
 
+    /// Sends `/ping` and reads up to its `PONG`: everything before it has been handled.
+    async fn sync_with_ping(&mut self) {
+        self.send("/ping sync").await;
+        self.until(|f| matches!(f, ServerFrame::Pong { token: Some(t) } if t == "sync"))
+            .await;
+    }
+
     /// Reads until the server closes the socket.
     async fn closed(&mut self) -> Closed {
         let mut frames = Vec::new();
@@ -599,4 +606,61 @@ async fn https_serves_the_same_routes_and_passwords_cross_it() {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+/// The value of the sample `name` (labels as written) in an OpenMetrics text.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (n, value) = line.rsplit_once(' ')?;
+            (n == name).then(|| value.parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no sample {name} in {text}"))
+}
+
+#[tokio::test]
+async fn metrics_are_scraped_over_http_and_count_the_websocket_door() {
+    const ACCEPTED_WS: &str = "chat_connections_accepted_total{door=\"ws\"}";
+    const OPEN_WS: &str = "chat_connections_open{door=\"ws\"}";
+    let server = TestServer::start().await;
+    let (status, headers, before) = http_get(server.http, "/metrics").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert!(before.ends_with("# EOF\n"), "{before}");
+    assert_eq!(sample(&before, ACCEPTED_WS), 0.0);
+    assert_eq!(
+        sample(&before, OPEN_WS),
+        0.0,
+        "HTTP requests are not WebSockets"
+    );
+
+    let mut alice = server.login("alice").await;
+    let mut bob = Ws::login(&server, "bob").await;
+    bob.send("counted").await;
+    alice
+        .until(|f| msg_text(f, "#general", "bob").is_some())
+        .await;
+    bob.sync_with_ping().await;
+    let (_, _, during) = http_get(server.http, "/metrics").await;
+    assert_eq!(sample(&during, ACCEPTED_WS), 1.0);
+    assert_eq!(sample(&during, OPEN_WS), 1.0);
+    assert!(
+        sample(&during, "chat_deliveries_total") >= sample(&before, "chat_deliveries_total") + 2.0,
+        "the message reached alice and bob's echo: {during}"
+    );
+    assert!(sample(&during, "chat_room_events_total") > sample(&before, "chat_room_events_total"));
+
+    bob.send("/quit").await;
+    bob.closed().await;
+    let gone = server.server.wait_until(|s| s.sessions == 1);
+    tokio::time::timeout(WAIT, gone)
+        .await
+        .expect("bob's session ends");
+    let after = server.server.metrics_text();
+    assert_eq!(sample(&after, ACCEPTED_WS), 1.0);
+    assert_eq!(sample(&after, OPEN_WS), 0.0, "open only while it lasts");
 }

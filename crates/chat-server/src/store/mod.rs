@@ -25,6 +25,7 @@ mod schema;
 mod writer;
 
 use bytes::Bytes;
+use prometheus_client::metrics::histogram::Histogram;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -275,6 +276,8 @@ enum Op {
 #[derive(Clone)]
 pub(crate) struct Store {
     tx: queue::Sender,
+    /// How long each commit took, observed by the writer thread.
+    commits: Histogram,
     /// Whether the last write failed, for `/healthz`.
     health: Arc<Health>,
 }
@@ -318,10 +321,22 @@ pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened,
     let accounts = schema::accounts(&conn).map_err(|e| StoreError::sqlite(path, e))?;
     let (tx, rx) = queue::channel(options.queue);
     let health = Arc::new(Health::default());
-    let writer = writer::spawn(conn, path.to_owned(), &options, rx, health.clone())
-        .map_err(StoreError::Spawn)?;
+    let commits = crate::metrics::commit_histogram();
+    let writer = writer::spawn(
+        conn,
+        path.to_owned(),
+        &options,
+        rx,
+        health.clone(),
+        commits.clone(),
+    )
+    .map_err(StoreError::Spawn)?;
     Ok(Opened {
-        store: Store { tx, health },
+        store: Store {
+            tx,
+            health,
+            commits,
+        },
         writer,
         next_id,
         accounts,
@@ -361,6 +376,16 @@ impl Store {
         let (tx, rx) = oneshot::channel();
         self.send(Op::Flush(tx), true)?;
         Ok(rx)
+    }
+
+    /// Operations queued and not yet taken by the writer.
+    pub(crate) fn queued(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// The histogram of commit times (in seconds) that the writer thread fills.
+    pub(crate) fn commit_times(&self) -> Histogram {
+        self.commits.clone()
     }
 
     /// Queues `op` without waiting; `urgent` when someone awaits its answer.
@@ -619,9 +644,21 @@ mod tests {
             .unwrap();
         let (tx, rx) = queue::channel(1024);
         let health = Arc::new(Health::default());
-        let writer =
-            writer::spawn(conn, ":memory:".into(), &no_timer(), rx, health.clone()).unwrap();
-        let store = Store { tx, health };
+        let commits = crate::metrics::commit_histogram();
+        let writer = writer::spawn(
+            conn,
+            ":memory:".into(),
+            &no_timer(),
+            rx,
+            health.clone(),
+            commits.clone(),
+        )
+        .unwrap();
+        let store = Store {
+            tx,
+            health,
+            commits,
+        };
         let big = |id| Record {
             line: Bytes::from(vec![b'x'; 3000]),
             ..record(id, Kind::Message, Some("#general"), None)
@@ -703,6 +740,7 @@ mod tests {
         let store = Store {
             tx,
             health: Arc::default(),
+            commits: crate::metrics::commit_histogram(),
         };
         let event = || record(1, Kind::Message, Some("#general"), None);
         assert_eq!(store.append(event()), Ok(()));

@@ -664,3 +664,28 @@ async fn metrics_are_scraped_over_http_and_count_the_websocket_door() {
     assert_eq!(sample(&after, ACCEPTED_WS), 1.0);
     assert_eq!(sample(&after, OPEN_WS), 0.0, "open only while it lasts");
 }
+
+#[tokio::test]
+async fn a_client_that_closes_gets_a_clean_close_and_its_room_hears_it_leave() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    let mut bob = Ws::login(&server, "bob").await;
+    bob.socket.close(None).await.unwrap();
+    // The server answers the close frame before it lets go of the connection.
+    let answer = tokio::time::timeout(WAIT, async {
+        loop {
+            match bob.socket.next().await {
+                Some(Ok(Message::Close(_))) => return true,
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return false,
+            }
+        }
+    })
+    .await
+    .expect("the server answers in time");
+    assert!(answer, "a clean close, not a reset");
+    let (quit, _) = alice
+        .until(|f| matches!(f, ServerFrame::Quit { nick, .. } if nick.as_str() == "bob"))
+        .await;
+    assert!(matches!(quit, ServerFrame::Quit { .. }));
+}

@@ -22,6 +22,7 @@
 //! `JOIN` deliveries (50 million for 10,000) and as many names in member lists.
 
 use crate::mailbox::MailboxSender;
+use crate::metrics::{Metrics, Observed, Refusal};
 use crate::password::{Hasher, Throttle};
 use crate::ring::{Budget, Cursor, Ring, Weigh};
 use crate::store::{Account, Busy, Kind, Query, Record, Store};
@@ -114,6 +115,8 @@ pub(crate) struct Hub {
     /// Slows down password guessing per address and per nickname, without locking a
     /// nickname's owner out.
     pub(crate) throttle: Throttle,
+    /// What the server counts, for `/metrics`.
+    pub(crate) metrics: Metrics,
 }
 
 /// A connected, named session as the hub sees it.
@@ -238,6 +241,7 @@ impl Hub {
                 ..State::default()
             }),
             ids: AtomicU64::new(first_id(next_id)),
+            metrics: Metrics::new(store.commit_times()),
             budget: Budget::new(rooms.total_buffer),
             rooms,
             presence_limit,
@@ -269,6 +273,7 @@ impl Hub {
         let (event, stored) = self.stamp(channel, Kind::Message, make);
         stored?;
         channel.ring.send(event.clone());
+        self.metrics.published();
         Ok(event)
     }
 
@@ -286,6 +291,7 @@ impl Hub {
             tracing::warn!(room = %channel.name, id = event.id, "store queue full: event not kept");
         }
         channel.ring.send(event.clone());
+        self.metrics.published();
         event
     }
 
@@ -503,11 +509,13 @@ impl Hub {
                 let general = folded == Room::general().folded();
                 if !general && existing >= limits.total {
                     let limit = limits.total;
+                    self.metrics.refused(Refusal::RoomsFull);
                     return Joined::Refused(RoomRefused::Full { limit });
                 }
                 let count = origin.map_or(0, |ip| created.get(&ip).copied().unwrap_or(0));
                 if !general && count >= limits.per_address {
                     let limit = limits.per_address;
+                    self.metrics.refused(Refusal::TooManyRoomsCreated);
                     return Joined::Refused(RoomRefused::AddressFull { limit });
                 }
                 // Nor counted against whoever happened to make it.
@@ -710,6 +718,18 @@ impl Hub {
     /// Whether the store takes writes (see `Store::healthy`).
     pub(crate) fn store_healthy(&self) -> bool {
         self.store.healthy()
+    }
+
+    /// The metrics in the OpenMetrics text format, the gauges read from the hub now.
+    pub(crate) fn metrics_text(&self) -> String {
+        let (sessions, rooms) = self.counts();
+        self.metrics.observe(Observed {
+            sessions,
+            rooms,
+            room_bytes: self.room_bytes(),
+            store_queue: self.store.queued(),
+        });
+        self.metrics.encode()
     }
 
     /// How many sessions are registered and how many rooms exist.

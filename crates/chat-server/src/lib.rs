@@ -10,6 +10,7 @@
 //! - `hub`: nicknames and rooms; touched on join, part, rename, connect and disconnect,
 //!   never for an ordinary message.
 //! - `ring`: each room's broadcast channel, which grows with the room's traffic.
+//! - `metrics`: what the server counts, for Prometheus ([`Server::metrics_text`]).
 //! - `web`: the web door: the page, `/ws`, `/healthz` and `/metrics` over HTTP(S).
 //! - `ws`: a WebSocket as a stream of protocol lines, under the native session.
 
@@ -18,6 +19,7 @@ mod flood;
 mod hub;
 mod listener;
 mod mailbox;
+mod metrics;
 mod password;
 mod reader;
 mod ring;

@@ -14,6 +14,7 @@
 
 use crate::config::Config;
 use crate::hub::{Hub, RoomLimits};
+use crate::metrics::{self, Door};
 use crate::session;
 use crate::store::{self, Location, StoreOptions};
 use crate::web::{self, Web};
@@ -74,6 +75,8 @@ struct Gauge {
 pub(crate) struct TaskGuard {
     gauge: Arc<Gauge>,
     permits: Option<Permits>,
+    /// Counts a served connection as open in the metrics.
+    open: Option<metrics::Open>,
 }
 
 impl TaskGuard {
@@ -82,13 +85,14 @@ impl TaskGuard {
         TaskGuard {
             gauge: gauge.clone(),
             permits,
+            open: None,
         }
     }
 }
 
 impl Drop for TaskGuard {
     fn drop(&mut self) {
-        drop(self.permits.take());
+        drop((self.permits.take(), self.open.take()));
         self.gauge.tasks.fetch_sub(1, Ordering::SeqCst);
         self.gauge.changed.notify_waiters();
     }
@@ -127,6 +131,18 @@ pub struct Listeners {
     pub http: Option<TcpListener>,
     /// The web door over HTTPS, with this certificate.
     pub https: Option<(TcpListener, TlsAcceptor)>,
+}
+
+impl Transport {
+    /// The door a connection of this listener is counted under; an HTTP connection
+    /// counts as `ws` only once it becomes a WebSocket (see `web`).
+    fn door(&self) -> Option<Door> {
+        match self {
+            Transport::Plain => Some(Door::Tcp),
+            Transport::Tls(_) => Some(Door::Tls),
+            Transport::Http { .. } => None,
+        }
+    }
 }
 
 /// What a server holds at one moment.
@@ -239,6 +255,12 @@ impl Server {
             addresses: self.per_ip.len(),
             room_bytes: self.hub.room_bytes(),
         }
+    }
+
+    /// The server's metrics in the OpenMetrics text format, which Prometheus scrapes
+    /// (served at `/metrics`).
+    pub fn metrics_text(&self) -> String {
+        self.hub.metrics_text()
     }
 
     /// Waits until `done(stats)` holds, re-checking whenever a connection ends or an
@@ -365,7 +387,8 @@ impl Server {
             configure(&stream, &self.config);
             match self.admit(peer.ip()) {
                 Ok(permits) => {
-                    let guard = TaskGuard::new(&self.gauge, Some(permits));
+                    let mut guard = TaskGuard::new(&self.gauge, Some(permits));
+                    guard.open = transport.door().map(|door| self.hub.metrics.accepted(door));
                     let (hub, config, token) =
                         (self.hub.clone(), self.config.clone(), token.clone());
                     let transport = transport.clone();
@@ -374,6 +397,7 @@ impl Server {
                     self.tracker.spawn(session);
                 }
                 Err(refusal) => {
+                    self.hub.metrics.refused(refusal.metric());
                     let Ok(permit) = self.refusals.clone().try_acquire_owned() else {
                         continue;
                     };
@@ -557,6 +581,7 @@ fn serve(
         Transport::Tls(acceptor) => Either::Right(Box::pin(async move {
             let handshake = tls_handshake(&acceptor, stream, addr, deadline, &shutdown);
             let Some(stream) = handshake.await else {
+                hub.metrics.handshake(false);
                 return;
             };
             session::serve(Box::new(session::Start {
@@ -650,6 +675,13 @@ async fn say_and_close<S: AsyncWrite + Unpin>(mut stream: S, frames: &[u8]) {
 }
 
 impl Refusal {
+    fn metric(self) -> metrics::Refusal {
+        match self {
+            Refusal::Full { .. } => metrics::Refusal::ServerFull,
+            Refusal::PerAddress { .. } => metrics::Refusal::PerAddress,
+        }
+    }
+
     fn log(self, peer: SocketAddr) {
         match self {
             Refusal::Full { limit } => warn!(%peer, limit, "connection refused: server full"),

@@ -54,6 +54,9 @@ const FAREWELL_LIMIT: Duration = Duration::from_secs(5);
 /// Why a session ended; told to its rooms in the `QUIT` event and logged.
 type Reason = String;
 
+/// How the reason of a session ended for not reading its output begins.
+const SLOW_CONSUMER: &str = "slow consumer";
+
 /// How a connection reached the server.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer {
@@ -196,7 +199,7 @@ impl<S: Stream> Connection<S> {
 
     fn slow_consumer(&self) -> Reason {
         format!(
-            "slow consumer: no output accepted for {:?}",
+            "{SLOW_CONSUMER}: no output accepted for {:?}",
             self.config.write_timeout
         )
     }
@@ -251,6 +254,7 @@ impl<S: Stream> Connection<S> {
                 Err("server shutting down".into())
             }
         };
+        hub.metrics.handshake(result.is_ok());
         result
     }
 
@@ -371,7 +375,9 @@ impl<S: Stream> Connection<S> {
         };
         // Wrong guesses cost time, per address and per nickname; the wait counts against
         // the handshake timeout.
-        if hub.throttle.check(&key, from, verify).await {
+        let right = hub.throttle.check(&key, from, verify).await;
+        hub.metrics.password_checked(right);
+        if right {
             info!(peer = %self.peer.addr, nick = %nick, "password accepted");
             Ok(true)
         } else {
@@ -675,9 +681,14 @@ impl<S: Stream> Session<S> {
                 let token = self.pong.take().and_then(|p| p.token);
                 self.conn.push(&ServerFrame::Pong { token });
             }
+            let batch = self.conn.out.len();
             if let Err(reason) = self.conn.flush().await {
+                if reason.starts_with(SLOW_CONSUMER) {
+                    self.hub.metrics.slow_consumer();
+                }
                 return reason;
             }
+            self.hub.metrics.written(batch);
             let idle_deadline = self.idle_deadline();
             let pace = &mut self.pace;
             pace.timer
@@ -711,6 +722,9 @@ impl<S: Stream> Session<S> {
                     pace.last_input = now;
                     pace.lines_this_turn += 1;
                     pace.read_at = pace.bucket.as_mut().and_then(|b| b.take(now));
+                    if pace.read_at.is_some() {
+                        self.hub.metrics.flood_delayed();
+                    }
                     match line {
                         Err(e) => self.conn.line_error(e),
                         Ok(line) => {
@@ -720,7 +734,10 @@ impl<S: Stream> Session<S> {
                         }
                     }
                 }
-                Wake::Mail(bytes) => self.conn.push_bytes(&bytes),
+                Wake::Mail(bytes) => {
+                    self.conn.push_bytes(&bytes);
+                    self.hub.metrics.delivered(1);
+                }
                 Wake::Answer(answered) => {
                     let (hold, answer) = *answered;
                     self.answered(hold, answer);
@@ -792,15 +809,18 @@ impl<S: Stream> Session<S> {
     /// cannot starve a quiet one; that needs no waker, no future and no reference count
     /// per event.
     fn collect_ready(&mut self, limit: usize) {
-        loop {
+        // Counted once for the whole batch.
+        let mut delivered = 0;
+        'collect: loop {
             while let Some(bytes) = self.mailbox.try_recv() {
                 self.conn.push_bytes(&bytes);
+                delivered += 1;
             }
             let mut progressed = false;
             for index in 0..self.rooms.len() {
                 let out = &mut self.conn.out;
                 if out.len() >= limit {
-                    return;
+                    break 'collect;
                 }
                 let m = &mut self.rooms[index];
                 if !m.is_live() {
@@ -814,15 +834,19 @@ impl<S: Stream> Session<S> {
                 });
                 match drained {
                     Ok(0) => continue,
-                    Ok(taken) => self.count_toward_pong(index, taken as u64),
+                    Ok(taken) => {
+                        delivered += taken;
+                        self.count_toward_pong(index, taken as u64);
+                    }
                     Err(Lagged(missed)) => self.lagged(index, missed),
                 }
                 progressed = true;
             }
             if !progressed || self.conn.out.len() >= limit {
-                return;
+                break;
             }
         }
+        self.hub.metrics.delivered(delivered);
     }
 
     fn room_event(&mut self, index: usize, event: Result<Event, Lagged>) {
@@ -834,6 +858,7 @@ impl<S: Stream> Session<S> {
 
     fn delivered(&mut self, index: usize, event: &Event) {
         self.conn.push_bytes(&event.bytes);
+        self.hub.metrics.delivered(1);
         self.rooms[index].last_id = event.id;
         self.count_toward_pong(index, 1);
     }
@@ -847,6 +872,7 @@ impl<S: Stream> Session<S> {
     /// The session fell `missed` events behind the room's buffer: fetch them from the
     /// store, in order, before the room's next live event.
     fn lagged(&mut self, index: usize, mut missed: u64) {
+        self.hub.metrics.refill();
         self.count_toward_pong(index, missed);
         tracing::debug!(nick = %self.nick, room = %self.rooms[index].room(), missed, "lagged; refilling");
         // The oldest event still buffered bounds the gap from above; it waits for the
@@ -898,7 +924,9 @@ impl<S: Stream> Session<S> {
         let room = self.rooms[index].room().clone();
         tracing::debug!(nick = %self.nick, %room, missed, "lagged; store could not refill");
         self.conn.push(&ServerFrame::Lagged { room, missed });
+        self.hub.metrics.lagged(missed);
         if let Some(event) = next {
+            self.hub.metrics.delivered(1);
             self.conn.push_bytes(&event.bytes);
             self.rooms[index].last_id = event.id;
         }
@@ -934,6 +962,7 @@ impl<S: Stream> Session<S> {
                 for row in &rows {
                     self.conn.push_bytes(&row.line);
                 }
+                self.hub.metrics.delivered(rows.len());
                 if let Some(last) = rows.last() {
                     self.rooms[index].last_id = last.id;
                 }
@@ -943,6 +972,7 @@ impl<S: Stream> Session<S> {
                 } else if remaining > 0 {
                     self.refill_failed(index, remaining, next);
                 } else if let Some(event) = next {
+                    self.hub.metrics.delivered(1);
                     self.conn.push_bytes(&event.bytes);
                     self.rooms[index].last_id = event.id;
                 }
@@ -1154,6 +1184,7 @@ impl<S: Stream> Session<S> {
                     }
                     Err(TryRecvError::Lagged(missed)) => {
                         let room = self.rooms[index].room().clone();
+                        self.hub.metrics.lagged(missed);
                         self.conn.push(&ServerFrame::Lagged { room, missed });
                     }
                     Err(TryRecvError::Empty) => break,

@@ -18,6 +18,7 @@
 //! Every response carries a strict Content-Security-Policy and `nosniff`.
 
 use crate::listener::{Server, TaskGuard};
+use crate::metrics::Door;
 use crate::session::{self, Peer};
 use crate::ws::WsStream;
 use axum::Router;
@@ -110,6 +111,7 @@ impl Web {
             .route("/favicon.svg", get(|| asset("image/svg+xml", FAVICON_SVG)))
             .route("/favicon.ico", get(|| asset("image/svg+xml", FAVICON_SVG)))
             .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics))
             .route("/ws", get(websocket))
             .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
             .layer(axum::middleware::map_response(secure_headers))
@@ -192,12 +194,7 @@ async fn secure_headers(mut response: Response) -> Response {
 async fn healthz(State(web): State<Arc<Web>>) -> Response {
     let stats = web.server.stats();
     let store_ok = web.server.store_healthy();
-    let stopping = web.token.is_cancelled();
-    let status = match (stopping, store_ok) {
-        (true, _) => "shutting down",
-        (false, false) => "store failing",
-        (false, true) => "ok",
-    };
+    let status = health(web.token.is_cancelled(), store_ok);
     let body = format!(
         "{{\"status\":\"{status}\",\"uptime_seconds\":{},\"connections\":{},\"sessions\":{},\"store\":\"{}\"}}\n",
         web.started.elapsed().as_secs(),
@@ -219,6 +216,30 @@ async fn healthz(State(web): State<Arc<Web>>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// `/metrics`: the OpenMetrics text format, which Prometheus scrapes.
+async fn metrics(State(web): State<Arc<Web>>) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        web.server.metrics_text(),
+    )
+        .into_response()
+}
+
+/// What `/healthz` says: shutting down outranks a failing store.
+fn health(stopping: bool, store_ok: bool) -> &'static str {
+    match (stopping, store_ok) {
+        (true, _) => "shutting down",
+        (false, false) => "store failing",
+        (false, true) => "ok",
+    }
 }
 
 /// `/ws`: checks the origin, takes over the connection's permits, and runs the native
@@ -289,6 +310,8 @@ async fn websocket(
     let max_line = config.max_line;
     let tracker = web.server.tracker();
     let (hub, config, token) = (web.server.hub(), web.server.config_arc(), web.token.clone());
+    // Counted as a `ws` connection from the upgrade to its end.
+    let open = hub.metrics.accepted(Door::Ws);
     upgrade
         .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(WS_WRITE_BUFFER)
@@ -307,8 +330,8 @@ async fn websocket(
                     deadline,
                 }))
                 .await;
-                drop(extra_permit);
-                drop(guard);
+                // In this order: a waiter woken by the permits sees the count done.
+                drop((open, extra_permit, guard));
             })
         })
 }
@@ -440,6 +463,14 @@ mod tests {
             HeaderValue::from_static("http://127.0.0.1:8080"),
         );
         assert!(!origin_allowed(&no_host, false, &[]));
+    }
+
+    #[test]
+    fn health_is_ok_only_while_serving_with_a_working_store() {
+        assert_eq!(health(false, true), "ok");
+        assert_eq!(health(false, false), "store failing");
+        assert_eq!(health(true, true), "shutting down");
+        assert_eq!(health(true, false), "shutting down");
     }
 
     #[test]

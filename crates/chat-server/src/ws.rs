@@ -157,7 +157,14 @@ impl Stream for WsStream {
                 }
                 // tungstenite answers pings itself.
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | None => return Poll::Ready(Ok(0)),
+                Some(Ok(Message::Close(_))) => {
+                    // tungstenite has queued its answering close frame: send it now if the
+                    // socket takes it, so the client sees a clean close.
+                    self.closed = true;
+                    let _ = Pin::new(&mut self.socket).poll_flush(cx);
+                    return Poll::Ready(Ok(0));
+                }
+                None => return Poll::Ready(Ok(0)),
                 Some(Err(e)) => {
                     let too_long = matches!(
                         e.into_inner().downcast_ref::<tungstenite::Error>(),

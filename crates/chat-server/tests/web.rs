@@ -11,7 +11,7 @@ use common::{TestServer, WAIT, msg_text};
 use futures::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
@@ -19,8 +19,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// A native-protocol client over a WebSocket: one line per text message.
-struct Ws {
-    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+struct Ws<S = MaybeTlsStream<TcpStream>> {
+    socket: WebSocketStream<S>,
 }
 
 /// How the server closed a WebSocket: its close code and reason, and the frames before.
@@ -73,7 +73,9 @@ impl Ws {
         ws.until(|f| matches!(f, ServerFrame::Current { .. })).await;
         ws
     }
+}
 
+impl<S: AsyncRead + AsyncWrite + Unpin> Ws<S> {
     async fn send(&mut self, line: &str) {
         self.socket.send(Message::text(line)).await.unwrap();
     }
@@ -115,6 +117,13 @@ impl Ws {
             }
             skipped.push(frame);
         }
+    }
+
+    /// Sends `/ping` and reads up to its `PONG`: everything before it has been handled.
+    async fn sync_with_ping(&mut self) {
+        self.send("/ping sync").await;
+        self.until(|f| matches!(f, ServerFrame::Pong { token: Some(t) } if t == "sync"))
+            .await;
     }
 
     /// Reads until the server closes the socket.
@@ -492,4 +501,191 @@ async fn pages_health_and_unknown_paths_carry_the_security_headers() {
     assert_eq!(health["store"], "ok");
     assert_eq!(health["sessions"], 1);
     assert!(health["uptime_seconds"].is_u64());
+}
+
+#[tokio::test]
+async fn https_serves_the_same_routes_and_passwords_cross_it() {
+    use rustls::pki_types::pem::PemObject;
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["localhost".to_owned()];
+    let (cert_path, key_path) =
+        chat_server::tls::write_self_signed(dir.path(), &names, false).unwrap();
+    let acceptor = chat_server::tls::acceptor(&cert_path, &key_path).unwrap();
+    let cert = rustls::pki_types::CertificateDer::from_pem_file(&cert_path).unwrap();
+    let config = Config::unthrottled();
+    let tcp = chat_server::listen(common::loopback(), 128).unwrap();
+    let https = chat_server::listen(common::loopback(), 128).unwrap();
+    let (tcp_addr, https_addr) = (tcp.local_addr().unwrap(), https.local_addr().unwrap());
+    let server = chat_server::Server::new(config).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = server.clone();
+    let task = tokio::spawn(async move {
+        let listeners = chat_server::Listeners {
+            tcp: Some(tcp),
+            https: Some((https, acceptor)),
+            ..Default::default()
+        };
+        runner
+            .serve(listeners, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let connector = common::connector(std::slice::from_ref(&cert));
+    let tls = || async {
+        let stream = TcpStream::connect(https_addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        tokio::time::timeout(WAIT, connector.connect(name, stream))
+            .await
+            .expect("the TLS handshake in time")
+            .expect("the TLS handshake succeeds")
+    };
+
+    // A page over HTTPS.
+    let mut stream = tls().await;
+    let request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    let _ = tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
+        .await
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"status\":\"ok\""), "{response}");
+
+    // Register carol over TCP from loopback.
+    let mut tcp_client = common::Client::new(TcpStream::connect(tcp_addr).await.unwrap());
+    assert_eq!(tcp_client.recv().await, ServerFrame::NickPrompt);
+    tcp_client.login("carol").await;
+    tcp_client.send("/register correct horse battery").await;
+    tcp_client
+        .until(|f| matches!(f, ServerFrame::Account { .. }))
+        .await;
+    tcp_client.send("/quit").await;
+    tcp_client.closed().await;
+
+    // Over HTTPS the password is taken, even through a proxy: it never crossed in the
+    // clear. The origin is the https one.
+    let mut request = format!("wss://localhost:{}/ws", https_addr.port())
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    let origin = format!("https://localhost:{}", https_addr.port());
+    headers.insert("origin", HeaderValue::from_str(&origin).unwrap());
+    headers.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.80"));
+    let (socket, _) =
+        tokio::time::timeout(WAIT, tokio_tungstenite::client_async(request, tls().await))
+            .await
+            .unwrap()
+            .expect("the upgrade over TLS");
+    let mut ws = Ws { socket };
+    assert_eq!(ws.recv().await, ServerFrame::NickPrompt);
+    ws.send("carol").await;
+    assert_eq!(ws.recv().await, ServerFrame::PassPrompt);
+    ws.send("correct horse battery").await;
+    ws.until(|f| matches!(f, ServerFrame::Welcome { .. })).await;
+
+    // The plain-http origin is another origin for an HTTPS door.
+    let mut request = format!("wss://localhost:{}/ws", https_addr.port())
+        .into_client_request()
+        .unwrap();
+    let plain_origin = format!("http://localhost:{}", https_addr.port());
+    request
+        .headers_mut()
+        .insert("origin", HeaderValue::from_str(&plain_origin).unwrap());
+    let refused = tokio_tungstenite::client_async(request, tls().await).await;
+    match refused {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::FORBIDDEN)
+        }
+        other => panic!("expected 403, got {:?}", other.map(|_| ())),
+    }
+
+    let _ = stop.send(());
+    tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+/// The value of the sample `name` (labels as written) in an OpenMetrics text.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (n, value) = line.rsplit_once(' ')?;
+            (n == name).then(|| value.parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no sample {name} in {text}"))
+}
+
+#[tokio::test]
+async fn metrics_are_scraped_over_http_and_count_the_websocket_door() {
+    const ACCEPTED_WS: &str = "chat_connections_accepted_total{door=\"ws\"}";
+    const OPEN_WS: &str = "chat_connections_open{door=\"ws\"}";
+    let server = TestServer::start().await;
+    let (status, headers, before) = http_get(server.http, "/metrics").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert!(before.ends_with("# EOF\n"), "{before}");
+    assert_eq!(sample(&before, ACCEPTED_WS), 0.0);
+    assert_eq!(
+        sample(&before, OPEN_WS),
+        0.0,
+        "HTTP requests are not WebSockets"
+    );
+
+    let mut alice = server.login("alice").await;
+    let mut bob = Ws::login(&server, "bob").await;
+    bob.send("counted").await;
+    alice
+        .until(|f| msg_text(f, "#general", "bob").is_some())
+        .await;
+    bob.sync_with_ping().await;
+    let (_, _, during) = http_get(server.http, "/metrics").await;
+    assert_eq!(sample(&during, ACCEPTED_WS), 1.0);
+    assert_eq!(sample(&during, OPEN_WS), 1.0);
+    assert!(
+        sample(&during, "chat_deliveries_total") >= sample(&before, "chat_deliveries_total") + 2.0,
+        "the message reached alice and bob's echo: {during}"
+    );
+    assert!(sample(&during, "chat_room_events_total") > sample(&before, "chat_room_events_total"));
+
+    bob.send("/quit").await;
+    bob.closed().await;
+    let gone = server.server.wait_until(|s| s.sessions == 1);
+    tokio::time::timeout(WAIT, gone)
+        .await
+        .expect("bob's session ends");
+    let after = server.server.metrics_text();
+    assert_eq!(sample(&after, ACCEPTED_WS), 1.0);
+    assert_eq!(sample(&after, OPEN_WS), 0.0, "open only while it lasts");
+}
+
+#[tokio::test]
+async fn a_client_that_closes_gets_a_clean_close_and_its_room_hears_it_leave() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    let mut bob = Ws::login(&server, "bob").await;
+    bob.socket.close(None).await.unwrap();
+    // The server answers the close frame before it lets go of the connection.
+    let answer = tokio::time::timeout(WAIT, async {
+        loop {
+            match bob.socket.next().await {
+                Some(Ok(Message::Close(_))) => return true,
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return false,
+            }
+        }
+    })
+    .await
+    .expect("the server answers in time");
+    assert!(answer, "a clean close, not a reset");
+    let (quit, _) = alice
+        .until(|f| matches!(f, ServerFrame::Quit { nick, .. } if nick.as_str() == "bob"))
+        .await;
+    assert!(matches!(quit, ServerFrame::Quit { .. }));
 }

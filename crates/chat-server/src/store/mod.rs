@@ -25,6 +25,7 @@ mod schema;
 mod writer;
 
 use bytes::Bytes;
+use prometheus_client::metrics::histogram::Histogram;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -275,6 +276,8 @@ enum Op {
 #[derive(Clone)]
 pub(crate) struct Store {
     tx: queue::Sender,
+    /// How long each commit took, observed by the writer thread.
+    commits: Histogram,
     /// Whether the last write failed, for `/healthz`.
     health: Arc<Health>,
 }
@@ -318,10 +321,22 @@ pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened,
     let accounts = schema::accounts(&conn).map_err(|e| StoreError::sqlite(path, e))?;
     let (tx, rx) = queue::channel(options.queue);
     let health = Arc::new(Health::default());
-    let writer = writer::spawn(conn, path.to_owned(), &options, rx, health.clone())
-        .map_err(StoreError::Spawn)?;
+    let commits = crate::metrics::commit_histogram();
+    let writer = writer::spawn(
+        conn,
+        path.to_owned(),
+        &options,
+        rx,
+        health.clone(),
+        commits.clone(),
+    )
+    .map_err(StoreError::Spawn)?;
     Ok(Opened {
-        store: Store { tx, health },
+        store: Store {
+            tx,
+            health,
+            commits,
+        },
         writer,
         next_id,
         accounts,
@@ -361,6 +376,16 @@ impl Store {
         let (tx, rx) = oneshot::channel();
         self.send(Op::Flush(tx), true)?;
         Ok(rx)
+    }
+
+    /// Operations queued and not yet taken by the writer.
+    pub(crate) fn queued(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// The histogram of commit times (in seconds) that the writer thread fills.
+    pub(crate) fn commit_times(&self) -> Histogram {
+        self.commits.clone()
     }
 
     /// Queues `op` without waiting; `urgent` when someone awaits its answer.
@@ -601,9 +626,58 @@ mod tests {
         store.append(event(1)).unwrap(); // The same id again: refused by the database.
         store.append(event(2)).unwrap();
         assert!(store.flush().unwrap().await.is_err());
+        assert!(store.healthy(), "one refused record is not a failing store");
         assert_eq!(ask(store, history("#general", u64::MAX, 10)).await, [1, 2]);
         store.append(event(3)).unwrap();
         assert!(store.flush().unwrap().await.is_ok());
+    }
+
+    /// A full disk (here: a page limit on the database) fails the store's health until a
+    /// commit succeeds again.
+    #[tokio::test]
+    async fn a_full_disk_fails_health_until_a_commit_succeeds() {
+        let conn = schema::connect(&Location::Memory).unwrap();
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |row| row.get(0))
+            .unwrap();
+        conn.pragma_update(None, "max_page_count", pages + 2)
+            .unwrap();
+        let (tx, rx) = queue::channel(1024);
+        let health = Arc::new(Health::default());
+        let commits = crate::metrics::commit_histogram();
+        let writer = writer::spawn(
+            conn,
+            ":memory:".into(),
+            &no_timer(),
+            rx,
+            health.clone(),
+            commits.clone(),
+        )
+        .unwrap();
+        let store = Store {
+            tx,
+            health,
+            commits,
+        };
+        let big = |id| Record {
+            line: Bytes::from(vec![b'x'; 3000]),
+            ..record(id, Kind::Message, Some("#general"), None)
+        };
+        let mut id = 0;
+        while store.healthy() {
+            id += 1;
+            assert!(id < 1000, "the page limit is reached");
+            store.append(big(id)).unwrap();
+            let _ = store.flush().unwrap().await;
+        }
+        // Small records fit again once the failed batch is gone.
+        store
+            .append(record(id + 1, Kind::Message, Some("#general"), None))
+            .unwrap();
+        assert!(store.flush().unwrap().await.is_ok());
+        assert!(store.healthy(), "a commit that succeeds clears it");
+        drop(store);
+        writer.finished().await;
     }
 
     #[tokio::test]
@@ -666,6 +740,7 @@ mod tests {
         let store = Store {
             tx,
             health: Arc::default(),
+            commits: crate::metrics::commit_histogram(),
         };
         let event = || record(1, Kind::Message, Some("#general"), None);
         assert_eq!(store.append(event()), Ok(()));

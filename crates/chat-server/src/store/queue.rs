@@ -98,6 +98,11 @@ impl Sender {
         }
         Ok(())
     }
+
+    /// Operations queued, of every kind.
+    pub(super) fn len(&self) -> usize {
+        self.shared.lock().ops.len()
+    }
 }
 
 /// The writer's side.

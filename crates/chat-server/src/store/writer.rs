@@ -9,6 +9,7 @@
 use super::queue::{Next, Receiver};
 use super::{Account, Health, Op, Query, Record, StoreError, StoreOptions, Stored};
 use bytes::Bytes;
+use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::{Connection, params};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,6 +72,7 @@ pub(super) fn spawn(
     options: &StoreOptions,
     ops: Receiver,
     health: Arc<Health>,
+    commits: Histogram,
 ) -> std::io::Result<Writer> {
     let (done_tx, done) = oneshot::channel();
     let batcher = Batcher {
@@ -82,6 +84,7 @@ pub(super) fn spawn(
         deadline: None,
         lost: false,
         health,
+        commits,
     };
     std::thread::Builder::new()
         .name("chat-store".into())
@@ -109,6 +112,8 @@ struct Batcher {
     lost: bool,
     /// Told when writes fail and when they succeed again.
     health: Arc<Health>,
+    /// Each commit's time, in seconds, for the metrics.
+    commits: Histogram,
 }
 
 impl Batcher {
@@ -177,9 +182,10 @@ impl Batcher {
         }
         if let Err(error) = f(&self.conn) {
             self.lost = true;
-            self.health.set_failing(true);
             if self.conn.is_autocommit() {
-                // Some errors (disk full, I/O) roll the whole transaction back.
+                // Some errors (disk full, I/O) roll the whole transaction back: the
+                // store, not one record, is failing.
+                self.health.set_failing(true);
                 let lost = self.pending + 1;
                 tracing::error!(%error, what, lost, "store write failed; batch rolled back");
                 self.pending = 0;
@@ -207,6 +213,7 @@ impl Batcher {
             Ok(()) => {
                 self.health.set_failing(false);
                 let elapsed = started.elapsed();
+                self.commits.observe(elapsed.as_secs_f64());
                 tracing::trace!(records = pending, ?elapsed, "store batch committed");
             }
             Err(error) => {

@@ -201,6 +201,7 @@ function renderUnread(v) {
   let total = 0;
   for (const each of views.values()) total += each.unread;
   document.title = (total ? '(' + total + ') ' : '') + 'chat';
+  $('rooms-toggle').textContent = total ? 'Rooms (' + total + ')' : 'Rooms';
 }
 
 function markRead(v) {
@@ -315,7 +316,12 @@ function addEvent(v, { id, time, kind, nick, text, history }) {
 // `key` places it; by default after everything shown so far.
 function notice(v, className, text, key) {
   v = v || active;
-  if (!v && state.phase === 'chat') { state.early.push([className, text]); return; }
+  if (!v && state.phase === 'chat') {
+    // In no room (yet): shown in the header, and in the first room joined.
+    state.early.push([className, text]);
+    setStatus(text, className === 'error' ? 'offline' : '');
+    return;
+  }
   if (!v) { ui.loginError.textContent = text; return; }
   const line = el('div', className, text);
   keepScroll(v, () => place(v, line, key === undefined ? v.lastKey | 1n : key));
@@ -812,6 +818,11 @@ function typed(line) {
       state.quitting = true;
       return send(line);
     case '/me':
+      if (active && active.kind === 'query') {
+        notice(null, 'error', 'Not sent: /me is for rooms; a private message is /msg nick text.');
+        return false;
+      }
+      // falls through
     case '/part':
     case '/who':
     case '/history':

@@ -7,6 +7,7 @@
 #   scripts/bench.sh idle --connections 10000
 #   SERVER_FLAGS="--room-capacity 4096" scripts/bench.sh throughput --members 1000 --messages 200
 #   SERVER=/tmp/chat-server-old scripts/bench.sh idle --connections 10000   # another build
+#   BENCH=/tmp/chat-bench-old scripts/bench.sh throughput --members 100   # another bench
 #   BENCH_CPUS=0,1 BENCH_THREADS=2 scripts/bench.sh burst --connections 5000   # a bench
 #                                            that competes with the server for its core
 #   scripts/bench.sh throughput --transport ws --members 100 --messages 2000   # through
@@ -55,5 +56,5 @@ if [[ $bench_port != "$port" ]]; then
     sleep 0.1
   done
 fi
-taskset -c "${BENCH_CPUS:-1}" ./target/release/chat-bench --threads "${BENCH_THREADS:-1}" "$mode" --no-progress \
+taskset -c "${BENCH_CPUS:-1}" "${BENCH:-./target/release/chat-bench}" --threads "${BENCH_THREADS:-1}" "$mode" --no-progress \
   --addr "127.0.0.1:$bench_port" --server-pid "$server" "$@" | tail -n 1

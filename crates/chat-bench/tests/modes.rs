@@ -331,6 +331,12 @@ async fn websocket_at_the_wrong_port_or_in_burst_is_an_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_reports_flooders_and_disconnected_stalled_members() {
+    for transport in ["tcp", "ws"] {
+        stalled_members_and_flooders(transport).await;
+    }
+}
+
+async fn stalled_members_and_flooders(transport: &str) {
     // A short write timeout, so that the member that never reads is disconnected
     // within the run.
     let server = start(Config {
@@ -338,10 +344,12 @@ async fn rate_reports_flooders_and_disconnected_stalled_members() {
         ..unthrottled()
     })
     .await;
-    let cli = cli(
-        &server,
-        "rate --members 4 --senders 2 --rate 40 --duration 1s --stalled 1 --flooders 1 --size 200",
-    );
+    let args =
+        "rate --members 4 --senders 2 --rate 40 --duration 1s --stalled 1 --flooders 1 --size 200";
+    let cli = match transport {
+        "ws" => cli_ws(&server, args),
+        _ => cli(&server, args),
+    };
     let Mode::Rate(args) = &cli.mode else {
         unreachable!()
     };
@@ -349,25 +357,28 @@ async fn rate_reports_flooders_and_disconnected_stalled_members() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(result.stalled, 1);
+    assert_eq!(result.stalled, 1, "{transport}");
     assert_eq!(result.flooders.len(), 1);
     let flooder = &result.flooders[0];
-    assert!(flooder.accepted > 0, "{flooder:?}");
-    assert!(flooder.written >= flooder.accepted, "{flooder:?}");
-    assert!(result.flood_received > 0);
-    assert!(!result.timed_out);
+    assert!(flooder.accepted > 0, "{transport}: {flooder:?}");
+    assert!(
+        flooder.written >= flooder.accepted,
+        "{transport}: {flooder:?}"
+    );
+    assert!(result.flood_received > 0, "{transport}");
+    assert!(!result.timed_out, "{transport}");
     // Every ordinary message is accounted for: delivered, or missed in a LAGGED gap.
-    assert_eq!(result.sent, 40);
+    assert_eq!(result.sent, 40, "{transport}");
     assert!(result.delivered <= result.expected);
     let stalled: Vec<_> = result
         .disconnected
         .iter()
         .filter(|d| d.role == "stalled")
         .collect();
-    assert_eq!(stalled.len(), 1, "{:?}", result.disconnected);
+    assert_eq!(stalled.len(), 1, "{transport}: {:?}", result.disconnected);
     assert!(
         stalled[0].reason.starts_with("slow consumer"),
-        "{:?}",
+        "{transport}: {:?}",
         stalled[0]
     );
     let json = serde_json::from_str::<Value>(&result.report(args).json_line()).unwrap();

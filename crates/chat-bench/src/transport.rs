@@ -11,6 +11,7 @@
 //! cut from the buffer without copying, and flushes once (tungstenite copies each into
 //! its frame, to mask it, as every client must).
 
+use crate::client::{Refusal, Refused};
 use anyhow::anyhow;
 use bytes::{Buf, Bytes, BytesMut};
 use chat_proto::CLIENT_MAX_LINE;
@@ -28,8 +29,6 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tokio_util::codec::{Decoder, FramedRead};
-
-use crate::client::{Refusal, Refused};
 
 /// Initial read buffer of a TCP connection (it grows when a burst needs more), and the
 /// most a WebSocket connection reads at once.

@@ -7,9 +7,14 @@
 #   scripts/bench.sh idle --connections 10000
 #   SERVER_FLAGS="--room-capacity 4096" scripts/bench.sh throughput --members 1000 --messages 200
 #   SERVER=/tmp/chat-server-old scripts/bench.sh idle --connections 10000   # another build
+#   BENCH=/tmp/chat-bench-old scripts/bench.sh throughput --members 100   # another bench
 #   BENCH_CPUS=0,1 BENCH_THREADS=2 scripts/bench.sh burst --connections 5000   # a bench
 #                                            that competes with the server for its core
+#   scripts/bench.sh throughput --transport ws --members 100 --messages 2000   # through
+#                                            the web door's WebSocket instead of TCP
 #
+# With `--transport ws` among the bench's arguments the bench connects to the web door
+# (`--http-addr`, the port after the server's), not to the native TCP port.
 # Needs `cargo build --release -p chat-server -p chat-bench` first. Ports are taken
 # below the ephemeral range, so that the bench's own client ports never collide.
 set -euo pipefail
@@ -33,5 +38,23 @@ for _ in $(seq 50); do
 done
 mode=$1
 shift
-taskset -c "${BENCH_CPUS:-1}" ./target/release/chat-bench --threads "${BENCH_THREADS:-1}" "$mode" --no-progress \
-  --addr "127.0.0.1:$port" --server-pid "$server" "$@" | tail -n 1
+bench_port=$port
+prev=
+for arg in "$@"; do
+  if [[ $arg == --transport=ws || ($prev == --transport && $arg == ws) ]]; then
+    if [[ ${#web[@]} -eq 0 ]]; then
+      echo "bench.sh: $server_bin has no web door (--http-addr) for --transport ws" >&2
+      exit 1
+    fi
+    bench_port=$((port + 1))
+  fi
+  prev=$arg
+done
+if [[ $bench_port != "$port" ]]; then
+  for _ in $(seq 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$bench_port") 2>/dev/null && break
+    sleep 0.1
+  done
+fi
+taskset -c "${BENCH_CPUS:-1}" "${BENCH:-./target/release/chat-bench}" --threads "${BENCH_THREADS:-1}" "$mode" --no-progress \
+  --addr "127.0.0.1:$bench_port" --server-pid "$server" "$@" | tail -n 1

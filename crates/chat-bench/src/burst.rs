@@ -18,6 +18,7 @@ use crate::live::Live;
 use crate::process::{Cpu, CpuMeter};
 use crate::progress::Progress;
 use crate::report::{self, Latency, Refusals, Report, per_sec};
+use crate::transport::Transport;
 use crate::{Common, parse_duration};
 use anyhow::ensure;
 use hdrhistogram::Histogram;
@@ -130,6 +131,10 @@ pub async fn run(args: &BurstArgs) -> anyhow::Result<Burst> {
     ensure!(
         !args.nick_timeout.is_zero(),
         "--nick-timeout must be positive"
+    );
+    ensure!(
+        args.common.transport == Transport::Tcp,
+        "burst measures the wait for NICK over plain TCP: --transport ws is not supported"
     );
     let addr = args.common.resolve().await?;
     let sources = args.common.sources(addr)?;

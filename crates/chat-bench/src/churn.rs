@@ -9,6 +9,7 @@ use crate::progress::{Progress, short};
 use crate::report::{self, Latency, Report, per_sec};
 use crate::room::Run;
 use crate::source::Sources;
+use crate::transport::Transport;
 use crate::{Common, parse_duration};
 use anyhow::ensure;
 use hdrhistogram::Histogram;
@@ -99,6 +100,7 @@ pub async fn run(args: &ChurnArgs) -> anyhow::Result<Churn> {
         .map(|w| {
             tokio::spawn(cycle(
                 addr,
+                args.common.transport,
                 sources.clone(),
                 format!("{prefix}c{w}_"),
                 end,
@@ -132,6 +134,7 @@ pub async fn run(args: &ChurnArgs) -> anyhow::Result<Churn> {
 /// One worker: starts cycles until `end`, each bounded by `timeout`.
 async fn cycle(
     addr: SocketAddr,
+    transport: Transport,
     sources: Arc<Sources>,
     prefix: String,
     end: Instant,
@@ -154,7 +157,7 @@ async fn cycle(
                 source: sources.pick(),
                 ..SocketOptions::default()
             };
-            let client = Client::connect(addr, nick, options).await?;
+            let client = Client::connect(addr, transport, nick, options).await?;
             client.quit().await
         };
         let result = match tokio::time::timeout(timeout, once).await {

@@ -1,82 +1,28 @@
-//! A bench client's connection: the socket, the handshake, entering the room, and the
-//! frame decoder; and opening many of them at once with bounded concurrency.
+//! A bench client's connection: the socket, the handshake and entering the room, over
+//! either [`Transport`]; and opening many of them at once with bounded concurrency.
 //!
 //! A server at one of its limits answers a new connection with `ERR SERVER_FULL` or
 //! `ERR TOO_MANY_CONNECTIONS` instead of `NICK` (or, past its limit on refusals in
 //! progress, closes it without a word): that is a [`Refused`] error, which a mode may
-//! count instead of failing on it.
+//! count instead of failing on it. Through the web door the refusal is the HTTP answer
+//! to the WebSocket upgrade (`503`), and is the same error.
 
 use crate::live::Live;
 use crate::source::Sources;
+use crate::transport::{self, Reader, Transport, Writer};
 use anyhow::{Context, anyhow, bail};
-use bytes::{Buf, BytesMut};
-use chat_proto::{CLIENT_MAX_LINE, ErrorCode, Room, ServerFrame};
+use chat_proto::{ErrorCode, Room, ServerFrame};
 use futures::{StreamExt, TryStreamExt};
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio_util::codec::{Decoder, FramedRead};
-
-/// Initial read buffer of a connection; it grows when a burst needs more.
-const READ_BUFFER: usize = 4096;
-
-/// Splits the server's output into lines without copying or checking them: the hot
-/// path only looks at ASCII prefixes and numbers (see [`crate::message`]). Unlike
-/// [`chat_proto::LineCodec`] it yields the bytes, not a `String`, so a frame costs no
-/// allocation. The server always ends lines with a bare `\n`.
-#[derive(Debug, Default)]
-pub(crate) struct RawLines {
-    /// How far the buffer has been searched for `\n`.
-    next_index: usize,
-}
-
-impl Decoder for RawLines {
-    type Item = BytesMut;
-    type Error = io::Error;
-
-    fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<BytesMut>> {
-        match memchr::memchr(b'\n', &buf[self.next_index..]) {
-            Some(offset) => {
-                let end = self.next_index + offset;
-                self.next_index = 0;
-                let mut line = buf.split_to(end + 1);
-                line.truncate(end);
-                Ok(Some(line))
-            }
-            None if buf.len() > CLIENT_MAX_LINE => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("the server sent a line longer than {CLIENT_MAX_LINE} bytes"),
-            )),
-            None => {
-                self.next_index = buf.len();
-                Ok(None)
-            }
-        }
-    }
-
-    fn decode_eof(&mut self, buf: &mut BytesMut) -> io::Result<Option<BytesMut>> {
-        let line = self.decode(buf)?;
-        if line.is_none() {
-            // A partial last line is of no use to a bench.
-            buf.advance(buf.len());
-            self.next_index = 0;
-        }
-        Ok(line)
-    }
-}
-
-/// The reading side of a logged-in connection.
-pub(crate) type Frames = FramedRead<OwnedReadHalf, RawLines>;
 
 /// A connection that has a nickname.
 pub(crate) struct Client {
     pub(crate) nick: String,
-    pub(crate) frames: Frames,
-    pub(crate) writer: OwnedWriteHalf,
+    pub(crate) frames: Reader,
+    pub(crate) writer: Writer,
 }
 
 /// Socket options of a bench connection.
@@ -187,9 +133,10 @@ impl Greeting {
 }
 
 impl Client {
-    /// Connects and completes the handshake as `nick`.
+    /// Connects over `transport` and completes the handshake as `nick`.
     pub(crate) async fn connect(
         addr: SocketAddr,
+        transport: Transport,
         nick: String,
         options: SocketOptions,
     ) -> anyhow::Result<Client> {
@@ -198,10 +145,10 @@ impl Client {
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
         stream.set_nodelay(true)?;
-        let (read, writer) = stream.into_split();
+        let (frames, writer) = transport::open(stream, addr, transport).await?;
         let mut client = Client {
             nick,
-            frames: FramedRead::with_capacity(read, RawLines::default(), READ_BUFFER),
+            frames,
             writer,
         };
         client.handshake().await?;
@@ -224,7 +171,7 @@ impl Client {
             Greeting::Unexpected(line) => bail!("expected the NICK prompt, got: {line}"),
         }
         let line = format!("{}\n", self.nick);
-        self.writer.write_all(line.as_bytes()).await?;
+        self.writer.write_lines(&line).await?;
         loop {
             match self.next_frame().await? {
                 ServerFrame::Welcome { .. } => return Ok(()),
@@ -247,7 +194,7 @@ impl Client {
             None => lines.push_str(&format!("/part {general}\n")),
         }
         lines.push_str("/ping entered\n");
-        self.writer.write_all(lines.as_bytes()).await?;
+        self.writer.write_lines(&lines).await?;
         loop {
             match self.next_frame().await? {
                 ServerFrame::Pong { .. } => return Ok(()),
@@ -261,7 +208,7 @@ impl Client {
 
     /// Sends `/quit` and waits for the server to close the connection.
     pub(crate) async fn quit(mut self) -> anyhow::Result<()> {
-        self.writer.write_all(b"/quit\n").await?;
+        self.writer.write_lines("/quit\n").await?;
         loop {
             match self.frames.next().await {
                 None => return Ok(()),
@@ -316,6 +263,7 @@ pub(crate) fn run_id() -> String {
 /// How [`connect_many`] opens and logs in connections.
 pub(crate) struct Setup<'a> {
     pub(crate) addr: SocketAddr,
+    pub(crate) transport: Transport,
     pub(crate) room: Option<&'a Room>,
     pub(crate) options: SocketOptions,
     /// Source addresses the connections take in turn (overriding `options.source`).
@@ -348,7 +296,8 @@ pub(crate) async fn connect_many<T>(
                 ..setup.options
             };
             let set_up = async {
-                let mut client = Client::connect(setup.addr, nick.clone(), options).await?;
+                let mut client =
+                    Client::connect(setup.addr, setup.transport, nick.clone(), options).await?;
                 client.enter(setup.room).await?;
                 anyhow::Ok(client)
             };
@@ -379,13 +328,13 @@ pub(crate) async fn connect_many<T>(
 /// later members...): each connection sends `/ping`, whose `PONG` comes after all of it,
 /// and this waits for as many `PONG`s (counted by the receivers) as it sent.
 pub(crate) async fn sync(
-    writers: impl IntoIterator<Item = &mut OwnedWriteHalf>,
+    writers: impl IntoIterator<Item = &mut Writer>,
     live: &Live,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let mut pinged = 0u32;
     for writer in writers {
-        writer.write_all(b"/ping sync\n").await?;
+        writer.write_lines("/ping sync\n").await?;
         pinged += 1;
     }
     let pongs = tokio::time::timeout(timeout, live.pongs.acquire_many(pinged))
@@ -402,23 +351,6 @@ pub(crate) async fn sync(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lines_are_split_without_their_newline() {
-        let mut codec = RawLines::default();
-        let mut buf = BytesMut::from(&b"NICK\nWELCOME a :hi\nPAR"[..]);
-        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), &b"NICK"[..]);
-        assert_eq!(
-            codec.decode(&mut buf).unwrap().unwrap(),
-            &b"WELCOME a :hi"[..]
-        );
-        assert!(codec.decode(&mut buf).unwrap().is_none());
-        buf.extend_from_slice(b"T\n");
-        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), &b"PART"[..]);
-        buf.extend_from_slice(b"partial");
-        assert!(codec.decode_eof(&mut buf).unwrap().is_none());
-        assert!(buf.is_empty());
-    }
 
     #[test]
     fn run_ids_make_valid_nicknames() {

@@ -124,6 +124,7 @@ pub async fn run(args: &IdleArgs) -> anyhow::Result<Idle> {
     let prefix = &run.prefix;
     let setup = Setup {
         addr,
+        transport: args.common.transport,
         room: args.in_room.then_some(&room_name),
         options: SocketOptions::default(),
         sources: &sources,

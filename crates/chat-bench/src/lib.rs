@@ -20,6 +20,10 @@
 //! addresses ([`source`]), so that neither one bench nor several against one server
 //! run out of ephemeral ports before the server runs out of connections.
 //!
+//! `--transport ws` ([`transport`]) runs the same workloads through the server's web
+//! door (`ws://ADDR/ws`, one protocol line per WebSocket text message) instead of plain
+//! TCP, every mode but `burst`: what a browser user costs beside a terminal user.
+//!
 //! Each run prints a summary for people on stdout, then one line of JSON with every
 //! figure ([`report::Report`]); a progress line goes to stderr once a second. Every run is
 //! bounded in time (`--timeout`, `--duration`) and in count.
@@ -44,6 +48,7 @@ pub mod report;
 mod room;
 pub mod source;
 pub mod throughput;
+pub mod transport;
 
 use anyhow::Context;
 use serde::Serialize;
@@ -100,8 +105,15 @@ pub enum Mode {
 #[derive(Debug, Clone, clap::Args, Serialize)]
 pub struct Common {
     /// Address of the server. Any address works; the project's own tests use loopback.
+    /// With `--transport ws`, the address of its web door (`chat-server --http-addr`).
     #[arg(long, env = "CHAT_ADDR", default_value = chat_proto::DEFAULT_ADDR)]
     pub addr: String,
+
+    /// How the clients reach the server: the native protocol over plain TCP, or over
+    /// the web door's WebSocket (`ws://ADDR/ws`, one protocol line per text message).
+    /// `burst` is TCP only.
+    #[arg(long, value_enum, default_value_t = transport::Transport::Tcp)]
+    pub transport: transport::Transport,
 
     /// Room the bench clients meet in. They leave #general, so that the bench does not
     /// disturb (or get disturbed by) people there.

@@ -21,6 +21,7 @@ use crate::progress::{Progress, short};
 use crate::receiver::Role;
 use crate::report::{self, Disconnect, Latency, Report, micros, per_sec};
 use crate::room::{self, BATCH, Finish, Run, Tally};
+use crate::transport::Writer;
 use crate::{Common, parse_duration};
 use anyhow::{Context, ensure};
 use bytes::BytesMut;
@@ -29,8 +30,6 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -172,6 +171,7 @@ pub async fn run(args: &RateArgs) -> anyhow::Result<Rate> {
     let prefix = &run.prefix;
     let mut setup = Setup {
         addr,
+        transport: args.common.transport,
         room: Some(&room_name),
         options: SocketOptions::default(),
         sources: &sources,
@@ -340,13 +340,13 @@ impl Schedule {
 /// One sender: each message when it is due (all those due at once in one write),
 /// stamped when it is written; then its end marker.
 async fn paced(
-    mut writer: OwnedWriteHalf,
+    mut writer: Writer,
     sender: usize,
     schedule: Schedule,
     size: usize,
     live: Arc<Live>,
     stop: CancellationToken,
-) -> (usize, OwnedWriteHalf, Pace) {
+) -> (usize, Writer, Pace) {
     let mut pace = Pace::default();
     let mut buf = BytesMut::with_capacity(4 * size);
     let mut k = 0;
@@ -374,7 +374,7 @@ async fn paced(
             k += 1;
         }
         tokio::select! {
-            result = writer.write_all_buf(&mut buf) => if result.is_err() {
+            result = writer.write_buf(&mut buf) => if result.is_err() {
                 return (sender, writer, pace);
             },
             () = stop.cancelled() => return (sender, writer, pace),
@@ -383,7 +383,7 @@ async fn paced(
     }
     let end = message::end_line(sender);
     tokio::select! {
-        _ = writer.write_all(end.as_bytes()) => {}
+        _ = writer.write_lines(&end) => {}
         () = stop.cancelled() => {}
     }
     (sender, writer, pace)
@@ -392,13 +392,13 @@ async fn paced(
 /// One flooder: lines as fast as the socket takes them, until `end`. Returns how many
 /// it wrote whole.
 async fn flood(
-    mut writer: OwnedWriteHalf,
+    mut writer: Writer,
     flooder: usize,
     size: usize,
     end: Instant,
     live: Arc<Live>,
     stop: CancellationToken,
-) -> (usize, OwnedWriteHalf, u64) {
+) -> (usize, Writer, u64) {
     let mut buf = BytesMut::with_capacity(BATCH + size + 64);
     let mut n = 0;
     let mut written = 0;
@@ -409,7 +409,7 @@ async fn flood(
             n += 1;
         }
         tokio::select! {
-            result = writer.write_all_buf(&mut buf) => if result.is_err() { break },
+            result = writer.write_buf(&mut buf) => if result.is_err() { break },
             () = tokio::time::sleep_until(end) => break,
             () = stop.cancelled() => break,
         }

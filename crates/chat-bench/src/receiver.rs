@@ -2,9 +2,9 @@
 //! senders' messages, their latency and order, `LAGGED` counts, flood lines and who
 //! left, and answers the controller's questions through [`Live`].
 
-use crate::client::Frames;
 use crate::live::{Echo, Live};
 use crate::message::{self, Body, Frame};
+use crate::transport::Reader;
 use chat_proto::ServerFrame;
 use futures::StreamExt;
 use std::sync::Arc;
@@ -55,7 +55,7 @@ pub(crate) struct Seen {
 ///
 /// `echo`, for a member that sends with a window, is told when its own messages come back.
 pub(crate) async fn receive(
-    mut frames: Frames,
+    mut frames: Reader,
     role: Role,
     senders: usize,
     echo: Option<Arc<Echo>>,

@@ -12,9 +12,9 @@ use crate::live::{Echo, Live};
 use crate::message;
 use crate::receiver::{self, Role, Seen};
 use crate::report::Disconnects;
+use crate::transport::Writer;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +29,7 @@ pub(crate) const BATCH: usize = 16 * 1024;
 pub(crate) struct Member {
     pub(crate) nick: String,
     /// `None` while a sender task has it.
-    pub(crate) writer: Option<OwnedWriteHalf>,
+    pub(crate) writer: Option<Writer>,
     pub(crate) receiver: JoinHandle<Seen>,
 }
 
@@ -62,7 +62,7 @@ pub(crate) async fn open(
 }
 
 /// The writers of the first `n` members, for their sender tasks.
-pub(crate) fn take_writers(members: &mut [Member], n: usize) -> Vec<OwnedWriteHalf> {
+pub(crate) fn take_writers(members: &mut [Member], n: usize) -> Vec<Writer> {
     members[..n]
         .iter_mut()
         .filter_map(|m| m.writer.take())
@@ -85,7 +85,7 @@ pub(crate) async fn sync(
 
 /// A sender task's result: its index and its connection's writing side, kept open
 /// until the run is over (dropping it would end the member's session).
-pub(crate) type Sender<T> = JoinHandle<(usize, OwnedWriteHalf, T)>;
+pub(crate) type Sender<T> = JoinHandle<(usize, Writer, T)>;
 
 /// How the wait for deliveries ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +105,7 @@ pub(crate) async fn await_deliveries<T>(
     senders: Vec<Sender<T>>,
     deadline: Instant,
     stop: &CancellationToken,
-) -> (Finish, Instant, Vec<(usize, OwnedWriteHalf, T)>) {
+) -> (Finish, Instant, Vec<(usize, Writer, T)>) {
     let mut sending: futures::stream::FuturesUnordered<_> = senders.into_iter().collect();
     let mut finished = Vec::new();
     let all_done = live
@@ -132,9 +132,9 @@ pub(crate) async fn await_deliveries<T>(
                 }
             }
             _ = resend.tick(), if sending.is_empty() => {
-                for (sender, writer, _) in &finished {
+                for (sender, writer, _) in &mut finished {
                     // Never blocks: a marker that does not fit now goes with the next tick.
-                    let _ = writer.try_write(message::end_line(*sender).as_bytes());
+                    writer.try_write_lines(&message::end_line(*sender));
                 }
             }
         }

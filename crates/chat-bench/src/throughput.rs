@@ -13,6 +13,7 @@ use crate::process::{Cpu, CpuMeter};
 use crate::progress::{Progress, short};
 use crate::report::{self, Disconnect, Latency, Report, per_sec};
 use crate::room::{self, BATCH, Finish, Run, Tally};
+use crate::transport::Writer;
 use crate::{Common, receiver::Role};
 use anyhow::{Context, ensure};
 use bytes::BytesMut;
@@ -21,8 +22,6 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::sync::CancellationToken;
 
 /// How long a sender waits for an echo (`--window`) before it takes the messages in
@@ -122,6 +121,7 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Throughput> {
     let prefix = &run.prefix;
     let setup = Setup {
         addr,
+        transport: args.common.transport,
         room: Some(&room_name),
         options: SocketOptions::default(),
         sources: &sources,
@@ -203,14 +203,14 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Throughput> {
 /// getting `window` messages ahead of its echoes. Returns how long it took and how
 /// often it stopped waiting for echoes that did not come.
 async fn send(
-    mut writer: OwnedWriteHalf,
+    mut writer: Writer,
     sender: usize,
     messages: u64,
     size: usize,
     window: Option<(u64, Arc<Echo>)>,
     live: Arc<Live>,
     stop: CancellationToken,
-) -> (usize, OwnedWriteHalf, (Duration, u64)) {
+) -> (usize, Writer, (Duration, u64)) {
     let start = Instant::now();
     let mut buf = BytesMut::with_capacity(BATCH + size + 64);
     let (mut seq, mut timeouts) = (0, 0);
@@ -243,7 +243,7 @@ async fn send(
             seq += 1;
         }
         tokio::select! {
-            result = writer.write_all_buf(&mut buf) => if result.is_err() {
+            result = writer.write_buf(&mut buf) => if result.is_err() {
                 return (sender, writer, (start.elapsed(), timeouts));
             },
             () = stop.cancelled() => return (sender, writer, (start.elapsed(), timeouts)),
@@ -253,7 +253,7 @@ async fn send(
     let elapsed = start.elapsed();
     let end = message::end_line(sender);
     tokio::select! {
-        _ = writer.write_all(end.as_bytes()) => {}
+        _ = writer.write_lines(&end) => {}
         () = stop.cancelled() => {}
     }
     (sender, writer, (elapsed, timeouts))

@@ -1,5 +1,6 @@
 //! Each mode against a real server in this process, on 127.0.0.1:0, with tiny
-//! parameters. Every wait is bounded; nothing sleeps.
+//! parameters, over TCP and (`--transport ws`) through the server's web door. Every
+//! wait is bounded; nothing sleeps.
 
 use chat_bench::{Cli, Mode};
 use chat_server::{Config, Server};
@@ -15,25 +16,40 @@ use tokio::sync::oneshot;
 /// The longest a whole test run may take.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A server on a free loopback port; it stops when the guard is dropped.
+/// A server on free loopback ports; it stops when the guard is dropped.
 struct TestServer {
+    /// The native protocol over TCP.
     addr: SocketAddr,
+    /// The web door, for `--transport ws`.
+    http: SocketAddr,
     _stop: oneshot::Sender<()>,
 }
 
 async fn start(config: Config) -> TestServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let listener = chat_server::listen(loopback, config.listen_backlog()).unwrap();
     let addr = listener.local_addr().unwrap();
+    let http_listener = chat_server::listen(loopback, config.listen_backlog()).unwrap();
+    let http = http_listener.local_addr().unwrap();
+    let listeners = chat_server::Listeners {
+        tcp: Some(listener),
+        http: Some(http_listener),
+        ..Default::default()
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         Server::new(config)
             .expect("server starts")
-            .run(listener, async {
+            .serve(listeners, async {
                 let _ = stopped.await;
             })
             .await
     });
-    TestServer { addr, _stop: stop }
+    TestServer {
+        addr,
+        http,
+        _stop: stop,
+    }
 }
 
 /// Benchmarks need the server's flood control off.
@@ -46,6 +62,11 @@ fn unthrottled() -> Config {
 
 fn cli(server: &TestServer, args: &str) -> Cli {
     cli_at(server.addr, args)
+}
+
+/// The same through the server's WebSocket.
+fn cli_ws(server: &TestServer, args: &str) -> Cli {
+    cli_at(server.http, &format!("{args} --transport ws"))
 }
 
 fn cli_at(addr: SocketAddr, args: &str) -> Cli {
@@ -190,17 +211,53 @@ async fn rate_sends_on_schedule_and_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_reports_flooders_and_disconnected_stalled_members() {
-    // A short write timeout, so that the member that never reads is disconnected
-    // within the run.
-    let server = start(Config {
-        write_timeout: Duration::from_millis(300),
-        ..unthrottled()
-    })
-    .await;
-    let cli = cli(
+async fn throughput_over_websocket_delivers_every_message_to_every_member() {
+    let server = start(unthrottled()).await;
+    // Enough messages that each sender's lines go out in several batches.
+    let cli = cli_ws(
         &server,
-        "rate --members 4 --senders 2 --rate 40 --duration 1s --stalled 1 --flooders 1 --size 200",
+        "throughput --members 6 --senders 3 --messages 400 --size 100",
+    );
+    let Mode::Throughput(args) = &cli.mode else {
+        unreachable!()
+    };
+    let result = tokio::time::timeout(WAIT, chat_bench::throughput::run(args))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result.sent, 1200);
+    assert_eq!(result.expected, 7200);
+    assert_eq!(result.delivered, 7200);
+    assert_eq!(result.lost, 0);
+    assert_eq!(result.lagged, 0);
+    assert_eq!(result.out_of_order, 0);
+    assert!(!result.timed_out);
+    assert_eq!(result.latency.samples, 7200);
+    assert!(result.latency.p50_us > 0.0 && result.latency.p99_us <= result.latency.max_us);
+    assert!(result.msgs_per_sec > 0.0);
+    assert!(result.disconnected.is_empty(), "{:?}", result.disconnected);
+
+    let json = serde_json::from_str::<Value>(&result.report(args).json_line()).unwrap();
+    assert_eq!(json["params"]["transport"], "ws");
+    assert_eq!(json["params"]["addr"], server.http.to_string());
+
+    // With a window, the senders wait for their echoes through the WebSocket too.
+    let cli = cli_ws(
+        &server,
+        "throughput --members 4 --senders 2 --messages 50 --window 3",
+    );
+    let json = json_of(&cli).await;
+    assert_eq!(json["delivered"], 400, "{json}");
+    assert_eq!(json["lost"], 0);
+    assert_eq!(json["window_timeouts"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_over_websocket_sends_on_schedule_and_loses_nothing() {
+    let server = start(unthrottled()).await;
+    let cli = cli_ws(
+        &server,
+        "rate --members 5 --senders 2 --rate 50 --duration 1s --size 80",
     );
     let Mode::Rate(args) = &cli.mode else {
         unreachable!()
@@ -209,25 +266,119 @@ async fn rate_reports_flooders_and_disconnected_stalled_members() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(result.stalled, 1);
+    assert_eq!(result.sent, 50);
+    assert_eq!(result.expected, 250);
+    assert_eq!(result.delivered, 250);
+    assert_eq!(result.lost, 0);
+    assert_eq!(result.out_of_order, 0);
+    assert!(!result.timed_out);
+    assert_eq!(result.latency.samples, 250);
+    // Loopback, 250 deliveries a second: far below a second each.
+    assert!(result.latency.p99_us < 1e6, "{:?}", result.latency);
+    assert!(result.disconnected.is_empty(), "{:?}", result.disconnected);
+    let json = serde_json::from_str::<Value>(&result.report(args).json_line()).unwrap();
+    assert_eq!(json["params"]["transport"], "ws");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_connections_idle_and_churn() {
+    let server = start(unthrottled()).await;
+    let pid = std::process::id().to_string();
+    let cli = cli_ws(
+        &server,
+        &format!("idle --connections 20 --in-room --server-pid {pid}"),
+    );
+    let json = json_of(&cli).await;
+    assert_eq!(json["connections"], 20, "{json}");
+    assert!(json["rss_per_conn_bytes"].is_number(), "{json}");
+    assert_eq!(json["disconnected"], Value::Array(vec![]));
+
+    let json = json_of(&cli_ws(&server, "churn --duration 500ms --concurrency 2")).await;
+    assert!(json["cycles"].as_u64().unwrap() > 0, "{json}");
+    assert_eq!(json["errors"], 0, "{json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_refusals_at_the_server_limit_are_counted() {
+    let server = start(Config {
+        max_connections: Some(5),
+        ..unthrottled()
+    })
+    .await;
+    let json = json_of(&cli_ws(
+        &server,
+        "idle --connections 8 --connect-concurrency 8 --allow-refused",
+    ))
+    .await;
+    assert_eq!(json["connections"], 5, "{json}");
+    assert_eq!(json["refused"], 3, "{json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_at_the_wrong_port_or_in_burst_is_an_error() {
+    let server = start(unthrottled()).await;
+    // The TCP port does not speak HTTP.
+    let cli = cli_at(server.addr, "idle --connections 1 --transport ws");
+    let error = tokio::time::timeout(WAIT, chat_bench::run(&cli))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(format!("{error:#}").contains("WebSocket"), "{error:#}");
+    let cli = cli_ws(&server, "burst --connections 1");
+    let error = chat_bench::run(&cli).await.unwrap_err();
+    assert!(format!("{error:#}").contains("--transport ws"), "{error:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_reports_flooders_and_disconnected_stalled_members() {
+    for transport in ["tcp", "ws"] {
+        stalled_members_and_flooders(transport).await;
+    }
+}
+
+async fn stalled_members_and_flooders(transport: &str) {
+    // A short write timeout, so that the member that never reads is disconnected
+    // within the run.
+    let server = start(Config {
+        write_timeout: Duration::from_millis(300),
+        ..unthrottled()
+    })
+    .await;
+    let args =
+        "rate --members 4 --senders 2 --rate 40 --duration 1s --stalled 1 --flooders 1 --size 200";
+    let cli = match transport {
+        "ws" => cli_ws(&server, args),
+        _ => cli(&server, args),
+    };
+    let Mode::Rate(args) = &cli.mode else {
+        unreachable!()
+    };
+    let result = tokio::time::timeout(WAIT, chat_bench::rate::run(args))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result.stalled, 1, "{transport}");
     assert_eq!(result.flooders.len(), 1);
     let flooder = &result.flooders[0];
-    assert!(flooder.accepted > 0, "{flooder:?}");
-    assert!(flooder.written >= flooder.accepted, "{flooder:?}");
-    assert!(result.flood_received > 0);
-    assert!(!result.timed_out);
+    assert!(flooder.accepted > 0, "{transport}: {flooder:?}");
+    assert!(
+        flooder.written >= flooder.accepted,
+        "{transport}: {flooder:?}"
+    );
+    assert!(result.flood_received > 0, "{transport}");
+    assert!(!result.timed_out, "{transport}");
     // Every ordinary message is accounted for: delivered, or missed in a LAGGED gap.
-    assert_eq!(result.sent, 40);
+    assert_eq!(result.sent, 40, "{transport}");
     assert!(result.delivered <= result.expected);
     let stalled: Vec<_> = result
         .disconnected
         .iter()
         .filter(|d| d.role == "stalled")
         .collect();
-    assert_eq!(stalled.len(), 1, "{:?}", result.disconnected);
+    assert_eq!(stalled.len(), 1, "{transport}: {:?}", result.disconnected);
     assert!(
         stalled[0].reason.starts_with("slow consumer"),
-        "{:?}",
+        "{transport}: {:?}",
         stalled[0]
     );
     let json = serde_json::from_str::<Value>(&result.report(args).json_line()).unwrap();

@@ -20,10 +20,9 @@
 use crate::listener::{Server, TaskGuard};
 use crate::metrics::Door;
 use crate::session::{self, Peer};
-use crate::ws::WsStream;
+use crate::ws::{Wire, WsStream};
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -34,6 +33,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -63,11 +65,7 @@ const PROXY_HEADERS: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
 
 /// tungstenite's read buffer per WebSocket (its default, 128 KiB, would be most of what
 /// a connection costs); it grows for a longer message, up to the line limit.
-const WS_READ_BUFFER: usize = 4 * 1024;
-
-/// Output tungstenite gathers before writing to the socket; the session flushes after
-/// each batch anyway.
-const WS_WRITE_BUFFER: usize = 16 * 1024;
+const WS_READ_BUFFER: usize = 1024;
 
 /// What the routes share: the server and its shutdown.
 pub(crate) struct Web {
@@ -247,11 +245,19 @@ fn health(stopping: bool, store_ok: bool) -> &'static str {
 async fn websocket(
     State(web): State<Arc<Web>>,
     Extension(conn): Extension<Arc<Conn>>,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    mut request: Request,
 ) -> Response {
+    let headers = request.headers();
+    let Some(accept) = upgrade_accept_key(&request) else {
+        return (
+            StatusCode::UPGRADE_REQUIRED,
+            [(header::UPGRADE, "websocket")],
+            "this is a WebSocket endpoint: the chat protocol, one line per text message\n",
+        )
+            .into_response();
+    };
     let config = web.server.config();
-    if !origin_allowed(&headers, conn.https, &config.http_allow_origin) {
+    if !origin_allowed(headers, conn.https, &config.http_allow_origin) {
         info!(peer = %conn.addr, origin = ?headers.get(header::ORIGIN), "WebSocket refused: origin");
         return (
             StatusCode::FORBIDDEN,
@@ -267,7 +273,7 @@ async fn websocket(
     let mut addr = conn.addr;
     let mut extra_permit = None;
     if proxied && conn.addr.ip().to_canonical().is_loopback() {
-        let Some(ip) = forwarded_for(&headers) else {
+        let Some(ip) = forwarded_for(headers) else {
             return (
                 StatusCode::BAD_REQUEST,
                 "a proxied request must say whom it is for (X-Forwarded-For, X-Real-IP or Forwarded)\n",
@@ -308,32 +314,76 @@ async fn websocket(
         websocket: true,
     };
     let max_line = config.max_line;
-    let tracker = web.server.tracker();
     let (hub, config, token) = (web.server.hub(), web.server.config_arc(), web.token.clone());
     // Counted as a `ws` connection from the upgrade to its end.
     let open = hub.metrics.accepted(Door::Ws);
-    upgrade
+    let upgraded = hyper::upgrade::on(&mut request);
+    let ws_config = WebSocketConfig::default()
         .read_buffer_size(WS_READ_BUFFER)
-        .write_buffer_size(WS_WRITE_BUFFER)
-        .max_write_buffer_size(WS_WRITE_BUFFER + 2 * max_line + 64 * 1024)
-        .max_message_size(max_line)
-        .max_frame_size(max_line)
-        .on_upgrade(move |socket| {
-            tracker.track_future(async move {
-                let deadline = tokio::time::Instant::now() + config.handshake_timeout;
-                session::serve(Box::new(session::Start {
-                    stream: WsStream::new(socket, max_line, config.ws_ping),
-                    peer,
-                    hub,
-                    config,
-                    shutdown: token,
-                    deadline,
-                }))
-                .await;
-                // In this order: a waiter woken by the permits sees the count done.
-                drop((open, extra_permit, guard));
+        // Every frame tungstenite writes (its control frames only) goes straight to the
+        // `Wire`, which keeps nothing once flushed.
+        .write_buffer_size(0)
+        .max_message_size(Some(max_line))
+        .max_frame_size(Some(max_line));
+    web.server.tracker().spawn(async move {
+        let upgraded = match upgraded.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                info!(peer = %peer.addr, error = %e, "WebSocket upgrade failed");
+                return;
+            }
+        };
+        let wire = Wire::new(TokioIo::new(upgraded));
+        let socket = WebSocketStream::from_raw_socket(wire, Role::Server, Some(ws_config)).await;
+        let deadline = tokio::time::Instant::now() + config.handshake_timeout;
+        session::serve(Box::new(session::Start {
+            stream: WsStream::new(socket, max_line, config.ws_ping),
+            peer,
+            hub,
+            config,
+            shutdown: token,
+            deadline,
+        }))
+        .await;
+        // In this order: a waiter woken by the permits sees the count done.
+        drop((open, extra_permit, guard));
+    });
+    (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, HeaderValue::from_static("upgrade")),
+            (header::UPGRADE, HeaderValue::from_static("websocket")),
+            (header::SEC_WEBSOCKET_ACCEPT, accept),
+        ],
+    )
+        .into_response()
+}
+
+/// The `Sec-WebSocket-Accept` answer to `request` if it is a WebSocket upgrade (RFC
+/// 6455, 4.2.1: a GET over HTTP/1.1 with `Connection: upgrade`, `Upgrade: websocket`,
+/// version 13 and a key).
+fn upgrade_accept_key(request: &Request) -> Option<HeaderValue> {
+    let headers = request.headers();
+    let has_token = |name: HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(token))
             })
         })
+    };
+    let upgrade = request.method() == axum::http::Method::GET
+        && request.version() == axum::http::Version::HTTP_11
+        && has_token(header::CONNECTION, "upgrade")
+        && has_token(header::UPGRADE, "websocket")
+        && headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_some_and(|v| v == "13");
+    let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
+    if !upgrade {
+        return None;
+    }
+    HeaderValue::from_str(&derive_accept_key(key.as_bytes())).ok()
 }
 
 /// Whether a WebSocket may be opened from the page that asks: one served by this host

@@ -9,20 +9,31 @@
 //! browser shows; a message longer than the line limit is stopped by tungstenite's
 //! message size limit, which is set to the line limit, and closes with 1009.
 //!
+//! tungstenite reads the client's frames (unmasking, fragments, control frames, the
+//! closing handshake) and writes its own control frames. The session's lines do not go
+//! through it: a server's text frame is a two-to-ten-byte header and the line, unmasked,
+//! so [`WsStream`] frames each line straight into one output buffer, which [`Wire`]
+//! shares with tungstenite's writes (so the two never interleave inside a frame) and
+//! drops once written, as the TCP session drops its own. Through tungstenite's `Sink`,
+//! each line would be copied twice (into a message, then into its write buffer) and the
+//! write buffer would keep, for the connection's life, the size of the largest batch it
+//! was ever sent.
+//!
 //! While the client sends nothing, the server pings it every `--ws-ping`, so that
 //! proxies that cut idle connections keep it; tungstenite answers the client's pings.
 
 use crate::reader::Stream;
-use axum::Error as WsError;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::{Sink, Stream as _};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 /// Close codes (RFC 6455, section 7.4.1).
 pub(crate) mod close {
@@ -36,9 +47,69 @@ pub(crate) mod close {
     pub(crate) const TOO_BIG: u16 = 1009;
 }
 
+/// The upgraded connection's bytes: reads go straight through; writes, tungstenite's
+/// and the session's alike, are appended to one buffer that a flush writes out and then
+/// drops.
+pub(crate) struct Wire<S> {
+    io: S,
+    /// Bytes waiting to be written, in order; without capacity while there are none.
+    out: BytesMut,
+}
+
+impl<S> Wire<S> {
+    pub(crate) fn new(io: S) -> Wire<S> {
+        Wire {
+            io,
+            out: BytesMut::new(),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Wire<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Wire<S> {
+    /// Takes everything: what is waiting is bounded by the session's batch (it flushes
+    /// after each) and by tungstenite's one pending control frame.
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.out.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        while !this.out.is_empty() {
+            let written = ready!(Pin::new(&mut this.io).poll_write(cx, &this.out))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            bytes::Buf::advance(&mut this.out, written);
+        }
+        // Everything is written: hold no buffer while idle.
+        this.out = BytesMut::new();
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.as_mut().poll_flush(cx))?;
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
 /// A WebSocket carrying one protocol line per text message; see the module docs.
-pub(crate) struct WsStream {
-    socket: WebSocket,
+pub(crate) struct WsStream<S> {
+    socket: WebSocketStream<Wire<S>>,
     /// The start of a line written without its newline yet (the session writes whole
     /// frames, so this stays empty in practice).
     partial: Vec<u8>,
@@ -46,18 +117,22 @@ pub(crate) struct WsStream {
     ping: Pin<Box<Sleep>>,
     /// Silence after which to ping.
     ping_every: Duration,
-    /// A ping or close was queued but not yet flushed.
+    /// A ping was queued but not yet flushed.
     unflushed: bool,
     /// Why the server closes, once it has decided to, until the close frame is queued.
     closing: Option<CloseFrame>,
-    /// The close frame is queued: nothing more is sent.
+    /// A close frame was sent or received: no more text is sent.
     closed: bool,
     /// The line limit, for the reason given when a message exceeds it.
     max_line: usize,
 }
 
-impl WsStream {
-    pub(crate) fn new(socket: WebSocket, max_line: usize, ping_every: Duration) -> WsStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
+    pub(crate) fn new(
+        socket: WebSocketStream<Wire<S>>,
+        max_line: usize,
+        ping_every: Duration,
+    ) -> WsStream<S> {
         WsStream {
             socket,
             partial: Vec::new(),
@@ -74,16 +149,15 @@ impl WsStream {
     /// `reason` (sent at once if the socket takes it, else by `poll_shutdown`) and
     /// reports the reason to the session as an error.
     fn refuse(&mut self, cx: &mut Context<'_>, code: u16, reason: String) -> io::Error {
-        let frame = CloseFrame {
-            code,
+        self.closing = Some(CloseFrame {
+            code: code.into(),
             reason: Utf8Bytes::from(reason.as_str()),
-        };
-        self.closing = Some(frame);
+        });
         let _ = self.poll_send_close(cx);
         io::Error::new(io::ErrorKind::InvalidData, reason)
     }
 
-    /// Sends the pending close frame (or a normal one) and flushes it.
+    /// Sends the pending close frame (after the lines before it) and flushes it.
     fn poll_send_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Some(frame) = self.closing.take() {
             match Pin::new(&mut self.socket).poll_ready(cx) {
@@ -102,11 +176,29 @@ impl WsStream {
         Pin::new(&mut self.socket).poll_close(cx).map_err(ws_error)
     }
 
+    /// Has tungstenite write what it holds (its control frames) into the `Wire`, then
+    /// writes the `Wire` out. Once the client's close has been answered, tungstenite
+    /// reports the connection closed instead of flushing: the `Wire` is flushed anyway,
+    /// so that the answer leaves.
+    fn poll_flush_all(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = ready!(Pin::new(&mut self.socket).poll_flush(cx));
+        self.unflushed = false;
+        match result {
+            // tokio-tungstenite reports "closed" as `Ok` too.
+            Ok(())
+            | Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                Pin::new(self.socket.get_mut()).poll_flush(cx)
+            }
+            Err(e) => Poll::Ready(Err(ws_error(e))),
+        }
+    }
+
     /// Pings the client if it has been silent for `ping_every`; flushes a ping queued
     /// earlier. Never fails the read: a dead socket shows there soon enough.
     fn poll_keepalive(&mut self, cx: &mut Context<'_>) {
         if self.ping.as_mut().poll(cx).is_ready() {
-            if let Poll::Ready(Ok(())) = Pin::new(&mut self.socket).poll_ready(cx)
+            if !self.closed
+                && let Poll::Ready(Ok(())) = Pin::new(&mut self.socket).poll_ready(cx)
                 && Pin::new(&mut self.socket)
                     .start_send(Message::Ping(Bytes::new()))
                     .is_ok()
@@ -117,15 +209,13 @@ impl WsStream {
             // Register the timer again.
             let _ = self.ping.as_mut().poll(cx);
         }
-        if self.unflushed
-            && let Poll::Ready(_) = Pin::new(&mut self.socket).poll_flush(cx)
-        {
-            self.unflushed = false;
+        if self.unflushed {
+            let _ = self.poll_flush_all(cx);
         }
     }
 }
 
-impl Stream for WsStream {
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> Stream for WsStream<S> {
     fn poll_read_some(
         &mut self,
         cx: &mut Context<'_>,
@@ -156,54 +246,47 @@ impl Stream for WsStream {
                     return Poll::Ready(Err(self.refuse(cx, close::UNSUPPORTED, reason.into())));
                 }
                 // tungstenite answers pings itself.
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                 Some(Ok(Message::Close(_))) => {
                     // tungstenite has queued its answering close frame: send it now if the
                     // socket takes it, so the client sees a clean close.
                     self.closed = true;
-                    let _ = Pin::new(&mut self.socket).poll_flush(cx);
+                    let _ = self.poll_flush_all(cx);
                     return Poll::Ready(Ok(0));
                 }
                 None => return Poll::Ready(Ok(0)),
+                Some(Err(tungstenite::Error::Capacity(_))) => {
+                    let reason = format!("message longer than {} bytes", self.max_line);
+                    return Poll::Ready(Err(self.refuse(cx, close::TOO_BIG, reason)));
+                }
+                Some(Err(tungstenite::Error::Io(e))) => return Poll::Ready(Err(e)),
                 Some(Err(e)) => {
-                    let too_long = matches!(
-                        e.into_inner().downcast_ref::<tungstenite::Error>(),
-                        Some(tungstenite::Error::Capacity(_))
-                    );
-                    if too_long {
-                        let reason = format!("message longer than {} bytes", self.max_line);
-                        return Poll::Ready(Err(self.refuse(cx, close::TOO_BIG, reason)));
-                    }
-                    return Poll::Ready(Err(io::Error::other("WebSocket protocol error")));
+                    return Poll::Ready(Err(io::Error::other(format!("WebSocket: {e}"))));
                 }
             }
         }
     }
 }
 
-impl AsyncWrite for WsStream {
-    /// Sends every complete line in `buf` as a text message; keeps an incomplete tail
-    /// for the next write. Takes as many lines as the socket's write buffer accepts.
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
+    /// Frames every complete line in `buf` as a text message into the output buffer;
+    /// keeps an incomplete tail for the next write. Never waits: the session flushes
+    /// after each batch.
     fn poll_write(
         mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
+        _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        let mut taken = 0;
-        while taken < buf.len() {
-            match Pin::new(&mut this.socket).poll_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(ws_error(e))),
-                Poll::Pending if taken == 0 => return Poll::Pending,
-                Poll::Pending => break,
-            }
-            let rest = &buf[taken..];
-            let Some(end) = memchr::memchr(b'\n', rest) else {
-                this.partial.extend_from_slice(rest);
-                taken = buf.len();
-                break;
-            };
+        if this.closed {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the WebSocket is closing",
+            )));
+        }
+        let out = &mut this.socket.get_mut().out;
+        let mut rest = buf;
+        while let Some(end) = memchr::memchr(b'\n', rest) {
             let line = if this.partial.is_empty() {
                 &rest[..end]
             } else {
@@ -211,21 +294,20 @@ impl AsyncWrite for WsStream {
                 &this.partial[..]
             };
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            // Frames are built from `String`s: always UTF-8.
-            let text = std::str::from_utf8(line).map_err(io::Error::other)?;
-            Pin::new(&mut this.socket)
-                .start_send(Message::Text(Utf8Bytes::from(text)))
-                .map_err(ws_error)?;
+            // Frames are built from `String`s: always UTF-8, as a text message must be.
+            debug_assert!(std::str::from_utf8(line).is_ok());
+            put_text_frame(out, line);
             this.partial.clear();
-            taken += end + 1;
+            rest = &rest[end + 1..];
         }
-        Poll::Ready(Ok(taken))
+        this.partial.extend_from_slice(rest);
+        Poll::Ready(Ok(buf.len()))
     }
 
+    /// Writes what is buffered (tungstenite's control frames and the session's lines,
+    /// in order).
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let result = ready!(Pin::new(&mut self.socket).poll_flush(cx));
-        self.unflushed = false;
-        Poll::Ready(result.map_err(ws_error))
+        self.poll_flush_all(cx)
     }
 
     /// Closes the WebSocket: with the refusal's code and reason if a message was
@@ -233,7 +315,7 @@ impl AsyncWrite for WsStream {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if !self.closed && self.closing.is_none() {
             self.closing = Some(CloseFrame {
-                code: close::NORMAL,
+                code: close::NORMAL.into(),
                 reason: Utf8Bytes::default(),
             });
         }
@@ -241,6 +323,74 @@ impl AsyncWrite for WsStream {
     }
 }
 
-fn ws_error(e: WsError) -> io::Error {
-    io::Error::other(e)
+/// Appends an unmasked, unfragmented text frame holding `payload` (RFC 6455, 5.2).
+fn put_text_frame(out: &mut BytesMut, payload: &[u8]) {
+    /// FIN and the text opcode.
+    const FIN_TEXT: u8 = 0x80 | 0x1;
+    let len = payload.len();
+    out.reserve(len + 10);
+    out.put_u8(FIN_TEXT);
+    if len < 126 {
+        out.put_u8(len as u8);
+    } else if let Ok(len) = u16::try_from(len) {
+        out.put_u8(126);
+        out.put_u16(len);
+    } else {
+        out.put_u8(127);
+        out.put_u64(len as u64);
+    }
+    out.put_slice(payload);
+}
+
+fn ws_error(e: tungstenite::Error) -> io::Error {
+    match e {
+        tungstenite::Error::Io(e) => e,
+        e => io::Error::other(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_frames_have_the_shortest_length_that_fits() {
+        let mut out = BytesMut::new();
+        put_text_frame(&mut out, b"hi");
+        assert_eq!(&out[..], b"\x81\x02hi");
+        let mut out = BytesMut::new();
+        put_text_frame(&mut out, &[b'x'; 126]);
+        assert_eq!(&out[..4], b"\x81\x7e\x00\x7e");
+        assert_eq!(out.len(), 4 + 126);
+        let mut out = BytesMut::new();
+        put_text_frame(&mut out, &vec![b'y'; 70_000]);
+        assert_eq!(&out[..10], b"\x81\x7f\x00\x00\x00\x00\x00\x01\x11\x70");
+        assert_eq!(out.len(), 10 + 70_000);
+    }
+
+    /// What tungstenite, as a client, reads from our frames: the same lines.
+    #[tokio::test]
+    async fn a_client_reads_each_line_as_one_text_message() {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        use tokio_tungstenite::tungstenite::protocol::Role;
+        let (server, client) = tokio::io::duplex(1 << 20);
+        let server = WebSocketStream::from_raw_socket(Wire::new(server), Role::Server, None).await;
+        let mut client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let mut stream = WsStream::new(server, 4096, Duration::from_secs(60));
+        let long = "z".repeat(300);
+        let batch = format!("MSG one\nMSG two\r\n{long}\nPART");
+        stream.write_all(batch.as_bytes()).await.unwrap();
+        stream.write_all(b"IAL\n").await.unwrap();
+        stream.flush().await.unwrap();
+        assert_eq!(
+            stream.socket.get_ref().out.capacity(),
+            0,
+            "no buffer once flushed"
+        );
+        for expected in ["MSG one", "MSG two", long.as_str(), "PARTIAL"] {
+            let message = client.next().await.unwrap().unwrap();
+            assert_eq!(message, Message::text(expected));
+        }
+    }
 }

@@ -469,6 +469,7 @@ async fn pages_health_and_unknown_paths_carry_the_security_headers() {
         ("/favicon.ico", 200, "image/svg+xml"),
         ("/healthz", 200, "application/json"),
         ("/nothing-here", 404, "text/plain; charset=utf-8"),
+        ("/ws", 426, "text/plain; charset=utf-8"),
     ] {
         let (code, headers, body) = http_get(server.http, path).await;
         assert_eq!(code, status, "{path}: {body}");

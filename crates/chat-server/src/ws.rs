@@ -75,9 +75,21 @@ impl<S: AsyncRead + Unpin> AsyncRead for Wire<S> {
     }
 }
 
+/// Output the `Wire` may hold before the session's lines wait for it to drain and the
+/// client's frames stop being read (a client that sends pings and reads nothing would
+/// otherwise have its pongs pile up here).
+const HIGH_WATER: usize = 64 * 1024;
+
+impl<S> Wire<S> {
+    fn full(&self) -> bool {
+        self.out.len() >= HIGH_WATER
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for Wire<S> {
-    /// Takes everything: what is waiting is bounded by the session's batch (it flushes
-    /// after each) and by tungstenite's one pending control frame.
+    /// Takes everything, so that a frame is never split between this buffer and
+    /// tungstenite's; what waits here is bounded by [`HIGH_WATER`], which `WsStream`
+    /// checks before it frames a line or reads a frame (the only ways output grows).
     fn poll_write(
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
@@ -222,6 +234,11 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Stream for WsStream<S> {
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
         loop {
+            // Answers (pongs) to what the client sent wait here until it reads them: stop
+            // reading until they drain.
+            if self.socket.get_ref().full() {
+                ready!(self.poll_flush_all(cx))?;
+            }
             let message = match Pin::new(&mut self.socket).poll_next(cx) {
                 Poll::Ready(message) => message,
                 Poll::Pending => {
@@ -270,11 +287,12 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Stream for WsStream<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
     /// Frames every complete line in `buf` as a text message into the output buffer;
-    /// keeps an incomplete tail for the next write. Never waits: the session flushes
-    /// after each batch.
+    /// keeps an incomplete tail for the next write. Past [`HIGH_WATER`] it writes the
+    /// buffer out first, so that the session's write timeout measures progress, as over
+    /// TCP.
     fn poll_write(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
@@ -284,9 +302,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
                 "the WebSocket is closing",
             )));
         }
-        let out = &mut this.socket.get_mut().out;
-        let mut rest = buf;
-        while let Some(end) = memchr::memchr(b'\n', rest) {
+        let mut taken = 0;
+        while taken < buf.len() {
+            if this.socket.get_ref().full() {
+                match this.poll_flush_all(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) if taken == 0 => return Poll::Ready(Err(e)),
+                    Poll::Pending if taken == 0 => return Poll::Pending,
+                    // Report what was taken; the next call meets the same state.
+                    Poll::Ready(Err(_)) | Poll::Pending => break,
+                }
+            }
+            let rest = &buf[taken..];
+            let Some(end) = memchr::memchr(b'\n', rest) else {
+                this.partial.extend_from_slice(rest);
+                taken = buf.len();
+                break;
+            };
             let line = if this.partial.is_empty() {
                 &rest[..end]
             } else {
@@ -296,12 +328,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             // Frames are built from `String`s: always UTF-8, as a text message must be.
             debug_assert!(std::str::from_utf8(line).is_ok());
-            put_text_frame(out, line);
+            put_text_frame(&mut this.socket.get_mut().out, line);
             this.partial.clear();
-            rest = &rest[end + 1..];
+            taken += end + 1;
         }
-        this.partial.extend_from_slice(rest);
-        Poll::Ready(Ok(buf.len()))
+        Poll::Ready(Ok(taken))
     }
 
     /// Writes what is buffered (tungstenite's control frames and the session's lines,
@@ -366,6 +397,99 @@ mod tests {
         put_text_frame(&mut out, &vec![b'y'; 70_000]);
         assert_eq!(&out[..10], b"\x81\x7f\x00\x00\x00\x00\x00\x01\x11\x70");
         assert_eq!(out.len(), 10 + 70_000);
+    }
+
+    /// A peer that sends `input` and never reads: every write waits for ever.
+    struct Stuck {
+        input: BytesMut,
+    }
+
+    impl AsyncRead for Stuck {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            if self.input.is_empty() {
+                return Poll::Pending;
+            }
+            let n = buf.remaining().min(self.input.len());
+            buf.put_slice(&self.input.split_to(n));
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Stuck {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    async fn stuck_stream(input: BytesMut) -> WsStream<Stuck> {
+        use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+        let config = WebSocketConfig::default().write_buffer_size(0);
+        let socket = WebSocketStream::from_raw_socket(
+            Wire::new(Stuck { input }),
+            Role::Server,
+            Some(config),
+        )
+        .await;
+        WsStream::new(socket, 4096, Duration::from_secs(60))
+    }
+
+    /// A client that sends pings and reads nothing: their pongs fill the output up to
+    /// the high-water mark, and then its frames are no longer read.
+    #[tokio::test]
+    async fn pongs_to_a_client_that_does_not_read_are_bounded() {
+        let mut input = BytesMut::new();
+        for _ in 0..10_000 {
+            // A masked ping (mask 0) with 125 bytes: its pong is 127 bytes.
+            input.put_slice(&[0x89, 0x80 | 125, 0, 0, 0, 0]);
+            input.put_slice(&[b'p'; 125]);
+        }
+        let mut stream = stuck_stream(input).await;
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut lines = BytesMut::new();
+        assert!(stream.poll_read_some(&mut cx, &mut lines).is_pending());
+        let held = stream.socket.get_ref().out.len();
+        assert!(held < HIGH_WATER + 1024, "{held} bytes of pongs held");
+        let unread = stream.socket.get_ref().io.input.len();
+        assert!(
+            unread > 1_000_000,
+            "it stopped reading: {unread} bytes left"
+        );
+    }
+
+    /// Lines for a client that reads nothing are taken up to the high-water mark, then
+    /// the write waits, so the session's write timeout can fire on no progress.
+    #[tokio::test]
+    async fn lines_for_a_client_that_does_not_read_wait_past_the_mark() {
+        let mut stream = stuck_stream(BytesMut::new()).await;
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let batch = "MSG a line of a long batch\n".repeat(10_000);
+        let Poll::Ready(Ok(taken)) = Pin::new(&mut stream).poll_write(&mut cx, batch.as_bytes())
+        else {
+            panic!("the first lines are taken");
+        };
+        assert!(
+            taken < batch.len() && batch[..taken].ends_with('\n'),
+            "whole lines: {taken}"
+        );
+        assert!(stream.socket.get_ref().out.len() < HIGH_WATER + 64);
+        let rest = &batch.as_bytes()[taken..];
+        assert!(Pin::new(&mut stream).poll_write(&mut cx, rest).is_pending());
     }
 
     /// What tungstenite, as a client, reads from our frames: the same lines.

@@ -23,6 +23,16 @@ pub struct Config {
     )]
     pub http_allow_origin: Vec<String>,
 
+    /// The header in which the reverse proxy in front of the web door, on this machine,
+    /// gives the user's address: `x-forwarded-for` (its last entry), `x-real-ip` or
+    /// `forwarded`. From loopback peers only, that header and `X-Forwarded-Proto` (or
+    /// `Forwarded: proto=`) are then believed: the user's address counts against the
+    /// per-address limit, and a page served over HTTPS by the proxy may take passwords.
+    /// Unset, forwarding headers are believed from no one, and a proxied WebSocket counts
+    /// against the proxy's own address.
+    #[arg(long, env = "CHAT_HTTP_PROXY_HEADER", value_enum)]
+    pub http_proxy_header: Option<ProxyHeader>,
+
     /// Time a new connection has to choose a nickname before it is closed.
     #[arg(long, env = "CHAT_HANDSHAKE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
@@ -172,6 +182,7 @@ impl Default for Config {
         Config {
             max_line: chat_proto::DEFAULT_MAX_LINE,
             http_allow_origin: Vec::new(),
+            http_proxy_header: None,
             handshake_timeout: Duration::from_secs(30),
             room_capacity: 131_072,
             room_buffer: 32 * 1024 * 1024,
@@ -225,6 +236,30 @@ impl Config {
             flood_rate: 0.0,
             ..Config::default()
         }
+    }
+}
+
+/// Where a trusted reverse proxy puts the user's address (`--http-proxy-header`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProxyHeader {
+    /// `X-Forwarded-For`: its last entry, the one the proxy added.
+    #[value(name = "x-forwarded-for")]
+    XForwardedFor,
+    /// `X-Real-IP`.
+    #[value(name = "x-real-ip")]
+    XRealIp,
+    /// `Forwarded` (RFC 7239): the `for=` of its last element.
+    #[value(name = "forwarded")]
+    Forwarded,
+}
+
+impl std::fmt::Display for ProxyHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProxyHeader::XForwardedFor => "X-Forwarded-For",
+            ProxyHeader::XRealIp => "X-Real-IP",
+            ProxyHeader::Forwarded => "Forwarded",
+        })
     }
 }
 

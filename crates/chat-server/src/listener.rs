@@ -230,17 +230,12 @@ impl Server {
     }
 
     /// Counts a connection that a proxy on loopback forwards for `ip` against that
-    /// address (the connection itself was admitted as loopback). `Err`: the address has
-    /// the most connections allowed.
-    pub(crate) fn admit_forwarded(&self, ip: IpAddr) -> Result<Option<AddressPermit>, usize> {
-        let ip = ip.to_canonical();
-        if ip.is_loopback() && !self.config.limit_loopback {
-            return Ok(None);
-        }
+    /// address (the connection itself was admitted as loopback). No address is exempt
+    /// here, loopback included: behind a proxy, loopback is the proxy. `Err`: the
+    /// address has the most connections allowed.
+    pub(crate) fn admit_forwarded(&self, ip: IpAddr) -> Result<AddressPermit, usize> {
         let limit = self.config.max_per_ip;
-        PerIp::acquire(&self.per_ip, ip, limit)
-            .map(Some)
-            .ok_or(limit)
+        PerIp::acquire(&self.per_ip, ip.to_canonical(), limit).ok_or(limit)
     }
 
     /// What the server holds now.

@@ -17,6 +17,7 @@
 //!
 //! Every response carries a strict Content-Security-Policy and `nosniff`.
 
+use crate::config::ProxyHeader;
 use crate::listener::{Server, TaskGuard};
 use crate::metrics::Door;
 use crate::session::{self, Peer};
@@ -251,13 +252,27 @@ async fn websocket(
     let Some(accept) = upgrade_accept_key(&request) else {
         return (
             StatusCode::UPGRADE_REQUIRED,
-            [(header::UPGRADE, "websocket")],
+            [
+                (header::UPGRADE, "websocket"),
+                (header::SEC_WEBSOCKET_VERSION, "13"),
+            ],
             "this is a WebSocket endpoint: the chat protocol, one line per text message\n",
         )
             .into_response();
     };
     let config = web.server.config();
-    if !origin_allowed(headers, conn.https, &config.http_allow_origin) {
+    let proxied = PROXY_HEADERS
+        .iter()
+        .any(|name| headers.contains_key(HeaderName::from_static(name)));
+    // Only a proxy on this machine that the operator named (--http-proxy-header) is
+    // believed about the user's address and scheme; anyone else's forwarding headers
+    // only make the request count as not local.
+    let trusted = match config.http_proxy_header {
+        Some(header) if proxied && conn.addr.ip().to_canonical().is_loopback() => Some(header),
+        _ => None,
+    };
+    let https = conn.https || (trusted.is_some() && forwarded_https(headers));
+    if !origin_allowed(headers, https, &config.http_allow_origin) {
         info!(peer = %conn.addr, origin = ?headers.get(header::ORIGIN), "WebSocket refused: origin");
         return (
             StatusCode::FORBIDDEN,
@@ -265,26 +280,31 @@ async fn websocket(
         )
             .into_response();
     }
-    let proxied = PROXY_HEADERS
-        .iter()
-        .any(|name| headers.contains_key(HeaderName::from_static(name)));
-    // Behind a proxy on this machine, the user is who the proxy says; anyone else's
-    // forwarding headers are ignored (the address is the peer's own).
+    // A page served in the clear from another host: whatever the peer, the user's
+    // password would have crossed a network unencrypted.
+    let remote_page = !https && origin_host(headers).is_some_and(|host| !is_local_host(host));
     let mut addr = conn.addr;
     let mut extra_permit = None;
     if proxied && conn.addr.ip().to_canonical().is_loopback() {
-        let Some(ip) = forwarded_for(headers) else {
-            return (
-                StatusCode::BAD_REQUEST,
-                "a proxied request must say whom it is for (X-Forwarded-For, X-Real-IP or Forwarded)\n",
-            )
-                .into_response();
+        // The connection was admitted as loopback, exempt from the per-address limit:
+        // count it against the user's address, or, with no proxy header trusted, against
+        // the proxy's own (so an unconfigured proxy is limited like one user).
+        let ip = match trusted {
+            Some(header) => match forwarded_for(headers, header) {
+                Some(ip) => ip,
+                None => {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        format!("a proxied request must give the user's address in {header}\n"),
+                    )
+                        .into_response();
+                }
+            },
+            None => conn.addr.ip(),
         };
         addr = SocketAddr::new(ip, 0);
-        // The connection was admitted as loopback (exempt from the per-address limit):
-        // count it against the user's address instead.
         match web.server.admit_forwarded(ip) {
-            Ok(permit) => extra_permit = permit,
+            Ok(permit) => extra_permit = Some(permit),
             Err(limit) => {
                 info!(peer = %addr, limit, "WebSocket refused: too many from this address");
                 return (
@@ -309,8 +329,8 @@ async fn websocket(
     };
     let peer = Peer {
         addr,
-        tls: conn.https,
-        proxied,
+        tls: https,
+        proxied: proxied || remote_page,
         websocket: true,
     };
     let max_line = config.max_line;
@@ -387,8 +407,8 @@ fn upgrade_accept_key(request: &Request) -> Option<HeaderValue> {
 }
 
 /// Whether a WebSocket may be opened from the page that asks: one served by this host
-/// (its `Origin` is the scheme and `Host` of this request), or one of
-/// `--http-allow-origin`. A client that sends no `Origin` is not a browser and has no
+/// under an address or `localhost` (its `Origin` is the scheme and `Host` of this
+/// request), or one of `--http-allow-origin`. A client that sends no `Origin` is not a browser and has no
 /// page to be tricked by; `Origin: null` (a sandboxed or file page) is refused.
 pub(crate) fn origin_allowed(headers: &HeaderMap, https: bool, allowed: &[String]) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
@@ -406,6 +426,12 @@ pub(crate) fn origin_allowed(headers: &HeaderMap, https: bool, allowed: &[String
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return false;
     };
+    // A page under a name (not an address) could be any site whose name was pointed at
+    // this machine afterwards (DNS rebinding): names must be listed.
+    let name = host_name(host);
+    if !(is_local_host(name) || name.parse::<IpAddr>().is_ok()) {
+        return false;
+    }
     let scheme = if https { "https://" } else { "http://" };
     origin
         .get(..scheme.len())
@@ -413,26 +439,79 @@ pub(crate) fn origin_allowed(headers: &HeaderMap, https: bool, allowed: &[String
         && origin[scheme.len()..].eq_ignore_ascii_case(host)
 }
 
-/// The user's address as a proxy gives it: the last `X-Forwarded-For` entry (the one
-/// the nearest proxy added), else `X-Real-IP`, else the last `for=` of `Forwarded`.
-pub(crate) fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    let last = |name: HeaderName| -> Option<String> {
+/// The user's address as the proxy gives it in `header`: the last `X-Forwarded-For`
+/// entry (the one the nearest proxy added; those before it are the client's word), the
+/// `X-Real-IP`, or the last `for=` of `Forwarded`.
+pub(crate) fn forwarded_for(headers: &HeaderMap, header: ProxyHeader) -> Option<IpAddr> {
+    let last_entry = |name: HeaderName| -> Option<String> {
         let values = headers.get_all(name);
         let value = values.iter().next_back()?.to_str().ok()?;
         Some(value.rsplit(',').next()?.trim().to_owned())
     };
-    if let Some(ip) = last(HeaderName::from_static("x-forwarded-for")).and_then(|v| parse_ip(&v)) {
-        return Some(ip);
+    match header {
+        ProxyHeader::XForwardedFor => {
+            last_entry(HeaderName::from_static("x-forwarded-for")).and_then(|v| parse_ip(&v))
+        }
+        ProxyHeader::XRealIp => {
+            last_entry(HeaderName::from_static("x-real-ip")).and_then(|v| parse_ip(&v))
+        }
+        ProxyHeader::Forwarded => {
+            let forwarded = last_entry(header::FORWARDED)?;
+            forwarded_param(&forwarded, "for").and_then(|v| parse_ip(&v))
+        }
     }
-    if let Some(ip) = last(HeaderName::from_static("x-real-ip")).and_then(|v| parse_ip(&v)) {
-        return Some(ip);
-    }
-    let forwarded = last(header::FORWARDED)?;
-    forwarded.split(';').find_map(|pair| {
+}
+
+/// Whether the trusted proxy says the page came over HTTPS (`X-Forwarded-Proto` or the
+/// `proto=` of `Forwarded`).
+fn forwarded_https(headers: &HeaderMap) -> bool {
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .map(|v| v.trim().to_owned())
+        .or_else(|| {
+            let forwarded = headers.get_all(header::FORWARDED).iter().next_back()?;
+            let last = forwarded.to_str().ok()?.rsplit(',').next()?;
+            forwarded_param(last, "proto")
+        });
+    proto.is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
+/// The value of `name` in one `Forwarded` element (`for=…;proto=…`), unquoted.
+fn forwarded_param(element: &str, name: &str) -> Option<String> {
+    element.split(';').find_map(|pair| {
         let (key, value) = pair.trim().split_once('=')?;
-        key.eq_ignore_ascii_case("for")
-            .then(|| parse_ip(value.trim_matches('"')))?
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().trim_matches('"').to_owned())
     })
+}
+
+/// The host (without port) of the request's `Origin`, if it has one.
+fn origin_host(headers: &HeaderMap) -> Option<&str> {
+    let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
+    let (_, rest) = origin.split_once("://")?;
+    Some(host_name(rest))
+}
+
+/// `host[:port]` or `[v6]:port` without the port.
+fn host_name(authority: &str) -> &str {
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
+/// A name that can only mean this machine, or an address literal (which DNS cannot
+/// rebind): the hosts under which the server's own page is trusted without
+/// `--http-allow-origin`.
+fn is_local_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// An address as proxies write it: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or
@@ -507,6 +586,20 @@ mod tests {
             false,
             &allowed
         ));
+        // DNS rebinding: a site's name pointed at this machine sends a matching Origin
+        // and Host; a name must be listed.
+        let rebound = headers(&[
+            ("host", "attacker.example:8080"),
+            ("origin", "http://attacker.example:8080"),
+        ]);
+        assert!(!origin_allowed(&rebound, false, &[]));
+        let listed = ["http://attacker.example:8080".to_owned()];
+        assert!(origin_allowed(&rebound, false, &listed));
+        let local = headers(&[
+            ("host", "localhost:8080"),
+            ("origin", "http://localhost:8080"),
+        ]);
+        assert!(origin_allowed(&local, false, &[]));
         let mut no_host = HeaderMap::new();
         no_host.insert(
             header::ORIGIN,
@@ -524,25 +617,61 @@ mod tests {
     }
 
     #[test]
-    fn the_forwarded_address_is_the_nearest_proxys_word() {
+    fn the_forwarded_address_is_the_trusted_headers_word() {
+        use ProxyHeader::{Forwarded, XForwardedFor, XRealIp};
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let xff = headers(&[("x-forwarded-for", "203.0.113.9, 198.51.100.7")]);
-        assert_eq!(forwarded_for(&xff), Some(ip("198.51.100.7")));
+        assert_eq!(forwarded_for(&xff, XForwardedFor), Some(ip("198.51.100.7")));
         let real = headers(&[("x-real-ip", "2001:db8::5")]);
-        assert_eq!(forwarded_for(&real), Some(ip("2001:db8::5")));
+        assert_eq!(forwarded_for(&real, XRealIp), Some(ip("2001:db8::5")));
         let fwd = headers(&[("forwarded", "for=192.0.2.60;proto=http;by=203.0.113.43")]);
-        assert_eq!(forwarded_for(&fwd), Some(ip("192.0.2.60")));
+        assert_eq!(forwarded_for(&fwd, Forwarded), Some(ip("192.0.2.60")));
         let v6 = headers(&[("forwarded", "For=\"[2001:db8:cafe::17]:4711\"")]);
-        assert_eq!(forwarded_for(&v6), Some(ip("2001:db8:cafe::17")));
+        assert_eq!(forwarded_for(&v6, Forwarded), Some(ip("2001:db8:cafe::17")));
         let port = headers(&[("x-forwarded-for", "192.0.2.1:5555")]);
-        assert_eq!(forwarded_for(&port), Some(ip("192.0.2.1")));
-        assert_eq!(
-            forwarded_for(&headers(&[("x-forwarded-for", "unknown")])),
-            None
-        );
-        assert_eq!(
-            forwarded_for(&headers(&[("forwarded", "for=_hidden")])),
-            None
-        );
+        assert_eq!(forwarded_for(&port, XForwardedFor), Some(ip("192.0.2.1")));
+        let unknown = headers(&[("x-forwarded-for", "unknown")]);
+        assert_eq!(forwarded_for(&unknown, XForwardedFor), None);
+        let hidden = headers(&[("forwarded", "for=_hidden")]);
+        assert_eq!(forwarded_for(&hidden, Forwarded), None);
+        // Only the header named is read: a client's own X-Forwarded-For passed on by a
+        // proxy that sets X-Real-IP is not believed.
+        let both = headers(&[
+            ("x-real-ip", "203.0.113.5"),
+            ("x-forwarded-for", "127.0.0.1"),
+        ]);
+        assert_eq!(forwarded_for(&both, XRealIp), Some(ip("203.0.113.5")));
+        assert_eq!(forwarded_for(&real, XForwardedFor), None);
+    }
+
+    #[test]
+    fn the_scheme_is_the_trusted_proxys_word() {
+        assert!(forwarded_https(&headers(&[("x-forwarded-proto", "https")])));
+        assert!(forwarded_https(&headers(&[(
+            "forwarded",
+            "for=192.0.2.1;proto=https"
+        )])));
+        assert!(!forwarded_https(&headers(&[("x-forwarded-proto", "http")])));
+        assert!(!forwarded_https(&headers(&[])));
+    }
+
+    #[test]
+    fn names_that_only_mean_this_machine() {
+        for local in [
+            "localhost",
+            "LOCALHOST",
+            "chat.localhost",
+            "127.0.0.1",
+            "127.0.0.2",
+            "::1",
+        ] {
+            assert!(is_local_host(local), "{local}");
+        }
+        for remote in ["chat.example.org", "192.0.2.1", "localhost.example.org"] {
+            assert!(!is_local_host(remote), "{remote}");
+        }
+        assert_eq!(host_name("[::1]:8080"), "::1");
+        assert_eq!(host_name("example.org:8080"), "example.org");
+        assert_eq!(host_name("example.org"), "example.org");
     }
 }

@@ -417,6 +417,7 @@ async fn passwords_cross_a_websocket_only_from_loopback_without_a_proxy() {
 async fn a_proxied_user_counts_against_their_own_address() {
     let config = Config {
         max_per_ip: 2,
+        http_proxy_header: Some(chat_server::config::ProxyHeader::XForwardedFor),
         ..Config::unthrottled()
     };
     let server = TestServer::with(config).await;
@@ -689,4 +690,122 @@ async fn a_client_that_closes_gets_a_clean_close_and_its_room_hears_it_leave() {
         .until(|f| matches!(f, ServerFrame::Quit { nick, .. } if nick.as_str() == "bob"))
         .await;
     assert!(matches!(quit, ServerFrame::Quit { .. }));
+}
+
+/// Behind a proxy that is not named with --http-proxy-header, its forwarding headers are
+/// believed from no one: every proxied WebSocket counts against the proxy's own
+/// address, loopback or not, and a client's made-up addresses change nothing.
+#[tokio::test]
+async fn an_unnamed_proxy_is_limited_like_one_address() {
+    let config = Config {
+        max_per_ip: 2,
+        ..Config::unthrottled()
+    };
+    let server = TestServer::with(config).await;
+    let origin = format!("http://{}", server.http);
+    let mut kept = Vec::new();
+    for ip in ["198.51.100.1", "198.51.100.2"] {
+        let mut ws = Ws::open(server.http, &[("origin", &origin), ("x-forwarded-for", ip)])
+            .await
+            .unwrap();
+        assert_eq!(ws.recv().await, ServerFrame::NickPrompt);
+        kept.push(ws);
+    }
+    let third = Ws::open(
+        server.http,
+        &[("origin", &origin), ("x-forwarded-for", "198.51.100.3")],
+    )
+    .await;
+    assert_eq!(third.err(), Some(StatusCode::TOO_MANY_REQUESTS));
+    // A direct WebSocket from loopback (no proxy headers) is still exempt.
+    let _direct = Ws::connect(&server).await;
+}
+
+/// With --http-proxy-header x-real-ip, a client's own X-Forwarded-For (passed on by a
+/// proxy that sets X-Real-IP) is not believed.
+#[tokio::test]
+async fn only_the_named_proxy_header_is_believed() {
+    let config = Config {
+        max_per_ip: 1,
+        http_proxy_header: Some(chat_server::config::ProxyHeader::XRealIp),
+        ..Config::unthrottled()
+    };
+    let server = TestServer::with(config).await;
+    let origin = format!("http://{}", server.http);
+    let mut first = Ws::open(
+        server.http,
+        &[("origin", &origin), ("x-real-ip", "203.0.113.5")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.recv().await, ServerFrame::NickPrompt);
+    for spoofed in ["198.51.100.9", "127.0.0.1"] {
+        let again = Ws::open(
+            server.http,
+            &[
+                ("origin", &origin),
+                ("x-real-ip", "203.0.113.5"),
+                ("x-forwarded-for", spoofed),
+            ],
+        )
+        .await;
+        assert_eq!(
+            again.err(),
+            Some(StatusCode::TOO_MANY_REQUESTS),
+            "{spoofed}"
+        );
+    }
+}
+
+/// A TLS-terminating proxy named with --http-proxy-header that says the page came over
+/// HTTPS: the password is asked for; the same page in the clear from another host is not
+/// trusted with one, proxy or not.
+#[tokio::test]
+async fn passwords_follow_the_pages_scheme_behind_a_proxy() {
+    let config = Config {
+        http_proxy_header: Some(chat_server::config::ProxyHeader::XForwardedFor),
+        http_allow_origin: vec![
+            "https://chat.example.org".into(),
+            "http://chat.example.org".into(),
+        ],
+        ..Config::unthrottled()
+    };
+    let server = TestServer::with(config).await;
+    server.register("carol", "correct horse battery").await;
+    let secure = [
+        ("origin", "https://chat.example.org"),
+        ("x-forwarded-for", "203.0.113.7"),
+        ("x-forwarded-proto", "https"),
+    ];
+    let mut ws = Ws::open(server.http, &secure).await.unwrap();
+    assert_eq!(ws.recv().await, ServerFrame::NickPrompt);
+    ws.send("carol").await;
+    assert_eq!(ws.recv().await, ServerFrame::PassPrompt);
+
+    // A plain-HTTP page from another host, even with no proxy headers at all.
+    let clear = [("origin", "http://chat.example.org")];
+    let mut ws = Ws::open(server.http, &clear).await.unwrap();
+    assert_eq!(ws.recv().await, ServerFrame::NickPrompt);
+    ws.send("carol").await;
+    match ws.recv().await {
+        ServerFrame::Error { code, .. } => assert_eq!(code, ErrorCode::InsecureTransport),
+        other => panic!("expected INSECURE_TRANSPORT, got {other:?}"),
+    }
+}
+
+/// DNS rebinding: a site whose name now points at this machine sends an Origin and a
+/// Host that match; a name must be listed in --http-allow-origin.
+#[tokio::test]
+async fn a_rebound_name_is_refused() {
+    let server = TestServer::start().await;
+    let host = format!("attacker.example:{}", server.http.port());
+    let origin = format!("http://{host}");
+    let rebound = Ws::open(server.http, &[("host", &host), ("origin", &origin)]).await;
+    assert_eq!(rebound.err(), Some(StatusCode::FORBIDDEN));
+    let local = format!("localhost:{}", server.http.port());
+    let origin = format!("http://{local}");
+    let mut ws = Ws::open(server.http, &[("host", &local), ("origin", &origin)])
+        .await
+        .unwrap();
+    assert_eq!(ws.recv().await, ServerFrame::NickPrompt);
 }

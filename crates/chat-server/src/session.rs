@@ -219,6 +219,15 @@ impl<S: Stream> Connection<S> {
         .await;
     }
 
+    /// After a read error, closes the stream within the farewell limit: for a
+    /// WebSocket that sends the close frame saying why and drains what the client sent
+    /// meanwhile, so that the close is not turned into a reset; for TCP it is at most a
+    /// `shutdown`.
+    async fn linger(&mut self) {
+        let limit = self.farewell_limit();
+        let _ = tokio::time::timeout(limit, self.stream.shutdown()).await;
+    }
+
     /// Reports a line the codec refused.
     fn line_error(&mut self, error: LineError) {
         match error {
@@ -329,7 +338,10 @@ impl<S: Stream> Connection<S> {
         self.flush().await?;
         let line = match self.reader.next_line(&mut self.stream).await {
             None => return Err("closed during handshake".into()),
-            Some(Err(e)) => return Err(io_reason(&e)),
+            Some(Err(e)) => {
+                self.linger().await;
+                return Err(io_reason(&e));
+            }
             Some(Ok(Err(e))) => {
                 self.line_error(e);
                 return Ok(None);
@@ -715,7 +727,11 @@ impl<S: Stream> Session<S> {
                     return "server shutting down".into();
                 }
                 Wake::Line(None) => return "connection closed".into(),
-                Wake::Line(Some(Err(e))) => return io_reason(&e),
+                Wake::Line(Some(Err(e))) => {
+                    // Boxed, as the goodbyes are: no room in every session's future.
+                    Box::pin(self.conn.linger()).await;
+                    return io_reason(&e);
+                }
                 Wake::Line(Some(Ok(line))) => {
                     let now = Instant::now();
                     let pace = &mut self.pace;

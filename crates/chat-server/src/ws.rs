@@ -119,6 +119,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Wire<S> {
     }
 }
 
+/// Most a closing WebSocket reads and discards while it waits for the client to close.
+const LINGER_BYTES: usize = 64 * 1024;
+
 /// A WebSocket carrying one protocol line per text message; see the module docs.
 pub(crate) struct WsStream<S> {
     socket: WebSocketStream<Wire<S>>,
@@ -137,6 +140,10 @@ pub(crate) struct WsStream<S> {
     closed: bool,
     /// The line limit, for the reason given when a message exceeds it.
     max_line: usize,
+    /// A message was refused: drain the client's input while closing.
+    refused: bool,
+    /// Bytes read and discarded while closing.
+    drained: usize,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
@@ -154,6 +161,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
             closing: None,
             closed: false,
             max_line,
+            refused: false,
+            drained: 0,
         }
     }
 
@@ -161,6 +170,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
     /// `reason` (sent at once if the socket takes it, else by `poll_shutdown`) and
     /// reports the reason to the session as an error.
     fn refuse(&mut self, cx: &mut Context<'_>, code: u16, reason: String) -> io::Error {
+        self.refused = true;
         self.closing = Some(CloseFrame {
             code: code.into(),
             reason: Utf8Bytes::from(reason.as_str()),
@@ -341,8 +351,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
         self.poll_flush_all(cx)
     }
 
-    /// Closes the WebSocket: with the refusal's code and reason if a message was
-    /// refused, else normally.
+    /// Closes the WebSocket: sends the close frame (with the refusal's code and reason
+    /// if a message was refused, else normal) and shuts the connection's sending side.
+    /// After a refusal it then reads and discards what the client still sends, up to
+    /// [`LINGER_BYTES`], until it closes too: there is unread input then (the rest of an
+    /// over-long message, say), and closing with unread input makes the kernel reset the
+    /// connection, which can destroy the close frame before the client reads it. The
+    /// caller bounds the time.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if !self.closed && self.closing.is_none() {
             self.closing = Some(CloseFrame {
@@ -350,7 +365,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
                 reason: Utf8Bytes::default(),
             });
         }
-        self.poll_send_close(cx)
+        ready!(self.poll_send_close(cx))?;
+        let wire = self.socket.get_mut();
+        ready!(Pin::new(&mut *wire).poll_shutdown(cx))?;
+        let mut chunk = [0u8; 4096];
+        while self.refused && self.drained < LINGER_BYTES {
+            let mut read = ReadBuf::new(&mut chunk);
+            ready!(Pin::new(&mut self.socket.get_mut().io).poll_read(cx, &mut read))?;
+            if read.filled().is_empty() {
+                break;
+            }
+            self.drained += read.filled().len();
+        }
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -60,14 +60,17 @@ pub(crate) enum Refusal {
     RoomsFull,
     /// A new room past `--max-rooms-per-ip` (`TOO_MANY_ROOMS_CREATED`).
     TooManyRoomsCreated,
+    /// A WebSocket from a page of another origin (403 before the upgrade).
+    Origin,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 4] = [
+    const ALL: [Refusal; 5] = [
         Refusal::ServerFull,
         Refusal::PerAddress,
         Refusal::RoomsFull,
         Refusal::TooManyRoomsCreated,
+        Refusal::Origin,
     ];
 
     fn as_str(self) -> &'static str {
@@ -76,6 +79,7 @@ impl Refusal {
             Refusal::PerAddress => "per_address",
             Refusal::RoomsFull => "rooms_full",
             Refusal::TooManyRoomsCreated => "too_many_rooms_created",
+            Refusal::Origin => "origin",
         }
     }
 }
@@ -122,7 +126,7 @@ pub(crate) struct Metrics {
     accepted: [Counter; 3],
     open: [Gauge; 3],
     /// By [`Refusal`], in the order of `Refusal::ALL`.
-    refusals: [Counter; 4],
+    refusals: [Counter; 5],
     handshakes: Counter,
     handshakes_failed: Counter,
     published: Counter,

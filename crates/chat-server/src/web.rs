@@ -19,7 +19,7 @@
 
 use crate::config::ProxyHeader;
 use crate::listener::{Server, TaskGuard};
-use crate::metrics::Door;
+use crate::metrics::{Door, Refusal};
 use crate::session::{self, Peer};
 use crate::ws::{Wire, WsStream};
 use axum::Router;
@@ -274,6 +274,7 @@ async fn websocket(
     let https = conn.https || (trusted.is_some() && forwarded_https(headers));
     if !origin_allowed(headers, https, &config.http_allow_origin) {
         info!(peer = %conn.addr, origin = ?headers.get(header::ORIGIN), "WebSocket refused: origin");
+        web.server.hub().metrics.refused(Refusal::Origin);
         return (
             StatusCode::FORBIDDEN,
             "this page's origin may not open a chat connection here\n",
@@ -307,6 +308,7 @@ async fn websocket(
             Ok(permit) => extra_permit = Some(permit),
             Err(limit) => {
                 info!(peer = %addr, limit, "WebSocket refused: too many from this address");
+                web.server.hub().metrics.refused(Refusal::PerAddress);
                 return (
                     StatusCode::TOO_MANY_REQUESTS,
                     format!("your address already has {limit} connections, the most allowed\n"),

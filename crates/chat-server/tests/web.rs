@@ -249,6 +249,11 @@ async fn a_foreign_origin_is_refused_before_the_upgrade() {
     let lookalike = format!("http://{}.evil.example", server.http);
     let lookalike = Ws::open(server.http, &[("origin", &lookalike)]).await;
     assert_eq!(lookalike.err(), Some(StatusCode::FORBIDDEN));
+    let metrics = server.server.metrics_text();
+    assert_eq!(
+        sample(&metrics, "chat_refusals_total{reason=\"origin\"}"),
+        3.0
+    );
     // No session holds those connections: the server lets go of them.
     let closed = server.server.wait_until(|s| s.connections == 0);
     tokio::time::timeout(WAIT, closed)
@@ -438,6 +443,11 @@ async fn a_proxied_user_counts_against_their_own_address() {
     assert_eq!(second.recv().await, ServerFrame::NickPrompt);
     let third = open(from("192.0.2.10")).await;
     assert_eq!(third.err(), Some(StatusCode::TOO_MANY_REQUESTS));
+    let metrics = server.server.metrics_text();
+    assert_eq!(
+        sample(&metrics, "chat_refusals_total{reason=\"per_address\"}"),
+        1.0
+    );
     // Another user behind the same proxy is not held back.
     let mut other = open(from("192.0.2.11")).await.unwrap();
     assert_eq!(other.recv().await, ServerFrame::NickPrompt);

@@ -282,8 +282,9 @@ pub(crate) struct Store {
     health: Arc<Health>,
 }
 
-/// The writer's last word on whether writes succeed: set when a write or commit fails
-/// (or the writer thread is gone), cleared by the next commit that succeeds.
+/// Whether writes succeed: set when a batch is lost (begin, commit or rollback fails),
+/// when the queue refuses a write as full, or when the writer thread is gone; cleared by
+/// the next commit that succeeds.
 #[derive(Debug, Default)]
 pub(crate) struct Health {
     failing: std::sync::atomic::AtomicBool,
@@ -391,7 +392,12 @@ impl Store {
     /// Queues `op` without waiting; `urgent` when someone awaits its answer.
     fn send(&self, op: Op, urgent: bool) -> Result<(), Busy> {
         self.tx.send(op, urgent).map_err(|e| match e {
-            queue::SendError::Full => Busy,
+            queue::SendError::Full => {
+                // A write refused is a store that does not take writes, until its writer
+                // catches up and commits.
+                self.health.set_failing(true);
+                Busy
+            }
             queue::SendError::Gone => {
                 self.health.set_failing(true);
                 tracing::error!("the store's writer thread has stopped");
@@ -744,7 +750,12 @@ mod tests {
         };
         let event = || record(1, Kind::Message, Some("#general"), None);
         assert_eq!(store.append(event()), Ok(()));
+        assert!(store.healthy());
         assert_eq!(store.append(event()), Err(Busy));
+        assert!(
+            !store.healthy(),
+            "/healthz says a full queue takes no writes"
+        );
         // Full of appends, it still takes a query (a lagging member's refill), and
         // counts those apart: one is all it takes.
         assert!(store.query(history("#general", u64::MAX, 1)).is_ok());

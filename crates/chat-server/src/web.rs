@@ -303,7 +303,9 @@ async fn websocket(
             },
             None => conn.addr.ip(),
         };
-        addr = SocketAddr::new(ip, 0);
+        if ip != conn.addr.ip() {
+            addr = SocketAddr::new(ip, 0);
+        }
         match web.server.admit_forwarded(ip) {
             Ok(permit) => extra_permit = Some(permit),
             Err(limit) => {

@@ -171,7 +171,7 @@ pub struct Config {
 /// platform's data directory (`~/.local/share` on Linux), or `./chat.db` where there is
 /// none.
 pub fn default_db_path() -> std::path::PathBuf {
-    crate::store::Location::default_file()
+    crate::core::store::Location::default_file()
 }
 
 /// Most messages one `/history` answer holds; a larger count is cut to this.

@@ -2,33 +2,33 @@
 //! completes. The `chat-server` binary only parses flags, binds and calls it; tests bind
 //! `127.0.0.1:0` and talk to the real socket.
 //!
+//! The tree is a core with doors (see `docs/architecture.md`):
+//!
 //! - [`config`]: every limit and timeout.
-//! - `listener`: the accept loops (plain TCP and TLS), connection limit, graceful
-//!   shutdown.
-//! - [`tls`]: the certificate and key for TLS, and self-signed pairs for a first try.
-//! - `session`: one task per connection: handshake, commands, output batching.
-//! - `hub`: nicknames and rooms; touched on join, part, rename, connect and disconnect,
-//!   never for an ordinary message.
-//! - `ring`: each room's broadcast channel, which grows with the room's traffic.
-//! - `metrics`: what the server counts, for Prometheus ([`Server::metrics_text`]).
-//! - `web`: the web door: the page, `/ws`, `/healthz` and `/metrics` over HTTP(S).
-//! - `ws`: a WebSocket as a stream of protocol lines, under the native session.
+//! - `core`: what a chat is, whatever the protocol: events, refusals, the hub of
+//!   nicknames and rooms, each room's ring, mailboxes, member state, flood control,
+//!   passwords, metrics and the store. It names no wire type.
+//!   - `core::event`: protocol-neutral events, encoded once per wire flavour.
+//!   - `core::error`: the one refusal enum every door maps.
+//!   - `core::hub`: nicknames, rooms and accounts; ids and publishing.
+//!   - `core::ring`: each room's broadcast channel.
+//!   - `core::mailbox`: a session's private queue and shutdown notice.
+//!   - `core::member`: one user's rooms, holds, refills, pacing and `PONG` rule.
+//!   - `core::flood`, `core::password`, `core::metrics` ([`Server::metrics_text`]),
+//!     `core::store` (SQLite: history and accounts).
+//! - `net`: how bytes arrive: `net::listener` (accept loops, limits, shutdown),
+//!   [`tls`], `net::reader`, `net::driver` (the loop every door's session runs),
+//!   `net::web` (the page, `/ws`, `/healthz`, `/metrics`), `net::ws` (a WebSocket as
+//!   lines).
+//! - `door`: the protocols: `door::native` (handshake, commands, encoding) for TCP, TLS
+//!   and WebSocket clients.
 
 pub mod config;
-mod flood;
-mod hub;
-mod listener;
-mod mailbox;
-mod metrics;
-mod password;
-mod reader;
-mod ring;
-mod session;
-mod store;
-pub mod tls;
-mod web;
-mod ws;
+mod core;
+mod door;
+mod net;
 
 pub use config::Config;
-pub use listener::{Listeners, Server, Stats, listen, run, run_with};
-pub use web::CONTENT_SECURITY_POLICY;
+pub use net::listener::{Listeners, Server, Stats, listen, run, run_with};
+pub use net::tls;
+pub use net::web::CONTENT_SECURITY_POLICY;

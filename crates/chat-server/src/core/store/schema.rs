@@ -6,13 +6,21 @@
 //! refused rather than guessed at.
 
 use super::{Account, Location, StoreError};
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::time::Duration;
 
 /// The schema's migrations, in order: the database's version is how many it has applied.
 /// Append to this list; never edit an entry that has shipped.
-pub(super) const MIGRATIONS: &[&str] = &[V1];
+pub(super) const MIGRATIONS: &[Migration] = &[Migration::Sql(V1), Migration::Rust(v2)];
+
+/// One step of the schema.
+pub(super) enum Migration {
+    /// Statements to run.
+    Sql(&'static str),
+    /// A step that needs code (converting rows).
+    Rust(fn(&Transaction<'_>) -> rusqlite::Result<()>),
+}
 
 /// Version 1: events and accounts.
 ///
@@ -41,6 +49,128 @@ CREATE TABLE accounts (
     updated INTEGER NOT NULL
 ) STRICT;
 ";
+
+/// Version 2: events as their fields, not as native frames, so that every door can
+/// rebuild history in its own wire form.
+///
+/// The columns of an event ([`super::writer`] writes and reads them): `kind` as before
+/// (which query finds it); `room` the folded room name, `pair` the folded pair of a
+/// private message; `time` in milliseconds; `cause` the id of the action it is part of;
+/// `what` its kind ([`super::writer::what`]); `name` the room as spelled; `nick` and
+/// `account` its source (its user and host are not kept); `target` the private
+/// recipient, the new nickname of a rename, the kicked or invited nickname; `text` what
+/// was said, a reason, a topic, mode changes or an away message.
+const V2_TABLE: &str = "
+ALTER TABLE events RENAME TO events_v1;
+DROP INDEX events_history;
+DROP INDEX events_room;
+DROP INDEX events_pair;
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    room TEXT,
+    pair TEXT,
+    time INTEGER NOT NULL,
+    cause INTEGER NOT NULL,
+    what INTEGER NOT NULL,
+    name TEXT,
+    nick TEXT NOT NULL,
+    account TEXT,
+    target TEXT,
+    text TEXT
+) STRICT;
+CREATE INDEX events_history ON events (room, id) WHERE kind = 0;
+CREATE INDEX events_room ON events (room, id) WHERE room IS NOT NULL;
+CREATE INDEX events_pair ON events (pair, id) WHERE pair IS NOT NULL;
+";
+
+/// Creates version 2's table and converts version 1's rows (native frames) into it; a
+/// row that does not read as a frame this server wrote is dropped, and counted in the
+/// log.
+fn v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(V2_TABLE)?;
+    let mut dropped = 0_u64;
+    {
+        let mut read = tx.prepare("SELECT id, kind, room, pair, time, line FROM events_v1")?;
+        let mut rows = read.query([])?;
+        let mut insert = tx.prepare(super::writer::INSERT)?;
+        while let Some(row) = rows.next()? {
+            let line: String = row.get(5)?;
+            let Some(legacy) = legacy::read(&line) else {
+                dropped += 1;
+                continue;
+            };
+            let id: i64 = row.get(0)?;
+            insert.execute(rusqlite::params![
+                id,
+                row.get::<_, i64>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, Option<String>>(3)?,
+                row.get::<_, i64>(4)?,
+                id,
+                legacy.what,
+                legacy.name,
+                legacy.nick,
+                None::<String>,
+                legacy.target,
+                legacy.text,
+            ])?;
+        }
+    }
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "stored events that could not be converted were dropped"
+        );
+    }
+    tx.execute_batch("DROP TABLE events_v1")
+}
+
+/// Version 1's rows: the native frames this server wrote (`MSG`, `ACTION`, `PRIVMSG`,
+/// `JOIN`, `PART`, `QUIT`, `RENAME`), read once by the upgrade to version 2. Their form is
+/// frozen here, apart from the native door's, which may change.
+mod legacy {
+    use super::super::writer::what;
+
+    /// A version 1 row's fields, in version 2's columns.
+    pub(super) struct Legacy<'a> {
+        pub(super) what: i64,
+        pub(super) name: Option<&'a str>,
+        pub(super) nick: &'a str,
+        pub(super) target: Option<&'a str>,
+        pub(super) text: Option<&'a str>,
+    }
+
+    /// Reads `VERB <a> <b> [<c>] <time> <id> [:<text>]`.
+    pub(super) fn read(line: &str) -> Option<Legacy<'_>> {
+        let (head, text) = match line.split_once(" :") {
+            Some((head, text)) => (head, Some(text)),
+            None => (line, None),
+        };
+        let words: Vec<&str> = head.split(' ').collect();
+        let legacy = |what, name, nick, target, text| {
+            Some(Legacy {
+                what,
+                name,
+                nick,
+                target,
+                text,
+            })
+        };
+        match words.as_slice() {
+            ["MSG", room, nick, _, _] => legacy(what::MESSAGE, Some(*room), nick, None, text),
+            ["ACTION", room, nick, _, _] => legacy(what::ACTION, Some(*room), nick, None, text),
+            ["PRIVMSG", from, to, _, _] => legacy(what::MESSAGE, None, from, Some(*to), text),
+            ["JOIN", room, nick, _, _] => legacy(what::JOIN, Some(*room), nick, None, None),
+            ["PART", room, nick, _, _] => legacy(what::PART, Some(*room), nick, None, text),
+            ["QUIT", room, nick, _, _] => legacy(what::QUIT, Some(*room), nick, None, text),
+            ["RENAME", room, old, new, _, _] => {
+                legacy(what::RENAME, Some(*room), old, Some(*new), None)
+            }
+            _ => None,
+        }
+    }
+}
 
 /// How long a statement waits for a lock another process holds (someone reading the file
 /// with `sqlite3`, say) before it fails.
@@ -117,9 +247,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
             found,
             known,
         })?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
         let version = index + 1;
-        apply(conn, sql, version).map_err(|source| StoreError::Migrate {
+        apply(conn, migration, version).map_err(|source| StoreError::Migrate {
             path: path.to_owned(),
             version,
             source,
@@ -130,11 +260,14 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
 }
 
 /// Runs one migration and records its version, all or nothing.
-fn apply(conn: &mut Connection, sql: &str, version: usize) -> rusqlite::Result<()> {
+fn apply(conn: &mut Connection, migration: &Migration, version: usize) -> rusqlite::Result<()> {
     // IMMEDIATE takes the write lock at once, so two servers started on one file cannot
     // both migrate it.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute_batch(sql)?;
+    match migration {
+        Migration::Sql(sql) => tx.execute_batch(sql)?,
+        Migration::Rust(step) => step(&tx)?,
+    }
     // Versions are small: the list is written by hand.
     tx.pragma_update(
         None,

@@ -1,4 +1,4 @@
-//! A session's queue of private messages: bounded, and allocated only while it holds
+//! A session's queue of private messages (events): bounded, and allocated only while it holds
 //! something. It also carries the server's shutdown notice to the session.
 //!
 //! `tokio::sync::mpsc` allocates its first block of slots (about 1 KiB for `Bytes`) when
@@ -7,15 +7,14 @@
 //! until a message arrives, with an `AtomicWaker` to wake the session: polled directly,
 //! it needs no waiting future inside every idle session.
 
-use bytes::Bytes;
 use futures::task::AtomicWaker;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-struct Shared {
-    state: Mutex<State>,
+struct Shared<T> {
+    state: Mutex<State<T>>,
     /// Messages queued, readable without the lock: the session checks its mailbox for
     /// every event it delivers, and almost always finds it empty.
     queued: AtomicUsize,
@@ -24,20 +23,27 @@ struct Shared {
     capacity: usize,
 }
 
-#[derive(Default)]
-struct State {
-    queue: VecDeque<Bytes>,
+struct State<T> {
+    queue: VecDeque<T>,
     /// The session is gone.
     closed: bool,
     /// The server is shutting down: the session should say goodbye.
     shutting_down: bool,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+impl<T> Default for State<T> {
+    fn default() -> Self {
+        State {
+            queue: VecDeque::new(),
+            closed: false,
+            shutting_down: false,
+        }
+    }
+}
+
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        super::lock(&self.state)
     }
 }
 
@@ -51,14 +57,19 @@ pub(crate) enum SendError {
 }
 
 /// The hub's handle for sending to a session.
-#[derive(Clone)]
-pub(crate) struct MailboxSender(Arc<Shared>);
+pub(crate) struct MailboxSender<T>(Arc<Shared<T>>);
+
+impl<T> Clone for MailboxSender<T> {
+    fn clone(&self) -> Self {
+        MailboxSender(self.0.clone())
+    }
+}
 
 /// The session's end.
-pub(crate) struct Mailbox(Arc<Shared>);
+pub(crate) struct Mailbox<T>(Arc<Shared<T>>);
 
 /// A queue holding at most `capacity` messages.
-pub(crate) fn mailbox(capacity: usize) -> (MailboxSender, Mailbox) {
+pub(crate) fn mailbox<T>(capacity: usize) -> (MailboxSender<T>, Mailbox<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::default(),
         queued: AtomicUsize::new(0),
@@ -68,9 +79,9 @@ pub(crate) fn mailbox(capacity: usize) -> (MailboxSender, Mailbox) {
     (MailboxSender(shared.clone()), Mailbox(shared))
 }
 
-impl MailboxSender {
-    /// Queues `bytes` without waiting.
-    pub(crate) fn try_send(&self, bytes: Bytes) -> Result<(), SendError> {
+impl<T> MailboxSender<T> {
+    /// Queues `item` without waiting.
+    pub(crate) fn try_send(&self, item: T) -> Result<(), SendError> {
         let mut state = self.0.lock();
         if state.closed {
             return Err(SendError::Closed);
@@ -78,7 +89,7 @@ impl MailboxSender {
         if state.queue.len() >= self.0.capacity {
             return Err(SendError::Full);
         }
-        state.queue.push_back(bytes);
+        state.queue.push_back(item);
         let pending = state.queue.len() + usize::from(state.shutting_down);
         self.0.queued.store(pending, Ordering::Release);
         drop(state);
@@ -100,9 +111,9 @@ impl MailboxSender {
     }
 }
 
-impl Mailbox {
+impl<T> Mailbox<T> {
     /// The oldest message, if any; the queue's memory is given back once it is empty.
-    pub(crate) fn try_recv(&mut self) -> Option<Bytes> {
+    pub(crate) fn try_recv(&mut self) -> Option<T> {
         if self.0.queued.load(Ordering::Acquire) == 0 {
             return None;
         }
@@ -121,7 +132,7 @@ impl Mailbox {
     /// The next message; `Ready(None)` once the server is shutting down (after the
     /// messages queued before that). Registers the waker first, so a message that
     /// arrives between the check and the return wakes the task.
-    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         self.0.waker.register(cx.waker());
         if let Some(bytes) = self.try_recv() {
             return Poll::Ready(Some(bytes));
@@ -134,12 +145,12 @@ impl Mailbox {
 
     /// Waits for [`Mailbox::poll_recv`].
     #[cfg(test)]
-    pub(crate) async fn recv(&mut self) -> Option<Bytes> {
+    pub(crate) async fn recv(&mut self) -> Option<T> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 }
 
-impl Drop for Mailbox {
+impl<T> Drop for Mailbox<T> {
     fn drop(&mut self) {
         let mut state = self.0.lock();
         state.closed = true;
@@ -150,6 +161,7 @@ impl Drop for Mailbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use futures::FutureExt;
 
     #[tokio::test]
@@ -171,7 +183,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_session_is_woken() {
-        let (tx, mut rx) = mailbox(4);
+        let (tx, mut rx) = mailbox::<Bytes>(4);
         let waiter = tokio::spawn(async move { rx.recv().await });
         tokio::task::yield_now().await;
         tx.try_send(Bytes::from_static(b"hello")).unwrap();
@@ -187,7 +199,7 @@ mod tests {
         assert_eq!(rx.recv().await, None);
         assert_eq!(rx.recv().await, None, "and stays shut down");
 
-        let (tx, mut rx) = mailbox(4);
+        let (tx, mut rx) = mailbox::<Bytes>(4);
         let waiter = tokio::spawn(async move { rx.recv().await });
         tokio::task::yield_now().await;
         tx.shut_down();

@@ -13,12 +13,13 @@
 //! handshake timeout, and then the session runs over the decrypted stream.
 
 use crate::config::Config;
-use crate::hub::{Hub, RoomLimits};
-use crate::metrics::{self, Door};
-use crate::session;
-use crate::store::{self, Location, StoreOptions};
-use crate::web::{self, Web};
-use chat_proto::{ErrorCode, LineEof, ServerFrame};
+use crate::core::hub::{Hub, RoomLimits};
+use crate::core::metrics::{self, Door};
+use crate::core::store::{self, Location, StoreOptions};
+use crate::door::native;
+use crate::net::driver::Peer;
+use crate::net::web::{self, Web};
+use chat_proto::LineEof;
 use futures::FutureExt;
 use futures::future::Either;
 use std::collections::HashMap;
@@ -409,7 +410,7 @@ impl Server {
     }
 
     /// Takes the permits a new connection from `ip` needs, or says which limit it hit.
-    fn admit(&self, ip: IpAddr) -> Result<Permits, Refusal> {
+    fn admit(&self, ip: IpAddr) -> Result<Permits, Admission> {
         // An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d.
         let ip = ip.to_canonical();
         let exempt = ip.is_loopback() && !self.config.limit_loopback;
@@ -417,13 +418,13 @@ impl Server {
             None
         } else {
             let limit = self.config.max_per_ip;
-            Some(PerIp::acquire(&self.per_ip, ip, limit).ok_or(Refusal::PerAddress { limit })?)
+            Some(PerIp::acquire(&self.per_ip, ip, limit).ok_or(Admission::PerAddress { limit })?)
         };
         let total = self
             .connections
             .clone()
             .try_acquire_owned()
-            .map_err(|_| Refusal::Full { limit: self.limit })?;
+            .map_err(|_| Admission::Full { limit: self.limit })?;
         Ok(Permits {
             _total: total,
             _address: address,
@@ -439,7 +440,7 @@ struct Permits {
 
 /// Which limit refused a connection.
 #[derive(Debug, Clone, Copy)]
-enum Refusal {
+pub(crate) enum Admission {
     Full { limit: usize },
     PerAddress { limit: usize },
 }
@@ -453,9 +454,7 @@ struct PerIp {
 
 impl PerIp {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
-        self.counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::core::lock(&self.counts)
     }
 
     fn acquire(this: &Arc<PerIp>, ip: IpAddr, limit: usize) -> Option<AddressPermit> {
@@ -551,7 +550,7 @@ fn serve(
     deadline: tokio::time::Instant,
     guard: TaskGuard,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let peer = move |tls| session::Peer {
+    let peer = move |tls| Peer {
         addr,
         tls,
         proxied: false,
@@ -561,7 +560,7 @@ fn serve(
         // `map`, not an async block: one would keep a second copy of the session's
         // future.
         Transport::Plain => Either::Left(
-            session::serve(Box::new(session::Start {
+            native::serve(Box::new(native::Start {
                 stream,
                 peer: peer(false),
                 hub,
@@ -579,7 +578,7 @@ fn serve(
                 hub.metrics.handshake(false);
                 return;
             };
-            session::serve(Box::new(session::Start {
+            native::serve(Box::new(native::Start {
                 stream: LineEof::new(stream),
                 peer: peer(true),
                 hub,
@@ -638,9 +637,9 @@ async fn tls_handshake(
 /// rather than sees a bare close. That costs a handshake per refusal, but refusals are
 /// bounded: [`MAX_REFUSALS`] at once (past them a connection is closed without a word),
 /// each within [`REFUSAL_LIMIT`].
-async fn refuse(stream: TcpStream, peer: SocketAddr, transport: Transport, refusal: Refusal) {
+async fn refuse(stream: TcpStream, peer: SocketAddr, transport: Transport, refusal: Admission) {
     refusal.log(peer);
-    let frames = refusal.frames();
+    let frames = native::encode::admission(refusal);
     let _ = tokio::time::timeout(REFUSAL_LIMIT, async {
         match transport {
             Transport::Plain => say_and_close(stream, &frames).await,
@@ -669,18 +668,18 @@ async fn say_and_close<S: AsyncWrite + Unpin>(mut stream: S, frames: &[u8]) {
     let _ = stream.shutdown().await;
 }
 
-impl Refusal {
+impl Admission {
     fn metric(self) -> metrics::Refusal {
         match self {
-            Refusal::Full { .. } => metrics::Refusal::ServerFull,
-            Refusal::PerAddress { .. } => metrics::Refusal::PerAddress,
+            Admission::Full { .. } => metrics::Refusal::ServerFull,
+            Admission::PerAddress { .. } => metrics::Refusal::PerAddress,
         }
     }
 
     fn log(self, peer: SocketAddr) {
         match self {
-            Refusal::Full { limit } => warn!(%peer, limit, "connection refused: server full"),
-            Refusal::PerAddress { limit } => {
+            Admission::Full { limit } => warn!(%peer, limit, "connection refused: server full"),
+            Admission::PerAddress { limit } => {
                 warn!(%peer, limit, "connection refused: too many from this address");
             }
         }
@@ -689,36 +688,14 @@ impl Refusal {
     /// The HTTP response that tells a web client (503 whichever limit it hit).
     fn http_response(self) -> Vec<u8> {
         let text = match self {
-            Refusal::Full { limit } => {
+            Admission::Full { limit } => {
                 format!("the server is at its limit of {limit} connections")
             }
-            Refusal::PerAddress { limit } => {
+            Admission::PerAddress { limit } => {
                 format!("your address already has {limit} connections, the most allowed")
             }
         };
         web::refusal_response("503 Service Unavailable", &text)
-    }
-
-    /// The `ERR` and `BYE` frames that tell the client.
-    fn frames(self) -> bytes::Bytes {
-        let (code, text, reason) = match self {
-            Refusal::Full { limit } => (
-                ErrorCode::ServerFull,
-                format!("the server is at its limit of {limit} connections"),
-                "server full",
-            ),
-            Refusal::PerAddress { limit } => (
-                ErrorCode::TooManyConnections,
-                format!("your address already has {limit} connections, the most allowed"),
-                "too many connections from your address",
-            ),
-        };
-        ServerFrame::encode_all(&[
-            ServerFrame::Error { code, text },
-            ServerFrame::Bye {
-                reason: reason.into(),
-            },
-        ])
     }
 }
 

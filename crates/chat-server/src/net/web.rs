@@ -18,10 +18,11 @@
 //! Every response carries a strict Content-Security-Policy and `nosniff`.
 
 use crate::config::ProxyHeader;
-use crate::listener::{Server, TaskGuard};
-use crate::metrics::{Door, Refusal};
-use crate::session::{self, Peer};
-use crate::ws::{Wire, WsStream};
+use crate::core::metrics::{Door, Refusal};
+use crate::door::native;
+use crate::net::driver::Peer;
+use crate::net::listener::{Server, TaskGuard};
+use crate::net::ws::{Wire, WsStream};
 use axum::Router;
 use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -41,10 +42,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 /// The page and its assets, embedded in the binary.
-const INDEX_HTML: &str = include_str!("../web/index.html");
-const APP_JS: &str = include_str!("../web/app.js");
-const STYLE_CSS: &str = include_str!("../web/style.css");
-const FAVICON_SVG: &str = include_str!("../web/favicon.svg");
+const INDEX_HTML: &str = include_str!("../../web/index.html");
+const APP_JS: &str = include_str!("../../web/app.js");
+const STYLE_CSS: &str = include_str!("../../web/style.css");
+const FAVICON_SVG: &str = include_str!("../../web/favicon.svg");
 
 /// What every response says about where its content may come from: only this origin,
 /// no inline script or style, no framing, no forms, no plugins.
@@ -360,7 +361,7 @@ async fn websocket(
         let wire = Wire::new(TokioIo::new(upgraded));
         let socket = WebSocketStream::from_raw_socket(wire, Role::Server, Some(ws_config)).await;
         let deadline = tokio::time::Instant::now() + config.handshake_timeout;
-        session::serve(Box::new(session::Start {
+        native::serve(Box::new(native::Start {
             stream: WsStream::new(socket, max_line, config.ws_ping),
             peer,
             hub,

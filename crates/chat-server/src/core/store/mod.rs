@@ -24,7 +24,7 @@ mod queue;
 mod schema;
 mod writer;
 
-use bytes::Bytes;
+use super::event::{Event, Scope};
 use prometheus_client::metrics::histogram::Histogram;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,18 +84,28 @@ impl Default for StoreOptions {
     }
 }
 
-/// What a record is, which decides what history shows.
+/// What a record is, which decides which queries find it (the `events.kind` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// A message or an action (`MSG`, `ACTION`): what `/history` shows.
+    /// A message or an action in a room: what `/history` shows.
     Message,
-    /// A join, part, quit or rename: replayed only to a member that lagged.
+    /// Anything else that happens in a room (join, part, quit, rename, topic, mode,
+    /// kick, invite): replayed only to a member that lagged.
     Membership,
-    /// A private message (`PRIVMSG`).
+    /// A private message.
     Private,
 }
 
 impl Kind {
+    /// The kind of `event`.
+    pub(crate) fn of(event: &Event) -> Kind {
+        match (&event.scope, event.is_said()) {
+            (Scope::Room(_), true) => Kind::Message,
+            (Scope::Room(_), false) => Kind::Membership,
+            (Scope::Private { .. } | Scope::Own, _) => Kind::Private,
+        }
+    }
+
     /// The value in the `events.kind` column. The history index is declared `WHERE kind
     /// = 0`, so `Message` must stay 0.
     fn code(self) -> i64 {
@@ -107,22 +117,15 @@ impl Kind {
     }
 }
 
-/// An event to keep.
-#[derive(Debug, Clone)]
-pub(crate) struct Record {
-    /// The event's message id, assigned by the caller: unique and increasing.
-    pub(crate) id: u64,
-    /// What the event is.
-    pub(crate) kind: Kind,
-    /// The folded room name; `None` for private messages.
-    pub(crate) room: Option<Arc<str>>,
-    /// For private messages, the two folded nicknames, sorted, joined by one space
-    /// (`"alice bob"`); `None` otherwise.
-    pub(crate) pair: Option<Arc<str>>,
-    /// Server time in milliseconds since the epoch.
-    pub(crate) time_ms: i64,
-    /// The frame exactly as sent on the wire, with its trailing `\n` (stored without it).
-    pub(crate) line: Bytes,
+/// An event to keep: a room's event (stored under the room's folded name) or a
+/// private message (stored under its pair, see [`pair`]). The store keeps its fields,
+/// the canonical form every door rebuilds its history from (see `schema`).
+pub(crate) type Record = Arc<Event>;
+
+/// The key of a private conversation: both folded nicknames, sorted, space-separated.
+pub(crate) fn pair(a: &str, b: &str) -> Arc<str> {
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    format!("{first} {second}").into()
 }
 
 /// A registered nickname.
@@ -165,7 +168,7 @@ pub(crate) enum Query {
     /// The latest `limit` private messages of `pair` with an id below `before` and a time
     /// at or after `since_ms`.
     Private {
-        /// The two folded nicknames, as in [`Record::pair`].
+        /// The two folded nicknames, as [`pair`] makes them.
         pair: Arc<str>,
         /// Only messages at or after this time, in milliseconds since the epoch.
         since_ms: i64,
@@ -176,14 +179,9 @@ pub(crate) enum Query {
     },
 }
 
-/// An event as the store gives it back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Stored {
-    /// Its message id.
-    pub(crate) id: u64,
-    /// The frame with its trailing `\n`, ready to send.
-    pub(crate) line: Bytes,
-}
+/// An event as the store gives it back: rebuilt from its fields, with its original id,
+/// time and cause, and a source that knows only its nickname and account.
+pub(crate) type Stored = Event;
 
 /// The answer to a [`Query`].
 pub(crate) type Answer = Result<Vec<Stored>, StoreError>;
@@ -322,7 +320,7 @@ pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened,
     let accounts = schema::accounts(&conn).map_err(|e| StoreError::sqlite(path, e))?;
     let (tx, rx) = queue::channel(options.queue);
     let health = Arc::new(Health::default());
-    let commits = crate::metrics::commit_histogram();
+    let commits = crate::core::metrics::commit_histogram();
     let writer = writer::spawn(
         conn,
         path.to_owned(),
@@ -417,18 +415,45 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::event::{self, RoomName, Source};
+    use chat_proto::name::{Nick, Room};
     use rusqlite::Connection;
 
-    /// A record of `kind` with id `id`, its line naming both.
+    fn nick(name: &str) -> Nick {
+        Nick::new(name).unwrap()
+    }
+
+    /// A record of `kind` with id `id`, its text naming both: in `room`, or between the
+    /// two nicknames of `pair`.
     fn record(id: u64, kind: Kind, room: Option<&str>, pair: Option<&str>) -> Record {
-        Record {
-            id,
-            kind,
-            room: room.map(Arc::from),
-            pair: pair.map(Arc::from),
-            time_ms: 1_000 * id as i64,
-            line: Bytes::from(format!("EVENT {id} {kind:?}\n")),
-        }
+        text_record(id, kind, room, pair, format!("EVENT {id} {kind:?}"))
+    }
+
+    fn text_record(
+        id: u64,
+        kind: Kind,
+        room: Option<&str>,
+        pair: Option<&str>,
+        text: String,
+    ) -> Record {
+        let time = jiff::Timestamp::from_millisecond(1_000 * id as i64).unwrap();
+        let (from, scope) = match (room, pair) {
+            (Some(room), _) => (
+                "alice",
+                Scope::Room(RoomName::new(Room::new(room).unwrap())),
+            ),
+            (None, Some(pair)) => {
+                let (a, b) = pair.split_once(' ').unwrap();
+                (a, Scope::Private { to: nick(b) })
+            }
+            (None, None) => panic!("a record is in a room or a pair"),
+        };
+        let kind = match kind {
+            Kind::Message | Kind::Private => event::Kind::Message { text },
+            Kind::Membership => event::Kind::Part { reason: Some(text) },
+        };
+        let source = Arc::new(Source::named(nick(from), None));
+        Arc::new(Event::new(id, time, id, scope, source, kind))
     }
 
     /// The ids of an answer.
@@ -546,18 +571,231 @@ mod tests {
         assert!(ask(store, private(17_000, u64::MAX, 100)).await.is_empty());
     }
 
+    /// Every kind of event comes back as it went in, from its fields: its id, time,
+    /// cause, room (as spelled) or recipient, nickname, account and payload.
     #[tokio::test]
-    async fn lines_come_back_with_their_newline() {
-        let opened = sample();
-        let answer = opened.store.query(history("#rust", u64::MAX, 1)).unwrap();
-        let stored = answer.await.unwrap().unwrap();
+    async fn events_come_back_whole() {
+        use event::Kind as K;
+        let opened = open(&Location::Memory, StoreOptions::default()).unwrap();
+        let room = RoomName::new(Room::new("#Rust").unwrap());
+        let alice = Arc::new(Source::named(nick("Alice"), Some("alice".into())));
+        let kinds = [
+            K::Message {
+                text: "hi :) there".into(),
+            },
+            K::Action {
+                text: "waves".into(),
+            },
+            K::Join,
+            K::Part { reason: None },
+            K::Part {
+                reason: Some("bye".into()),
+            },
+            K::Quit {
+                reason: Some("gone".into()),
+            },
+            K::Rename {
+                new: nick("Alicia"),
+            },
+            K::Topic {
+                text: Some("Rust and more".into()),
+            },
+            K::Topic { text: None },
+            K::Mode {
+                changes: "+o bob".into(),
+            },
+            K::Kick {
+                target: nick("bob"),
+                reason: "spam".into(),
+            },
+            K::Invite {
+                target: nick("carol"),
+            },
+            K::Away {
+                text: Some("lunch".into()),
+            },
+        ];
+        let mut sent = Vec::new();
+        for (n, kind) in kinds.into_iter().enumerate() {
+            let id = 100 + n as u64;
+            let time = jiff::Timestamp::from_millisecond(1_700_000_000_000 + n as i64).unwrap();
+            let event = Arc::new(Event::new(
+                id,
+                time,
+                99,
+                Scope::Room(room.clone()),
+                alice.clone(),
+                kind,
+            ));
+            opened.store.append(event.clone()).unwrap();
+            sent.push(event);
+        }
+        let after = Query::After {
+            room: "#rust".into(),
+            after: 0,
+            before: u64::MAX,
+            limit: 100,
+        };
+        let back = opened.store.query(after).unwrap().await.unwrap().unwrap();
+        assert_eq!(back.len(), sent.len());
+        for (back, sent) in back.iter().zip(&sent) {
+            assert_eq!(
+                (
+                    back.id,
+                    back.time,
+                    back.cause,
+                    &back.scope,
+                    &back.source,
+                    &back.kind
+                ),
+                (
+                    sent.id,
+                    sent.time,
+                    sent.cause,
+                    &sent.scope,
+                    &sent.source,
+                    &sent.kind
+                )
+            );
+        }
+        let private = Arc::new(Event::new(
+            200,
+            jiff::Timestamp::from_millisecond(1_700_000_001_000).unwrap(),
+            200,
+            Scope::Private { to: nick("Bob") },
+            alice.clone(),
+            K::Message {
+                text: "psst".into(),
+            },
+        ));
+        opened.store.append(private.clone()).unwrap();
+        let query = Query::Private {
+            pair: pair("bob", "alice"),
+            since_ms: 0,
+            before: u64::MAX,
+            limit: 10,
+        };
+        let back = opened.store.query(query).unwrap().await.unwrap().unwrap();
+        assert_eq!(back.len(), 1);
         assert_eq!(
-            stored,
-            [Stored {
-                id: 12,
-                line: Bytes::from_static(b"EVENT 12 Message\n")
-            }]
+            (&back[0].scope, &back[0].source, &back[0].kind),
+            (&private.scope, &private.source, &private.kind)
         );
+    }
+
+    /// A version 1 database (native frames in `line`) is converted on opening: its
+    /// messages, private messages and membership events come back as events.
+    #[tokio::test]
+    async fn a_version_1_database_is_converted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let schema::Migration::Sql(v1) = &schema::MIGRATIONS[0] else {
+                panic!("version 1 is SQL");
+            };
+            conn.execute_batch(v1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            let rows = [
+                (
+                    1,
+                    0,
+                    Some("#rust"),
+                    None,
+                    "MSG #Rust alice 2026-11-29T10:00:00.000Z 1 :hello :) world",
+                ),
+                (
+                    2,
+                    0,
+                    Some("#rust"),
+                    None,
+                    "ACTION #Rust bob 2026-11-29T10:00:01.000Z 2 :waves",
+                ),
+                (
+                    3,
+                    1,
+                    Some("#rust"),
+                    None,
+                    "RENAME #Rust bob robert 2026-11-29T10:00:02.000Z 3",
+                ),
+                (
+                    4,
+                    2,
+                    None,
+                    Some("alice bob"),
+                    "PRIVMSG alice bob 2026-11-29T10:00:03.000Z 4 :psst",
+                ),
+                (
+                    5,
+                    1,
+                    Some("#rust"),
+                    None,
+                    "QUIT #Rust alice 2026-11-29T10:00:04.000Z 5",
+                ),
+                (6, 0, Some("#rust"), None, "NONSENSE"),
+            ];
+            for (id, kind, room, pair, line) in rows {
+                conn.execute(
+                    "INSERT INTO events (id, kind, room, pair, time, line) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    rusqlite::params![id, kind, room, pair, 1_000 * id, line],
+                )
+                .unwrap();
+            }
+        }
+        let opened = open(&Location::File(path), no_timer()).unwrap();
+        let after = Query::After {
+            room: "#rust".into(),
+            after: 0,
+            before: u64::MAX,
+            limit: 100,
+        };
+        let back = opened.store.query(after).unwrap().await.unwrap().unwrap();
+        let got: Vec<_> = back
+            .iter()
+            .map(|e| (e.id, e.source.nick.to_string(), e.kind.clone()))
+            .collect();
+        use event::Kind as K;
+        assert_eq!(
+            got,
+            [
+                (
+                    1,
+                    "alice".into(),
+                    K::Message {
+                        text: "hello :) world".into()
+                    }
+                ),
+                (
+                    2,
+                    "bob".into(),
+                    K::Action {
+                        text: "waves".into()
+                    }
+                ),
+                (
+                    3,
+                    "bob".into(),
+                    K::Rename {
+                        new: nick("robert")
+                    }
+                ),
+                (5, "alice".into(), K::Quit { reason: None }),
+            ],
+            "the row that is no frame is dropped"
+        );
+        assert_eq!(back[0].room().unwrap().name.as_str(), "#Rust");
+        assert_eq!(back[0].time.as_millisecond(), 1_000);
+        let query = Query::Private {
+            pair: pair("alice", "bob"),
+            since_ms: 0,
+            before: u64::MAX,
+            limit: 10,
+        };
+        let private = opened.store.query(query).unwrap().await.unwrap().unwrap();
+        assert_eq!(private.len(), 1);
+        assert_eq!(private[0].scope, Scope::Private { to: nick("bob") });
+        // The unreadable row is gone with its id (a new run starts past it anyway).
+        assert_eq!(opened.next_id, 6);
     }
 
     #[tokio::test]
@@ -616,11 +854,11 @@ mod tests {
         assert_eq!(committed(&path), 0);
         store.flush().unwrap().await.unwrap();
         assert_eq!(committed(&path), 3);
-        let line: String = Connection::open(&path)
+        let text: String = Connection::open(&path)
             .unwrap()
-            .query_row("SELECT line FROM events WHERE id = 1", [], |row| row.get(0))
+            .query_row("SELECT text FROM events WHERE id = 1", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(line, "EVENT 1 Message", "stored without its newline");
+        assert_eq!(text, "EVENT 1 Message", "stored as its fields");
     }
 
     #[tokio::test]
@@ -650,7 +888,7 @@ mod tests {
             .unwrap();
         let (tx, rx) = queue::channel(1024);
         let health = Arc::new(Health::default());
-        let commits = crate::metrics::commit_histogram();
+        let commits = crate::core::metrics::commit_histogram();
         let writer = writer::spawn(
             conn,
             ":memory:".into(),
@@ -665,10 +903,7 @@ mod tests {
             health,
             commits,
         };
-        let big = |id| Record {
-            line: Bytes::from(vec![b'x'; 3000]),
-            ..record(id, Kind::Message, Some("#general"), None)
-        };
+        let big = |id| text_record(id, Kind::Message, Some("#general"), None, "x".repeat(3000));
         let mut id = 0;
         while store.healthy() {
             id += 1;
@@ -746,7 +981,7 @@ mod tests {
         let store = Store {
             tx,
             health: Arc::default(),
-            commits: crate::metrics::commit_histogram(),
+            commits: crate::core::metrics::commit_histogram(),
         };
         let event = || record(1, Kind::Message, Some("#general"), None);
         assert_eq!(store.append(event()), Ok(()));

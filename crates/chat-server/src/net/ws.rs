@@ -22,7 +22,7 @@
 //! While the client sends nothing, the server pings it every `--ws-ping`, so that
 //! proxies that cut idle connections keep it; tungstenite answers the client's pings.
 
-use crate::reader::Stream;
+use crate::net::reader::Stream;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::{Sink, Stream as _};
 use std::io;

@@ -58,11 +58,7 @@ pub(crate) fn verify(password: &str, phc: &str) -> bool {
 
 /// Locks a map of this module. Each operation leaves it consistent, so a panic elsewhere
 /// changes nothing.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use super::lock;
 
 /// First-come first-served queues by key: one holder per key at a time (Tokio's mutex
 /// serves its waiters in order). A key's queue exists only while someone holds or waits

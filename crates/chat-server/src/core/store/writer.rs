@@ -7,8 +7,9 @@
 //! better than losing the store.
 
 use super::queue::{Next, Receiver};
-use super::{Account, Health, Op, Query, Record, StoreError, StoreOptions, Stored};
-use bytes::Bytes;
+use super::{Account, Health, Kind, Op, Query, Record, StoreError, StoreOptions, Stored, pair};
+use crate::core::event::{self, Event, RoomName, Scope, Source};
+use chat_proto::name::{Nick, Room};
 use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::{Connection, params};
 use std::path::PathBuf;
@@ -16,9 +17,32 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// Inserts an event.
-const INSERT: &str = "INSERT INTO events (id, kind, room, pair, time, line) \
-                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// Inserts an event (its columns are described in `schema`'s version 2).
+pub(super) const INSERT: &str = "INSERT INTO events \
+                                 (id, kind, room, pair, time, cause, what, name, nick, account, target, text) \
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+/// The columns a query reads to rebuild an event, in [`rebuild`]'s order.
+macro_rules! columns {
+    () => {
+        "id, time, cause, what, name, nick, account, target, text, room"
+    };
+}
+
+/// The `events.what` column: the kind of an event. Never renumber one that has shipped.
+pub(super) mod what {
+    pub(in super::super) const MESSAGE: i64 = 0;
+    pub(in super::super) const ACTION: i64 = 1;
+    pub(in super::super) const JOIN: i64 = 2;
+    pub(in super::super) const PART: i64 = 3;
+    pub(in super::super) const QUIT: i64 = 4;
+    pub(in super::super) const RENAME: i64 = 5;
+    pub(in super::super) const TOPIC: i64 = 6;
+    pub(in super::super) const MODE: i64 = 7;
+    pub(in super::super) const KICK: i64 = 8;
+    pub(in super::super) const INVITE: i64 = 9;
+    pub(in super::super) const AWAY: i64 = 10;
+}
 
 /// Registers an account or changes its password, keeping its creation time.
 const UPSERT_ACCOUNT: &str = "INSERT INTO accounts (nick, hash, created, updated) \
@@ -31,19 +55,31 @@ const UPSERT_ACCOUNT: &str = "INSERT INTO accounts (nick, hash, created, updated
 /// SQLite rates `events_room` as good, and would then read every join and part in
 /// between: `INDEXED BY` makes it use the index that holds messages only (and makes
 /// preparing the query fail, rather than slow down, if the index ever stops applying).
-pub(super) const HISTORY: &str = "SELECT id, line FROM events INDEXED BY events_history \
+pub(super) const HISTORY: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM events INDEXED BY events_history \
                                   WHERE room = ?1 AND kind = 0 AND id < ?2 \
-                                  ORDER BY id DESC LIMIT ?3";
+                                  ORDER BY id DESC LIMIT ?3"
+);
 
 /// The events of a room after an id, oldest first.
-pub(super) const AFTER: &str = "SELECT id, line FROM events \
+pub(super) const AFTER: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM events \
                                 WHERE room = ?1 AND id > ?2 AND id < ?3 \
-                                ORDER BY id LIMIT ?4";
+                                ORDER BY id LIMIT ?4"
+);
 
 /// The latest private messages of a pair before an id and since a time, newest first.
-pub(super) const PRIVATE: &str = "SELECT id, line FROM events \
+pub(super) const PRIVATE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM events \
                                   WHERE pair = ?1 AND id < ?2 AND time >= ?3 \
-                                  ORDER BY id DESC LIMIT ?4";
+                                  ORDER BY id DESC LIMIT ?4"
+);
 
 /// The writer thread, to await at shutdown.
 #[cfg_attr(not(test), allow(dead_code))]
@@ -236,21 +272,129 @@ impl Batcher {
     }
 }
 
-/// Inserts `record`, without its line's trailing newline.
+/// Inserts `record` as its fields.
 fn insert(conn: &Connection, record: &Record) -> rusqlite::Result<usize> {
-    let line = record.line.strip_suffix(b"\n").unwrap_or(&record.line);
-    // The column is TEXT: a line that is not UTF-8 (a bug upstream) is refused here
-    // rather than stored as something history could not give back.
-    let line = std::str::from_utf8(line)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let event: &Event = record;
+    let (room, name, pair_key, target) = match &event.scope {
+        Scope::Room(room) => (Some(&*room.key), Some(room.name.as_str()), None, None),
+        Scope::Private { to } => {
+            let pair = pair(&event.source.nick.folded(), &to.folded());
+            (None, None, Some(pair), Some(to.as_str()))
+        }
+        // Seen by its source alone, so in no one's history: callers do not store it.
+        Scope::Own => (None, None, None, None),
+    };
+    let (what, text, kind_target) = fields(&event.kind);
     conn.prepare_cached(INSERT)?.execute(params![
-        sql_id(record.id),
-        record.kind.code(),
-        record.room.as_deref(),
-        record.pair.as_deref(),
-        record.time_ms,
-        line,
+        sql_id(event.id),
+        Kind::of(event).code(),
+        room,
+        pair_key.as_deref(),
+        event.time.as_millisecond(),
+        sql_id(event.cause),
+        what,
+        name,
+        event.source.nick.as_str(),
+        event.source.account.as_deref(),
+        target.or(kind_target),
+        text,
     ])
+}
+
+/// An event kind's `what`, `text` and `target` columns.
+fn fields(kind: &event::Kind) -> (i64, Option<&str>, Option<&str>) {
+    use event::Kind as K;
+    match kind {
+        K::Message { text } => (what::MESSAGE, Some(text), None),
+        K::Action { text } => (what::ACTION, Some(text), None),
+        K::Join => (what::JOIN, None, None),
+        K::Part { reason } => (what::PART, reason.as_deref(), None),
+        K::Quit { reason } => (what::QUIT, reason.as_deref(), None),
+        K::Rename { new } => (what::RENAME, None, Some(new.as_str())),
+        K::Topic { text } => (what::TOPIC, text.as_deref(), None),
+        K::Mode { changes } => (what::MODE, Some(changes), None),
+        K::Kick { target, reason } => (what::KICK, Some(reason), Some(target.as_str())),
+        K::Invite { target } => (what::INVITE, None, Some(target.as_str())),
+        K::Away { text } => (what::AWAY, text.as_deref(), None),
+    }
+}
+
+/// Rebuilds an event from a row of [`columns!`]; `None` for a row this program cannot
+/// read (a kind from a newer one, a name that is no longer valid).
+fn rebuild(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Event>> {
+    use event::Kind as K;
+    let id = u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
+    let time_ms: i64 = row.get(1)?;
+    let cause = u64::try_from(row.get::<_, i64>(2)?).unwrap_or(id);
+    let what: i64 = row.get(3)?;
+    let name: Option<String> = row.get(4)?;
+    let nick: String = row.get(5)?;
+    let account: Option<String> = row.get(6)?;
+    let target: Option<String> = row.get(7)?;
+    let text: Option<String> = row.get(8)?;
+    let room_key: Option<String> = row.get(9)?;
+    let nick_of = |s: Option<String>| s.and_then(|s| Nick::new(&s).ok());
+    let Ok(time) = jiff::Timestamp::from_millisecond(time_ms) else {
+        return Ok(None);
+    };
+    let Ok(nick) = Nick::new(&nick) else {
+        return Ok(None);
+    };
+    let scope = match (name, room_key) {
+        (Some(name), Some(key)) => match Room::new(&name) {
+            Ok(name) => Scope::Room(std::sync::Arc::new(RoomName {
+                key: key.into(),
+                name,
+            })),
+            Err(_) => return Ok(None),
+        },
+        _ => match nick_of(target.clone()) {
+            Some(to) => Scope::Private { to },
+            None => return Ok(None),
+        },
+    };
+    let private = matches!(scope, Scope::Private { .. });
+    let kind = match what {
+        what::MESSAGE => K::Message {
+            text: text.unwrap_or_default(),
+        },
+        what::ACTION => K::Action {
+            text: text.unwrap_or_default(),
+        },
+        what::JOIN => K::Join,
+        what::PART => K::Part { reason: text },
+        what::QUIT => K::Quit { reason: text },
+        what::RENAME if !private => match nick_of(target) {
+            Some(new) => K::Rename { new },
+            None => return Ok(None),
+        },
+        what::TOPIC => K::Topic { text },
+        what::MODE => K::Mode {
+            changes: text.unwrap_or_default(),
+        },
+        what::KICK if !private => match nick_of(target) {
+            Some(target) => K::Kick {
+                target,
+                reason: text.unwrap_or_default(),
+            },
+            None => return Ok(None),
+        },
+        what::INVITE if !private => match nick_of(target) {
+            Some(target) => K::Invite { target },
+            None => return Ok(None),
+        },
+        what::AWAY => K::Away { text },
+        _ => return Ok(None),
+    };
+    let source = Source::named(nick, account.map(Into::into));
+    Ok(Some(Event::new(
+        id,
+        time,
+        cause,
+        scope,
+        std::sync::Arc::new(source),
+        kind,
+    )))
 }
 
 /// Registers `account` or changes its hash.
@@ -303,20 +447,18 @@ fn run_query(conn: &Connection, query: &Query) -> rusqlite::Result<Vec<Stored>> 
     }
 }
 
-/// Turns rows of `(id, line)` into events, giving each line back its newline.
+/// Rebuilds the events of `rows`; a row that cannot be read is skipped.
 fn collect(mut rows: rusqlite::Rows<'_>, limit: usize) -> rusqlite::Result<Vec<Stored>> {
     // The limit comes from a client: do not reserve more than a page up front.
     let mut out = Vec::with_capacity(limit.min(256));
     while let Some(row) = rows.next()? {
-        let id: i64 = row.get(0)?;
-        let text = row.get_ref(1)?.as_str()?;
-        let mut line = Vec::with_capacity(text.len() + 1);
-        line.extend_from_slice(text.as_bytes());
-        line.push(b'\n');
-        out.push(Stored {
-            id: u64::try_from(id).unwrap_or(0),
-            line: Bytes::from(line),
-        });
+        match rebuild(row)? {
+            Some(event) => out.push(event),
+            None => tracing::warn!(
+                id = row.get::<_, i64>(0)?,
+                "a stored event cannot be read; skipped"
+            ),
+        }
     }
     Ok(out)
 }

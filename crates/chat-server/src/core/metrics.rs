@@ -130,6 +130,7 @@ pub(crate) struct Metrics {
     handshakes: Counter,
     handshakes_failed: Counter,
     published: Counter,
+    encodings: Counter,
     deliveries: Counter,
     written: Counter,
     lagged: Counter,
@@ -222,6 +223,11 @@ impl Metrics {
             "room_events",
             "Room events published (messages, actions, joins, parts, quits, renames)",
         );
+        let encodings = counter(
+            reg,
+            "encodings",
+            "Events encoded to a door's wire form: once per event and wire flavour, however many members get it",
+        );
         let deliveries = counter(
             reg,
             "deliveries",
@@ -301,6 +307,7 @@ impl Metrics {
             handshakes,
             handshakes_failed,
             published,
+            encodings,
             deliveries,
             written,
             lagged,
@@ -343,6 +350,18 @@ impl Metrics {
     /// A room event was sent to its room.
     pub(crate) fn published(&self) {
         self.published.inc();
+    }
+
+    /// An event was encoded to a door's wire form (the first member of that door to
+    /// get it did it).
+    pub(crate) fn encoded(&self) {
+        self.encodings.inc();
+    }
+
+    /// Events encoded so far.
+    #[cfg(test)]
+    pub(crate) fn encodings(&self) -> u64 {
+        self.encodings.get()
     }
 
     /// `events` were put in a client's output. Called once per batch where possible.

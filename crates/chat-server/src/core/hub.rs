@@ -21,28 +21,20 @@
 //! member list (`/who` gives it). Without that, N people joining one room cost N²/2
 //! `JOIN` deliveries (50 million for 10,000) and as many names in member lists.
 
-use crate::mailbox::MailboxSender;
-use crate::metrics::{Metrics, Observed, Refusal};
-use crate::password::{Hasher, Throttle};
-use crate::ring::{Budget, Cursor, Ring, Weigh};
-use crate::store::{Account, Busy, Kind, Query, Record, Store};
-use bytes::{Bytes, BytesMut};
-use chat_proto::{Nick, Room, ServerFrame, Timestamp};
+use super::error::{self, Refusal};
+use super::event::{Event, Kind, RoomName, Scope, Source, now};
+use super::lock;
+use super::mailbox::MailboxSender;
+use super::metrics::{self, Metrics, Observed};
+use super::password::{Hasher, Throttle};
+use super::ring::{Budget, Cursor, Ring, Weigh};
+use super::store::{Account, Busy, Query, Store};
+use chat_proto::name::{Nick, Room};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
-
-/// The server time of an event, at the millisecond precision of the wire.
-pub(crate) fn now() -> Timestamp {
-    let now = Timestamp::now();
-    Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now)
-}
-
-/// Nicknames per `MEMBERS` frame and rooms per `ROOMS` frame, so that no frame comes
-/// near a client's line limit.
-pub(crate) const LIST_CHUNK: usize = 100;
 
 /// Ids handed out per millisecond of uptime before a restart could reuse one.
 const IDS_PER_MS: u64 = 1024;
@@ -56,44 +48,34 @@ fn first_id(stored_next: u64) -> u64 {
     stored_next.max(now_ms.saturating_mul(IDS_PER_MS)).max(1)
 }
 
-/// Locks a mutex, carrying on after a panic elsewhere: every critical section here leaves
-/// its data consistent enough to serve.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A room event as members receive it: its id and its frame, encoded once.
-#[derive(Debug, Clone)]
-pub(crate) struct Event {
-    /// The message id.
-    pub(crate) id: u64,
-    /// The frame with its `\n`, shared by every member.
-    pub(crate) bytes: Bytes,
-}
-
-/// What an event held in a ring costs beyond its text: its slot in the ring (40 bytes),
-/// the `Bytes`' shared header and the allocator's bookkeeping, rounded up.
-const EVENT_OVERHEAD: usize = 128;
-
-impl Weigh for Event {
+impl Weigh for Arc<Event> {
     fn weight(&self) -> usize {
-        self.bytes.len() + EVENT_OVERHEAD
+        Event::weight(self)
     }
 }
 
 /// One room's fan-out, shared by the hub and the room's members.
 pub(crate) struct Channel {
-    /// The folded name, the room's key in the hub and in the store.
-    pub(crate) key: Arc<str>,
-    /// The name as its creator spelled it.
-    pub(crate) name: Room,
+    /// Its names: the folded one (its key in the hub and in the store) and the one its
+    /// creator spelled; shared by its events.
+    pub(crate) room: Arc<RoomName>,
     /// The room's lock: held while an event gets its id, is queued for the store and is
     /// sent, so that the three orders agree.
     order: Mutex<()>,
     /// The room's latest events, which each member reads at its own pace.
-    pub(crate) ring: Ring<Event>,
+    pub(crate) ring: Ring<Arc<Event>>,
+}
+
+impl Channel {
+    /// The folded name.
+    pub(crate) fn key(&self) -> &Arc<str> {
+        &self.room.key
+    }
+
+    /// The name as spelled.
+    pub(crate) fn name(&self) -> &Room {
+        &self.room.name
+    }
 }
 
 /// The ids, the store and the password machinery: what publishing and accounts need.
@@ -120,11 +102,11 @@ pub(crate) struct Hub {
 }
 
 /// A connected, named session as the hub sees it.
-struct Peer {
-    /// The nickname as its owner spelled it.
-    nick: Nick,
+struct User {
+    /// Who it is (its nickname as spelled, its account, its host).
+    source: Arc<Source>,
     /// Where private messages for this session go.
-    mailbox: MailboxSender,
+    mailbox: MailboxSender<Arc<Event>>,
     /// Folded names of the rooms it is in, so a disconnect can leave them all.
     rooms: Vec<String>,
 }
@@ -160,7 +142,7 @@ struct RoomEntry {
 #[derive(Default)]
 struct State {
     /// Sessions by folded nickname.
-    peers: HashMap<String, Peer>,
+    users: HashMap<String, User>,
     /// Rooms by folded name. A room exists while it has members.
     rooms: HashMap<String, RoomEntry>,
     /// Rooms that exist, by the address that created them (only addresses with some).
@@ -172,44 +154,23 @@ struct State {
     shutting_down: bool,
 }
 
-/// Why a nickname cannot be had.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refused {
-    /// Someone connected has it (case-insensitively).
-    Taken,
-    /// It is registered, and the session has not given its password.
-    Registered,
-}
-
 /// The result of a join.
 pub(crate) enum Joined {
     /// The session was already in the room.
     Already,
-    /// The room does not exist and may not be created now.
-    Refused(RoomRefused),
     /// The session is now in the room.
     New {
         /// The room.
         channel: Arc<Channel>,
         /// The room's events after the `JOIN`.
         cursor: Cursor,
-        /// The `JOIN` event, to show the joiner first.
-        join: Event,
-        /// Everyone in the room, the newcomer included, as encoded `MEMBERS` frames
-        /// (none for a quiet room).
-        members: Bytes,
+        /// The join event (already given to the joiner's `shown`).
+        join: Arc<Event>,
     },
 }
 
-/// Why a room cannot be created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RoomRefused {
-    /// The server holds as many rooms as it allows.
-    Full { limit: usize },
-    /// The joining session's address created as many rooms (that still exist) as one
-    /// address may.
-    AddressFull { limit: usize },
-}
+/// Everyone in a room, by nickname as spelled, for a door to write out.
+pub(crate) type Members<'a, 'b> = &'a mut dyn Iterator<Item = &'b Nick>;
 
 /// The account of a nickname, for the handshake and `/history`.
 #[derive(Debug, Clone)]
@@ -219,10 +180,6 @@ pub(crate) struct AccountInfo {
     /// When it was registered (private history before that belonged to someone else).
     pub(crate) created_ms: i64,
 }
-
-/// `/register` on a nickname that has an account already.
-#[derive(Debug)]
-pub(crate) struct AlreadyRegistered;
 
 impl Hub {
     /// A hub over `store`, whose next message id is `next_id` and whose accounts are
@@ -261,34 +218,45 @@ impl Hub {
         self.ids.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Publishes a message (`MSG`, `ACTION`) to `channel` (see the module docs). One
-    /// the store cannot queue is refused (`Busy`) and sent to no one, so nothing accepted
-    /// is ever missing from history.
+    /// Gives an event its id (and cause, unless it shares one) and time.
+    fn event(&self, scope: Scope, source: &Arc<Source>, kind: Kind, cause: Option<u64>) -> Event {
+        let id = self.next_id();
+        Event::new(id, now(), cause.unwrap_or(id), scope, source.clone(), kind)
+    }
+
+    /// Publishes what `source` said (a message or an action) to `channel` (see the
+    /// module docs). One the store cannot queue is refused and sent to no one, so
+    /// nothing accepted is ever missing from history.
     pub(crate) fn publish(
         &self,
         channel: &Channel,
-        make: impl FnOnce(u64, Timestamp) -> ServerFrame,
-    ) -> Result<Event, Busy> {
+        source: &Arc<Source>,
+        kind: Kind,
+    ) -> Result<Arc<Event>, Refusal> {
         let _order = lock(&channel.order);
-        let (event, stored) = self.stamp(channel, Kind::Message, make);
-        stored?;
+        let event = Arc::new(self.event(Scope::Room(channel.room.clone()), source, kind, None));
+        self.store
+            .append(event.clone())
+            .map_err(|Busy| Refusal::Busy(error::Busy::Message))?;
         channel.ring.send(event.clone());
         self.metrics.published();
         Ok(event)
     }
 
-    /// Publishes a membership event (`JOIN`, `PART`, `QUIT`, `RENAME`): like
-    /// [`Hub::publish`], but a departure cannot be refused, so it is sent even when the
-    /// store cannot keep it (a member refilled past it is then told `LAGGED`). The
-    /// caller holds the room's lock.
+    /// Publishes a membership event (join, part, quit, rename): like [`Hub::publish`],
+    /// but a departure cannot be refused, so it is sent even when the store cannot keep
+    /// it (a member refilled past it is then told it lagged). The caller holds the
+    /// room's lock.
     fn announce(
         &self,
         channel: &Channel,
-        make: impl FnOnce(u64, Timestamp) -> ServerFrame,
-    ) -> Event {
-        let (event, stored) = self.stamp(channel, Kind::Membership, make);
-        if stored.is_err() {
-            tracing::warn!(room = %channel.name, id = event.id, "store queue full: event not kept");
+        source: &Arc<Source>,
+        kind: Kind,
+        cause: Option<u64>,
+    ) -> Arc<Event> {
+        let event = Arc::new(self.event(Scope::Room(channel.room.clone()), source, kind, cause));
+        if self.store.append(event.clone()).is_err() {
+            tracing::warn!(room = %channel.name(), id = event.id, "store queue full: event not kept");
         }
         channel.ring.send(event.clone());
         self.metrics.published();
@@ -301,68 +269,39 @@ impl Hub {
         self.presence_limit > 0 && members > self.presence_limit
     }
 
-    /// A membership event of a quiet room: it gets its id and time in the room's order
-    /// (the caller holds the room's lock), but is neither sent nor stored; only its
-    /// subject sees it.
-    fn unannounced(&self, make: impl FnOnce(u64, Timestamp) -> ServerFrame) -> Event {
-        let id = self.next_id();
-        Event {
-            id,
-            bytes: make(id, now()).to_bytes(),
+    /// A membership event: announced to the room, or for a quiet room given its id and
+    /// time in the room's order (the caller holds the room's lock) but neither sent nor
+    /// stored; only its source sees it.
+    fn membership(
+        &self,
+        channel: &Channel,
+        source: &Arc<Source>,
+        kind: Kind,
+        quiet: bool,
+    ) -> Arc<Event> {
+        if quiet {
+            Arc::new(self.event(Scope::Room(channel.room.clone()), source, kind, None))
+        } else {
+            self.announce(channel, source, kind, None)
         }
     }
 
-    /// Gives an event its id and time, encodes it and queues it for the store. The
-    /// caller holds the room's lock and sends the event.
-    fn stamp(
-        &self,
-        channel: &Channel,
-        kind: Kind,
-        make: impl FnOnce(u64, Timestamp) -> ServerFrame,
-    ) -> (Event, Result<(), Busy>) {
-        let (id, time) = (self.next_id(), now());
-        let bytes = make(id, time).to_bytes();
-        let stored = self.store.append(Record {
-            id,
-            kind,
-            room: Some(channel.key.clone()),
-            pair: None,
-            time_ms: time.as_millisecond(),
-            line: bytes.clone(),
-        });
-        (Event { id, bytes }, stored)
-    }
-
-    /// Gives a private message its id and time, encoded.
-    pub(crate) fn stamp_private(
-        &self,
-        make: impl FnOnce(u64, Timestamp) -> ServerFrame,
-    ) -> (u64, Timestamp, Bytes) {
-        let (id, time) = (self.next_id(), now());
-        (id, time, make(id, time).to_bytes())
+    /// A private message from `source` to `to`, with its id and time. It is kept
+    /// ([`Hub::keep_private`]) once delivered.
+    pub(crate) fn private(&self, source: &Arc<Source>, to: Nick, text: String) -> Arc<Event> {
+        Arc::new(self.event(Scope::Private { to }, source, Kind::Message { text }, None))
     }
 
     /// Queues a delivered private message for the store, for its two parties' history.
-    pub(crate) fn keep_private(
-        &self,
-        pair: Arc<str>,
-        (id, time, line): (u64, Timestamp, Bytes),
-    ) -> Result<(), Busy> {
-        self.store.append(Record {
-            id,
-            kind: Kind::Private,
-            room: None,
-            pair: Some(pair),
-            time_ms: time.as_millisecond(),
-            line,
-        })
+    pub(crate) fn keep_private(&self, event: &Arc<Event>) -> Result<(), Busy> {
+        self.store.append(event.clone())
     }
 
     /// Asks the store a question; the answer comes on the returned channel.
     pub(crate) fn query(
         &self,
         query: Query,
-    ) -> Result<oneshot::Receiver<crate::store::Answer>, Busy> {
+    ) -> Result<oneshot::Receiver<super::store::Answer>, Busy> {
         self.store.query(query)
     }
 
@@ -383,56 +322,59 @@ impl Hub {
 
     /// Whether someone connected has the nickname `key`.
     pub(crate) fn is_connected(&self, key: &str) -> bool {
-        self.lock().peers.contains_key(key)
+        self.lock().users.contains_key(key)
     }
 
-    /// Creates the account of `key` (`/register`), or changes its password
+    /// Creates the account of `nick` (`/register`), or changes its password
     /// (`change: true`). Returns the account's creation time.
     pub(crate) fn set_account(
         &self,
-        key: &str,
+        nick: &Nick,
         hash: String,
         change: bool,
-    ) -> Result<Result<i64, AlreadyRegistered>, Busy> {
+    ) -> Result<i64, Refusal> {
+        let key = nick.folded();
         let mut st = self.lock();
-        let created_ms = match (st.accounts.get(key), change) {
-            (Some(_), false) => return Ok(Err(AlreadyRegistered)),
+        let created_ms = match (st.accounts.get(&key), change) {
+            (Some(_), false) => return Err(Refusal::AlreadyRegistered(nick.clone())),
             (Some(account), true) => account.created_ms,
             (None, _) => now().as_millisecond(),
         };
         let account = Account {
-            nick: key.to_owned(),
+            nick: key.clone(),
             hash,
             created_ms,
         };
-        self.store.set_account(account.clone())?;
-        st.accounts.insert(key.to_owned(), account);
-        Ok(Ok(created_ms))
+        self.store
+            .set_account(account.clone())
+            .map_err(|Busy| Refusal::Busy(error::Busy::Password))?;
+        st.accounts.insert(key, account);
+        Ok(created_ms)
     }
 
-    /// Claims `nick` for a new session. A registered nickname needs `identified` (its
-    /// password was given).
+    /// Claims `source`'s nickname for a new session. A registered nickname needs
+    /// `source.account` to be it (its password was given).
     pub(crate) fn register(
         &self,
-        nick: &Nick,
-        mailbox: MailboxSender,
-        identified: bool,
-    ) -> Result<(), Refused> {
+        source: &Arc<Source>,
+        mailbox: MailboxSender<Arc<Event>>,
+    ) -> Result<(), Refusal> {
         let mut st = self.lock();
+        let nick = &source.nick;
         let key = nick.folded();
-        if st.peers.contains_key(&key) {
-            return Err(Refused::Taken);
+        if st.users.contains_key(&key) {
+            return Err(Refusal::NickTaken(nick.clone()));
         }
-        if !identified && st.accounts.contains_key(&key) {
-            return Err(Refused::Registered);
+        if st.accounts.contains_key(&key) && source.account.as_deref() != Some(key.as_str()) {
+            return Err(Refusal::NickRegistered(nick.clone()));
         }
         if st.shutting_down {
             mailbox.shut_down();
         }
-        st.peers.insert(
+        st.users.insert(
             key,
-            Peer {
-                nick: nick.clone(),
+            User {
+                source: source.clone(),
                 mailbox,
                 rooms: Vec::new(),
             },
@@ -441,41 +383,41 @@ impl Hub {
     }
 
     /// Tells every session, and every session still to register, that the server is
-    /// shutting down (through its mailbox: see [`crate::mailbox`]).
+    /// shutting down (through its mailbox: see [`super::mailbox`]).
     pub(crate) fn shut_down(&self) {
         let mut st = self.lock();
         st.shutting_down = true;
-        for peer in st.peers.values() {
-            peer.mailbox.shut_down();
+        for user in st.users.values() {
+            user.mailbox.shut_down();
         }
     }
 
-    /// Removes a session: each of its rooms is told `QUIT` once, then the nickname is free.
+    /// Removes a session: each of its rooms is told it quit, with one cause, then the
+    /// nickname is free.
     pub(crate) fn unregister(&self, key: &str, reason: &str) {
         let mut st = self.lock();
         let State {
-            peers,
+            users,
             rooms,
             created,
             ..
         } = &mut *st;
-        let Some(peer) = peers.remove(key) else {
+        let Some(user) = users.remove(key) else {
             return;
         };
-        for room_key in &peer.rooms {
+        let mut cause = None;
+        for room_key in &user.rooms {
             if let Some(room) = rooms.get_mut(room_key) {
                 let quiet = self.is_quiet(room.members.len());
                 room.members.remove(key);
                 let channel = &room.channel;
                 if !quiet {
                     let _order = lock(&channel.order);
-                    self.announce(channel, |id, time| ServerFrame::Quit {
-                        room: channel.name.clone(),
-                        nick: peer.nick.clone(),
-                        time,
-                        id,
+                    let kind = Kind::Quit {
                         reason: Some(reason.to_owned()),
-                    });
+                    };
+                    let quit = self.announce(channel, &user.source, kind, cause);
+                    cause.get_or_insert(quit.cause);
                 }
                 if room.members.is_empty() {
                     remove_room(rooms, created, room_key);
@@ -486,18 +428,26 @@ impl Hub {
 
     /// Puts the session `key` in `room`, creating the room if need be. `origin` is the
     /// session's address when the rooms it creates count against that address (see
-    /// [`RoomLimits::per_address`]); `None` for an exempt address.
-    pub(crate) fn join(&self, key: &str, room: &Room, origin: Option<IpAddr>) -> Joined {
+    /// [`RoomLimits::per_address`]); `None` for an exempt address. `shown` is given the
+    /// join event and, unless the room is quiet, its members (the newcomer included),
+    /// under the hub's lock, so that the list is exact as of the join.
+    pub(crate) fn join(
+        &self,
+        key: &str,
+        room: &Room,
+        origin: Option<IpAddr>,
+        shown: impl FnOnce(&Event, Option<Members<'_, '_>>),
+    ) -> Result<Joined, Refusal> {
         let mut st = self.lock();
         let State {
-            peers,
+            users,
             rooms,
             created,
             ..
         } = &mut *st;
-        let Some(peer) = peers.get_mut(key) else {
+        let Some(user) = users.get_mut(key) else {
             // Cannot happen: a session is registered for its whole life.
-            return Joined::Already;
+            return Ok(Joined::Already);
         };
         let folded = room.folded();
         let existing = rooms.len();
@@ -509,21 +459,20 @@ impl Hub {
                 let general = folded == Room::general().folded();
                 if !general && existing >= limits.total {
                     let limit = limits.total;
-                    self.metrics.refused(Refusal::RoomsFull);
-                    return Joined::Refused(RoomRefused::Full { limit });
+                    self.metrics.refused(metrics::Refusal::RoomsFull);
+                    return Err(Refusal::RoomsFull { limit });
                 }
                 let count = origin.map_or(0, |ip| created.get(&ip).copied().unwrap_or(0));
                 if !general && count >= limits.per_address {
                     let limit = limits.per_address;
-                    self.metrics.refused(Refusal::TooManyRoomsCreated);
-                    return Joined::Refused(RoomRefused::AddressFull { limit });
+                    self.metrics.refused(metrics::Refusal::TooManyRoomsCreated);
+                    return Err(Refusal::TooManyRoomsCreated { limit });
                 }
                 // Nor counted against whoever happened to make it.
                 let origin = origin.filter(|_| !general);
                 let entry = vacant.insert(RoomEntry {
                     channel: Arc::new(Channel {
-                        key: folded.as_str().into(),
-                        name: room.clone(),
+                        room: RoomName::new(room.clone()),
                         order: Mutex::new(()),
                         ring: Ring::new(limits.capacity, limits.buffer, self.budget.clone()),
                     }),
@@ -537,76 +486,54 @@ impl Hub {
             }
         };
         if entry.members.contains_key(key) {
-            return Joined::Already;
+            return Ok(Joined::Already);
         }
-        entry.members.insert(key.to_owned(), peer.nick.clone());
-        peer.rooms.push(folded);
+        entry
+            .members
+            .insert(key.to_owned(), user.source.nick.clone());
+        user.rooms.push(folded);
         let quiet = self.is_quiet(entry.members.len());
         let channel = entry.channel.clone();
         // Publish the JOIN and subscribe under the room's lock: the cursor starts at
         // exactly what follows the JOIN in the room's order.
         let order = lock(&channel.order);
-        let make = |id, time| ServerFrame::Join {
-            room: channel.name.clone(),
-            nick: peer.nick.clone(),
-            time,
-            id,
-        };
-        let join = if quiet {
-            self.unannounced(make)
-        } else {
-            self.announce(&channel, make)
-        };
+        let join = self.membership(&channel, &user.source, Kind::Join, quiet);
         let cursor = channel.ring.subscribe();
         drop(order);
         // A quiet room's list would be stale at once, and writing it to every joiner is
         // what makes a crowd joining cost O(N²) bytes: `/who` gives it on demand.
-        let mut members = BytesMut::new();
-        if !quiet {
-            ServerFrame::encode_members(
-                &channel.name,
-                entry.members.values(),
-                LIST_CHUNK,
-                &mut members,
-            );
-        }
-        Joined::New {
+        let mut members = entry.members.values();
+        shown(&join, (!quiet).then_some(&mut members as Members<'_, '_>));
+        Ok(Joined::New {
             channel,
             cursor,
             join,
-            members: members.freeze(),
-        }
+        })
     }
 
-    /// Takes the session `key` out of the room `room_key`. Returns the `PART` event, which
+    /// Takes the session `key` out of the room `room_key`. Returns the part event, which
     /// the room has been sent and the leaver should be shown, or `None` if it was not in
     /// the room.
-    pub(crate) fn part(&self, key: &str, room_key: &str, reason: Option<String>) -> Option<Event> {
+    pub(crate) fn part(
+        &self,
+        key: &str,
+        room_key: &str,
+        reason: Option<String>,
+    ) -> Option<Arc<Event>> {
         let mut st = self.lock();
         let State {
-            peers,
+            users,
             rooms,
             created,
             ..
         } = &mut *st;
-        let peer = peers.get_mut(key)?;
+        let user = users.get_mut(key)?;
         let room = rooms.get_mut(room_key)?;
         let quiet = self.is_quiet(room.members.len());
         room.members.remove(key)?;
-        peer.rooms.retain(|r| r != room_key);
+        user.rooms.retain(|r| r != room_key);
         let order = lock(&room.channel.order);
-        let make = |id, time| ServerFrame::Part {
-            room: room.channel.name.clone(),
-            nick: peer.nick.clone(),
-            time,
-            id,
-            reason,
-        };
-        let part = if quiet {
-            self.unannounced(make)
-        } else {
-            self.announce(&room.channel, make)
-        };
+        let part = self.membership(&room.channel, &user.source, Kind::Part { reason }, quiet);
         drop(order);
         if room.members.is_empty() {
             remove_room(rooms, created, room_key);
@@ -614,99 +541,112 @@ impl Hub {
         Some(part)
     }
 
-    /// Renames the session `old_key` to `new`; `identified` names the account whose
-    /// password the session gave, if any. Each of its rooms is sent `RENAME`. Returns the
-    /// `RENAME *` event for a session in no room (it would otherwise not hear of its own
-    /// rename).
+    /// Renames the session `old_key` to `new`, keeping its account (the one whose
+    /// password it gave, if any). Each of its rooms is sent a rename, with one cause.
+    /// Returns the session's new source, and the rename for a session in no room (which
+    /// would otherwise not hear of its own rename).
     pub(crate) fn rename(
         &self,
         old_key: &str,
         new: &Nick,
-        identified: Option<&str>,
-    ) -> Result<Option<Bytes>, Refused> {
+    ) -> Result<(Arc<Source>, Option<Arc<Event>>), Refusal> {
         let mut st = self.lock();
         let State {
-            peers,
+            users,
             rooms,
             accounts,
             ..
         } = &mut *st;
         let new_key = new.folded();
-        if new_key != old_key && peers.contains_key(&new_key) {
-            return Err(Refused::Taken);
+        if new_key != old_key && users.contains_key(&new_key) {
+            return Err(Refusal::NickTaken(new.clone()));
         }
-        if accounts.contains_key(&new_key) && identified != Some(new_key.as_str()) {
-            return Err(Refused::Registered);
-        }
-        let Some(mut peer) = peers.remove(old_key) else {
-            return Err(Refused::Taken);
+        let Some(user) = users.get(old_key) else {
+            return Err(Refusal::NickTaken(new.clone()));
         };
-        let old = std::mem::replace(&mut peer.nick, new.clone());
-        for room_key in &peer.rooms {
+        if accounts.contains_key(&new_key)
+            && user.source.account.as_deref() != Some(new_key.as_str())
+        {
+            return Err(Refusal::NickRegistered(new.clone()));
+        }
+        let Some(mut user) = users.remove(old_key) else {
+            return Err(Refusal::NickTaken(new.clone()));
+        };
+        let renamed = Arc::new(Source {
+            nick: new.clone(),
+            ..Source::clone(&user.source)
+        });
+        let old = std::mem::replace(&mut user.source, renamed);
+        let kind = || Kind::Rename { new: new.clone() };
+        let mut cause = None;
+        for room_key in &user.rooms {
             if let Some(room) = rooms.get_mut(room_key) {
                 room.members.remove(old_key);
                 room.members.insert(new_key.clone(), new.clone());
                 let _order = lock(&room.channel.order);
-                self.announce(&room.channel, |id, time| ServerFrame::Rename {
-                    room: Some(room.channel.name.clone()),
-                    old: old.clone(),
-                    new: new.clone(),
-                    time,
-                    id,
-                });
+                let rename = self.announce(&room.channel, &old, kind(), cause);
+                cause.get_or_insert(rename.cause);
             }
         }
-        let alone = peer.rooms.is_empty();
-        peers.insert(new_key, peer);
-        Ok(alone.then(|| {
-            ServerFrame::Rename {
-                room: None,
-                old,
-                new: new.clone(),
-                time: now(),
-                id: self.next_id(),
-            }
-            .to_bytes()
-        }))
+        let alone = user.rooms.is_empty();
+        let source = user.source.clone();
+        users.insert(new_key, user);
+        Ok((source, alone.then(|| self.own(&old, kind()))))
+    }
+
+    /// An event its source alone sees (a rename while in no room), with its id and time.
+    pub(crate) fn own(&self, source: &Arc<Source>, kind: Kind) -> Arc<Event> {
+        Arc::new(self.event(Scope::Own, source, kind, None))
+    }
+
+    /// Replaces the source of the session `key` (it identified to an account).
+    pub(crate) fn set_source(&self, key: &str, source: &Arc<Source>) {
+        if let Some(user) = self.lock().users.get_mut(key) {
+            user.source = source.clone();
+        }
     }
 
     /// The nickname (as spelled) and mailbox of the session called `nick`.
-    pub(crate) fn lookup(&self, nick: &Nick) -> Option<(Nick, MailboxSender)> {
+    pub(crate) fn lookup(&self, nick: &Nick) -> Result<(Nick, MailboxSender<Arc<Event>>), Refusal> {
         let st = self.lock();
-        st.peers
+        st.users
             .get(&nick.folded())
-            .map(|p| (p.nick.clone(), p.mailbox.clone()))
+            .map(|u| (u.source.nick.clone(), u.mailbox.clone()))
+            .ok_or_else(|| Refusal::NoSuchNick(nick.clone()))
     }
 
-    /// The members of a room as encoded `MEMBERS` frames, or `None` if it does not
-    /// exist.
-    pub(crate) fn members(&self, room: &Room) -> Option<Bytes> {
+    /// Gives a room's members to `list`, under the hub's lock; refused if the room does
+    /// not exist.
+    pub(crate) fn members(
+        &self,
+        room: &Room,
+        list: impl FnOnce(&RoomName, Members<'_, '_>),
+    ) -> Result<(), Refusal> {
         let st = self.lock();
-        let entry = st.rooms.get(&room.folded())?;
-        let mut members = BytesMut::new();
-        ServerFrame::encode_members(
-            &entry.channel.name,
-            entry.members.values(),
-            LIST_CHUNK,
-            &mut members,
-        );
-        Some(members.freeze())
+        let entry = st
+            .rooms
+            .get(&room.folded())
+            .ok_or_else(|| Refusal::NoSuchRoom(room.clone()))?;
+        list(&entry.channel.room, &mut entry.members.values());
+        Ok(())
     }
 
     /// The canonical name of a room that exists.
     pub(crate) fn room_name(&self, key: &str) -> Option<Room> {
-        self.lock().rooms.get(key).map(|r| r.channel.name.clone())
+        self.lock().rooms.get(key).map(|r| r.channel.name().clone())
     }
 
-    /// Every room and its member count, by name.
-    pub(crate) fn rooms(&self) -> Vec<(Room, usize)> {
-        let st = self.lock();
-        let mut list: Vec<_> = st
-            .rooms
-            .values()
-            .map(|r| (r.channel.name.clone(), r.members.len()))
-            .collect();
-        list.sort_by_key(|(room, _)| room.folded());
+    /// Every room and its member count, by folded name. Only reference counts are taken
+    /// under the hub's lock; the list is sorted after it is released.
+    pub(crate) fn rooms(&self) -> Vec<(Arc<RoomName>, usize)> {
+        let mut list: Vec<_> = {
+            let st = self.lock();
+            st.rooms
+                .values()
+                .map(|r| (r.channel.room.clone(), r.members.len()))
+                .collect()
+        };
+        list.sort_unstable_by(|(a, _), (b, _)| a.key.cmp(&b.key));
         list
     }
 
@@ -735,7 +675,7 @@ impl Hub {
     /// How many sessions are registered and how many rooms exist.
     pub(crate) fn counts(&self) -> (usize, usize) {
         let st = self.lock();
-        (st.peers.len(), st.rooms.len())
+        (st.users.len(), st.rooms.len())
     }
 }
 
@@ -756,4 +696,28 @@ fn remove_room(
             created.remove(&ip);
         }
     }
+}
+
+/// A hub over an in-memory store, for tests of the core without sockets.
+#[cfg(test)]
+pub(crate) fn test_hub(capacity: usize, presence_limit: usize) -> Arc<Hub> {
+    let opened = super::store::open(
+        &super::store::Location::Memory,
+        super::store::StoreOptions::default(),
+    )
+    .expect("an in-memory store opens");
+    let rooms = RoomLimits {
+        capacity,
+        buffer: 1024 * 1024,
+        total_buffer: 16 * 1024 * 1024,
+        total: 100,
+        per_address: 100,
+    };
+    Arc::new(Hub::new(
+        rooms,
+        presence_limit,
+        opened.store,
+        opened.next_id,
+        opened.accounts,
+    ))
 }

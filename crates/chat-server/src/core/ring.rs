@@ -31,9 +31,12 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::task::{Context, Poll};
 use tokio::sync::Notify;
+use tokio::sync::futures::OwnedNotified;
 
 /// What an event weighs against a ring's byte bound.
 pub(crate) trait Weigh {
@@ -78,7 +81,7 @@ pub(crate) struct Ring<T> {
     /// without the lock to tell whether a receiver has anything new.
     tail: AtomicU64,
     /// Wakes the receivers waiting in [`Ring::recv`].
-    notify: Notify,
+    notify: Arc<Notify>,
     /// Most events held.
     capacity: usize,
     /// Most bytes of events held (by [`Weigh::weight`]); the bound never drops the newest
@@ -117,6 +120,9 @@ impl Cursor {
     }
 }
 
+/// A member's wait on one ring, kept across waits ([`Ring::waiter`]).
+pub(crate) struct Waiter(Pin<Box<OwnedNotified>>);
+
 /// The receiver fell behind: this many events were dropped before it read them. Its
 /// cursor has moved to the oldest event held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +148,7 @@ impl<T: Clone + Weigh> Ring<T> {
                 bytes: 0,
             }),
             tail: AtomicU64::new(0),
-            notify: Notify::new(),
+            notify: Arc::new(Notify::new()),
             capacity: capacity.max(1),
             max_bytes,
             budget,
@@ -329,6 +335,38 @@ impl<T: Clone + Weigh> Ring<T> {
                     Err(TryRecvError::Empty) => {}
                 }
                 notified.await;
+            }
+        }
+    }
+
+    /// A wait on this ring that a member in several rooms keeps across its waits (see
+    /// [`Ring::poll_recv`]).
+    pub(crate) fn waiter(&self) -> Waiter {
+        Waiter(Box::pin(self.notify.clone().notified_owned()))
+    }
+
+    /// Polls for the next event for `cursor`, with a `waiter` of this ring that is
+    /// re-armed in place once it fires: a member in several rooms polls each of its rooms
+    /// this way, allocating nothing per wait. Like [`Ring::recv`], the cursor moves only
+    /// when an event (or the news of a lag) is returned.
+    pub(crate) fn poll_recv(
+        &self,
+        cursor: &mut Cursor,
+        waiter: &mut Waiter,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, Lagged>> {
+        loop {
+            // Registered before looking, so that a send between the look and the poll
+            // still completes it.
+            waiter.0.as_mut().enable();
+            match self.try_recv(cursor) {
+                Ok(event) => return Poll::Ready(Ok(event)),
+                Err(TryRecvError::Lagged(lost)) => return Poll::Ready(Err(Lagged(lost))),
+                Err(TryRecvError::Empty) => {}
+            }
+            match waiter.0.as_mut().poll(cx) {
+                Poll::Ready(()) => waiter.0.set(self.notify.clone().notified_owned()),
+                Poll::Pending => return Poll::Pending,
             }
         }
     }

@@ -1,0 +1,96 @@
+//! Why the core refused something: one enum for every refusal of the hub, the store and
+//! the member state, which each door maps to its own wire (the native door to an
+//! `ERR <code>` frame, the IRC door to a numeric).
+
+use chat_proto::name::{Nick, Room};
+
+/// A refusal. Each variant carries what a door needs to explain it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refusal {
+    /// Someone connected has the nickname (case-insensitively).
+    #[error("nickname {0} is taken")]
+    NickTaken(Nick),
+    /// The nickname is registered and its password was not given.
+    #[error("nickname {0} is registered")]
+    NickRegistered(Nick),
+    /// No one connected has the nickname.
+    #[error("no one is called {0}")]
+    NoSuchNick(Nick),
+    /// The recipient left while the message was on its way.
+    #[error("{0} has just left")]
+    Gone(Nick),
+    /// The recipient's queue is full.
+    #[error("{0} is not keeping up")]
+    RecipientBusy(Nick),
+    /// The user is in no room, and the action needs one.
+    #[error("you are in no room")]
+    NoCurrentRoom,
+    /// The user is not in the room.
+    #[error("you are not in {0}")]
+    NotInRoom(Room),
+    /// The room does not exist.
+    #[error("there is no room {0}")]
+    NoSuchRoom(Room),
+    /// The user is in as many rooms as one session may be.
+    #[error("you are in {limit} rooms, the most allowed")]
+    TooManyRooms {
+        /// `--max-rooms`.
+        limit: usize,
+    },
+    /// The server holds as many rooms as it allows; existing ones can still be joined.
+    #[error("the server holds {limit} rooms, the most it allows")]
+    RoomsFull {
+        /// `--max-rooms-total`.
+        limit: usize,
+    },
+    /// The user's address created as many (open) rooms as one address may.
+    #[error("your address has created {limit} rooms that are still open")]
+    TooManyRoomsCreated {
+        /// `--max-rooms-per-ip`.
+        limit: usize,
+    },
+    /// A password may not cross this connection (neither TLS nor loopback).
+    #[error("passwords are only accepted over TLS or from loopback")]
+    InsecureTransport,
+    /// The password was wrong.
+    #[error("wrong password for {0}")]
+    PasswordWrong(Nick),
+    /// A password too short or too long.
+    #[error("a password has at least {min_chars} characters and at most {max_bytes} bytes")]
+    PasswordInvalid {
+        /// Fewest characters.
+        min_chars: usize,
+        /// Most bytes.
+        max_bytes: usize,
+    },
+    /// Registering a nickname that has an account.
+    #[error("{0} is registered already")]
+    AlreadyRegistered(Nick),
+    /// An account action for a nickname without one (or not identified to it).
+    #[error("{0} is not registered")]
+    NotRegistered(Nick),
+    /// The server cannot take this now (its store is behind, a worker is gone).
+    #[error("the server is busy: {0}")]
+    Busy(Busy),
+}
+
+/// What the server was too busy to do, for a door's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Busy {
+    /// A message: the store could not queue it, so no one got it.
+    Message,
+    /// Setting a password.
+    Password,
+    /// Reading history.
+    History,
+}
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Busy::Message => "message not sent",
+            Busy::Password => "cannot set a password now",
+            Busy::History => "history is not available now",
+        })
+    }
+}

@@ -1,0 +1,290 @@
+//! What happens in the chat, as protocol-neutral values.
+//!
+//! An [`Event`] is made once, when the core gives it its id, and shared by `Arc`: through
+//! its room's ring to every member, through a mailbox to the two parties of a private
+//! message, and to the store's writer. A door turns it into its wire bytes through
+//! [`Event::encoded`], which keeps the bytes of each wire flavour in the event itself: the
+//! first member of a door that needs them encodes them, every other member of that door
+//! copies the same bytes. So one event reaching 1,000 members of one door is encoded
+//! once, whoever reads first.
+//!
+//! The store keeps an event's fields (see `store`), not any door's bytes, and gives back
+//! events rebuilt from them; a door encodes those as it encodes live ones.
+
+use bytes::Bytes;
+use chat_proto::name::{Nick, Room};
+use jiff::Timestamp;
+use std::sync::{Arc, OnceLock};
+
+/// A room as events name it: the folded name (its key in the hub and the store) and the
+/// name as its creator spelled it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct RoomName {
+    /// The folded name.
+    pub(crate) key: Arc<str>,
+    /// The name as spelled.
+    pub(crate) name: Room,
+}
+
+impl RoomName {
+    pub(crate) fn new(name: Room) -> Arc<RoomName> {
+        Arc::new(RoomName {
+            key: name.folded().into(),
+            name,
+        })
+    }
+}
+
+/// Who did something: the user behind an event.
+///
+/// A session holds its source and shares it with every event it causes; a rename makes
+/// a new one. `user` and `host` are what IRC shows as `nick!user@host` (and what ban
+/// masks match); the store keeps only the nickname and the account, so events rebuilt
+/// from history carry neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Source {
+    /// The nickname as spelled when the event happened.
+    pub(crate) nick: Nick,
+    /// The account (a folded registered nickname) the user identified to, if any.
+    pub(crate) account: Option<Arc<str>>,
+    /// The user name a door was given (IRC's `USER`), if any.
+    pub(crate) user: Option<Arc<str>>,
+    /// The host shown for the user (its address, or a cloak), if known.
+    pub(crate) host: Option<Arc<str>>,
+}
+
+impl Source {
+    /// A source known only by its nickname (and account), as the store keeps it.
+    pub(crate) fn named(nick: Nick, account: Option<Arc<str>>) -> Source {
+        Source {
+            nick,
+            account,
+            user: None,
+            host: None,
+        }
+    }
+}
+
+/// Where an event happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// In a room: every member gets it.
+    Room(Arc<RoomName>),
+    /// Between the source and `to`: both get it.
+    Private {
+        /// The recipient.
+        to: Nick,
+    },
+    /// To its source alone (a rename while in no room).
+    Own,
+}
+
+/// What happened. The source is the one who did it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Something said (to a room, or privately).
+    Message {
+        /// What was said.
+        text: String,
+    },
+    /// `/me` (IRC's CTCP ACTION): something done.
+    Action {
+        /// The action, without the nickname.
+        text: String,
+    },
+    /// The source joined the room.
+    Join,
+    /// The source left the room.
+    Part {
+        /// Why, if it said.
+        reason: Option<String>,
+    },
+    /// The source disconnected (told to each of its rooms, with one cause).
+    Quit {
+        /// Its `/quit` text, or what the server saw.
+        reason: Option<String>,
+    },
+    /// The source (under its old nickname) is now called `new` (told to each of its
+    /// rooms, with one cause).
+    Rename {
+        /// The new nickname.
+        new: Nick,
+    },
+    /// The room's topic was set (`Some`) or cleared (`None`).
+    Topic {
+        /// The new topic.
+        text: Option<String>,
+    },
+    /// The room's modes or its members' status changed (`+o alice`, `+m`, `+b mask`).
+    Mode {
+        /// The changes in IRC's form: flags, then their arguments, space-separated.
+        changes: String,
+    },
+    /// The source removed `target` from the room.
+    Kick {
+        /// Who was removed.
+        target: Nick,
+        /// Why (the kicker's nickname when not given).
+        reason: String,
+    },
+    /// The source invited `target` to the room.
+    Invite {
+        /// Who was invited.
+        target: Nick,
+    },
+    /// The source went away (`Some`) or came back (`None`).
+    Away {
+        /// Its away message.
+        text: Option<String>,
+    },
+}
+
+/// The wire forms an event is encoded to, one cache slot each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavour {
+    /// The native line protocol (TCP, TLS, and WebSocket text messages).
+    Native = 0,
+}
+
+impl Flavour {
+    /// How many flavours there are.
+    const COUNT: usize = 1;
+}
+
+/// One thing that happened, with its id and time.
+#[derive(Debug)]
+pub(crate) struct Event {
+    /// The message id: unique, rising in each room's order (and across restarts).
+    pub(crate) id: u64,
+    /// When the server accepted it, at millisecond precision.
+    pub(crate) time: Timestamp,
+    /// The id of the action this event is part of: one quit or rename reaches each of
+    /// the user's rooms as its own event, and all of them carry the same cause, so a door
+    /// can show the action once per observer. Equal to `id` for an event on its own.
+    pub(crate) cause: u64,
+    /// Where it happened.
+    pub(crate) scope: Scope,
+    /// Who did it.
+    pub(crate) source: Arc<Source>,
+    /// What happened.
+    pub(crate) kind: Kind,
+    /// Its bytes in each wire flavour, encoded by the first reader that needs them.
+    wire: [OnceLock<Bytes>; Flavour::COUNT],
+}
+
+/// What an event held in a ring costs beyond its strings: the `Arc`'s allocation, one
+/// encoding and its `Bytes` header, the ring's slot and the allocator's bookkeeping,
+/// rounded up.
+const EVENT_OVERHEAD: usize = 192;
+
+impl Event {
+    pub(crate) fn new(
+        id: u64,
+        time: Timestamp,
+        cause: u64,
+        scope: Scope,
+        source: Arc<Source>,
+        kind: Kind,
+    ) -> Event {
+        Event {
+            id,
+            time,
+            cause,
+            scope,
+            source,
+            kind,
+            wire: Default::default(),
+        }
+    }
+
+    /// The event's bytes in `flavour`, made by `encode` if no one has made them yet.
+    /// `encode` runs at most once per event and flavour (a second caller at the same
+    /// moment waits for the first).
+    pub(crate) fn encoded(&self, flavour: Flavour, encode: impl FnOnce(&Event) -> Bytes) -> &Bytes {
+        self.wire[flavour as usize].get_or_init(|| encode(self))
+    }
+
+    /// The room it happened in, if any.
+    pub(crate) fn room(&self) -> Option<&Arc<RoomName>> {
+        match &self.scope {
+            Scope::Room(room) => Some(room),
+            _ => None,
+        }
+    }
+
+    /// Whether `/history` shows it: what people said, in rooms or privately.
+    pub(crate) fn is_said(&self) -> bool {
+        matches!(self.kind, Kind::Message { .. } | Kind::Action { .. })
+    }
+
+    /// An estimate of the memory the event holds, for the rooms' byte bounds: its
+    /// strings (roughly what one encoding adds again) and a fixed overhead.
+    pub(crate) fn weight(&self) -> usize {
+        let text = match &self.kind {
+            Kind::Message { text } | Kind::Action { text } => text.len(),
+            Kind::Part { reason } | Kind::Quit { reason } => reason.as_ref().map_or(0, String::len),
+            Kind::Topic { text } | Kind::Away { text } => text.as_ref().map_or(0, String::len),
+            Kind::Rename { new } => new.as_str().len(),
+            Kind::Mode { changes } => changes.len(),
+            Kind::Kick { target, reason } => target.as_str().len() + reason.len(),
+            Kind::Invite { target } => target.as_str().len(),
+            Kind::Join => 0,
+        };
+        let room = self.room().map_or(0, |r| r.name.as_str().len());
+        text + room + self.source.nick.as_str().len() + EVENT_OVERHEAD
+    }
+}
+
+/// The server time of an event, at the millisecond precision of the wire and the store.
+pub(crate) fn now() -> Timestamp {
+    let now = Timestamp::now();
+    Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: Kind) -> Event {
+        let source = Arc::new(Source::named(Nick::new("alice").unwrap(), None));
+        let room = RoomName::new(Room::new("#Rust").unwrap());
+        Event::new(7, now(), 7, Scope::Room(room), source, kind)
+    }
+
+    #[test]
+    fn an_event_is_encoded_once_per_flavour() {
+        let event = event(Kind::Message { text: "hi".into() });
+        let mut calls = 0;
+        for _ in 0..1000 {
+            let bytes = event.encoded(Flavour::Native, |e| {
+                calls += 1;
+                Bytes::from(format!("{}\n", e.id))
+            });
+            assert_eq!(&bytes[..], b"7\n");
+        }
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn weight_grows_with_the_text_and_has_a_floor() {
+        let short = event(Kind::Join).weight();
+        let long = event(Kind::Message {
+            text: "x".repeat(1000),
+        })
+        .weight();
+        assert!(short >= EVENT_OVERHEAD);
+        assert_eq!(long - short, 1000);
+        assert_eq!(event(Kind::Topic { text: None }).weight(), short);
+        let _ = event(Kind::Away { text: None });
+        let _ = event(Kind::Invite {
+            target: Nick::new("bob").unwrap(),
+        });
+        let _ = event(Kind::Kick {
+            target: Nick::new("bob").unwrap(),
+            reason: "alice".into(),
+        });
+        let _ = event(Kind::Mode {
+            changes: "+o bob".into(),
+        });
+    }
+}

@@ -1,0 +1,1407 @@
+//! One user as a member of the chat, whatever its door: the rooms it is in and its place
+//! in each, store answers it waits for (history after a join, refills after lagging, a
+//! `/history` page, a password hash), the pacing of its input and the `PONG` ordering
+//! rule. No socket and no wire type: a door drives a [`Member`] and gives it an
+//! [`Output`] that writes its own form of what the member has to say.
+//!
+//! Room events are copied into the output as the door's bytes for them, encoded at most
+//! once per event and door ([`Event::encoded`]).
+
+use super::error::{self, Refusal};
+use super::event::{Event, Kind, RoomName, Source};
+use super::flood::TokenBucket;
+use super::hub::{Channel, Hub, Joined, Members};
+use super::mailbox::{Mailbox, SendError};
+use super::password::HashError;
+use super::ring::{Cursor, Lagged, TryRecvError, Waiter};
+use super::store::{Answer, Query, pair};
+use chat_proto::name::{Nick, Room};
+use futures::FutureExt;
+use futures::future::Either;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, Sleep};
+
+/// Events copied from a room's ring under one read lock, at most: a bounded time for a
+/// sender to wait for the lock.
+const DRAIN_CHUNK: usize = 64;
+
+/// Events a refill asks the store for at a time: a bounded batch, written out before the
+/// next is asked for.
+const REFILL_BATCH: u64 = 256;
+
+/// Longest wait for an answer to a request (`/history`, a password hash) before the
+/// member is told the server is busy.
+pub(crate) const REQUEST_LIMIT: Duration = Duration::from_secs(5);
+
+/// Lines a session handles before it yields to other tasks.
+const LINES_PER_TURN: usize = 32;
+
+/// Most events `/history` gives at once.
+pub(crate) use crate::config::HISTORY_MAX;
+
+/// How a door writes what a member has to say. Every method appends to the door's
+/// output, in call order.
+pub(crate) trait Output {
+    /// A room event, a private message or a refilled event, in the door's form.
+    fn event(&mut self, event: &Event);
+    /// Who is in a room, after its join event (not called for a quiet room).
+    fn members(&mut self, room: &RoomName, members: Members<'_, '_>);
+    /// `missed` events of `room` are lost for this member; what follows is live.
+    fn lagged(&mut self, room: &RoomName, missed: u64);
+    /// A page of history (`target` is a room or the other party), oldest first; `asked`
+    /// when the user asked for it (a join's history is not written when empty).
+    fn history(&mut self, target: &HistoryOf, events: &[Event], asked: bool);
+    /// An account change: registered, password changed.
+    fn account(&mut self, nick: &Nick, change: AccountChange);
+    /// A refusal of the member's last request.
+    fn refused(&mut self, refusal: Refusal);
+    /// The answer to a ping, after everything earlier lines caused.
+    fn pong(&mut self, token: Option<String>);
+    /// Bytes waiting to be written.
+    fn pending(&self) -> usize;
+}
+
+/// What a history page is of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HistoryOf {
+    /// A room.
+    Room(Room),
+    /// The private conversation with this nickname.
+    Nick(Nick),
+}
+
+/// What happened to the member's account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AccountChange {
+    /// `/register`: the nickname is now an account.
+    Registered,
+    /// `/password`: its password changed.
+    PasswordChanged,
+}
+
+/// Holds a nickname in the hub; leaving the hub happens in `drop`, so it happens exactly
+/// once whatever ends the session (quit, close, error, panic).
+struct Registration {
+    hub: Arc<Hub>,
+    /// The folded nickname; updated on rename.
+    key: String,
+    /// Told to the rooms; set just before the session ends.
+    reason: Option<String>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let reason = self.reason.as_deref().unwrap_or("session ended");
+        self.hub.unregister(&self.key, reason);
+    }
+}
+
+/// A room the member is in.
+struct Membership {
+    /// The room: its names, and its channel for publishing without the hub.
+    channel: Arc<Channel>,
+    /// This member's place in the room's events.
+    cursor: Cursor,
+    /// The id of the room's last event this member was given (or its join): where a
+    /// refill starts after lagging.
+    last_id: u64,
+    /// Waiting for the store (see [`Member::holds`]): the room's live events wait
+    /// meanwhile; other rooms' do not.
+    held: bool,
+    /// The wait on the room's ring, kept across waits while the member is in several
+    /// rooms (one room is waited on without it).
+    waiter: Option<Waiter>,
+}
+
+impl Membership {
+    fn key(&self) -> &str {
+        self.channel.key()
+    }
+
+    fn room(&self) -> &Arc<RoomName> {
+        &self.channel.room
+    }
+
+    fn is_live(&self) -> bool {
+        !self.held
+    }
+}
+
+/// Something the member waits for: a store answer that must go out before a room's next
+/// live event, or the answer to a request (no line is read meanwhile, but rooms are
+/// delivered and shutdown is heard).
+pub(crate) struct Hold {
+    /// The room's folded name, for a room's hold.
+    key: Option<Arc<str>>,
+    pending: Pending,
+    why: HoldFor,
+}
+
+/// What a hold waits on.
+pub(crate) enum Pending {
+    Store(oneshot::Receiver<Answer>),
+    Hash(JoinHandle<Result<String, HashError>>),
+}
+
+pub(crate) enum HoldFor {
+    /// The room's latest messages, shown after joining it.
+    JoinHistory,
+    /// Events lost by lagging: `remaining` of them after `last_id`, ending before
+    /// `next`, the first event still in the room's buffer (delivered after them).
+    Refill {
+        remaining: u64,
+        next: Option<Arc<Event>>,
+    },
+    /// A `/history` page.
+    History(HistoryOf),
+    /// A `/register` (`change: false`) or `/password`.
+    Password { change: bool },
+}
+
+/// What a hold's wait ended with.
+pub(crate) enum Answered {
+    Store(Answer),
+    Hash(Option<String>),
+}
+
+/// What ended a member's wait (the door adds its client's input).
+pub(crate) enum Wake {
+    /// The timer went off.
+    Timer,
+    /// The server is shutting down.
+    Shutdown,
+    /// A private message for this member.
+    Mail(Arc<Event>),
+    /// A hold was answered (boxed: rare, and the largest variant).
+    Answer(Box<(Hold, Answered)>),
+    /// One of the rooms had an event.
+    Room(usize, Result<Arc<Event>, Lagged>),
+}
+
+/// A `/ping` whose `PONG` waits for the events that were queued for the member when it
+/// came: so the `PONG` follows everything that earlier lines caused, without collecting
+/// an unbounded backlog in one go.
+struct PendingPong {
+    token: Option<String>,
+    /// Events still to deliver from each room (same order as `Member::rooms`).
+    remaining: Vec<u64>,
+}
+
+/// When the client's next line may be read, and when it has been quiet too long.
+struct Pace {
+    /// Flood control (`None`: off).
+    bucket: Option<TokenBucket>,
+    /// Set while flood control holds back the client's next line.
+    read_at: Option<Instant>,
+    /// When the client last sent a line, for the idle timeout.
+    last_input: Instant,
+    /// Lines handled since the session last yielded.
+    lines_this_turn: usize,
+    /// When a request's answer is due (see [`REQUEST_LIMIT`]).
+    request_due: Option<Instant>,
+    /// Armed for the earliest of the above.
+    timer: Timer,
+}
+
+/// The member's one timer, allocated only while armed: most members never arm it, and a
+/// timer held inline in every session would cost each of them its size.
+#[derive(Default)]
+struct Timer(Option<Pin<Box<Sleep>>>);
+
+impl Timer {
+    fn set(&mut self, deadline: Option<Instant>) {
+        match (deadline, &mut self.0) {
+            (None, _) => self.0 = None,
+            (Some(at), Some(sleep)) if sleep.deadline() == at => {}
+            (Some(at), Some(sleep)) => sleep.as_mut().reset(at),
+            (Some(at), None) => self.0 = Some(Box::pin(tokio::time::sleep_until(at))),
+        }
+    }
+
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.0 {
+            Some(sleep) => sleep.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// How a member is limited.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Rooms one member may be in (`--max-rooms`).
+    pub(crate) max_rooms: usize,
+    /// Messages shown after a join (`--history`).
+    pub(crate) history: usize,
+    /// Quiet time after which the session ends (`--idle-timeout`).
+    pub(crate) idle_timeout: Option<Duration>,
+    /// Flood control: burst and lines per second (`--flood-burst`, `--flood-rate`).
+    pub(crate) flood: (usize, f64),
+    /// Whether the rooms a loopback member creates count against its address.
+    pub(crate) limit_loopback: bool,
+}
+
+/// One user in the chat (see the module docs).
+pub(crate) struct Member {
+    hub: Arc<Hub>,
+    /// Who the member is; every event it causes shares it.
+    source: Arc<Source>,
+    registration: Registration,
+    /// Private messages addressed to it, and the shutdown notice.
+    mailbox: Mailbox<Arc<Event>>,
+    /// The rooms it is in (at most `--max-rooms`, so a short list beats a map: one room
+    /// costs a few dozen bytes instead of a map node).
+    rooms: Vec<Membership>,
+    /// What it waits for (history after a join, refills after lagging, requests).
+    holds: Vec<Hold>,
+    /// A ping waiting to be answered; no line is read meanwhile.
+    pong: Option<Box<PendingPong>>,
+    /// Folded name of the room bare lines go to.
+    current: Option<Arc<str>>,
+    /// When the account it identified to (or registered) was created: private history
+    /// before that belonged to someone else.
+    account_since: Option<i64>,
+    /// The client's address (for rooms created and password work).
+    ip: IpAddr,
+    limits: Limits,
+    pace: Pace,
+}
+
+/// The key of the private conversation of `a` and `b`.
+fn pair_of(a: &Nick, b: &Nick) -> Arc<str> {
+    pair(&a.folded(), &b.folded())
+}
+
+impl Member {
+    /// The member of a session whose nickname the hub has registered for `source`
+    /// (see [`Hub::register`]); `account_since` when it identified to its account.
+    pub(crate) fn new(
+        hub: Arc<Hub>,
+        source: Arc<Source>,
+        mailbox: Mailbox<Arc<Event>>,
+        account_since: Option<i64>,
+        ip: IpAddr,
+        limits: Limits,
+    ) -> Member {
+        let now = Instant::now();
+        Member {
+            registration: Registration {
+                hub: hub.clone(),
+                key: source.nick.folded(),
+                reason: None,
+            },
+            pace: Pace {
+                bucket: TokenBucket::new(limits.flood.0, limits.flood.1, now),
+                read_at: None,
+                last_input: now,
+                lines_this_turn: 0,
+                request_due: None,
+                timer: Timer::default(),
+            },
+            hub,
+            source,
+            mailbox,
+            rooms: Vec::new(),
+            holds: Vec::new(),
+            pong: None,
+            current: None,
+            account_since,
+            ip,
+            limits,
+        }
+    }
+
+    /// The hub.
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// The member's nickname.
+    pub(crate) fn nick(&self) -> &Nick {
+        &self.source.nick
+    }
+
+    /// Whether it identified to (or registered) its account.
+    pub(crate) fn identified(&self) -> bool {
+        self.account_since.is_some()
+    }
+
+    /// Sets why the session ended, which its rooms are told.
+    pub(crate) fn set_reason(&mut self, reason: String) {
+        self.registration.reason = Some(reason);
+    }
+
+    fn membership(&self, key: &str) -> Option<&Membership> {
+        self.rooms.iter().find(|m| m.key() == key)
+    }
+
+    fn current_membership(&self) -> Option<&Membership> {
+        self.current.as_ref().and_then(|key| self.membership(key))
+    }
+
+    /// The room bare lines go to, if any.
+    pub(crate) fn current_room(&self) -> Option<&Room> {
+        self.current_membership().map(|m| &m.room().name)
+    }
+
+    // ----- pacing -----
+
+    /// Whether the client's next line may be read now: not while flood control holds it
+    /// back, a ping waits for its `PONG`, or a request waits for its answer.
+    pub(crate) fn reading(&self) -> bool {
+        self.pace.read_at.is_none()
+            && self.pong.is_none()
+            && !self.holds.iter().any(|h| h.key.is_none())
+    }
+
+    /// Counts a line from the client; returns whether flood control now holds the next
+    /// one back.
+    pub(crate) fn line_received(&mut self) -> bool {
+        let now = Instant::now();
+        let pace = &mut self.pace;
+        pace.last_input = now;
+        pace.lines_this_turn += 1;
+        pace.read_at = pace.bucket.as_mut().and_then(|b| b.take(now));
+        let delayed = pace.read_at.is_some();
+        if delayed {
+            self.hub.metrics.flood_delayed();
+        }
+        delayed
+    }
+
+    /// Whether the session has handled [`LINES_PER_TURN`] lines since it last yielded
+    /// (and should yield now); counts the yield.
+    pub(crate) fn turn_over(&mut self) -> bool {
+        let over = self.pace.lines_this_turn >= LINES_PER_TURN;
+        if over {
+            self.pace.lines_this_turn = 0;
+        }
+        over
+    }
+
+    /// When the member times out if the client stays quiet.
+    fn idle_deadline(&self) -> Option<Instant> {
+        let idle = self.limits.idle_timeout?;
+        self.pace.last_input.checked_add(idle)
+    }
+
+    /// Arms the timer for the next deadline; call before waiting.
+    pub(crate) fn arm_timer(&mut self) {
+        let idle = self.idle_deadline();
+        let pace = &mut self.pace;
+        let next = [pace.read_at, idle, pace.request_due]
+            .into_iter()
+            .flatten()
+            .min();
+        pace.timer.set(next);
+    }
+
+    // ----- waiting -----
+
+    /// Waits for the next thing to do: the shutdown notice or a private message, the
+    /// timer, the client's input (polled by `input` while [`Member::reading`]), a hold's
+    /// answer, a room event. Everything but the rooms is polled in place, holding no
+    /// future; the order puts the client's input before the rooms, so that a busy room
+    /// cannot starve it (the rooms are drained between waits anyway).
+    pub(crate) async fn wait<T>(
+        &mut self,
+        mut input: impl FnMut(&mut Context<'_>) -> Poll<T>,
+    ) -> Result<Wake, T> {
+        let reading = self.reading();
+        let Member {
+            mailbox,
+            rooms,
+            holds,
+            pace,
+            ..
+        } = self;
+        let mut room = std::pin::pin!(next_room_event(rooms));
+        std::future::poll_fn(|cx| {
+            match mailbox.poll_recv(cx) {
+                Poll::Ready(Some(event)) => return Poll::Ready(Ok(Wake::Mail(event))),
+                Poll::Ready(None) => return Poll::Ready(Ok(Wake::Shutdown)),
+                Poll::Pending => {}
+            }
+            if pace.timer.poll_expired(cx).is_ready() {
+                return Poll::Ready(Ok(Wake::Timer));
+            }
+            if reading && let Poll::Ready(line) = input(cx) {
+                return Poll::Ready(Err(line));
+            }
+            if let Poll::Ready(answered) = poll_answer(holds, cx) {
+                return Poll::Ready(Ok(Wake::Answer(Box::new(answered))));
+            }
+            room.as_mut()
+                .poll(cx)
+                .map(|(index, event)| Ok(Wake::Room(index, event)))
+        })
+        .await
+    }
+
+    /// Handles what ended a wait: `Err` when the session must end (the server shuts
+    /// down, the client stayed quiet too long).
+    pub(crate) fn woken(&mut self, wake: Wake, out: &mut impl Output) -> Result<(), Ended> {
+        match wake {
+            Wake::Timer => {
+                let now = Instant::now();
+                if self.pace.read_at.is_some_and(|at| at <= now) {
+                    self.pace.read_at = None;
+                }
+                if self.pace.request_due.is_some_and(|at| at <= now) {
+                    self.request_expired(out);
+                }
+                if self.idle_deadline().is_some_and(|at| at <= now) {
+                    let idle = self.limits.idle_timeout.unwrap_or_default();
+                    return Err(Ended::Idle(idle));
+                }
+            }
+            Wake::Shutdown => return Err(Ended::Shutdown),
+            Wake::Mail(event) => {
+                out.event(&event);
+                self.hub.metrics.delivered(1);
+            }
+            Wake::Answer(answered) => {
+                let (hold, answer) = *answered;
+                self.answered(hold, answer, out);
+            }
+            Wake::Room(index, Ok(event)) => {
+                out.event(&event);
+                self.hub.metrics.delivered(1);
+                self.rooms[index].last_id = event.id;
+                self.count_toward_pong(index, 1);
+            }
+            Wake::Room(index, Err(Lagged(missed))) => self.lagged(index, missed, out),
+        }
+        Ok(())
+    }
+
+    /// Appends events that are ready, without waiting, until the output holds `limit`
+    /// bytes; then the `PONG` if it is due. Called after each line, it also puts the echo
+    /// of the member's own message before the reply to its next line.
+    ///
+    /// Each room's events are copied straight from its ring into the output, up to
+    /// [`DRAIN_CHUNK`] of them under one read lock, a room at a time, so that a busy room
+    /// cannot starve a quiet one; that needs no waker, no future and no reference count
+    /// per event.
+    pub(crate) fn collect_ready(&mut self, out: &mut impl Output, limit: usize) {
+        // Counted once for the whole batch.
+        let mut delivered = 0;
+        'collect: loop {
+            while let Some(event) = self.mailbox.try_recv() {
+                out.event(&event);
+                delivered += 1;
+            }
+            let mut progressed = false;
+            for index in 0..self.rooms.len() {
+                if out.pending() >= limit {
+                    break 'collect;
+                }
+                let m = &mut self.rooms[index];
+                if !m.is_live() {
+                    continue;
+                }
+                let last_id = &mut m.last_id;
+                let drained = m.channel.ring.drain(&mut m.cursor, DRAIN_CHUNK, |event| {
+                    out.event(event);
+                    *last_id = event.id;
+                    out.pending() < limit
+                });
+                match drained {
+                    Ok(0) => continue,
+                    Ok(taken) => {
+                        delivered += taken;
+                        self.count_toward_pong(index, taken as u64);
+                    }
+                    Err(Lagged(missed)) => self.lagged(index, missed, out),
+                }
+                progressed = true;
+            }
+            if !progressed || out.pending() >= limit {
+                break;
+            }
+        }
+        self.hub.metrics.delivered(delivered);
+        if self.holds.is_empty()
+            && self
+                .pong
+                .as_ref()
+                .is_some_and(|p| p.remaining.iter().all(|&r| r == 0))
+        {
+            let token = self.pong.take().and_then(|p| p.token);
+            out.pong(token);
+        }
+    }
+
+    fn count_toward_pong(&mut self, index: usize, events: u64) {
+        if let Some(remaining) = self.pong.as_mut().and_then(|p| p.remaining.get_mut(index)) {
+            *remaining = remaining.saturating_sub(events);
+        }
+    }
+
+    /// The member fell `missed` events behind the room's buffer: fetch them from the
+    /// store, in order, before the room's next live event.
+    fn lagged(&mut self, index: usize, mut missed: u64, out: &mut impl Output) {
+        self.hub.metrics.refill();
+        self.count_toward_pong(index, missed);
+        tracing::debug!(nick = %self.source.nick, room = %self.rooms[index].room().name, missed, "lagged; refilling");
+        // The oldest event still buffered bounds the gap from above; it waits for the
+        // refill. (If the buffer overflows again meanwhile, the gap only grows.)
+        let next = loop {
+            let m = &mut self.rooms[index];
+            match m.channel.ring.try_recv(&mut m.cursor) {
+                Ok(event) => break Some(event),
+                Err(TryRecvError::Lagged(more)) => {
+                    self.count_toward_pong(index, more);
+                    missed += more;
+                }
+                Err(TryRecvError::Empty) => break None,
+            }
+        };
+        if next.is_some() {
+            self.count_toward_pong(index, 1);
+        }
+        self.refill(index, missed, next, out);
+    }
+
+    /// Asks the store for the next batch of a refill, or gives up on it.
+    fn refill(
+        &mut self,
+        index: usize,
+        remaining: u64,
+        next: Option<Arc<Event>>,
+        out: &mut impl Output,
+    ) {
+        let m = &self.rooms[index];
+        let query = Query::After {
+            room: m.channel.key().clone(),
+            after: m.last_id,
+            before: next.as_ref().map_or(u64::MAX, |e| e.id),
+            limit: usize::try_from(remaining.min(REFILL_BATCH)).unwrap_or(usize::MAX),
+        };
+        match self.hub.query(query) {
+            Ok(answer) => self.hold(
+                Some(index),
+                Pending::Store(answer),
+                HoldFor::Refill { remaining, next },
+            ),
+            Err(_busy) => self.refill_failed(index, remaining, next, out),
+        }
+    }
+
+    fn hold(&mut self, index: Option<usize>, pending: Pending, why: HoldFor) {
+        let key = index.map(|index| {
+            let m = &mut self.rooms[index];
+            m.held = true;
+            m.channel.key().clone()
+        });
+        if key.is_none() {
+            self.pace.request_due = Some(Instant::now() + REQUEST_LIMIT);
+        }
+        self.holds.push(Hold { key, pending, why });
+    }
+
+    /// What the store could not give back: say how much was lost, then carry on live.
+    fn refill_failed(
+        &mut self,
+        index: usize,
+        missed: u64,
+        next: Option<Arc<Event>>,
+        out: &mut impl Output,
+    ) {
+        let room = self.rooms[index].room().clone();
+        tracing::debug!(nick = %self.source.nick, room = %room.name, missed, "lagged; store could not refill");
+        out.lagged(&room, missed);
+        self.hub.metrics.lagged(missed);
+        if let Some(event) = next {
+            self.hub.metrics.delivered(1);
+            out.event(&event);
+            self.rooms[index].last_id = event.id;
+        }
+    }
+
+    /// A request's answer did not come in time: the server is busy.
+    fn request_expired(&mut self, out: &mut impl Output) {
+        self.pace.request_due = None;
+        let mut expired = Vec::new();
+        self.holds.retain_mut(|h| {
+            if h.key.is_some() {
+                return true;
+            }
+            expired.push(match h.why {
+                HoldFor::Password { .. } => error::Busy::Password,
+                _ => error::Busy::History,
+            });
+            false
+        });
+        for busy in expired {
+            out.refused(Refusal::Busy(busy));
+        }
+    }
+
+    /// A hold was answered.
+    fn answered(&mut self, hold: Hold, answer: Answered, out: &mut impl Output) {
+        if self.holds.is_empty() {
+            // Nearly every member holds once, for its first join's history: give the
+            // list's memory back.
+            self.holds = Vec::new();
+        }
+        if hold.key.is_none() {
+            self.pace.request_due = None;
+        }
+        let index = match &hold.key {
+            Some(key) => match self.rooms.iter().position(|m| **m.channel.key() == **key) {
+                Some(index) => {
+                    self.rooms[index].held = false;
+                    Some(index)
+                }
+                // Parted meanwhile.
+                None => return,
+            },
+            None => None,
+        };
+        let rows = match answer {
+            Answered::Store(rows) => rows.map_err(|e| {
+                tracing::warn!(nick = %self.source.nick, error = %e, "store query failed");
+            }),
+            Answered::Hash(hash) => return self.password_hashed(hold.why, hash, out),
+        };
+        match (hold.why, index) {
+            (HoldFor::JoinHistory, Some(index)) => {
+                let rows = rows.unwrap_or_default();
+                let target = HistoryOf::Room(self.rooms[index].room().name.clone());
+                out.history(&target, &rows, false);
+            }
+            (HoldFor::History(target), _) => match rows {
+                Ok(rows) => out.history(&target, &rows, true),
+                Err(()) => out.refused(Refusal::Busy(error::Busy::History)),
+            },
+            (HoldFor::Refill { remaining, next }, Some(index)) => {
+                let rows = rows.unwrap_or_default();
+                let asked = remaining.min(REFILL_BATCH);
+                let got = rows.len() as u64;
+                for row in &rows {
+                    out.event(row);
+                }
+                self.hub.metrics.delivered(rows.len());
+                if let Some(last) = rows.last() {
+                    self.rooms[index].last_id = last.id;
+                }
+                let remaining = remaining.saturating_sub(got);
+                if got == asked && remaining > 0 {
+                    self.refill(index, remaining, next, out);
+                } else if remaining > 0 {
+                    self.refill_failed(index, remaining, next, out);
+                } else if let Some(event) = next {
+                    self.hub.metrics.delivered(1);
+                    out.event(&event);
+                    self.rooms[index].last_id = event.id;
+                }
+            }
+            // A room's hold without its room, or a request's with one: never made.
+            _ => {}
+        }
+    }
+
+    // ----- requests -----
+
+    /// Says `text` (an action when `action`) in the current room.
+    pub(crate) fn say(&mut self, text: String, action: bool) -> Result<(), Refusal> {
+        let m = self.current_membership().ok_or(Refusal::NoCurrentRoom)?;
+        let kind = if action {
+            Kind::Action { text }
+        } else {
+            Kind::Message { text }
+        };
+        // Encoded once per door; every member, the sender included, gets the bytes.
+        self.hub.publish(&m.channel, &self.source, kind).map(drop)
+    }
+
+    /// Joins `room` (creating it if need be) and makes it current: the join event and
+    /// the member list go out first, the room's latest messages after them (once the
+    /// store answers) and before any live event.
+    pub(crate) fn join(&mut self, room: &Room, out: &mut impl Output) -> Result<(), Refusal> {
+        let key = room.folded();
+        let limit = self.limits.max_rooms;
+        if self.rooms.len() >= limit && self.membership(&key).is_none() {
+            return Err(Refusal::TooManyRooms { limit });
+        }
+        // The rooms a member creates count against its address, as its connections do.
+        let ip = self.ip.to_canonical();
+        let origin = (self.limits.limit_loopback || !ip.is_loopback()).then_some(ip);
+        let joined = self
+            .hub
+            .join(&self.registration.key, room, origin, |join, members| {
+                out.event(join);
+                if let Some(members) = members
+                    && let Some(room) = join.room()
+                {
+                    out.members(room, members);
+                }
+            })?;
+        if let Joined::New {
+            channel,
+            cursor,
+            join,
+        } = joined
+        {
+            let history = self.limits.history;
+            let query = Query::History {
+                room: channel.key().clone(),
+                before: join.id,
+                limit: history,
+            };
+            self.rooms.push(Membership {
+                channel,
+                cursor,
+                last_id: join.id,
+                held: false,
+                waiter: None,
+            });
+            // Without history, or with the store too busy to answer, the room is simply
+            // live at once.
+            if history > 0
+                && let Ok(answer) = self.hub.query(query)
+            {
+                let index = self.rooms.len() - 1;
+                self.hold(Some(index), Pending::Store(answer), HoldFor::JoinHistory);
+            }
+        }
+        self.current = self.membership(&key).map(|m| m.channel.key().clone());
+        Ok(())
+    }
+
+    /// Leaves `room` (the current one if `None`). Returns whether the current room
+    /// changed.
+    pub(crate) fn part(
+        &mut self,
+        room: Option<Room>,
+        reason: Option<String>,
+        out: &mut impl Output,
+    ) -> Result<bool, Refusal> {
+        let key: Arc<str> = match (&room, &self.current) {
+            (Some(room), _) => room.folded().into(),
+            (None, Some(key)) => key.clone(),
+            (None, None) => return Err(Refusal::NoCurrentRoom),
+        };
+        let Some(index) = self.rooms.iter().position(|m| *m.key() == *key) else {
+            return Err(match room {
+                Some(room) => Refusal::NotInRoom(room),
+                None => Refusal::NoCurrentRoom,
+            });
+        };
+        let part = self.hub.part(&self.registration.key, &key, reason);
+        // Deliver what the room said up to the part, the part included, then stop
+        // listening: the leaver sees exactly what the others saw before it left. (A
+        // history or refill still pending for the room is dropped: the leaver has moved
+        // on.)
+        let mut seen = false;
+        while !seen {
+            let m = &mut self.rooms[index];
+            match m.channel.ring.try_recv(&mut m.cursor) {
+                // Past a quiet room's part (never sent): not for the leaver.
+                Ok(event) if part.as_ref().is_some_and(|p| event.id > p.id) => break,
+                Ok(event) => {
+                    seen = part.as_ref().is_some_and(|p| p.id == event.id);
+                    out.event(&event);
+                }
+                Err(TryRecvError::Lagged(missed)) => {
+                    let room = self.rooms[index].room().clone();
+                    self.hub.metrics.lagged(missed);
+                    out.lagged(&room, missed);
+                }
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        self.rooms.remove(index);
+        if self.rooms.is_empty() {
+            // Give the list's memory back: a member in no room holds none.
+            self.rooms = Vec::new();
+        }
+        self.holds.retain(|h| h.key.as_deref() != Some(&*key));
+        if !seen && let Some(part) = &part {
+            // A quiet room did not send it, or the room's buffer overflowed past it:
+            // show it anyway.
+            out.event(part);
+        }
+        if self.current.as_deref() == Some(&*key) {
+            self.current = self.rooms.iter().map(|m| m.channel.key()).min().cloned();
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// The members of `room` (the current one if `None`).
+    pub(crate) fn who(&self, room: Option<Room>, out: &mut impl Output) -> Result<(), Refusal> {
+        let room = room
+            .or_else(|| self.current_room().cloned())
+            .ok_or(Refusal::NoCurrentRoom)?;
+        self.hub
+            .members(&room, |room, members| out.members(room, members))
+    }
+
+    /// Sends `text` to `to` privately; both get the message.
+    pub(crate) fn private(
+        &mut self,
+        to: &Nick,
+        text: String,
+        out: &mut impl Output,
+    ) -> Result<(), Refusal> {
+        let (to, mailbox) = self.hub.lookup(to)?;
+        let to_key = to.folded();
+        let event = self.hub.private(&self.source, to.clone(), text);
+        // Kept only once delivered: what the recipient never got is in no history. A
+        // store too busy to keep it loses its history entry, not the message.
+        let keep = |hub: &Hub| {
+            if hub.keep_private(&event).is_err() {
+                tracing::warn!(nick = %self.source.nick, "store queue full: private message not kept");
+            }
+        };
+        if to_key == self.registration.key {
+            // A note to self: shown once.
+            keep(&self.hub);
+            out.event(&event);
+            return Ok(());
+        }
+        match mailbox.try_send(event.clone()) {
+            Ok(()) => {
+                keep(&self.hub);
+                out.event(&event);
+                Ok(())
+            }
+            Err(SendError::Full) => Err(Refusal::RecipientBusy(to)),
+            Err(SendError::Closed) => Err(Refusal::Gone(to)),
+        }
+    }
+
+    /// Renames the member to `new`.
+    pub(crate) fn rename(&mut self, new: Nick, out: &mut impl Output) -> Result<(), Refusal> {
+        if new == self.source.nick {
+            // Nothing changes; confirm it anyway, so a client waiting for an answer gets
+            // one.
+            out.event(&self.hub.own(&self.source, Kind::Rename { new }));
+            return Ok(());
+        }
+        let (source, alone) = self.hub.rename(&self.registration.key, &new)?;
+        tracing::info!(peer = %self.ip, old = %self.source.nick, new = %new, "renamed");
+        self.registration.key = new.folded();
+        self.source = source;
+        if let Some(event) = alone {
+            out.event(&event);
+        }
+        Ok(())
+    }
+
+    /// Starts `/register` (`change: false`) or `/password` (`change: true`) with a
+    /// password the door has checked for length (`acceptable`): the hash is made off the session (a
+    /// request hold), and the account set when it is ready. `secure`: the password came
+    /// over TLS or loopback.
+    pub(crate) fn set_password(
+        &mut self,
+        password: String,
+        acceptable: Result<(), Refusal>,
+        change: bool,
+        secure: bool,
+    ) -> Result<(), Refusal> {
+        if !secure {
+            return Err(Refusal::InsecureTransport);
+        }
+        let key = self.registration.key.as_str();
+        let nick = self.source.nick.clone();
+        let mine = self.source.account.as_deref() == Some(key);
+        if change && !mine {
+            return Err(Refusal::NotRegistered(nick));
+        }
+        if !change && self.hub.account(key).is_some() {
+            return Err(Refusal::AlreadyRegistered(nick));
+        }
+        acceptable?;
+        let hub = self.hub.clone();
+        let ip = self.ip;
+        let hashing = tokio::spawn(async move { hub.hasher.hash(ip, password).await });
+        self.hold(None, Pending::Hash(hashing), HoldFor::Password { change });
+        Ok(())
+    }
+
+    fn password_hashed(&mut self, why: HoldFor, hash: Option<String>, out: &mut impl Output) {
+        let HoldFor::Password { change } = why else {
+            return;
+        };
+        let Some(hash) = hash else {
+            return out.refused(Refusal::Busy(error::Busy::Password));
+        };
+        match self.hub.set_account(&self.source.nick, hash, change) {
+            Err(refusal) => out.refused(refusal),
+            Ok(created_ms) => {
+                tracing::info!(nick = %self.source.nick, change, "account password set");
+                self.account_since = Some(created_ms);
+                let source = Arc::new(Source {
+                    account: Some(self.registration.key.as_str().into()),
+                    ..Source::clone(&self.source)
+                });
+                self.hub.set_source(&self.registration.key, &source);
+                self.source = source;
+                let change = if change {
+                    AccountChange::PasswordChanged
+                } else {
+                    AccountChange::Registered
+                };
+                out.account(&self.source.nick, change);
+            }
+        }
+    }
+
+    /// Asks for a page of history (at most [`HISTORY_MAX`] events): a room's messages
+    /// (any room, as `/who` shows any room's members), or this account's private
+    /// conversation with a nickname. The page goes out when the store answers; no line
+    /// is read meanwhile.
+    pub(crate) fn history(
+        &mut self,
+        target: Option<HistoryOf>,
+        count: usize,
+        before: Option<u64>,
+    ) -> Result<(), Refusal> {
+        let limit = count.min(HISTORY_MAX);
+        let before = before.unwrap_or(u64::MAX);
+        let (target, query) = match target {
+            None => {
+                let m = self.current_membership().ok_or(Refusal::NoCurrentRoom)?;
+                let query = Query::History {
+                    room: m.channel.key().clone(),
+                    before,
+                    limit,
+                };
+                (HistoryOf::Room(m.room().name.clone()), query)
+            }
+            Some(HistoryOf::Room(room)) => {
+                let key = room.folded();
+                let room = self.hub.room_name(&key).unwrap_or(room);
+                let query = Query::History {
+                    room: key.into(),
+                    before,
+                    limit,
+                };
+                (HistoryOf::Room(room), query)
+            }
+            Some(HistoryOf::Nick(nick)) => {
+                // Private history belongs to accounts: a nickname anyone may take must
+                // not show its former owner's conversations.
+                let mine = self.source.account.as_deref() == Some(self.registration.key.as_str());
+                let since_ms = self
+                    .account_since
+                    .filter(|_| mine)
+                    .ok_or_else(|| Refusal::NotRegistered(self.source.nick.clone()))?;
+                let query = Query::Private {
+                    pair: pair_of(&self.source.nick, &nick),
+                    since_ms,
+                    before,
+                    limit,
+                };
+                (HistoryOf::Nick(nick), query)
+            }
+        };
+        let answer = self
+            .hub
+            .query(query)
+            .map_err(|_busy| Refusal::Busy(error::Busy::History))?;
+        self.hold(None, Pending::Store(answer), HoldFor::History(target));
+        Ok(())
+    }
+
+    /// A ping: its `PONG` waits until the events queued for the member now, its echoes
+    /// among them, have gone out in ordinary batches (and every request is answered); no
+    /// line is read meanwhile.
+    pub(crate) fn ping(&mut self, token: Option<String>) {
+        let remaining = self
+            .rooms
+            .iter()
+            .map(|m| m.channel.ring.pending(&m.cursor))
+            .collect();
+        self.pong = Some(Box::new(PendingPong { token, remaining }));
+    }
+}
+
+/// How a session ended because of its member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The server is shutting down.
+    Shutdown,
+    /// The client sent nothing for this long.
+    Idle(Duration),
+}
+
+/// Waits for an event from any of the rooms that are live; never completes with none.
+/// Cancel-safe: `Ring::recv` and `Ring::poll_recv` are.
+///
+/// A member in one live room awaits its ring directly (no allocation, nothing kept
+/// between waits); one in several polls each live room with the waiter kept in its
+/// membership, so no wait allocates. A plain function choosing between two futures
+/// rather than one `async fn` with both paths: every waiting session carries this
+/// future.
+fn next_room_event(
+    rooms: &mut [Membership],
+) -> impl Future<Output = (usize, Result<Arc<Event>, Lagged>)> + Send + '_ {
+    if rooms.len() == 1 && rooms[0].is_live() {
+        let only = &mut rooms[0];
+        // Left from when it was in several.
+        only.waiter = None;
+        Either::Left(
+            only.channel
+                .ring
+                .recv(&mut only.cursor)
+                .map(|event| (0, event)),
+        )
+    } else {
+        Either::Right(std::future::poll_fn(move |cx| {
+            for (index, m) in rooms.iter_mut().enumerate() {
+                if !m.is_live() {
+                    continue;
+                }
+                let Membership {
+                    channel,
+                    cursor,
+                    waiter,
+                    ..
+                } = m;
+                let waiter = waiter.get_or_insert_with(|| channel.ring.waiter());
+                if let Poll::Ready(event) = channel.ring.poll_recv(cursor, waiter, cx) {
+                    return Poll::Ready((index, event));
+                }
+            }
+            Poll::Pending
+        }))
+    }
+}
+
+/// Polls for the answer to any hold, and takes that hold out of `holds`. Polling a
+/// oneshot receiver or a task's handle consumes nothing until it is ready.
+fn poll_answer(holds: &mut Vec<Hold>, cx: &mut Context<'_>) -> Poll<(Hold, Answered)> {
+    for (index, hold) in holds.iter_mut().enumerate() {
+        let answered = match &mut hold.pending {
+            // A dropped sender means the store stopped: an empty answer.
+            Pending::Store(answer) => Pin::new(answer)
+                .poll(cx)
+                .map(|answer| Answered::Store(answer.unwrap_or_else(|_| Ok(Vec::new())))),
+            Pending::Hash(hashing) => Pin::new(hashing).poll(cx).map(|hashed| {
+                Answered::Hash(match hashed {
+                    Ok(Ok(hash)) => Some(hash),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "cannot hash a password");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the password hashing task failed");
+                        None
+                    }
+                })
+            }),
+        };
+        if let Poll::Ready(answered) = answered {
+            return Poll::Ready((holds.swap_remove(index), answered));
+        }
+    }
+    Poll::Pending
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::hub::test_hub;
+    use crate::core::mailbox::mailbox;
+
+    /// What a member said, one line per call, without any wire form.
+    #[derive(Default)]
+    struct Said {
+        lines: Vec<String>,
+    }
+
+    impl Said {
+        fn take(&mut self) -> Vec<String> {
+            std::mem::take(&mut self.lines)
+        }
+    }
+
+    impl Output for Said {
+        fn event(&mut self, event: &Event) {
+            let what = match &event.kind {
+                Kind::Message { text } => format!("say {text}"),
+                Kind::Action { text } => format!("act {text}"),
+                Kind::Join => "join".into(),
+                Kind::Part { .. } => "part".into(),
+                Kind::Quit { .. } => "quit".into(),
+                Kind::Rename { new } => format!("rename {new}"),
+                other => format!("{other:?}"),
+            };
+            let room = event.room().map_or("-".into(), |r| r.name.to_string());
+            self.lines
+                .push(format!("{room} {} {what}", event.source.nick));
+        }
+        fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {
+            let names: Vec<_> = members.map(|n| n.to_string()).collect();
+            self.lines
+                .push(format!("members {} {}", room.name, names.join(" ")));
+        }
+        fn lagged(&mut self, room: &RoomName, missed: u64) {
+            self.lines.push(format!("lagged {} {missed}", room.name));
+        }
+        fn history(&mut self, target: &HistoryOf, events: &[Event], asked: bool) {
+            let texts: Vec<_> = events
+                .iter()
+                .map(|e| match &e.kind {
+                    Kind::Message { text } => text.clone(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            self.lines
+                .push(format!("history {target:?} {asked} [{}]", texts.join(",")));
+        }
+        fn account(&mut self, nick: &Nick, change: AccountChange) {
+            self.lines.push(format!("account {nick} {change:?}"));
+        }
+        fn refused(&mut self, refusal: Refusal) {
+            self.lines.push(format!("refused {refusal}"));
+        }
+        fn pong(&mut self, token: Option<String>) {
+            self.lines
+                .push(format!("pong {}", token.unwrap_or_default()));
+        }
+        fn pending(&self) -> usize {
+            // Each line counts as 100 bytes, so that a limit bounds a batch in lines.
+            self.lines.len() * 100
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_rooms: 10,
+            history: 50,
+            idle_timeout: None,
+            flood: (0, 0.0),
+            limit_loopback: false,
+        }
+    }
+
+    fn member(hub: &Arc<Hub>, nick: &str) -> Member {
+        let source = Arc::new(Source::named(Nick::new(nick).unwrap(), None));
+        let (tx, rx) = mailbox(16);
+        hub.register(&source, tx).unwrap();
+        let ip = "127.0.0.1".parse().unwrap();
+        Member::new(hub.clone(), source, rx, None, ip, limits())
+    }
+
+    fn room(name: &str) -> Room {
+        Room::new(name).unwrap()
+    }
+
+    /// Waits (bounded) for the member's next wake that is not the client's input, and
+    /// handles it.
+    async fn settle(member: &mut Member, said: &mut Said) {
+        let wake = tokio::time::timeout(
+            Duration::from_secs(10),
+            member.wait(|_| Poll::<()>::Pending),
+        )
+        .await
+        .expect("the member wakes")
+        .unwrap_or_else(|()| unreachable!("no input"));
+        member.woken(wake, said).unwrap();
+    }
+
+    /// Joins `name` and waits for the join's history.
+    async fn joined(member: &mut Member, name: &str, said: &mut Said) {
+        member.join(&room(name), said).unwrap();
+        while !member.holds.is_empty() {
+            settle(member, said).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_join_shows_the_join_the_members_then_history_then_live_events() {
+        let hub = test_hub(1024, 0);
+        let mut alice = member(&hub, "alice");
+        let mut said = Said::default();
+        joined(&mut alice, "#rust", &mut said).await;
+        alice.say("before bob".into(), false).unwrap();
+        let mut bob = member(&hub, "bob");
+        let mut heard = Said::default();
+        bob.join(&room("#rust"), &mut heard).unwrap();
+        assert_eq!(heard.take(), ["#rust bob join", "members #rust alice bob"]);
+        assert_eq!(bob.holds.len(), 1, "history is on its way");
+        // Alice speaks while bob's history is on its way: it waits for the history.
+        alice.say("after bob".into(), false).unwrap();
+        bob.collect_ready(&mut heard, usize::MAX);
+        assert_eq!(heard.take(), Vec::<String>::new(), "live events wait");
+        settle(&mut bob, &mut heard).await;
+        assert_eq!(
+            heard.take(),
+            ["history Room(Room(\"#rust\")) false [before bob]"]
+        );
+        bob.collect_ready(&mut heard, usize::MAX);
+        assert_eq!(heard.take(), ["#rust alice say after bob"]);
+        // Alice hears her own messages and bob's join, in the room's order.
+        alice.collect_ready(&mut said, usize::MAX);
+        assert_eq!(
+            said.take()[3..],
+            [
+                "#rust alice say before bob",
+                "#rust bob join",
+                "#rust alice say after bob"
+            ]
+        );
+    }
+
+    /// The `PONG` rule: it follows every event that was queued for the member when the
+    /// ping came, even when they go out over several batches, and no line is read
+    /// meanwhile.
+    #[tokio::test]
+    async fn pong_follows_what_was_queued_before_the_ping() {
+        let hub = test_hub(1024, 0);
+        let mut alice = member(&hub, "alice");
+        let mut bob = member(&hub, "bob");
+        let (mut a, mut b) = (Said::default(), Said::default());
+        joined(&mut alice, "#rust", &mut a).await;
+        joined(&mut bob, "#rust", &mut b).await;
+        bob.collect_ready(&mut b, usize::MAX);
+        b.take();
+        for n in 0..5 {
+            alice.say(format!("m{n}"), false).unwrap();
+        }
+        bob.ping(Some("t".into()));
+        assert!(!bob.reading(), "no line is read while a ping waits");
+        alice.say("after the ping".into(), false).unwrap();
+        // Two lines per batch.
+        let mut batches = Vec::new();
+        for _ in 0..3 {
+            bob.collect_ready(&mut b, 200);
+            batches.push(b.take());
+        }
+        assert_eq!(batches[0], ["#rust alice say m0", "#rust alice say m1"]);
+        assert_eq!(batches[1], ["#rust alice say m2", "#rust alice say m3"]);
+        assert_eq!(
+            batches[2],
+            [
+                "#rust alice say m4",
+                "#rust alice say after the ping",
+                "pong t"
+            ]
+        );
+        assert!(bob.reading());
+    }
+
+    /// A member that fell behind its room's ring is refilled from the store, in order,
+    /// and the room's next live event waits for the refill.
+    #[tokio::test]
+    async fn a_lagging_member_is_refilled_from_the_store_in_order() {
+        let hub = test_hub(4, 0);
+        let mut alice = member(&hub, "alice");
+        let mut bob = member(&hub, "bob");
+        let (mut a, mut b) = (Said::default(), Said::default());
+        joined(&mut alice, "#rust", &mut a).await;
+        joined(&mut bob, "#rust", &mut b).await;
+        bob.collect_ready(&mut b, usize::MAX);
+        b.take();
+        for n in 0..10 {
+            alice.say(format!("m{n}"), false).unwrap();
+        }
+        bob.collect_ready(&mut b, usize::MAX);
+        assert!(b.take().is_empty(), "nothing before the refill");
+        settle(&mut bob, &mut b).await;
+        bob.collect_ready(&mut b, usize::MAX);
+        let got = b.take();
+        let expected: Vec<_> = (0..10).map(|n| format!("#rust alice say m{n}")).collect();
+        assert_eq!(got, expected, "no LAGGED, nothing lost, in order");
+        assert_eq!(hub.metrics.encodings(), 0, "this output encodes nothing");
+    }
+
+    /// `/history` is a request: no line is read until it is answered, but the member
+    /// still gets its rooms' events meanwhile.
+    #[tokio::test]
+    async fn history_is_a_request_that_does_not_pause_delivery() {
+        let hub = test_hub(1024, 0);
+        let mut alice = member(&hub, "alice");
+        let (mut a, mut nothing) = (Said::default(), Said::default());
+        joined(&mut alice, "#rust", &mut a).await;
+        alice.say("one".into(), false).unwrap();
+        alice.history(None, 10, None).unwrap();
+        assert!(!alice.reading(), "no line is read until the page comes");
+        let mut bob = member(&hub, "bob");
+        bob.join(&room("#rust"), &mut nothing).unwrap();
+        alice.collect_ready(&mut a, usize::MAX);
+        // The answer, or bob's join, may come first; both come.
+        while !alice.reading() {
+            settle(&mut alice, &mut a).await;
+        }
+        alice.collect_ready(&mut a, usize::MAX);
+        let got = a.take();
+        assert!(
+            got.contains(&"history Room(Room(\"#rust\")) true [one]".to_string()),
+            "{got:?}"
+        );
+        assert!(got.contains(&"#rust bob join".to_string()), "{got:?}");
+    }
+
+    /// A member in several rooms is woken by any of them, with one waiter per room kept
+    /// across its waits.
+    #[tokio::test]
+    async fn a_member_in_several_rooms_hears_each() {
+        let hub = test_hub(1024, 0);
+        let mut alice = member(&hub, "alice");
+        let mut bob = member(&hub, "bob");
+        let (mut a, mut b) = (Said::default(), Said::default());
+        for name in ["#one", "#two", "#three"] {
+            joined(&mut alice, name, &mut a).await;
+            joined(&mut bob, name, &mut b).await;
+        }
+        bob.collect_ready(&mut b, usize::MAX);
+        b.take();
+        for name in ["#two", "#three", "#one"] {
+            let wake = {
+                let mut wait = std::pin::pin!(bob.wait(|_| Poll::<()>::Pending));
+                assert!(futures::poll!(wait.as_mut()).is_pending());
+                alice.join(&room(name), &mut a).unwrap();
+                alice.say(format!("in {name}"), false).unwrap();
+                tokio::time::timeout(Duration::from_secs(10), wait)
+                    .await
+                    .expect("woken")
+                    .unwrap_or_else(|()| unreachable!())
+            };
+            assert!(
+                bob.rooms.iter().all(|m| m.waiter.is_some()),
+                "every room was waited on"
+            );
+            bob.woken(wake, &mut b).unwrap();
+            assert_eq!(b.take(), [format!("{name} alice say in {name}")]);
+        }
+    }
+    /// A quit reaches each of the leaver's rooms with one cause, so a door can show it
+    /// once per observer.
+    #[tokio::test]
+    async fn a_quit_in_several_rooms_has_one_cause() {
+        let hub = test_hub(1024, 0);
+        let mut alice = member(&hub, "alice");
+        let mut bob = member(&hub, "bob");
+        let (mut a, mut b) = (Said::default(), Said::default());
+        for name in ["#one", "#two"] {
+            alice.join(&room(name), &mut a).unwrap();
+            bob.join(&room(name), &mut b).unwrap();
+        }
+        let cursors: Vec<_> = bob
+            .rooms
+            .iter()
+            .map(|m| (m.channel.clone(), m.channel.ring.subscribe()))
+            .collect();
+        drop(alice);
+        let quits: Vec<_> = cursors
+            .into_iter()
+            .map(|(channel, mut cursor)| channel.ring.try_recv(&mut cursor).unwrap())
+            .collect();
+        assert!(quits.iter().all(|q| matches!(q.kind, Kind::Quit { .. })));
+        assert_ne!(quits[0].id, quits[1].id);
+        assert_eq!(quits[0].cause, quits[1].cause);
+    }
+}

@@ -1,0 +1,257 @@
+//! The native door's wire form of the core's values: events as frames (encoded once per
+//! event, see [`Event::encoded`]), refusals as `ERR` frames, and the [`Output`] the
+//! member writes through.
+
+use crate::core::error::{Busy, Refusal};
+use crate::core::event::{Event, Flavour, Kind, RoomName, Scope};
+use crate::core::hub::Members;
+use crate::core::member::{AccountChange, HistoryOf, Output};
+use crate::core::metrics::Metrics;
+use crate::net::listener::Admission;
+use bytes::{Bytes, BytesMut};
+use chat_proto::{AccountStatus, ErrorCode, ServerFrame, Target};
+
+/// Nicknames per `MEMBERS` frame and rooms per `ROOMS` frame, so that no frame comes
+/// near a client's line limit.
+pub(crate) const LIST_CHUNK: usize = 100;
+
+/// The frame of an event, or `None` for an event the native protocol does not show
+/// (room governance's events get their frames with it).
+pub(crate) fn frame(event: &Event) -> Option<ServerFrame> {
+    let from = event.source.nick.clone();
+    let (time, id) = (event.time, event.id);
+    let frame = match (&event.scope, &event.kind) {
+        (Scope::Room(room), Kind::Message { text }) => ServerFrame::Message {
+            room: room.name.clone(),
+            from,
+            time,
+            id,
+            text: text.clone(),
+        },
+        (Scope::Room(room), Kind::Action { text }) => ServerFrame::Action {
+            room: room.name.clone(),
+            from,
+            time,
+            id,
+            text: text.clone(),
+        },
+        (Scope::Private { to }, Kind::Message { text }) => ServerFrame::Private {
+            from,
+            to: to.clone(),
+            time,
+            id,
+            text: text.clone(),
+        },
+        (Scope::Room(room), Kind::Join) => ServerFrame::Join {
+            room: room.name.clone(),
+            nick: from,
+            time,
+            id,
+        },
+        (Scope::Room(room), Kind::Part { reason }) => ServerFrame::Part {
+            room: room.name.clone(),
+            nick: from,
+            time,
+            id,
+            reason: reason.clone(),
+        },
+        (Scope::Room(room), Kind::Quit { reason }) => ServerFrame::Quit {
+            room: room.name.clone(),
+            nick: from,
+            time,
+            id,
+            reason: reason.clone(),
+        },
+        (scope, Kind::Rename { new }) => ServerFrame::Rename {
+            room: match scope {
+                Scope::Room(room) => Some(room.name.clone()),
+                _ => None,
+            },
+            old: from,
+            new: new.clone(),
+            time,
+            id,
+        },
+        _ => return None,
+    };
+    Some(frame)
+}
+
+/// An event's frame with its `\n` (no bytes for one the native protocol does not show).
+pub(crate) fn encode(event: &Event) -> Bytes {
+    frame(event).map_or_else(Bytes::new, |frame| frame.to_bytes())
+}
+
+/// The `ERR` frame of a refusal.
+pub(crate) fn refusal(refusal: &Refusal) -> ServerFrame {
+    let (code, text) = match refusal {
+        Refusal::NickTaken(nick) => (ErrorCode::NickTaken, format!("nickname {nick} is taken")),
+        Refusal::NickRegistered(nick) => (
+            ErrorCode::NickRegistered,
+            format!("nickname {nick} is registered: connect with it and give its password"),
+        ),
+        Refusal::NoSuchNick(nick) => (ErrorCode::NoSuchNick, format!("no one is called {nick}")),
+        Refusal::Gone(nick) => (ErrorCode::NoSuchNick, format!("{nick} has just left")),
+        Refusal::RecipientBusy(nick) => (
+            ErrorCode::RecipientBusy,
+            format!("{nick} is not keeping up; message not delivered"),
+        ),
+        Refusal::NoCurrentRoom => (
+            ErrorCode::NoCurrentRoom,
+            "you are in no room: /join #room first".into(),
+        ),
+        Refusal::NotInRoom(room) => (ErrorCode::NotInRoom, format!("you are not in {room}")),
+        Refusal::NoSuchRoom(room) => (ErrorCode::NoSuchRoom, format!("there is no room {room}")),
+        Refusal::TooManyRooms { limit } => (
+            ErrorCode::TooManyRooms,
+            format!("you are in {limit} rooms, the most allowed: /part one first"),
+        ),
+        Refusal::RoomsFull { limit } => (
+            ErrorCode::RoomsFull,
+            format!("the server holds {limit} rooms, the most it allows: join one that exists"),
+        ),
+        Refusal::TooManyRoomsCreated { limit } => (
+            ErrorCode::TooManyRoomsCreated,
+            format!(
+                "your address has created {limit} rooms that are still open, the most \
+                 allowed: join one that exists"
+            ),
+        ),
+        Refusal::InsecureTransport => (
+            ErrorCode::InsecureTransport,
+            "passwords are only accepted over TLS or from loopback, never in the clear".into(),
+        ),
+        Refusal::PasswordWrong(nick) => (
+            ErrorCode::PasswordWrong,
+            format!("wrong password for {nick}"),
+        ),
+        Refusal::PasswordInvalid {
+            min_chars,
+            max_bytes,
+        } => (
+            ErrorCode::PasswordInvalid,
+            format!("a password has at least {min_chars} characters and at most {max_bytes} bytes"),
+        ),
+        Refusal::AlreadyRegistered(nick) => (
+            ErrorCode::AlreadyRegistered,
+            format!("{nick} is registered already: /password to change it"),
+        ),
+        Refusal::NotRegistered(nick) => (
+            ErrorCode::NotRegistered,
+            format!("{nick} is not registered: /register first"),
+        ),
+        Refusal::Busy(busy) => (
+            ErrorCode::ServerBusy,
+            match busy {
+                Busy::Message => {
+                    "the server cannot keep up with saving history; message not sent, try again"
+                }
+                Busy::Password => "cannot set a password now; try again",
+                Busy::History => "history is not available now; try again",
+            }
+            .into(),
+        ),
+    };
+    ServerFrame::Error { code, text }
+}
+
+/// The `ERR` and `BYE` frames that tell a connection refused at the door why.
+pub(crate) fn admission(refused: Admission) -> Bytes {
+    let (code, text, reason) = match refused {
+        Admission::Full { limit } => (
+            ErrorCode::ServerFull,
+            format!("the server is at its limit of {limit} connections"),
+            "server full",
+        ),
+        Admission::PerAddress { limit } => (
+            ErrorCode::TooManyConnections,
+            format!("your address already has {limit} connections, the most allowed"),
+            "too many connections from your address",
+        ),
+    };
+    ServerFrame::encode_all(&[
+        ServerFrame::Error { code, text },
+        ServerFrame::Bye {
+            reason: reason.into(),
+        },
+    ])
+}
+
+/// The native door's output: frames appended to the connection's buffer.
+pub(crate) struct Native<'a> {
+    pub(crate) out: &'a mut BytesMut,
+    pub(crate) metrics: &'a Metrics,
+}
+
+impl Native<'_> {
+    pub(crate) fn push(&mut self, frame: &ServerFrame) {
+        frame.encode(self.out);
+    }
+}
+
+impl Output for Native<'_> {
+    fn event(&mut self, event: &Event) {
+        let metrics = self.metrics;
+        let bytes = event.encoded(Flavour::Native, |event| {
+            metrics.encoded();
+            encode(event)
+        });
+        self.out.extend_from_slice(bytes);
+    }
+
+    fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {
+        ServerFrame::encode_members(&room.name, members, LIST_CHUNK, self.out);
+    }
+
+    fn lagged(&mut self, room: &RoomName, missed: u64) {
+        self.push(&ServerFrame::Lagged {
+            room: room.name.clone(),
+            missed,
+        });
+    }
+
+    fn history(&mut self, target: &HistoryOf, events: &[Event], asked: bool) {
+        // A room without history says nothing after a join (`/history` always answers,
+        // with `HISTORYEND <room> 0` if need be).
+        if events.is_empty() && !asked {
+            return;
+        }
+        for event in events {
+            // Rebuilt from the store, read by this member alone: encoded for it.
+            if let Some(frame) = frame(event) {
+                self.out.extend_from_slice(b"HISTORY ");
+                frame.encode(self.out);
+            }
+        }
+        self.push(&ServerFrame::HistoryEnd {
+            target: match target {
+                HistoryOf::Room(room) => Target::Room(room.clone()),
+                HistoryOf::Nick(nick) => Target::Nick(nick.clone()),
+            },
+            count: events.len(),
+        });
+    }
+
+    fn account(&mut self, nick: &chat_proto::Nick, change: AccountChange) {
+        let status = match change {
+            AccountChange::Registered => AccountStatus::Registered,
+            AccountChange::PasswordChanged => AccountStatus::PasswordChanged,
+        };
+        self.push(&ServerFrame::Account {
+            nick: nick.clone(),
+            status,
+        });
+    }
+
+    fn refused(&mut self, refused: Refusal) {
+        self.push(&refusal(&refused));
+    }
+
+    fn pong(&mut self, token: Option<String>) {
+        self.push(&ServerFrame::Pong { token });
+    }
+
+    fn pending(&self) -> usize {
+        self.out.len()
+    }
+}

@@ -1,0 +1,609 @@
+//! The native door: the line protocol of `docs/protocol.md`, over TCP, TLS, or a
+//! WebSocket's text messages. Its parts: the handshake (`NICK`, then `PASS` for a
+//! registered nickname), the translation of commands into calls on the member
+//! ([`Native::line`]), and the encoding of events and replies (`encode`). Everything
+//! else (waiting, batching, flushing) is the shared driver's, and everything a command
+//! does is the core's.
+
+pub(crate) mod encode;
+
+use crate::config::Config;
+use crate::core::error::Refusal;
+use crate::core::event::Source;
+use crate::core::flood::TokenBucket;
+use crate::core::hub::Hub;
+use crate::core::mailbox::mailbox;
+use crate::core::member::{self, HistoryOf, Member};
+use crate::core::metrics::Metrics;
+use crate::net::driver::{self, Connection, Door, Flow, Peer, Reason, io_reason};
+use crate::net::reader::{LineReader, Stream};
+use bytes::BytesMut;
+use chat_proto::{
+    AccountStatus, Command, CommandError, ErrorCode, LineCodec, LineError, Nick, Password, Room,
+    ServerFrame, Target, command::DEFAULT_HISTORY, command::HELP,
+};
+use encode::Native as Out;
+use std::sync::Arc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// What a connection's session starts from. The caller boxes it: an async fn keeps its
+/// arguments for its whole life, so the session's future keeps only a pointer, and the
+/// box is freed once the handshake is done.
+pub(crate) struct Start<S> {
+    pub(crate) stream: S,
+    pub(crate) peer: Peer,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) config: Arc<Config>,
+    /// Watched during the handshake; a session hears of shutdown from the hub.
+    pub(crate) shutdown: CancellationToken,
+    /// When the handshake must be done: `--handshake-timeout` after the connection was
+    /// accepted, a TLS handshake included.
+    pub(crate) deadline: Instant,
+}
+
+/// A connection after its handshake: its socket and its member.
+struct Session<S> {
+    conn: Connection<S>,
+    member: Member,
+}
+
+/// Runs one connection from accept (and TLS handshake) to close.
+///
+/// There is no tracing span per connection (one costs about 0.45 KB for the life of the
+/// connection at the default level); its log lines name the peer and the nickname.
+pub(crate) async fn serve<S: Stream>(start: Box<Start<S>>) {
+    let addr = start.peer.addr;
+    // Built in a block of its own, and the session boxed: a value moved out of a local
+    // would otherwise keep its place in the future for the session's whole life.
+    let login = {
+        let start = start;
+        let Start {
+            stream,
+            peer,
+            hub,
+            config,
+            shutdown,
+            deadline,
+        } = *start;
+        info!(peer = %addr, tls = peer.tls, websocket = peer.websocket, "connected");
+        let mut conn = Connection {
+            stream,
+            reader: LineReader::new(LineCodec::new(config.max_line)),
+            out: BytesMut::new(),
+            peer,
+            config,
+        };
+        // Boxed: its state is freed once done (see the driver's docs).
+        match Box::pin(handshake(&mut conn, &hub, &shutdown, deadline)).await {
+            Ok(member) => Ok(Box::new(Session { conn, member })),
+            Err(reason) => Err(reason),
+        }
+    };
+    match login {
+        Ok(mut session) => {
+            let Session { conn, member } = &mut *session;
+            info!(peer = %addr, nick = %member.nick(), "handshake complete");
+            welcome(conn, member);
+            let reason = driver::drive(conn, member, &mut Native).await;
+            info!(peer = %addr, nick = %member.nick(), %reason, "disconnected");
+            member.set_reason(reason);
+        }
+        Err(reason) => info!(peer = %addr, %reason, "disconnected"),
+    }
+}
+
+fn push(out: &mut BytesMut, frame: &ServerFrame) {
+    frame.encode(out);
+}
+
+fn error(out: &mut BytesMut, code: ErrorCode, text: impl Into<String>) {
+    push(
+        out,
+        &ServerFrame::Error {
+            code,
+            text: text.into(),
+        },
+    );
+}
+
+/// Reports a line the codec refused.
+fn line_error(out: &mut BytesMut, error_: LineError) {
+    match error_ {
+        LineError::TooLong { limit } => error(
+            out,
+            ErrorCode::LineTooLong,
+            format!("line longer than {limit} bytes, discarded"),
+        ),
+        LineError::InvalidUtf8 => error(
+            out,
+            ErrorCode::BadUtf8,
+            "line is not valid UTF-8, discarded",
+        ),
+    }
+}
+
+/// Sends a last frame and closes, without waiting longer than `limit`.
+async fn close_with<S: Stream>(
+    conn: &mut Connection<S>,
+    frame: ServerFrame,
+    limit: std::time::Duration,
+) {
+    push(&mut conn.out, &frame);
+    conn.close(limit).await;
+}
+
+/// The original program's exchange: `NICK`, a nickname, again until one is free;
+/// `PASS` and its password for a registered one; all by `deadline`.
+async fn handshake<S: Stream>(
+    conn: &mut Connection<S>,
+    hub: &Arc<Hub>,
+    shutdown: &CancellationToken,
+    deadline: Instant,
+) -> Result<Member, Reason> {
+    let result = tokio::select! {
+        result = tokio::time::timeout_at(deadline, choose_nick(conn, hub)) => match result {
+            Ok(result) => result,
+            Err(_) => {
+                let limit = conn.farewell_limit();
+                close_with(conn, ServerFrame::Bye { reason: "handshake timed out".into() }, limit).await;
+                Err("handshake timed out".into())
+            }
+        },
+        _ = shutdown.cancelled() => {
+            let grace = conn.config.shutdown_grace;
+            close_with(conn, ServerFrame::Bye { reason: "server shutting down".into() }, grace).await;
+            Err("server shutting down".into())
+        }
+    };
+    hub.metrics.handshake(result.is_ok());
+    result
+}
+
+async fn choose_nick<S: Stream>(
+    conn: &mut Connection<S>,
+    hub: &Arc<Hub>,
+) -> Result<Member, Reason> {
+    push(&mut conn.out, &ServerFrame::NickPrompt);
+    // Flood control holds for nickname attempts too: each taken one costs the hub lock.
+    let config = conn.config.clone();
+    let mut bucket = TokenBucket::new(config.flood_burst, config.flood_rate, Instant::now());
+    loop {
+        let Some(line) = prompted_line(conn, &mut bucket).await? else {
+            push(&mut conn.out, &ServerFrame::NickPrompt);
+            continue;
+        };
+        let answer = line.trim();
+        let nick = match Nick::new(answer) {
+            Ok(nick) => nick,
+            Err(e) => {
+                error(
+                    &mut conn.out,
+                    ErrorCode::NickInvalid,
+                    format!("{answer:?} is not a valid nickname: {e}"),
+                );
+                push(&mut conn.out, &ServerFrame::NickPrompt);
+                continue;
+            }
+        };
+        let key = nick.folded();
+        // A nickname in use is refused before any password is asked for.
+        let identified = match hub.account(&key) {
+            _ if hub.is_connected(&key) => Err(Some(Refusal::NickTaken(nick.clone()))),
+            None => Ok(None),
+            // Boxed: only registered nicknames pay for the password exchange's state.
+            Some(account) => match Box::pin(password(conn, hub, &nick, &mut bucket)).await? {
+                true => Ok(Some(account.created_ms)),
+                // The password exchange has said what went wrong.
+                false => Err(None),
+            },
+        };
+        let refused = match identified {
+            Ok(since) => {
+                let (tx, rx) = mailbox(config.mailbox_capacity);
+                let source = Arc::new(Source {
+                    nick: nick.clone(),
+                    account: since.map(|_| key.as_str().into()),
+                    user: None,
+                    host: Some(conn.peer.addr.ip().to_canonical().to_string().into()),
+                });
+                match hub.register(&source, tx) {
+                    Ok(()) => {
+                        let limits = member::Limits {
+                            max_rooms: config.max_rooms,
+                            history: config.history,
+                            idle_timeout: config.idle_timeout,
+                            flood: (config.flood_burst, config.flood_rate),
+                            limit_loopback: config.limit_loopback,
+                        };
+                        let ip = conn.peer.addr.ip();
+                        return Ok(Member::new(hub.clone(), source, rx, since, ip, limits));
+                    }
+                    Err(refused) => Some(refused),
+                }
+            }
+            Err(refused) => refused,
+        };
+        match refused {
+            Some(Refusal::NickRegistered(nick)) => error(
+                &mut conn.out,
+                ErrorCode::NickRegistered,
+                format!("nickname {nick} is registered: reconnect and give its password"),
+            ),
+            Some(refused) => push(&mut conn.out, &encode::refusal(&refused)),
+            None => {}
+        }
+        push(&mut conn.out, &ServerFrame::NickPrompt);
+    }
+}
+
+/// Flushes what is pending and reads the answer to a prompt, paced by flood control.
+/// `None`: the line was refused (the error is queued).
+async fn prompted_line<S: Stream>(
+    conn: &mut Connection<S>,
+    bucket: &mut Option<TokenBucket>,
+) -> Result<Option<String>, Reason> {
+    conn.flush().await?;
+    let line = match conn.reader.next_line(&mut conn.stream).await {
+        None => return Err("closed during handshake".into()),
+        Some(Err(e)) => {
+            conn.linger().await;
+            return Err(io_reason(&e));
+        }
+        Some(Ok(Err(e))) => {
+            line_error(&mut conn.out, e);
+            return Ok(None);
+        }
+        Some(Ok(Ok(line))) => line,
+    };
+    if let Some(at) = bucket.as_mut().and_then(|b| b.take(Instant::now())) {
+        tokio::time::sleep_until(at).await;
+    }
+    Ok(Some(line))
+}
+
+/// Asks for the password of the registered `nick` and checks it. `false`: refused,
+/// with the error queued.
+async fn password<S: Stream>(
+    conn: &mut Connection<S>,
+    hub: &Hub,
+    nick: &Nick,
+    bucket: &mut Option<TokenBucket>,
+) -> Result<bool, Reason> {
+    if !conn.peer.secure() {
+        error(
+            &mut conn.out,
+            ErrorCode::InsecureTransport,
+            format!(
+                "nickname {nick} is registered; its password is only accepted over TLS \
+                 or from loopback, never in the clear"
+            ),
+        );
+        return Ok(false);
+    }
+    push(&mut conn.out, &ServerFrame::PassPrompt);
+    let Some(password) = prompted_line(conn, bucket).await? else {
+        return Ok(false);
+    };
+    let key = nick.folded();
+    let from = conn.peer.addr.ip();
+    let verify = async {
+        match hub.account(&key) {
+            Some(account) => hub.hasher.verify(from, password, account.hash).await,
+            // Unregistered meanwhile (cannot happen today): nothing to check against.
+            None => true,
+        }
+    };
+    // Wrong guesses cost time, per address and per nickname; the wait counts against
+    // the handshake timeout.
+    let right = hub.throttle.check(&key, from, verify).await;
+    hub.metrics.password_checked(right);
+    if right {
+        info!(peer = %conn.peer.addr, nick = %nick, "password accepted");
+    } else {
+        info!(peer = %conn.peer.addr, nick = %nick, "wrong password");
+        push(
+            &mut conn.out,
+            &encode::refusal(&Refusal::PasswordWrong(nick.clone())),
+        );
+    }
+    Ok(right)
+}
+
+/// The first frames of a session: `WELCOME`, the account if identified, and the join
+/// of `#general`.
+fn welcome<S>(conn: &mut Connection<S>, member: &mut Member) {
+    let nick = member.nick().clone();
+    push(
+        &mut conn.out,
+        &ServerFrame::Welcome {
+            text: format!("Welcome to the chat, {nick}!"),
+            nick: nick.clone(),
+        },
+    );
+    if member.identified() {
+        push(
+            &mut conn.out,
+            &ServerFrame::Account {
+                nick,
+                status: AccountStatus::Identified,
+            },
+        );
+    }
+    Native.line_command(
+        Command::Join(Room::general()),
+        member,
+        &mut conn.out,
+        &conn.peer,
+    );
+}
+
+/// The native door (it keeps no state of its own).
+pub(crate) struct Native;
+
+impl Native {
+    fn line_command(
+        &mut self,
+        command: Command,
+        member: &mut Member,
+        out: &mut BytesMut,
+        peer: &Peer,
+    ) -> Flow {
+        let hub = member.hub().clone();
+        let mut output = Out {
+            out,
+            metrics: &hub.metrics,
+        };
+        let done = match command {
+            Command::Say(text) => member.say(text, false),
+            Command::Me(text) => member.say(text, true),
+            Command::Join(room) => member.join(&room, &mut output).map(|()| {
+                let room = member.current_room().cloned();
+                output.push(&ServerFrame::Current { room });
+            }),
+            Command::Part { room, reason } => {
+                member.part(room, reason, &mut output).map(|changed| {
+                    if changed {
+                        let room = member.current_room().cloned();
+                        output.push(&ServerFrame::Current { room });
+                    }
+                })
+            }
+            Command::Rooms => {
+                let rooms = member.hub().rooms();
+                if rooms.is_empty() {
+                    output.push(&ServerFrame::Rooms { rooms: Vec::new() });
+                }
+                for chunk in rooms.chunks(encode::LIST_CHUNK) {
+                    output.push(&ServerFrame::Rooms {
+                        rooms: chunk
+                            .iter()
+                            .map(|(room, n)| (room.name.clone(), *n))
+                            .collect(),
+                    });
+                }
+                Ok(())
+            }
+            Command::Who(room) => member.who(room, &mut output),
+            Command::Msg { to, text } => member.private(&to, text, &mut output),
+            Command::Nick(new) => member.rename(new, &mut output),
+            Command::Quit(reason) => return Flow::Quit(reason.unwrap_or_else(|| "quit".into())),
+            Command::Help => {
+                for (usage, what) in HELP {
+                    output.push(&ServerFrame::Help {
+                        text: format!("{usage:<24} {what}"),
+                    });
+                }
+                Ok(())
+            }
+            Command::Register(password) => set_password(member, password, false, peer),
+            Command::Password(password) => set_password(member, password, true, peer),
+            Command::History {
+                target,
+                count,
+                before,
+            } => {
+                let target = target.map(|target| match target {
+                    Target::Room(room) => HistoryOf::Room(room),
+                    Target::Nick(nick) => HistoryOf::Nick(nick),
+                });
+                member.history(target, count.unwrap_or(DEFAULT_HISTORY), before)
+            }
+            Command::Ping(token) => {
+                member.ping(token);
+                Ok(())
+            }
+        };
+        if let Err(refused) = done {
+            output.push(&encode::refusal(&refused));
+        }
+        Flow::Continue
+    }
+}
+
+/// `/register` (`change: false`) and `/password` (`change: true`).
+fn set_password(
+    member: &mut Member,
+    password: Password,
+    change: bool,
+    peer: &Peer,
+) -> Result<(), Refusal> {
+    member.set_password(
+        password.expose().to_owned(),
+        password
+            .acceptable()
+            .then_some(())
+            .ok_or(Refusal::PasswordInvalid {
+                min_chars: Password::MIN_CHARS,
+                max_bytes: Password::MAX_BYTES,
+            }),
+        change,
+        peer.secure(),
+    )
+}
+
+impl Door for Native {
+    type Out<'a> = Out<'a>;
+
+    fn output<'a>(&'a mut self, out: &'a mut BytesMut, metrics: &'a Metrics) -> Out<'a> {
+        Out { out, metrics }
+    }
+
+    fn line(&mut self, line: &str, member: &mut Member, out: &mut BytesMut, peer: &Peer) -> Flow {
+        match Command::parse(line) {
+            Ok(command) => self.line_command(command, member, out, peer),
+            Err(CommandError::Empty) => Flow::Continue,
+            Err(e) => {
+                error(out, e.code(), e.to_string());
+                Flow::Continue
+            }
+        }
+    }
+
+    fn line_error(&mut self, error: LineError, out: &mut BytesMut) {
+        line_error(out, error);
+    }
+
+    fn goodbye(&mut self, reason: &str, out: &mut BytesMut) {
+        push(
+            out,
+            &ServerFrame::Bye {
+                reason: reason.into(),
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::hub::test_hub;
+    use futures::{SinkExt, StreamExt};
+    use std::time::Duration;
+    use tokio_util::codec::Framed;
+
+    async fn next(wire: &mut Framed<tokio::io::DuplexStream, LineCodec>) -> ServerFrame {
+        let line = tokio::time::timeout(Duration::from_secs(10), wire.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        ServerFrame::parse(&line).unwrap()
+    }
+
+    /// One event reaching 1,000 members of the native door is encoded once: the first
+    /// member to collect it encodes it, every other copies the same bytes.
+    #[tokio::test]
+    async fn one_event_to_a_thousand_members_is_encoded_once() {
+        // Quiet past 10 members, so that the thousand joins are not announced to all.
+        let hub = test_hub(1024, 10);
+        let limits = member::Limits {
+            max_rooms: 10,
+            history: 0,
+            idle_timeout: None,
+            flood: (0, 0.0),
+            limit_loopback: false,
+        };
+        let ip = "127.0.0.1".parse().unwrap();
+        let mut members = Vec::new();
+        for n in 0..1000 {
+            let source = Arc::new(Source::named(Nick::new(&format!("m{n}")).unwrap(), None));
+            let (tx, rx) = mailbox(16);
+            hub.register(&source, tx).unwrap();
+            let mut member = Member::new(hub.clone(), source, rx, None, ip, limits);
+            let mut out = BytesMut::new();
+            let mut output = Out {
+                out: &mut out,
+                metrics: &hub.metrics,
+            };
+            member
+                .join(&Room::new("#crowd").unwrap(), &mut output)
+                .unwrap();
+            member.collect_ready(&mut output, usize::MAX);
+            members.push(member);
+        }
+        // Everyone has heard the first ten joins (announced before the room went quiet).
+        for member in &mut members {
+            let mut out = BytesMut::new();
+            let mut output = Out {
+                out: &mut out,
+                metrics: &hub.metrics,
+            };
+            member.collect_ready(&mut output, usize::MAX);
+        }
+        let before = hub.metrics.encodings();
+        members[0].say("hello, crowd".into(), false).unwrap();
+        let mut outputs = Vec::new();
+        for member in &mut members {
+            let mut out = BytesMut::new();
+            member.collect_ready(
+                &mut Out {
+                    out: &mut out,
+                    metrics: &hub.metrics,
+                },
+                usize::MAX,
+            );
+            outputs.push(out);
+        }
+        assert_eq!(hub.metrics.encodings() - before, 1, "one encoding");
+        let line = &outputs[0];
+        assert!(line.starts_with(b"MSG #crowd m0 "), "{line:?}");
+        assert!(line.ends_with(b" :hello, crowd\n"), "{line:?}");
+        assert!(
+            outputs.iter().all(|out| out == line),
+            "the same bytes for all"
+        );
+    }
+
+    /// A session over an in-memory pipe that claims to come from a documentation
+    /// address (192.0.2.0/24, never routed): the plain-TCP, non-loopback case, which no
+    /// loopback-only socket test can produce.
+    #[tokio::test]
+    async fn passwords_are_refused_in_the_clear() {
+        let hub = test_hub(16, 0);
+        let hash = crate::core::password::hash("correct horse").unwrap();
+        assert!(
+            hub.set_account(&Nick::new("alice").unwrap(), hash, false)
+                .is_ok()
+        );
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let peer = Peer {
+            addr: "192.0.2.7:40000".parse().unwrap(),
+            tls: false,
+            proxied: false,
+            websocket: false,
+        };
+        let config = Arc::new(Config::unthrottled());
+        tokio::spawn(serve(Box::new(Start {
+            stream: tokio::io::BufWriter::new(theirs),
+            peer,
+            hub,
+            deadline: Instant::now() + config.handshake_timeout,
+            config,
+            shutdown: CancellationToken::new(),
+        })));
+        let mut wire = Framed::new(ours, LineCodec::new(chat_proto::CLIENT_MAX_LINE));
+        assert_eq!(next(&mut wire).await, ServerFrame::NickPrompt);
+        wire.send("alice").await.unwrap();
+        // No PASS prompt: the password is never asked for in the clear.
+        assert!(matches!(
+            next(&mut wire).await,
+            ServerFrame::Error {
+                code: ErrorCode::InsecureTransport,
+                ..
+            }
+        ));
+        assert_eq!(next(&mut wire).await, ServerFrame::NickPrompt);
+        wire.send("bob").await.unwrap();
+        assert!(matches!(next(&mut wire).await, ServerFrame::Welcome { .. }));
+        wire.send("/register correct horse").await.unwrap();
+        let refused = loop {
+            if let ServerFrame::Error { code, .. } = next(&mut wire).await {
+                break code;
+            }
+        };
+        assert_eq!(refused, ErrorCode::InsecureTransport);
+    }
+}

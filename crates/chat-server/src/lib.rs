@@ -14,13 +14,17 @@
 //!   - `core::ring`: each room's broadcast channel.
 //!   - `core::mailbox`: a session's private queue and shutdown notice.
 //!   - `core::member`: one user's rooms, holds, refills, pacing and `PONG` rule.
-//!   - `core::flood`, `core::password`, `core::metrics` ([`Server::metrics_text`]),
-//!     `core::store` (SQLite: history and accounts).
+//!   - `core::flood` (the token bucket), `core::password` (argon2 off the async
+//!     threads, guessing throttles), `core::metrics` ([`Server::metrics_text`]).
+//!   - `core::store`: SQLite history and accounts: `queue` (the writer's bounded
+//!     queue), `schema` (connection settings, migrations), `writer` (the one thread
+//!     that owns the database).
 //! - `net`: how bytes arrive: `net::listener` (accept loops, limits, shutdown),
 //!   [`tls`], `net::reader`, `net::driver` (the loop every door's session runs),
 //!   `net::web` (the page, `/ws`, `/healthz`, `/metrics`), `net::ws` (a WebSocket as
 //!   lines).
-//! - `door`: the protocols: `door::native` (handshake, commands, encoding) for TCP, TLS
+//! - `door`: the protocols: `door::native` (handshake and commands) and
+//!   `door::native::encode` (events, refusals and lists as native frames), for TCP, TLS
 //!   and WebSocket clients.
 
 pub mod config;

@@ -15,6 +15,7 @@ use super::mailbox::{Mailbox, SendError};
 use super::password::HashError;
 use super::ring::{Cursor, Lagged, TryRecvError, Waiter};
 use super::store::{Answer, Query, pair};
+use crate::config::Config;
 use chat_proto::name::{Nick, Room};
 use futures::FutureExt;
 use futures::future::Either;
@@ -66,6 +67,9 @@ pub(crate) trait Output {
     fn pong(&mut self, token: Option<String>);
     /// Bytes waiting to be written.
     fn pending(&self) -> usize;
+    /// Events this output encoded (rather than found encoded) since it was last asked;
+    /// the member counts them in the metrics.
+    fn take_encodings(&mut self) -> u64;
 }
 
 /// What a history page is of.
@@ -86,20 +90,24 @@ pub(crate) enum AccountChange {
     PasswordChanged,
 }
 
-/// Holds a nickname in the hub; leaving the hub happens in `drop`, so it happens exactly
-/// once whatever ends the session (quit, close, error, panic).
+/// The nickname a member holds in the hub. Leaving the hub happens when the member is
+/// dropped, so it happens exactly once whatever ends the session (quit, close, error,
+/// panic).
 struct Registration {
-    hub: Arc<Hub>,
     /// The folded nickname; updated on rename.
     key: String,
     /// Told to the rooms; set just before the session ends.
     reason: Option<String>,
 }
 
-impl Drop for Registration {
+impl Drop for Member {
     fn drop(&mut self) {
-        let reason = self.reason.as_deref().unwrap_or("session ended");
-        self.hub.unregister(&self.key, reason);
+        let reason = self
+            .registration
+            .reason
+            .as_deref()
+            .unwrap_or("session ended");
+        self.hub.unregister(&self.registration.key, reason);
     }
 }
 
@@ -233,21 +241,6 @@ impl Timer {
     }
 }
 
-/// How a member is limited.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    /// Rooms one member may be in (`--max-rooms`).
-    pub(crate) max_rooms: usize,
-    /// Messages shown after a join (`--history`).
-    pub(crate) history: usize,
-    /// Quiet time after which the session ends (`--idle-timeout`).
-    pub(crate) idle_timeout: Option<Duration>,
-    /// Flood control: burst and lines per second (`--flood-burst`, `--flood-rate`).
-    pub(crate) flood: (usize, f64),
-    /// Whether the rooms a loopback member creates count against its address.
-    pub(crate) limit_loopback: bool,
-}
-
 /// One user in the chat (see the module docs).
 pub(crate) struct Member {
     hub: Arc<Hub>,
@@ -270,7 +263,8 @@ pub(crate) struct Member {
     account_since: Option<i64>,
     /// The client's address (for rooms created and password work).
     ip: IpAddr,
-    limits: Limits,
+    /// The limits (`--max-rooms`, `--history`, `--idle-timeout`, flood control).
+    config: Arc<Config>,
     pace: Pace,
 }
 
@@ -288,17 +282,16 @@ impl Member {
         mailbox: Mailbox<Arc<Event>>,
         account_since: Option<i64>,
         ip: IpAddr,
-        limits: Limits,
+        config: Arc<Config>,
     ) -> Member {
         let now = Instant::now();
         Member {
             registration: Registration {
-                hub: hub.clone(),
                 key: source.nick.folded(),
                 reason: None,
             },
             pace: Pace {
-                bucket: TokenBucket::new(limits.flood.0, limits.flood.1, now),
+                bucket: TokenBucket::new(config.flood_burst, config.flood_rate, now),
                 read_at: None,
                 last_input: now,
                 lines_this_turn: 0,
@@ -314,7 +307,7 @@ impl Member {
             current: None,
             account_since,
             ip,
-            limits,
+            config,
         }
     }
 
@@ -388,7 +381,7 @@ impl Member {
 
     /// When the member times out if the client stays quiet.
     fn idle_deadline(&self) -> Option<Instant> {
-        let idle = self.limits.idle_timeout?;
+        let idle = self.config.idle_timeout?;
         self.pace.last_input.checked_add(idle)
     }
 
@@ -458,7 +451,7 @@ impl Member {
                     self.request_expired(out);
                 }
                 if self.idle_deadline().is_some_and(|at| at <= now) {
-                    let idle = self.limits.idle_timeout.unwrap_or_default();
+                    let idle = self.config.idle_timeout.unwrap_or_default();
                     return Err(Ended::Idle(idle));
                 }
             }
@@ -479,7 +472,14 @@ impl Member {
             }
             Wake::Room(index, Err(Lagged(missed))) => self.lagged(index, missed, out),
         }
+        self.count_encodings(out);
         Ok(())
+    }
+
+    /// Counts what `out` encoded in the metrics; a door calls it after handing the
+    /// member a line.
+    pub(crate) fn count_encodings(&self, out: &mut impl Output) {
+        self.hub.metrics.encoded(out.take_encodings());
     }
 
     /// Appends events that are ready, without waiting, until the output holds `limit`
@@ -528,6 +528,7 @@ impl Member {
             }
         }
         self.hub.metrics.delivered(delivered);
+        self.count_encodings(out);
         if self.holds.is_empty()
             && self
                 .pong
@@ -728,13 +729,13 @@ impl Member {
     /// store answers) and before any live event.
     pub(crate) fn join(&mut self, room: &Room, out: &mut impl Output) -> Result<(), Refusal> {
         let key = room.folded();
-        let limit = self.limits.max_rooms;
+        let limit = self.config.max_rooms;
         if self.rooms.len() >= limit && self.membership(&key).is_none() {
             return Err(Refusal::TooManyRooms { limit });
         }
         // The rooms a member creates count against its address, as its connections do.
         let ip = self.ip.to_canonical();
-        let origin = (self.limits.limit_loopback || !ip.is_loopback()).then_some(ip);
+        let origin = (self.config.limit_loopback || !ip.is_loopback()).then_some(ip);
         let joined = self
             .hub
             .join(&self.registration.key, room, origin, |join, members| {
@@ -751,7 +752,7 @@ impl Member {
             join,
         } = joined
         {
-            let history = self.limits.history;
+            let history = self.config.history;
             let query = Query::History {
                 room: channel.key().clone(),
                 before: join.id,
@@ -1175,16 +1176,17 @@ mod tests {
             // Each line counts as 100 bytes, so that a limit bounds a batch in lines.
             self.lines.len() * 100
         }
+        fn take_encodings(&mut self) -> u64 {
+            0
+        }
     }
 
-    fn limits() -> Limits {
-        Limits {
+    fn config() -> Arc<Config> {
+        Arc::new(Config {
             max_rooms: 10,
             history: 50,
-            idle_timeout: None,
-            flood: (0, 0.0),
-            limit_loopback: false,
-        }
+            ..Config::unthrottled()
+        })
     }
 
     fn member(hub: &Arc<Hub>, nick: &str) -> Member {
@@ -1192,7 +1194,7 @@ mod tests {
         let (tx, rx) = mailbox(16);
         hub.register(&source, tx).unwrap();
         let ip = "127.0.0.1".parse().unwrap();
-        Member::new(hub.clone(), source, rx, None, ip, limits())
+        Member::new(hub.clone(), source, rx, None, ip, config())
     }
 
     fn room(name: &str) -> Room {

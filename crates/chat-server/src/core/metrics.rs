@@ -352,10 +352,12 @@ impl Metrics {
         self.published.inc();
     }
 
-    /// An event was encoded to a door's wire form (the first member of that door to
-    /// get it did it).
-    pub(crate) fn encoded(&self) {
-        self.encodings.inc();
+    /// `events` were encoded to a door's wire form (by the first member of that door to
+    /// get each).
+    pub(crate) fn encoded(&self, events: u64) {
+        if events > 0 {
+            self.encodings.inc_by(events);
+        }
     }
 
     /// Events encoded so far.

@@ -12,7 +12,6 @@
 
 use crate::config::Config;
 use crate::core::member::{Ended, Member, Output};
-use crate::core::metrics::Metrics;
 use crate::net::reader::{LineReader, Stream};
 use bytes::BytesMut;
 use chat_proto::LineError;
@@ -152,8 +151,8 @@ pub(crate) trait Door {
     where
         Self: 'a;
 
-    /// The door's output over `out` (counting its encodings in `metrics`).
-    fn output<'a>(&'a mut self, out: &'a mut BytesMut, metrics: &'a Metrics) -> Self::Out<'a>;
+    /// The door's output over `out`.
+    fn output<'a>(&'a mut self, out: &'a mut BytesMut) -> Self::Out<'a>;
 
     /// Handles one line from the client.
     fn line(&mut self, line: &str, member: &mut Member, out: &mut BytesMut, peer: &Peer) -> Flow;
@@ -178,8 +177,7 @@ pub(crate) async fn drive<S: Stream, D: Door>(
             // before any member gets to read it.
             tokio::task::yield_now().await;
         }
-        let hub = member.hub().clone();
-        member.collect_ready(&mut door.output(&mut conn.out, &hub.metrics), BATCH_LIMIT);
+        member.collect_ready(&mut door.output(&mut conn.out), BATCH_LIMIT);
         let batch = conn.out.len();
         if let Err(reason) = conn.flush().await {
             if reason.starts_with(SLOW_CONSUMER) {
@@ -212,7 +210,7 @@ pub(crate) async fn drive<S: Stream, D: Door>(
                 }
             }
             Ok(wake) => {
-                let ended = member.woken(wake, &mut door.output(&mut conn.out, &hub.metrics));
+                let ended = member.woken(wake, &mut door.output(&mut conn.out));
                 match ended {
                     Ok(()) => {}
                     Err(Ended::Shutdown) => {

@@ -6,7 +6,6 @@ use crate::core::error::{Busy, Refusal};
 use crate::core::event::{Event, Flavour, Kind, RoomName, Scope};
 use crate::core::hub::Members;
 use crate::core::member::{AccountChange, HistoryOf, Output};
-use crate::core::metrics::Metrics;
 use crate::net::listener::Admission;
 use bytes::{Bytes, BytesMut};
 use chat_proto::{AccountStatus, ErrorCode, ServerFrame, Target};
@@ -180,7 +179,14 @@ pub(crate) fn admission(refused: Admission) -> Bytes {
 /// The native door's output: frames appended to the connection's buffer.
 pub(crate) struct Native<'a> {
     pub(crate) out: &'a mut BytesMut,
-    pub(crate) metrics: &'a Metrics,
+    /// Events encoded here (see [`Output::take_encodings`]).
+    pub(crate) encodings: u64,
+}
+
+impl<'a> Native<'a> {
+    pub(crate) fn new(out: &'a mut BytesMut) -> Native<'a> {
+        Native { out, encodings: 0 }
+    }
 }
 
 impl Native<'_> {
@@ -191,9 +197,9 @@ impl Native<'_> {
 
 impl Output for Native<'_> {
     fn event(&mut self, event: &Event) {
-        let metrics = self.metrics;
+        let encodings = &mut self.encodings;
         let bytes = event.encoded(Flavour::Native, |event| {
-            metrics.encoded();
+            *encodings += 1;
             encode(event)
         });
         self.out.extend_from_slice(bytes);
@@ -253,5 +259,9 @@ impl Output for Native<'_> {
 
     fn pending(&self) -> usize {
         self.out.len()
+    }
+
+    fn take_encodings(&mut self) -> u64 {
+        std::mem::take(&mut self.encodings)
     }
 }

@@ -13,8 +13,7 @@ use crate::core::event::Source;
 use crate::core::flood::TokenBucket;
 use crate::core::hub::Hub;
 use crate::core::mailbox::mailbox;
-use crate::core::member::{self, HistoryOf, Member};
-use crate::core::metrics::Metrics;
+use crate::core::member::{HistoryOf, Member};
 use crate::net::driver::{self, Connection, Door, Flow, Peer, Reason, io_reason};
 use crate::net::reader::{LineReader, Stream};
 use bytes::BytesMut;
@@ -206,19 +205,13 @@ async fn choose_nick<S: Stream>(
                     nick: nick.clone(),
                     account: since.map(|_| key.as_str().into()),
                     user: None,
-                    host: Some(conn.peer.addr.ip().to_canonical().to_string().into()),
+                    // What IRC would show is for the door that shows it to decide.
+                    host: None,
                 });
                 match hub.register(&source, tx) {
                     Ok(()) => {
-                        let limits = member::Limits {
-                            max_rooms: config.max_rooms,
-                            history: config.history,
-                            idle_timeout: config.idle_timeout,
-                            flood: (config.flood_burst, config.flood_rate),
-                            limit_loopback: config.limit_loopback,
-                        };
                         let ip = conn.peer.addr.ip();
-                        return Ok(Member::new(hub.clone(), source, rx, since, ip, limits));
+                        return Ok(Member::new(hub.clone(), source, rx, since, ip, config));
                     }
                     Err(refused) => Some(refused),
                 }
@@ -350,11 +343,7 @@ impl Native {
         out: &mut BytesMut,
         peer: &Peer,
     ) -> Flow {
-        let hub = member.hub().clone();
-        let mut output = Out {
-            out,
-            metrics: &hub.metrics,
-        };
+        let mut output = Out::new(out);
         let done = match command {
             Command::Say(text) => member.say(text, false),
             Command::Me(text) => member.say(text, true),
@@ -418,6 +407,7 @@ impl Native {
         if let Err(refused) = done {
             output.push(&encode::refusal(&refused));
         }
+        member.count_encodings(&mut output);
         Flow::Continue
     }
 }
@@ -446,8 +436,8 @@ fn set_password(
 impl Door for Native {
     type Out<'a> = Out<'a>;
 
-    fn output<'a>(&'a mut self, out: &'a mut BytesMut, metrics: &'a Metrics) -> Out<'a> {
-        Out { out, metrics }
+    fn output<'a>(&'a mut self, out: &'a mut BytesMut) -> Out<'a> {
+        Out::new(out)
     }
 
     fn line(&mut self, line: &str, member: &mut Member, out: &mut BytesMut, peer: &Peer) -> Flow {
@@ -499,25 +489,19 @@ mod tests {
     async fn one_event_to_a_thousand_members_is_encoded_once() {
         // Quiet past 10 members, so that the thousand joins are not announced to all.
         let hub = test_hub(1024, 10);
-        let limits = member::Limits {
-            max_rooms: 10,
+        let config = Arc::new(Config {
             history: 0,
-            idle_timeout: None,
-            flood: (0, 0.0),
-            limit_loopback: false,
-        };
+            ..Config::unthrottled()
+        });
         let ip = "127.0.0.1".parse().unwrap();
         let mut members = Vec::new();
         for n in 0..1000 {
             let source = Arc::new(Source::named(Nick::new(&format!("m{n}")).unwrap(), None));
             let (tx, rx) = mailbox(16);
             hub.register(&source, tx).unwrap();
-            let mut member = Member::new(hub.clone(), source, rx, None, ip, limits);
+            let mut member = Member::new(hub.clone(), source, rx, None, ip, config.clone());
             let mut out = BytesMut::new();
-            let mut output = Out {
-                out: &mut out,
-                metrics: &hub.metrics,
-            };
+            let mut output = Out::new(&mut out);
             member
                 .join(&Room::new("#crowd").unwrap(), &mut output)
                 .unwrap();
@@ -527,10 +511,7 @@ mod tests {
         // Everyone has heard the first ten joins (announced before the room went quiet).
         for member in &mut members {
             let mut out = BytesMut::new();
-            let mut output = Out {
-                out: &mut out,
-                metrics: &hub.metrics,
-            };
+            let mut output = Out::new(&mut out);
             member.collect_ready(&mut output, usize::MAX);
         }
         let before = hub.metrics.encodings();
@@ -538,13 +519,7 @@ mod tests {
         let mut outputs = Vec::new();
         for member in &mut members {
             let mut out = BytesMut::new();
-            member.collect_ready(
-                &mut Out {
-                    out: &mut out,
-                    metrics: &hub.metrics,
-                },
-                usize::MAX,
-            );
+            member.collect_ready(&mut Out::new(&mut out), usize::MAX);
             outputs.push(out);
         }
         assert_eq!(hub.metrics.encodings() - before, 1, "one encoding");

@@ -155,7 +155,17 @@ pub(crate) struct Hold {
 /// What a hold waits on.
 pub(crate) enum Pending {
     Store(oneshot::Receiver<Answer>),
-    Hash(JoinHandle<Result<String, HashError>>),
+    Hash(Hashing),
+}
+
+/// A password being hashed on its own task; dropped with its hold (the member parted
+/// from its session, or the answer came too late), it leaves the hasher's queue.
+pub(crate) struct Hashing(JoinHandle<Result<String, HashError>>);
+
+impl Drop for Hashing {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 pub(crate) enum HoldFor {
@@ -926,7 +936,11 @@ impl Member {
         let hub = self.hub.clone();
         let ip = self.ip;
         let hashing = tokio::spawn(async move { hub.hasher.hash(ip, password).await });
-        self.hold(None, Pending::Hash(hashing), HoldFor::Password { change });
+        self.hold(
+            None,
+            Pending::Hash(Hashing(hashing)),
+            HoldFor::Password { change },
+        );
         Ok(())
     }
 
@@ -1089,7 +1103,7 @@ fn poll_answer(holds: &mut Vec<Hold>, cx: &mut Context<'_>) -> Poll<(Hold, Answe
             Pending::Store(answer) => Pin::new(answer)
                 .poll(cx)
                 .map(|answer| Answered::Store(answer.unwrap_or_else(|_| Ok(Vec::new())))),
-            Pending::Hash(hashing) => Pin::new(hashing).poll(cx).map(|hashed| {
+            Pending::Hash(Hashing(hashing)) => Pin::new(hashing).poll(cx).map(|hashed| {
                 Answered::Hash(match hashed {
                     Ok(Ok(hash)) => Some(hash),
                     Ok(Err(e)) => {

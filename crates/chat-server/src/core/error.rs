@@ -69,6 +69,9 @@ pub(crate) enum Refusal {
     /// An account action for a nickname without one (or not identified to it).
     #[error("{0} is not registered")]
     NotRegistered(Nick),
+    /// Private history is asked for by a session not identified to its account.
+    #[error("private history is kept for registered nicknames")]
+    PrivateHistoryNeedsAccount,
     /// The server cannot take this now (its store is behind, a worker is gone).
     #[error("the server is busy: {0}")]
     Busy(Busy),

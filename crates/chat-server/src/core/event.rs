@@ -11,7 +11,6 @@
 //! The store keeps an event's fields (see `store`), not any door's bytes, and gives back
 //! events rebuilt from them; a door encodes those as it encodes live ones.
 
-use bytes::Bytes;
 use chat_proto::name::{Nick, Room};
 use jiff::Timestamp;
 use std::sync::{Arc, OnceLock};
@@ -168,14 +167,19 @@ pub(crate) struct Event {
     pub(crate) source: Arc<Source>,
     /// What happened.
     pub(crate) kind: Kind,
-    /// Its bytes in each wire flavour, encoded by the first reader that needs them.
-    wire: [OnceLock<Bytes>; Flavour::COUNT],
+    /// Its bytes in each wire flavour, encoded by the first reader that needs them. A
+    /// boxed slice, not `Bytes`: readers copy it into their output, so it needs no
+    /// reference count, and it is allocated at its exact length.
+    wire: [OnceLock<Box<[u8]>>; Flavour::COUNT],
 }
 
-/// What an event held in a ring costs beyond its strings: the `Arc`'s allocation, one
-/// encoding and its `Bytes` header, the ring's slot and the allocator's bookkeeping,
-/// rounded up.
+/// What an event held in a ring costs beyond its strings: the `Arc`'s block (160 bytes),
+/// its text's slack, the ring's slot and the allocator's bookkeeping, rounded up.
 const EVENT_OVERHEAD: usize = 192;
+
+/// What one cached encoding costs beyond the strings it repeats: the frame's own words
+/// (verb, time, id: about 60 bytes) and the allocator's bookkeeping.
+const ENCODING_OVERHEAD: usize = 80;
 
 impl Event {
     pub(crate) fn new(
@@ -200,7 +204,11 @@ impl Event {
     /// The event's bytes in `flavour`, made by `encode` if no one has made them yet.
     /// `encode` runs at most once per event and flavour (a second caller at the same
     /// moment waits for the first).
-    pub(crate) fn encoded(&self, flavour: Flavour, encode: impl FnOnce(&Event) -> Bytes) -> &Bytes {
+    pub(crate) fn encoded(
+        &self,
+        flavour: Flavour,
+        encode: impl FnOnce(&Event) -> Box<[u8]>,
+    ) -> &[u8] {
         self.wire[flavour as usize].get_or_init(|| encode(self))
     }
 
@@ -217,8 +225,9 @@ impl Event {
         matches!(self.kind, Kind::Message { .. } | Kind::Action { .. })
     }
 
-    /// An estimate of the memory the event holds, for the rooms' byte bounds: its
-    /// strings (roughly what one encoding adds again) and a fixed overhead.
+    /// An estimate of the memory the event holds, for the rooms' byte bounds: the event
+    /// with its strings, and one encoding per wire flavour (which repeats the strings),
+    /// counted whether made yet or not, so that the weight never changes.
     pub(crate) fn weight(&self) -> usize {
         let text = match &self.kind {
             Kind::Message { text } | Kind::Action { text } => text.len(),
@@ -231,7 +240,8 @@ impl Event {
             Kind::Join => 0,
         };
         let room = self.room().map_or(0, |r| r.name.as_str().len());
-        text + room + self.source.nick.as_str().len() + EVENT_OVERHEAD
+        let strings = text + room + self.source.nick.as_str().len();
+        strings + EVENT_OVERHEAD + Flavour::COUNT * (strings + ENCODING_OVERHEAD)
     }
 }
 
@@ -258,9 +268,9 @@ mod tests {
         for _ in 0..1000 {
             let bytes = event.encoded(Flavour::Native, |e| {
                 calls += 1;
-                Bytes::from(format!("{}\n", e.id))
+                format!("{}\n", e.id).into_bytes().into_boxed_slice()
             });
-            assert_eq!(&bytes[..], b"7\n");
+            assert_eq!(bytes, b"7\n");
         }
         assert_eq!(calls, 1);
     }
@@ -272,8 +282,12 @@ mod tests {
             text: "x".repeat(1000),
         })
         .weight();
-        assert!(short >= EVENT_OVERHEAD);
-        assert_eq!(long - short, 1000);
+        assert!(short >= EVENT_OVERHEAD + ENCODING_OVERHEAD);
+        assert_eq!(
+            long - short,
+            1000 * (1 + Flavour::COUNT),
+            "the text and its encoding"
+        );
         assert_eq!(event(Kind::Topic { text: None }).weight(), short);
         let _ = event(Kind::Away { text: None });
         let _ = event(Kind::Invite {

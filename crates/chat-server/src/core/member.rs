@@ -14,7 +14,7 @@ use super::hub::{Channel, Hub, Joined, Members};
 use super::mailbox::{Mailbox, SendError};
 use super::password::HashError;
 use super::ring::{Cursor, Lagged, TryRecvError, Waiter};
-use super::store::{Answer, Query, pair};
+use super::store::{Answer, Query, StoreError, pair};
 use crate::config::Config;
 use chat_proto::name::{Nick, Room};
 use futures::FutureExt;
@@ -612,7 +612,10 @@ impl Member {
             m.held = true;
             m.channel.key().clone()
         });
-        if key.is_none() {
+        // A page of history waits at most REQUEST_LIMIT; a password hash waits its turn
+        // at the hasher, which serves one per address and a few at once (as the
+        // handshake's password check does), without a clock of its own.
+        if matches!(why, HoldFor::History(_)) {
             self.pace.request_due = Some(Instant::now() + REQUEST_LIMIT);
         }
         self.holds.push(Hold { key, pending, why });
@@ -637,22 +640,13 @@ impl Member {
         }
     }
 
-    /// A request's answer did not come in time: the server is busy.
+    /// A history page did not come in time: the server is busy.
     fn request_expired(&mut self, out: &mut impl Output) {
         self.pace.request_due = None;
-        let mut expired = Vec::new();
-        self.holds.retain_mut(|h| {
-            if h.key.is_some() {
-                return true;
-            }
-            expired.push(match h.why {
-                HoldFor::Password { .. } => error::Busy::Password,
-                _ => error::Busy::History,
-            });
-            false
-        });
-        for busy in expired {
-            out.refused(Refusal::Busy(busy));
+        let before = self.holds.len();
+        self.holds.retain(|h| !matches!(h.why, HoldFor::History(_)));
+        if self.holds.len() < before {
+            out.refused(Refusal::Busy(error::Busy::History));
         }
     }
 
@@ -663,7 +657,7 @@ impl Member {
             // list's memory back.
             self.holds = Vec::new();
         }
-        if hold.key.is_none() {
+        if matches!(hold.why, HoldFor::History(_)) {
             self.pace.request_due = None;
         }
         let index = match &hold.key {
@@ -722,9 +716,20 @@ impl Member {
 
     // ----- requests -----
 
-    /// Says `text` (an action when `action`) in the current room.
-    pub(crate) fn say(&mut self, text: String, action: bool) -> Result<(), Refusal> {
-        let m = self.current_membership().ok_or(Refusal::NoCurrentRoom)?;
+    /// Says `text` (an action when `action`) in `room`, which the member must be in, or
+    /// in the current room.
+    pub(crate) fn say(
+        &mut self,
+        room: Option<&Room>,
+        text: String,
+        action: bool,
+    ) -> Result<(), Refusal> {
+        let m = match room {
+            Some(room) => self
+                .membership(&room.folded())
+                .ok_or_else(|| Refusal::NotInRoom(room.clone()))?,
+            None => self.current_membership().ok_or(Refusal::NoCurrentRoom)?,
+        };
         let kind = if action {
             Kind::Action { text }
         } else {
@@ -1011,7 +1016,7 @@ impl Member {
                 let since_ms = self
                     .account_since
                     .filter(|_| mine)
-                    .ok_or_else(|| Refusal::NotRegistered(self.source.nick.clone()))?;
+                    .ok_or(Refusal::PrivateHistoryNeedsAccount)?;
                 let query = Query::Private {
                     pair: pair_of(&self.source.nick, &nick),
                     since_ms,
@@ -1099,10 +1104,10 @@ fn next_room_event(
 fn poll_answer(holds: &mut Vec<Hold>, cx: &mut Context<'_>) -> Poll<(Hold, Answered)> {
     for (index, hold) in holds.iter_mut().enumerate() {
         let answered = match &mut hold.pending {
-            // A dropped sender means the store stopped: an empty answer.
+            // A dropped sender means the store stopped.
             Pending::Store(answer) => Pin::new(answer)
                 .poll(cx)
-                .map(|answer| Answered::Store(answer.unwrap_or_else(|_| Ok(Vec::new())))),
+                .map(|answer| Answered::Store(answer.unwrap_or_else(|_| Err(StoreError::Stopped)))),
             Pending::Hash(Hashing(hashing)) => Pin::new(hashing).poll(cx).map(|hashed| {
                 Answered::Hash(match hashed {
                     Ok(Ok(hash)) => Some(hash),
@@ -1242,14 +1247,14 @@ mod tests {
         let mut alice = member(&hub, "alice");
         let mut said = Said::default();
         joined(&mut alice, "#rust", &mut said).await;
-        alice.say("before bob".into(), false).unwrap();
+        alice.say(None, "before bob".into(), false).unwrap();
         let mut bob = member(&hub, "bob");
         let mut heard = Said::default();
         bob.join(&room("#rust"), &mut heard).unwrap();
         assert_eq!(heard.take(), ["#rust bob join", "members #rust alice bob"]);
         assert_eq!(bob.holds.len(), 1, "history is on its way");
         // Alice speaks while bob's history is on its way: it waits for the history.
-        alice.say("after bob".into(), false).unwrap();
+        alice.say(None, "after bob".into(), false).unwrap();
         bob.collect_ready(&mut heard, usize::MAX);
         assert_eq!(heard.take(), Vec::<String>::new(), "live events wait");
         settle(&mut bob, &mut heard).await;
@@ -1285,11 +1290,11 @@ mod tests {
         bob.collect_ready(&mut b, usize::MAX);
         b.take();
         for n in 0..5 {
-            alice.say(format!("m{n}"), false).unwrap();
+            alice.say(None, format!("m{n}"), false).unwrap();
         }
         bob.ping(Some("t".into()));
         assert!(!bob.reading(), "no line is read while a ping waits");
-        alice.say("after the ping".into(), false).unwrap();
+        alice.say(None, "after the ping".into(), false).unwrap();
         // Two lines per batch.
         let mut batches = Vec::new();
         for _ in 0..3 {
@@ -1322,7 +1327,7 @@ mod tests {
         bob.collect_ready(&mut b, usize::MAX);
         b.take();
         for n in 0..10 {
-            alice.say(format!("m{n}"), false).unwrap();
+            alice.say(None, format!("m{n}"), false).unwrap();
         }
         bob.collect_ready(&mut b, usize::MAX);
         assert!(b.take().is_empty(), "nothing before the refill");
@@ -1342,7 +1347,7 @@ mod tests {
         let mut alice = member(&hub, "alice");
         let (mut a, mut nothing) = (Said::default(), Said::default());
         joined(&mut alice, "#rust", &mut a).await;
-        alice.say("one".into(), false).unwrap();
+        alice.say(None, "one".into(), false).unwrap();
         alice.history(None, 10, None).unwrap();
         assert!(!alice.reading(), "no line is read until the page comes");
         let mut bob = member(&hub, "bob");
@@ -1375,12 +1380,18 @@ mod tests {
         }
         bob.collect_ready(&mut b, usize::MAX);
         b.take();
+        assert_eq!(
+            alice.say(Some(&room("#four")), "hello?".into(), false),
+            Err(Refusal::NotInRoom(room("#four")))
+        );
         for name in ["#two", "#three", "#one"] {
             let wake = {
                 let mut wait = std::pin::pin!(bob.wait(|_| Poll::<()>::Pending));
                 assert!(futures::poll!(wait.as_mut()).is_pending());
-                alice.join(&room(name), &mut a).unwrap();
-                alice.say(format!("in {name}"), false).unwrap();
+                // Not her current room: said in it by name.
+                alice
+                    .say(Some(&room(name)), format!("in {name}"), false)
+                    .unwrap();
                 tokio::time::timeout(Duration::from_secs(10), wait)
                     .await
                     .expect("woken")

@@ -244,6 +244,9 @@ pub(crate) enum StoreError {
     /// The writer thread could not be started.
     #[error("cannot start the store's writer thread: {0}")]
     Spawn(std::io::Error),
+    /// The writer thread stopped before answering (only a bug can cause it).
+    #[error("the store's writer thread has stopped")]
+    Stopped,
 }
 
 impl StoreError {

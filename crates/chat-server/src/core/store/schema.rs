@@ -84,6 +84,12 @@ CREATE INDEX events_room ON events (room, id) WHERE room IS NOT NULL;
 CREATE INDEX events_pair ON events (pair, id) WHERE pair IS NOT NULL;
 ";
 
+/// Version 2's insert, frozen here: a later version's columns must not change what
+/// this upgrade writes.
+const V2_INSERT: &str = "INSERT INTO events \
+                         (id, kind, room, pair, time, cause, what, name, nick, account, target, text) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
 /// Creates version 2's table and converts version 1's rows (native frames) into it; a
 /// row that does not read as a frame this server wrote is dropped, and counted in the
 /// log.
@@ -93,7 +99,7 @@ fn v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     {
         let mut read = tx.prepare("SELECT id, kind, room, pair, time, line FROM events_v1")?;
         let mut rows = read.query([])?;
-        let mut insert = tx.prepare(super::writer::INSERT)?;
+        let mut insert = tx.prepare(V2_INSERT)?;
         while let Some(row) = rows.next()? {
             let line: String = row.get(5)?;
             let Some(legacy) = legacy::read(&line) else {

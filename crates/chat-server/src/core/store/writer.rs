@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Inserts an event (its columns are described in `schema`'s version 2).
-pub(super) const INSERT: &str = "INSERT INTO events \
+const INSERT: &str = "INSERT INTO events \
                                  (id, kind, room, pair, time, cause, what, name, nick, account, target, text) \
                                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 

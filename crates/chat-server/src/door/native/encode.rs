@@ -76,9 +76,19 @@ pub(crate) fn frame(event: &Event) -> Option<ServerFrame> {
     Some(frame)
 }
 
-/// An event's frame with its `\n` (no bytes for one the native protocol does not show).
-pub(crate) fn encode(event: &Event) -> Bytes {
-    frame(event).map_or_else(Bytes::new, |frame| frame.to_bytes())
+/// An event's frame with its `\n` (no bytes for one the native protocol does not show),
+/// allocated at its exact length: a ring keeps it as long as the event.
+pub(crate) fn encode(event: &Event) -> Box<[u8]> {
+    use std::io::Write;
+    let Some(frame) = frame(event) else {
+        return Box::default();
+    };
+    // Room for the frame's words (verb, time, id) beside its strings, so that writing
+    // it does not reallocate; the box is cut to the exact length after.
+    let mut line = Vec::with_capacity(event.weight());
+    // Writing into a Vec cannot fail.
+    let _ = writeln!(line, "{frame}");
+    line.into_boxed_slice()
 }
 
 /// The `ERR` frame of a refusal.
@@ -138,6 +148,10 @@ pub(crate) fn refusal(refusal: &Refusal) -> ServerFrame {
         Refusal::NotRegistered(nick) => (
             ErrorCode::NotRegistered,
             format!("{nick} is not registered: /register first"),
+        ),
+        Refusal::PrivateHistoryNeedsAccount => (
+            ErrorCode::NotRegistered,
+            "private history is kept for registered nicknames: /register first".into(),
         ),
         Refusal::Busy(busy) => (
             ErrorCode::ServerBusy,
@@ -222,11 +236,13 @@ impl Output for Native<'_> {
         if events.is_empty() && !asked {
             return;
         }
+        let mut count = 0;
         for event in events {
             // Rebuilt from the store, read by this member alone: encoded for it.
             if let Some(frame) = frame(event) {
                 self.out.extend_from_slice(b"HISTORY ");
                 frame.encode(self.out);
+                count += 1;
             }
         }
         self.push(&ServerFrame::HistoryEnd {
@@ -234,7 +250,7 @@ impl Output for Native<'_> {
                 HistoryOf::Room(room) => Target::Room(room.clone()),
                 HistoryOf::Nick(nick) => Target::Nick(nick.clone()),
             },
-            count: events.len(),
+            count,
         });
     }
 

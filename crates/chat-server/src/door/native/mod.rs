@@ -344,9 +344,16 @@ impl Native {
         peer: &Peer,
     ) -> Flow {
         let mut output = Out::new(out);
+        // What to suggest to a member in no room.
+        let no_room = match &command {
+            Command::Say(_) | Command::Me(_) => ": /join #room first",
+            Command::Who(_) => ": /who #room",
+            Command::History { .. } => ": /history #room",
+            _ => "",
+        };
         let done = match command {
-            Command::Say(text) => member.say(text, false),
-            Command::Me(text) => member.say(text, true),
+            Command::Say(text) => member.say(None, text, false),
+            Command::Me(text) => member.say(None, text, true),
             Command::Join(room) => member.join(&room, &mut output).map(|()| {
                 let room = member.current_room().cloned();
                 output.push(&ServerFrame::Current { room });
@@ -404,8 +411,14 @@ impl Native {
                 Ok(())
             }
         };
-        if let Err(refused) = done {
-            output.push(&encode::refusal(&refused));
+        match done {
+            Ok(()) => {}
+            Err(Refusal::NoCurrentRoom) => error(
+                output.out,
+                ErrorCode::NoCurrentRoom,
+                format!("you are in no room{no_room}"),
+            ),
+            Err(refused) => output.push(&encode::refusal(&refused)),
         }
         member.count_encodings(&mut output);
         Flow::Continue
@@ -515,7 +528,7 @@ mod tests {
             member.collect_ready(&mut output, usize::MAX);
         }
         let before = hub.metrics.encodings();
-        members[0].say("hello, crowd".into(), false).unwrap();
+        members[0].say(None, "hello, crowd".into(), false).unwrap();
         let mut outputs = Vec::new();
         for member in &mut members {
             let mut out = BytesMut::new();

@@ -165,6 +165,49 @@ pub struct Config {
     /// Messages of a room's history shown to whoever joins it (0: none).
     #[arg(long, env = "CHAT_HISTORY", default_value_t = chat_proto::command::DEFAULT_HISTORY)]
     pub history: usize,
+
+    /// How long the store keeps room history and private messages: `forever` (the
+    /// default); an age, past which events are deleted (`30d`, `12h`; units s, m, h, d,
+    /// w); a count of events each room keeps, its newest of every kind (`10000`); or both,
+    /// comma-separated (`30d,10000`: an event goes when either says so). The age applies
+    /// to private messages too, the count to rooms only; accounts are never deleted. The
+    /// store deletes in the background, in small batches between its writes; a member
+    /// that falls behind further than what is kept is told `LAGGED` for the rest.
+    #[arg(
+        long,
+        env = "CHAT_HISTORY_RETENTION",
+        value_name = "AGE,COUNT",
+        default_value = "forever",
+        value_parser = parse_retention
+    )]
+    pub history_retention: Retention,
+}
+
+/// What the store keeps of history (`--history-retention`): both `None` keeps everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Events older than this are deleted: rooms' events and private messages alike.
+    pub max_age: Option<Duration>,
+    /// Each room keeps its newest this many events (of every kind), and no more.
+    pub per_room: Option<u64>,
+}
+
+impl Retention {
+    /// Keeps everything: the default.
+    pub fn is_forever(&self) -> bool {
+        self.max_age.is_none() && self.per_room.is_none()
+    }
+}
+
+impl std::fmt::Display for Retention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.max_age, self.per_room) {
+            (None, None) => f.write_str("forever"),
+            (Some(age), None) => write!(f, "{}s", age.as_secs()),
+            (None, Some(count)) => write!(f, "{count}"),
+            (Some(age), Some(count)) => write!(f, "{}s,{count}", age.as_secs()),
+        }
+    }
 }
 
 /// The binary's database when `--db` is not given: `chat-server/chat.db` in the
@@ -206,6 +249,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(5),
             db: None,
             history: chat_proto::command::DEFAULT_HISTORY,
+            history_retention: Retention::default(),
         }
     }
 }
@@ -349,6 +393,69 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Parses `--history-retention`: `forever`, an age (`30d`), a count of events per room
+/// (`10000`), or an age and a count, comma-separated in either order (`30d,10000`).
+pub fn parse_retention(s: &str) -> Result<Retention, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("forever") {
+        return Ok(Retention::default());
+    }
+    let mut retention = Retention::default();
+    for part in t.split(',').map(str::trim) {
+        if part.is_empty() {
+            return Err(format!(
+                "{s:?} is not a retention: give an age like 30d, a count of events per room \
+                 like 10000, both as 30d,10000, or forever"
+            ));
+        }
+        if part.bytes().all(|b| b.is_ascii_digit()) {
+            let count = part
+                .parse::<u64>()
+                .ok()
+                .filter(|&n| (1..=MAX_PER_ROOM).contains(&n))
+                .ok_or_else(|| {
+                    format!("{part:?} is not a count of events per room from 1 to {MAX_PER_ROOM}")
+                })?;
+            if retention.per_room.replace(count).is_some() {
+                return Err(format!("{s:?} gives two counts of events per room"));
+            }
+        } else {
+            let age = parse_age(part)?;
+            if retention.max_age.replace(age).is_some() {
+                return Err(format!("{s:?} gives two ages"));
+            }
+        }
+    }
+    Ok(retention)
+}
+
+/// The largest count of events per room `--history-retention` takes: far more than any
+/// room holds, and small enough for SQLite's signed integers.
+const MAX_PER_ROOM: u64 = 1 << 40;
+
+/// Parses an age of history: a positive whole number with a unit, `s`, `m`, `h`, `d`
+/// (days) or `w` (weeks).
+fn parse_age(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let scale: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => {
+            return Err(format!(
+                "{s:?} is not an age like 30d or 12h (units s, m, h, d, w) nor a count of events"
+            ));
+        }
+    };
+    match number.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Duration::from_secs(n.saturating_mul(scale))),
+        _ => Err(format!("{s:?} is not a positive age like 30d or 12h")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,5 +479,64 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn retentions() {
+        let day = Duration::from_secs(86_400);
+        let r = |max_age, per_room| Ok(Retention { max_age, per_room });
+        assert_eq!(parse_retention("forever"), r(None, None));
+        assert!(parse_retention("forever").unwrap().is_forever());
+        assert_eq!(parse_retention("30d"), r(Some(30 * day), None));
+        assert_eq!(
+            parse_retention("12h"),
+            r(Some(Duration::from_secs(12 * 3600)), None)
+        );
+        assert_eq!(parse_retention("2w"), r(Some(14 * day), None));
+        assert_eq!(parse_retention("10000"), r(None, Some(10_000)));
+        assert_eq!(
+            parse_retention("30d,10000"),
+            r(Some(30 * day), Some(10_000))
+        );
+        assert_eq!(parse_retention(" 500 , 1d "), r(Some(day), Some(500)));
+        for bad in [
+            "", "0", "0d", "-1", "30d,", ",30d", "30d,1d", "10,20", "30x", "1.5d", "d", "soon",
+            "30ms",
+        ] {
+            let err = parse_retention(bad).expect_err(bad);
+            assert!(!err.is_empty(), "{bad}");
+        }
+        assert!(
+            parse_retention("30d,1d").unwrap_err().contains("two ages"),
+            "a clear reason"
+        );
+        assert!(parse_retention("99999999999999999999").is_err());
+        assert_eq!(
+            parse_retention("30d,10000").unwrap().to_string(),
+            "2592000s,10000"
+        );
+        assert_eq!(Retention::default().to_string(), "forever");
+    }
+
+    /// The flag and its variable reach the config; without either, history is kept.
+    #[test]
+    fn the_retention_flag_parses() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: Config,
+        }
+        let cli = Cli::try_parse_from(["chat-server"]).unwrap();
+        assert!(cli.config.history_retention.is_forever());
+        let cli = Cli::try_parse_from(["chat-server", "--history-retention", "7d,200"]).unwrap();
+        assert_eq!(
+            cli.config.history_retention,
+            Retention {
+                max_age: Some(Duration::from_secs(7 * 86_400)),
+                per_room: Some(200)
+            }
+        );
+        assert!(Cli::try_parse_from(["chat-server", "--history-retention", "7x"]).is_err());
     }
 }

@@ -198,7 +198,7 @@ impl Hub {
                 ..State::default()
             }),
             ids: AtomicU64::new(first_id(next_id)),
-            metrics: Metrics::new(store.commit_times()),
+            metrics: Metrics::new(store.commit_times(), store.pruned()),
             budget: Budget::new(rooms.total_buffer),
             rooms,
             presence_limit,

@@ -164,9 +164,9 @@ fn gauge_value(n: usize) -> i64 {
 }
 
 impl Metrics {
-    /// Every metric at zero; `commits` is the store's commit-time histogram, which its
-    /// writer thread observes.
-    pub(crate) fn new(commits: Histogram) -> Metrics {
+    /// Every metric at zero; `commits` is the store's commit-time histogram and
+    /// `pruned` its count of events deleted by retention, which its writer thread keeps.
+    pub(crate) fn new(commits: Histogram, pruned: Counter) -> Metrics {
         let mut registry = Registry::with_prefix("chat");
         let reg = &mut registry;
 
@@ -298,6 +298,11 @@ impl Metrics {
             "Time taken by each store batch's COMMIT",
             Unit::Seconds,
             commits,
+        );
+        reg.register(
+            "store_pruned",
+            "Events deleted from the store by --history-retention",
+            pruned,
         );
         Metrics {
             registry,
@@ -442,7 +447,8 @@ mod tests {
     #[test]
     fn the_text_names_every_metric_and_moves_with_the_counts() {
         let commits = commit_histogram();
-        let metrics = Metrics::new(commits.clone());
+        let pruned = Counter::default();
+        let metrics = Metrics::new(commits.clone(), pruned.clone());
         let open = metrics.accepted(Door::Tls);
         metrics.refused(Refusal::TooManyRoomsCreated);
         metrics.handshake(true);
@@ -464,6 +470,7 @@ mod tests {
             store_queue: 9,
         });
         commits.observe(0.003);
+        pruned.inc_by(12);
         let text = metrics.encode();
         let expected = [
             ("chat_connections_accepted_total{door=\"tcp\"}", 0.0),
@@ -495,6 +502,7 @@ mod tests {
             ("chat_room_buffers_bytes", 456.0),
             ("chat_store_queue_depth", 9.0),
             ("chat_store_commit_seconds_count", 1.0),
+            ("chat_store_pruned_total", 12.0),
             ("chat_store_commit_seconds_bucket{le=\"0.0032\"}", 1.0),
             ("chat_store_commit_seconds_bucket{le=\"0.0016\"}", 0.0),
         ];

@@ -175,7 +175,11 @@ impl Server {
             None | Some(":memory:") => Location::Memory,
             Some(path) => Location::File(path.into()),
         };
-        let opened = store::open(&location, StoreOptions::default()).map_err(io::Error::other)?;
+        let options = StoreOptions {
+            retention: config.history_retention,
+            ..StoreOptions::default()
+        };
+        let opened = store::open(&location, options).map_err(io::Error::other)?;
         let rooms = RoomLimits {
             capacity: config.room_capacity,
             buffer: config.room_buffer,

@@ -17,14 +17,22 @@
 //! appended more than `batch_window` before it, and nothing torn: a batch is there whole
 //! or not at all.** Records still in the queue or in the open batch are lost.
 //!
+//! History is kept as `--history-retention` says: forever by default, or up to an age
+//! and/or a count of events per room. The writer thread deletes what is past it in
+//! small batches between its write batches (see `prune`); accounts are never deleted.
+//!
 //! - `schema`: opening a connection, its pragmas, the versioned migrations.
 //! - `writer`: the writer thread: batching, commits, the SQL of each operation.
+//! - `prune`: history retention, the writer's pruning passes.
 
+mod prune;
 mod queue;
 mod schema;
 mod writer;
 
 use super::event::{Event, Scope};
+use crate::config::Retention;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,6 +80,13 @@ pub(crate) struct StoreOptions {
     /// Appends queued for the writer, and apart from them queries and flushes; past it
     /// the store answers [`Busy`] (see `queue`).
     pub(crate) queue: usize,
+    /// What history is kept (`--history-retention`); the default keeps everything.
+    pub(crate) retention: Retention,
+    /// Events one pruning pass deletes at most: what bounds the wait of the writes
+    /// queued behind it.
+    pub(crate) prune_batch: usize,
+    /// Time between pruning passes (a pass that stopped at its bound is followed sooner).
+    pub(crate) prune_every: Duration,
 }
 
 impl Default for StoreOptions {
@@ -80,6 +95,9 @@ impl Default for StoreOptions {
             batch_window: Duration::from_millis(100),
             max_batch: 4096,
             queue: 65536,
+            retention: Retention::default(),
+            prune_batch: 500,
+            prune_every: Duration::from_secs(10),
         }
     }
 }
@@ -270,6 +288,10 @@ enum Op {
     Query(Query, oneshot::Sender<Answer>),
     /// Commit, then answer.
     Flush(oneshot::Sender<()>),
+    /// Commit, run a pruning pass now, and answer with the events it deleted.
+    // Passes are timed by the writer; tests ask for one.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Prune(oneshot::Sender<u64>),
 }
 
 /// A handle for the store: cheap to clone, one per session. The writer thread stops when
@@ -279,6 +301,8 @@ pub(crate) struct Store {
     tx: queue::Sender,
     /// How long each commit took, observed by the writer thread.
     commits: Histogram,
+    /// Events deleted by history retention, counted by the writer thread.
+    pruned: Counter,
     /// Whether the last write failed, for `/healthz`.
     health: Arc<Health>,
 }
@@ -324,6 +348,10 @@ pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened,
     let (tx, rx) = queue::channel(options.queue);
     let health = Arc::new(Health::default());
     let commits = crate::core::metrics::commit_histogram();
+    let pruned = Counter::default();
+    if !options.retention.is_forever() {
+        tracing::info!(retention = %options.retention, "history retention");
+    }
     let writer = writer::spawn(
         conn,
         path.to_owned(),
@@ -331,6 +359,7 @@ pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened,
         rx,
         health.clone(),
         commits.clone(),
+        pruned.clone(),
     )
     .map_err(StoreError::Spawn)?;
     Ok(Opened {
@@ -338,6 +367,7 @@ pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened,
             tx,
             health,
             commits,
+            pruned,
         },
         writer,
         next_id,
@@ -380,6 +410,15 @@ impl Store {
         Ok(rx)
     }
 
+    /// Asks for a pruning pass now, after a commit of everything queued so far. The
+    /// receiver gets the number of events it deleted (0 when everything is kept).
+    #[cfg(test)]
+    pub(crate) fn prune(&self) -> Result<oneshot::Receiver<u64>, Busy> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Op::Prune(tx), true)?;
+        Ok(rx)
+    }
+
     /// Operations queued and not yet taken by the writer.
     pub(crate) fn queued(&self) -> usize {
         self.tx.len()
@@ -388,6 +427,12 @@ impl Store {
     /// The histogram of commit times (in seconds) that the writer thread fills.
     pub(crate) fn commit_times(&self) -> Histogram {
         self.commits.clone()
+    }
+
+    /// The counter of events deleted by history retention, which the writer thread adds
+    /// to.
+    pub(crate) fn pruned(&self) -> Counter {
+        self.pruned.clone()
     }
 
     /// Queues `op` without waiting; `urgent` when someone awaits its answer.
@@ -439,7 +484,30 @@ mod tests {
         pair: Option<&str>,
         text: String,
     ) -> Record {
-        let time = jiff::Timestamp::from_millisecond(1_000 * id as i64).unwrap();
+        record_at(id, kind, room, pair, text, 1_000 * id as i64)
+    }
+
+    /// A record as [`record`] makes it, at `time_ms`.
+    fn dated(id: u64, kind: Kind, room: Option<&str>, pair: Option<&str>, time_ms: i64) -> Record {
+        record_at(
+            id,
+            kind,
+            room,
+            pair,
+            format!("EVENT {id} {kind:?}"),
+            time_ms,
+        )
+    }
+
+    fn record_at(
+        id: u64,
+        kind: Kind,
+        room: Option<&str>,
+        pair: Option<&str>,
+        text: String,
+        time_ms: i64,
+    ) -> Record {
+        let time = jiff::Timestamp::from_millisecond(time_ms).unwrap();
         let (from, scope) = match (room, pair) {
             (Some(room), _) => (
                 "alice",
@@ -485,12 +553,57 @@ mod tests {
             .unwrap()
     }
 
-    /// An options with a window long enough that only size, flush or exit commit.
+    /// An options with a window long enough that only size, flush or exit commit, and
+    /// pruning passes only when asked for.
     fn no_timer() -> StoreOptions {
         StoreOptions {
             batch_window: Duration::from_secs(3600),
+            prune_every: Duration::from_secs(3600),
             ..StoreOptions::default()
         }
+    }
+
+    /// [`no_timer`] keeping history as `retention` says.
+    fn retaining(retention: Retention) -> StoreOptions {
+        StoreOptions {
+            retention,
+            ..no_timer()
+        }
+    }
+
+    /// Runs pruning passes until one deletes nothing; returns what each deleted.
+    async fn prune_all(store: &Store) -> Vec<u64> {
+        let mut passes = Vec::new();
+        loop {
+            let deleted = store.prune().unwrap().await.unwrap();
+            if deleted == 0 {
+                return passes;
+            }
+            passes.push(deleted);
+            assert!(passes.len() < 1000, "pruning ends");
+        }
+    }
+
+    /// Every event of `room`, of every kind, by id.
+    async fn room_ids(store: &Store, room: &str) -> Vec<u64> {
+        let after = Query::After {
+            room: room.into(),
+            after: 0,
+            before: u64::MAX,
+            limit: 10_000,
+        };
+        ask(store, after).await
+    }
+
+    /// Every private message of `pair`, by id.
+    async fn pair_ids(store: &Store, pair: &str) -> Vec<u64> {
+        let private = Query::Private {
+            pair: pair.into(),
+            since_ms: 0,
+            before: u64::MAX,
+            limit: 10_000,
+        };
+        ask(store, private).await
     }
 
     /// Opens an in-memory store holding the events of two rooms and two pairs.
@@ -899,12 +1012,14 @@ mod tests {
             rx,
             health.clone(),
             commits.clone(),
+            Counter::default(),
         )
         .unwrap();
         let store = Store {
             tx,
             health,
             commits,
+            pruned: Counter::default(),
         };
         let big = |id| text_record(id, Kind::Message, Some("#general"), None, "x".repeat(3000));
         let mut id = 0;
@@ -985,6 +1100,7 @@ mod tests {
             tx,
             health: Arc::default(),
             commits: crate::core::metrics::commit_histogram(),
+            pruned: Counter::default(),
         };
         let event = || record(1, Kind::Message, Some("#general"), None);
         assert_eq!(store.append(event()), Ok(()));
@@ -1056,6 +1172,241 @@ mod tests {
         };
         assert!(matches!(err, StoreError::NotADatabase { .. }), "{err}");
         assert!(err.to_string().contains("notes.txt"), "{err}");
+    }
+
+    /// Age: the events older than the age go, rooms' and private ones, whatever their
+    /// kind; newer ones and accounts stay.
+    #[tokio::test]
+    async fn age_pruning_removes_old_events_and_keeps_new_ones_and_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let hour = Duration::from_secs(3600);
+        let options = retaining(Retention {
+            max_age: Some(hour),
+            per_room: None,
+        });
+        let opened = open(&Location::File(path.clone()), options).unwrap();
+        let store = &opened.store;
+        let now = now_ms();
+        let old = now - 2 * 3_600_000;
+        let new = now - 60_000;
+        store
+            .set_account(Account {
+                nick: "alice".into(),
+                hash: "hash".into(),
+                created_ms: old - 3_600_000,
+            })
+            .unwrap();
+        let events = [
+            dated(1, Kind::Message, Some("#general"), None, old),
+            dated(2, Kind::Membership, Some("#general"), None, old),
+            dated(3, Kind::Private, None, Some("alice bob"), old),
+            dated(4, Kind::Message, Some("#rust"), None, old + 1),
+            dated(5, Kind::Message, Some("#general"), None, new),
+            dated(6, Kind::Private, None, Some("alice bob"), new),
+            dated(7, Kind::Membership, Some("#rust"), None, new),
+        ];
+        for event in events {
+            store.append(event).unwrap();
+        }
+        assert_eq!(prune_all(store).await, [4]);
+        assert_eq!(room_ids(store, "#general").await, [5]);
+        assert_eq!(room_ids(store, "#rust").await, [7]);
+        assert_eq!(pair_ids(store, "alice bob").await, [6]);
+        assert_eq!(committed(&path), 3, "the pass is committed");
+        let accounts: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM accounts", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(accounts, 1, "accounts are never pruned");
+        assert_eq!(store.pruned().get(), 4, "counted for the metrics");
+    }
+
+    /// Count: each room keeps exactly its newest `per_room` events, of every kind;
+    /// smaller rooms and private messages are left alone.
+    #[tokio::test]
+    async fn per_room_count_keeps_exactly_the_newest_per_room() {
+        let options = retaining(Retention {
+            max_age: None,
+            per_room: Some(3),
+        });
+        let opened = open(&Location::Memory, options).unwrap();
+        let store = &opened.store;
+        let mut id = 0;
+        let mut next = || {
+            id += 1;
+            id
+        };
+        for n in 0..10 {
+            let kind = if n % 3 == 0 {
+                Kind::Membership
+            } else {
+                Kind::Message
+            };
+            store
+                .append(record(next(), kind, Some("#big"), None))
+                .unwrap();
+            store
+                .append(record(next(), Kind::Private, None, Some("alice bob")))
+                .unwrap();
+            if n < 2 {
+                store
+                    .append(record(next(), Kind::Message, Some("#small"), None))
+                    .unwrap();
+            }
+            if n < 3 {
+                store
+                    .append(record(next(), Kind::Message, Some("#three"), None))
+                    .unwrap();
+            }
+        }
+        let big = room_ids(store, "#big").await;
+        let small = room_ids(store, "#small").await;
+        let three = room_ids(store, "#three").await;
+        let private = pair_ids(store, "alice bob").await;
+        assert_eq!(prune_all(store).await, [7]);
+        assert_eq!(room_ids(store, "#big").await, big[7..]);
+        assert_eq!(room_ids(store, "#small").await, small);
+        assert_eq!(room_ids(store, "#three").await, three);
+        assert_eq!(pair_ids(store, "alice bob").await, private);
+        // The messages' history shows the newest ones still there.
+        let messages = ask(store, history("#big", u64::MAX, 100)).await;
+        assert!(messages.iter().all(|id| big[7..].contains(id)));
+        // New events push the oldest out on the next pass.
+        store
+            .append(record(next(), Kind::Message, Some("#small"), None))
+            .unwrap();
+        store
+            .append(record(next(), Kind::Message, Some("#small"), None))
+            .unwrap();
+        assert_eq!(prune_all(store).await, [1]);
+        assert_eq!(room_ids(store, "#small").await.len(), 3);
+    }
+
+    /// A pass deletes at most `prune_batch` events: a large prune takes several passes,
+    /// and each room's count is respected in the end.
+    #[tokio::test]
+    async fn pruning_goes_in_bounded_batches() {
+        let options = StoreOptions {
+            prune_batch: 4,
+            ..retaining(Retention {
+                max_age: None,
+                per_room: Some(2),
+            })
+        };
+        let opened = open(&Location::Memory, options).unwrap();
+        let store = &opened.store;
+        for id in 1..=7 {
+            store
+                .append(record(id, Kind::Message, Some("#a"), None))
+                .unwrap();
+            store
+                .append(record(100 + id, Kind::Message, Some("#b"), None))
+                .unwrap();
+        }
+        let passes = prune_all(store).await;
+        assert!(passes.len() >= 3, "{passes:?}");
+        assert!(passes.iter().all(|&n| n <= 4), "{passes:?}");
+        assert_eq!(passes.iter().sum::<u64>(), 10, "{passes:?}");
+        assert_eq!(room_ids(store, "#a").await, [6, 7]);
+        assert_eq!(room_ids(store, "#b").await, [106, 107]);
+
+        // The same by age.
+        let options = StoreOptions {
+            prune_batch: 4,
+            ..retaining(Retention {
+                max_age: Some(Duration::from_secs(60)),
+                per_room: None,
+            })
+        };
+        let opened = open(&Location::Memory, options).unwrap();
+        let store = &opened.store;
+        for id in 1..=9 {
+            store
+                .append(record(id, Kind::Message, Some("#a"), None))
+                .unwrap();
+        }
+        store
+            .append(dated(10, Kind::Message, Some("#a"), None, now_ms()))
+            .unwrap();
+        assert_eq!(prune_all(store).await, [4, 4, 1]);
+        assert_eq!(room_ids(store, "#a").await, [10]);
+    }
+
+    /// Both at once: an event goes when either the age or the count says so.
+    #[tokio::test]
+    async fn age_and_count_together() {
+        let options = retaining(Retention {
+            max_age: Some(Duration::from_secs(3600)),
+            per_room: Some(2),
+        });
+        let opened = open(&Location::Memory, options).unwrap();
+        let store = &opened.store;
+        let now = now_ms();
+        for id in 1..=3 {
+            store
+                .append(record(id, Kind::Message, Some("#old"), None))
+                .unwrap();
+        }
+        for id in 4..=7 {
+            store
+                .append(dated(id, Kind::Message, Some("#new"), None, now))
+                .unwrap();
+        }
+        assert_eq!(prune_all(store).await.iter().sum::<u64>(), 5);
+        assert!(room_ids(store, "#old").await.is_empty());
+        assert_eq!(room_ids(store, "#new").await, [6, 7]);
+    }
+
+    /// Without a retention nothing is ever deleted, however old.
+    #[tokio::test]
+    async fn with_no_retention_nothing_is_deleted() {
+        let opened = open(&Location::Memory, no_timer()).unwrap();
+        let store = &opened.store;
+        for id in 1..=20 {
+            store
+                .append(record(id, Kind::Message, Some("#general"), None))
+                .unwrap();
+        }
+        store
+            .append(record(21, Kind::Private, None, Some("alice bob")))
+            .unwrap();
+        assert_eq!(store.prune().unwrap().await.unwrap(), 0);
+        assert_eq!(room_ids(store, "#general").await.len(), 20);
+        assert_eq!(pair_ids(store, "alice bob").await, [21]);
+        assert_eq!(store.pruned().get(), 0);
+    }
+
+    /// The writer prunes on its own when a pass is due, with no write to wake it.
+    #[tokio::test]
+    async fn the_writer_prunes_on_its_own_when_idle() {
+        let options = StoreOptions {
+            prune_every: Duration::from_millis(1),
+            ..retaining(Retention {
+                max_age: None,
+                per_room: Some(1),
+            })
+        };
+        let opened = open(&Location::Memory, options).unwrap();
+        let store = &opened.store;
+        for id in 1..=5 {
+            store
+                .append(record(id, Kind::Message, Some("#general"), None))
+                .unwrap();
+        }
+        store.flush().unwrap().await.unwrap();
+        // Each query waits for the writer's answer: no sleeping, only asking until the
+        // timer's pass has run.
+        let pruned = async {
+            while room_ids(store, "#general").await.len() > 1 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), pruned)
+            .await
+            .expect("a timed pass prunes");
+        assert_eq!(room_ids(store, "#general").await, [5]);
+        assert_eq!(store.pruned().get(), 4);
     }
 
     #[test]

@@ -114,7 +114,8 @@ pub(super) struct Receiver {
 pub(super) enum Next {
     /// An operation, in queue order.
     Op(Op),
-    /// The batch window is over and nothing is queued.
+    /// The batch window is over, or with no batch open the wake-up time has come, and
+    /// nothing is queued.
     Timeout,
     /// Every sender is gone and nothing is queued.
     Closed,
@@ -122,10 +123,10 @@ pub(super) enum Next {
 
 impl Receiver {
     /// The next operation. With no batch open (`deadline` is `None`) it waits for any
-    /// operation. With one open it waits until the deadline, unless an urgent operation
-    /// arrives or the queue fills up; then it hands out everything queued, in order,
-    /// before reporting the timeout.
-    pub(super) fn next(&self, deadline: Option<Instant>) -> Next {
+    /// operation, or until `wake` (the next pruning pass) if given. With one open it
+    /// waits until the deadline, unless an urgent operation arrives or the queue fills
+    /// up; then it hands out everything queued, in order, before reporting the timeout.
+    pub(super) fn next(&self, deadline: Option<Instant>, wake: Option<Instant>) -> Next {
         let mut st = self.shared.lock();
         loop {
             let due = deadline.is_none_or(|d| Instant::now() >= d)
@@ -133,7 +134,7 @@ impl Receiver {
                 || st.closed
                 || st.ops.len().saturating_sub(st.urgent) * 2 >= self.shared.capacity;
             if due && let Some(op) = st.ops.pop_front() {
-                if matches!(op, Op::Query(..) | Op::Flush(_)) {
+                if matches!(op, Op::Query(..) | Op::Flush(_) | Op::Prune(_)) {
                     st.urgent -= 1;
                 }
                 return Next::Op(op);
@@ -153,8 +154,21 @@ impl Receiver {
                         .0;
                 }
                 None => {
+                    if wake.is_some_and(|w| Instant::now() >= w) {
+                        return Next::Timeout;
+                    }
                     st.idle = true;
-                    st = self.shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                    st = match wake {
+                        Some(w) => {
+                            let wait = w.saturating_duration_since(Instant::now());
+                            self.shared
+                                .wake
+                                .wait_timeout(st, wait)
+                                .unwrap_or_else(|p| p.into_inner())
+                                .0
+                        }
+                        None => self.shared.wake.wait(st).unwrap_or_else(|p| p.into_inner()),
+                    };
                     st.idle = false;
                 }
             }

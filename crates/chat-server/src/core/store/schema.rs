@@ -338,6 +338,41 @@ mod tests {
         }
     }
 
+    /// The pruning passes' statements find their rows through an index (or the table's
+    /// own rowid order, bounded by a `LIMIT`), and never sort.
+    #[test]
+    fn every_pruning_query_uses_an_index() {
+        use super::super::prune::{NEXT_ROOM, PRUNE_AGE, PRUNE_ROOM, ROOM_CUTOFF};
+        let conn = connect(&Location::Memory).unwrap();
+        for (sql, uses) in [
+            (
+                PRUNE_AGE,
+                &["USING INTEGER PRIMARY KEY (rowid=?)", "SCAN events"][..],
+            ),
+            (
+                NEXT_ROOM,
+                &["USING COVERING INDEX events_room (room>?)"][..],
+            ),
+            (
+                ROOM_CUTOFF,
+                &["USING COVERING INDEX events_room (room=?)"][..],
+            ),
+            (
+                PRUNE_ROOM,
+                &[
+                    "USING COVERING INDEX events_room (room=? AND id<?)",
+                    "USING INTEGER PRIMARY KEY (rowid=?)",
+                ][..],
+            ),
+        ] {
+            let plan = plan(&conn, sql);
+            for step in uses {
+                assert!(plan.contains(step), "{sql}: {plan}");
+            }
+            assert!(!plan.contains("TEMP B-TREE"), "sorts: {sql}: {plan}");
+        }
+    }
+
     #[test]
     fn a_fresh_database_is_at_the_latest_version() {
         let conn = connect(&Location::Memory).unwrap();

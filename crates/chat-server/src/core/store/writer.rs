@@ -6,10 +6,14 @@
 //! A failed write or query is logged and the thread carries on: losing one record is
 //! better than losing the store.
 
+use super::prune::Pruner;
 use super::queue::{Next, Receiver};
-use super::{Account, Health, Kind, Op, Query, Record, StoreError, StoreOptions, Stored, pair};
+use super::{
+    Account, Health, Kind, Op, Query, Record, StoreError, StoreOptions, Stored, now_ms, pair,
+};
 use crate::core::event::{self, Event, RoomName, Scope, Source};
 use chat_proto::name::{Nick, Room};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::{Connection, params};
 use std::path::PathBuf;
@@ -109,6 +113,7 @@ pub(super) fn spawn(
     ops: Receiver,
     health: Arc<Health>,
     commits: Histogram,
+    pruned: Counter,
 ) -> std::io::Result<Writer> {
     let (done_tx, done) = oneshot::channel();
     let batcher = Batcher {
@@ -121,6 +126,12 @@ pub(super) fn spawn(
         lost: false,
         health,
         commits,
+        pruner: Pruner::new(
+            options.retention,
+            options.prune_batch,
+            options.prune_every,
+            pruned,
+        ),
     };
     std::thread::Builder::new()
         .name("chat-store".into())
@@ -150,6 +161,8 @@ struct Batcher {
     health: Arc<Health>,
     /// Each commit's time, in seconds, for the metrics.
     commits: Histogram,
+    /// History retention: when its passes are due, and where its sweep is.
+    pruner: Pruner,
 }
 
 impl Batcher {
@@ -157,8 +170,9 @@ impl Batcher {
     fn run(mut self, ops: &Receiver) {
         loop {
             // With a batch open the queue lets appends gather until the deadline, then
-            // hands over everything queued before reporting the timeout.
-            match ops.next(self.deadline) {
+            // hands over everything queued before reporting the timeout. With none it
+            // waits for an operation, or until a pruning pass is due.
+            match ops.next(self.deadline, self.pruner.due()) {
                 Next::Op(op) => {
                     // Everything queued before a query has been applied (FIFO): if the
                     // window is over, commit it before answering.
@@ -171,6 +185,10 @@ impl Batcher {
                 }
                 Next::Timeout => self.commit(),
                 Next::Closed => break,
+            }
+            // Between batches only: a pass is a short transaction of its own.
+            if self.conn.is_autocommit() && self.pruner.is_due() {
+                self.pruner.run(&self.conn, now_ms());
             }
         }
         self.commit();
@@ -199,6 +217,15 @@ impl Batcher {
                 if !std::mem::take(&mut self.lost) {
                     let _ = reply.send(());
                 }
+            }
+            Op::Prune(reply) => {
+                self.commit();
+                let deleted = if self.conn.is_autocommit() {
+                    self.pruner.run(&self.conn, now_ms())
+                } else {
+                    0
+                };
+                let _ = reply.send(deleted);
             }
         }
     }
@@ -476,6 +503,6 @@ fn sql_id(id: u64) -> i64 {
 }
 
 /// A row limit as SQLite's signed integer (a negative one would mean no limit).
-fn sql_limit(limit: usize) -> i64 {
+pub(super) fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }

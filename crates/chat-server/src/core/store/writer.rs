@@ -187,7 +187,7 @@ impl Batcher {
                 Next::Closed => break,
             }
             // Between batches only: a pass is a short transaction of its own.
-            if self.conn.is_autocommit() && self.pruner.is_due() {
+            if self.pruner.is_due() && self.conn.is_autocommit() {
                 self.pruner.run(&self.conn, now_ms());
             }
         }

@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+pub mod file;
+
+pub use file::FileConfig;
+
 /// Limits and timeouts of a server. `Config::default()` is what `cargo run -p
 /// chat-server` uses; every field is also a flag (see `chat-server --help`).
 #[derive(Debug, Clone, clap::Args)]

@@ -4,7 +4,7 @@
 //!
 //! The tree is a core with doors (see `docs/architecture.md`):
 //!
-//! - [`config`]: every limit and timeout.
+//! - [`config`]: every limit and timeout; `config::file`, the configuration file.
 //! - `core`: what a chat is, whatever the protocol: events, refusals, the hub of
 //!   nicknames and rooms, each room's ring, mailboxes, member state, flood control,
 //!   passwords, metrics and the store. It names no wire type.

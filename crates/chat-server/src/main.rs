@@ -1,10 +1,15 @@
-//! `chat-server`: parses flags, sets up logging, binds, and serves until Ctrl-C or SIGTERM;
-//! or, with `gen-cert`, writes a self-signed certificate for a first try with TLS. Any
-//! error is one line on standard error and a non-zero exit code.
+//! `chat-server`: reads its configuration (the file named by `--config`, then the
+//! environment and flags over it), sets up logging, binds, and serves until Ctrl-C or
+//! SIGTERM; or, with `gen-cert`, writes a self-signed certificate for a first try with
+//! TLS; or, with `print-config`, writes the configuration in force as a file. Any error
+//! is one line on standard error and a non-zero exit code.
 
 use anyhow::Context;
+use chat_server::config::FileConfig;
+use chat_server::config::file::{self, FileError};
 use chat_server::tls::{self, DEFAULT_NAMES, DEFAULT_TLS_ADDR};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio::net::TcpListener;
@@ -17,6 +22,13 @@ use tracing_subscriber::EnvFilter;
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
+
+    /// Configuration file (TOML): its keys are the long flags without their dashes
+    /// (`max-line = 4096`, `idle-timeout = "5m"`), with `motd` and `[[operator]]`
+    /// tables. A flag or its environment variable overrides the file;
+    /// `chat-server print-config` writes one to start from.
+    #[arg(long = file::CONFIG_FLAG, env = "CHAT_CONFIG", value_name = "FILE")]
+    config_file: Option<PathBuf>,
 
     /// Address to listen on (plain TCP).
     #[arg(long, env = "CHAT_ADDR", default_value = chat_proto::DEFAULT_ADDR)]
@@ -76,6 +88,11 @@ enum Command {
     /// --ca-cert cert.pem); for a public server, use a certificate from a real
     /// authority instead.
     GenCert(GenCert),
+
+    /// Write the configuration in force (the file of --config, the environment and the
+    /// flags before `print-config`) to standard output as a configuration file, each
+    /// key with its help: `chat-server print-config > chat.toml` starts one.
+    PrintConfig,
 }
 
 #[derive(Debug, clap::Args)]
@@ -104,10 +121,21 @@ enum LogFormat {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut args = Args::parse();
-    let result = match args.command.take() {
-        Some(Command::GenCert(gen_cert)) => write_cert(&gen_cert),
-        None => serve(args).await,
+    let result = match parse_args(std::env::args_os().collect()) {
+        Ok(Parsed {
+            mut args,
+            matches,
+            file,
+        }) => match args.command.take() {
+            Some(Command::GenCert(gen_cert)) => write_cert(&gen_cert),
+            Some(Command::PrintConfig) => {
+                let file = file.map(|f| f.file).unwrap_or_default();
+                print!("{}", file::render(&Args::command(), &matches, &file));
+                Ok(())
+            }
+            None => serve(args, file).await,
+        },
+        Err(e) => Err(e.into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -116,6 +144,45 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line, read over the configuration file's values.
+struct Parsed {
+    /// The flags in force.
+    args: Args,
+    /// The same, as clap holds them (for `print-config`).
+    matches: clap::ArgMatches,
+    /// The configuration file, if one was named.
+    file: Option<file::Loaded>,
+}
+
+/// Reads the configuration file named by `--config` or `CHAT_CONFIG`, if any, sets its
+/// values as the flags' defaults, and parses `argv` (the command line, program name
+/// first). Precedence is clap's: a flag, else its environment variable, else the file,
+/// else the built-in default. A bad file is an error; a bad command line exits as clap
+/// does (usage and code 2), as do `--help` and `--version`.
+fn parse_args(argv: Vec<OsString>) -> Result<Parsed, FileError> {
+    let path = file::path_from_args(
+        argv.get(1..).unwrap_or_default(),
+        std::env::var_os(file::CONFIG_ENV),
+    );
+    let mut cmd = Args::command();
+    let file = match path {
+        Some(path) => Some(file::load(&path, &cmd)?),
+        None => None,
+    };
+    if let Some(file) = &file {
+        cmd = file.apply(cmd);
+    }
+    let matches = cmd
+        .try_get_matches_from_mut(argv)
+        .unwrap_or_else(|e| e.exit());
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut cmd).exit());
+    Ok(Parsed {
+        args,
+        matches,
+        file,
+    })
 }
 
 /// `gen-cert`: writes the pair and says how to use it.
@@ -151,8 +218,11 @@ fn shell_word(path: &Path) -> String {
 }
 
 /// Serves until Ctrl-C or SIGTERM.
-async fn serve(mut args: Args) -> anyhow::Result<()> {
+async fn serve(mut args: Args, file: Option<file::Loaded>) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    if let Some(file) = &file {
+        log_file(file);
+    }
     // The library's default store is in memory (for tests); the binary keeps history
     // and accounts in a file unless told otherwise.
     let db = args
@@ -223,6 +293,19 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Says which configuration file was read, and what it holds besides flags: operators
+/// and the message of the day are read and checked, but not used yet.
+fn log_file(file: &file::Loaded) {
+    let FileConfig { operators, motd } = &file.file;
+    tracing::info!(
+        path = %file.path.display(),
+        flags = file.flags.len(),
+        operators = operators.len(),
+        motd = motd.is_some(),
+        "configuration file"
+    );
+}
+
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -291,5 +374,26 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_is_well_formed() {
+        Args::command().debug_assert();
+    }
+
+    /// The pre-scan for the file and clap agree on its variable.
+    #[test]
+    fn config_variable() {
+        let cmd = Args::command();
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(file::CONFIG_FLAG))
+            .unwrap();
+        assert_eq!(arg.get_env().unwrap(), file::CONFIG_ENV);
     }
 }

@@ -72,7 +72,7 @@ pub fn complete(line: &str, cursor: usize, state: &ChatState) -> Option<Completi
                 let word = format!("#{word}");
                 matching(state.known_rooms().map(|r| r.as_str()), &word, " ")
             }
-            (Some("/msg"), 1) => matching(others(state, state.everyone()), &word, " "),
+            (Some("/msg" | "/whois"), 1) => matching(others(state, state.everyone()), &word, " "),
             (Some(command), _) if command.starts_with('/') && !command.starts_with("//") => {
                 matching(others(state, current_members(state)), &word, " ")
             }
@@ -158,7 +158,8 @@ mod tests {
         assert_eq!(candidates("//"), Vec::<String>::new());
         assert_eq!(candidates("/zzz"), Vec::<String>::new());
         // Every command is offered for a lone slash.
-        assert_eq!(candidates("/").len(), 14);
+        assert_eq!(candidates("/").len(), 17);
+        assert_eq!(candidates("/who"), ["/who ", "/whois ", "/whowas "]);
     }
 
     #[test]

@@ -107,6 +107,13 @@ impl Renderer {
         self.paint(DIM, zoned.strftime(format).to_string())
     }
 
+    /// A date and time, unpainted (for inside a notice).
+    fn when(&self, t: &Timestamp) -> String {
+        t.to_zoned_datetime(self.time_zone.clone())
+            .strftime("%Y-%m-%d %H:%M")
+            .to_string()
+    }
+
     /// Today, in the time zone of the times shown.
     fn today(&self) -> jiff::civil::Date {
         jiff::Timestamp::now()
@@ -318,6 +325,58 @@ impl Renderer {
                 escape_controls(text)
             )),
             ServerFrame::Bye { reason } => format!("-- bye: {}", escape_controls(reason)),
+            ServerFrame::Away {
+                text: Some(text), ..
+            } => self.notice(format!(
+                "-- you are away: {} (/away to come back)",
+                escape_controls(text)
+            )),
+            ServerFrame::Away { text: None, .. } => self.notice("-- you are back".to_owned()),
+            ServerFrame::IsAway { nick, text } => {
+                self.notice(format!("-- {nick} is away: {}", escape_controls(text)))
+            }
+            ServerFrame::Whois(w) => {
+                let mut line = format!(
+                    "-- {} connected {} over {}, idle {}",
+                    w.nick,
+                    self.when(&w.since),
+                    if w.tls { "TLS" } else { "plain TCP" },
+                    Idle(w.idle)
+                );
+                match &w.account {
+                    Some(account) => {
+                        let _ = write!(line, ", account {account}");
+                    }
+                    None => line.push_str(", no account"),
+                }
+                if w.rooms.is_empty() {
+                    line.push_str(", in no room");
+                } else {
+                    line.push_str(", in");
+                    for room in &w.rooms {
+                        let _ = write!(line, " {room}");
+                    }
+                }
+                if let Some(away) = &w.away {
+                    let _ = write!(line, ", away: {}", escape_controls(away));
+                }
+                self.notice(line)
+            }
+            ServerFrame::Whowas {
+                nick,
+                left,
+                account,
+            } => {
+                let account = match account {
+                    Some(account) => format!(" (account {account})"),
+                    None => String::new(),
+                };
+                self.notice(format!("-- {nick} left {}{account}", self.when(left)))
+            }
+            ServerFrame::WhowasEnd { nick, count } => {
+                let s = if *count == 1 { "" } else { "s" };
+                self.notice(format!("-- end of whowas {nick} ({count} departure{s})"))
+            }
         }
     }
 
@@ -357,6 +416,20 @@ pub fn render_command_error(error: &CommandError) -> String {
 }
 
 /// ` (reason)` after a part or quit, or nothing.
+/// Seconds of idleness, readably: `42s`, `3m 5s`, `2h 7m`.
+struct Idle(u64);
+
+impl std::fmt::Display for Idle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0;
+        match s {
+            0..60 => write!(f, "{s}s"),
+            60..3600 => write!(f, "{}m {}s", s / 60, s % 60),
+            _ => write!(f, "{}h {}m", s / 3600, s % 3600 / 60),
+        }
+    }
+}
+
 struct Reason<'a>(&'a Option<String>);
 
 impl std::fmt::Display for Reason<'_> {
@@ -461,6 +534,31 @@ mod tests {
             ),
             ("ERR SOMETHING_NEW :later", "!! SOMETHING_NEW: later"),
             ("BYE :server shutting down", "-- bye: server shutting down"),
+            (
+                "AWAY alice :gone fishing",
+                "-- you are away: gone fishing (/away to come back)",
+            ),
+            ("AWAY alice", "-- you are back"),
+            ("ISAWAY bob :at lunch", "-- bob is away: at lunch"),
+            (
+                "WHOIS bob 2026-11-18T11:06:40.123Z 75 tls bob #general #rust :at lunch",
+                "-- bob connected 2026-11-18 11:06 over TLS, idle 1m 15s, account bob, \
+                 in #general #rust, away: at lunch",
+            ),
+            (
+                "WHOIS carol 2026-11-18T11:06:40.123Z 7300 plain *",
+                "-- carol connected 2026-11-18 11:06 over plain TCP, idle 2h 1m, no account, \
+                 in no room",
+            ),
+            (
+                "WHOWAS dave 2026-11-18T11:06:40.123Z dave",
+                "-- dave left 2026-11-18 11:06 (account dave)",
+            ),
+            (
+                "WHOWAS dave 2026-11-18T11:06:40.123Z *",
+                "-- dave left 2026-11-18 11:06",
+            ),
+            ("WHOWASEND dave 1", "-- end of whowas dave (1 departure)"),
         ];
         for (line, want) in cases {
             assert_eq!(utc(&parse(line)), want, "for {line:?}");

@@ -54,6 +54,13 @@ pub enum Command {
         /// Only messages older than this message id (paging back).
         before: Option<u64>,
     },
+    /// `/away [text]`: mark yourself away with `text` (private messages to you are
+    /// answered with it), or back without text.
+    Away(Option<String>),
+    /// `/whois nick`: what the server knows of someone connected.
+    Whois(Nick),
+    /// `/whowas nick`: recent departures under that nickname.
+    Whowas(Nick),
 }
 
 /// A password in transit. Its `Debug` form hides it, so it cannot reach a log by accident.
@@ -160,6 +167,9 @@ pub const HELP: &[(&str, &str)] = &[
         "/history [#room|nick] [n] [id]",
         "show earlier messages (before message id)",
     ),
+    ("/away [text]", "mark yourself away (no text: back)"),
+    ("/whois nick", "who someone connected is"),
+    ("/whowas nick", "who recently left under that nickname"),
     ("/register password", "claim your nickname with a password"),
     ("/password new", "change your nickname's password"),
     ("/ping [token]", "ask the server for PONG"),
@@ -313,6 +323,12 @@ impl Command {
                 }
             }
             "history" => history(args)?,
+            "away" => Command::Away(opt_text(args)?),
+            "whois" | "whowas" => match args.split_whitespace().collect::<Vec<_>>()[..] {
+                [n] if name == "whois" => Command::Whois(nick(n)?),
+                [n] => Command::Whowas(nick(n)?),
+                _ => return Err(CommandError::Usage(usage(&format!("/{name}")))),
+            },
             "rooms" | "help" => return Err(CommandError::Usage(usage(&format!("/{name}")))),
             _ => return Err(CommandError::Unknown(name)),
         };
@@ -378,6 +394,12 @@ impl fmt::Display for Command {
                 }
                 Ok(())
             }
+            Command::Away(text) => {
+                f.write_str("/away")?;
+                opt(f, text)
+            }
+            Command::Whois(nick) => write!(f, "/whois {nick}"),
+            Command::Whowas(nick) => write!(f, "/whowas {nick}"),
         }
     }
 }

@@ -364,6 +364,61 @@ pub enum ServerFrame {
         /// Why.
         reason: String,
     },
+    /// `AWAY <nick> [:<text>]`: the answer to `/away`: you are away with `text`, or
+    /// (without text) back.
+    Away {
+        /// Your nickname.
+        nick: Nick,
+        /// Your away text; `None`: you are back.
+        text: Option<String>,
+    },
+    /// `ISAWAY <nick> :<text>`: the recipient of your private message (delivered) is
+    /// away; follows your copy of the `PRIVMSG`.
+    IsAway {
+        /// The recipient.
+        nick: Nick,
+        /// Its away text.
+        text: String,
+    },
+    /// `WHOIS <nick> <since> <idle> <tls|plain> <account|*> <room>... [:<away>]`: the
+    /// answer to `/whois`.
+    Whois(Box<Whois>),
+    /// `WHOWAS <nick> <left> <account|*>`: one recent departure under that nickname
+    /// (newest first), in answer to `/whowas`.
+    Whowas {
+        /// The nickname as it was spelled.
+        nick: Nick,
+        /// When the session ended.
+        left: Timestamp,
+        /// The account it was identified to, if any.
+        account: Option<Nick>,
+    },
+    /// `WHOWASEND <nick> <count>`: the end of a `/whowas` answer of `count` frames.
+    WhowasEnd {
+        /// The nickname asked about, as asked.
+        nick: Nick,
+        /// How many `WHOWAS` frames came before.
+        count: usize,
+    },
+}
+
+/// What `/whois` tells of someone connected (see [`ServerFrame::Whois`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Whois {
+    /// The nickname as spelled.
+    pub nick: Nick,
+    /// When the session connected (its handshake completed).
+    pub since: Timestamp,
+    /// Seconds since the session last sent a line (or connected).
+    pub idle: u64,
+    /// Whether the connection is TLS (`tls`) or not (`plain`).
+    pub tls: bool,
+    /// The account it identified to, if any (`*`: none).
+    pub account: Option<Nick>,
+    /// The rooms it is in that you may see.
+    pub rooms: Vec<Room>,
+    /// Its away text, if it is away.
+    pub away: Option<String>,
 }
 
 /// A line that is not a valid server frame.
@@ -440,6 +495,15 @@ impl<'a> Reader<'a> {
                 Ok(None)
             }
             _ => self.room().map(Some),
+        }
+    }
+    fn nick_or_star(&mut self) -> Result<Option<Nick>, FrameError> {
+        match self.params.as_slice().first() {
+            Some(&"*") => {
+                self.params.next();
+                Ok(None)
+            }
+            _ => self.nick().map(Some),
         }
     }
     fn time(&mut self) -> Result<Timestamp, FrameError> {
@@ -522,6 +586,11 @@ impl ServerFrame {
             ServerFrame::Help { .. } => "HELP",
             ServerFrame::Error { .. } => "ERR",
             ServerFrame::Bye { .. } => "BYE",
+            ServerFrame::Away { .. } => "AWAY",
+            ServerFrame::IsAway { .. } => "ISAWAY",
+            ServerFrame::Whois(_) => "WHOIS",
+            ServerFrame::Whowas { .. } => "WHOWAS",
+            ServerFrame::WhowasEnd { .. } => "WHOWASEND",
         }
     }
 
@@ -540,7 +609,7 @@ impl ServerFrame {
             };
         }
         let parts = Parts::split(line);
-        const VERBS: [&str; 21] = [
+        const VERBS: [&str; 26] = [
             "NICK",
             "PASS",
             "WELCOME",
@@ -562,6 +631,11 @@ impl ServerFrame {
             "HELP",
             "ERR",
             "BYE",
+            "AWAY",
+            "ISAWAY",
+            "WHOIS",
+            "WHOWAS",
+            "WHOWASEND",
         ];
         let verb = VERBS
             .into_iter()
@@ -685,6 +759,49 @@ impl ServerFrame {
                 text: r.text()?,
             },
             "BYE" => ServerFrame::Bye { reason: r.text()? },
+            "AWAY" => ServerFrame::Away {
+                nick: r.nick()?,
+                text: r.optional_text(),
+            },
+            "ISAWAY" => ServerFrame::IsAway {
+                nick: r.nick()?,
+                text: r.text()?,
+            },
+            "WHOIS" => {
+                let nick = r.nick()?;
+                let since = r.time()?;
+                let idle = r.number("idle")?;
+                let tls = match r.word("transport")? {
+                    "tls" => true,
+                    "plain" => false,
+                    w => return Err(malformed(verb, format!("transport {w:?}"))),
+                };
+                let account = r.nick_or_star()?;
+                let rooms = r
+                    .rest()
+                    .into_iter()
+                    .map(Room::new)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| malformed(verb, e.to_string()))?;
+                ServerFrame::Whois(Box::new(Whois {
+                    nick,
+                    since,
+                    idle,
+                    tls,
+                    account,
+                    rooms,
+                    away: r.optional_text(),
+                }))
+            }
+            "WHOWAS" => ServerFrame::Whowas {
+                nick: r.nick()?,
+                left: r.time()?,
+                account: r.nick_or_star()?,
+            },
+            "WHOWASEND" => ServerFrame::WhowasEnd {
+                nick: r.nick()?,
+                count: r.number("count")?,
+            },
             _ => unreachable!("verb list and match agree"),
         };
         r.end(frame)
@@ -757,6 +874,17 @@ impl fmt::Display for RoomOrStar<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             Some(room) => room.fmt(f),
+            None => f.write_str("*"),
+        }
+    }
+}
+
+struct NickOrStar<'a>(&'a Option<Nick>);
+
+impl fmt::Display for NickOrStar<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(nick) => nick.fmt(f),
             None => f.write_str("*"),
         }
     }
@@ -865,6 +993,27 @@ impl fmt::Display for ServerFrame {
             ServerFrame::Help { text } => write!(f, "{verb} :{text}"),
             ServerFrame::Error { code, text } => write!(f, "{verb} {code} :{text}"),
             ServerFrame::Bye { reason } => write!(f, "{verb} :{reason}"),
+            ServerFrame::Away { nick, text } => write!(f, "{verb} {nick}{}", OptText(text)),
+            ServerFrame::IsAway { nick, text } => write!(f, "{verb} {nick} :{text}"),
+            ServerFrame::Whois(w) => {
+                write!(
+                    f,
+                    "{verb} {} {} {} {} {}",
+                    w.nick,
+                    Time(&w.since),
+                    w.idle,
+                    if w.tls { "tls" } else { "plain" },
+                    NickOrStar(&w.account)
+                )?;
+                w.rooms.iter().try_for_each(|r| write!(f, " {r}"))?;
+                write!(f, "{}", OptText(&w.away))
+            }
+            ServerFrame::Whowas {
+                nick,
+                left,
+                account,
+            } => write!(f, "{verb} {nick} {} {}", Time(left), NickOrStar(account)),
+            ServerFrame::WhowasEnd { nick, count } => write!(f, "{verb} {nick} {count}"),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use chat_proto::{
     AccountStatus, Command, CommandError, ErrorCode, LineCodec, Nick, Password, Room, ServerFrame,
-    Target, Timestamp,
+    Target, Timestamp, Whois,
 };
 use proptest::prelude::*;
 use tokio_util::codec::Decoder;
@@ -132,6 +132,66 @@ fn frames_read_like_the_protocol_document() {
             },
             "BYE :bye",
         ),
+        (
+            ServerFrame::Away {
+                nick: nick("alice"),
+                text: Some("gone fishing".into()),
+            },
+            "AWAY alice :gone fishing",
+        ),
+        (
+            ServerFrame::Away {
+                nick: nick("alice"),
+                text: None,
+            },
+            "AWAY alice",
+        ),
+        (
+            ServerFrame::IsAway {
+                nick: nick("bob"),
+                text: "back at 5".into(),
+            },
+            "ISAWAY bob :back at 5",
+        ),
+        (
+            ServerFrame::Whois(Box::new(Whois {
+                nick: nick("Bob"),
+                since: time,
+                idle: 42,
+                tls: true,
+                account: Some(nick("bob")),
+                rooms: vec![room("#general"), room("#Rust")],
+                away: Some("lunch".into()),
+            })),
+            "WHOIS Bob 2026-11-18T11:06:40.123Z 42 tls bob #general #Rust :lunch",
+        ),
+        (
+            ServerFrame::Whois(Box::new(Whois {
+                nick: nick("carol"),
+                since: time,
+                idle: 0,
+                tls: false,
+                account: None,
+                rooms: vec![],
+                away: None,
+            })),
+            "WHOIS carol 2026-11-18T11:06:40.123Z 0 plain *",
+        ),
+        (
+            ServerFrame::Whowas {
+                nick: nick("Dave"),
+                left: time,
+                account: None,
+            },
+            "WHOWAS Dave 2026-11-18T11:06:40.123Z *",
+        ),
+        (
+            ServerFrame::WhowasEnd {
+                nick: nick("dave"),
+                count: 1,
+            },
+            "WHOWASEND dave 1",
+        ),
     ];
     for (frame, line) in cases {
         assert_eq!(frame.to_string(), line);
@@ -168,6 +228,12 @@ fn malformed_frames_are_errors() {
         "LAGGED #a x",
         "NICK extra",
         "ERR X",
+        "ISAWAY bob",
+        "WHOIS bob 2026-11-18T11:06:40.123Z 1 maybe *",
+        "WHOIS bob 2026-11-18T11:06:40.123Z -1 plain *",
+        "WHOIS bob 2026-11-18T11:06:40.123Z 1 plain * notaroom",
+        "WHOWAS bob 2026-11-18T11:06:40.123Z",
+        "WHOWASEND bob",
     ] {
         assert!(
             ServerFrame::parse(line).is_err(),
@@ -209,6 +275,29 @@ fn commands_parse() {
         })
     );
     assert_eq!(Command::parse("/ping"), Ok(Command::Ping(None)));
+    assert_eq!(Command::parse("/away"), Ok(Command::Away(None)));
+    assert_eq!(
+        Command::parse("/AWAY gone  fishing"),
+        Ok(Command::Away(Some("gone  fishing".into())))
+    );
+    assert_eq!(
+        Command::parse("/whois Bob"),
+        Ok(Command::Whois(nick("Bob")))
+    );
+    assert_eq!(
+        Command::parse("/whowas  bob "),
+        Ok(Command::Whowas(nick("bob")))
+    );
+    for line in ["/whois", "/whois a b", "/whowas"] {
+        assert!(
+            matches!(Command::parse(line), Err(CommandError::Usage(_))),
+            "{line}"
+        );
+    }
+    assert!(matches!(
+        Command::parse("/whois #room"),
+        Err(CommandError::BadNick { .. })
+    ));
     let history = |target: Option<Target>, count, before| Command::History {
         target,
         count,
@@ -448,6 +537,34 @@ fn arb_frame() -> impl Strategy<Value = ServerFrame> {
         arb_trailing().prop_map(|text| ServerFrame::Help { text }),
         (arb_code(), arb_trailing()).prop_map(|(code, text)| ServerFrame::Error { code, text }),
         arb_trailing().prop_map(|reason| ServerFrame::Bye { reason }),
+        (arb_nick(), opt()).prop_map(|(nick, text)| ServerFrame::Away { nick, text }),
+        (arb_nick(), arb_trailing()).prop_map(|(nick, text)| ServerFrame::IsAway { nick, text }),
+        (
+            (arb_nick(), arb_time(), any::<u64>(), any::<bool>()),
+            proptest::option::of(arb_nick()),
+            proptest::collection::vec(arb_room(), 0..8),
+            opt()
+        )
+            .prop_map(|((nick, since, idle, tls), account, rooms, away)| {
+                ServerFrame::Whois(Box::new(Whois {
+                    nick,
+                    since,
+                    idle,
+                    tls,
+                    account,
+                    rooms,
+                    away,
+                }))
+            }),
+        (arb_nick(), arb_time(), proptest::option::of(arb_nick())).prop_map(
+            |(nick, left, account)| ServerFrame::Whowas {
+                nick,
+                left,
+                account
+            }
+        ),
+        (arb_nick(), any::<usize>())
+            .prop_map(|(nick, count)| ServerFrame::WhowasEnd { nick, count }),
     ]
 }
 
@@ -502,6 +619,9 @@ fn arb_command() -> impl Strategy<Value = Command> {
                 count: count.or(paged.then_some(chat_proto::command::DEFAULT_HISTORY)),
                 before: paged.then_some(id),
             }),
+        opt().prop_map(Command::Away),
+        arb_nick().prop_map(Command::Whois),
+        arb_nick().prop_map(Command::Whowas),
     ]
 }
 

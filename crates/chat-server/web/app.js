@@ -724,6 +724,25 @@ const handlers = {
     showLogin(text);
   },
   BYE(_, reason) { state.bye = reason; },
+  AWAY(_, text) {
+    notice(null, 'event away', text !== null ? 'You are away: ' + text + ' (/away to come back)' : 'You are back.');
+  },
+  ISAWAY([nick], text) { notice(view(nick, 'query'), 'event away', nick + ' is away: ' + text); },
+  WHOIS([nick, since, idle, tls, account, ...rooms], away) {
+    let line = nick + ' connected ' + new Date(since).toLocaleString() + ' over ' +
+      (tls === 'tls' ? 'TLS' : 'plain TCP') + ', idle ' + idle + 's, ' +
+      (account === '*' ? 'no account' : 'account ' + account) + ', ' +
+      (rooms.length ? 'in ' + rooms.join(' ') : 'in no room');
+    if (away !== null) line += ', away: ' + away;
+    notice(null, 'event whois', line);
+  },
+  WHOWAS([nick, left, account]) {
+    notice(null, 'event whois', nick + ' left ' + new Date(left).toLocaleString() +
+      (account === '*' ? '' : ' (account ' + account + ')'));
+  },
+  WHOWASEND([nick, count]) {
+    notice(null, 'event whois', 'End of whowas ' + nick + ' (' + count + (count === '1' ? ' departure)' : ' departures)'));
+  },
 };
 
 // Asks for the page of history before the oldest message of the gap seen so far, then

@@ -16,6 +16,9 @@ pub(crate) enum Refusal {
     /// No one connected has the nickname.
     #[error("no one is called {0}")]
     NoSuchNick(Nick),
+    /// No one left under the nickname recently (`/whowas`).
+    #[error("no one called {0} left recently")]
+    WasNoSuchNick(Nick),
     /// The recipient left while the message was on its way.
     #[error("{0} has just left")]
     Gone(Nick),

@@ -30,11 +30,18 @@ use super::password::{Hasher, Throttle};
 use super::ring::{Budget, Cursor, Ring, Weigh};
 use super::store::{Account, Busy, Query, Store};
 use chat_proto::name::{Nick, Room};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+/// Departures `/whowas` remembers, server-wide; the oldest is forgotten first.
+pub(crate) const WHOWAS_LIMIT: usize = 1000;
+
+/// Departures `/whowas` remembers per nickname (the latest).
+pub(crate) const WHOWAS_PER_NICK: usize = 3;
 
 /// Ids handed out per millisecond of uptime before a restart could reuse one.
 const IDS_PER_MS: u64 = 1024;
@@ -99,6 +106,8 @@ pub(crate) struct Hub {
     pub(crate) throttle: Throttle,
     /// What the server counts, for `/metrics`.
     pub(crate) metrics: Metrics,
+    /// When the hub started: the origin of every [`Activity`].
+    epoch: Instant,
 }
 
 /// A connected, named session as the hub sees it.
@@ -109,6 +118,146 @@ struct User {
     mailbox: MailboxSender<Arc<Event>>,
     /// Folded names of the rooms it is in, so a disconnect can leave them all.
     rooms: Vec<String>,
+    /// Its away text (`/away`), if away. Bounded by the line limit, as any text.
+    away: Option<Arc<str>>,
+    /// When it connected (its nickname was registered here).
+    since: jiff::Timestamp,
+    /// Whether its connection is TLS.
+    tls: bool,
+    /// When its client last sent a line, written by its member.
+    activity: Arc<Activity>,
+}
+
+/// When a session's client last sent a line, shared by its member (which writes it) and
+/// the hub (which reads it for `/whois`): whole seconds since the hub started, written
+/// only when the second changed, so a busy client costs one relaxed load per line.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    epoch: Instant,
+    last_input: AtomicU64,
+}
+
+impl Activity {
+    fn new(epoch: Instant, now: Instant) -> Activity {
+        Activity {
+            epoch,
+            last_input: AtomicU64::new(now.saturating_duration_since(epoch).as_secs()),
+        }
+    }
+
+    /// The client sent a line at `now`.
+    pub(crate) fn touch(&self, now: Instant) {
+        let secs = now.saturating_duration_since(self.epoch).as_secs();
+        if self.last_input.load(Ordering::Relaxed) != secs {
+            self.last_input.store(secs, Ordering::Relaxed);
+        }
+    }
+
+    /// Whole seconds since the client last sent a line (or connected).
+    pub(crate) fn idle(&self, now: Instant) -> u64 {
+        let secs = now.saturating_duration_since(self.epoch).as_secs();
+        secs.saturating_sub(self.last_input.load(Ordering::Relaxed))
+    }
+}
+
+/// What `/whois` tells of someone connected.
+#[derive(Debug, Clone)]
+pub(crate) struct Whois {
+    /// Its nickname as spelled, and account.
+    pub(crate) source: Arc<Source>,
+    /// When it connected.
+    pub(crate) since: jiff::Timestamp,
+    /// Seconds since its client last sent a line.
+    pub(crate) idle: u64,
+    /// Whether its connection is TLS.
+    pub(crate) tls: bool,
+    /// Its away text, if away.
+    pub(crate) away: Option<Arc<str>>,
+    /// The rooms it is in that the asker may see (today every room: all are public).
+    pub(crate) rooms: Vec<Room>,
+}
+
+/// A session that ended, as `/whowas` remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Departure {
+    /// The folded nickname.
+    key: String,
+    /// The nickname as spelled.
+    pub(crate) nick: Nick,
+    /// The account it identified to, if any.
+    pub(crate) account: Option<Arc<str>>,
+    /// When it left.
+    pub(crate) left: jiff::Timestamp,
+}
+
+/// The recent departures: at most `limit` in all and `per_nick` per nickname, oldest
+/// forgotten first.
+#[derive(Debug)]
+pub(crate) struct Whowas {
+    list: VecDeque<Departure>,
+    /// How many entries of `list` each folded nickname has.
+    per_key: HashMap<String, usize>,
+    limit: usize,
+    per_nick: usize,
+}
+
+impl Default for Whowas {
+    fn default() -> Whowas {
+        Whowas::new(WHOWAS_LIMIT, WHOWAS_PER_NICK)
+    }
+}
+
+impl Whowas {
+    pub(crate) fn new(limit: usize, per_nick: usize) -> Whowas {
+        Whowas {
+            list: VecDeque::new(),
+            per_key: HashMap::new(),
+            limit: limit.max(1),
+            per_nick: per_nick.max(1),
+        }
+    }
+
+    /// Remembers a departure, forgetting that nickname's oldest past `per_nick` and the
+    /// oldest of all past `limit`. At most one scan of the list, and only for a
+    /// nickname that left `per_nick` times already.
+    fn push(&mut self, departure: Departure) {
+        let count = self.per_key.entry(departure.key.clone()).or_insert(0);
+        if *count >= self.per_nick {
+            if let Some(i) = self.list.iter().position(|d| d.key == departure.key) {
+                self.list.remove(i);
+            }
+        } else {
+            *count += 1;
+        }
+        if self.list.len() >= self.limit
+            && let Some(oldest) = self.list.pop_front()
+            && let Some(n) = self.per_key.get_mut(&oldest.key)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.per_key.remove(&oldest.key);
+            }
+        }
+        self.list.push_back(departure);
+    }
+
+    /// The departures of `key` (a folded nickname), newest first.
+    fn of(&self, key: &str) -> Vec<Departure> {
+        if !self.per_key.contains_key(key) {
+            return Vec::new();
+        }
+        self.list
+            .iter()
+            .rev()
+            .filter(|d| d.key == key)
+            .cloned()
+            .collect()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.list.len()
+    }
 }
 
 /// How big each room's ring may grow, and how many rooms may exist.
@@ -149,6 +298,8 @@ struct State {
     created: HashMap<IpAddr, usize>,
     /// Registered nicknames by folded name.
     accounts: HashMap<String, Account>,
+    /// Recent departures, for `/whowas`.
+    whowas: Whowas,
     /// The server is shutting down: every session has been told, and so is every
     /// session registered from now on.
     shutting_down: bool,
@@ -205,6 +356,7 @@ impl Hub {
             store,
             hasher: Hasher::new(2),
             throttle: Throttle::new(10_000),
+            epoch: Instant::now(),
         }
     }
 
@@ -352,13 +504,15 @@ impl Hub {
         Ok(created_ms)
     }
 
-    /// Claims `source`'s nickname for a new session. A registered nickname needs
-    /// `source.account` to be it (its password was given).
+    /// Claims `source`'s nickname for a new session (`tls`: over a TLS connection). A
+    /// registered nickname needs `source.account` to be it (its password was given).
+    /// Returns where the session's member records its client's activity.
     pub(crate) fn register(
         &self,
         source: &Arc<Source>,
         mailbox: MailboxSender<Arc<Event>>,
-    ) -> Result<(), Refusal> {
+        tls: bool,
+    ) -> Result<Arc<Activity>, Refusal> {
         let mut st = self.lock();
         let nick = &source.nick;
         let key = nick.folded();
@@ -371,15 +525,20 @@ impl Hub {
         if st.shutting_down {
             mailbox.shut_down();
         }
+        let activity = Arc::new(Activity::new(self.epoch, Instant::now()));
         st.users.insert(
             key,
             User {
                 source: source.clone(),
                 mailbox,
                 rooms: Vec::new(),
+                away: None,
+                since: now(),
+                tls,
+                activity: activity.clone(),
             },
         );
-        Ok(())
+        Ok(activity)
     }
 
     /// Tells every session, and every session still to register, that the server is
@@ -400,11 +559,18 @@ impl Hub {
             users,
             rooms,
             created,
+            whowas,
             ..
         } = &mut *st;
         let Some(user) = users.remove(key) else {
             return;
         };
+        whowas.push(Departure {
+            key: key.to_owned(),
+            nick: user.source.nick.clone(),
+            account: user.source.account.clone(),
+            left: now(),
+        });
         let mut cause = None;
         for room_key in &user.rooms {
             if let Some(room) = rooms.get_mut(room_key) {
@@ -606,13 +772,61 @@ impl Hub {
         }
     }
 
-    /// The nickname (as spelled) and mailbox of the session called `nick`.
-    pub(crate) fn lookup(&self, nick: &Nick) -> Result<(Nick, MailboxSender<Arc<Event>>), Refusal> {
+    /// The nickname (as spelled), mailbox and away text of the session called `nick`.
+    pub(crate) fn lookup(&self, nick: &Nick) -> Result<Recipient, Refusal> {
         let st = self.lock();
         st.users
             .get(&nick.folded())
-            .map(|u| (u.source.nick.clone(), u.mailbox.clone()))
+            .map(|u| Recipient {
+                nick: u.source.nick.clone(),
+                mailbox: u.mailbox.clone(),
+                away: u.away.clone(),
+            })
             .ok_or_else(|| Refusal::NoSuchNick(nick.clone()))
+    }
+
+    /// Sets (`Some`) or clears the away text of the session `key`. Nothing is told to
+    /// its rooms (IRC's away-notify comes with the IRC door).
+    pub(crate) fn set_away(&self, key: &str, text: Option<String>) {
+        if let Some(user) = self.lock().users.get_mut(key) {
+            user.away = text.map(Arc::from);
+        }
+    }
+
+    /// What `/whois` tells of the session called `nick`. Every room it is in is shown:
+    /// all rooms are public today (secret rooms, shown only to those who share them,
+    /// come later; the room list is where they will be filtered).
+    pub(crate) fn whois(&self, nick: &Nick) -> Result<Whois, Refusal> {
+        let st = self.lock();
+        let user = st
+            .users
+            .get(&nick.folded())
+            .ok_or_else(|| Refusal::NoSuchNick(nick.clone()))?;
+        let rooms = user
+            .rooms
+            .iter()
+            .filter_map(|key| st.rooms.get(key))
+            .map(|r| r.channel.name().clone())
+            .collect();
+        Ok(Whois {
+            source: user.source.clone(),
+            since: user.since,
+            idle: user.activity.idle(Instant::now()),
+            tls: user.tls,
+            away: user.away.clone(),
+            rooms,
+        })
+    }
+
+    /// The recent departures under `nick` (case-insensitively), newest first; refused
+    /// when there are none.
+    pub(crate) fn whowas(&self, nick: &Nick) -> Result<Vec<Departure>, Refusal> {
+        let st = self.lock();
+        let found = st.whowas.of(&nick.folded());
+        if found.is_empty() {
+            return Err(Refusal::WasNoSuchNick(nick.clone()));
+        }
+        Ok(found)
     }
 
     /// Gives a room's members to `list`, under the hub's lock; refused if the room does
@@ -679,6 +893,16 @@ impl Hub {
     }
 }
 
+/// The session a private message goes to.
+pub(crate) struct Recipient {
+    /// Its nickname as spelled.
+    pub(crate) nick: Nick,
+    /// Where its private messages go.
+    pub(crate) mailbox: MailboxSender<Arc<Event>>,
+    /// Its away text, if away.
+    pub(crate) away: Option<Arc<str>>,
+}
+
 /// Removes the empty room `key`, and its count against the address that created it.
 fn remove_room(
     rooms: &mut HashMap<String, RoomEntry>,
@@ -720,4 +944,60 @@ pub(crate) fn test_hub(capacity: usize, presence_limit: usize) -> Arc<Hub> {
         opened.next_id,
         opened.accounts,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn departure(nick: &str, n: i64) -> Departure {
+        let nick = Nick::new(nick).unwrap();
+        Departure {
+            key: nick.folded(),
+            nick,
+            account: None,
+            left: jiff::Timestamp::from_second(n).unwrap(),
+        }
+    }
+
+    #[test]
+    fn whowas_is_bounded_in_all_and_per_nickname() {
+        let mut whowas = Whowas::new(10, 3);
+        for n in 0..25 {
+            whowas.push(departure(&format!("u{n}"), n));
+        }
+        assert_eq!(whowas.len(), 10, "bounded in all");
+        assert!(whowas.of("u14").is_empty(), "the oldest are forgotten");
+        assert_eq!(whowas.of("u15").len(), 1);
+        assert_eq!(whowas.per_key.len(), 10, "counts follow the list");
+        for n in 100..110 {
+            whowas.push(departure(if n % 2 == 0 { "Alice" } else { "alice" }, n));
+        }
+        let alice = whowas.of("alice");
+        assert_eq!(alice.len(), 3, "the latest few per nickname");
+        let times: Vec<_> = alice.iter().map(|d| d.left.as_second()).collect();
+        assert_eq!(times, vec![109, 108, 107], "newest first");
+        assert_eq!(whowas.len(), 10);
+        let counted: usize = whowas.per_key.values().sum();
+        assert_eq!(counted, whowas.len());
+    }
+
+    #[test]
+    fn a_quit_is_remembered_and_the_hub_list_is_bounded() {
+        let hub = test_hub(16, 0);
+        for n in 0..WHOWAS_LIMIT + 5 {
+            let source = Arc::new(Source::named(Nick::new(&format!("u{n}")).unwrap(), None));
+            let (tx, _rx) = super::super::mailbox::mailbox(4);
+            hub.register(&source, tx, false).unwrap();
+            hub.unregister(&source.nick.folded(), "bye");
+        }
+        let st = hub.lock();
+        assert_eq!(st.whowas.len(), WHOWAS_LIMIT);
+        drop(st);
+        assert!(hub.whowas(&Nick::new("u0").unwrap()).is_err());
+        let last = hub
+            .whowas(&Nick::new(&format!("U{}", WHOWAS_LIMIT + 4)).unwrap())
+            .unwrap();
+        assert_eq!(last.len(), 1);
+    }
 }

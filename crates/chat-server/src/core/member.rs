@@ -10,7 +10,7 @@
 use super::error::{self, Refusal};
 use super::event::{Event, Kind, RoomName, Source};
 use super::flood::TokenBucket;
-use super::hub::{Channel, Hub, Joined, Members};
+use super::hub::{Activity, Channel, Departure, Hub, Joined, Members, Whois};
 use super::mailbox::{Mailbox, SendError};
 use super::password::HashError;
 use super::ring::{Cursor, Lagged, TryRecvError, Waiter};
@@ -276,6 +276,8 @@ pub(crate) struct Member {
     /// The limits (`--max-rooms`, `--history`, `--idle-timeout`, flood control).
     config: Arc<Config>,
     pace: Pace,
+    /// When the client last sent a line, as `/whois` reads it (see [`Activity`]).
+    activity: Arc<Activity>,
 }
 
 /// The key of the private conversation of `a` and `b`.
@@ -285,10 +287,12 @@ fn pair_of(a: &Nick, b: &Nick) -> Arc<str> {
 
 impl Member {
     /// The member of a session whose nickname the hub has registered for `source`
-    /// (see [`Hub::register`]); `account_since` when it identified to its account.
+    /// (see [`Hub::register`], which gave `activity`); `account_since` when it
+    /// identified to its account.
     pub(crate) fn new(
         hub: Arc<Hub>,
         source: Arc<Source>,
+        activity: Arc<Activity>,
         mailbox: Mailbox<Arc<Event>>,
         account_since: Option<i64>,
         ip: IpAddr,
@@ -310,6 +314,7 @@ impl Member {
             },
             hub,
             source,
+            activity,
             mailbox,
             rooms: Vec::new(),
             holds: Vec::new(),
@@ -370,6 +375,7 @@ impl Member {
         let now = Instant::now();
         let pace = &mut self.pace;
         pace.last_input = now;
+        self.activity.touch(now);
         pace.lines_this_turn += 1;
         pace.read_at = pace.bucket.as_mut().and_then(|b| b.take(now));
         let delayed = pace.read_at.is_some();
@@ -862,14 +868,18 @@ impl Member {
             .members(&room, |room, members| out.members(room, members))
     }
 
-    /// Sends `text` to `to` privately; both get the message.
+    /// Sends `text` to `to` privately; both get the message. Returns the recipient's
+    /// nickname and away text when it is away (the door tells the sender after its
+    /// copy of the message).
     pub(crate) fn private(
         &mut self,
         to: &Nick,
         text: String,
         out: &mut impl Output,
-    ) -> Result<(), Refusal> {
-        let (to, mailbox) = self.hub.lookup(to)?;
+    ) -> Result<Option<(Nick, Arc<str>)>, Refusal> {
+        let recipient = self.hub.lookup(to)?;
+        let (to, mailbox) = (recipient.nick, recipient.mailbox);
+        let away = recipient.away.map(|text| (to.clone(), text));
         let to_key = to.folded();
         let event = self.hub.private(&self.source, to.clone(), text);
         // Kept only once delivered: what the recipient never got is in no history. A
@@ -883,17 +893,32 @@ impl Member {
             // A note to self: shown once.
             keep(&self.hub);
             out.event(&event);
-            return Ok(());
+            return Ok(away);
         }
         match mailbox.try_send(event.clone()) {
             Ok(()) => {
                 keep(&self.hub);
                 out.event(&event);
-                Ok(())
+                Ok(away)
             }
             Err(SendError::Full) => Err(Refusal::RecipientBusy(to)),
             Err(SendError::Closed) => Err(Refusal::Gone(to)),
         }
+    }
+
+    /// Marks the member away with `text`, or back (`None`).
+    pub(crate) fn set_away(&self, text: Option<String>) {
+        self.hub.set_away(&self.registration.key, text);
+    }
+
+    /// What the hub knows of the session called `nick` (`/whois`).
+    pub(crate) fn whois(&self, nick: &Nick) -> Result<Whois, Refusal> {
+        self.hub.whois(nick)
+    }
+
+    /// The recent departures under `nick`, newest first (`/whowas`).
+    pub(crate) fn whowas(&self, nick: &Nick) -> Result<Vec<Departure>, Refusal> {
+        self.hub.whowas(nick)
     }
 
     /// Renames the member to `new`.
@@ -1211,9 +1236,9 @@ mod tests {
     fn member(hub: &Arc<Hub>, nick: &str) -> Member {
         let source = Arc::new(Source::named(Nick::new(nick).unwrap(), None));
         let (tx, rx) = mailbox(16);
-        hub.register(&source, tx).unwrap();
+        let activity = hub.register(&source, tx, false).unwrap();
         let ip = "127.0.0.1".parse().unwrap();
-        Member::new(hub.clone(), source, rx, None, ip, config())
+        Member::new(hub.clone(), source, activity, rx, None, ip, config())
     }
 
     fn room(name: &str) -> Room {

@@ -4,11 +4,11 @@
 
 use crate::core::error::{Busy, Refusal};
 use crate::core::event::{Event, Flavour, Kind, RoomName, Scope};
-use crate::core::hub::Members;
+use crate::core::hub::{Members, Whois};
 use crate::core::member::{AccountChange, HistoryOf, Output};
 use crate::net::listener::Admission;
 use bytes::{Bytes, BytesMut};
-use chat_proto::{AccountStatus, ErrorCode, ServerFrame, Target};
+use chat_proto::{AccountStatus, ErrorCode, Nick, ServerFrame, Target};
 
 /// Nicknames per `MEMBERS` frame and rooms per `ROOMS` frame, so that no frame comes
 /// near a client's line limit.
@@ -91,6 +91,21 @@ pub(crate) fn encode(event: &Event) -> Box<[u8]> {
     line.into_boxed_slice()
 }
 
+/// The `WHOIS` frame's contents. At most [`LIST_CHUNK`] rooms are listed (a session is
+/// in at most `--max-rooms`, 64 by default), so that the frame stays well within a
+/// client's line limit.
+pub(crate) fn whois(w: &Whois) -> chat_proto::Whois {
+    chat_proto::Whois {
+        nick: w.source.nick.clone(),
+        since: w.since,
+        idle: w.idle,
+        tls: w.tls,
+        account: w.source.account.as_deref().and_then(|a| Nick::new(a).ok()),
+        rooms: w.rooms.iter().take(LIST_CHUNK).cloned().collect(),
+        away: w.away.as_deref().map(str::to_owned),
+    }
+}
+
 /// The `ERR` frame of a refusal.
 pub(crate) fn refusal(refusal: &Refusal) -> ServerFrame {
     let (code, text) = match refusal {
@@ -100,6 +115,10 @@ pub(crate) fn refusal(refusal: &Refusal) -> ServerFrame {
             format!("nickname {nick} is registered: connect with it and give its password"),
         ),
         Refusal::NoSuchNick(nick) => (ErrorCode::NoSuchNick, format!("no one is called {nick}")),
+        Refusal::WasNoSuchNick(nick) => (
+            ErrorCode::NoSuchNick,
+            format!("no one called {nick} left recently"),
+        ),
         Refusal::Gone(nick) => (ErrorCode::NoSuchNick, format!("{nick} has just left")),
         Refusal::RecipientBusy(nick) => (
             ErrorCode::RecipientBusy,

@@ -208,10 +208,18 @@ async fn choose_nick<S: Stream>(
                     // What IRC would show is for the door that shows it to decide.
                     host: None,
                 });
-                match hub.register(&source, tx) {
-                    Ok(()) => {
+                match hub.register(&source, tx, conn.peer.tls) {
+                    Ok(activity) => {
                         let ip = conn.peer.addr.ip();
-                        return Ok(Member::new(hub.clone(), source, rx, since, ip, config));
+                        return Ok(Member::new(
+                            hub.clone(),
+                            source,
+                            activity,
+                            rx,
+                            since,
+                            ip,
+                            config,
+                        ));
                     }
                     Err(refused) => Some(refused),
                 }
@@ -382,7 +390,39 @@ impl Native {
                 Ok(())
             }
             Command::Who(room) => member.who(room, &mut output),
-            Command::Msg { to, text } => member.private(&to, text, &mut output),
+            // The recipient's away text follows the sender's copy of the message.
+            Command::Msg { to, text } => member.private(&to, text, &mut output).map(|away| {
+                if let Some((nick, text)) = away {
+                    output.push(&ServerFrame::IsAway {
+                        nick,
+                        text: text.to_string(),
+                    });
+                }
+            }),
+            Command::Away(text) => {
+                member.set_away(text.clone());
+                output.push(&ServerFrame::Away {
+                    nick: member.nick().clone(),
+                    text,
+                });
+                Ok(())
+            }
+            Command::Whois(nick) => member.whois(&nick).map(|w| {
+                output.push(&ServerFrame::Whois(Box::new(encode::whois(&w))));
+            }),
+            Command::Whowas(nick) => member.whowas(&nick).map(|found| {
+                for d in &found {
+                    output.push(&ServerFrame::Whowas {
+                        nick: d.nick.clone(),
+                        left: d.left,
+                        account: d.account.as_deref().and_then(|a| Nick::new(a).ok()),
+                    });
+                }
+                output.push(&ServerFrame::WhowasEnd {
+                    nick,
+                    count: found.len(),
+                });
+            }),
             Command::Nick(new) => member.rename(new, &mut output),
             Command::Quit(reason) => return Flow::Quit(reason.unwrap_or_else(|| "quit".into())),
             Command::Help => {
@@ -511,8 +551,9 @@ mod tests {
         for n in 0..1000 {
             let source = Arc::new(Source::named(Nick::new(&format!("m{n}")).unwrap(), None));
             let (tx, rx) = mailbox(16);
-            hub.register(&source, tx).unwrap();
-            let mut member = Member::new(hub.clone(), source, rx, None, ip, config.clone());
+            let activity = hub.register(&source, tx, false).unwrap();
+            let mut member =
+                Member::new(hub.clone(), source, activity, rx, None, ip, config.clone());
             let mut out = BytesMut::new();
             let mut output = Out::new(&mut out);
             member

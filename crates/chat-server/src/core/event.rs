@@ -37,19 +37,27 @@ impl RoomName {
 /// Who did something: the user behind an event.
 ///
 /// A session holds its source and shares it with every event it causes; a rename makes
-/// a new one. `user` and `host` are what IRC shows as `nick!user@host` (and what ban
-/// masks match); the store keeps only the nickname and the account, so events rebuilt
-/// from history carry neither.
+/// a new one. Its [`Ident`] is what IRC shows as `nick!user@host` (and what ban masks
+/// match); the store keeps only the nickname and the account, so events rebuilt from
+/// history carry none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Source {
     /// The nickname as spelled when the event happened.
     pub(crate) nick: Nick,
     /// The account (a folded registered nickname) the user identified to, if any.
     pub(crate) account: Option<Arc<str>>,
-    /// The user name a door was given (IRC's `USER`), if any.
-    pub(crate) user: Option<Arc<str>>,
-    /// The host shown for the user (its address, or a cloak), if known.
-    pub(crate) host: Option<Arc<str>>,
+    /// The user name and host a door gave, if any (one pointer: most sources have
+    /// none, and every connection has a source).
+    pub(crate) ident: Option<Arc<Ident>>,
+}
+
+/// IRC's `user@host` of a source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ident {
+    /// The user name the door was given (IRC's `USER`).
+    pub(crate) user: Arc<str>,
+    /// The host shown for the user (its address, or a cloak).
+    pub(crate) host: Arc<str>,
 }
 
 impl Source {
@@ -58,8 +66,7 @@ impl Source {
         Source {
             nick,
             account,
-            user: None,
-            host: None,
+            ident: None,
         }
     }
 }

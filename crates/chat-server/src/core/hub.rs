@@ -32,7 +32,7 @@ use super::store::{Account, Busy, Query, Store};
 use chat_proto::name::{Nick, Room};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -106,8 +106,10 @@ pub(crate) struct Hub {
     pub(crate) throttle: Throttle,
     /// What the server counts, for `/metrics`.
     pub(crate) metrics: Metrics,
-    /// When the hub started: the origin of every [`Activity`].
+    /// When the hub started: the origin of every [`Activity`] (by the runtime's clock),
+    /// and the same moment by the wall clock.
     epoch: Instant,
+    started: jiff::Timestamp,
 }
 
 /// A connected, named session as the hub sees it.
@@ -120,43 +122,44 @@ struct User {
     rooms: Vec<String>,
     /// Its away text (`/away`), if away. Bounded by the line limit, as any text.
     away: Option<Arc<str>>,
-    /// When it connected (its nickname was registered here).
-    since: jiff::Timestamp,
-    /// Whether its connection is TLS.
-    tls: bool,
-    /// When its client last sent a line, written by its member.
+    /// When it connected, over what, and when its client last sent a line (written by
+    /// its member).
     activity: Arc<Activity>,
 }
 
-/// When a session's client last sent a line, shared by its member (which writes it) and
-/// the hub (which reads it for `/whois`): whole seconds since the hub started, written
-/// only when the second changed, so a busy client costs one relaxed load per line.
+/// When a session connected and over what, and when its client last sent a line:
+/// shared by its member (which writes the last) and the hub (which reads them for
+/// `/whois`). Times are whole seconds since the hub started ([`Hub::uptime_secs`]), the
+/// last line's written only when the second changed, so a busy client costs one
+/// relaxed load per line; 16 bytes, as every connection has one.
 #[derive(Debug)]
 pub(crate) struct Activity {
-    epoch: Instant,
-    last_input: AtomicU64,
+    last_input: AtomicU32,
+    /// When it connected.
+    since: u32,
+    /// Whether its connection is TLS.
+    tls: bool,
 }
 
 impl Activity {
-    fn new(epoch: Instant, now: Instant) -> Activity {
+    fn new(now: u32, tls: bool) -> Activity {
         Activity {
-            epoch,
-            last_input: AtomicU64::new(now.saturating_duration_since(epoch).as_secs()),
+            last_input: AtomicU32::new(now),
+            since: now,
+            tls,
         }
     }
 
-    /// The client sent a line at `now`.
-    pub(crate) fn touch(&self, now: Instant) {
-        let secs = now.saturating_duration_since(self.epoch).as_secs();
-        if self.last_input.load(Ordering::Relaxed) != secs {
-            self.last_input.store(secs, Ordering::Relaxed);
+    /// The client sent a line at `now` (see [`Hub::uptime_secs`]).
+    pub(crate) fn touch(&self, now: u32) {
+        if self.last_input.load(Ordering::Relaxed) != now {
+            self.last_input.store(now, Ordering::Relaxed);
         }
     }
 
     /// Whole seconds since the client last sent a line (or connected).
-    pub(crate) fn idle(&self, now: Instant) -> u64 {
-        let secs = now.saturating_duration_since(self.epoch).as_secs();
-        secs.saturating_sub(self.last_input.load(Ordering::Relaxed))
+    fn idle(&self, now: u32) -> u64 {
+        u64::from(now.saturating_sub(self.last_input.load(Ordering::Relaxed)))
     }
 }
 
@@ -357,6 +360,7 @@ impl Hub {
             hasher: Hasher::new(2),
             throttle: Throttle::new(10_000),
             epoch: Instant::now(),
+            started: now(),
         }
     }
 
@@ -525,7 +529,7 @@ impl Hub {
         if st.shutting_down {
             mailbox.shut_down();
         }
-        let activity = Arc::new(Activity::new(self.epoch, Instant::now()));
+        let activity = Arc::new(Activity::new(self.uptime_secs(Instant::now()), tls));
         st.users.insert(
             key,
             User {
@@ -533,8 +537,6 @@ impl Hub {
                 mailbox,
                 rooms: Vec::new(),
                 away: None,
-                since: now(),
-                tls,
                 activity: activity.clone(),
             },
         );
@@ -760,6 +762,12 @@ impl Hub {
         Ok((source, alone.then(|| self.own(&old, kind()))))
     }
 
+    /// Whole seconds from the hub's start to `now`, the clock of every [`Activity`].
+    pub(crate) fn uptime_secs(&self, now: Instant) -> u32 {
+        let secs = now.saturating_duration_since(self.epoch).as_secs();
+        u32::try_from(secs).unwrap_or(u32::MAX)
+    }
+
     /// An event its source alone sees (a rename while in no room), with its id and time.
     pub(crate) fn own(&self, source: &Arc<Source>, kind: Kind) -> Arc<Event> {
         Arc::new(self.event(Scope::Own, source, kind, None))
@@ -810,9 +818,14 @@ impl Hub {
             .collect();
         Ok(Whois {
             source: user.source.clone(),
-            since: user.since,
-            idle: user.activity.idle(Instant::now()),
-            tls: user.tls,
+            since: self
+                .started
+                .checked_add(jiff::SignedDuration::from_secs(i64::from(
+                    user.activity.since,
+                )))
+                .unwrap_or(self.started),
+            idle: user.activity.idle(self.uptime_secs(Instant::now())),
+            tls: user.activity.tls,
             away: user.away.clone(),
             rooms,
         })

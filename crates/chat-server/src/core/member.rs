@@ -375,7 +375,7 @@ impl Member {
         let now = Instant::now();
         let pace = &mut self.pace;
         pace.last_input = now;
-        self.activity.touch(now);
+        self.activity.touch(self.hub.uptime_secs(now));
         pace.lines_this_turn += 1;
         pace.read_at = pace.bucket.as_mut().and_then(|b| b.take(now));
         let delayed = pace.read_at.is_some();

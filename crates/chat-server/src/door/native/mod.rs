@@ -204,9 +204,8 @@ async fn choose_nick<S: Stream>(
                 let source = Arc::new(Source {
                     nick: nick.clone(),
                     account: since.map(|_| key.as_str().into()),
-                    user: None,
-                    // What IRC would show is for the door that shows it to decide.
-                    host: None,
+                    // What IRC would show as user@host is for the door that shows it.
+                    ident: None,
                 });
                 match hub.register(&source, tx, conn.peer.tls) {
                     Ok(activity) => {

@@ -377,6 +377,35 @@ impl Renderer {
                 let s = if *count == 1 { "" } else { "s" };
                 self.notice(format!("-- end of whowas {nick} ({count} departure{s})"))
             }
+            ServerFrame::Topic {
+                room,
+                nick,
+                time: t,
+                text,
+                ..
+            } => {
+                let what = match text {
+                    Some(text) => format!("set the topic: {}", escape_controls(text)),
+                    None => "cleared the topic".to_owned(),
+                };
+                format!(
+                    "{} {}",
+                    time(t),
+                    self.notice(format!("[{room}] -- {nick} {what}"))
+                )
+            }
+            ServerFrame::TopicIs { room, topic: None } => {
+                self.notice(format!("-- {room} has no topic"))
+            }
+            ServerFrame::TopicIs {
+                room,
+                topic: Some(topic),
+            } => self.notice(format!(
+                "-- topic of {room}: {} (set by {} at {})",
+                escape_controls(&topic.text),
+                topic.by,
+                self.when(&topic.time)
+            )),
         }
     }
 
@@ -495,6 +524,14 @@ mod tests {
                 format!("RENAME * bob robert {T} 1"),
                 "12:01 -- bob is now known as robert",
             ),
+            (
+                format!("TOPIC #rust alice {T} 1 :all about crabs"),
+                "12:01 [#rust] -- alice set the topic: all about crabs",
+            ),
+            (
+                format!("TOPIC #rust alice {T} 1"),
+                "12:01 [#rust] -- alice cleared the topic",
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(utc(&parse(&line)), want, "for {line:?}");
@@ -559,6 +596,11 @@ mod tests {
                 "-- dave left 2026-11-18 11:06",
             ),
             ("WHOWASEND dave 1", "-- end of whowas dave (1 departure)"),
+            (
+                "TOPICIS #rust alice 2026-11-18T11:06:40.123Z :crabs \x1b[2J only",
+                "-- topic of #rust: crabs \\x1b[2J only (set by alice at 2026-11-18 11:06)",
+            ),
+            ("TOPICIS #rust", "-- #rust has no topic"),
         ];
         for (line, want) in cases {
             assert_eq!(utc(&parse(line)), want, "for {line:?}");

@@ -61,6 +61,14 @@ pub enum Command {
     Whois(Nick),
     /// `/whowas nick`: recent departures under that nickname.
     Whowas(Nick),
+    /// `/topic [#room] [text|:]`: show a room's topic (default: the current room's), set
+    /// it to `text`, or clear it (`:`).
+    Topic {
+        /// The room; the current one if `None`.
+        room: Option<Room>,
+        /// `None`: show it; `Some(None)`: clear it; `Some(Some(text))`: set it.
+        set: Option<Option<String>>,
+    },
 }
 
 /// A password in transit. Its `Debug` form hides it, so it cannot reach a log by accident.
@@ -170,6 +178,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("/away [text]", "mark yourself away (no text: back)"),
     ("/whois nick", "who someone connected is"),
     ("/whowas nick", "who recently left under that nickname"),
+    (
+        "/topic [#room] [text|:]",
+        "show or set a room's topic (: alone clears it)",
+    ),
     ("/register password", "claim your nickname with a password"),
     ("/password new", "change your nickname's password"),
     ("/ping [token]", "ask the server for PONG"),
@@ -218,6 +230,26 @@ fn first_word(s: &str) -> (&str, &str) {
         Some((word, rest)) => (word, rest.trim_start()),
         None => (s, ""),
     }
+}
+
+/// `/topic [#room] [text|:]`: a first word starting with `#` is the room; the rest is
+/// the new topic, `:` alone clears it, nothing shows it.
+fn topic(args: &str) -> Result<Command, CommandError> {
+    let (first, rest) = first_word(args);
+    let (room, text) = if first.starts_with('#') {
+        (Some(room(first)?), rest)
+    } else {
+        (None, args)
+    };
+    let set = match text {
+        "" => None,
+        clear if clear.trim_end() == ":" => Some(None),
+        text => {
+            check_text(text)?;
+            Some(Some(text.to_owned()))
+        }
+    };
+    Ok(Command::Topic { room, set })
 }
 
 /// `/history [#room|nick] [count] [before-id]`.
@@ -329,6 +361,7 @@ impl Command {
                 [n] => Command::Whowas(nick(n)?),
                 _ => return Err(CommandError::Usage(usage(&format!("/{name}")))),
             },
+            "topic" => topic(args)?,
             "rooms" | "help" => return Err(CommandError::Usage(usage(&format!("/{name}")))),
             _ => return Err(CommandError::Unknown(name)),
         };
@@ -400,6 +433,17 @@ impl fmt::Display for Command {
             }
             Command::Whois(nick) => write!(f, "/whois {nick}"),
             Command::Whowas(nick) => write!(f, "/whowas {nick}"),
+            Command::Topic { room, set } => {
+                f.write_str("/topic")?;
+                if let Some(room) = room {
+                    write!(f, " {room}")?;
+                }
+                match set {
+                    None => Ok(()),
+                    Some(None) => f.write_str(" :"),
+                    Some(Some(text)) => write!(f, " {text}"),
+                }
+            }
         }
     }
 }

@@ -190,7 +190,7 @@ impl fmt::Display for AccountStatus {
 
 /// A frame from the server to a client.
 ///
-/// Events (`MSG`, `ACTION`, `PRIVMSG`, `JOIN`, `PART`, `QUIT`, `RENAME`) carry the server
+/// Events (`MSG`, `ACTION`, `PRIVMSG`, `JOIN`, `PART`, `QUIT`, `RENAME`, `TOPIC`) carry the server
 /// time and a message id; replies and errors do not. Ids are unique on the server (across
 /// restarts on the same database) and rise in each room's order: they are the cursor for
 /// paging back through history.
@@ -400,6 +400,39 @@ pub enum ServerFrame {
         /// How many `WHOWAS` frames came before.
         count: usize,
     },
+    /// `TOPIC <room> <nick> <time> <id> [:<text>]`: `nick` set the room's topic to
+    /// `text`, or (without text) cleared it.
+    Topic {
+        /// The room.
+        room: Room,
+        /// Who set it.
+        nick: Nick,
+        /// When.
+        time: Timestamp,
+        /// The event's message id.
+        id: u64,
+        /// The new topic; `None`: cleared.
+        text: Option<String>,
+    },
+    /// `TOPICIS <room> [<nick> <time> :<text>]`: a room's topic (for `/topic`, and after
+    /// a join's `MEMBERS` when it has one); `TOPICIS <room>` alone: it has none.
+    TopicIs {
+        /// The room.
+        room: Room,
+        /// Its topic, if it has one.
+        topic: Option<Topic>,
+    },
+}
+
+/// A room's topic as `TOPICIS` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    /// Who set it.
+    pub by: Nick,
+    /// When.
+    pub time: Timestamp,
+    /// The topic.
+    pub text: String,
 }
 
 /// What `/whois` tells of someone connected (see [`ServerFrame::Whois`]).
@@ -556,7 +589,8 @@ impl ServerFrame {
             | ServerFrame::Join { id, .. }
             | ServerFrame::Part { id, .. }
             | ServerFrame::Quit { id, .. }
-            | ServerFrame::Rename { id, .. } => Some(*id),
+            | ServerFrame::Rename { id, .. }
+            | ServerFrame::Topic { id, .. } => Some(*id),
             ServerFrame::History(event) => event.id(),
             _ => None,
         }
@@ -591,6 +625,8 @@ impl ServerFrame {
             ServerFrame::Whois(_) => "WHOIS",
             ServerFrame::Whowas { .. } => "WHOWAS",
             ServerFrame::WhowasEnd { .. } => "WHOWASEND",
+            ServerFrame::Topic { .. } => "TOPIC",
+            ServerFrame::TopicIs { .. } => "TOPICIS",
         }
     }
 
@@ -609,7 +645,7 @@ impl ServerFrame {
             };
         }
         let parts = Parts::split(line);
-        const VERBS: [&str; 26] = [
+        const VERBS: [&str; 28] = [
             "NICK",
             "PASS",
             "WELCOME",
@@ -636,6 +672,8 @@ impl ServerFrame {
             "WHOIS",
             "WHOWAS",
             "WHOWASEND",
+            "TOPIC",
+            "TOPICIS",
         ];
         let verb = VERBS
             .into_iter()
@@ -802,6 +840,25 @@ impl ServerFrame {
                 nick: r.nick()?,
                 count: r.number("count")?,
             },
+            "TOPIC" => ServerFrame::Topic {
+                room: r.room()?,
+                nick: r.nick()?,
+                time: r.time()?,
+                id: r.id()?,
+                text: r.optional_text(),
+            },
+            "TOPICIS" => {
+                let room = r.room()?;
+                let topic = match r.params.as_slice() {
+                    [] => None,
+                    _ => Some(Topic {
+                        by: r.nick()?,
+                        time: r.time()?,
+                        text: r.text()?,
+                    }),
+                };
+                ServerFrame::TopicIs { room, topic }
+            }
             _ => unreachable!("verb list and match agree"),
         };
         r.end(frame)
@@ -1014,6 +1071,23 @@ impl fmt::Display for ServerFrame {
                 account,
             } => write!(f, "{verb} {nick} {} {}", Time(left), NickOrStar(account)),
             ServerFrame::WhowasEnd { nick, count } => write!(f, "{verb} {nick} {count}"),
+            ServerFrame::Topic {
+                room,
+                nick,
+                time,
+                id,
+                text,
+            } => write!(
+                f,
+                "{verb} {room} {nick} {} {id}{}",
+                Time(time),
+                OptText(text)
+            ),
+            ServerFrame::TopicIs { room, topic: None } => write!(f, "{verb} {room}"),
+            ServerFrame::TopicIs {
+                room,
+                topic: Some(t),
+            } => write!(f, "{verb} {room} {} {} :{}", t.by, Time(&t.time), t.text),
         }
     }
 }

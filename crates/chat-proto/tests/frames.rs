@@ -3,7 +3,7 @@
 
 use chat_proto::{
     AccountStatus, Command, CommandError, ErrorCode, LineCodec, Nick, Password, Room, ServerFrame,
-    Target, Timestamp, Whois,
+    Target, Timestamp, Topic, Whois,
 };
 use proptest::prelude::*;
 use tokio_util::codec::Decoder;
@@ -192,6 +192,44 @@ fn frames_read_like_the_protocol_document() {
             },
             "WHOWASEND dave 1",
         ),
+        (
+            ServerFrame::Topic {
+                room: room("#Rust"),
+                nick: nick("alice"),
+                time,
+                id: 42,
+                text: Some("borrow checking :: all day".into()),
+            },
+            "TOPIC #Rust alice 2026-11-18T11:06:40.123Z 42 :borrow checking :: all day",
+        ),
+        (
+            ServerFrame::Topic {
+                room: room("#Rust"),
+                nick: nick("alice"),
+                time,
+                id: 43,
+                text: None,
+            },
+            "TOPIC #Rust alice 2026-11-18T11:06:40.123Z 43",
+        ),
+        (
+            ServerFrame::TopicIs {
+                room: room("#Rust"),
+                topic: Some(Topic {
+                    by: nick("alice"),
+                    time,
+                    text: "borrow checking".into(),
+                }),
+            },
+            "TOPICIS #Rust alice 2026-11-18T11:06:40.123Z :borrow checking",
+        ),
+        (
+            ServerFrame::TopicIs {
+                room: room("#Rust"),
+                topic: None,
+            },
+            "TOPICIS #Rust",
+        ),
     ];
     for (frame, line) in cases {
         assert_eq!(frame.to_string(), line);
@@ -288,6 +326,44 @@ fn commands_parse() {
         Command::parse("/whowas  bob "),
         Ok(Command::Whowas(nick("bob")))
     );
+    let topic = |room: Option<&str>, set: Option<Option<&str>>| Command::Topic {
+        room: room.map(|r| Room::new(r).unwrap()),
+        set: set.map(|s| s.map(str::to_owned)),
+    };
+    assert_eq!(Command::parse("/topic"), Ok(topic(None, None)));
+    assert_eq!(
+        Command::parse("/TOPIC  #Rust "),
+        Ok(topic(Some("#Rust"), None))
+    );
+    assert_eq!(
+        Command::parse("/topic all  about  crabs"),
+        Ok(topic(None, Some(Some("all  about  crabs"))))
+    );
+    assert_eq!(
+        Command::parse("/topic #rust all about crabs"),
+        Ok(topic(Some("#rust"), Some(Some("all about crabs"))))
+    );
+    assert_eq!(Command::parse("/topic :"), Ok(topic(None, Some(None))));
+    assert_eq!(
+        Command::parse("/topic #rust : "),
+        Ok(topic(Some("#rust"), Some(None)))
+    );
+    assert_eq!(
+        Command::parse("/topic :-)"),
+        Ok(topic(None, Some(Some(":-)"))))
+    );
+    assert!(matches!(
+        Command::parse("/topic #no/such room"),
+        Err(CommandError::BadRoom { .. })
+    ));
+    assert!(matches!(
+        Command::parse("/topic #rust \u{1b}[2J"),
+        Err(CommandError::ControlChars('\u{1b}'))
+    ));
+    for set in [None, Some(None), Some(Some("hi there"))] {
+        let cmd = topic(Some("#rust"), set);
+        assert_eq!(Command::parse(&cmd.to_string()), Ok(cmd));
+    }
     for line in ["/whois", "/whois a b", "/whowas"] {
         assert!(
             matches!(Command::parse(line), Err(CommandError::Usage(_))),
@@ -565,6 +641,23 @@ fn arb_frame() -> impl Strategy<Value = ServerFrame> {
         ),
         (arb_nick(), any::<usize>())
             .prop_map(|(nick, count)| ServerFrame::WhowasEnd { nick, count }),
+        (arb_room(), arb_nick(), arb_time(), any::<u64>(), opt()).prop_map(
+            |(room, nick, time, id, text)| ServerFrame::Topic {
+                room,
+                nick,
+                time,
+                id,
+                text,
+            }
+        ),
+        (
+            arb_room(),
+            proptest::option::of((arb_nick(), arb_time(), arb_trailing()))
+        )
+            .prop_map(|(room, topic)| ServerFrame::TopicIs {
+                room,
+                topic: topic.map(|(by, time, text)| Topic { by, time, text }),
+            }),
     ]
 }
 
@@ -622,6 +715,16 @@ fn arb_command() -> impl Strategy<Value = Command> {
         opt().prop_map(Command::Away),
         arb_nick().prop_map(Command::Whois),
         arb_nick().prop_map(Command::Whowas),
+        (
+            proptest::option::of(arb_room()),
+            proptest::option::of(opt())
+        )
+            .prop_filter_map("text would read as a room or a clear", |(room, set)| {
+                let text = set.as_ref().and_then(|t| t.as_deref());
+                let ambiguous = text
+                    .is_some_and(|t| t.trim_end() == ":" || (room.is_none() && t.starts_with('#')));
+                (!ambiguous).then_some(Command::Topic { room, set })
+            }),
     ]
 }
 

@@ -30,7 +30,7 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   login: $('login'), nickForm: $('nick-form'), nickInput: $('nick-input'),
   passwordInput: $('password-input'), loginError: $('login-error'),
-  chat: $('chat'), title: $('room-title'), status: $('status'), retry: $('retry'),
+  chat: $('chat'), title: $('room-title'), topic: $('room-topic'), status: $('status'), retry: $('retry'),
   part: $('part-button'), rooms: $('rooms'), joinForm: $('join-form'),
   joinInput: $('join-input'), messages: $('messages'), inputForm: $('input-form'),
   input: $('input'), members: $('members'), memberCount: $('member-count'),
@@ -112,6 +112,7 @@ function view(name, kind) {
     v = {
       key, name, kind,           // kind: 'room' or 'query' (a private conversation)
       joined: false, members: new Map(),
+      topic: '',                 // the room's topic (TOPIC, TOPICIS), shown in the header
       log: el('div', 'log hidden'),
       item: el('li', 'room ' + kind),
       ids: new Set(), oldest: 0n, newest: 0n, lastKey: 0n,
@@ -176,6 +177,8 @@ function show(v, tellServer) {
 
 function renderHeader() {
   ui.title.textContent = active ? (active.kind === 'query' ? '@' + active.name : active.name) : '';
+  ui.topic.textContent = active ? active.topic : '';
+  ui.topic.title = ui.topic.textContent;
   ui.part.textContent = active && active.kind === 'query' ? 'Close' : 'Leave';
   ui.part.disabled = !active;
 }
@@ -740,6 +743,29 @@ const handlers = {
     notice(null, 'event whois', nick + ' left ' + new Date(left).toLocaleString() +
       (account === '*' ? '' : ' (account ' + account + ')'));
   },
+  // A topic change: a line in the room's log, and the header.
+  TOPIC([room, nick, time, id], text) {
+    const v = views.get(fold(room));
+    if (!v) return;
+    v.topic = text || '';
+    if (v === active) renderHeader();
+    addEvent(v, { id, time, kind: 'topic',
+      text: text !== null ? nick + ' set the topic: ' + text : nick + ' cleared the topic' });
+  },
+  // A room's topic: after our join (then only in the header), or for /topic.
+  TOPICIS([room, nick, time], text, previous) {
+    const v = views.get(fold(room));
+    if (v) {
+      v.topic = text || '';
+      if (v === active) renderHeader();
+    }
+    const afterJoin = previous && (previous.verb === 'MEMBERS' || previous.verb === 'JOIN') &&
+      fold(previous.params[0]) === fold(room);
+    if (afterJoin) return;
+    notice(v, 'event topic', text !== null
+      ? 'Topic of ' + room + ': ' + text + ' (set by ' + nick + ' at ' + new Date(time).toLocaleString() + ')'
+      : room + ' has no topic.');
+  },
   WHOWASEND([nick, count]) {
     notice(null, 'event whois', 'End of whowas ' + nick + ' (' + count + (count === '1' ? ' departure)' : ' departures)'));
   },
@@ -845,6 +871,7 @@ function typed(line) {
     case '/part':
     case '/who':
     case '/history':
+    case '/topic':
       // Commands about "the current room" mean the room on screen.
       if (active && active.kind === 'room' && fold(state.current || '') !== active.key) send('/join ' + active.name);
       return send(line);

@@ -289,6 +289,20 @@ struct RoomEntry {
     /// The address the room was created from, when it counts against that address's
     /// rooms (see [`RoomLimits::per_address`]).
     creator: Option<IpAddr>,
+    /// Its topic, if one is set (boxed: most rooms have none). It lives as long as the
+    /// room: keeping it across restarts is for registered rooms.
+    topic: Option<Box<Topic>>,
+}
+
+/// A room's topic: what it is, who set it and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Topic {
+    /// The topic.
+    pub(crate) text: String,
+    /// Who set it, as spelled then.
+    pub(crate) by: Nick,
+    /// When (the time of its `Kind::Topic` event).
+    pub(crate) time: jiff::Timestamp,
 }
 
 #[derive(Default)]
@@ -597,14 +611,15 @@ impl Hub {
     /// Puts the session `key` in `room`, creating the room if need be. `origin` is the
     /// session's address when the rooms it creates count against that address (see
     /// [`RoomLimits::per_address`]); `None` for an exempt address. `shown` is given the
-    /// join event and, unless the room is quiet, its members (the newcomer included),
-    /// under the hub's lock, so that the list is exact as of the join.
+    /// join event, unless the room is quiet its members (the newcomer included), and its
+    /// topic if it has one, under the hub's lock, so that list and topic are exact as of
+    /// the join.
     pub(crate) fn join(
         &self,
         key: &str,
         room: &Room,
         origin: Option<IpAddr>,
-        shown: impl FnOnce(&Event, Option<Members<'_, '_>>),
+        shown: impl FnOnce(&Event, Option<Members<'_, '_>>, Option<&Topic>),
     ) -> Result<Joined, Refusal> {
         let mut st = self.lock();
         let State {
@@ -646,6 +661,7 @@ impl Hub {
                     }),
                     members: BTreeMap::new(),
                     creator: origin,
+                    topic: None,
                 });
                 if let Some(ip) = origin {
                     *created.entry(ip).or_insert(0) += 1;
@@ -671,7 +687,11 @@ impl Hub {
         // A quiet room's list would be stale at once, and writing it to every joiner is
         // what makes a crowd joining cost O(N²) bytes: `/who` gives it on demand.
         let mut members = entry.members.values();
-        shown(&join, (!quiet).then_some(&mut members as Members<'_, '_>));
+        shown(
+            &join,
+            (!quiet).then_some(&mut members as Members<'_, '_>),
+            entry.topic.as_deref(),
+        );
         Ok(Joined::New {
             channel,
             cursor,
@@ -760,6 +780,50 @@ impl Hub {
         let source = user.source.clone();
         users.insert(new_key, user);
         Ok((source, alone.then(|| self.own(&old, kind()))))
+    }
+
+    /// Sets (`Some`) or clears the topic of `room` for the session `key`, which must be
+    /// a member (any member may: there are no room operators yet). The change is
+    /// announced to the room, quiet or not, and stored like any room event; under the
+    /// hub's lock, so that a joiner sees either the old topic and then this event, or
+    /// the new topic.
+    pub(crate) fn set_topic(
+        &self,
+        key: &str,
+        room: &Room,
+        text: Option<String>,
+    ) -> Result<Arc<Event>, Refusal> {
+        let mut st = self.lock();
+        let State { users, rooms, .. } = &mut *st;
+        let entry = rooms
+            .get_mut(&room.folded())
+            .ok_or_else(|| Refusal::NoSuchRoom(room.clone()))?;
+        let user = users
+            .get(key)
+            .filter(|_| entry.members.contains_key(key))
+            .ok_or_else(|| Refusal::NotInRoom(entry.channel.name().clone()))?;
+        let kind = Kind::Topic { text: text.clone() };
+        let order = lock(&entry.channel.order);
+        let event = self.announce(&entry.channel, &user.source, kind, None);
+        drop(order);
+        entry.topic = text.map(|text| {
+            Box::new(Topic {
+                text,
+                by: user.source.nick.clone(),
+                time: event.time,
+            })
+        });
+        Ok(event)
+    }
+
+    /// The canonical name and the topic of `room`; refused if the room does not exist.
+    pub(crate) fn topic(&self, room: &Room) -> Result<(Arc<RoomName>, Option<Topic>), Refusal> {
+        let st = self.lock();
+        let entry = st
+            .rooms
+            .get(&room.folded())
+            .ok_or_else(|| Refusal::NoSuchRoom(room.clone()))?;
+        Ok((entry.channel.room.clone(), entry.topic.as_deref().cloned()))
     }
 
     /// Whole seconds from the hub's start to `now`, the clock of every [`Activity`].

@@ -10,7 +10,7 @@
 use super::error::{self, Refusal};
 use super::event::{Event, Kind, RoomName, Source};
 use super::flood::TokenBucket;
-use super::hub::{Activity, Channel, Departure, Hub, Joined, Members, Whois};
+use super::hub::{Activity, Channel, Departure, Hub, Joined, Members, Topic, Whois};
 use super::mailbox::{Mailbox, SendError};
 use super::password::HashError;
 use super::ring::{Cursor, Lagged, TryRecvError, Waiter};
@@ -54,6 +54,9 @@ pub(crate) trait Output {
     fn event(&mut self, event: &Event);
     /// Who is in a room, after its join event (not called for a quiet room).
     fn members(&mut self, room: &RoomName, members: Members<'_, '_>);
+    /// A room's topic (`None`: it has none): asked for, or after a join's members when
+    /// the room has one.
+    fn topic(&mut self, room: &RoomName, topic: Option<&Topic>);
     /// `missed` events of `room` are lost for this member; what follows is live.
     fn lagged(&mut self, room: &RoomName, missed: u64);
     /// A page of history (`target` is a room or the other party), oldest first; `asked`
@@ -757,16 +760,22 @@ impl Member {
         // The rooms a member creates count against its address, as its connections do.
         let ip = self.ip.to_canonical();
         let origin = (self.config.limit_loopback || !ip.is_loopback()).then_some(ip);
-        let joined = self
-            .hub
-            .join(&self.registration.key, room, origin, |join, members| {
+        let joined = self.hub.join(
+            &self.registration.key,
+            room,
+            origin,
+            |join, members, topic| {
                 out.event(join);
-                if let Some(members) = members
-                    && let Some(room) = join.room()
-                {
-                    out.members(room, members);
+                if let Some(room) = join.room() {
+                    if let Some(members) = members {
+                        out.members(room, members);
+                    }
+                    if let Some(topic) = topic {
+                        out.topic(room, Some(topic));
+                    }
                 }
-            })?;
+            },
+        )?;
         if let Joined::New {
             channel,
             cursor,
@@ -866,6 +875,32 @@ impl Member {
             .ok_or(Refusal::NoCurrentRoom)?;
         self.hub
             .members(&room, |room, members| out.members(room, members))
+    }
+
+    /// The room named, or the current one.
+    fn room_or_current(&self, room: Option<Room>) -> Result<Room, Refusal> {
+        room.or_else(|| self.current_room().cloned())
+            .ok_or(Refusal::NoCurrentRoom)
+    }
+
+    /// The topic of `room` (the current one if `None`), which need not be the member's.
+    pub(crate) fn topic(&self, room: Option<Room>, out: &mut impl Output) -> Result<(), Refusal> {
+        let (room, topic) = self.hub.topic(&self.room_or_current(room)?)?;
+        out.topic(&room, topic.as_ref());
+        Ok(())
+    }
+
+    /// Sets (`Some`) or clears the topic of `room` (the current one if `None`), which the
+    /// member must be in. The member hears of it through the room, as every member does.
+    pub(crate) fn set_topic(
+        &self,
+        room: Option<Room>,
+        text: Option<String>,
+    ) -> Result<(), Refusal> {
+        let room = self.room_or_current(room)?;
+        self.hub
+            .set_topic(&self.registration.key, &room, text)
+            .map(drop)
     }
 
     /// Sends `text` to `to` privately; both get the message. Returns the recipient's
@@ -1194,6 +1229,10 @@ mod tests {
         }
         fn lagged(&mut self, room: &RoomName, missed: u64) {
             self.lines.push(format!("lagged {} {missed}", room.name));
+        }
+        fn topic(&mut self, room: &RoomName, topic: Option<&Topic>) {
+            let text = topic.map_or("-", |t| t.text.as_str());
+            self.lines.push(format!("topic {} {text}", room.name));
         }
         fn history(&mut self, target: &HistoryOf, events: &[Event], asked: bool) {
             let texts: Vec<_> = events

@@ -4,7 +4,7 @@
 
 use crate::core::error::{Busy, Refusal};
 use crate::core::event::{Event, Flavour, Kind, RoomName, Scope};
-use crate::core::hub::{Members, Whois};
+use crate::core::hub::{Members, Topic, Whois};
 use crate::core::member::{AccountChange, HistoryOf, Output};
 use crate::net::listener::Admission;
 use bytes::{Bytes, BytesMut};
@@ -15,7 +15,7 @@ use chat_proto::{AccountStatus, ErrorCode, Nick, ServerFrame, Target};
 pub(crate) const LIST_CHUNK: usize = 100;
 
 /// The frame of an event, or `None` for an event the native protocol does not show
-/// (room governance's events get their frames with it).
+/// (room governance's other events get their frames with it).
 pub(crate) fn frame(event: &Event) -> Option<ServerFrame> {
     let from = event.source.nick.clone();
     let (time, id) = (event.time, event.id);
@@ -70,6 +70,13 @@ pub(crate) fn frame(event: &Event) -> Option<ServerFrame> {
             new: new.clone(),
             time,
             id,
+        },
+        (Scope::Room(room), Kind::Topic { text }) => ServerFrame::Topic {
+            room: room.name.clone(),
+            nick: from,
+            time,
+            id,
+            text: text.clone(),
         },
         _ => return None,
     };
@@ -240,6 +247,17 @@ impl Output for Native<'_> {
 
     fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {
         ServerFrame::encode_members(&room.name, members, LIST_CHUNK, self.out);
+    }
+
+    fn topic(&mut self, room: &RoomName, topic: Option<&Topic>) {
+        self.push(&ServerFrame::TopicIs {
+            room: room.name.clone(),
+            topic: topic.map(|t| chat_proto::Topic {
+                by: t.by.clone(),
+                time: t.time,
+                text: t.text.clone(),
+            }),
+        });
     }
 
     fn lagged(&mut self, room: &RoomName, missed: u64) {

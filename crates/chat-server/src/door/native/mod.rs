@@ -356,6 +356,8 @@ impl Native {
             Command::Say(_) | Command::Me(_) => ": /join #room first",
             Command::Who(_) => ": /who #room",
             Command::History { .. } => ": /history #room",
+            Command::Topic { set: None, .. } => ": /topic #room",
+            Command::Topic { .. } => ": /join #room first",
             _ => "",
         };
         let done = match command {
@@ -422,6 +424,11 @@ impl Native {
                     count: found.len(),
                 });
             }),
+            Command::Topic { room, set: None } => member.topic(room, &mut output),
+            Command::Topic {
+                room,
+                set: Some(text),
+            } => member.set_topic(room, text),
             Command::Nick(new) => member.rename(new, &mut output),
             Command::Quit(reason) => return Flow::Quit(reason.unwrap_or_else(|| "quit".into())),
             Command::Help => {

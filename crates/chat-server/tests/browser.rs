@@ -531,6 +531,31 @@ async fn two_browsers_and_a_tcp_client_chat_in_one_room() {
     let (frame, _) = carol.until(|f| msg_text(f, "#web", "bob").is_some()).await;
     assert_eq!(msg_text(&frame, "#web", "bob"), Some("only in #web"));
 
+    // A topic set from the terminal: in the header of the room, and a line in its log.
+    carol.send("/topic #web <b>crabs</b> only").await;
+    for browser in [&alice, &bob] {
+        browser
+            .wait(
+                "the topic in the header and the log",
+                "return document.getElementById('room-topic').textContent === '<b>crabs</b> only'
+                   && [...document.querySelectorAll('.log:not(.hidden) .event.topic')]
+                     .some((e) => e.textContent.includes('carol set the topic: <b>crabs</b> only'))",
+                vec![],
+            )
+            .await;
+    }
+    // Cleared from the page, for the room on screen.
+    bob.type_line("/topic :").await;
+    alice
+        .wait(
+            "the topic cleared",
+            "return document.getElementById('room-topic').textContent === ''
+               && [...document.querySelectorAll('.log:not(.hidden) .event.topic')]
+                 .some((e) => e.textContent.includes('bob cleared the topic'))",
+            vec![],
+        )
+        .await;
+
     alice.assert_no_console_errors(|_| false).await;
     bob.assert_no_console_errors(|_| false).await;
     alice.close().await;

@@ -246,3 +246,61 @@ async fn a_topic_is_a_room_event_in_the_room_order_but_not_history() {
     let history = bob.sync().await;
     assert_eq!(history.len(), 3, "{history:?}");
 }
+
+#[tokio::test]
+async fn a_member_refilled_from_the_store_gets_the_topic_change_in_its_place() {
+    // A tiny room buffer, and a member whose socket takes almost nothing until it reads:
+    // it falls behind and is refilled from the store.
+    let server = TestServer::with(Config {
+        room_capacity: 16,
+        ..Config::unthrottled()
+    })
+    .await;
+    let mut slow = server.login_small_buffer("slow").await;
+    let mut setter = server.login("setter").await;
+    let first = server.login("first").await;
+    let second = server.login("second").await;
+    slow.sync().await;
+    const COUNT: usize = 300;
+    server.flood_general(first, COUNT, 2000).await;
+    setter.send("/topic #general between the floods").await;
+    let (frame, _) = setter
+        .until(|f| matches!(f, ServerFrame::Topic { .. }))
+        .await;
+    let topic_id = frame.id().unwrap();
+    server.flood_general(second, COUNT, 2000).await;
+
+    let mut messages = 0;
+    let mut before_topic = None;
+    let mut last_id = 0;
+    while messages < 2 * COUNT || before_topic.is_none() {
+        let frame = slow.recv().await;
+        if let Some(id) = frame.id() {
+            assert!(id > last_id, "in the room's order: {frame:?}");
+            last_id = id;
+        }
+        match frame {
+            ServerFrame::Message { .. } => messages += 1,
+            ServerFrame::Topic { id, text, .. } => {
+                assert_eq!(id, topic_id);
+                assert_eq!(text.as_deref(), Some("between the floods"));
+                before_topic = Some(messages);
+            }
+            ServerFrame::Lagged { .. } => panic!("the store refills every event"),
+            _ => {} // the flooders' QUITs
+        }
+    }
+    assert_eq!(
+        before_topic,
+        Some(COUNT),
+        "after the first flood, before the second"
+    );
+    let refills = server
+        .server
+        .metrics_text()
+        .lines()
+        .find_map(|l| l.strip_prefix("chat_refills_total "))
+        .and_then(|n| n.parse::<f64>().ok())
+        .expect("chat_refills_total");
+    assert!(refills >= 1.0, "the member was refilled");
+}

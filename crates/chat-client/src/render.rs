@@ -377,6 +377,32 @@ impl Renderer {
                 let s = if *count == 1 { "" } else { "s" };
                 self.notice(format!("-- end of whowas {nick} ({count} departure{s})"))
             }
+            // Server operators and the message of the day.
+            ServerFrame::Motd { text } => {
+                self.notice(format!("-- motd: {}", escape_controls(text)))
+            }
+            ServerFrame::Oper { name } => self.notice(format!(
+                "-- you are now the server operator {}",
+                escape_controls(name)
+            )),
+            ServerFrame::Wallops {
+                from,
+                time: t,
+                text,
+            } => format!(
+                "{} {}",
+                time(t),
+                self.notice(format!("!! wallops from {from}: {}", escape_controls(text)))
+            ),
+            ServerFrame::Killed { nick, reason } => self.notice(format!(
+                "-- {nick} disconnected ({})",
+                escape_controls(reason)
+            )),
+            ServerFrame::WallopsMode { on } => self.notice(if *on {
+                "-- you now receive operators' notices (wallops)".to_owned()
+            } else {
+                "-- you no longer receive operators' notices (wallops)".to_owned()
+            }),
         }
     }
 
@@ -494,6 +520,32 @@ mod tests {
             (
                 format!("RENAME * bob robert {T} 1"),
                 "12:01 -- bob is now known as robert",
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(utc(&parse(&line)), want, "for {line:?}");
+        }
+    }
+
+    #[test]
+    fn operator_frames_and_the_motd_are_readable() {
+        let cases = [
+            ("MOTD :be nice".to_owned(), "-- motd: be nice"),
+            (
+                "OPER :root".to_owned(),
+                "-- you are now the server operator root",
+            ),
+            (
+                format!("WALLOPS alice {T} :restart at noon"),
+                "12:01 !! wallops from alice: restart at noon",
+            ),
+            (
+                "KILLED bob :killed by alice: spam".to_owned(),
+                "-- bob disconnected (killed by alice: spam)",
+            ),
+            (
+                "WALLOPSMODE on".to_owned(),
+                "-- you now receive operators' notices (wallops)",
             ),
         ];
         for (line, want) in cases {

@@ -16,7 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Instant;
 use tokio::runtime::Runtime;
 
-const ROWS: u16 = 24;
+const ROWS: u16 = 32;
 const COLUMNS: u16 = 80;
 
 fn nonzero(n: u16) -> std::num::NonZeroU16 {
@@ -52,7 +52,7 @@ struct Term {
 }
 
 impl Term {
-    /// Starts the binary with `args` in a fresh 80×24 pty; `env` is added to a clean
+    /// Starts the binary with `args` in a fresh 80×32 pty; `env` is added to a clean
     /// environment (no `CHAT_*`, no `NO_COLOR`).
     fn spawn(args: &[&str], env: &[(&str, &str)]) -> Term {
         let pty = native_pty_system()

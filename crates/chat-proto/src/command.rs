@@ -61,6 +61,27 @@ pub enum Command {
     Whois(Nick),
     /// `/whowas nick`: recent departures under that nickname.
     Whowas(Nick),
+    // ----- server operators -----
+    /// `/oper name password`: become a server operator.
+    Oper {
+        /// The operator's name in the server's configuration.
+        name: String,
+        /// Its password.
+        password: Password,
+    },
+    /// `/kill nick [reason]` (operators): end someone's session.
+    Kill {
+        /// Whose.
+        nick: Nick,
+        /// Why, told to them and their rooms.
+        reason: Option<String>,
+    },
+    /// `/wallops text` (operators): a notice to operators and to users who want them.
+    Wallops(String),
+    /// `/wallops on|off`: receive (or stop receiving) operators' notices.
+    WallopsMode(bool),
+    /// `/motd`: the message of the day again.
+    Motd,
 }
 
 /// A password in transit. Its `Debug` form hides it, so it cannot reach a log by accident.
@@ -173,6 +194,13 @@ pub const HELP: &[(&str, &str)] = &[
     ("/register password", "claim your nickname with a password"),
     ("/password new", "change your nickname's password"),
     ("/ping [token]", "ask the server for PONG"),
+    ("/motd", "show the message of the day"),
+    ("/oper name password", "become a server operator"),
+    ("/kill nick [reason]", "operators: disconnect someone"),
+    (
+        "/wallops text|on|off",
+        "operators: notice to operators; on/off: receive them",
+    ),
     ("/quit [reason]", "leave the chat"),
     ("/help", "this list"),
     ("//text", "send a message that starts with /"),
@@ -329,7 +357,39 @@ impl Command {
                 [n] => Command::Whowas(nick(n)?),
                 _ => return Err(CommandError::Usage(usage(&format!("/{name}")))),
             },
-            "rooms" | "help" => return Err(CommandError::Usage(usage(&format!("/{name}")))),
+            "oper" => {
+                // The rest of the line after the name, inner spaces included, is the
+                // password.
+                let (name, password) = first_word(args);
+                if name.is_empty() || password.is_empty() {
+                    return Err(CommandError::Usage(usage("/oper")));
+                }
+                check_text(args)?;
+                Command::Oper {
+                    name: name.to_owned(),
+                    password: Password::new(password),
+                }
+            }
+            "kill" => {
+                let (who, reason) = first_word(args);
+                if who.is_empty() {
+                    return Err(CommandError::Usage(usage("/kill")));
+                }
+                Command::Kill {
+                    nick: nick(who)?,
+                    reason: opt_text(reason)?,
+                }
+            }
+            "wallops" => match opt_text(args)? {
+                Some(on) if on.eq_ignore_ascii_case("on") => Command::WallopsMode(true),
+                Some(off) if off.eq_ignore_ascii_case("off") => Command::WallopsMode(false),
+                Some(text) => Command::Wallops(text),
+                None => return Err(CommandError::Usage(usage("/wallops"))),
+            },
+            "motd" if args.is_empty() => Command::Motd,
+            "rooms" | "help" | "motd" => {
+                return Err(CommandError::Usage(usage(&format!("/{name}"))));
+            }
             _ => return Err(CommandError::Unknown(name)),
         };
         Ok(cmd)
@@ -400,6 +460,14 @@ impl fmt::Display for Command {
             }
             Command::Whois(nick) => write!(f, "/whois {nick}"),
             Command::Whowas(nick) => write!(f, "/whowas {nick}"),
+            Command::Oper { name, password } => write!(f, "/oper {name} {}", password.expose()),
+            Command::Kill { nick, reason } => {
+                write!(f, "/kill {nick}")?;
+                opt(f, reason)
+            }
+            Command::Wallops(text) => write!(f, "/wallops {text}"),
+            Command::WallopsMode(on) => write!(f, "/wallops {}", if *on { "on" } else { "off" }),
+            Command::Motd => f.write_str("/motd"),
         }
     }
 }

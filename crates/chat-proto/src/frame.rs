@@ -70,6 +70,11 @@ pub enum ErrorCode {
     PasswordInvalid,
     /// The server is too busy to accept this now (its store is behind); try again.
     ServerBusy,
+    /// The command is for server operators (`/oper` first), or `/oper` named no
+    /// operator.
+    NotOperator,
+    /// `/motd`: the server has no message of the day.
+    NoMotd,
     /// A code this version does not know, kept verbatim.
     Other(String),
 }
@@ -103,12 +108,14 @@ impl ErrorCode {
             ErrorCode::NotRegistered => "NOT_REGISTERED",
             ErrorCode::PasswordInvalid => "PASSWORD_INVALID",
             ErrorCode::ServerBusy => "SERVER_BUSY",
+            ErrorCode::NotOperator => "NOT_OPERATOR",
+            ErrorCode::NoMotd => "NO_MOTD",
             ErrorCode::Other(code) => code,
         }
     }
 
     /// Every code this version knows, for documentation and tests.
-    pub const KNOWN: [ErrorCode; 25] = [
+    pub const KNOWN: [ErrorCode; 27] = [
         ErrorCode::NickInvalid,
         ErrorCode::NickTaken,
         ErrorCode::LineTooLong,
@@ -134,6 +141,8 @@ impl ErrorCode {
         ErrorCode::NotRegistered,
         ErrorCode::PasswordInvalid,
         ErrorCode::ServerBusy,
+        ErrorCode::NotOperator,
+        ErrorCode::NoMotd,
     ];
 
     fn parse(s: &str) -> ErrorCode {
@@ -400,6 +409,40 @@ pub enum ServerFrame {
         /// How many `WHOWAS` frames came before.
         count: usize,
     },
+    // ----- server operators and the message of the day -----
+    /// `MOTD :<line>`: one line of the message of the day (after `WELCOME`, and in
+    /// answer to `/motd`).
+    Motd {
+        /// The line.
+        text: String,
+    },
+    /// `OPER :<name>`: you are now the server operator `name`.
+    Oper {
+        /// The operator's name in the server's configuration.
+        name: String,
+    },
+    /// `WALLOPS <from> <time> :<text>`: an operators' notice.
+    Wallops {
+        /// The operator who sent it.
+        from: Nick,
+        /// When the server accepted it.
+        time: Timestamp,
+        /// The notice.
+        text: String,
+    },
+    /// `KILLED <nick> :<reason>`: the answer to `/kill`: that session is ending with
+    /// `reason`.
+    Killed {
+        /// Whose session, as spelled.
+        nick: Nick,
+        /// What it and its rooms are told.
+        reason: String,
+    },
+    /// `WALLOPSMODE <on|off>`: the answer to `/wallops on|off`.
+    WallopsMode {
+        /// Whether you now receive operators' notices.
+        on: bool,
+    },
 }
 
 /// What `/whois` tells of someone connected (see [`ServerFrame::Whois`]).
@@ -591,6 +634,11 @@ impl ServerFrame {
             ServerFrame::Whois(_) => "WHOIS",
             ServerFrame::Whowas { .. } => "WHOWAS",
             ServerFrame::WhowasEnd { .. } => "WHOWASEND",
+            ServerFrame::Motd { .. } => "MOTD",
+            ServerFrame::Oper { .. } => "OPER",
+            ServerFrame::Wallops { .. } => "WALLOPS",
+            ServerFrame::Killed { .. } => "KILLED",
+            ServerFrame::WallopsMode { .. } => "WALLOPSMODE",
         }
     }
 
@@ -609,7 +657,7 @@ impl ServerFrame {
             };
         }
         let parts = Parts::split(line);
-        const VERBS: [&str; 26] = [
+        const VERBS: [&str; 31] = [
             "NICK",
             "PASS",
             "WELCOME",
@@ -636,6 +684,11 @@ impl ServerFrame {
             "WHOIS",
             "WHOWAS",
             "WHOWASEND",
+            "MOTD",
+            "OPER",
+            "WALLOPS",
+            "WALLOPSMODE",
+            "KILLED",
         ];
         let verb = VERBS
             .into_iter()
@@ -801,6 +854,26 @@ impl ServerFrame {
             "WHOWASEND" => ServerFrame::WhowasEnd {
                 nick: r.nick()?,
                 count: r.number("count")?,
+            },
+            "MOTD" => ServerFrame::Motd {
+                text: r.optional_text().unwrap_or_default(),
+            },
+            "OPER" => ServerFrame::Oper { name: r.text()? },
+            "WALLOPS" => ServerFrame::Wallops {
+                from: r.nick()?,
+                time: r.time()?,
+                text: r.text()?,
+            },
+            "KILLED" => ServerFrame::Killed {
+                nick: r.nick()?,
+                reason: r.text()?,
+            },
+            "WALLOPSMODE" => ServerFrame::WallopsMode {
+                on: match r.word("mode")? {
+                    "on" => true,
+                    "off" => false,
+                    w => return Err(malformed(verb, format!("mode {w:?}"))),
+                },
             },
             _ => unreachable!("verb list and match agree"),
         };
@@ -1014,6 +1087,15 @@ impl fmt::Display for ServerFrame {
                 account,
             } => write!(f, "{verb} {nick} {} {}", Time(left), NickOrStar(account)),
             ServerFrame::WhowasEnd { nick, count } => write!(f, "{verb} {nick} {count}"),
+            ServerFrame::Motd { text } => write!(f, "{verb} :{text}"),
+            ServerFrame::Oper { name } => write!(f, "{verb} :{name}"),
+            ServerFrame::Wallops { from, time, text } => {
+                write!(f, "{verb} {from} {} :{text}", Time(time))
+            }
+            ServerFrame::Killed { nick, reason } => write!(f, "{verb} {nick} :{reason}"),
+            ServerFrame::WallopsMode { on } => {
+                write!(f, "{verb} {}", if *on { "on" } else { "off" })
+            }
         }
     }
 }

@@ -192,6 +192,36 @@ fn frames_read_like_the_protocol_document() {
             },
             "WHOWASEND dave 1",
         ),
+        (
+            ServerFrame::Motd {
+                text: "be  nice: no spam".into(),
+            },
+            "MOTD :be  nice: no spam",
+        ),
+        (ServerFrame::Motd { text: "".into() }, "MOTD :"),
+        (
+            ServerFrame::Oper {
+                name: "root admin".into(),
+            },
+            "OPER :root admin",
+        ),
+        (
+            ServerFrame::Wallops {
+                from: nick("alice"),
+                time,
+                text: "restart at noon".into(),
+            },
+            "WALLOPS alice 2026-11-18T11:06:40.123Z :restart at noon",
+        ),
+        (
+            ServerFrame::Killed {
+                nick: nick("bob"),
+                reason: "killed by alice: spam".into(),
+            },
+            "KILLED bob :killed by alice: spam",
+        ),
+        (ServerFrame::WallopsMode { on: true }, "WALLOPSMODE on"),
+        (ServerFrame::WallopsMode { on: false }, "WALLOPSMODE off"),
     ];
     for (frame, line) in cases {
         assert_eq!(frame.to_string(), line);
@@ -288,7 +318,50 @@ fn commands_parse() {
         Command::parse("/whowas  bob "),
         Ok(Command::Whowas(nick("bob")))
     );
-    for line in ["/whois", "/whois a b", "/whowas"] {
+    assert_eq!(
+        Command::parse("/oper root correct  horse"),
+        Ok(Command::Oper {
+            name: "root".into(),
+            password: chat_proto::Password::new("correct  horse")
+        })
+    );
+    assert_eq!(
+        Command::parse("/kill bob spamming  links"),
+        Ok(Command::Kill {
+            nick: nick("bob"),
+            reason: Some("spamming  links".into())
+        })
+    );
+    assert_eq!(
+        Command::parse("/kill bob"),
+        Ok(Command::Kill {
+            nick: nick("bob"),
+            reason: None
+        })
+    );
+    assert_eq!(
+        Command::parse("/wallops ON"),
+        Ok(Command::WallopsMode(true))
+    );
+    assert_eq!(
+        Command::parse("/wallops off"),
+        Ok(Command::WallopsMode(false))
+    );
+    assert_eq!(
+        Command::parse("/wallops restart at noon"),
+        Ok(Command::Wallops("restart at noon".into()))
+    );
+    assert_eq!(Command::parse("/motd"), Ok(Command::Motd));
+    for line in [
+        "/whois",
+        "/whois a b",
+        "/whowas",
+        "/oper",
+        "/oper root",
+        "/kill",
+        "/wallops",
+        "/motd x",
+    ] {
         assert!(
             matches!(Command::parse(line), Err(CommandError::Usage(_))),
             "{line}"

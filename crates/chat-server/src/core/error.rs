@@ -75,6 +75,15 @@ pub(crate) enum Refusal {
     /// Private history is asked for by a session not identified to its account.
     #[error("private history is kept for registered nicknames")]
     PrivateHistoryNeedsAccount,
+    /// A server operator's command from someone who is not one.
+    #[error("only server operators may do that")]
+    NotOperator,
+    /// `/oper` with a name that is no operator's or a wrong password.
+    #[error("wrong operator name or password")]
+    OperWrong,
+    /// `/motd` on a server without one.
+    #[error("there is no message of the day")]
+    NoMotd,
     /// The server cannot take this now (its store is behind, a worker is gone).
     #[error("the server is busy: {0}")]
     Busy(Busy),

@@ -193,6 +193,12 @@ impl Server {
             opened.store,
             opened.next_id,
             opened.accounts,
+        )
+        .with_operators(
+            config
+                .operators
+                .iter()
+                .map(|o| (o.name.clone(), o.hash.clone())),
         );
         Ok(Server {
             hub: Arc::new(hub),

@@ -61,6 +61,11 @@ pub(crate) fn frame(event: &Event) -> Option<ServerFrame> {
             id,
             reason: reason.clone(),
         },
+        (Scope::Wallops, Kind::Message { text }) => ServerFrame::Wallops {
+            from,
+            time,
+            text: text.clone(),
+        },
         (scope, Kind::Rename { new }) => ServerFrame::Rename {
             room: match scope {
                 Scope::Room(room) => Some(room.name.clone()),
@@ -172,6 +177,18 @@ pub(crate) fn refusal(refusal: &Refusal) -> ServerFrame {
             ErrorCode::NotRegistered,
             "private history is kept for registered nicknames: /register first".into(),
         ),
+        Refusal::NotOperator => (
+            ErrorCode::NotOperator,
+            "only server operators may do that: /oper name password first".into(),
+        ),
+        Refusal::OperWrong => (
+            ErrorCode::PasswordWrong,
+            "wrong operator name or password".into(),
+        ),
+        Refusal::NoMotd => (
+            ErrorCode::NoMotd,
+            "this server has no message of the day".into(),
+        ),
         Refusal::Busy(busy) => (
             ErrorCode::ServerBusy,
             match busy {
@@ -282,6 +299,10 @@ impl Output for Native<'_> {
             nick: nick.clone(),
             status,
         });
+    }
+
+    fn oper(&mut self, name: &str) {
+        self.push(&ServerFrame::Oper { name: name.into() });
     }
 
     fn refused(&mut self, refused: Refusal) {

@@ -311,8 +311,8 @@ async fn password<S: Stream>(
     Ok(right)
 }
 
-/// The first frames of a session: `WELCOME`, the account if identified, and the join
-/// of `#general`.
+/// The first frames of a session: `WELCOME`, the account if identified, the message of
+/// the day, and the join of `#general`.
 fn welcome<S>(conn: &mut Connection<S>, member: &mut Member) {
     let nick = member.nick().clone();
     push(
@@ -331,12 +331,24 @@ fn welcome<S>(conn: &mut Connection<S>, member: &mut Member) {
             },
         );
     }
+    if let Some(motd) = member.motd() {
+        motd_frames(motd, &mut conn.out);
+    }
     Native.line_command(
         Command::Join(Room::general()),
         member,
         &mut conn.out,
         &conn.peer,
     );
+}
+
+/// The message of the day, one `MOTD` frame per line (a control character, a tab
+/// say, shown as a space).
+fn motd_frames(motd: &str, out: &mut BytesMut) {
+    for line in motd.lines() {
+        let text = line.replace(|c: char| c.is_control(), " ");
+        push(out, &ServerFrame::Motd { text });
+    }
 }
 
 /// The native door (it keeps no state of its own).
@@ -447,6 +459,25 @@ impl Native {
             }
             Command::Ping(token) => {
                 member.ping(token);
+                Ok(())
+            }
+            Command::Motd => match member.motd() {
+                Some(motd) => {
+                    motd_frames(motd, output.out);
+                    Ok(())
+                }
+                None => Err(Refusal::NoMotd),
+            },
+            Command::Oper { name, password } => {
+                member.oper(name, password.expose().to_owned(), peer.secure())
+            }
+            Command::Kill { nick, reason } => member
+                .kill(&nick, reason)
+                .map(|(nick, reason)| output.push(&ServerFrame::Killed { nick, reason })),
+            Command::Wallops(text) => member.wallops(text),
+            Command::WallopsMode(on) => {
+                member.set_wallops(on);
+                output.push(&ServerFrame::WallopsMode { on });
                 Ok(())
             }
         };

@@ -158,7 +158,7 @@ mod tests {
         assert_eq!(candidates("//"), Vec::<String>::new());
         assert_eq!(candidates("/zzz"), Vec::<String>::new());
         // Every command is offered for a lone slash.
-        assert_eq!(candidates("/").len(), 21);
+        assert_eq!(candidates("/").len(), 24);
         assert_eq!(candidates("/who"), ["/who ", "/whois ", "/whowas "]);
     }
 

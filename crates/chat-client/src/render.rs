@@ -398,6 +398,33 @@ impl Renderer {
                 "-- {nick} disconnected ({})",
                 escape_controls(reason)
             )),
+            ServerFrame::Sban {
+                target,
+                until,
+                by,
+                reason,
+            } => {
+                let mut line = format!("-- server ban on {}", escape_controls(target));
+                match until {
+                    Some(until) => {
+                        let _ = write!(line, " until {}", self.when(until));
+                    }
+                    None => line.push_str(", permanent"),
+                }
+                let _ = write!(line, ", set by {by}");
+                if let Some(reason) = reason {
+                    let _ = write!(line, ": {}", escape_controls(reason));
+                }
+                self.notice(line)
+            }
+            ServerFrame::SbanEnd { count } => {
+                let s = if *count == 1 { "" } else { "s" };
+                self.notice(format!("-- end of server bans ({count} ban{s})"))
+            }
+            ServerFrame::Unsban { target } => self.notice(format!(
+                "-- server ban on {} lifted",
+                escape_controls(target)
+            )),
             ServerFrame::WallopsMode { on } => self.notice(if *on {
                 "-- you now receive operators' notices (wallops)".to_owned()
             } else {
@@ -546,6 +573,15 @@ mod tests {
             (
                 "WALLOPSMODE on".to_owned(),
                 "-- you now receive operators' notices (wallops)",
+            ),
+            (
+                "SBAN 192.0.2.0/24 * root :spam".to_owned(),
+                "-- server ban on 192.0.2.0/24, permanent, set by root: spam",
+            ),
+            ("SBANEND 1".to_owned(), "-- end of server bans (1 ban)"),
+            (
+                "UNSBAN eve!*@*".to_owned(),
+                "-- server ban on eve!*@* lifted",
             ),
         ];
         for (line, want) in cases {

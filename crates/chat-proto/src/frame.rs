@@ -75,6 +75,13 @@ pub enum ErrorCode {
     NotOperator,
     /// `/motd`: the server has no message of the day.
     NoMotd,
+    /// A server ban refuses your address or nickname: on connect, or at the nickname
+    /// (then `BYE`); `/nick` to a banned nickname.
+    Banned,
+    /// `/unsban` of something not banned.
+    NoSuchBan,
+    /// `/sban`: the server holds as many bans as it allows.
+    TooManyBans,
     /// A code this version does not know, kept verbatim.
     Other(String),
 }
@@ -110,12 +117,15 @@ impl ErrorCode {
             ErrorCode::ServerBusy => "SERVER_BUSY",
             ErrorCode::NotOperator => "NOT_OPERATOR",
             ErrorCode::NoMotd => "NO_MOTD",
+            ErrorCode::Banned => "BANNED",
+            ErrorCode::NoSuchBan => "NO_SUCH_BAN",
+            ErrorCode::TooManyBans => "TOO_MANY_BANS",
             ErrorCode::Other(code) => code,
         }
     }
 
     /// Every code this version knows, for documentation and tests.
-    pub const KNOWN: [ErrorCode; 27] = [
+    pub const KNOWN: [ErrorCode; 30] = [
         ErrorCode::NickInvalid,
         ErrorCode::NickTaken,
         ErrorCode::LineTooLong,
@@ -143,6 +153,9 @@ impl ErrorCode {
         ErrorCode::ServerBusy,
         ErrorCode::NotOperator,
         ErrorCode::NoMotd,
+        ErrorCode::Banned,
+        ErrorCode::NoSuchBan,
+        ErrorCode::TooManyBans,
     ];
 
     fn parse(s: &str) -> ErrorCode {
@@ -438,6 +451,28 @@ pub enum ServerFrame {
         /// What it and its rooms are told.
         reason: String,
     },
+    /// `SBAN <target> <until|*> <by> [:<reason>]`: a server ban (in answer to `/sban`,
+    /// and one per ban for `/sbans`).
+    Sban {
+        /// What it bans, canonically: an address, a network, or `nick!user@host`.
+        target: String,
+        /// When it expires; `None`: never.
+        until: Option<Timestamp>,
+        /// The operator who set it.
+        by: Nick,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// `SBANEND <count>`: the end of a `/sbans` answer of `count` frames.
+    SbanEnd {
+        /// How many `SBAN` frames came before.
+        count: usize,
+    },
+    /// `UNSBAN <target>`: the answer to `/unsban`: that ban is lifted.
+    Unsban {
+        /// The ban's target, canonically.
+        target: String,
+    },
     /// `WALLOPSMODE <on|off>`: the answer to `/wallops on|off`.
     WallopsMode {
         /// Whether you now receive operators' notices.
@@ -638,6 +673,9 @@ impl ServerFrame {
             ServerFrame::Oper { .. } => "OPER",
             ServerFrame::Wallops { .. } => "WALLOPS",
             ServerFrame::Killed { .. } => "KILLED",
+            ServerFrame::Sban { .. } => "SBAN",
+            ServerFrame::SbanEnd { .. } => "SBANEND",
+            ServerFrame::Unsban { .. } => "UNSBAN",
             ServerFrame::WallopsMode { .. } => "WALLOPSMODE",
         }
     }
@@ -657,7 +695,7 @@ impl ServerFrame {
             };
         }
         let parts = Parts::split(line);
-        const VERBS: [&str; 31] = [
+        const VERBS: [&str; 34] = [
             "NICK",
             "PASS",
             "WELCOME",
@@ -689,6 +727,9 @@ impl ServerFrame {
             "WALLOPS",
             "WALLOPSMODE",
             "KILLED",
+            "SBAN",
+            "SBANEND",
+            "UNSBAN",
         ];
         let verb = VERBS
             .into_iter()
@@ -863,6 +904,24 @@ impl ServerFrame {
                 from: r.nick()?,
                 time: r.time()?,
                 text: r.text()?,
+            },
+            "SBAN" => ServerFrame::Sban {
+                target: r.word("target")?.to_owned(),
+                until: match r.word("until")? {
+                    "*" => None,
+                    w => Some(
+                        w.parse()
+                            .map_err(|e| malformed(verb, format!("until {w:?}: {e}")))?,
+                    ),
+                },
+                by: r.nick()?,
+                reason: r.optional_text(),
+            },
+            "SBANEND" => ServerFrame::SbanEnd {
+                count: r.number("count")?,
+            },
+            "UNSBAN" => ServerFrame::Unsban {
+                target: r.word("target")?.to_owned(),
             },
             "KILLED" => ServerFrame::Killed {
                 nick: r.nick()?,
@@ -1093,6 +1152,21 @@ impl fmt::Display for ServerFrame {
                 write!(f, "{verb} {from} {} :{text}", Time(time))
             }
             ServerFrame::Killed { nick, reason } => write!(f, "{verb} {nick} :{reason}"),
+            ServerFrame::Sban {
+                target,
+                until,
+                by,
+                reason,
+            } => {
+                write!(f, "{verb} {target} ")?;
+                match until {
+                    Some(until) => write!(f, "{}", Time(until))?,
+                    None => f.write_str("*")?,
+                }
+                write!(f, " {by}{}", OptText(reason))
+            }
+            ServerFrame::SbanEnd { count } => write!(f, "{verb} {count}"),
+            ServerFrame::Unsban { target } => write!(f, "{verb} {target}"),
             ServerFrame::WallopsMode { on } => {
                 write!(f, "{verb} {}", if *on { "on" } else { "off" })
             }

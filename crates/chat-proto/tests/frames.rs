@@ -220,6 +220,31 @@ fn frames_read_like_the_protocol_document() {
             },
             "KILLED bob :killed by alice: spam",
         ),
+        (
+            ServerFrame::Sban {
+                target: "192.0.2.0/24".into(),
+                until: Some(time),
+                by: nick("root"),
+                reason: Some("spam wave".into()),
+            },
+            "SBAN 192.0.2.0/24 2026-11-18T11:06:40.123Z root :spam wave",
+        ),
+        (
+            ServerFrame::Sban {
+                target: "eve!*@*".into(),
+                until: None,
+                by: nick("root"),
+                reason: None,
+            },
+            "SBAN eve!*@* * root",
+        ),
+        (ServerFrame::SbanEnd { count: 2 }, "SBANEND 2"),
+        (
+            ServerFrame::Unsban {
+                target: "eve!*@*".into(),
+            },
+            "UNSBAN eve!*@*",
+        ),
         (ServerFrame::WallopsMode { on: true }, "WALLOPSMODE on"),
         (ServerFrame::WallopsMode { on: false }, "WALLOPSMODE off"),
     ];
@@ -352,6 +377,39 @@ fn commands_parse() {
         Ok(Command::Wallops("restart at noon".into()))
     );
     assert_eq!(Command::parse("/motd"), Ok(Command::Motd));
+    assert_eq!(
+        Command::parse("/sban 192.0.2.0/24 7d spam  wave"),
+        Ok(Command::Sban {
+            target: "192.0.2.0/24".into(),
+            duration: Some(std::time::Duration::from_secs(7 * 86_400)),
+            reason: Some("spam  wave".into())
+        })
+    );
+    assert_eq!(
+        Command::parse("/sban eve 7 days"),
+        Ok(Command::Sban {
+            target: "eve".into(),
+            duration: None,
+            reason: Some("7 days".into())
+        })
+    );
+    assert_eq!(
+        Command::parse("/sban eve 0s"),
+        Ok(Command::Sban {
+            target: "eve".into(),
+            duration: Some(std::time::Duration::ZERO),
+            reason: None
+        })
+    );
+    assert_eq!(
+        Command::parse("/sban eve 90m").unwrap().to_string(),
+        "/sban eve 90m"
+    );
+    assert_eq!(
+        Command::parse("/unsban eve"),
+        Ok(Command::Unsban("eve".into()))
+    );
+    assert_eq!(Command::parse("/sbans"), Ok(Command::Sbans));
     for line in [
         "/whois",
         "/whois a b",

@@ -232,3 +232,114 @@ async fn the_motd_follows_welcome_and_motd_shows_it_again() {
     bob.send("/motd").await;
     assert_eq!(error_code(&bob.sync().await), Some(&ErrorCode::NoMotd));
 }
+
+/// A raw connection from the loopback address `source`, before any frame is read.
+async fn raw_from(server: &TestServer, source: std::net::Ipv4Addr) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .unwrap();
+    Client::new(socket.connect(server.addr).await.unwrap())
+}
+
+fn is_banned(frames: &[ServerFrame]) -> bool {
+    matches!(
+        frames,
+        [ServerFrame::Error { code: ErrorCode::Banned, .. }, ServerFrame::Bye { reason }] if reason == "banned"
+    )
+}
+
+#[tokio::test]
+async fn a_mask_ban_refuses_the_nickname_and_a_rename() {
+    let server = TestServer::with(config(None)).await;
+    let mut alice = server.login("alice").await;
+    let mut bob = server.login("bob").await;
+    alice.sync().await;
+    bob.sync().await;
+    bob.send("/sban eve").await;
+    assert_eq!(error_code(&bob.sync().await), Some(&ErrorCode::NotOperator));
+    oper(&mut alice).await;
+    alice.send("/sban EVE spamming").await;
+    let frames = alice.sync().await;
+    assert!(
+        matches!(&frames[..], [ServerFrame::Sban { target, until: None, by, reason: Some(r) }]
+            if target == "eve!*@*" && by.as_str() == "alice" && r == "spamming"),
+        "{frames:?}"
+    );
+
+    let mut eve = server.connect().await;
+    eve.send("Eve").await;
+    let frames = eve.closed().await;
+    assert!(is_banned(&frames), "{frames:?}");
+    match &frames[0] {
+        ServerFrame::Error { text, .. } => {
+            assert_eq!(text, "you are banned from this server: spamming");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    bob.send("/nick eve").await;
+    assert_eq!(error_code(&bob.sync().await), Some(&ErrorCode::Banned));
+
+    // Lifted: eve may come.
+    alice.send("/unsban eve").await;
+    assert_eq!(
+        alice.sync().await,
+        vec![ServerFrame::Unsban {
+            target: "eve!*@*".into()
+        }]
+    );
+    alice.send("/unsban eve").await;
+    assert_eq!(error_code(&alice.sync().await), Some(&ErrorCode::NoSuchBan));
+    server.login("eve").await;
+}
+
+#[tokio::test]
+async fn an_address_ban_refuses_connections_at_accept_until_lifted_or_expired() {
+    let server = TestServer::with(config(None)).await;
+    let mut alice = server.login("alice").await;
+    alice.sync().await;
+    oper(&mut alice).await;
+    // 127.0.0.2 and 127.0.0.3; 127.0.0.1, the test's own, stays free.
+    alice.send("/sban 127.0.0.3/31 1h flood").await;
+    let frames = alice.sync().await;
+    assert!(
+        matches!(&frames[..], [ServerFrame::Sban { target, until: Some(_), .. }] if target == "127.0.0.2/31"),
+        "{frames:?}"
+    );
+    // Already expired: a duration of 0s.
+    alice.send("/sban 127.0.0.4 0s").await;
+    alice.sync().await;
+    alice.send("/sban not/an address").await;
+    assert_eq!(error_code(&alice.sync().await), Some(&ErrorCode::Usage));
+
+    for source in [[127, 0, 0, 2], [127, 0, 0, 3]] {
+        let mut refused = raw_from(&server, source.into()).await;
+        let frames = refused.closed().await;
+        assert!(is_banned(&frames), "{frames:?}");
+        assert!(
+            matches!(&frames[0], ServerFrame::Error { text, .. } if text.starts_with("you are banned from this server: flood (until ")),
+            "{frames:?}"
+        );
+    }
+    // The expired ban does not apply, and is no longer listed.
+    let mut free = server.connect_from([127, 0, 0, 4].into()).await;
+    free.login("dave").await;
+    alice.send("/sbans").await;
+    let frames: Vec<_> = alice
+        .sync()
+        .await
+        .into_iter()
+        .filter(|f| !matches!(f, ServerFrame::Join { .. }))
+        .collect();
+    assert!(
+        matches!(&frames[..], [ServerFrame::Sban { target, .. }, ServerFrame::SbanEnd { count: 1 }] if target == "127.0.0.2/31"),
+        "{frames:?}"
+    );
+    assert!(server.server.metrics_text().contains("banned"));
+
+    alice.send("/unsban 127.0.0.2/31").await;
+    alice.sync().await;
+    let mut back = server.connect_from([127, 0, 0, 2].into()).await;
+    back.login("carol").await;
+}

@@ -112,6 +112,8 @@ pub(crate) struct Hub {
     started: jiff::Timestamp,
     /// The server's operators: name, and the argon2 hash of its password.
     operators: HashMap<String, String>,
+    /// Server bans (checked at accept, at the nickname and at a rename).
+    pub(crate) bans: super::ban::Bans,
 }
 
 /// A connected, named session as the hub sees it.
@@ -394,6 +396,7 @@ impl Hub {
             epoch: Instant::now(),
             started: now(),
             operators: HashMap::new(),
+            bans: super::ban::Bans::default(),
         }
     }
 

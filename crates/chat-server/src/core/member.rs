@@ -7,6 +7,7 @@
 //! Room events are copied into the output as the door's bytes for them, encoded at most
 //! once per event and door ([`Event::encoded`]).
 
+use super::ban::{BAN_LIMIT, Ban, BanTarget, BansFull};
 use super::error::{self, Refusal};
 use super::event::{Event, Kind, RoomName, Source};
 use super::flood::TokenBucket;
@@ -952,6 +953,12 @@ impl Member {
             out.event(&self.hub.own(&self.source, Kind::Rename { new }));
             return Ok(());
         }
+        if let Some(ban) = self.hub.bans.session(&new, self.ip, super::event::now()) {
+            return Err(Refusal::Banned {
+                reason: ban.reason,
+                until: ban.until,
+            });
+        }
         let (source, alone) = self.hub.rename(&self.registration.key, &new)?;
         tracing::info!(peer = %self.ip, old = %self.source.nick, new = %new, "renamed");
         self.registration.key = new.folded();
@@ -1102,6 +1109,64 @@ impl Member {
         tracing::info!(operator = %by, target = %nick, reason = %why, "kill");
         let killed = self.hub.kill(nick, why.clone())?;
         Ok((killed, why))
+    }
+
+    /// `/sban target [duration] [reason]`: bans `target` (an address, a network or a
+    /// mask) from the server, for `duration` or for ever; replaces a ban of the same
+    /// target. Sessions already connected are not touched (`/kill` them).
+    pub(crate) fn sban(
+        &self,
+        target: &str,
+        duration: Option<Duration>,
+        reason: Option<String>,
+    ) -> Result<Ban, Refusal> {
+        if !self.is_oper() {
+            return Err(Refusal::NotOperator);
+        }
+        let target = BanTarget::parse(target).map_err(Refusal::BadBan)?;
+        let now = super::event::now();
+        let until = match duration {
+            None => None,
+            Some(d) => Some(
+                jiff::SignedDuration::try_from(d)
+                    .ok()
+                    .and_then(|d| now.checked_add(d).ok())
+                    .ok_or_else(|| Refusal::BadBan("that duration is too long".into()))?,
+            ),
+        };
+        let ban = Ban {
+            target,
+            until,
+            by: self.source.nick.clone(),
+            reason,
+        };
+        self.hub
+            .bans
+            .add(ban.clone(), now)
+            .map_err(|BansFull| Refusal::TooManyBans { limit: BAN_LIMIT })?;
+        tracing::info!(operator = %self.source.nick, target = %ban.target, until = ?ban.until, reason = ?ban.reason, "server ban");
+        Ok(ban)
+    }
+
+    /// `/unsban target`: lifts a server ban. Returns its target, canonically.
+    pub(crate) fn unsban(&self, target: &str) -> Result<String, Refusal> {
+        if !self.is_oper() {
+            return Err(Refusal::NotOperator);
+        }
+        let parsed = BanTarget::parse(target).map_err(Refusal::BadBan)?;
+        if !self.hub.bans.remove(&parsed, super::event::now()) {
+            return Err(Refusal::NoSuchBan(parsed.to_string()));
+        }
+        tracing::info!(operator = %self.source.nick, target = %parsed, "server ban lifted");
+        Ok(parsed.to_string())
+    }
+
+    /// `/sbans`: the server bans in force, oldest first.
+    pub(crate) fn sbans(&self) -> Result<Vec<Ban>, Refusal> {
+        if !self.is_oper() {
+            return Err(Refusal::NotOperator);
+        }
+        Ok(self.hub.bans.list(super::event::now()))
     }
 
     /// `/wallops text`: an operators' notice (the sender gets its copy, as an operator).

@@ -186,6 +186,29 @@ async fn choose_nick<S: Stream>(
                 continue;
             }
         };
+        // A server ban (by mask, or by the address, which a proxy may have given) ends
+        // the connection: trying other nicknames would only be evasion.
+        let ip = conn.peer.addr.ip();
+        if let Some(ban) = hub.bans.session(&nick, ip, crate::core::event::now()) {
+            info!(peer = %conn.peer.addr, nick = %nick, ban = %ban.target, "banned");
+            hub.metrics.refused(crate::core::metrics::Refusal::Banned);
+            let refusal = Refusal::Banned {
+                reason: ban.reason,
+                until: ban.until,
+            };
+            push(&mut conn.out, &encode::refusal(&refusal));
+            let limit = conn.farewell_limit();
+            let reason = "banned";
+            close_with(
+                conn,
+                ServerFrame::Bye {
+                    reason: reason.into(),
+                },
+                limit,
+            )
+            .await;
+            return Err(reason.into());
+        }
         let key = nick.folded();
         // A nickname in use is refused before any password is asked for.
         let identified = match hub.account(&key) {
@@ -475,6 +498,22 @@ impl Native {
                 .kill(&nick, reason)
                 .map(|(nick, reason)| output.push(&ServerFrame::Killed { nick, reason })),
             Command::Wallops(text) => member.wallops(text),
+            Command::Sban {
+                target,
+                duration,
+                reason,
+            } => member
+                .sban(&target, duration, reason)
+                .map(|ban| output.push(&encode::ban(&ban))),
+            Command::Unsban(target) => member
+                .unsban(&target)
+                .map(|target| output.push(&ServerFrame::Unsban { target })),
+            Command::Sbans => member.sbans().map(|bans| {
+                for ban in &bans {
+                    output.push(&encode::ban(ban));
+                }
+                output.push(&ServerFrame::SbanEnd { count: bans.len() });
+            }),
             Command::WallopsMode(on) => {
                 member.set_wallops(on);
                 output.push(&ServerFrame::WallopsMode { on });

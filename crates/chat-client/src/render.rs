@@ -406,6 +406,59 @@ impl Renderer {
                 topic.by,
                 self.when(&topic.time)
             )),
+            // Server operators and the message of the day.
+            ServerFrame::Motd { text } => {
+                self.notice(format!("-- motd: {}", escape_controls(text)))
+            }
+            ServerFrame::Oper { name } => self.notice(format!(
+                "-- you are now the server operator {}",
+                escape_controls(name)
+            )),
+            ServerFrame::Wallops {
+                from,
+                time: t,
+                text,
+            } => format!(
+                "{} {}",
+                time(t),
+                self.notice(format!("!! wallops from {from}: {}", escape_controls(text)))
+            ),
+            ServerFrame::Killed { nick, reason } => self.notice(format!(
+                "-- {nick} disconnected ({})",
+                escape_controls(reason)
+            )),
+            ServerFrame::Sban {
+                target,
+                until,
+                by,
+                reason,
+            } => {
+                let mut line = format!("-- server ban on {}", escape_controls(target));
+                match until {
+                    Some(until) => {
+                        let _ = write!(line, " until {}", self.when(until));
+                    }
+                    None => line.push_str(", permanent"),
+                }
+                let _ = write!(line, ", set by {by}");
+                if let Some(reason) = reason {
+                    let _ = write!(line, ": {}", escape_controls(reason));
+                }
+                self.notice(line)
+            }
+            ServerFrame::SbanEnd { count } => {
+                let s = if *count == 1 { "" } else { "s" };
+                self.notice(format!("-- end of server bans ({count} ban{s})"))
+            }
+            ServerFrame::Unsban { target } => self.notice(format!(
+                "-- server ban on {} lifted",
+                escape_controls(target)
+            )),
+            ServerFrame::WallopsMode { on } => self.notice(if *on {
+                "-- you now receive operators' notices (wallops)".to_owned()
+            } else {
+                "-- you no longer receive operators' notices (wallops)".to_owned()
+            }),
         }
     }
 
@@ -531,6 +584,41 @@ mod tests {
             (
                 format!("TOPIC #rust alice {T} 1"),
                 "12:01 [#rust] -- alice cleared the topic",
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(utc(&parse(&line)), want, "for {line:?}");
+        }
+    }
+
+    #[test]
+    fn operator_frames_and_the_motd_are_readable() {
+        let cases = [
+            ("MOTD :be nice".to_owned(), "-- motd: be nice"),
+            (
+                "OPER :root".to_owned(),
+                "-- you are now the server operator root",
+            ),
+            (
+                format!("WALLOPS alice {T} :restart at noon"),
+                "12:01 !! wallops from alice: restart at noon",
+            ),
+            (
+                "KILLED bob :killed by alice: spam".to_owned(),
+                "-- bob disconnected (killed by alice: spam)",
+            ),
+            (
+                "WALLOPSMODE on".to_owned(),
+                "-- you now receive operators' notices (wallops)",
+            ),
+            (
+                "SBAN 192.0.2.0/24 * root :spam".to_owned(),
+                "-- server ban on 192.0.2.0/24, permanent, set by root: spam",
+            ),
+            ("SBANEND 1".to_owned(), "-- end of server bans (1 ban)"),
+            (
+                "UNSBAN eve!*@*".to_owned(),
+                "-- server ban on eve!*@* lifted",
             ),
         ];
         for (line, want) in cases {

@@ -69,6 +69,70 @@ pub enum Command {
         /// `None`: show it; `Some(None)`: clear it; `Some(Some(text))`: set it.
         set: Option<Option<String>>,
     },
+    // ----- server operators -----
+    /// `/oper name password`: become a server operator.
+    Oper {
+        /// The operator's name in the server's configuration.
+        name: String,
+        /// Its password.
+        password: Password,
+    },
+    /// `/kill nick [reason]` (operators): end someone's session.
+    Kill {
+        /// Whose.
+        nick: Nick,
+        /// Why, told to them and their rooms.
+        reason: Option<String>,
+    },
+    /// `/wallops text` (operators): a notice to operators and to users who want them.
+    Wallops(String),
+    /// `/wallops on|off`: receive (or stop receiving) operators' notices.
+    WallopsMode(bool),
+    /// `/motd`: the message of the day again.
+    Motd,
+    /// `/sban mask|address|cidr [duration] [reason]` (operators): a server ban.
+    Sban {
+        /// What to ban, as given (the server checks it).
+        target: String,
+        /// How long; for ever if `None`.
+        duration: Option<std::time::Duration>,
+        /// Why, told to whoever it refuses.
+        reason: Option<String>,
+    },
+    /// `/unsban mask|address|cidr` (operators): lift a server ban.
+    Unsban(String),
+    /// `/sbans` (operators): list the server bans.
+    Sbans,
+}
+
+/// A ban's duration: a whole number and a unit, `s`, `m`, `h`, `d` or `w` (`90m`, `7d`).
+pub fn parse_duration(word: &str) -> Option<std::time::Duration> {
+    let unit = word.chars().last()?;
+    let secs: u64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 604_800,
+        _ => return None,
+    };
+    let number = &word[..word.len() - 1];
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = number.parse().ok()?;
+    n.checked_mul(secs).map(std::time::Duration::from_secs)
+}
+
+/// `duration` as `/sban` takes it (in the largest unit that divides it).
+fn format_duration(duration: std::time::Duration) -> String {
+    let secs = duration.as_secs();
+    for (unit, size) in [('w', 604_800), ('d', 86_400), ('h', 3600), ('m', 60)] {
+        if secs > 0 && secs.is_multiple_of(size) {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
 }
 
 /// A password in transit. Its `Debug` form hides it, so it cannot reach a log by accident.
@@ -185,6 +249,19 @@ pub const HELP: &[(&str, &str)] = &[
     ("/register password", "claim your nickname with a password"),
     ("/password new", "change your nickname's password"),
     ("/ping [token]", "ask the server for PONG"),
+    ("/motd", "show the message of the day"),
+    ("/oper name password", "become a server operator"),
+    ("/kill nick [reason]", "operators: disconnect someone"),
+    (
+        "/wallops text|on|off",
+        "operators: notice to operators; on/off: receive them",
+    ),
+    (
+        "/sban mask|ip|cidr [time] [why]",
+        "operators: ban from the server (time: 30m, 7d...)",
+    ),
+    ("/unsban mask|ip|cidr", "operators: lift a server ban"),
+    ("/sbans", "operators: list the server bans"),
     ("/quit [reason]", "leave the chat"),
     ("/help", "this list"),
     ("//text", "send a message that starts with /"),
@@ -362,7 +439,64 @@ impl Command {
                 _ => return Err(CommandError::Usage(usage(&format!("/{name}")))),
             },
             "topic" => topic(args)?,
-            "rooms" | "help" => return Err(CommandError::Usage(usage(&format!("/{name}")))),
+            "oper" => {
+                // The rest of the line after the name, inner spaces included, is the
+                // password.
+                let (name, password) = first_word(args);
+                if name.is_empty() || password.is_empty() {
+                    return Err(CommandError::Usage(usage("/oper")));
+                }
+                check_text(args)?;
+                Command::Oper {
+                    name: name.to_owned(),
+                    password: Password::new(password),
+                }
+            }
+            "kill" => {
+                let (who, reason) = first_word(args);
+                if who.is_empty() {
+                    return Err(CommandError::Usage(usage("/kill")));
+                }
+                Command::Kill {
+                    nick: nick(who)?,
+                    reason: opt_text(reason)?,
+                }
+            }
+            "wallops" => match opt_text(args)? {
+                Some(on) if on.eq_ignore_ascii_case("on") => Command::WallopsMode(true),
+                Some(off) if off.eq_ignore_ascii_case("off") => Command::WallopsMode(false),
+                Some(text) => Command::Wallops(text),
+                None => return Err(CommandError::Usage(usage("/wallops"))),
+            },
+            "motd" if args.is_empty() => Command::Motd,
+            "sban" => {
+                let (target, rest) = first_word(args);
+                if target.is_empty() {
+                    return Err(CommandError::Usage(usage("/sban")));
+                }
+                check_text(args)?;
+                let (word, after) = first_word(rest);
+                let (duration, reason) = match parse_duration(word) {
+                    Some(duration) => (Some(duration), after),
+                    None => (None, rest),
+                };
+                Command::Sban {
+                    target: target.to_owned(),
+                    duration,
+                    reason: opt_text(reason)?,
+                }
+            }
+            "unsban" => match args.split_whitespace().collect::<Vec<_>>()[..] {
+                [target] => {
+                    check_text(target)?;
+                    Command::Unsban(target.to_owned())
+                }
+                _ => return Err(CommandError::Usage(usage("/unsban"))),
+            },
+            "sbans" if args.is_empty() => Command::Sbans,
+            "rooms" | "help" | "motd" | "sbans" => {
+                return Err(CommandError::Usage(usage(&format!("/{name}"))));
+            }
             _ => return Err(CommandError::Unknown(name)),
         };
         Ok(cmd)
@@ -444,6 +578,27 @@ impl fmt::Display for Command {
                     Some(Some(text)) => write!(f, " {text}"),
                 }
             }
+            Command::Oper { name, password } => write!(f, "/oper {name} {}", password.expose()),
+            Command::Kill { nick, reason } => {
+                write!(f, "/kill {nick}")?;
+                opt(f, reason)
+            }
+            Command::Wallops(text) => write!(f, "/wallops {text}"),
+            Command::WallopsMode(on) => write!(f, "/wallops {}", if *on { "on" } else { "off" }),
+            Command::Motd => f.write_str("/motd"),
+            Command::Sban {
+                target,
+                duration,
+                reason,
+            } => {
+                write!(f, "/sban {target}")?;
+                if let Some(duration) = duration {
+                    write!(f, " {}", format_duration(*duration))?;
+                }
+                opt(f, reason)
+            }
+            Command::Unsban(target) => write!(f, "/unsban {target}"),
+            Command::Sbans => f.write_str("/sbans"),
         }
     }
 }

@@ -70,6 +70,18 @@ pub enum ErrorCode {
     PasswordInvalid,
     /// The server is too busy to accept this now (its store is behind); try again.
     ServerBusy,
+    /// The command is for server operators (`/oper` first), or `/oper` named no
+    /// operator.
+    NotOperator,
+    /// `/motd`: the server has no message of the day.
+    NoMotd,
+    /// A server ban refuses your address or nickname: on connect, or at the nickname
+    /// (then `BYE`); `/nick` to a banned nickname.
+    Banned,
+    /// `/unsban` of something not banned.
+    NoSuchBan,
+    /// `/sban`: the server holds as many bans as it allows.
+    TooManyBans,
     /// A code this version does not know, kept verbatim.
     Other(String),
 }
@@ -103,12 +115,17 @@ impl ErrorCode {
             ErrorCode::NotRegistered => "NOT_REGISTERED",
             ErrorCode::PasswordInvalid => "PASSWORD_INVALID",
             ErrorCode::ServerBusy => "SERVER_BUSY",
+            ErrorCode::NotOperator => "NOT_OPERATOR",
+            ErrorCode::NoMotd => "NO_MOTD",
+            ErrorCode::Banned => "BANNED",
+            ErrorCode::NoSuchBan => "NO_SUCH_BAN",
+            ErrorCode::TooManyBans => "TOO_MANY_BANS",
             ErrorCode::Other(code) => code,
         }
     }
 
     /// Every code this version knows, for documentation and tests.
-    pub const KNOWN: [ErrorCode; 25] = [
+    pub const KNOWN: [ErrorCode; 30] = [
         ErrorCode::NickInvalid,
         ErrorCode::NickTaken,
         ErrorCode::LineTooLong,
@@ -134,6 +151,11 @@ impl ErrorCode {
         ErrorCode::NotRegistered,
         ErrorCode::PasswordInvalid,
         ErrorCode::ServerBusy,
+        ErrorCode::NotOperator,
+        ErrorCode::NoMotd,
+        ErrorCode::Banned,
+        ErrorCode::NoSuchBan,
+        ErrorCode::TooManyBans,
     ];
 
     fn parse(s: &str) -> ErrorCode {
@@ -422,6 +444,62 @@ pub enum ServerFrame {
         /// Its topic, if it has one.
         topic: Option<Topic>,
     },
+    // ----- server operators and the message of the day -----
+    /// `MOTD :<line>`: one line of the message of the day (after `WELCOME`, and in
+    /// answer to `/motd`).
+    Motd {
+        /// The line.
+        text: String,
+    },
+    /// `OPER :<name>`: you are now the server operator `name`.
+    Oper {
+        /// The operator's name in the server's configuration.
+        name: String,
+    },
+    /// `WALLOPS <from> <time> :<text>`: an operators' notice.
+    Wallops {
+        /// The operator who sent it.
+        from: Nick,
+        /// When the server accepted it.
+        time: Timestamp,
+        /// The notice.
+        text: String,
+    },
+    /// `KILLED <nick> :<reason>`: the answer to `/kill`: that session is ending with
+    /// `reason`.
+    Killed {
+        /// Whose session, as spelled.
+        nick: Nick,
+        /// What it and its rooms are told.
+        reason: String,
+    },
+    /// `SBAN <target> <until|*> <by> [:<reason>]`: a server ban (in answer to `/sban`,
+    /// and one per ban for `/sbans`).
+    Sban {
+        /// What it bans, canonically: an address, a network, or `nick!user@host`.
+        target: String,
+        /// When it expires; `None`: never.
+        until: Option<Timestamp>,
+        /// The operator who set it.
+        by: Nick,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// `SBANEND <count>`: the end of a `/sbans` answer of `count` frames.
+    SbanEnd {
+        /// How many `SBAN` frames came before.
+        count: usize,
+    },
+    /// `UNSBAN <target>`: the answer to `/unsban`: that ban is lifted.
+    Unsban {
+        /// The ban's target, canonically.
+        target: String,
+    },
+    /// `WALLOPSMODE <on|off>`: the answer to `/wallops on|off`.
+    WallopsMode {
+        /// Whether you now receive operators' notices.
+        on: bool,
+    },
 }
 
 /// A room's topic as `TOPICIS` tells it.
@@ -627,6 +705,14 @@ impl ServerFrame {
             ServerFrame::WhowasEnd { .. } => "WHOWASEND",
             ServerFrame::Topic { .. } => "TOPIC",
             ServerFrame::TopicIs { .. } => "TOPICIS",
+            ServerFrame::Motd { .. } => "MOTD",
+            ServerFrame::Oper { .. } => "OPER",
+            ServerFrame::Wallops { .. } => "WALLOPS",
+            ServerFrame::Killed { .. } => "KILLED",
+            ServerFrame::Sban { .. } => "SBAN",
+            ServerFrame::SbanEnd { .. } => "SBANEND",
+            ServerFrame::Unsban { .. } => "UNSBAN",
+            ServerFrame::WallopsMode { .. } => "WALLOPSMODE",
         }
     }
 
@@ -645,7 +731,7 @@ impl ServerFrame {
             };
         }
         let parts = Parts::split(line);
-        const VERBS: [&str; 28] = [
+        const VERBS: [&str; 36] = [
             "NICK",
             "PASS",
             "WELCOME",
@@ -674,6 +760,14 @@ impl ServerFrame {
             "WHOWASEND",
             "TOPIC",
             "TOPICIS",
+            "MOTD",
+            "OPER",
+            "WALLOPS",
+            "WALLOPSMODE",
+            "KILLED",
+            "SBAN",
+            "SBANEND",
+            "UNSBAN",
         ];
         let verb = VERBS
             .into_iter()
@@ -859,6 +953,44 @@ impl ServerFrame {
                 };
                 ServerFrame::TopicIs { room, topic }
             }
+            "MOTD" => ServerFrame::Motd {
+                text: r.optional_text().unwrap_or_default(),
+            },
+            "OPER" => ServerFrame::Oper { name: r.text()? },
+            "WALLOPS" => ServerFrame::Wallops {
+                from: r.nick()?,
+                time: r.time()?,
+                text: r.text()?,
+            },
+            "SBAN" => ServerFrame::Sban {
+                target: r.word("target")?.to_owned(),
+                until: match r.word("until")? {
+                    "*" => None,
+                    w => Some(
+                        w.parse()
+                            .map_err(|e| malformed(verb, format!("until {w:?}: {e}")))?,
+                    ),
+                },
+                by: r.nick()?,
+                reason: r.optional_text(),
+            },
+            "SBANEND" => ServerFrame::SbanEnd {
+                count: r.number("count")?,
+            },
+            "UNSBAN" => ServerFrame::Unsban {
+                target: r.word("target")?.to_owned(),
+            },
+            "KILLED" => ServerFrame::Killed {
+                nick: r.nick()?,
+                reason: r.text()?,
+            },
+            "WALLOPSMODE" => ServerFrame::WallopsMode {
+                on: match r.word("mode")? {
+                    "on" => true,
+                    "off" => false,
+                    w => return Err(malformed(verb, format!("mode {w:?}"))),
+                },
+            },
             _ => unreachable!("verb list and match agree"),
         };
         r.end(frame)
@@ -1088,6 +1220,30 @@ impl fmt::Display for ServerFrame {
                 room,
                 topic: Some(t),
             } => write!(f, "{verb} {room} {} {} :{}", t.by, Time(&t.time), t.text),
+            ServerFrame::Motd { text } => write!(f, "{verb} :{text}"),
+            ServerFrame::Oper { name } => write!(f, "{verb} :{name}"),
+            ServerFrame::Wallops { from, time, text } => {
+                write!(f, "{verb} {from} {} :{text}", Time(time))
+            }
+            ServerFrame::Killed { nick, reason } => write!(f, "{verb} {nick} :{reason}"),
+            ServerFrame::Sban {
+                target,
+                until,
+                by,
+                reason,
+            } => {
+                write!(f, "{verb} {target} ")?;
+                match until {
+                    Some(until) => write!(f, "{}", Time(until))?,
+                    None => f.write_str("*")?,
+                }
+                write!(f, " {by}{}", OptText(reason))
+            }
+            ServerFrame::SbanEnd { count } => write!(f, "{verb} {count}"),
+            ServerFrame::Unsban { target } => write!(f, "{verb} {target}"),
+            ServerFrame::WallopsMode { on } => {
+                write!(f, "{verb} {}", if *on { "on" } else { "off" })
+            }
         }
     }
 }

@@ -230,6 +230,61 @@ fn frames_read_like_the_protocol_document() {
             },
             "TOPICIS #Rust",
         ),
+        (
+            ServerFrame::Motd {
+                text: "be  nice: no spam".into(),
+            },
+            "MOTD :be  nice: no spam",
+        ),
+        (ServerFrame::Motd { text: "".into() }, "MOTD :"),
+        (
+            ServerFrame::Oper {
+                name: "root admin".into(),
+            },
+            "OPER :root admin",
+        ),
+        (
+            ServerFrame::Wallops {
+                from: nick("alice"),
+                time,
+                text: "restart at noon".into(),
+            },
+            "WALLOPS alice 2026-11-18T11:06:40.123Z :restart at noon",
+        ),
+        (
+            ServerFrame::Killed {
+                nick: nick("bob"),
+                reason: "killed by alice: spam".into(),
+            },
+            "KILLED bob :killed by alice: spam",
+        ),
+        (
+            ServerFrame::Sban {
+                target: "192.0.2.0/24".into(),
+                until: Some(time),
+                by: nick("root"),
+                reason: Some("spam wave".into()),
+            },
+            "SBAN 192.0.2.0/24 2026-11-18T11:06:40.123Z root :spam wave",
+        ),
+        (
+            ServerFrame::Sban {
+                target: "eve!*@*".into(),
+                until: None,
+                by: nick("root"),
+                reason: None,
+            },
+            "SBAN eve!*@* * root",
+        ),
+        (ServerFrame::SbanEnd { count: 2 }, "SBANEND 2"),
+        (
+            ServerFrame::Unsban {
+                target: "eve!*@*".into(),
+            },
+            "UNSBAN eve!*@*",
+        ),
+        (ServerFrame::WallopsMode { on: true }, "WALLOPSMODE on"),
+        (ServerFrame::WallopsMode { on: false }, "WALLOPSMODE off"),
     ];
     for (frame, line) in cases {
         assert_eq!(frame.to_string(), line);
@@ -364,7 +419,83 @@ fn commands_parse() {
         let cmd = topic(Some("#rust"), set);
         assert_eq!(Command::parse(&cmd.to_string()), Ok(cmd));
     }
-    for line in ["/whois", "/whois a b", "/whowas"] {
+    assert_eq!(
+        Command::parse("/oper root correct  horse"),
+        Ok(Command::Oper {
+            name: "root".into(),
+            password: chat_proto::Password::new("correct  horse")
+        })
+    );
+    assert_eq!(
+        Command::parse("/kill bob spamming  links"),
+        Ok(Command::Kill {
+            nick: nick("bob"),
+            reason: Some("spamming  links".into())
+        })
+    );
+    assert_eq!(
+        Command::parse("/kill bob"),
+        Ok(Command::Kill {
+            nick: nick("bob"),
+            reason: None
+        })
+    );
+    assert_eq!(
+        Command::parse("/wallops ON"),
+        Ok(Command::WallopsMode(true))
+    );
+    assert_eq!(
+        Command::parse("/wallops off"),
+        Ok(Command::WallopsMode(false))
+    );
+    assert_eq!(
+        Command::parse("/wallops restart at noon"),
+        Ok(Command::Wallops("restart at noon".into()))
+    );
+    assert_eq!(Command::parse("/motd"), Ok(Command::Motd));
+    assert_eq!(
+        Command::parse("/sban 192.0.2.0/24 7d spam  wave"),
+        Ok(Command::Sban {
+            target: "192.0.2.0/24".into(),
+            duration: Some(std::time::Duration::from_secs(7 * 86_400)),
+            reason: Some("spam  wave".into())
+        })
+    );
+    assert_eq!(
+        Command::parse("/sban eve 7 days"),
+        Ok(Command::Sban {
+            target: "eve".into(),
+            duration: None,
+            reason: Some("7 days".into())
+        })
+    );
+    assert_eq!(
+        Command::parse("/sban eve 0s"),
+        Ok(Command::Sban {
+            target: "eve".into(),
+            duration: Some(std::time::Duration::ZERO),
+            reason: None
+        })
+    );
+    assert_eq!(
+        Command::parse("/sban eve 90m").unwrap().to_string(),
+        "/sban eve 90m"
+    );
+    assert_eq!(
+        Command::parse("/unsban eve"),
+        Ok(Command::Unsban("eve".into()))
+    );
+    assert_eq!(Command::parse("/sbans"), Ok(Command::Sbans));
+    for line in [
+        "/whois",
+        "/whois a b",
+        "/whowas",
+        "/oper",
+        "/oper root",
+        "/kill",
+        "/wallops",
+        "/motd x",
+    ] {
         assert!(
             matches!(Command::parse(line), Err(CommandError::Usage(_))),
             "{line}"

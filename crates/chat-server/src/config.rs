@@ -185,6 +185,16 @@ pub struct Config {
         value_parser = parse_retention
     )]
     pub history_retention: Retention,
+
+    /// The server's operators (the configuration file's `[[operator]]` tables; no
+    /// flag): `/oper name password` checks the password against the name's hash.
+    #[arg(skip)]
+    pub operators: Vec<file::Operator>,
+
+    /// The message of the day (the configuration file's `motd`; no flag), sent after
+    /// `WELCOME` one `MOTD` frame per line, and by `/motd`.
+    #[arg(skip)]
+    pub motd: Option<String>,
 }
 
 /// What the store keeps of history (`--history-retention`): both `None` keeps everything.
@@ -254,6 +264,8 @@ impl Default for Config {
             db: None,
             history: chat_proto::command::DEFAULT_HISTORY,
             history_retention: Retention::default(),
+            operators: Vec::new(),
+            motd: None,
         }
     }
 }

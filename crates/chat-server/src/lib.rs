@@ -36,3 +36,10 @@ pub use config::Config;
 pub use net::listener::{Listeners, Server, Stats, listen, run, run_with};
 pub use net::tls;
 pub use net::web::CONTENT_SECURITY_POLICY;
+
+/// The argon2id PHC string of `password` (with a fresh salt), for a configuration
+/// file's `[[operator]]` `hash` (`chat-server hash-password`). Blocks for tens of
+/// milliseconds.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    core::password::hash(password).map_err(|e| e.to_string())
+}

@@ -93,6 +93,10 @@ enum Command {
     /// flags before `print-config`) to standard output as a configuration file, each
     /// key with its help: `chat-server print-config > chat.toml` starts one.
     PrintConfig,
+
+    /// Read a password (one line) from standard input and write its argon2 hash, for
+    /// the `hash` of an `[[operator]]` table in the configuration file.
+    HashPassword,
 }
 
 #[derive(Debug, clap::Args)]
@@ -133,6 +137,7 @@ async fn main() -> ExitCode {
                 print!("{}", file::render(&Args::command(), &matches, &file));
                 Ok(())
             }
+            Some(Command::HashPassword) => hash_password(),
             None => serve(args, file).await,
         },
         Err(e) => Err(e.into()),
@@ -205,6 +210,21 @@ fn write_cert(args: &GenCert) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `hash-password`: one line of standard input (without its line ending) to its argon2
+/// PHC string on standard output.
+fn hash_password() -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    let hash = chat_server::hash_password(password).map_err(anyhow::Error::msg)?;
+    println!("{hash}");
+    Ok(())
+}
+
 /// `path` as one word for a shell: quoted if it holds anything a shell would split or
 /// expand.
 fn shell_word(path: &Path) -> String {
@@ -220,8 +240,11 @@ fn shell_word(path: &Path) -> String {
 /// Serves until Ctrl-C or SIGTERM.
 async fn serve(mut args: Args, file: Option<file::Loaded>) -> anyhow::Result<()> {
     init_logging(args.log_format);
-    if let Some(file) = &file {
-        log_file(file);
+    if let Some(file) = file {
+        log_file(&file);
+        // Operators and the message of the day have no flag: the file gives them.
+        args.config.operators = file.file.operators;
+        args.config.motd = file.file.motd;
     }
     // The library's default store is in memory (for tests); the binary keeps history
     // and accounts in a file unless told otherwise.
@@ -294,7 +317,7 @@ async fn serve(mut args: Args, file: Option<file::Loaded>) -> anyhow::Result<()>
 }
 
 /// Says which configuration file was read, and what it holds besides flags: operators
-/// and the message of the day are read and checked, but not used yet.
+/// and the message of the day.
 fn log_file(file: &file::Loaded) {
     let FileConfig { operators, motd } = &file.file;
     tracing::info!(

@@ -769,6 +769,23 @@ const handlers = {
   WHOWASEND([nick, count]) {
     notice(null, 'event whois', 'End of whowas ' + nick + ' (' + count + (count === '1' ? ' departure)' : ' departures)'));
   },
+  // Server operators and the message of the day: system lines.
+  MOTD(_, text) { notice(null, 'event motd', text || ' '); },
+  OPER(_, name) { notice(null, 'event oper', 'You are now the server operator ' + name + '.'); },
+  WALLOPS([from, time], text) {
+    notice(null, 'event wallops', 'Wallops from ' + from + ' at ' + new Date(time).toLocaleTimeString() + ': ' + text);
+  },
+  SBAN([target, until, by], reason) {
+    notice(null, 'event oper', 'Server ban on ' + target +
+      (until === '*' ? ', permanent' : ' until ' + new Date(until).toLocaleString()) +
+      ', set by ' + by + (reason !== null ? ': ' + reason : '') + '.');
+  },
+  SBANEND([count]) { notice(null, 'event oper', 'End of server bans (' + count + (count === '1' ? ' ban).' : ' bans).')); },
+  UNSBAN([target]) { notice(null, 'event oper', 'Server ban on ' + target + ' lifted.'); },
+  KILLED([nick], reason) { notice(null, 'event oper', nick + ' disconnected (' + reason + ').'); },
+  WALLOPSMODE([mode]) {
+    notice(null, 'event oper', mode === 'on' ? 'You now receive operators\' notices (wallops).' : 'You no longer receive operators\' notices (wallops).');
+  },
 };
 
 // Asks for the page of history before the oldest message of the gap seen so far, then

@@ -31,10 +31,8 @@ const MOTD: &str = "motd";
 /// The key of the operators' tables (`[[operator]]`).
 const OPERATOR: &str = "operator";
 
-/// What the file holds besides flags.
-///
-/// Read and checked, but not used by the server yet: operators and the message of the
-/// day are another part of the work (issue 14).
+/// What the file holds besides flags: the binary puts them in [`crate::Config`]'s
+/// `operators` and `motd`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileConfig {
     /// The server's operators (`[[operator]]` tables).

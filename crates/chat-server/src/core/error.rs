@@ -75,6 +75,35 @@ pub(crate) enum Refusal {
     /// Private history is asked for by a session not identified to its account.
     #[error("private history is kept for registered nicknames")]
     PrivateHistoryNeedsAccount,
+    /// A server operator's command from someone who is not one.
+    #[error("only server operators may do that")]
+    NotOperator,
+    /// `/oper` with a name that is no operator's or a wrong password.
+    #[error("wrong operator name or password")]
+    OperWrong,
+    /// A server ban refuses the session (or the nickname it asked for).
+    #[error("you are banned from this server")]
+    Banned {
+        /// Why, if the operator said.
+        reason: Option<String>,
+        /// When the ban expires; `None`: never.
+        until: Option<jiff::Timestamp>,
+    },
+    /// `/sban` of something that is neither a mask, an address nor a network.
+    #[error("{0}")]
+    BadBan(String),
+    /// `/sban` past the most bans the server holds.
+    #[error("the server holds {limit} bans, the most it allows")]
+    TooManyBans {
+        /// [`super::ban::BAN_LIMIT`].
+        limit: usize,
+    },
+    /// `/unsban` of something not banned.
+    #[error("{0} is not banned")]
+    NoSuchBan(String),
+    /// `/motd` on a server without one.
+    #[error("there is no message of the day")]
+    NoMotd,
     /// The server cannot take this now (its store is behind, a worker is gone).
     #[error("the server is busy: {0}")]
     Busy(Busy),

@@ -83,6 +83,9 @@ pub(crate) enum Scope {
     },
     /// To its source alone (a rename while in no room).
     Own,
+    /// An operators' notice (`/wallops`): to every operator and every session that
+    /// asked for them; never stored.
+    Wallops,
 }
 
 /// What happened. The source is the one who did it.

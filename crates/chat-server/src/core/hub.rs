@@ -32,7 +32,7 @@ use super::store::{Account, Busy, Query, Store};
 use chat_proto::name::{Nick, Room};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -110,6 +110,10 @@ pub(crate) struct Hub {
     /// and the same moment by the wall clock.
     epoch: Instant,
     started: jiff::Timestamp,
+    /// The server's operators: name, and the argon2 hash of its password.
+    operators: HashMap<String, String>,
+    /// Server bans (checked at accept, at the nickname and at a rename).
+    pub(crate) bans: super::ban::Bans,
 }
 
 /// A connected, named session as the hub sees it.
@@ -131,7 +135,8 @@ struct User {
 /// shared by its member (which writes the last) and the hub (which reads them for
 /// `/whois`). Times are whole seconds since the hub started ([`Hub::uptime_secs`]), the
 /// last line's written only when the second changed, so a busy client costs one
-/// relaxed load per line; 16 bytes, as every connection has one.
+/// relaxed load per line; 12 bytes (16 with the `Arc`'s counts... rounded by the
+/// allocator), as every connection has one: the operator flags live in its padding.
 #[derive(Debug)]
 pub(crate) struct Activity {
     last_input: AtomicU32,
@@ -139,6 +144,10 @@ pub(crate) struct Activity {
     since: u32,
     /// Whether its connection is TLS.
     tls: bool,
+    /// Whether it is a server operator (`/oper`); in the padding, so free.
+    oper: AtomicBool,
+    /// Whether it asked for operators' notices (`/wallops on`).
+    wallops: AtomicBool,
 }
 
 impl Activity {
@@ -147,7 +156,29 @@ impl Activity {
             last_input: AtomicU32::new(now),
             since: now,
             tls,
+            oper: AtomicBool::new(false),
+            wallops: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the session is a server operator.
+    pub(crate) fn is_oper(&self) -> bool {
+        self.oper.load(Ordering::Relaxed)
+    }
+
+    /// Makes the session a server operator (for the rest of its life).
+    pub(crate) fn set_oper(&self) {
+        self.oper.store(true, Ordering::Relaxed);
+    }
+
+    /// Asks for operators' notices (`true`) or stops them.
+    pub(crate) fn set_wallops(&self, on: bool) {
+        self.wallops.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether operators' notices reach the session.
+    fn hears_wallops(&self) -> bool {
+        self.is_oper() || self.wallops.load(Ordering::Relaxed)
     }
 
     /// The client sent a line at `now` (see [`Hub::uptime_secs`]).
@@ -317,6 +348,9 @@ struct State {
     accounts: HashMap<String, Account>,
     /// Recent departures, for `/whowas`.
     whowas: Whowas,
+    /// Why sessions that an operator killed end, by folded nickname, until they do
+    /// (so at most one per session).
+    kills: HashMap<String, String>,
     /// The server is shutting down: every session has been told, and so is every
     /// session registered from now on.
     shutting_down: bool,
@@ -375,7 +409,59 @@ impl Hub {
             throttle: Throttle::new(10_000),
             epoch: Instant::now(),
             started: now(),
+            operators: HashMap::new(),
+            bans: super::ban::Bans::default(),
         }
+    }
+
+    /// The hub with these operators (name, argon2 hash); a later one of the same name
+    /// wins.
+    pub(crate) fn with_operators(
+        mut self,
+        operators: impl IntoIterator<Item = (String, String)>,
+    ) -> Hub {
+        self.operators = operators.into_iter().collect();
+        self
+    }
+
+    /// The password hash of the operator `name`, if there is one.
+    pub(crate) fn operator_hash(&self, name: &str) -> Option<String> {
+        self.operators.get(name).cloned()
+    }
+
+    /// Ends the session called `nick` (an operator's `/kill`): it is told through its
+    /// mailbox, and [`Hub::take_kill`] gives it `reason`. Returns its nickname as
+    /// spelled.
+    pub(crate) fn kill(&self, nick: &Nick, reason: String) -> Result<Nick, Refusal> {
+        let mut st = self.lock();
+        let key = nick.folded();
+        let user = st
+            .users
+            .get(&key)
+            .ok_or_else(|| Refusal::NoSuchNick(nick.clone()))?;
+        user.mailbox.shut_down();
+        let spelled = user.source.nick.clone();
+        st.kills.insert(key, reason);
+        Ok(spelled)
+    }
+
+    /// Why the session `key` was killed, if it was.
+    pub(crate) fn take_kill(&self, key: &str) -> Option<String> {
+        self.lock().kills.remove(key)
+    }
+
+    /// Sends an operators' notice from `source` to every operator and every session
+    /// that asked for them (a scan of all sessions under the hub's lock: operators'
+    /// notices are rare). A session whose mailbox is full misses it. Returns how many
+    /// got it.
+    pub(crate) fn wallops(&self, source: &Arc<Source>, text: String) -> usize {
+        let event = Arc::new(self.event(Scope::Wallops, source, Kind::Message { text }, None));
+        let st = self.lock();
+        st.users
+            .values()
+            .filter(|u| u.activity.hears_wallops())
+            .filter(|u| u.mailbox.try_send(event.clone()).is_ok())
+            .count()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -576,11 +662,13 @@ impl Hub {
             rooms,
             created,
             whowas,
+            kills,
             ..
         } = &mut *st;
         let Some(user) = users.remove(key) else {
             return;
         };
+        kills.remove(key);
         whowas.push(Departure {
             key: key.to_owned(),
             nick: user.source.nick.clone(),
@@ -743,6 +831,7 @@ impl Hub {
             users,
             rooms,
             accounts,
+            kills,
             ..
         } = &mut *st;
         let new_key = new.folded();
@@ -778,6 +867,9 @@ impl Hub {
         }
         let alone = user.rooms.is_empty();
         let source = user.source.clone();
+        if let Some(reason) = kills.remove(old_key) {
+            kills.insert(new_key.clone(), reason);
+        }
         users.insert(new_key, user);
         Ok((source, alone.then(|| self.own(&old, kind()))))
     }
@@ -1035,6 +1127,11 @@ mod tests {
             account: None,
             left: jiff::Timestamp::from_second(n).unwrap(),
         }
+    }
+
+    #[test]
+    fn the_operator_flags_cost_no_memory() {
+        assert_eq!(std::mem::size_of::<Activity>(), 12);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! Room events are copied into the output as the door's bytes for them, encoded at most
 //! once per event and door ([`Event::encoded`]).
 
+use super::ban::{BAN_LIMIT, Ban, BanTarget, BansFull};
 use super::error::{self, Refusal};
 use super::event::{Event, Kind, RoomName, Source};
 use super::flood::TokenBucket;
@@ -64,6 +65,8 @@ pub(crate) trait Output {
     fn history(&mut self, target: &HistoryOf, events: &[Event], asked: bool);
     /// An account change: registered, password changed.
     fn account(&mut self, nick: &Nick, change: AccountChange);
+    /// The member is now the server operator `name`.
+    fn oper(&mut self, name: &str);
     /// A refusal of the member's last request.
     fn refused(&mut self, refusal: Refusal);
     /// The answer to a ping, after everything earlier lines caused.
@@ -159,6 +162,17 @@ pub(crate) struct Hold {
 pub(crate) enum Pending {
     Store(oneshot::Receiver<Answer>),
     Hash(Hashing),
+    Verify(Verifying),
+}
+
+/// A password being checked on its own task (`/oper`); aborted when dropped, as
+/// [`Hashing`] is.
+pub(crate) struct Verifying(JoinHandle<bool>);
+
+impl Drop for Verifying {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A password being hashed on its own task; dropped with its hold (the member parted
@@ -184,12 +198,15 @@ pub(crate) enum HoldFor {
     History(HistoryOf),
     /// A `/register` (`change: false`) or `/password`.
     Password { change: bool },
+    /// An `/oper` as the operator `name`.
+    Oper { name: String },
 }
 
 /// What a hold's wait ended with.
 pub(crate) enum Answered {
     Store(Answer),
     Hash(Option<String>),
+    Verified(bool),
 }
 
 /// What ended a member's wait (the door adds its client's input).
@@ -474,7 +491,13 @@ impl Member {
                     return Err(Ended::Idle(idle));
                 }
             }
-            Wake::Shutdown => return Err(Ended::Shutdown),
+            // The mailbox's shutdown notice also carries an operator's kill.
+            Wake::Shutdown => {
+                return Err(match self.hub.take_kill(&self.registration.key) {
+                    Some(reason) => Ended::Killed(reason),
+                    None => Ended::Shutdown,
+                });
+            }
             Wake::Mail(event) => {
                 out.event(&event);
                 self.hub.metrics.delivered(1);
@@ -685,6 +708,7 @@ impl Member {
                 tracing::warn!(nick = %self.source.nick, error = %e, "store query failed");
             }),
             Answered::Hash(hash) => return self.password_hashed(hold.why, hash, out),
+            Answered::Verified(right) => return self.oper_verified(hold.why, right, out),
         };
         match (hold.why, index) {
             (HoldFor::JoinHistory, Some(index)) => {
@@ -964,6 +988,12 @@ impl Member {
             out.event(&self.hub.own(&self.source, Kind::Rename { new }));
             return Ok(());
         }
+        if let Some(ban) = self.hub.bans.session(&new, self.ip, super::event::now()) {
+            return Err(Refusal::Banned {
+                reason: ban.reason,
+                until: ban.until,
+            });
+        }
         let (source, alone) = self.hub.rename(&self.registration.key, &new)?;
         tracing::info!(peer = %self.ip, old = %self.source.nick, new = %new, "renamed");
         self.registration.key = new.folded();
@@ -1035,6 +1065,157 @@ impl Member {
                 out.account(&self.source.nick, change);
             }
         }
+    }
+
+    // ----- server operators -----
+
+    /// Whether the member is a server operator.
+    pub(crate) fn is_oper(&self) -> bool {
+        self.activity.is_oper()
+    }
+
+    /// The message of the day, if the server has one.
+    pub(crate) fn motd(&self) -> Option<&str> {
+        self.config.motd.as_deref().filter(|m| !m.is_empty())
+    }
+
+    /// Starts `/oper name password`: the password is checked off the session (a
+    /// request hold) under the password throttle, as a handshake's is (an unknown name
+    /// costs the same wait as a wrong password). `secure`: it came over TLS or loopback.
+    pub(crate) fn oper(
+        &mut self,
+        name: String,
+        password: String,
+        secure: bool,
+    ) -> Result<(), Refusal> {
+        if !secure {
+            return Err(Refusal::InsecureTransport);
+        }
+        let hub = self.hub.clone();
+        let ip = self.ip;
+        let hash = hub.operator_hash(&name);
+        let lane = format!("oper {name}");
+        let verifying = tokio::spawn(async move {
+            let verify = async {
+                match hash {
+                    Some(hash) => hub.hasher.verify(ip, password, hash).await,
+                    None => false,
+                }
+            };
+            hub.throttle.check(&lane, ip, verify).await
+        });
+        self.hold(
+            None,
+            Pending::Verify(Verifying(verifying)),
+            HoldFor::Oper { name },
+        );
+        Ok(())
+    }
+
+    fn oper_verified(&mut self, why: HoldFor, right: bool, out: &mut impl Output) {
+        let HoldFor::Oper { name } = why else {
+            return;
+        };
+        if right {
+            tracing::info!(nick = %self.source.nick, peer = %self.ip, operator = %name, "now a server operator");
+            self.activity.set_oper();
+            out.oper(&name);
+        } else {
+            tracing::warn!(nick = %self.source.nick, peer = %self.ip, operator = %name, "failed /oper");
+            out.refused(Refusal::OperWrong);
+        }
+    }
+
+    /// `/kill nick [reason]`: ends that session, which is told (and its rooms are told)
+    /// `killed by <operator>[: <reason>]`. Returns its nickname as spelled, and that.
+    pub(crate) fn kill(
+        &self,
+        nick: &Nick,
+        reason: Option<String>,
+    ) -> Result<(Nick, String), Refusal> {
+        if !self.is_oper() {
+            return Err(Refusal::NotOperator);
+        }
+        let by = &self.source.nick;
+        let why = match reason {
+            Some(reason) => format!("killed by {by}: {reason}"),
+            None => format!("killed by {by}"),
+        };
+        tracing::info!(operator = %by, target = %nick, reason = %why, "kill");
+        let killed = self.hub.kill(nick, why.clone())?;
+        Ok((killed, why))
+    }
+
+    /// `/sban target [duration] [reason]`: bans `target` (an address, a network or a
+    /// mask) from the server, for `duration` or for ever; replaces a ban of the same
+    /// target. Sessions already connected are not touched (`/kill` them).
+    pub(crate) fn sban(
+        &self,
+        target: &str,
+        duration: Option<Duration>,
+        reason: Option<String>,
+    ) -> Result<Ban, Refusal> {
+        if !self.is_oper() {
+            return Err(Refusal::NotOperator);
+        }
+        let target = BanTarget::parse(target).map_err(Refusal::BadBan)?;
+        let now = super::event::now();
+        let until = match duration {
+            None => None,
+            Some(d) => Some(
+                jiff::SignedDuration::try_from(d)
+                    .ok()
+                    .and_then(|d| now.checked_add(d).ok())
+                    .ok_or_else(|| Refusal::BadBan("that duration is too long".into()))?,
+            ),
+        };
+        let ban = Ban {
+            target,
+            until,
+            by: self.source.nick.clone(),
+            reason,
+        };
+        self.hub
+            .bans
+            .add(ban.clone(), now)
+            .map_err(|BansFull| Refusal::TooManyBans { limit: BAN_LIMIT })?;
+        tracing::info!(operator = %self.source.nick, target = %ban.target, until = ?ban.until, reason = ?ban.reason, "server ban");
+        Ok(ban)
+    }
+
+    /// `/unsban target`: lifts a server ban. Returns its target, canonically.
+    pub(crate) fn unsban(&self, target: &str) -> Result<String, Refusal> {
+        if !self.is_oper() {
+            return Err(Refusal::NotOperator);
+        }
+        let parsed = BanTarget::parse(target).map_err(Refusal::BadBan)?;
+        if !self.hub.bans.remove(&parsed, super::event::now()) {
+            return Err(Refusal::NoSuchBan(parsed.to_string()));
+        }
+        tracing::info!(operator = %self.source.nick, target = %parsed, "server ban lifted");
+        Ok(parsed.to_string())
+    }
+
+    /// `/sbans`: the server bans in force, oldest first.
+    pub(crate) fn sbans(&self) -> Result<Vec<Ban>, Refusal> {
+        if !self.is_oper() {
+            return Err(Refusal::NotOperator);
+        }
+        Ok(self.hub.bans.list(super::event::now()))
+    }
+
+    /// `/wallops text`: an operators' notice (the sender gets its copy, as an operator).
+    pub(crate) fn wallops(&self, text: String) -> Result<(), Refusal> {
+        if !self.is_oper() {
+            return Err(Refusal::NotOperator);
+        }
+        self.hub.wallops(&self.source, text);
+        Ok(())
+    }
+
+    /// `/wallops on|off`: whether operators' notices reach this member.
+    pub(crate) fn set_wallops(&self, on: bool) {
+        self.activity.set_wallops(on);
     }
 
     /// Asks for a page of history (at most [`HISTORY_MAX`] events): a room's messages
@@ -1112,6 +1293,8 @@ impl Member {
 pub(crate) enum Ended {
     /// The server is shutting down.
     Shutdown,
+    /// An operator killed the session; the reason names them.
+    Killed(String),
     /// The client sent nothing for this long.
     Idle(Duration),
 }
@@ -1181,6 +1364,9 @@ fn poll_answer(holds: &mut Vec<Hold>, cx: &mut Context<'_>) -> Poll<(Hold, Answe
                     }
                 })
             }),
+            Pending::Verify(Verifying(verifying)) => Pin::new(verifying)
+                .poll(cx)
+                .map(|right| Answered::Verified(right.unwrap_or(false))),
         };
         if let Poll::Ready(answered) = answered {
             return Poll::Ready((holds.swap_remove(index), answered));
@@ -1247,6 +1433,9 @@ mod tests {
         }
         fn account(&mut self, nick: &Nick, change: AccountChange) {
             self.lines.push(format!("account {nick} {change:?}"));
+        }
+        fn oper(&mut self, name: &str) {
+            self.lines.push(format!("oper {name}"));
         }
         fn refused(&mut self, refusal: Refusal) {
             self.lines.push(format!("refused {refusal}"));

@@ -62,15 +62,18 @@ pub(crate) enum Refusal {
     TooManyRoomsCreated,
     /// A WebSocket from a page of another origin (403 before the upgrade).
     Origin,
+    /// A connection or nickname a server ban refused (`BANNED`).
+    Banned,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 5] = [
+    const ALL: [Refusal; 6] = [
         Refusal::ServerFull,
         Refusal::PerAddress,
         Refusal::RoomsFull,
         Refusal::TooManyRoomsCreated,
         Refusal::Origin,
+        Refusal::Banned,
     ];
 
     fn as_str(self) -> &'static str {
@@ -80,6 +83,7 @@ impl Refusal {
             Refusal::RoomsFull => "rooms_full",
             Refusal::TooManyRoomsCreated => "too_many_rooms_created",
             Refusal::Origin => "origin",
+            Refusal::Banned => "banned",
         }
     }
 }
@@ -126,7 +130,7 @@ pub(crate) struct Metrics {
     accepted: [Counter; 3],
     open: [Gauge; 3],
     /// By [`Refusal`], in the order of `Refusal::ALL`.
-    refusals: [Counter; 5],
+    refusals: [Counter; 6],
     handshakes: Counter,
     handshakes_failed: Counter,
     published: Counter,

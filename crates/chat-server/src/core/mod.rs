@@ -13,7 +13,9 @@
 //! - `password`: argon2 hashing off the async threads, and guessing throttles.
 //! - `metrics`: what the server counts.
 //! - `store`: history and accounts in SQLite, written by one thread.
+//! - `ban`: server bans by address, network or mask (in memory).
 
+pub(crate) mod ban;
 pub(crate) mod error;
 pub(crate) mod event;
 pub(crate) mod flood;

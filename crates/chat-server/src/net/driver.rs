@@ -220,6 +220,9 @@ pub(crate) async fn drive<S: Stream, D: Door>(
                         Box::pin(conn.close(grace)).await;
                         return reason;
                     }
+                    Err(Ended::Killed(reason)) => {
+                        return Box::pin(farewell(conn, door, reason)).await;
+                    }
                     Err(Ended::Idle(idle)) => {
                         let reason = format!("idle timeout: nothing received for {idle:?}");
                         return Box::pin(farewell(conn, door, reason)).await;

@@ -13,6 +13,7 @@
 //! handshake timeout, and then the session runs over the decrypted stream.
 
 use crate::config::Config;
+use crate::core::ban::Ban;
 use crate::core::hub::{Hub, RoomLimits};
 use crate::core::metrics::{self, Door};
 use crate::core::store::{self, Location, StoreOptions};
@@ -193,6 +194,12 @@ impl Server {
             opened.store,
             opened.next_id,
             opened.accounts,
+        )
+        .with_operators(
+            config
+                .operators
+                .iter()
+                .map(|o| (o.name.clone(), o.hash.clone())),
         );
         Ok(Server {
             hub: Arc::new(hub),
@@ -417,6 +424,10 @@ impl Server {
     fn admit(&self, ip: IpAddr) -> Result<Permits, Admission> {
         // An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d.
         let ip = ip.to_canonical();
+        // Lock-free unless some address is banned.
+        if let Some(ban) = self.hub.bans.address(ip, crate::core::event::now()) {
+            return Err(Admission::Banned(Box::new(ban)));
+        }
         let exempt = ip.is_loopback() && !self.config.limit_loopback;
         let address = if exempt {
             None
@@ -442,11 +453,17 @@ struct Permits {
     _address: Option<AddressPermit>,
 }
 
-/// Which limit refused a connection.
-#[derive(Debug, Clone, Copy)]
+/// Which limit (or ban) refused a connection.
+#[derive(Debug, Clone)]
 pub(crate) enum Admission {
-    Full { limit: usize },
-    PerAddress { limit: usize },
+    Full {
+        limit: usize,
+    },
+    PerAddress {
+        limit: usize,
+    },
+    /// A server ban of the address (boxed: rare, and larger than the others).
+    Banned(Box<Ban>),
 }
 
 /// Connection counts by address. A plain map under a mutex: touched once at accept and
@@ -643,7 +660,7 @@ async fn tls_handshake(
 /// each within [`REFUSAL_LIMIT`].
 async fn refuse(stream: TcpStream, peer: SocketAddr, transport: Transport, refusal: Admission) {
     refusal.log(peer);
-    let frames = native::encode::admission(refusal);
+    let frames = native::encode::admission(refusal.clone());
     let _ = tokio::time::timeout(REFUSAL_LIMIT, async {
         match transport {
             Transport::Plain => say_and_close(stream, &frames).await,
@@ -673,15 +690,19 @@ async fn say_and_close<S: AsyncWrite + Unpin>(mut stream: S, frames: &[u8]) {
 }
 
 impl Admission {
-    fn metric(self) -> metrics::Refusal {
+    fn metric(&self) -> metrics::Refusal {
         match self {
             Admission::Full { .. } => metrics::Refusal::ServerFull,
             Admission::PerAddress { .. } => metrics::Refusal::PerAddress,
+            Admission::Banned(_) => metrics::Refusal::Banned,
         }
     }
 
-    fn log(self, peer: SocketAddr) {
+    fn log(&self, peer: SocketAddr) {
         match self {
+            Admission::Banned(ban) => {
+                info!(%peer, ban = %ban.target, "connection refused: banned");
+            }
             Admission::Full { limit } => warn!(%peer, limit, "connection refused: server full"),
             Admission::PerAddress { limit } => {
                 warn!(%peer, limit, "connection refused: too many from this address");
@@ -689,9 +710,15 @@ impl Admission {
         }
     }
 
-    /// The HTTP response that tells a web client (503 whichever limit it hit).
-    fn http_response(self) -> Vec<u8> {
+    /// The HTTP response that tells a web client (503 whichever limit it hit, 403 for a
+    /// ban).
+    fn http_response(&self) -> Vec<u8> {
+        if let Admission::Banned(ban) = self {
+            let text = native::encode::banned_text(ban.reason.as_deref(), ban.until);
+            return web::refusal_response("403 Forbidden", &text);
+        }
         let text = match self {
+            Admission::Banned(_) => unreachable!("answered above"),
             Admission::Full { limit } => {
                 format!("the server is at its limit of {limit} connections")
             }

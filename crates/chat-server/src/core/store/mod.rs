@@ -120,7 +120,7 @@ impl Kind {
         match (&event.scope, event.is_said()) {
             (Scope::Room(_), true) => Kind::Message,
             (Scope::Room(_), false) => Kind::Membership,
-            (Scope::Private { .. } | Scope::Own, _) => Kind::Private,
+            (Scope::Private { .. } | Scope::Own | Scope::Wallops, _) => Kind::Private,
         }
     }
 

@@ -309,7 +309,8 @@ fn insert(conn: &Connection, record: &Record) -> rusqlite::Result<usize> {
             (None, None, Some(pair), Some(to.as_str()))
         }
         // Seen by its source alone, so in no one's history: callers do not store it.
-        Scope::Own => (None, None, None, None),
+        // Operators' notices are never kept.
+        Scope::Own | Scope::Wallops => (None, None, None, None),
     };
     let (what, text, kind_target) = fields(&event.kind);
     conn.prepare_cached(INSERT)?.execute(params![

@@ -2,6 +2,7 @@
 //! event, see [`Event::encoded`]), refusals as `ERR` frames, and the [`Output`] the
 //! member writes through.
 
+use crate::core::ban::Ban;
 use crate::core::error::{Busy, Refusal};
 use crate::core::event::{Event, Flavour, Kind, RoomName, Scope};
 use crate::core::hub::{Members, Topic, Whois};
@@ -60,6 +61,11 @@ pub(crate) fn frame(event: &Event) -> Option<ServerFrame> {
             time,
             id,
             reason: reason.clone(),
+        },
+        (Scope::Wallops, Kind::Message { text }) => ServerFrame::Wallops {
+            from,
+            time,
+            text: text.clone(),
         },
         (scope, Kind::Rename { new }) => ServerFrame::Rename {
             room: match scope {
@@ -179,6 +185,27 @@ pub(crate) fn refusal(refusal: &Refusal) -> ServerFrame {
             ErrorCode::NotRegistered,
             "private history is kept for registered nicknames: /register first".into(),
         ),
+        Refusal::NotOperator => (
+            ErrorCode::NotOperator,
+            "only server operators may do that: /oper name password first".into(),
+        ),
+        Refusal::OperWrong => (
+            ErrorCode::PasswordWrong,
+            "wrong operator name or password".into(),
+        ),
+        Refusal::Banned { reason, until } => {
+            (ErrorCode::Banned, banned_text(reason.as_deref(), *until))
+        }
+        Refusal::BadBan(why) => (ErrorCode::Usage, format!("/sban: {why}")),
+        Refusal::TooManyBans { limit } => (
+            ErrorCode::TooManyBans,
+            format!("the server holds {limit} bans, the most it allows: /unsban some first"),
+        ),
+        Refusal::NoSuchBan(target) => (ErrorCode::NoSuchBan, format!("{target} is not banned")),
+        Refusal::NoMotd => (
+            ErrorCode::NoMotd,
+            "this server has no message of the day".into(),
+        ),
         Refusal::Busy(busy) => (
             ErrorCode::ServerBusy,
             match busy {
@@ -194,9 +221,37 @@ pub(crate) fn refusal(refusal: &Refusal) -> ServerFrame {
     ServerFrame::Error { code, text }
 }
 
+/// The `SBAN` frame of a ban.
+pub(crate) fn ban(ban: &Ban) -> ServerFrame {
+    ServerFrame::Sban {
+        target: ban.target.to_string(),
+        until: ban.until,
+        by: ban.by.clone(),
+        reason: ban.reason.clone(),
+    }
+}
+
+/// What a server ban tells whoever it refuses.
+pub(crate) fn banned_text(reason: Option<&str>, until: Option<jiff::Timestamp>) -> String {
+    let mut text = "you are banned from this server".to_owned();
+    if let Some(reason) = reason {
+        text.push_str(": ");
+        text.push_str(reason);
+    }
+    if let Some(until) = until {
+        text.push_str(&format!(" (until {until:.0})"));
+    }
+    text
+}
+
 /// The `ERR` and `BYE` frames that tell a connection refused at the door why.
 pub(crate) fn admission(refused: Admission) -> Bytes {
     let (code, text, reason) = match refused {
+        Admission::Banned(ban) => (
+            ErrorCode::Banned,
+            banned_text(ban.reason.as_deref(), ban.until),
+            "banned",
+        ),
         Admission::Full { limit } => (
             ErrorCode::ServerFull,
             format!("the server is at its limit of {limit} connections"),
@@ -300,6 +355,10 @@ impl Output for Native<'_> {
             nick: nick.clone(),
             status,
         });
+    }
+
+    fn oper(&mut self, name: &str) {
+        self.push(&ServerFrame::Oper { name: name.into() });
     }
 
     fn refused(&mut self, refused: Refusal) {

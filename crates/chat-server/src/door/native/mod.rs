@@ -186,6 +186,29 @@ async fn choose_nick<S: Stream>(
                 continue;
             }
         };
+        // A server ban (by mask, or by the address, which a proxy may have given) ends
+        // the connection: trying other nicknames would only be evasion.
+        let ip = conn.peer.addr.ip();
+        if let Some(ban) = hub.bans.session(&nick, ip, crate::core::event::now()) {
+            info!(peer = %conn.peer.addr, nick = %nick, ban = %ban.target, "banned");
+            hub.metrics.refused(crate::core::metrics::Refusal::Banned);
+            let refusal = Refusal::Banned {
+                reason: ban.reason,
+                until: ban.until,
+            };
+            push(&mut conn.out, &encode::refusal(&refusal));
+            let limit = conn.farewell_limit();
+            let reason = "banned";
+            close_with(
+                conn,
+                ServerFrame::Bye {
+                    reason: reason.into(),
+                },
+                limit,
+            )
+            .await;
+            return Err(reason.into());
+        }
         let key = nick.folded();
         // A nickname in use is refused before any password is asked for.
         let identified = match hub.account(&key) {
@@ -311,8 +334,8 @@ async fn password<S: Stream>(
     Ok(right)
 }
 
-/// The first frames of a session: `WELCOME`, the account if identified, and the join
-/// of `#general`.
+/// The first frames of a session: `WELCOME`, the account if identified, the message of
+/// the day, and the join of `#general`.
 fn welcome<S>(conn: &mut Connection<S>, member: &mut Member) {
     let nick = member.nick().clone();
     push(
@@ -331,12 +354,24 @@ fn welcome<S>(conn: &mut Connection<S>, member: &mut Member) {
             },
         );
     }
+    if let Some(motd) = member.motd() {
+        motd_frames(motd, &mut conn.out);
+    }
     Native.line_command(
         Command::Join(Room::general()),
         member,
         &mut conn.out,
         &conn.peer,
     );
+}
+
+/// The message of the day, one `MOTD` frame per line (a control character, a tab
+/// say, shown as a space).
+fn motd_frames(motd: &str, out: &mut BytesMut) {
+    for line in motd.lines() {
+        let text = line.replace(|c: char| c.is_control(), " ");
+        push(out, &ServerFrame::Motd { text });
+    }
 }
 
 /// The native door (it keeps no state of its own).
@@ -454,6 +489,41 @@ impl Native {
             }
             Command::Ping(token) => {
                 member.ping(token);
+                Ok(())
+            }
+            Command::Motd => match member.motd() {
+                Some(motd) => {
+                    motd_frames(motd, output.out);
+                    Ok(())
+                }
+                None => Err(Refusal::NoMotd),
+            },
+            Command::Oper { name, password } => {
+                member.oper(name, password.expose().to_owned(), peer.secure())
+            }
+            Command::Kill { nick, reason } => member
+                .kill(&nick, reason)
+                .map(|(nick, reason)| output.push(&ServerFrame::Killed { nick, reason })),
+            Command::Wallops(text) => member.wallops(text),
+            Command::Sban {
+                target,
+                duration,
+                reason,
+            } => member
+                .sban(&target, duration, reason)
+                .map(|ban| output.push(&encode::ban(&ban))),
+            Command::Unsban(target) => member
+                .unsban(&target)
+                .map(|target| output.push(&ServerFrame::Unsban { target })),
+            Command::Sbans => member.sbans().map(|bans| {
+                for ban in &bans {
+                    output.push(&encode::ban(ban));
+                }
+                output.push(&ServerFrame::SbanEnd { count: bans.len() });
+            }),
+            Command::WallopsMode(on) => {
+                member.set_wallops(on);
+                output.push(&ServerFrame::WallopsMode { on });
                 Ok(())
             }
         };

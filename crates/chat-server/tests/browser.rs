@@ -511,11 +511,16 @@ async fn two_browsers_and_a_tcp_client_chat_in_one_room() {
         );
     }
 
-    // A room of their own, joined from the input line and from the join control.
+    // A room of their own: carol makes it (so she is its operator) and lets anyone set
+    // its topic; the browsers join from the input line and from the join control.
+    carol.send("/join #web").await;
+    carol.send("/mode #web -t").await;
+    carol
+        .until(|f| matches!(f, ServerFrame::Mode { changes, .. } if changes == "-t"))
+        .await;
     alice.type_line("/join #web").await;
     let join = bob.client.find(Locator::Id("join-input")).await.unwrap();
     join.send_keys("#web\u{E007}").await.unwrap();
-    carol.send("/join #web").await;
     for browser in [&alice, &bob] {
         browser
             .wait(

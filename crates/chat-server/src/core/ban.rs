@@ -110,7 +110,7 @@ fn network(ip: IpAddr, prefix: u8) -> IpAddr {
 /// Whether `text` matches the glob `pattern` (`*`: any run, `?`: one character).
 /// Backtracking over the last `*` only: O(pattern × text) at worst, both bounded by the
 /// line limit.
-fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let pattern: Vec<char> = pattern.chars().collect();
     let text: Vec<char> = text.chars().collect();
     let (mut p, mut t) = (0, 0);

@@ -11,7 +11,10 @@ use super::ban::{BAN_LIMIT, Ban, BanTarget, BansFull};
 use super::error::{self, Refusal};
 use super::event::{Event, Kind, RoomName, Source};
 use super::flood::TokenBucket;
-use super::hub::{Activity, Channel, Departure, Hub, Joined, Members, Topic, Whois};
+use super::hub::{
+    Activity, Channel, Departure, Hub, Joined, Members, ModeOutcome, Pass, Topic, Whois,
+};
+use super::room::{Identity, parse_changes};
 use super::mailbox::{Mailbox, SendError};
 use super::password::HashError;
 use super::ring::{Cursor, Lagged, TryRecvError, Waiter};
@@ -58,6 +61,9 @@ pub(crate) trait Output {
     /// A room's topic (`None`: it has none): asked for, or after a join's members when
     /// the room has one.
     fn topic(&mut self, room: &RoomName, topic: Option<&Topic>);
+    /// The member's current room changed without its asking (it was kicked from the
+    /// current one): now `room`, or none. Doors without a current room ignore it.
+    fn current(&mut self, room: Option<&RoomName>);
     /// `missed` events of `room` are lost for this member; what follows is live.
     fn lagged(&mut self, room: &RoomName, missed: u64);
     /// A page of history (`target` is a room or the other party), oldest first; `asked`
@@ -300,6 +306,11 @@ pub(crate) struct Member {
     activity: Arc<Activity>,
 }
 
+/// Whether `event` is the `KICK` of the member whose folded nickname is `key`.
+fn kicks(event: &Event, key: &str) -> bool {
+    matches!(&event.kind, Kind::Kick { target, .. } if target.folded() == key)
+}
+
 /// The key of the private conversation of `a` and `b`.
 fn pair_of(a: &Nick, b: &Nick) -> Arc<str> {
     pair(&a.folded(), &b.folded())
@@ -498,10 +509,7 @@ impl Member {
                     None => Ended::Shutdown,
                 });
             }
-            Wake::Mail(event) => {
-                out.event(&event);
-                self.hub.metrics.delivered(1);
-            }
+            Wake::Mail(event) => self.mail(&event, out),
             Wake::Answer(answered) => {
                 let (hold, answer) = *answered;
                 self.answered(hold, answer, out);
@@ -511,6 +519,9 @@ impl Member {
                 self.hub.metrics.delivered(1);
                 self.rooms[index].last_id = event.id;
                 self.count_toward_pong(index, 1);
+                if kicks(&event, &self.registration.key) {
+                    self.drop_room(index, out);
+                }
             }
             Wake::Room(index, Err(Lagged(missed))) => self.lagged(index, missed, out),
         }
@@ -537,23 +548,26 @@ impl Member {
         let mut delivered = 0;
         'collect: loop {
             while let Some(event) = self.mailbox.try_recv() {
-                out.event(&event);
-                delivered += 1;
+                self.mail(&event, out);
             }
             let mut progressed = false;
             for index in 0..self.rooms.len() {
                 if out.pending() >= limit {
                     break 'collect;
                 }
+                let key = &self.registration.key;
                 let m = &mut self.rooms[index];
                 if !m.is_live() {
                     continue;
                 }
                 let last_id = &mut m.last_id;
+                let mut kicked = false;
                 let drained = m.channel.ring.drain(&mut m.cursor, DRAIN_CHUNK, |event| {
                     out.event(event);
                     *last_id = event.id;
-                    out.pending() < limit
+                    // Nothing after its own KICK reaches the one kicked.
+                    kicked = kicks(event, key);
+                    !kicked && out.pending() < limit
                 });
                 match drained {
                     Ok(0) => continue,
@@ -562,6 +576,11 @@ impl Member {
                         self.count_toward_pong(index, taken as u64);
                     }
                     Err(Lagged(missed)) => self.lagged(index, missed, out),
+                }
+                if kicked {
+                    // The rooms' indices shift: start the round again.
+                    self.drop_room(index, out);
+                    continue 'collect;
                 }
                 progressed = true;
             }
@@ -579,6 +598,66 @@ impl Member {
         {
             let token = self.pong.take().and_then(|p| p.token);
             out.pong(token);
+        }
+    }
+
+    /// A private message, an invitation, or the notice that the member was kicked.
+    fn mail(&mut self, event: &Arc<Event>, out: &mut impl Output) {
+        self.hub.metrics.delivered(1);
+        if !kicks(event, &self.registration.key) {
+            out.event(event);
+            return;
+        }
+        // Kicked: the room's events up to the KICK go out (the KICK included), nothing
+        // after it. If the room's ring gave the KICK already, the room is gone.
+        let Some(index) = event
+            .room()
+            .and_then(|room| self.rooms.iter().position(|m| *m.key() == *room.key))
+        else {
+            return;
+        };
+        let mut seen = self.rooms[index].last_id >= event.id;
+        while !seen && self.rooms[index].is_live() {
+            let m = &mut self.rooms[index];
+            match m.channel.ring.try_recv(&mut m.cursor) {
+                Ok(next) if next.id > event.id => break,
+                Ok(next) => {
+                    seen = next.id == event.id;
+                    m.last_id = next.id;
+                    out.event(&next);
+                }
+                Err(TryRecvError::Lagged(missed)) => {
+                    let room = m.room().clone();
+                    self.hub.metrics.lagged(missed);
+                    out.lagged(&room, missed);
+                }
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        if !seen {
+            out.event(event);
+        }
+        self.drop_room(index, out);
+    }
+
+    /// Forgets the room at `index` (the member was kicked from it): its holds, its place
+    /// in a pending `PONG`, and, if it was the current room, the current room (the
+    /// door is told the new one).
+    fn drop_room(&mut self, index: usize, out: &mut impl Output) {
+        let m = self.rooms.remove(index);
+        if self.rooms.is_empty() {
+            self.rooms = Vec::new();
+        }
+        self.holds.retain(|h| h.key.as_deref() != Some(m.key()));
+        if let Some(pong) = self.pong.as_mut()
+            && index < pong.remaining.len()
+        {
+            pong.remaining.remove(index);
+        }
+        if self.current.as_deref() == Some(m.key()) {
+            self.current = self.rooms.iter().map(|m| m.channel.key()).min().cloned();
+            let current = self.current_membership().map(|m| m.room().clone());
+            out.current(current.as_deref());
         }
     }
 
@@ -763,6 +842,11 @@ impl Member {
                 .ok_or_else(|| Refusal::NotInRoom(room.clone()))?,
             None => self.current_membership().ok_or(Refusal::NoCurrentRoom)?,
         };
+        // A moderated room, or one with bans, asks the hub; others cost nothing more.
+        if m.channel.is_gated() {
+            self.hub
+                .may_speak(&self.registration.key, &m.channel, &self.identity())?;
+        }
         let kind = if action {
             Kind::Action { text }
         } else {
@@ -772,22 +856,47 @@ impl Member {
         self.hub.publish(&m.channel, &self.source, kind).map(drop)
     }
 
+    /// Who the member is, as room bans see it: `nick!user@host` from its door's ident,
+    /// or `nick!nick@address` (lowercased), and its account.
+    pub(crate) fn identity(&self) -> Identity {
+        let nick = self.source.nick.as_str();
+        let mask = match &self.source.ident {
+            Some(ident) => format!("{nick}!{}@{}", ident.user, ident.host),
+            None => format!("{nick}!{nick}@{}", self.ip.to_canonical()),
+        };
+        Identity {
+            mask: mask.to_lowercase(),
+            account: self.source.account.clone(),
+        }
+    }
+
     /// Joins `room` (creating it if need be) and makes it current: the join event and
     /// the member list go out first, the room's latest messages after them (once the
     /// store answers) and before any live event.
-    pub(crate) fn join(&mut self, room: &Room, out: &mut impl Output) -> Result<(), Refusal> {
-        let key = room.folded();
+    pub(crate) fn join(
+        &mut self,
+        room: &Room,
+        key: Option<&str>,
+        out: &mut impl Output,
+    ) -> Result<(), Refusal> {
+        let folded = room.folded();
         let limit = self.config.max_rooms;
-        if self.rooms.len() >= limit && self.membership(&key).is_none() {
+        if self.rooms.len() >= limit && self.membership(&folded).is_none() {
             return Err(Refusal::TooManyRooms { limit });
         }
         // The rooms a member creates count against its address, as its connections do.
         let ip = self.ip.to_canonical();
         let origin = (self.config.limit_loopback || !ip.is_loopback()).then_some(ip);
+        let identity = self.identity();
+        let pass = Pass {
+            key,
+            identity: &identity,
+        };
         let joined = self.hub.join(
             &self.registration.key,
             room,
             origin,
+            &pass,
             |join, members, topic| {
                 out.event(join);
                 if let Some(room) = join.room() {
@@ -828,7 +937,7 @@ impl Member {
                 self.hold(Some(index), Pending::Store(answer), HoldFor::JoinHistory);
             }
         }
-        self.current = self.membership(&key).map(|m| m.channel.key().clone());
+        self.current = self.membership(&folded).map(|m| m.channel.key().clone());
         Ok(())
     }
 
@@ -897,8 +1006,9 @@ impl Member {
         let room = room
             .or_else(|| self.current_room().cloned())
             .ok_or(Refusal::NoCurrentRoom)?;
-        self.hub
-            .members(&room, |room, members| out.members(room, members))
+        self.hub.members(&self.registration.key, &room, |room, members| {
+            out.members(room, members)
+        })
     }
 
     /// The room named, or the current one.
@@ -909,7 +1019,9 @@ impl Member {
 
     /// The topic of `room` (the current one if `None`), which need not be the member's.
     pub(crate) fn topic(&self, room: Option<Room>, out: &mut impl Output) -> Result<(), Refusal> {
-        let (room, topic) = self.hub.topic(&self.room_or_current(room)?)?;
+        let (room, topic) = self
+            .hub
+            .topic(&self.registration.key, &self.room_or_current(room)?)?;
         out.topic(&room, topic.as_ref());
         Ok(())
     }
@@ -972,7 +1084,46 @@ impl Member {
 
     /// What the hub knows of the session called `nick` (`/whois`).
     pub(crate) fn whois(&self, nick: &Nick) -> Result<Whois, Refusal> {
-        self.hub.whois(nick)
+        self.hub.whois(&self.registration.key, nick)
+    }
+
+    /// The rooms the member may see, with their member counts and topics (`/rooms`).
+    pub(crate) fn rooms(&self) -> Vec<super::hub::Listed> {
+        self.hub.rooms(&self.registration.key)
+    }
+
+    /// `/mode` on `room` (the current one if `None`) with IRC's words (`+mi`, `+o bob`):
+    /// shows the modes or the bans, or changes them (the member hears of a change
+    /// through the room, as every member does).
+    pub(crate) fn mode(
+        &self,
+        room: Option<Room>,
+        words: &[String],
+    ) -> Result<ModeOutcome, Refusal> {
+        let room = self.room_or_current(room)?;
+        let request = parse_changes(words)?;
+        self.hub.mode(&self.registration.key, &room, request)
+    }
+
+    /// Removes `nick` from `room` (the current one if `None`).
+    pub(crate) fn kick(
+        &self,
+        room: Option<Room>,
+        nick: &Nick,
+        reason: Option<String>,
+    ) -> Result<(), Refusal> {
+        let room = self.room_or_current(room)?;
+        self.hub
+            .kick(&self.registration.key, &room, nick, reason)
+            .map(drop)
+    }
+
+    /// Invites `nick` to `room` (the current one if `None`).
+    pub(crate) fn invite(&self, nick: &Nick, room: Option<Room>) -> Result<(), Refusal> {
+        let room = self.room_or_current(room)?;
+        self.hub
+            .invite(&self.registration.key, &room, nick)
+            .map(drop)
     }
 
     /// The recent departures under `nick`, newest first (`/whowas`).
@@ -1409,12 +1560,25 @@ mod tests {
                 .push(format!("{room} {} {what}", event.source.nick));
         }
         fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {
-            let names: Vec<_> = members.map(|n| n.to_string()).collect();
+            let names: Vec<_> = members
+                .map(|(standing, n)| {
+                    let op = if standing.has(crate::core::room::Standing::OPERATOR) {
+                        "@"
+                    } else {
+                        ""
+                    };
+                    format!("{op}{n}")
+                })
+                .collect();
             self.lines
                 .push(format!("members {} {}", room.name, names.join(" ")));
         }
         fn lagged(&mut self, room: &RoomName, missed: u64) {
             self.lines.push(format!("lagged {} {missed}", room.name));
+        }
+        fn current(&mut self, room: Option<&RoomName>) {
+            let room = room.map_or("*".into(), |r| r.name.to_string());
+            self.lines.push(format!("current {room}"));
         }
         fn topic(&mut self, room: &RoomName, topic: Option<&Topic>) {
             let text = topic.map_or("-", |t| t.text.as_str());
@@ -1488,7 +1652,7 @@ mod tests {
 
     /// Joins `name` and waits for the join's history.
     async fn joined(member: &mut Member, name: &str, said: &mut Said) {
-        member.join(&room(name), said).unwrap();
+        member.join(&room(name), None, said).unwrap();
         while !member.holds.is_empty() {
             settle(member, said).await;
         }
@@ -1503,8 +1667,8 @@ mod tests {
         alice.say(None, "before bob".into(), false).unwrap();
         let mut bob = member(&hub, "bob");
         let mut heard = Said::default();
-        bob.join(&room("#rust"), &mut heard).unwrap();
-        assert_eq!(heard.take(), ["#rust bob join", "members #rust alice bob"]);
+        bob.join(&room("#rust"), None, &mut heard).unwrap();
+        assert_eq!(heard.take(), ["#rust bob join", "members #rust @alice bob"]);
         assert_eq!(bob.holds.len(), 1, "history is on its way");
         // Alice speaks while bob's history is on its way: it waits for the history.
         alice.say(None, "after bob".into(), false).unwrap();
@@ -1604,7 +1768,7 @@ mod tests {
         alice.history(None, 10, None).unwrap();
         assert!(!alice.reading(), "no line is read until the page comes");
         let mut bob = member(&hub, "bob");
-        bob.join(&room("#rust"), &mut nothing).unwrap();
+        bob.join(&room("#rust"), None, &mut nothing).unwrap();
         alice.collect_ready(&mut a, usize::MAX);
         // The answer, or bob's join, may come first; both come.
         while !alice.reading() {
@@ -1667,8 +1831,8 @@ mod tests {
         let mut bob = member(&hub, "bob");
         let (mut a, mut b) = (Said::default(), Said::default());
         for name in ["#one", "#two"] {
-            alice.join(&room(name), &mut a).unwrap();
-            bob.join(&room(name), &mut b).unwrap();
+            alice.join(&room(name), None, &mut a).unwrap();
+            bob.join(&room(name), None, &mut b).unwrap();
         }
         let cursors: Vec<_> = bob
             .rooms

@@ -200,7 +200,8 @@ impl Server {
                 .operators
                 .iter()
                 .map(|o| (o.name.clone(), o.hash.clone())),
-        );
+        )
+        .with_registered(opened.rooms);
         Ok(Server {
             hub: Arc::new(hub),
             limit,

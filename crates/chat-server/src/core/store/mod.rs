@@ -30,6 +30,7 @@ mod queue;
 mod schema;
 mod writer;
 
+use super::room::Settings;
 use super::event::{Event, Scope};
 use crate::config::Retention;
 use prometheus_client::metrics::counter::Counter;
@@ -284,6 +285,8 @@ enum Op {
     Append(Record),
     /// Insert or update an account; the time is when it was asked (`updated`).
     SetAccount(Account, i64),
+    /// Insert or update a registered room's settings and bans.
+    SetRoom(Box<Settings>, i64),
     /// Answer a query.
     Query(Query, oneshot::Sender<Answer>),
     /// Commit, then answer.
@@ -335,6 +338,8 @@ pub(crate) struct Opened {
     pub(crate) next_id: u64,
     /// Every account, ordered by nickname.
     pub(crate) accounts: Vec<Account>,
+    /// Every registered room's settings.
+    pub(crate) rooms: Vec<Settings>,
 }
 
 /// Opens (creating and upgrading if need be) the database and starts its writer thread.
@@ -345,6 +350,7 @@ pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened,
     let conn = schema::connect(location)?;
     let next_id = schema::next_id(&conn).map_err(|e| StoreError::sqlite(path, e))?;
     let accounts = schema::accounts(&conn).map_err(|e| StoreError::sqlite(path, e))?;
+    let rooms = schema::rooms(&conn).map_err(|e| StoreError::sqlite(path, e))?;
     let (tx, rx) = queue::channel(options.queue);
     let health = Arc::new(Health::default());
     let commits = crate::core::metrics::commit_histogram();
@@ -372,6 +378,7 @@ pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened,
         writer,
         next_id,
         accounts,
+        rooms,
     })
 }
 
@@ -393,6 +400,11 @@ impl Store {
     /// nickname has one (its `created_ms` is then kept).
     pub(crate) fn set_account(&self, account: Account) -> Result<(), Busy> {
         self.send(Op::SetAccount(account, now_ms()), false)
+    }
+
+    /// Queues the settings of a registered room (all of them, bans included).
+    pub(crate) fn set_room(&self, room: Settings) -> Result<(), Busy> {
+        self.send(Op::SetRoom(Box::new(room), now_ms()), false)
     }
 
     /// Queues a query. Its answer comes once everything queued before it is applied.
@@ -923,7 +935,9 @@ mod tests {
             writer,
             next_id,
             accounts,
+            rooms,
         } = open(&location, no_timer()).unwrap();
+        assert!(rooms.is_empty());
         assert_eq!((next_id, accounts.len()), (1, 0));
         for id in [5, 6, 9] {
             store

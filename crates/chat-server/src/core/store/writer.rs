@@ -11,6 +11,7 @@ use super::queue::{Next, Receiver};
 use super::{
     Account, Health, Kind, Op, Query, Record, StoreError, StoreOptions, Stored, now_ms, pair,
 };
+use crate::core::room::Settings;
 use crate::core::event::{self, Event, RoomName, Scope, Source};
 use chat_proto::name::{Nick, Room};
 use prometheus_client::metrics::counter::Counter;
@@ -49,6 +50,14 @@ pub(super) mod what {
 }
 
 /// Registers an account or changes its password, keeping its creation time.
+/// A registered room's settings (its bans are replaced beside it).
+const UPSERT_ROOM: &str = "INSERT INTO rooms \
+     (room, name, founder, modes, key, lim, topic, topic_by, topic_time, updated) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+     ON CONFLICT (room) DO UPDATE SET name = excluded.name, founder = excluded.founder, \
+     modes = excluded.modes, key = excluded.key, lim = excluded.lim, topic = excluded.topic, \
+     topic_by = excluded.topic_by, topic_time = excluded.topic_time, updated = excluded.updated";
+
 const UPSERT_ACCOUNT: &str = "INSERT INTO accounts (nick, hash, created, updated) \
                               VALUES (?1, ?2, ?3, ?4) \
                               ON CONFLICT (nick) DO UPDATE \
@@ -201,6 +210,9 @@ impl Batcher {
             Op::Append(record) => self.write("event", |conn| insert(conn, &record)),
             Op::SetAccount(account, updated) => {
                 self.write("account", |conn| upsert(conn, &account, updated))
+            }
+            Op::SetRoom(room, updated) => {
+                self.write("room", |conn| upsert_room(conn, &room, updated))
             }
             Op::Query(query, reply) => {
                 let answer = run_query(&self.conn, &query).map_err(|source| {
@@ -433,6 +445,37 @@ fn upsert(conn: &Connection, account: &Account, updated: i64) -> rusqlite::Resul
         account.created_ms,
         updated,
     ])
+}
+
+/// Writes a registered room's settings and its whole ban list.
+fn upsert_room(conn: &Connection, room: &Settings, updated: i64) -> rusqlite::Result<usize> {
+    let key = room.name.folded();
+    let topic = room.topic.as_ref();
+    let written = conn.prepare_cached(UPSERT_ROOM)?.execute(params![
+        key,
+        room.name.as_str(),
+        room.founder.as_deref().unwrap_or_default(),
+        room.modes.letters(),
+        room.modes.key.as_deref(),
+        room.modes.limit,
+        topic.map(|t| t.text.as_str()),
+        topic.map(|t| t.by.as_str()),
+        topic.map(|t| t.time.as_millisecond()),
+        updated,
+    ])?;
+    conn.prepare_cached("DELETE FROM room_bans WHERE room = ?1")?
+        .execute(params![key])?;
+    let mut insert =
+        conn.prepare_cached("INSERT INTO room_bans (room, mask, by, time) VALUES (?1, ?2, ?3, ?4)")?;
+    for ban in &room.bans {
+        insert.execute(params![
+            key,
+            ban.mask.to_string(),
+            ban.by.as_str(),
+            ban.time.as_millisecond()
+        ])?;
+    }
+    Ok(written)
 }
 
 /// Answers `query`, oldest first.

@@ -77,9 +77,17 @@ async fn whois_tells_connection_account_rooms_idle_and_away() {
     assert!(!w.tls, "plain TCP");
     assert!(!w.oper, "not a server operator");
     assert_eq!(w.account, None);
-    let mut rooms: Vec<_> = w.rooms.iter().map(|(s, r)| format!("{}{r}", s.prefix())).collect();
+    let mut rooms: Vec<_> = w
+        .rooms
+        .iter()
+        .map(|(s, r)| format!("{}{r}", s.prefix()))
+        .collect();
     rooms.sort();
-    assert_eq!(rooms, ["#general", "@#Rust"], "Bob made #Rust: its operator");
+    assert_eq!(
+        rooms,
+        ["#general", "@#Rust"],
+        "Bob made #Rust: its operator"
+    );
     assert_eq!(w.away.as_deref(), Some("lunch"));
     // A test takes seconds at most; the clock is the server's.
     assert!(w.idle < 60, "idle {}", w.idle);

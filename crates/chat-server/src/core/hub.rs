@@ -28,10 +28,10 @@ use super::mailbox::MailboxSender;
 use super::metrics::{self, Metrics, Observed};
 use super::password::{Hasher, Throttle};
 use super::ring::{Budget, Cursor, Ring, Weigh};
+pub(crate) use super::room::Topic;
 use super::room::{
     self, Applied, Change, Flag, Identity, ModeRequest, Modes, RoomBan, Settings, Standing,
 };
-pub(crate) use super::room::Topic;
 use super::store::{Account, Busy, Query, Store};
 use chat_proto::name::{Nick, Room};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -487,10 +487,7 @@ impl Hub {
     pub(crate) fn with_registered(self, rooms: impl IntoIterator<Item = Settings>) -> Hub {
         {
             let mut st = self.lock();
-            st.registered = rooms
-                .into_iter()
-                .map(|s| (s.name.folded(), s))
-                .collect();
+            st.registered = rooms.into_iter().map(|s| (s.name.folded(), s)).collect();
         }
         self
     }
@@ -807,7 +804,9 @@ impl Hub {
             return Ok(Joined::Already);
         }
         // The room's rules, open or registered and empty; a new room has none yet.
-        let settings = open.map(|r| &*r.settings).or_else(|| registered.get(&folded));
+        let settings = open
+            .map(|r| &*r.settings)
+            .or_else(|| registered.get(&folded));
         let founder = settings
             .and_then(|s| s.founder.as_deref())
             .is_some_and(|f| account.as_deref() == Some(f));
@@ -903,6 +902,13 @@ impl Hub {
             }
         };
         entry.invited.retain(|k| k != key);
+        // The founder, or the maker of a room that is nobody's (or that it just
+        // registered).
+        let founder = entry
+            .settings
+            .founder
+            .as_deref()
+            .is_some_and(|f| user.source.account.as_deref() == Some(f));
         let operator = founder || (made && !general && entry.settings.founder.is_none());
         let standing = if operator {
             Standing::OPERATOR
@@ -1153,8 +1159,8 @@ impl Hub {
             .members
             .get(key)
             .ok_or_else(|| Refusal::NotInRoom(name()))?;
-        let exempt = seat.standing.may_speak()
-            || st.users.get(key).is_some_and(|u| u.activity.is_oper());
+        let exempt =
+            seat.standing.may_speak() || st.users.get(key).is_some_and(|u| u.activity.is_oper());
         if exempt {
             return Ok(());
         }
@@ -1196,9 +1202,11 @@ impl Hub {
         let actor_is_founder = user.source.account.as_deref() == Some(founder);
         if target_is_founder && !actor_is_founder && !user.activity.is_oper() && target != key {
             return Err(Refusal::Founder {
-                nick: target_user.map(|u| u.source.nick.clone()).unwrap_or_else(|| {
-                    Nick::new(founder).unwrap_or_else(|_| user.source.nick.clone())
-                }),
+                nick: target_user
+                    .map(|u| u.source.nick.clone())
+                    .unwrap_or_else(|| {
+                        Nick::new(founder).unwrap_or_else(|_| user.source.nick.clone())
+                    }),
                 room: entry.settings.name.clone(),
             });
         }

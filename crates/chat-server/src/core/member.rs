@@ -14,10 +14,10 @@ use super::flood::TokenBucket;
 use super::hub::{
     Activity, Channel, Departure, Hub, Joined, Members, ModeOutcome, Pass, Topic, Whois,
 };
-use super::room::{Identity, parse_changes};
 use super::mailbox::{Mailbox, SendError};
 use super::password::HashError;
 use super::ring::{Cursor, Lagged, TryRecvError, Waiter};
+use super::room::{Identity, parse_changes};
 use super::store::{Answer, Query, StoreError, pair};
 use crate::config::Config;
 use chat_proto::name::{Nick, Room};
@@ -1006,9 +1006,10 @@ impl Member {
         let room = room
             .or_else(|| self.current_room().cloned())
             .ok_or(Refusal::NoCurrentRoom)?;
-        self.hub.members(&self.registration.key, &room, |room, members| {
-            out.members(room, members)
-        })
+        self.hub
+            .members(&self.registration.key, &room, |room, members| {
+                out.members(room, members)
+            })
     }
 
     /// The room named, or the current one.

@@ -376,7 +376,11 @@ pub(crate) fn parse_changes(words: &[String]) -> Result<ModeRequest, Refusal> {
             'l' => Change::Limit(None),
             other => match Flag::of(other) {
                 Some(flag) => Change::Flag(flag, on),
-                None => return Err(unknown(format!("unknown mode {other:?} (t n m s i k l b o v)"))),
+                None => {
+                    return Err(unknown(format!(
+                        "unknown mode {other:?} (t n m s i k l b o v)"
+                    )));
+                }
             },
         };
         changes.push(change);
@@ -536,7 +540,10 @@ mod tests {
         );
         assert_eq!(
             parse_changes(&words("-kl oldkey")),
-            Ok(ModeRequest::Change(vec![Change::Key(None), Change::Limit(None)]))
+            Ok(ModeRequest::Change(vec![
+                Change::Key(None),
+                Change::Limit(None)
+            ]))
         );
         assert_eq!(
             parse_changes(&words("+b Bob")),
@@ -545,7 +552,16 @@ mod tests {
                 Mask::Identity("bob!*@*".into())
             )]))
         );
-        for bad in ["+x", "+o", "+l many", "+l 0", "+k", "+m extra", "+", "+oooooo a b c d e f g"] {
+        for bad in [
+            "+x",
+            "+o",
+            "+l many",
+            "+l 0",
+            "+k",
+            "+m extra",
+            "+",
+            "+oooooo a b c d e f g",
+        ] {
             assert!(
                 matches!(parse_changes(&words(bad)), Err(Refusal::UnknownMode(_))),
                 "{bad}"

@@ -30,8 +30,8 @@ mod queue;
 mod schema;
 mod writer;
 
-use super::room::Settings;
 use super::event::{Event, Scope};
+use super::room::Settings;
 use crate::config::Retention;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;

@@ -9,18 +9,15 @@ use super::{Account, Location, StoreError};
 use crate::core::room::{Mask, Modes, RoomBan, Settings, Topic};
 use chat_proto::name::{Nick, Room};
 use jiff::Timestamp;
-use std::collections::HashMap;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 /// The schema's migrations, in order: the database's version is how many it has applied.
 /// Append to this list; never edit an entry that has shipped.
-pub(super) const MIGRATIONS: &[Migration] = &[
-    Migration::Sql(V1),
-    Migration::Rust(v2),
-    Migration::Sql(V3),
-];
+pub(super) const MIGRATIONS: &[Migration] =
+    &[Migration::Sql(V1), Migration::Rust(v2), Migration::Sql(V3)];
 
 /// One step of the schema.
 pub(super) enum Migration {
@@ -354,13 +351,22 @@ pub(super) fn accounts(conn: &Connection) -> rusqlite::Result<Vec<Account>> {
 /// version refuses) is skipped and logged.
 pub(super) fn rooms(conn: &Connection) -> rusqlite::Result<Vec<Settings>> {
     let mut bans: HashMap<String, Vec<RoomBan>> = HashMap::new();
-    let mut stmt = conn.prepare("SELECT room, mask, by, time FROM room_bans ORDER BY room, time")?;
+    let mut stmt =
+        conn.prepare("SELECT room, mask, by, time FROM room_bans ORDER BY room, time")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let (room, mask, by, time): (String, String, String, i64) =
             (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
-        match (Mask::parse(&mask), Nick::new(&by), Timestamp::from_millisecond(time)) {
-            (Ok(mask), Ok(by), Ok(time)) => bans.entry(room).or_default().push(RoomBan { mask, by, time }),
+        match (
+            Mask::parse(&mask),
+            Nick::new(&by),
+            Timestamp::from_millisecond(time),
+        ) {
+            (Ok(mask), Ok(by), Ok(time)) => {
+                bans.entry(room)
+                    .or_default()
+                    .push(RoomBan { mask, by, time })
+            }
             _ => tracing::warn!(room, mask, "stored room ban does not read; skipped"),
         }
     }
@@ -383,7 +389,11 @@ pub(super) fn rooms(conn: &Connection) -> rusqlite::Result<Vec<Settings>> {
             tracing::warn!(room, "stored room name does not read; skipped");
             continue;
         };
-        let topic = match (topic, topic_by.map(|n| Nick::new(&n)), topic_time.map(Timestamp::from_millisecond)) {
+        let topic = match (
+            topic,
+            topic_by.map(|n| Nick::new(&n)),
+            topic_time.map(Timestamp::from_millisecond),
+        ) {
             (Some(text), Some(Ok(by)), Some(Ok(time))) => Some(Topic { text, by, time }),
             _ => None,
         };

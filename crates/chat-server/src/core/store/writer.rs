@@ -11,8 +11,8 @@ use super::queue::{Next, Receiver};
 use super::{
     Account, Health, Kind, Op, Query, Record, StoreError, StoreOptions, Stored, now_ms, pair,
 };
-use crate::core::room::Settings;
 use crate::core::event::{self, Event, RoomName, Scope, Source};
+use crate::core::room::Settings;
 use chat_proto::name::{Nick, Room};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
@@ -465,8 +465,8 @@ fn upsert_room(conn: &Connection, room: &Settings, updated: i64) -> rusqlite::Re
     ])?;
     conn.prepare_cached("DELETE FROM room_bans WHERE room = ?1")?
         .execute(params![key])?;
-    let mut insert =
-        conn.prepare_cached("INSERT INTO room_bans (room, mask, by, time) VALUES (?1, ?2, ?3, ?4)")?;
+    let mut insert = conn
+        .prepare_cached("INSERT INTO room_bans (room, mask, by, time) VALUES (?1, ?2, ?3, ?4)")?;
     for ban in &room.bans {
         insert.execute(params![
             key,

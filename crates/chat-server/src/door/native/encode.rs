@@ -6,8 +6,8 @@ use crate::core::ban::Ban;
 use crate::core::error::{Busy, Refusal};
 use crate::core::event::{Event, Flavour, Kind, RoomName, Scope};
 use crate::core::hub::{Members, Topic, Whois};
-use crate::core::room::{RoomBan, Standing};
 use crate::core::member::{AccountChange, HistoryOf, Output};
+use crate::core::room::{RoomBan, Standing};
 use crate::net::listener::Admission;
 use bytes::{Bytes, BytesMut};
 use chat_proto::{AccountStatus, ErrorCode, Nick, ServerFrame, Status, Target};
@@ -280,10 +280,9 @@ pub(crate) fn refusal(refusal: &Refusal) -> ServerFrame {
             ErrorCode::BannedFromRoom,
             format!("you are banned from {room}"),
         ),
-        Refusal::UserNotInRoom { nick, room } => (
-            ErrorCode::UserNotInRoom,
-            format!("{nick} is not in {room}"),
-        ),
+        Refusal::UserNotInRoom { nick, room } => {
+            (ErrorCode::UserNotInRoom, format!("{nick} is not in {room}"))
+        }
         Refusal::AlreadyInRoom { nick, room } => (
             ErrorCode::AlreadyInRoom,
             format!("{nick} is in {room} already"),

@@ -428,10 +428,12 @@ impl Native {
         let done = match command {
             Command::Say(text) => member.say(None, text, false),
             Command::Me(text) => member.say(None, text, true),
-            Command::Join { room, key } => member.join(&room, key.as_deref(), &mut output).map(|()| {
-                let room = member.current_room().cloned();
-                output.push(&ServerFrame::Current { room });
-            }),
+            Command::Join { room, key } => {
+                member.join(&room, key.as_deref(), &mut output).map(|()| {
+                    let room = member.current_room().cloned();
+                    output.push(&ServerFrame::Current { room });
+                })
+            }
             Command::Part { room, reason } => {
                 member.part(room, reason, &mut output).map(|changed| {
                     if changed {

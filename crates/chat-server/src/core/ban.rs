@@ -1,7 +1,8 @@
 //! Server bans (`/sban`): by address or network (checked when a connection is accepted,
 //! and again at its nickname, when the address a proxy gave is known), or by mask
-//! `nick!user@host` (checked at the nickname, and at a rename). Held in memory only, at
-//! most [`BAN_LIMIT`]; a ban may expire, and an expired one is ignored and pruned.
+//! `nick!user@host` (checked at the nickname, and at a rename). Held in memory, at most
+//! [`BAN_LIMIT`], and kept in the store (`server_bans`) so that they survive a restart; a
+//! ban may expire, and an expired one is ignored and pruned (and not loaded again).
 
 use chat_proto::name::Nick;
 use jiff::Timestamp;

@@ -492,6 +492,42 @@ impl Hub {
         self
     }
 
+    /// The hub with these server bans (from the store).
+    pub(crate) fn with_bans(self, bans: impl IntoIterator<Item = super::ban::Ban>) -> Hub {
+        let now = now();
+        for ban in bans {
+            if self.bans.add(ban, now).is_err() {
+                tracing::warn!("more stored server bans than the server holds; some skipped");
+                break;
+            }
+        }
+        self
+    }
+
+    /// Sets a server ban, and keeps it in the store (a full store queue keeps it in
+    /// memory only, and says so).
+    pub(crate) fn add_ban(
+        &self,
+        ban: super::ban::Ban,
+        now: jiff::Timestamp,
+    ) -> Result<bool, super::ban::BansFull> {
+        let replaced = self.bans.add(ban.clone(), now)?;
+        let target = ban.target.to_string();
+        if self.store.set_server_ban(ban).is_err() {
+            tracing::warn!(target, "store queue full: server ban not kept on disk");
+        }
+        Ok(replaced)
+    }
+
+    /// Lifts a server ban, in memory and in the store; whether there was one.
+    pub(crate) fn lift_ban(&self, target: &super::ban::BanTarget, now: jiff::Timestamp) -> bool {
+        let lifted = self.bans.remove(target, now);
+        if self.store.lift_server_ban(target.to_string()).is_err() {
+            tracing::warn!(%target, "store queue full: lifted server ban stays on disk");
+        }
+        lifted
+    }
+
     /// The password hash of the operator `name`, if there is one.
     pub(crate) fn operator_hash(&self, name: &str) -> Option<String> {
         self.operators.get(name).cloned()

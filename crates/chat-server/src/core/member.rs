@@ -1328,8 +1328,7 @@ impl Member {
             reason,
         };
         self.hub
-            .bans
-            .add(ban.clone(), now)
+            .add_ban(ban.clone(), now)
             .map_err(|BansFull| Refusal::TooManyBans { limit: BAN_LIMIT })?;
         tracing::info!(operator = %self.source.nick, target = %ban.target, until = ?ban.until, reason = ?ban.reason, "server ban");
         Ok(ban)
@@ -1341,7 +1340,7 @@ impl Member {
             return Err(Refusal::NotOperator);
         }
         let parsed = BanTarget::parse(target).map_err(Refusal::BadBan)?;
-        if !self.hub.bans.remove(&parsed, super::event::now()) {
+        if !self.hub.lift_ban(&parsed, super::event::now()) {
             return Err(Refusal::NoSuchBan(parsed.to_string()));
         }
         tracing::info!(operator = %self.source.nick, target = %parsed, "server ban lifted");

@@ -201,7 +201,8 @@ impl Server {
                 .iter()
                 .map(|o| (o.name.clone(), o.hash.clone())),
         )
-        .with_registered(opened.rooms);
+        .with_registered(opened.rooms)
+        .with_bans(opened.server_bans);
         Ok(Server {
             hub: Arc::new(hub),
             limit,

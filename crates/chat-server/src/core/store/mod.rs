@@ -30,6 +30,7 @@ mod queue;
 mod schema;
 mod writer;
 
+use super::ban::Ban;
 use super::event::{Event, Scope};
 use super::room::Settings;
 use crate::config::Retention;
@@ -287,6 +288,10 @@ enum Op {
     SetAccount(Account, i64),
     /// Insert or update a registered room's settings and bans.
     SetRoom(Box<Settings>, i64),
+    /// Insert or replace a server ban; the time is when it was set.
+    SetServerBan(Box<Ban>, i64),
+    /// Delete the server ban of this target (as listed).
+    LiftServerBan(String),
     /// Answer a query.
     Query(Query, oneshot::Sender<Answer>),
     /// Commit, then answer.
@@ -340,6 +345,8 @@ pub(crate) struct Opened {
     pub(crate) accounts: Vec<Account>,
     /// Every registered room's settings.
     pub(crate) rooms: Vec<Settings>,
+    /// The server bans that had not expired.
+    pub(crate) server_bans: Vec<Ban>,
 }
 
 /// Opens (creating and upgrading if need be) the database and starts its writer thread.
@@ -351,6 +358,8 @@ pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened,
     let next_id = schema::next_id(&conn).map_err(|e| StoreError::sqlite(path, e))?;
     let accounts = schema::accounts(&conn).map_err(|e| StoreError::sqlite(path, e))?;
     let rooms = schema::rooms(&conn).map_err(|e| StoreError::sqlite(path, e))?;
+    let server_bans =
+        schema::server_bans(&conn, now_ms()).map_err(|e| StoreError::sqlite(path, e))?;
     let (tx, rx) = queue::channel(options.queue);
     let health = Arc::new(Health::default());
     let commits = crate::core::metrics::commit_histogram();
@@ -379,6 +388,7 @@ pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened,
         next_id,
         accounts,
         rooms,
+        server_bans,
     })
 }
 
@@ -405,6 +415,16 @@ impl Store {
     /// Queues the settings of a registered room (all of them, bans included).
     pub(crate) fn set_room(&self, room: Settings) -> Result<(), Busy> {
         self.send(Op::SetRoom(Box::new(room), now_ms()), false)
+    }
+
+    /// Queues a server ban, replacing one of the same target.
+    pub(crate) fn set_server_ban(&self, ban: Ban) -> Result<(), Busy> {
+        self.send(Op::SetServerBan(Box::new(ban), now_ms()), false)
+    }
+
+    /// Queues the lifting of the server ban of `target` (as listed).
+    pub(crate) fn lift_server_ban(&self, target: String) -> Result<(), Busy> {
+        self.send(Op::LiftServerBan(target), false)
     }
 
     /// Queues a query. Its answer comes once everything queued before it is applied.
@@ -936,8 +956,9 @@ mod tests {
             next_id,
             accounts,
             rooms,
+            server_bans,
         } = open(&location, no_timer()).unwrap();
-        assert!(rooms.is_empty());
+        assert!(rooms.is_empty() && server_bans.is_empty());
         assert_eq!((next_id, accounts.len()), (1, 0));
         for id in [5, 6, 9] {
             store

@@ -6,6 +6,7 @@
 //! refused rather than guessed at.
 
 use super::{Account, Location, StoreError};
+use crate::core::ban::{Ban, BanTarget};
 use crate::core::room::{Mask, Modes, RoomBan, Settings, Topic};
 use chat_proto::name::{Nick, Room};
 use jiff::Timestamp;
@@ -407,6 +408,32 @@ pub(super) fn rooms(conn: &Connection) -> rusqlite::Result<Vec<Settings>> {
         });
     }
     Ok(rooms)
+}
+
+/// Every server ban that has not expired by `now_ms`. A row that does not read is
+/// skipped and logged.
+pub(super) fn server_bans(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<Ban>> {
+    let mut stmt = conn.prepare(
+        "SELECT target, until, by, reason FROM server_bans \
+         WHERE until IS NULL OR until > ?1 ORDER BY time",
+    )?;
+    let mut rows = stmt.query([now_ms])?;
+    let mut bans = Vec::new();
+    while let Some(row) = rows.next()? {
+        let (target, until, by, reason): (String, Option<i64>, String, Option<String>) =
+            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+        let until = until.map(Timestamp::from_millisecond).transpose();
+        match (BanTarget::parse(&target), until, Nick::new(&by)) {
+            (Ok(target), Ok(until), Ok(by)) => bans.push(Ban {
+                target,
+                until,
+                by,
+                reason,
+            }),
+            _ => tracing::warn!(target, "stored server ban does not read; skipped"),
+        }
+    }
+    Ok(bans)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use super::queue::{Next, Receiver};
 use super::{
     Account, Health, Kind, Op, Query, Record, StoreError, StoreOptions, Stored, now_ms, pair,
 };
+use crate::core::ban::Ban;
 use crate::core::event::{self, Event, RoomName, Scope, Source};
 use crate::core::room::Settings;
 use chat_proto::name::{Nick, Room};
@@ -214,6 +215,13 @@ impl Batcher {
             Op::SetRoom(room, updated) => {
                 self.write("room", |conn| upsert_room(conn, &room, updated))
             }
+            Op::SetServerBan(ban, time) => {
+                self.write("server ban", |conn| upsert_server_ban(conn, &ban, time))
+            }
+            Op::LiftServerBan(target) => self.write("server ban", |conn| {
+                conn.prepare_cached("DELETE FROM server_bans WHERE target = ?1")?
+                    .execute(params![target])
+            }),
             Op::Query(query, reply) => {
                 let answer = run_query(&self.conn, &query).map_err(|source| {
                     tracing::warn!(error = %source, ?query, "store query failed");
@@ -444,6 +452,21 @@ fn upsert(conn: &Connection, account: &Account, updated: i64) -> rusqlite::Resul
         account.hash,
         account.created_ms,
         updated,
+    ])
+}
+
+/// Writes a server ban (replacing one of the same target).
+fn upsert_server_ban(conn: &Connection, ban: &Ban, time: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO server_bans (target, until, by, reason, time) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        ban.target.to_string(),
+        ban.until.map(|t| t.as_millisecond()),
+        ban.by.as_str(),
+        ban.reason.as_deref(),
+        time,
     ])
 }
 

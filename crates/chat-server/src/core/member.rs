@@ -604,7 +604,8 @@ impl Member {
     /// A private message, an invitation, or the notice that the member was kicked.
     fn mail(&mut self, event: &Arc<Event>, out: &mut impl Output) {
         self.hub.metrics.delivered(1);
-        if !kicks(event, &self.registration.key) {
+        // The hub mails a KICK only to the one kicked, under whatever nickname it had.
+        if !matches!(event.kind, Kind::Kick { .. }) {
             out.event(event);
             return;
         }
@@ -1553,6 +1554,7 @@ mod tests {
                 Kind::Part { .. } => "part".into(),
                 Kind::Quit { .. } => "quit".into(),
                 Kind::Rename { new } => format!("rename {new}"),
+                Kind::Kick { target, .. } => format!("kick {target}"),
                 other => format!("{other:?}"),
             };
             let room = event.room().map_or("-".into(), |r| r.name.to_string());
@@ -1847,5 +1849,69 @@ mod tests {
         assert!(quits.iter().all(|q| matches!(q.kind, Kind::Quit { .. })));
         assert_ne!(quits[0].id, quits[1].id);
         assert_eq!(quits[0].cause, quits[1].cause);
+    }
+
+    /// Bob is in #a (current) and #b, which alice made; he has read everything.
+    async fn bob_in_two_rooms_of_alice(hub: &Arc<Hub>) -> (Member, Member, Said) {
+        let mut alice = member(hub, "alice");
+        let mut bob = member(hub, "bob");
+        let (mut a, mut b) = (Said::default(), Said::default());
+        for name in ["#b", "#a"] {
+            joined(&mut alice, name, &mut a).await;
+            joined(&mut bob, name, &mut b).await;
+        }
+        bob.collect_ready(&mut b, usize::MAX);
+        b.take();
+        (alice, bob, b)
+    }
+
+    #[tokio::test]
+    async fn a_kicked_member_reads_up_to_its_kick_and_no_further() {
+        let hub = test_hub(1024, 0);
+        let (mut alice, mut bob, mut b) = bob_in_two_rooms_of_alice(&hub).await;
+        alice
+            .say(Some(&room("#a")), "before".into(), false)
+            .unwrap();
+        hub.kick("alice", &room("#a"), &Nick::new("bob").unwrap(), None)
+            .unwrap();
+        alice.say(Some(&room("#a")), "after".into(), false).unwrap();
+        alice
+            .say(Some(&room("#b")), "elsewhere".into(), false)
+            .unwrap();
+        bob.collect_ready(&mut b, usize::MAX);
+        assert_eq!(
+            b.take(),
+            [
+                "#a alice say before",
+                "#a alice kick bob",
+                "current #b",
+                "#b alice say elsewhere"
+            ]
+        );
+        assert!(bob.membership("#a").is_none());
+        assert_eq!(bob.current_room(), Some(&room("#b")));
+        assert!(matches!(
+            bob.say(Some(&room("#a")), "still here?".into(), false),
+            Err(Refusal::NotInRoom(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_kick_racing_a_rename_still_takes_the_member_out() {
+        let hub = test_hub(1024, 0);
+        let (mut alice, mut bob, mut b) = bob_in_two_rooms_of_alice(&hub).await;
+        // Kicked as bob, renamed before reading the kick: the ring's KICK names someone
+        // else now, the mailbox's notice does not.
+        hub.kick("alice", &room("#a"), &Nick::new("bob").unwrap(), None)
+            .unwrap();
+        bob.rename(Nick::new("robert").unwrap(), &mut b).unwrap();
+        alice.say(Some(&room("#a")), "after".into(), false).unwrap();
+        bob.collect_ready(&mut b, usize::MAX);
+        let said = b.take();
+        assert!(said.contains(&"#a alice kick bob".to_owned()), "{said:?}");
+        assert!(!said.iter().any(|l| l.contains("after")), "{said:?}");
+        assert!(bob.membership("#a").is_none());
+        // The kick is shown once.
+        assert_eq!(said.iter().filter(|l| l.contains("kick")).count(), 1);
     }
 }

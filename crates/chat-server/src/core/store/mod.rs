@@ -496,6 +496,7 @@ fn now_ms() -> i64 {
 mod tests {
     use super::*;
     use crate::core::event::{self, RoomName, Source};
+    use crate::core::room::{Mask, Modes, RoomBan, Topic};
     use chat_proto::name::{Nick, Room};
     use rusqlite::Connection;
 
@@ -1255,6 +1256,55 @@ mod tests {
             .unwrap();
         assert_eq!(accounts, 1, "accounts are never pruned");
         assert_eq!(store.pruned().get(), 4, "counted for the metrics");
+        // Nor registered rooms, however old their settings.
+        let mut room = Settings::new(
+            chat_proto::name::Room::new("#rust").unwrap(),
+            Some("alice".into()),
+        );
+        room.bans.push(RoomBan {
+            mask: Mask::parse("eve").unwrap(),
+            by: chat_proto::name::Nick::new("alice").unwrap(),
+            time: jiff::Timestamp::from_millisecond(old).unwrap(),
+        });
+        store.set_room(room.clone()).unwrap();
+        prune_all(store).await;
+        let reopened = schema::rooms(&Connection::open(&path).unwrap()).unwrap();
+        assert_eq!(reopened, [room], "registered rooms are never pruned");
+    }
+
+    /// A registered room's settings are written whole: a second write replaces the
+    /// first, bans included, and they read back as written.
+    #[tokio::test]
+    async fn room_settings_are_replaced_whole_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::File(dir.path().join("chat.db"));
+        let opened = open(&location, no_timer()).unwrap();
+        let mut room = Settings::new(
+            chat_proto::name::Room::new("#Home").unwrap(),
+            Some("alice".into()),
+        );
+        room.modes = Modes::from_parts("ntm", Some("door".into()), Some(5));
+        room.topic = Some(Topic {
+            text: "a topic".into(),
+            by: chat_proto::name::Nick::new("alice").unwrap(),
+            time: jiff::Timestamp::from_millisecond(1_700_000_000_000).unwrap(),
+        });
+        for mask in ["eve", "$a:mallory"] {
+            room.bans.push(RoomBan {
+                mask: Mask::parse(mask).unwrap(),
+                by: chat_proto::name::Nick::new("alice").unwrap(),
+                time: jiff::Timestamp::from_millisecond(1_700_000_000_000).unwrap(),
+            });
+        }
+        opened.store.set_room(room.clone()).unwrap();
+        room.bans.remove(0);
+        room.modes = Modes::from_parts("t", None, None);
+        room.topic = None;
+        opened.store.set_room(room.clone()).unwrap();
+        opened.store.flush().unwrap().await.unwrap();
+        drop(opened);
+        let reopened = open(&location, no_timer()).unwrap();
+        assert_eq!(reopened.rooms, [room]);
     }
 
     /// Count: each room keeps exactly its newest `per_room` events, of every kind;

@@ -154,11 +154,11 @@ mod tests {
         assert_eq!(candidates("/jo"), ["/join "]);
         assert_eq!(candidates("/c"), ["/clear "]);
         assert_eq!(candidates("/H"), ["/help ", "/history "]);
-        assert_eq!(candidates("/m"), ["/me ", "/motd ", "/msg "]);
+        assert_eq!(candidates("/m"), ["/me ", "/mode ", "/motd ", "/msg "]);
         assert_eq!(candidates("//"), Vec::<String>::new());
         assert_eq!(candidates("/zzz"), Vec::<String>::new());
         // Every command is offered for a lone slash.
-        assert_eq!(candidates("/").len(), 25);
+        assert_eq!(candidates("/").len(), 34);
         assert_eq!(candidates("/who"), ["/who ", "/whois ", "/whowas "]);
     }
 

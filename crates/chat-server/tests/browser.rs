@@ -561,6 +561,43 @@ async fn two_browsers_and_a_tcp_client_chat_in_one_room() {
         )
         .await;
 
+    // Governance from the terminal, as the pages show it: bob made an operator (marked
+    // in the member list), the room moderated, alice kicked.
+    carol.send("/op #web bob").await;
+    carol.send("/mode #web +m").await;
+    for browser in [&alice, &bob] {
+        browser
+            .wait(
+                "bob marked an operator, and the mode lines in the log",
+                "const bob = [...document.querySelectorAll('#members li')]
+                   .find((li) => li.textContent === 'bob');
+                 const lines = [...document.querySelectorAll('.log:not(.hidden) .event.mode')]
+                   .map((e) => e.textContent);
+                 return bob && bob.classList.contains('op') && bob.dataset.status === '@'
+                   && lines.some((t) => t.includes('carol sets mode +o bob'))
+                   && lines.some((t) => t.includes('carol sets mode +m'))",
+                vec![],
+            )
+            .await;
+    }
+    carol.send("/kick #web alice spam").await;
+    bob.wait(
+        "alice's kick in bob's log, and alice gone from the member list",
+        "return [...document.querySelectorAll('.log:not(.hidden) .event.kick')]
+               .some((e) => e.textContent.includes('alice was kicked by carol (spam)'))
+           && ![...document.querySelectorAll('#members li')].some((li) => li.textContent === 'alice')",
+        vec![],
+    )
+    .await;
+    alice
+        .wait(
+            "#web gone from alice's rooms, and why",
+            "return ![...document.querySelectorAll('#rooms li')].some((li) => li.textContent.includes('#web'))
+               && document.body.textContent.includes('You were kicked from #web by carol (spam).')",
+            vec![],
+        )
+        .await;
+
     alice.assert_no_console_errors(|_| false).await;
     bob.assert_no_console_errors(|_| false).await;
     alice.close().await;

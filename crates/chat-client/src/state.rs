@@ -106,9 +106,25 @@ pub struct ChatState {
     joined: BTreeMap<String, Joined>,
     /// Rooms we have heard of (joined, or listed by `/rooms`), for completion.
     known: BTreeMap<String, Room>,
+    /// The keys of rooms we are in that have one (`+k`), by case-folded name: the one we
+    /// joined with, or the last a `MODE` set. Kept across a lost connection, so that
+    /// rejoining a keyed room works.
+    keys: BTreeMap<String, String>,
 }
 
 impl ChatState {
+    /// Notes a line the user sent: the key of a `/join #room key`, for joining again
+    /// after a lost connection (only the keys of rooms we are in are ever used).
+    pub fn sent(&mut self, line: &str) {
+        if let Ok(chat_proto::Command::Join {
+            room,
+            key: Some(key),
+        }) = chat_proto::Command::parse(line)
+        {
+            self.keys.insert(room.folded(), key);
+        }
+    }
+
     /// Updates the state from one frame; returns whether anything changed.
     pub fn apply(&mut self, frame: &ServerFrame) -> bool {
         match frame {
@@ -142,6 +158,7 @@ impl ChatState {
             }
             ServerFrame::Part { room, nick, .. } | ServerFrame::Quit { room, nick, .. } => {
                 if self.is_me(nick) {
+                    self.keys.remove(&room.folded());
                     return self.joined.remove(&room.folded()).is_some();
                 }
                 let Some(joined) = self.joined.get_mut(&room.folded()) else {
@@ -186,6 +203,13 @@ impl ChatState {
                 };
                 let mut changed = false;
                 for (give, flag, arg) in mode_changes(changes) {
+                    if flag == 'k' {
+                        match arg.filter(|_| give) {
+                            Some(key) => self.keys.insert(room.folded(), key.to_owned()),
+                            None => self.keys.remove(&room.folded()),
+                        };
+                        continue;
+                    }
                     let Some(member) = arg.and_then(|nick| {
                         Nick::new(nick)
                             .ok()
@@ -212,6 +236,7 @@ impl ChatState {
                 // Out of the room, as after our own part; but no CURRENT may follow, so
                 // pick the next current room as the server does after a part: the first
                 // of the rooms left, by case-folded name.
+                self.keys.remove(&room.folded());
                 if self.joined.remove(&room.folded()).is_none() {
                     return false;
                 }
@@ -332,12 +357,17 @@ impl ChatState {
     /// this one's rooms, with the same current room: `/join` for each other room,
     /// `/part #general` if we had left it, and a last `/join` of the current room.
     pub fn rejoin_lines(&self) -> Vec<String> {
+        // (The current room comes last again without its key: joined by then, a
+        // `/join` of it only makes it current.)
         let general = Room::general().folded();
         let mut lines: Vec<String> = self
             .joined
             .iter()
             .filter(|(folded, _)| **folded != general)
-            .map(|(_, j)| format!("/join {}", j.name))
+            .map(|(folded, j)| match self.keys.get(folded) {
+                Some(key) => format!("/join {} {key}", j.name),
+                None => format!("/join {}", j.name),
+            })
             .collect();
         if !self.joined.contains_key(&general) {
             lines.push(format!("/part {}", Room::GENERAL));
@@ -682,6 +712,35 @@ mod tests {
         assert!(state.is_online());
         assert_eq!(state.joined().count(), 0);
         assert_eq!(state.current(), None);
+    }
+
+    #[test]
+    fn rejoin_lines_give_the_keys_of_keyed_rooms() {
+        let mut state = alice();
+        state.sent("/join #vault sesame");
+        apply(&mut state, &format!("JOIN #vault alice {T} 1"));
+        state.sent("/join #attic dusty");
+        apply(&mut state, &format!("JOIN #attic alice {T} 2"));
+        apply(&mut state, &format!("JOIN #open alice {T} 3"));
+        // A key changed while we are in: the new one; removed: none.
+        apply(&mut state, &format!("MODE #attic bob {T} 4 :+k cobweb"));
+        apply(&mut state, &format!("MODE #open bob {T} 5 :+lk 9 door"));
+        apply(&mut state, &format!("MODE #vault bob {T} 6 :-k"));
+        apply(&mut state, "CURRENT #general");
+        assert_eq!(
+            state.rejoin_lines(),
+            [
+                "/join #attic cobweb",
+                "/join #open door",
+                "/join #vault",
+                "/join #general"
+            ]
+        );
+        // Left: forgotten.
+        apply(&mut state, &format!("PART #attic alice {T} 7"));
+        state.sent("/join #attic");
+        apply(&mut state, &format!("JOIN #attic alice {T} 8"));
+        assert!(state.rejoin_lines().contains(&"/join #attic".to_owned()));
     }
 
     #[test]

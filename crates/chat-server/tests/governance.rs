@@ -274,6 +274,22 @@ async fn an_invite_only_room_takes_the_invited_once() {
         error_code(&replies(&mut carol).await),
         ErrorCode::InviteOnly
     );
+    // An invitation is the session's: whoever takes the nickname next does not inherit
+    // it. And what is said in the room is for its members.
+    c[0].send("/invite carol").await;
+    c[0].send("members only").await;
+    sync_all(&mut c).await;
+    replies(&mut carol).await;
+    carol.send("/history #club").await;
+    assert_eq!(error_code(&replies(&mut carol).await), ErrorCode::NotInRoom);
+    carol.send("/quit").await;
+    carol.closed().await;
+    let mut carol = server.login("carol").await;
+    carol.send("/join #club").await;
+    assert_eq!(
+        error_code(&replies(&mut carol).await),
+        ErrorCode::InviteOnly
+    );
 }
 
 #[tokio::test]
@@ -311,8 +327,10 @@ async fn a_key_and_a_limit_guard_the_door() {
     let mut dave = server.login("dave").await;
     dave.send("/join #vault sesame").await;
     assert_eq!(error_code(&replies(&mut dave).await), ErrorCode::RoomFull);
-    // A key never holds a space, and -k needs no key.
-    c[0].send("/mode -kl").await;
+    // -k needs no key: here 2 is +l's.
+    c[0].send("/mode -k+l 2").await;
+    assert_eq!(only_mode(&replies(&mut c[0]).await).1, "-k+l 2");
+    c[0].send("/mode -l").await;
     replies(&mut c[0]).await;
     dave.send("/join #vault").await;
     assert!(matches!(
@@ -512,7 +530,12 @@ async fn a_secret_room_is_hidden_from_those_outside() {
         matches!(&frames[..], [ServerFrame::Rooms { rooms }] if rooms.iter().all(|(r, _)| r.as_str() != "#hidden")),
         "{frames:?}"
     );
-    for line in ["/who #hidden", "/topic #hidden", "/mode #hidden"] {
+    for line in [
+        "/who #hidden",
+        "/topic #hidden",
+        "/mode #hidden",
+        "/history #hidden",
+    ] {
         carol.send(line).await;
         assert_eq!(
             error_code(&replies(&mut carol).await),

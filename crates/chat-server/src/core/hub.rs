@@ -180,6 +180,14 @@ pub(crate) struct Activity {
     wallops: AtomicBool,
 }
 
+impl User {
+    /// What tells this session from a later one of the same nickname while it lives:
+    /// the address of its activity record.
+    fn session(&self) -> usize {
+        Arc::as_ptr(&self.activity) as usize
+    }
+}
+
 impl Activity {
     fn new(now: u32, tls: bool) -> Activity {
         Activity {
@@ -355,9 +363,10 @@ struct RoomEntry {
     /// Its modes, topic, bans and founder (boxed: one pointer in the map's node). A
     /// registered room's are also in [`State::registered`] and the store.
     settings: Box<Settings>,
-    /// Folded nicknames invited (`/invite`) and not yet joined, oldest first, at most
-    /// [`room::INVITE_LIMIT`].
-    invited: Vec<String>,
+    /// Sessions invited (`/invite`) and not yet joined, oldest first, at most
+    /// [`room::INVITE_LIMIT`]: folded nickname and [`User::session`], so that an
+    /// invitation is the session's, not its nickname's.
+    invited: Vec<(String, usize)>,
 }
 
 /// A member in a room's list.
@@ -430,7 +439,7 @@ pub(crate) enum ModeOutcome {
 pub(crate) struct Listed {
     pub(crate) room: Arc<RoomName>,
     pub(crate) members: usize,
-    pub(crate) topic: Option<Topic>,
+    pub(crate) topic: Option<Arc<Topic>>,
 }
 
 /// The account of a nickname, for the handshake and `/history`.
@@ -851,7 +860,8 @@ impl Hub {
         {
             let name = || settings.name.clone();
             let modes = &settings.modes;
-            let invited = open.is_some_and(|r| r.invited.iter().any(|k| k == key));
+            let session = user.session();
+            let invited = open.is_some_and(|r| r.invited.contains(&(key.to_owned(), session)));
             if modes.has(Flag::InviteOnly) && !invited {
                 return Err(Refusal::InviteOnly(name()));
             }
@@ -937,7 +947,7 @@ impl Hub {
                 entry
             }
         };
-        entry.invited.retain(|k| k != key);
+        entry.invited.retain(|(k, _)| k != key);
         // The founder, or the maker of a room that is nobody's (or that it just
         // registered).
         let founder = entry
@@ -973,7 +983,7 @@ impl Hub {
         shown(
             &join,
             (!quiet).then_some(&mut members as Members<'_, '_>),
-            entry.settings.topic.as_ref(),
+            entry.settings.topic.as_deref(),
         );
         Ok(Joined::New {
             channel,
@@ -1022,13 +1032,7 @@ impl Hub {
 
     /// Renames the session `old_key` to `new`, keeping its account (the one whose
     /// password it gave, if any). Each of its rooms is sent a rename, with one cause.
-    /// Returns the session's new source, and the rename for a session in no room (which
-    /// would otherwise not hear of its own rename).
-    pub(crate) fn rename(
-        &self,
-        old_key: &str,
-        new: &Nick,
-    ) -> Result<(Arc<Source>, Option<Arc<Event>>), Refusal> {
+    pub(crate) fn rename(&self, old_key: &str, new: &Nick) -> Result<Renamed, Refusal> {
         let mut st = self.lock();
         let State {
             users,
@@ -1079,11 +1083,16 @@ impl Hub {
         }
         let alone = user.rooms.is_empty();
         let source = user.source.clone();
+        let in_rooms = user.rooms.clone();
         if let Some(reason) = kills.remove(old_key) {
             kills.insert(new_key.clone(), reason);
         }
         users.insert(new_key, user);
-        Ok((source, alone.then(|| self.own(&old, kind()))))
+        Ok(Renamed {
+            source,
+            alone: alone.then(|| self.own(&old, kind())),
+            rooms: in_rooms,
+        })
     }
 
     /// Sets (`Some`) or clears the topic of `room` for the session `key`, which must be
@@ -1118,10 +1127,12 @@ impl Hub {
         let order = lock(&entry.channel.order);
         let event = self.announce(&entry.channel, &user.source, kind, None);
         drop(order);
-        entry.settings.topic = text.map(|text| Topic {
-            text,
-            by: user.source.nick.clone(),
-            time: event.time,
+        entry.settings.topic = text.map(|text| {
+            Arc::new(Topic {
+                text,
+                by: user.source.nick.clone(),
+                time: event.time,
+            })
         });
         self.settled(registered, entry);
         Ok(event)
@@ -1173,7 +1184,10 @@ impl Hub {
         let mut st = self.lock();
         let State { users, rooms, .. } = &mut *st;
         let (entry, _) = Self::in_room(users, rooms, key, room)?;
-        Ok((entry.channel.room.clone(), entry.settings.topic.clone()))
+        Ok((
+            entry.channel.room.clone(),
+            entry.settings.topic.as_deref().cloned(),
+        ))
     }
 
     /// Whether the member `key` may say something in `channel` (a gated room: see
@@ -1329,8 +1343,7 @@ impl Hub {
 
     /// The session `key` removes `target` from `room` (room operators and server
     /// operators). Everyone in the room sees the `KICK`, the one kicked included: its
-    /// session stops at that event (it also gets it in its mailbox, which wakes it and
-    /// covers a rename racing the kick).
+    /// session stops at that event (see `Member::rename` for a rename racing it).
     pub(crate) fn kick(
         &self,
         key: &str,
@@ -1369,8 +1382,6 @@ impl Hub {
         let room_key = entry.channel.key().clone();
         if let Some(kicked) = users.get_mut(&target_key) {
             kicked.rooms.retain(|r| **r != *room_key);
-            // A full mailbox: the session still stops at the ring's KICK.
-            let _ = kicked.mailbox.try_send(event.clone());
         }
         if empty {
             remove_room(rooms, created, &room_key);
@@ -1407,11 +1418,12 @@ impl Hub {
                 room: name(),
             });
         }
-        if !entry.invited.contains(&target_key) {
+        let invitation = (target_key, invited.session());
+        if !entry.invited.contains(&invitation) {
             if entry.invited.len() >= room::INVITE_LIMIT {
                 entry.invited.remove(0);
             }
-            entry.invited.push(target_key);
+            entry.invited.push(invitation);
         }
         let kind = Kind::Invite {
             target: invited.source.nick.clone(),
@@ -1529,9 +1541,34 @@ impl Hub {
         Ok(())
     }
 
-    /// The canonical name of a room that exists.
-    pub(crate) fn room_name(&self, key: &str) -> Option<Room> {
-        self.lock().rooms.get(key).map(|r| r.channel.name().clone())
+    /// The name to show for a `/history` of `room` by the session `key`, if it may read
+    /// it. Any room's history is public, except a room that is secret, invite-only or
+    /// keyed (open, or registered and empty): only its members and server operators read
+    /// that (a secret room's is refused as if there were no such room). An unregistered
+    /// room's modes end when it empties, and its history is public again: a room whose
+    /// history must stay private is registered.
+    pub(crate) fn readable(&self, key: &str, room: &Room) -> Result<Room, Refusal> {
+        let st = self.lock();
+        let folded = room.folded();
+        let open = st.rooms.get(&folded);
+        let Some(settings) = open
+            .map(|r| &*r.settings)
+            .or_else(|| st.registered.get(&folded))
+        else {
+            return Ok(room.clone());
+        };
+        let modes = &settings.modes;
+        let closed = modes.has(Flag::Secret) || modes.has(Flag::InviteOnly) || modes.key.is_some();
+        let member = open.is_some_and(|r| r.members.contains_key(key));
+        let oper = st.users.get(key).is_some_and(|u| u.activity.is_oper());
+        if closed && !member && !oper {
+            return Err(if modes.has(Flag::Secret) {
+                Refusal::NoSuchRoom(room.clone())
+            } else {
+                Refusal::NotInRoom(settings.name.clone())
+            });
+        }
+        Ok(settings.name.clone())
     }
 
     /// Every room the session `key` may see (secret ones only if it is in them), with
@@ -1584,6 +1621,17 @@ impl Hub {
         let st = self.lock();
         (st.users.len(), st.rooms.len())
     }
+}
+
+/// What a rename gives back.
+pub(crate) struct Renamed {
+    /// The session's new source.
+    pub(crate) source: Arc<Source>,
+    /// The rename for a session in no room (which would otherwise not hear of it).
+    pub(crate) alone: Option<Arc<Event>>,
+    /// The rooms (folded) the session is in as of the rename: one of its rooms missing
+    /// here kicked it under its old name.
+    pub(crate) rooms: Vec<String>,
 }
 
 /// The session a private message goes to.

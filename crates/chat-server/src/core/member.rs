@@ -601,44 +601,10 @@ impl Member {
         }
     }
 
-    /// A private message, an invitation, or the notice that the member was kicked.
+    /// A private message, an invitation, or an operators' notice.
     fn mail(&mut self, event: &Arc<Event>, out: &mut impl Output) {
         self.hub.metrics.delivered(1);
-        // The hub mails a KICK only to the one kicked, under whatever nickname it had.
-        if !matches!(event.kind, Kind::Kick { .. }) {
-            out.event(event);
-            return;
-        }
-        // Kicked: the room's events up to the KICK go out (the KICK included), nothing
-        // after it. If the room's ring gave the KICK already, the room is gone.
-        let Some(index) = event
-            .room()
-            .and_then(|room| self.rooms.iter().position(|m| *m.key() == *room.key))
-        else {
-            return;
-        };
-        let mut seen = self.rooms[index].last_id >= event.id;
-        while !seen && self.rooms[index].is_live() {
-            let m = &mut self.rooms[index];
-            match m.channel.ring.try_recv(&mut m.cursor) {
-                Ok(next) if next.id > event.id => break,
-                Ok(next) => {
-                    seen = next.id == event.id;
-                    m.last_id = next.id;
-                    out.event(&next);
-                }
-                Err(TryRecvError::Lagged(missed)) => {
-                    let room = m.room().clone();
-                    self.hub.metrics.lagged(missed);
-                    out.lagged(&room, missed);
-                }
-                Err(TryRecvError::Empty) => break,
-            }
-        }
-        if !seen {
-            out.event(event);
-        }
-        self.drop_room(index, out);
+        out.event(event);
     }
 
     /// Forgets the room at `index` (the member was kicked from it): its holds, its place
@@ -806,11 +772,15 @@ impl Member {
                 let got = rows.len() as u64;
                 for row in &rows {
                     out.event(row);
+                    self.rooms[index].last_id = row.id;
+                    if kicks(row, &self.registration.key) {
+                        // Nothing after its own KICK reaches the one kicked.
+                        self.hub.metrics.delivered(1);
+                        self.drop_room(index, out);
+                        return;
+                    }
                 }
                 self.hub.metrics.delivered(rows.len());
-                if let Some(last) = rows.last() {
-                    self.rooms[index].last_id = last.id;
-                }
                 let remaining = remaining.saturating_sub(got);
                 if got == asked && remaining > 0 {
                     self.refill(index, remaining, next, out);
@@ -820,6 +790,9 @@ impl Member {
                     self.hub.metrics.delivered(1);
                     out.event(&event);
                     self.rooms[index].last_id = event.id;
+                    if kicks(&event, &self.registration.key) {
+                        self.drop_room(index, out);
+                    }
                 }
             }
             // A room's hold without its room, or a request's with one: never made.
@@ -1147,14 +1120,49 @@ impl Member {
                 until: ban.until,
             });
         }
-        let (source, alone) = self.hub.rename(&self.registration.key, &new)?;
+        let renamed = self.hub.rename(&self.registration.key, &new)?;
         tracing::info!(peer = %self.ip, old = %self.source.nick, new = %new, "renamed");
-        self.registration.key = new.folded();
-        self.source = source;
-        if let Some(event) = alone {
+        let old_key = std::mem::replace(&mut self.registration.key, new.folded());
+        self.source = renamed.source;
+        if let Some(event) = renamed.alone {
             out.event(&event);
         }
+        // Kicked under the old name and not yet read as such: the KICK in the ring names
+        // the old nickname, which the member no longer answers to. The hub's rooms (as of
+        // the rename) say which.
+        let mut index = 0;
+        while index < self.rooms.len() {
+            if renamed.rooms.iter().any(|r| *r == *self.rooms[index].key()) {
+                index += 1;
+            } else {
+                self.leave_kicked(index, &old_key, out);
+            }
+        }
         Ok(())
+    }
+
+    /// The member was kicked from the room at `index` as `key`: its events up to that
+    /// KICK go out, the KICK included, then the room is forgotten.
+    fn leave_kicked(&mut self, index: usize, key: &str, out: &mut impl Output) {
+        while self.rooms[index].is_live() {
+            let m = &mut self.rooms[index];
+            match m.channel.ring.try_recv(&mut m.cursor) {
+                Ok(event) => {
+                    m.last_id = event.id;
+                    out.event(&event);
+                    if kicks(&event, key) {
+                        break;
+                    }
+                }
+                Err(TryRecvError::Lagged(missed)) => {
+                    let room = m.room().clone();
+                    self.hub.metrics.lagged(missed);
+                    out.lagged(&room, missed);
+                }
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        self.drop_room(index, out);
     }
 
     /// Starts `/register` (`change: false`) or `/password` (`change: true`) with a
@@ -1371,7 +1379,8 @@ impl Member {
     }
 
     /// Asks for a page of history (at most [`HISTORY_MAX`] events): a room's messages
-    /// (any room, as `/who` shows any room's members), or this account's private
+    /// (any room's, but a closed one's only for its members: see [`Hub::readable`]), or
+    /// this account's private
     /// conversation with a nickname. The page goes out when the store answers; no line
     /// is read meanwhile.
     pub(crate) fn history(
@@ -1394,7 +1403,7 @@ impl Member {
             }
             Some(HistoryOf::Room(room)) => {
                 let key = room.folded();
-                let room = self.hub.room_name(&key).unwrap_or(room);
+                let room = self.hub.readable(&self.registration.key, &room)?;
                 let query = Query::History {
                     room: key.into(),
                     before,
@@ -1758,6 +1767,39 @@ mod tests {
         assert_eq!(hub.metrics.encodings(), 0, "this output encodes nothing");
     }
 
+    /// A member that lagged past its own KICK finds it in the refill, and stops there.
+    #[tokio::test]
+    async fn a_kick_found_in_a_refill_ends_the_room() {
+        let hub = test_hub(4, 0);
+        let mut alice = member(&hub, "alice");
+        let mut bob = member(&hub, "bob");
+        let (mut a, mut b) = (Said::default(), Said::default());
+        joined(&mut alice, "#rust", &mut a).await;
+        joined(&mut bob, "#rust", &mut b).await;
+        bob.collect_ready(&mut b, usize::MAX);
+        b.take();
+        alice.say(None, "m0".into(), false).unwrap();
+        alice.say(None, "m1".into(), false).unwrap();
+        hub.kick("alice", &room("#rust"), &Nick::new("bob").unwrap(), None)
+            .unwrap();
+        for n in 2..10 {
+            alice.say(None, format!("m{n}"), false).unwrap();
+        }
+        bob.collect_ready(&mut b, usize::MAX);
+        settle(&mut bob, &mut b).await;
+        bob.collect_ready(&mut b, usize::MAX);
+        assert_eq!(
+            b.take(),
+            [
+                "#rust alice say m0",
+                "#rust alice say m1",
+                "#rust alice kick bob",
+                "current *"
+            ]
+        );
+        assert!(bob.rooms.is_empty() && bob.holds.is_empty());
+    }
+
     /// `/history` is a request: no line is read until it is answered, but the member
     /// still gets its rooms' events meanwhile.
     #[tokio::test]
@@ -1879,15 +1921,17 @@ mod tests {
             .say(Some(&room("#b")), "elsewhere".into(), false)
             .unwrap();
         bob.collect_ready(&mut b, usize::MAX);
-        assert_eq!(
-            b.take(),
-            [
-                "#a alice say before",
-                "#a alice kick bob",
-                "current #b",
-                "#b alice say elsewhere"
-            ]
-        );
+        let said = b.take();
+        // Each room in its order (rooms are drained one after the other).
+        let of = |room: &str| -> Vec<&str> {
+            said.iter()
+                .filter(|l| l.starts_with(room))
+                .map(String::as_str)
+                .collect()
+        };
+        assert_eq!(of("#a"), ["#a alice say before", "#a alice kick bob"]);
+        assert_eq!(of("#b"), ["#b alice say elsewhere"]);
+        assert!(said.contains(&"current #b".to_owned()), "{said:?}");
         assert!(bob.membership("#a").is_none());
         assert_eq!(bob.current_room(), Some(&room("#b")));
         assert!(matches!(

@@ -159,10 +159,28 @@ impl Mask {
     /// A mask as `/ban` and `+b` take it: `$a:account`, `nick!user@host`, `user@host`, a
     /// nickname (any user and host) or an address (any nickname from it).
     pub(crate) fn parse(text: &str) -> Result<Mask, Refusal> {
-        if let Some(account) = text.strip_prefix("$a:") {
+        if let Some(account) = text
+            .get(..3)
+            .filter(|p| p.eq_ignore_ascii_case("$a:"))
+            .map(|_| &text[3..])
+        {
             let nick = Nick::new(account)
                 .map_err(|e| Refusal::UnknownMode(format!("bad ban mask $a:{account}: {e}")))?;
             return Ok(Mask::Account(nick.folded()));
+        }
+        if text.contains(['!', '@']) {
+            // A mask, whatever its host holds (an IRC cloak has slashes: `user/alice`).
+            if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(Refusal::UnknownMode(format!("bad ban mask {text:?}")));
+            }
+            let mask = text.to_lowercase();
+            return Ok(Mask::Identity(
+                match (mask.contains('!'), mask.contains('@')) {
+                    (false, _) => format!("*!{mask}"),
+                    (true, false) => format!("{mask}@*"),
+                    (true, true) => mask,
+                },
+            ));
         }
         let target = BanTarget::parse(text)
             .map_err(|why| Refusal::UnknownMode(format!("bad ban mask: {why}")))?;
@@ -233,7 +251,8 @@ pub(crate) struct Settings {
     /// The account the room is registered to, if any.
     pub(crate) founder: Option<Arc<str>>,
     pub(crate) modes: Modes,
-    pub(crate) topic: Option<Topic>,
+    /// Shared, so that listing rooms copies a pointer under the hub's lock.
+    pub(crate) topic: Option<Arc<Topic>>,
     pub(crate) bans: Vec<RoomBan>,
 }
 
@@ -318,12 +337,38 @@ pub(crate) fn parse_changes(words: &[String]) -> Result<ModeRequest, Refusal> {
     if matches!(flags.as_str(), "+b" | "b") && args.is_empty() {
         return Ok(ModeRequest::ListBans);
     }
+    // How many arguments the flags from each position on need (`-k`'s is optional: it
+    // takes one only when there is one to spare).
+    let needs: Vec<usize> = {
+        let mut on = true;
+        let mut need: Vec<usize> = flags
+            .chars()
+            .map(|c| match c {
+                '+' => {
+                    on = true;
+                    0
+                }
+                '-' => {
+                    on = false;
+                    0
+                }
+                'o' | 'v' | 'b' => 1,
+                'k' | 'l' if on => 1,
+                _ => 0,
+            })
+            .collect();
+        need.push(0);
+        for i in (0..need.len() - 1).rev() {
+            need[i] += need[i + 1];
+        }
+        need
+    };
     let mut args = args.iter();
     let mut changes = Vec::new();
     let mut on = true;
     let mut with_args = 0;
     let unknown = |why: String| Refusal::UnknownMode(why);
-    for letter in flags.chars() {
+    for (at, letter) in flags.chars().enumerate() {
         let mut arg = |what: &str| {
             with_args += 1;
             args.next()
@@ -360,8 +405,11 @@ pub(crate) fn parse_changes(words: &[String]) -> Result<ModeRequest, Refusal> {
                 Change::Key(Some(key.to_owned()))
             }
             'k' => {
-                // IRC clients send the old key with -k; it is not checked.
-                let _ = args.next();
+                // IRC clients send the old key with -k; it is not checked, and taken only
+                // if the flags after it leave a word over.
+                if args.len() > needs[at + 1] {
+                    let _ = args.next();
+                }
                 Change::Key(None)
             }
             'l' if on => {
@@ -545,6 +593,17 @@ mod tests {
                 Change::Limit(None)
             ]))
         );
+        // -k's word is optional: here 5 is +l's.
+        for line in ["-k+l 5", "-k+l old 5"] {
+            assert_eq!(
+                parse_changes(&words(line)),
+                Ok(ModeRequest::Change(vec![
+                    Change::Key(None),
+                    Change::Limit(Some(5))
+                ])),
+                "{line}"
+            );
+        }
         assert_eq!(
             parse_changes(&words("+b Bob")),
             Ok(ModeRequest::Change(vec![Change::Ban(
@@ -581,6 +640,12 @@ mod tests {
         assert!(ok("*!*@192.0.2.*"));
         assert!(ok("192.0.2.7"));
         assert!(ok("$a:Bob"));
+        assert!(ok("$A:bob"));
+        assert!(ok("bob@*"));
+        assert_eq!(
+            Mask::parse("*!*@user/Alice").unwrap(),
+            Mask::Identity("*!*@user/alice".into())
+        );
         assert!(!ok("$a:alice"));
         assert!(!ok("b?b!*@10.*"));
         assert!(ok("b?b!*@*"));

@@ -1284,11 +1284,11 @@ mod tests {
             Some("alice".into()),
         );
         room.modes = Modes::from_parts("ntm", Some("door".into()), Some(5));
-        room.topic = Some(Topic {
+        room.topic = Some(Arc::new(Topic {
             text: "a topic".into(),
             by: chat_proto::name::Nick::new("alice").unwrap(),
             time: jiff::Timestamp::from_millisecond(1_700_000_000_000).unwrap(),
-        });
+        }));
         for mask in ["eve", "$a:mallory"] {
             room.bans.push(RoomBan {
                 mask: Mask::parse(mask).unwrap(),

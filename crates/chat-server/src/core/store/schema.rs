@@ -395,7 +395,9 @@ pub(super) fn rooms(conn: &Connection) -> rusqlite::Result<Vec<Settings>> {
             topic_by.map(|n| Nick::new(&n)),
             topic_time.map(Timestamp::from_millisecond),
         ) {
-            (Some(text), Some(Ok(by)), Some(Ok(time))) => Some(Topic { text, by, time }),
+            (Some(text), Some(Ok(by)), Some(Ok(time))) => {
+                Some(std::sync::Arc::new(Topic { text, by, time }))
+            }
             _ => None,
         };
         let limit = limit.and_then(|l| u32::try_from(l).ok());
@@ -410,9 +412,10 @@ pub(super) fn rooms(conn: &Connection) -> rusqlite::Result<Vec<Settings>> {
     Ok(rooms)
 }
 
-/// Every server ban that has not expired by `now_ms`. A row that does not read is
-/// skipped and logged.
+/// Every server ban that has not expired by `now_ms`; the expired ones are deleted. A
+/// row that does not read is skipped and logged.
 pub(super) fn server_bans(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<Ban>> {
+    conn.execute("DELETE FROM server_bans WHERE until <= ?1", [now_ms])?;
     let mut stmt = conn.prepare(
         "SELECT target, until, by, reason FROM server_bans \
          WHERE until IS NULL OR until > ?1 ORDER BY time",

@@ -50,7 +50,6 @@ pub(super) mod what {
     pub(in super::super) const AWAY: i64 = 10;
 }
 
-/// Registers an account or changes its password, keeping its creation time.
 /// A registered room's settings (its bans are replaced beside it).
 const UPSERT_ROOM: &str = "INSERT INTO rooms \
      (room, name, founder, modes, key, lim, topic, topic_by, topic_time, updated) \
@@ -59,6 +58,7 @@ const UPSERT_ROOM: &str = "INSERT INTO rooms \
      modes = excluded.modes, key = excluded.key, lim = excluded.lim, topic = excluded.topic, \
      topic_by = excluded.topic_by, topic_time = excluded.topic_time, updated = excluded.updated";
 
+/// Registers an account or changes its password, keeping its creation time.
 const UPSERT_ACCOUNT: &str = "INSERT INTO accounts (nick, hash, created, updated) \
                               VALUES (?1, ?2, ?3, ?4) \
                               ON CONFLICT (nick) DO UPDATE \
@@ -473,7 +473,7 @@ fn upsert_server_ban(conn: &Connection, ban: &Ban, time: i64) -> rusqlite::Resul
 /// Writes a registered room's settings and its whole ban list.
 fn upsert_room(conn: &Connection, room: &Settings, updated: i64) -> rusqlite::Result<usize> {
     let key = room.name.folded();
-    let topic = room.topic.as_ref();
+    let topic = room.topic.as_deref();
     let written = conn.prepare_cached(UPSERT_ROOM)?.execute(params![
         key,
         room.name.as_str(),

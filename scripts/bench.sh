@@ -12,6 +12,8 @@
 #                                            that competes with the server for its core
 #   scripts/bench.sh throughput --transport ws --members 100 --messages 2000   # through
 #                                            the web door's WebSocket instead of TCP
+#   BENCH_ROOM_MODE='+b nobody!*@*' scripts/bench.sh throughput --members 100   # a room
+#                                            with modes (set by a holder that made it)
 #
 # With `--transport ws` among the bench's arguments the bench connects to the web door
 # (`--http-addr`, the port after the server's), not to the native TCP port.
@@ -36,6 +38,20 @@ for _ in $(seq 50); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
   sleep 0.1
 done
+# With BENCH_ROOM_MODE set, a holder makes the bench's room first (so it is the room's
+# operator), sets those modes on it and stays in it reading: BENCH_ROOM_MODE='+b
+# nobody!*@*' measures a room whose every message asks the hub (a room with bans).
+if [[ -n ${BENCH_ROOM_MODE:-} ]]; then
+  ready=$(mktemp -u)
+  taskset -c "${BENCH_CPUS:-1}" scripts/room-holder.py "$port" "${BENCH_ROOM:-#bench}" "$BENCH_ROOM_MODE" "$ready" &
+  holder=$!
+  trap 'kill $holder $server 2>/dev/null; wait $holder $server 2>/dev/null || true; rm -f "$ready"' EXIT
+  for _ in $(seq 100); do
+    [[ -e $ready ]] && break
+    sleep 0.1
+  done
+  [[ -e $ready ]] || { echo "bench.sh: the room holder did not get ready" >&2; exit 1; }
+fi
 mode=$1
 shift
 bench_port=$port

@@ -344,6 +344,10 @@ impl<S: AsyncRead + AsyncWrite + Secure> Connection<S> {
                             output.send(self.renderer.error(shown)).await.map_err(show)?;
                         }
                         Typed::Send { line, quit } => {
+                            self.state.send_if_modified(|state| {
+                                state.sent(&line);
+                                false
+                            });
                             outbox.push_back(line);
                             unflushed = true;
                             if quit {

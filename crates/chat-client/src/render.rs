@@ -1,11 +1,13 @@
 //! How a frame from the server is shown to a person: one line of plain text.
 //!
 //! Rendering is a pure function of the frame and a time zone, so it is tested without a
-//! terminal. Events show the local time (`HH:MM`) and the room; joins, parts, quits and
-//! renames are marked (`-->`, `<--`, `--`) so they stand apart from messages; errors
-//! start with `!!` and lines the client does not understand with `??`. Messages replayed
-//! from history start with `[history]` and keep their original time, with the date when
-//! it is not today; in colour the whole line is dim, so that live talk stands out.
+//! terminal. Events show the local time (`HH:MM`) and the room; joins, parts, quits,
+//! kicks, renames, topic and mode changes are marked (`-->`, `<--`, `--`) so they stand
+//! apart from messages; member lists show operators (`@`) first, then voiced members
+//! (`+`); errors start with `!!` and lines the client does not understand with `??`.
+//! Messages replayed from history start with `[history]` and keep their original time,
+//! with the date when it is not today; in colour the whole line is dim, so that live
+//! talk stands out.
 //!
 //! Everything that another user or the server wrote (message text, reasons, error text,
 //! unknown lines) goes through [`escape_controls`], so a control character is shown as
@@ -260,7 +262,10 @@ impl Renderer {
             } => format!(
                 "{} {}",
                 time(t),
-                self.notice(format!("[{room}] <-- {nick} left{}", Reason(reason)))
+                self.notice(format!(
+                    "[{room}] <-- {nick} left{}",
+                    Reason(reason.as_deref())
+                ))
             ),
             ServerFrame::Quit {
                 room,
@@ -271,7 +276,10 @@ impl Renderer {
             } => format!(
                 "{} {}",
                 time(t),
-                self.notice(format!("[{room}] <-- {nick} quit{}", Reason(reason)))
+                self.notice(format!(
+                    "[{room}] <-- {nick} quit{}",
+                    Reason(reason.as_deref())
+                ))
             ),
             ServerFrame::Rename {
                 room,
@@ -299,10 +307,13 @@ impl Renderer {
             ServerFrame::Current { room: None } => {
                 "-- now talking in no room (/join #room to talk)".to_owned()
             }
-            ServerFrame::Members { room, nicks } => {
+            ServerFrame::Members { room, members } => {
+                // Operators first, then voiced members, each in the server's order.
+                let mut members: Vec<_> = members.iter().collect();
+                members.sort_by_key(|m| std::cmp::Reverse(m.status));
                 let mut line = format!("-- in {room}:");
-                for nick in nicks {
-                    let _ = write!(line, " {}", self.nick(nick, me));
+                for m in members {
+                    let _ = write!(line, " {}{}", m.status.prefix(), self.nick(&m.nick, me));
                 }
                 line
             }
@@ -349,12 +360,15 @@ impl Renderer {
                     }
                     None => line.push_str(", no account"),
                 }
+                if w.oper {
+                    line.push_str(", server operator");
+                }
                 if w.rooms.is_empty() {
                     line.push_str(", in no room");
                 } else {
                     line.push_str(", in");
-                    for room in &w.rooms {
-                        let _ = write!(line, " {room}");
+                    for (status, room) in &w.rooms {
+                        let _ = write!(line, " {}{room}", status.prefix());
                     }
                 }
                 if let Some(away) = &w.away {
@@ -459,6 +473,89 @@ impl Renderer {
             } else {
                 "-- you no longer receive operators' notices (wallops)".to_owned()
             }),
+            // Room governance.
+            ServerFrame::Mode {
+                room,
+                nick,
+                time: t,
+                changes,
+                ..
+            } => format!(
+                "{} {}",
+                time(t),
+                self.notice(format!(
+                    "[{room}] -- {nick} sets mode {}",
+                    escape_controls(changes)
+                ))
+            ),
+            ServerFrame::Modes { room, modes } if modes == "+" => {
+                self.notice(format!("-- {room} has no modes"))
+            }
+            ServerFrame::Modes { room, modes } => {
+                self.notice(format!("-- {room} modes: {}", escape_controls(modes)))
+            }
+            ServerFrame::Kick {
+                room,
+                nick,
+                target,
+                time: t,
+                reason,
+                ..
+            } => {
+                // Without a reason the server gives the kicker's nickname: not worth
+                // repeating.
+                let reason =
+                    Reason(Some(reason.as_str()).filter(|r| !r.is_empty() && *r != nick.as_str()));
+                let you = me.is_some_and(|me| me.folded() == target.folded());
+                let line = if you {
+                    // Ours stands out: the room is gone from our list.
+                    self.paint(
+                        BOLD,
+                        format!("[{room}] <-- you were kicked by {nick}{reason}"),
+                    )
+                } else {
+                    self.notice(format!(
+                        "[{room}] <-- {target} was kicked by {nick}{reason}"
+                    ))
+                };
+                format!("{} {line}", time(t))
+            }
+            ServerFrame::Invite {
+                room,
+                nick,
+                target,
+                time: t,
+                ..
+            } => {
+                if me.is_some_and(|me| me.folded() == target.folded()) {
+                    // Usually from a room we are not in: say how to accept.
+                    format!(
+                        "{} -- {} invites you to {room} (/join {room} to accept)",
+                        time(t),
+                        self.nick(nick, me)
+                    )
+                } else {
+                    format!(
+                        "{} {}",
+                        time(t),
+                        self.notice(format!("[{room}] -- {nick} invited {target}"))
+                    )
+                }
+            }
+            ServerFrame::Ban {
+                room,
+                mask,
+                by,
+                time: t,
+            } => self.notice(format!(
+                "-- ban in {room} on {}, set by {by} at {}",
+                escape_controls(mask),
+                self.when(t)
+            )),
+            ServerFrame::BanEnd { room, count } => {
+                let s = if *count == 1 { "" } else { "s" };
+                self.notice(format!("-- end of bans in {room} ({count} ban{s})"))
+            }
         }
     }
 
@@ -497,7 +594,6 @@ pub fn render_command_error(error: &CommandError) -> String {
     )
 }
 
-/// ` (reason)` after a part or quit, or nothing.
 /// Seconds of idleness, readably: `42s`, `3m 5s`, `2h 7m`.
 struct Idle(u64);
 
@@ -512,7 +608,8 @@ impl std::fmt::Display for Idle {
     }
 }
 
-struct Reason<'a>(&'a Option<String>);
+/// ` (reason)` after a part, quit or kick, or nothing.
+struct Reason<'a>(Option<&'a str>);
 
 impl std::fmt::Display for Reason<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -592,6 +689,82 @@ mod tests {
     }
 
     #[test]
+    fn room_governance_is_readable() {
+        let cases = [
+            (
+                format!("MODE #rust alice {T} 2 :+o bob"),
+                "12:01 [#rust] -- alice sets mode +o bob",
+            ),
+            (
+                format!("MODE #rust alice {T} 2 :+ov-b bob carol eve!*@*"),
+                "12:01 [#rust] -- alice sets mode +ov-b bob carol eve!*@*",
+            ),
+            (
+                format!("MODE #rust alice {T} 2 :+mi"),
+                "12:01 [#rust] -- alice sets mode +mi",
+            ),
+            ("MODES #rust :+ntl 50".to_owned(), "-- #rust modes: +ntl 50"),
+            ("MODES #rust :+".to_owned(), "-- #rust has no modes"),
+            (
+                format!("KICK #rust alice bob {T} 3 :spam"),
+                "12:01 [#rust] <-- bob was kicked by alice (spam)",
+            ),
+            // No reason given: the server's default, the kicker's name, is left out.
+            (
+                format!("KICK #rust alice bob {T} 3 :alice"),
+                "12:01 [#rust] <-- bob was kicked by alice",
+            ),
+            (
+                format!("INVITE #rust alice bob {T} 4"),
+                "12:01 [#rust] -- alice invited bob",
+            ),
+            (
+                "BAN #rust eve!*@* alice 2026-11-18T11:06:40.123Z".to_owned(),
+                "-- ban in #rust on eve!*@*, set by alice at 2026-11-18 11:06",
+            ),
+            (
+                "BAN #rust $a:eve alice 2026-11-18T11:06:40.123Z".to_owned(),
+                "-- ban in #rust on $a:eve, set by alice at 2026-11-18 11:06",
+            ),
+            (
+                "BANEND #rust 1".to_owned(),
+                "-- end of bans in #rust (1 ban)",
+            ),
+            (
+                "BANEND #rust 0".to_owned(),
+                "-- end of bans in #rust (0 bans)",
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(utc(&parse(&line)), want, "for {line:?}");
+        }
+    }
+
+    #[test]
+    fn kicks_and_invitations_of_you_say_so() {
+        let bob = Nick::new("Bob").unwrap();
+        let as_bob =
+            |line: &str| Renderer::new(TimeZone::UTC, false).frame(&parse(line), Some(&bob));
+        assert_eq!(
+            as_bob(&format!("KICK #rust alice bob {T} 3 :spam")),
+            "12:01 [#rust] <-- you were kicked by alice (spam)"
+        );
+        assert_eq!(
+            as_bob(&format!("INVITE #rust alice bob {T} 4")),
+            "12:01 -- alice invites you to #rust (/join #rust to accept)"
+        );
+        // Someone else's, seen by bob as a member of the room.
+        assert_eq!(
+            as_bob(&format!("KICK #rust alice carol {T} 5 :bye")),
+            "12:01 [#rust] <-- carol was kicked by alice (bye)"
+        );
+        assert_eq!(
+            as_bob(&format!("INVITE #rust alice carol {T} 6")),
+            "12:01 [#rust] -- alice invited carol"
+        );
+    }
+
+    #[test]
     fn operator_frames_and_the_motd_are_readable() {
         let cases = [
             ("MOTD :be nice".to_owned(), "-- motd: be nice"),
@@ -643,6 +816,10 @@ mod tests {
             ),
             ("MEMBERS #general alice bob", "-- in #general: alice bob"),
             (
+                "MEMBERS #general bob @alice +carol dave @eve",
+                "-- in #general: @alice @eve +carol bob dave",
+            ),
+            (
                 "ROOMS #general=2 #rust=1",
                 "-- rooms: #general (2) #rust (1)",
             ),
@@ -658,6 +835,11 @@ mod tests {
                 "!! NICK_TAKEN: nickname taken",
             ),
             ("ERR SOMETHING_NEW :later", "!! SOMETHING_NEW: later"),
+            (
+                "ERR CHANOP_NEEDED :you are not an operator of #rust",
+                "!! CHANOP_NEEDED: you are not an operator of #rust",
+            ),
+            ("ERR BAD_KEY :wrong key", "!! BAD_KEY: wrong key"),
             ("BYE :server shutting down", "-- bye: server shutting down"),
             (
                 "AWAY alice :gone fishing",
@@ -666,14 +848,15 @@ mod tests {
             ("AWAY alice", "-- you are back"),
             ("ISAWAY bob :at lunch", "-- bob is away: at lunch"),
             (
-                "WHOIS bob 2026-11-18T11:06:40.123Z 75 tls bob #general #rust :at lunch",
+                "WHOIS bob 2026-11-18T11:06:40.123Z 75 tls bob user @#general #ops +#rust \
+                 :at lunch",
                 "-- bob connected 2026-11-18 11:06 over TLS, idle 1m 15s, account bob, \
-                 in #general #rust, away: at lunch",
+                 in @#general #ops +#rust, away: at lunch",
             ),
             (
-                "WHOIS carol 2026-11-18T11:06:40.123Z 7300 plain *",
+                "WHOIS carol 2026-11-18T11:06:40.123Z 7300 plain * oper",
                 "-- carol connected 2026-11-18 11:06 over plain TCP, idle 2h 1m, no account, \
-                 in no room",
+                 server operator, in no room",
             ),
             (
                 "WHOWAS dave 2026-11-18T11:06:40.123Z dave",
@@ -807,6 +990,31 @@ mod tests {
             ServerFrame::Bye {
                 reason: evil.clone(),
             },
+            ServerFrame::Mode {
+                room: room.clone(),
+                nick: bob.clone(),
+                time,
+                id: 1,
+                changes: evil.clone(),
+            },
+            ServerFrame::Modes {
+                room: room.clone(),
+                modes: evil.clone(),
+            },
+            ServerFrame::Kick {
+                room: room.clone(),
+                nick: bob.clone(),
+                target: bob.clone(),
+                time,
+                id: 1,
+                reason: evil.clone(),
+            },
+            ServerFrame::Ban {
+                room: room.clone(),
+                mask: evil.clone(),
+                by: bob.clone(),
+                time,
+            },
         ];
         for frame in &frames {
             let shown = utc(frame);
@@ -879,15 +1087,26 @@ mod tests {
             format!("PRIVMSG bob alice {T} 1 :psst"),
             format!("JOIN #general bob {T} 1"),
             format!("QUIT #general bob {T} 1 :gone"),
-            "MEMBERS #general alice bob".to_owned(),
+            "MEMBERS #general alice @bob +carol".to_owned(),
+            format!("MODE #general bob {T} 1 :+o alice"),
+            format!("KICK #general bob alice {T} 1 :spam"),
+            format!("KICK #general alice bob {T} 1 :spam"),
+            format!("INVITE #rust bob alice {T} 1"),
+            format!("INVITE #general alice bob {T} 1"),
             "ERR USAGE :usage: /join #room".to_owned(),
             "WELCOME alice :hi".to_owned(),
         ];
+        let alice = Nick::new("alice").unwrap();
+        let plain = Renderer::new(TimeZone::UTC, false);
         for line in lines {
             let frame = parse(&line);
             let shown = colored(&frame, "alice");
             assert!(shown.contains('\x1b'), "{shown:?}");
-            assert_eq!(strip(&shown), utc(&frame), "for {line:?}");
+            assert_eq!(
+                strip(&shown),
+                plain.frame(&frame, Some(&alice)),
+                "for {line:?}"
+            );
         }
     }
 

@@ -237,6 +237,58 @@ async fn other_users_are_shown() {
 }
 
 #[tokio::test]
+async fn room_governance_is_shown_and_a_kick_leaves_the_room() {
+    let server = TestServer::start().await;
+    let mut bob = Peer::connect(server.addr, "bob").await;
+    let mut alice = Client::start(server.addr, "alice").await;
+    alice.wait_for("-- now talking in #general").await;
+
+    // bob makes #den, so he is its operator; alice joins it.
+    bob.send("/join #den").await;
+    bob.expect(
+        "bob's JOIN",
+        |f| matches!(f, ServerFrame::Join { room, .. } if room.as_str() == "#den"),
+    )
+    .await;
+    alice.type_line("/join #den");
+    alice.wait_for("-- in #den: @bob alice").await;
+
+    bob.send("/voice #den alice").await;
+    alice.wait_for("[#den] -- bob sets mode +v alice").await;
+    alice.type_line("/who");
+    alice.wait_for("-- in #den: @bob +alice").await;
+    alice.type_line("/mode");
+    alice.wait_for("-- #den modes: +").await;
+    alice.type_line("/kick bob");
+    alice.wait_for("!! CHANOP_NEEDED: ").await;
+
+    // Kicked from the current room: out of it, and talking in the next one.
+    bob.send("/kick #den alice enough").await;
+    alice
+        .wait_for("[#den] <-- you were kicked by bob (enough)")
+        .await;
+    alice.wait_for("-- now talking in #general").await;
+    alice.type_line("still here");
+    alice.wait_for("[#general] <alice> still here").await;
+
+    // An invitation to an invite-only room says how to accept it.
+    bob.send("/join #inv").await;
+    bob.send("/mode #inv +i").await;
+    bob.send("/invite alice #inv").await;
+    alice
+        .wait_for("-- bob invites you to #inv (/join #inv to accept)")
+        .await;
+    alice.type_line("/join #inv");
+    alice.wait_for("[#inv] --> alice joined").await;
+    alice.type_line("/whois bob");
+    let whois = alice.wait_for("-- bob connected ").await;
+    assert!(whois.contains(" @#inv"), "{whois}");
+
+    let (result, _) = alice.finish().await;
+    assert_eq!(result.expect("clean exit"), Outcome::EndOfInput);
+}
+
+#[tokio::test]
 async fn a_taken_nickname_is_an_error_when_not_interactive() {
     let server = TestServer::start().await;
     let _alice = Peer::connect(server.addr, "alice").await;
@@ -530,7 +582,8 @@ async fn reconnecting_restores_rooms_and_sends_what_was_typed_offline() {
     alice.type_line("/join #rust");
     alice.type_line("/join #ops");
     alice.type_line("/join #rust");
-    alice.wait_for("-- in #ops: alice").await;
+    // Who makes a room is its operator.
+    alice.wait_for("-- in #ops: @alice").await;
     alice.wait_for("-- now talking in #rust").await;
 
     first.shutdown().await;

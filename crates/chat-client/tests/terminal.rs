@@ -17,7 +17,7 @@ use std::time::Instant;
 use tokio::runtime::Runtime;
 
 /// Tall enough for the whole of `/help` (client and server commands, one line each).
-const ROWS: u16 = 40;
+const ROWS: u16 = 50;
 const COLUMNS: u16 = 80;
 
 fn nonzero(n: u16) -> std::num::NonZeroU16 {
@@ -420,8 +420,8 @@ fn reconnects_after_the_server_drops() {
     let mut carol = rt.block_on(Peer::connect(addr, "carol"));
     rt.block_on(carol.send("/join #rust"));
     rt.block_on(carol.expect("the members of #rust", |f| {
-        matches!(f, ServerFrame::Members { room, nicks }
-            if room.as_str() == "#rust" && nicks.iter().any(|n| n.as_str() == "alice"))
+        matches!(f, ServerFrame::Members { room, members }
+            if room.as_str() == "#rust" && members.iter().any(|m| m.nick.as_str() == "alice"))
     }));
     term.type_keys(", sent after\r");
     rt.block_on(said(&mut carol, "alice", "typed before, sent after"));

@@ -1,6 +1,7 @@
 //! What a client sends once it has a nickname: a bare line is a message to the current
 //! room, a line starting with `/` is a command, and `//text` sends `/text` literally.
 
+use crate::frame::Status;
 use crate::name::{NameError, Nick, Room, Target};
 use crate::text::first_forbidden;
 use std::fmt;
@@ -10,8 +11,14 @@ use std::fmt;
 pub enum Command {
     /// A message to the current room (a bare line, or `//text` for text starting with `/`).
     Say(String),
-    /// `/join #room`: join (creating it if need be) and make it current.
-    Join(Room),
+    /// `/join #room [key]`: join (creating it if need be) and make it current; `key` for
+    /// a room that has one (`+k`).
+    Join {
+        /// The room.
+        room: Room,
+        /// The room's key, if given.
+        key: Option<String>,
+    },
     /// `/part [#room] [reason]`: leave the room (default: the current one).
     Part {
         /// The room to leave; the current one if `None`.
@@ -103,6 +110,60 @@ pub enum Command {
     Unsban(String),
     /// `/sbans` (operators): list the server bans.
     Sbans,
+    // ----- room governance -----
+    /// `/mode [#room] [+|-flags [args...]]`: show a room's modes (default: the current
+    /// room's), or change them (room operators). The flags and arguments are checked by
+    /// the server.
+    Mode {
+        /// The room; the current one if `None`.
+        room: Option<Room>,
+        /// The change, word by word (`+ml`, `20`); empty: show the modes.
+        changes: Vec<String>,
+    },
+    /// `/op`, `/deop`, `/voice`, `/devoice [#room] nick` (room operators): give or take a
+    /// member's operator status or voice.
+    Grant {
+        /// The room; the current one if `None`.
+        room: Option<Room>,
+        /// Whose.
+        nick: Nick,
+        /// [`Status::Operator`] or [`Status::Voice`].
+        status: Status,
+        /// Give (`true`) or take away.
+        give: bool,
+    },
+    /// `/kick [#room] nick [reason]` (room operators): remove someone from the room.
+    Kick {
+        /// The room; the current one if `None`.
+        room: Option<Room>,
+        /// Whom.
+        nick: Nick,
+        /// Why (the kicker's nickname if `None`).
+        reason: Option<String>,
+    },
+    /// `/ban [#room] [mask|nick]` (room operators): ban from the room; without a mask,
+    /// list the room's bans.
+    Ban {
+        /// The room; the current one if `None`.
+        room: Option<Room>,
+        /// `nick!user@host` with `*` and `?`, `$a:account`, or a nickname; `None`: list.
+        mask: Option<String>,
+    },
+    /// `/unban [#room] mask` (room operators): lift a room ban.
+    Unban {
+        /// The room; the current one if `None`.
+        room: Option<Room>,
+        /// The ban's mask, as listed.
+        mask: String,
+    },
+    /// `/invite nick [#room]`: invite someone to a room (default: the current one); in
+    /// an invite-only room, room operators only.
+    Invite {
+        /// Whom.
+        nick: Nick,
+        /// The room; the current one if `None`.
+        room: Option<Room>,
+    },
 }
 
 /// A ban's duration: a whole number and a unit, `s`, `m`, `h`, `d` or `w` (`90m`, `7d`).
@@ -220,7 +281,7 @@ pub const DEFAULT_HISTORY: usize = 50;
 /// One line per command, for `/help`.
 pub const HELP: &[(&str, &str)] = &[
     (
-        "/join #room",
+        "/join #room [key]",
         "join a room (creating it) and make it current",
     ),
     (
@@ -246,6 +307,33 @@ pub const HELP: &[(&str, &str)] = &[
         "/topic [#room] [text|:]",
         "show or set a room's topic (: alone clears it)",
     ),
+    (
+        "/mode [#room] [+|-flags] [args]",
+        "show or change a room's modes: t n m s i k l b",
+    ),
+    (
+        "/op [#room] nick",
+        "room operators: make someone an operator",
+    ),
+    (
+        "/deop [#room] nick",
+        "room operators: take operator status away",
+    ),
+    (
+        "/voice [#room] nick",
+        "room operators: let someone speak when +m",
+    ),
+    ("/devoice [#room] nick", "room operators: take voice away"),
+    (
+        "/kick [#room] nick [reason]",
+        "room operators: remove someone from a room",
+    ),
+    (
+        "/ban [#room] [mask|nick]",
+        "room operators: ban from a room (no mask: list)",
+    ),
+    ("/unban [#room] mask", "room operators: lift a room ban"),
+    ("/invite nick [#room]", "invite someone to a room"),
     ("/register password", "claim your nickname with a password"),
     ("/password new", "change your nickname's password"),
     ("/ping [token]", "ask the server for PONG"),
@@ -306,6 +394,16 @@ fn first_word(s: &str) -> (&str, &str) {
     match s.split_once(char::is_whitespace) {
         Some((word, rest)) => (word, rest.trim_start()),
         None => (s, ""),
+    }
+}
+
+/// A first word starting with `#` is a room; the rest follows it.
+fn optional_room(args: &str) -> Result<(Option<Room>, &str), CommandError> {
+    let (first, rest) = first_word(args);
+    if first.starts_with('#') {
+        Ok((Some(room(first)?), rest))
+    } else {
+        Ok((None, args))
     }
 }
 
@@ -373,7 +471,18 @@ impl Command {
         let name = name.to_ascii_lowercase();
         let cmd = match name.as_str() {
             "join" => match args.split_whitespace().collect::<Vec<_>>()[..] {
-                [r] => Command::Join(room(r)?),
+                [r] => Command::Join {
+                    room: room(r)?,
+                    key: None,
+                },
+                // A key never starts with `#`: `/join #a #b` is a mistake, not a key.
+                [r, key] if !key.starts_with('#') => {
+                    check_text(key)?;
+                    Command::Join {
+                        room: room(r)?,
+                        key: Some(key.to_owned()),
+                    }
+                }
                 _ => return Err(CommandError::Usage(usage("/join"))),
             },
             "part" => {
@@ -494,6 +603,72 @@ impl Command {
                 _ => return Err(CommandError::Usage(usage("/unsban"))),
             },
             "sbans" if args.is_empty() => Command::Sbans,
+            "mode" => {
+                check_text(args)?;
+                let (room, rest) = optional_room(args)?;
+                Command::Mode {
+                    room,
+                    changes: rest.split_whitespace().map(str::to_owned).collect(),
+                }
+            }
+            "op" | "deop" | "voice" | "devoice" => {
+                let (room, rest) = optional_room(args)?;
+                match rest.split_whitespace().collect::<Vec<_>>()[..] {
+                    [n] => Command::Grant {
+                        room,
+                        nick: nick(n)?,
+                        status: if name.ends_with("op") {
+                            Status::Operator
+                        } else {
+                            Status::Voice
+                        },
+                        give: !name.starts_with("de"),
+                    },
+                    _ => return Err(CommandError::Usage(usage(&format!("/{name}")))),
+                }
+            }
+            "kick" => {
+                let (room, rest) = optional_room(args)?;
+                let (who, reason) = first_word(rest);
+                if who.is_empty() {
+                    return Err(CommandError::Usage(usage("/kick")));
+                }
+                Command::Kick {
+                    room,
+                    nick: nick(who)?,
+                    reason: opt_text(reason)?,
+                }
+            }
+            "ban" | "unban" => {
+                check_text(args)?;
+                let (room, rest) = optional_room(args)?;
+                match (
+                    name.as_str(),
+                    &rest.split_whitespace().collect::<Vec<_>>()[..],
+                ) {
+                    ("ban", []) => Command::Ban { room, mask: None },
+                    ("ban", [mask]) => Command::Ban {
+                        room,
+                        mask: Some((*mask).to_owned()),
+                    },
+                    ("unban", [mask]) => Command::Unban {
+                        room,
+                        mask: (*mask).to_owned(),
+                    },
+                    _ => return Err(CommandError::Usage(usage(&format!("/{name}")))),
+                }
+            }
+            "invite" => match args.split_whitespace().collect::<Vec<_>>()[..] {
+                [n] => Command::Invite {
+                    nick: nick(n)?,
+                    room: None,
+                },
+                [n, r] => Command::Invite {
+                    nick: nick(n)?,
+                    room: Some(room(r)?),
+                },
+                _ => return Err(CommandError::Usage(usage("/invite"))),
+            },
             "rooms" | "help" | "motd" | "sbans" => {
                 return Err(CommandError::Usage(usage(&format!("/{name}"))));
             }
@@ -515,7 +690,10 @@ impl fmt::Display for Command {
         match self {
             Command::Say(text) if text.starts_with('/') => write!(f, "/{text}"),
             Command::Say(text) => f.write_str(text),
-            Command::Join(room) => write!(f, "/join {room}"),
+            Command::Join { room, key } => {
+                write!(f, "/join {room}")?;
+                opt(f, key)
+            }
             Command::Part { room, reason } => {
                 f.write_str("/part")?;
                 if let Some(room) = room {
@@ -599,6 +777,58 @@ impl fmt::Display for Command {
             }
             Command::Unsban(target) => write!(f, "/unsban {target}"),
             Command::Sbans => f.write_str("/sbans"),
+            Command::Mode { room, changes } => {
+                f.write_str("/mode")?;
+                if let Some(room) = room {
+                    write!(f, " {room}")?;
+                }
+                changes.iter().try_for_each(|w| write!(f, " {w}"))
+            }
+            Command::Grant {
+                room,
+                nick,
+                status,
+                give,
+            } => {
+                let name = match status {
+                    Status::Voice => "voice",
+                    _ => "op",
+                };
+                write!(f, "/{}{name}", if *give { "" } else { "de" })?;
+                if let Some(room) = room {
+                    write!(f, " {room}")?;
+                }
+                write!(f, " {nick}")
+            }
+            Command::Kick { room, nick, reason } => {
+                f.write_str("/kick")?;
+                if let Some(room) = room {
+                    write!(f, " {room}")?;
+                }
+                write!(f, " {nick}")?;
+                opt(f, reason)
+            }
+            Command::Ban { room, mask } => {
+                f.write_str("/ban")?;
+                if let Some(room) = room {
+                    write!(f, " {room}")?;
+                }
+                opt(f, mask)
+            }
+            Command::Unban { room, mask } => {
+                f.write_str("/unban")?;
+                if let Some(room) = room {
+                    write!(f, " {room}")?;
+                }
+                write!(f, " {mask}")
+            }
+            Command::Invite { nick, room } => {
+                write!(f, "/invite {nick}")?;
+                if let Some(room) = room {
+                    write!(f, " {room}")?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -82,6 +82,26 @@ pub enum ErrorCode {
     NoSuchBan,
     /// `/sban`: the server holds as many bans as it allows.
     TooManyBans,
+    /// The room command needs a room operator (or a server operator).
+    ChanopNeeded,
+    /// `/join`: the room is invite-only (`+i`) and you were not invited.
+    InviteOnly,
+    /// `/join`: the room has a key (`+k`) and you gave none or a wrong one.
+    BadKey,
+    /// `/join`: the room has as many members as its limit (`+l`) allows.
+    RoomFull,
+    /// The room is moderated (`+m`): only voiced members and operators speak.
+    Moderated,
+    /// A ban in the room (`+b`) matches you: you cannot join it or speak in it.
+    BannedFromRoom,
+    /// The person named is not in the room.
+    UserNotInRoom,
+    /// `/invite`: the person is in the room already.
+    AlreadyInRoom,
+    /// `/mode`: a flag the server does not know, or one missing its argument.
+    UnknownMode,
+    /// `/ban`: the room holds as many bans as it allows.
+    BanListFull,
     /// A code this version does not know, kept verbatim.
     Other(String),
 }
@@ -120,12 +140,22 @@ impl ErrorCode {
             ErrorCode::Banned => "BANNED",
             ErrorCode::NoSuchBan => "NO_SUCH_BAN",
             ErrorCode::TooManyBans => "TOO_MANY_BANS",
+            ErrorCode::ChanopNeeded => "CHANOP_NEEDED",
+            ErrorCode::InviteOnly => "INVITE_ONLY",
+            ErrorCode::BadKey => "BAD_KEY",
+            ErrorCode::RoomFull => "ROOM_FULL",
+            ErrorCode::Moderated => "MODERATED",
+            ErrorCode::BannedFromRoom => "BANNED_FROM_ROOM",
+            ErrorCode::UserNotInRoom => "USER_NOT_IN_ROOM",
+            ErrorCode::AlreadyInRoom => "ALREADY_IN_ROOM",
+            ErrorCode::UnknownMode => "UNKNOWN_MODE",
+            ErrorCode::BanListFull => "BAN_LIST_FULL",
             ErrorCode::Other(code) => code,
         }
     }
 
     /// Every code this version knows, for documentation and tests.
-    pub const KNOWN: [ErrorCode; 30] = [
+    pub const KNOWN: [ErrorCode; 40] = [
         ErrorCode::NickInvalid,
         ErrorCode::NickTaken,
         ErrorCode::LineTooLong,
@@ -156,6 +186,16 @@ impl ErrorCode {
         ErrorCode::Banned,
         ErrorCode::NoSuchBan,
         ErrorCode::TooManyBans,
+        ErrorCode::ChanopNeeded,
+        ErrorCode::InviteOnly,
+        ErrorCode::BadKey,
+        ErrorCode::RoomFull,
+        ErrorCode::Moderated,
+        ErrorCode::BannedFromRoom,
+        ErrorCode::UserNotInRoom,
+        ErrorCode::AlreadyInRoom,
+        ErrorCode::UnknownMode,
+        ErrorCode::BanListFull,
     ];
 
     fn parse(s: &str) -> ErrorCode {
@@ -210,9 +250,60 @@ impl fmt::Display for AccountStatus {
     }
 }
 
+/// A member's standing in a room, shown before its nickname in member lists (`@alice`,
+/// `+bob`) and before the room in `WHOIS` (`@#rust`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Status {
+    /// An ordinary member (no prefix).
+    #[default]
+    Member,
+    /// Voiced (`+`): may speak in a moderated room.
+    Voice,
+    /// A room operator (`@`): may change the room's topic and modes, kick, ban and invite.
+    Operator,
+}
+
+impl Status {
+    /// The prefix written before a nickname or room (`""`, `"+"`, `"@"`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Status::Member => "",
+            Status::Voice => "+",
+            Status::Operator => "@",
+        }
+    }
+
+    /// Splits a prefix off `word`: the status and the rest.
+    pub fn split(word: &str) -> (Status, &str) {
+        if let Some(rest) = word.strip_prefix('@') {
+            (Status::Operator, rest)
+        } else if let Some(rest) = word.strip_prefix('+') {
+            (Status::Voice, rest)
+        } else {
+            (Status::Member, word)
+        }
+    }
+}
+
+/// One member in a `MEMBERS` frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomMember {
+    /// Its standing in the room.
+    pub status: Status,
+    /// Its nickname.
+    pub nick: Nick,
+}
+
+impl fmt::Display for RoomMember {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.status.prefix(), self.nick)
+    }
+}
+
 /// A frame from the server to a client.
 ///
-/// Events (`MSG`, `ACTION`, `PRIVMSG`, `JOIN`, `PART`, `QUIT`, `RENAME`, `TOPIC`) carry the server
+/// Events (`MSG`, `ACTION`, `PRIVMSG`, `JOIN`, `PART`, `QUIT`, `RENAME`, `TOPIC`, `MODE`,
+/// `KICK`, `INVITE`) carry the server
 /// time and a message id; replies and errors do not. Ids are unique on the server (across
 /// restarts on the same database) and rise in each room's order: they are the cursor for
 /// paging back through history.
@@ -349,13 +440,13 @@ pub enum ServerFrame {
         /// The room, or `None` (`*`).
         room: Option<Room>,
     },
-    /// `MEMBERS <room> <nick>...`: who is in the room. A long list is split over several
-    /// frames.
+    /// `MEMBERS <room> [@|+]<nick>...`: who is in the room, operators marked `@` and
+    /// voiced members `+`. A long list is split over several frames.
     Members {
         /// The room.
         room: Room,
         /// Members, in no particular order.
-        nicks: Vec<Nick>,
+        members: Vec<RoomMember>,
     },
     /// `ROOMS <room>=<members>...`: the rooms that exist. A long list is split over
     /// several frames.
@@ -402,8 +493,8 @@ pub enum ServerFrame {
         /// Its away text.
         text: String,
     },
-    /// `WHOIS <nick> <since> <idle> <tls|plain> <account|*> <room>... [:<away>]`: the
-    /// answer to `/whois`.
+    /// `WHOIS <nick> <since> <idle> <tls|plain> <account|*> <oper|user> [@|+]<room>...
+    /// [:<away>]`: the answer to `/whois`.
     Whois(Box<Whois>),
     /// `WHOWAS <nick> <left> <account|*>`: one recent departure under that nickname
     /// (newest first), in answer to `/whowas`.
@@ -500,6 +591,78 @@ pub enum ServerFrame {
         /// Whether you now receive operators' notices.
         on: bool,
     },
+    // ----- room governance -----
+    /// `MODE <room> <nick> <time> <id> :<changes>`: `nick` changed the room's modes or a
+    /// member's standing: `+o bob`, `-v carol`, `+mi`, `+k key`, `+l 50`, `+b mask`.
+    Mode {
+        /// The room.
+        room: Room,
+        /// Who changed it.
+        nick: Nick,
+        /// When.
+        time: Timestamp,
+        /// The event's message id.
+        id: u64,
+        /// The change: flags, then their arguments, space-separated.
+        changes: String,
+    },
+    /// `MODES <room> :<modes>`: the answer to `/mode #room`: its flags and their
+    /// arguments (`+ntl 50`; the key only to members), `+` alone for none.
+    Modes {
+        /// The room.
+        room: Room,
+        /// Its modes.
+        modes: String,
+    },
+    /// `KICK <room> <nick> <target> <time> <id> :<reason>`: `nick` removed `target` from
+    /// the room (the one kicked gets it too, and is no longer in the room).
+    Kick {
+        /// The room.
+        room: Room,
+        /// Who kicked.
+        nick: Nick,
+        /// Who was removed.
+        target: Nick,
+        /// When.
+        time: Timestamp,
+        /// The event's message id.
+        id: u64,
+        /// Why (the kicker's nickname when not given).
+        reason: String,
+    },
+    /// `INVITE <room> <nick> <target> <time> <id>`: `nick` invited `target` to the room
+    /// (to the room's members and to the one invited).
+    Invite {
+        /// The room.
+        room: Room,
+        /// Who invited.
+        nick: Nick,
+        /// Who was invited.
+        target: Nick,
+        /// When.
+        time: Timestamp,
+        /// The event's message id.
+        id: u64,
+    },
+    /// `BAN <room> <mask> <by> <time>`: one ban of the room (in answer to `/ban #room`
+    /// or `/mode #room +b`).
+    Ban {
+        /// The room.
+        room: Room,
+        /// What it matches: `nick!user@host` with `*` and `?`, or `$a:account`.
+        mask: String,
+        /// Who set it.
+        by: Nick,
+        /// When.
+        time: Timestamp,
+    },
+    /// `BANEND <room> <count>`: the end of a ban list of `count` frames.
+    BanEnd {
+        /// The room.
+        room: Room,
+        /// How many `BAN` frames came before.
+        count: usize,
+    },
 }
 
 /// A room's topic as `TOPICIS` tells it.
@@ -526,8 +689,11 @@ pub struct Whois {
     pub tls: bool,
     /// The account it identified to, if any (`*`: none).
     pub account: Option<Nick>,
-    /// The rooms it is in that you may see.
-    pub rooms: Vec<Room>,
+    /// Whether it is a server operator (`oper`) or not (`user`).
+    pub oper: bool,
+    /// The rooms it is in that you may see (secret rooms only if you share them), with
+    /// its standing in each.
+    pub rooms: Vec<(Status, Room)>,
     /// Its away text, if it is away.
     pub away: Option<String>,
 }
@@ -668,7 +834,10 @@ impl ServerFrame {
             | ServerFrame::Part { id, .. }
             | ServerFrame::Quit { id, .. }
             | ServerFrame::Rename { id, .. }
-            | ServerFrame::Topic { id, .. } => Some(*id),
+            | ServerFrame::Topic { id, .. }
+            | ServerFrame::Mode { id, .. }
+            | ServerFrame::Kick { id, .. }
+            | ServerFrame::Invite { id, .. } => Some(*id),
             ServerFrame::History(event) => event.id(),
             _ => None,
         }
@@ -713,6 +882,12 @@ impl ServerFrame {
             ServerFrame::SbanEnd { .. } => "SBANEND",
             ServerFrame::Unsban { .. } => "UNSBAN",
             ServerFrame::WallopsMode { .. } => "WALLOPSMODE",
+            ServerFrame::Mode { .. } => "MODE",
+            ServerFrame::Modes { .. } => "MODES",
+            ServerFrame::Kick { .. } => "KICK",
+            ServerFrame::Invite { .. } => "INVITE",
+            ServerFrame::Ban { .. } => "BAN",
+            ServerFrame::BanEnd { .. } => "BANEND",
         }
     }
 
@@ -731,7 +906,7 @@ impl ServerFrame {
             };
         }
         let parts = Parts::split(line);
-        const VERBS: [&str; 36] = [
+        const VERBS: [&str; 42] = [
             "NICK",
             "PASS",
             "WELCOME",
@@ -768,6 +943,12 @@ impl ServerFrame {
             "SBAN",
             "SBANEND",
             "UNSBAN",
+            "MODE",
+            "MODES",
+            "KICK",
+            "INVITE",
+            "BAN",
+            "BANEND",
         ];
         let verb = VERBS
             .into_iter()
@@ -855,14 +1036,17 @@ impl ServerFrame {
             },
             "MEMBERS" => {
                 let room = r.room()?;
-                let nicks = r
+                let members = r
                     .rest()
                     .into_iter()
-                    .map(Nick::new)
+                    .map(|w| {
+                        let (status, nick) = Status::split(w);
+                        Nick::new(nick).map(|nick| RoomMember { status, nick })
+                    })
                     .collect::<Result<_, _>>();
                 ServerFrame::Members {
                     room,
-                    nicks: nicks.map_err(|e| malformed(verb, e.to_string()))?,
+                    members: members.map_err(|e| malformed(verb, e.to_string()))?,
                 }
             }
             "ROOMS" => {
@@ -909,10 +1093,18 @@ impl ServerFrame {
                     w => return Err(malformed(verb, format!("transport {w:?}"))),
                 };
                 let account = r.nick_or_star()?;
+                let oper = match r.word("operator")? {
+                    "oper" => true,
+                    "user" => false,
+                    w => return Err(malformed(verb, format!("operator {w:?}"))),
+                };
                 let rooms = r
                     .rest()
                     .into_iter()
-                    .map(Room::new)
+                    .map(|w| {
+                        let (status, room) = Status::split(w);
+                        Room::new(room).map(|room| (status, room))
+                    })
                     .collect::<Result<_, _>>()
                     .map_err(|e| malformed(verb, e.to_string()))?;
                 ServerFrame::Whois(Box::new(Whois {
@@ -921,6 +1113,7 @@ impl ServerFrame {
                     idle,
                     tls,
                     account,
+                    oper,
                     rooms,
                     away: r.optional_text(),
                 }))
@@ -991,6 +1184,42 @@ impl ServerFrame {
                     w => return Err(malformed(verb, format!("mode {w:?}"))),
                 },
             },
+            "MODE" => ServerFrame::Mode {
+                room: r.room()?,
+                nick: r.nick()?,
+                time: r.time()?,
+                id: r.id()?,
+                changes: r.text()?,
+            },
+            "MODES" => ServerFrame::Modes {
+                room: r.room()?,
+                modes: r.text()?,
+            },
+            "KICK" => ServerFrame::Kick {
+                room: r.room()?,
+                nick: r.nick()?,
+                target: r.nick()?,
+                time: r.time()?,
+                id: r.id()?,
+                reason: r.text()?,
+            },
+            "INVITE" => ServerFrame::Invite {
+                room: r.room()?,
+                nick: r.nick()?,
+                target: r.nick()?,
+                time: r.time()?,
+                id: r.id()?,
+            },
+            "BAN" => ServerFrame::Ban {
+                room: r.room()?,
+                mask: r.word("mask")?.to_owned(),
+                by: r.nick()?,
+                time: r.time()?,
+            },
+            "BANEND" => ServerFrame::BanEnd {
+                room: r.room()?,
+                count: r.number("count")?,
+            },
             _ => unreachable!("verb list and match agree"),
         };
         r.end(frame)
@@ -1009,19 +1238,19 @@ impl ServerFrame {
         buf.freeze()
     }
 
-    /// Appends `MEMBERS` frames for `room` listing `nicks`, at most `per_frame` to a
+    /// Appends `MEMBERS` frames for `room` listing `members`, at most `per_frame` to a
     /// frame: the bytes that encoding a [`ServerFrame::Members`] per chunk would give,
     /// without building the frames or cloning a name (a big room's list is encoded on
     /// every join). No frame for no names.
     pub fn encode_members<'a>(
         room: &Room,
-        nicks: impl IntoIterator<Item = &'a Nick>,
+        members: impl IntoIterator<Item = (Status, &'a Nick)>,
         per_frame: usize,
         dst: &mut BytesMut,
     ) {
         let per_frame = per_frame.max(1);
         let mut in_frame = 0;
-        for nick in nicks {
+        for (status, nick) in members {
             if in_frame == per_frame {
                 dst.extend_from_slice(b"\n");
                 in_frame = 0;
@@ -1031,6 +1260,7 @@ impl ServerFrame {
                 dst.extend_from_slice(room.as_str().as_bytes());
             }
             dst.extend_from_slice(b" ");
+            dst.extend_from_slice(status.prefix().as_bytes());
             dst.extend_from_slice(nick.as_str().as_bytes());
             in_frame += 1;
         }
@@ -1168,9 +1398,9 @@ impl fmt::Display for ServerFrame {
             }
             ServerFrame::Lagged { room, missed } => write!(f, "{verb} {room} {missed}"),
             ServerFrame::Current { room } => write!(f, "{verb} {}", RoomOrStar(room)),
-            ServerFrame::Members { room, nicks } => {
+            ServerFrame::Members { room, members } => {
                 write!(f, "{verb} {room}")?;
-                nicks.iter().try_for_each(|n| write!(f, " {n}"))
+                members.iter().try_for_each(|m| write!(f, " {m}"))
             }
             ServerFrame::Rooms { rooms } => {
                 f.write_str(verb)?;
@@ -1187,14 +1417,17 @@ impl fmt::Display for ServerFrame {
             ServerFrame::Whois(w) => {
                 write!(
                     f,
-                    "{verb} {} {} {} {} {}",
+                    "{verb} {} {} {} {} {} {}",
                     w.nick,
                     Time(&w.since),
                     w.idle,
                     if w.tls { "tls" } else { "plain" },
-                    NickOrStar(&w.account)
+                    NickOrStar(&w.account),
+                    if w.oper { "oper" } else { "user" },
                 )?;
-                w.rooms.iter().try_for_each(|r| write!(f, " {r}"))?;
+                w.rooms
+                    .iter()
+                    .try_for_each(|(s, r)| write!(f, " {}{r}", s.prefix()))?;
                 write!(f, "{}", OptText(&w.away))
             }
             ServerFrame::Whowas {
@@ -1244,6 +1477,40 @@ impl fmt::Display for ServerFrame {
             ServerFrame::WallopsMode { on } => {
                 write!(f, "{verb} {}", if *on { "on" } else { "off" })
             }
+            ServerFrame::Mode {
+                room,
+                nick,
+                time,
+                id,
+                changes,
+            } => write!(f, "{verb} {room} {nick} {} {id} :{changes}", Time(time)),
+            ServerFrame::Modes { room, modes } => write!(f, "{verb} {room} :{modes}"),
+            ServerFrame::Kick {
+                room,
+                nick,
+                target,
+                time,
+                id,
+                reason,
+            } => write!(
+                f,
+                "{verb} {room} {nick} {target} {} {id} :{reason}",
+                Time(time)
+            ),
+            ServerFrame::Invite {
+                room,
+                nick,
+                target,
+                time,
+                id,
+            } => write!(f, "{verb} {room} {nick} {target} {} {id}", Time(time)),
+            ServerFrame::Ban {
+                room,
+                mask,
+                by,
+                time,
+            } => write!(f, "{verb} {room} {mask} {by} {}", Time(time)),
+            ServerFrame::BanEnd { room, count } => write!(f, "{verb} {room} {count}"),
         }
     }
 }

@@ -23,7 +23,9 @@ pub mod text;
 pub use codec::{LineCodec, LineError};
 pub use command::{Command, CommandError, Password};
 pub use eof::LineEof;
-pub use frame::{AccountStatus, ErrorCode, FrameError, ServerFrame, Timestamp, Topic, Whois};
+pub use frame::{
+    AccountStatus, ErrorCode, FrameError, RoomMember, ServerFrame, Status, Timestamp, Topic, Whois,
+};
 pub use name::{NameError, Nick, Room, Target};
 
 /// The port of the original teaching program, kept as the default.

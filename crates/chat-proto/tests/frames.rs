@@ -2,8 +2,8 @@
 //! round trips (encode then parse is the identity) for every variant.
 
 use chat_proto::{
-    AccountStatus, Command, CommandError, ErrorCode, LineCodec, Nick, Password, Room, ServerFrame,
-    Target, Timestamp, Topic, Whois,
+    AccountStatus, Command, CommandError, ErrorCode, LineCodec, Nick, Password, Room, RoomMember,
+    ServerFrame, Status, Target, Timestamp, Topic, Whois,
 };
 use proptest::prelude::*;
 use tokio_util::codec::Decoder;
@@ -108,9 +108,76 @@ fn frames_read_like_the_protocol_document() {
         (
             ServerFrame::Members {
                 room: room("#a"),
-                nicks: vec![nick("x"), nick("y")],
+                members: vec![
+                    RoomMember {
+                        status: Status::Operator,
+                        nick: nick("x"),
+                    },
+                    RoomMember {
+                        status: Status::Member,
+                        nick: nick("y"),
+                    },
+                    RoomMember {
+                        status: Status::Voice,
+                        nick: nick("z"),
+                    },
+                ],
             },
-            "MEMBERS #a x y",
+            "MEMBERS #a @x y +z",
+        ),
+        (
+            ServerFrame::Mode {
+                room: room("#a"),
+                nick: nick("alice"),
+                time,
+                id: 9,
+                changes: "+ol bob 20".into(),
+            },
+            "MODE #a alice 2026-11-18T11:06:40.123Z 9 :+ol bob 20",
+        ),
+        (
+            ServerFrame::Modes {
+                room: room("#a"),
+                modes: "+ntk sesame".into(),
+            },
+            "MODES #a :+ntk sesame",
+        ),
+        (
+            ServerFrame::Kick {
+                room: room("#a"),
+                nick: nick("alice"),
+                target: nick("bob"),
+                time,
+                id: 10,
+                reason: "spam".into(),
+            },
+            "KICK #a alice bob 2026-11-18T11:06:40.123Z 10 :spam",
+        ),
+        (
+            ServerFrame::Invite {
+                room: room("#a"),
+                nick: nick("alice"),
+                target: nick("bob"),
+                time,
+                id: 11,
+            },
+            "INVITE #a alice bob 2026-11-18T11:06:40.123Z 11",
+        ),
+        (
+            ServerFrame::Ban {
+                room: room("#a"),
+                mask: "*!*@192.0.2.*".into(),
+                by: nick("alice"),
+                time,
+            },
+            "BAN #a *!*@192.0.2.* alice 2026-11-18T11:06:40.123Z",
+        ),
+        (
+            ServerFrame::BanEnd {
+                room: room("#a"),
+                count: 1,
+            },
+            "BANEND #a 1",
         ),
         (
             ServerFrame::Rooms {
@@ -160,10 +227,14 @@ fn frames_read_like_the_protocol_document() {
                 idle: 42,
                 tls: true,
                 account: Some(nick("bob")),
-                rooms: vec![room("#general"), room("#Rust")],
+                oper: true,
+                rooms: vec![
+                    (Status::Member, room("#general")),
+                    (Status::Operator, room("#Rust")),
+                ],
                 away: Some("lunch".into()),
             })),
-            "WHOIS Bob 2026-11-18T11:06:40.123Z 42 tls bob #general #Rust :lunch",
+            "WHOIS Bob 2026-11-18T11:06:40.123Z 42 tls bob oper #general @#Rust :lunch",
         ),
         (
             ServerFrame::Whois(Box::new(Whois {
@@ -172,10 +243,11 @@ fn frames_read_like_the_protocol_document() {
                 idle: 0,
                 tls: false,
                 account: None,
+                oper: false,
                 rooms: vec![],
                 away: None,
             })),
-            "WHOIS carol 2026-11-18T11:06:40.123Z 0 plain *",
+            "WHOIS carol 2026-11-18T11:06:40.123Z 0 plain * user",
         ),
         (
             ServerFrame::Whowas {
@@ -344,8 +416,87 @@ fn commands_parse() {
     );
     assert_eq!(
         Command::parse("/JOIN   #Rust "),
-        Ok(Command::Join(room("#Rust")))
+        Ok(Command::Join {
+            room: room("#Rust"),
+            key: None
+        })
     );
+    assert_eq!(
+        Command::parse("/join #vault sesame"),
+        Ok(Command::Join {
+            room: room("#vault"),
+            key: Some("sesame".into())
+        })
+    );
+    assert_eq!(
+        Command::parse("/mode #a +kl sesame 5"),
+        Ok(Command::Mode {
+            room: Some(room("#a")),
+            changes: vec!["+kl".into(), "sesame".into(), "5".into()]
+        })
+    );
+    assert_eq!(
+        Command::parse("/mode"),
+        Ok(Command::Mode {
+            room: None,
+            changes: vec![]
+        })
+    );
+    assert_eq!(
+        Command::parse("/devoice bob"),
+        Ok(Command::Grant {
+            room: None,
+            nick: nick("bob"),
+            status: Status::Voice,
+            give: false
+        })
+    );
+    assert_eq!(
+        Command::parse("/op #a bob"),
+        Ok(Command::Grant {
+            room: Some(room("#a")),
+            nick: nick("bob"),
+            status: Status::Operator,
+            give: true
+        })
+    );
+    assert_eq!(
+        Command::parse("/kick bob  stop  it"),
+        Ok(Command::Kick {
+            room: None,
+            nick: nick("bob"),
+            reason: Some("stop  it".into())
+        })
+    );
+    assert_eq!(
+        Command::parse("/ban #a"),
+        Ok(Command::Ban {
+            room: Some(room("#a")),
+            mask: None
+        })
+    );
+    assert_eq!(
+        Command::parse("/unban *!*@host"),
+        Ok(Command::Unban {
+            room: None,
+            mask: "*!*@host".into()
+        })
+    );
+    assert_eq!(
+        Command::parse("/invite bob #a"),
+        Ok(Command::Invite {
+            nick: nick("bob"),
+            room: Some(room("#a"))
+        })
+    );
+    assert!(matches!(
+        Command::parse("/op"),
+        Err(CommandError::Usage("/op [#room] nick"))
+    ));
+    assert!(matches!(
+        Command::parse("/kick #a"),
+        Err(CommandError::Usage(_))
+    ));
     assert_eq!(
         Command::parse("/part #rust gone  fishing"),
         Ok(Command::Part {
@@ -553,11 +704,11 @@ fn commands_parse() {
     );
     assert_eq!(
         Command::parse("/join"),
-        Err(CommandError::Usage("/join #room"))
+        Err(CommandError::Usage("/join #room [key]"))
     );
     assert_eq!(
         Command::parse("/join #a #b"),
-        Err(CommandError::Usage("/join #room"))
+        Err(CommandError::Usage("/join #room [key]"))
     );
     assert_eq!(
         Command::parse("/msg bob"),
@@ -736,8 +887,17 @@ fn arb_frame() -> impl Strategy<Value = ServerFrame> {
             .prop_map(|(nick, status)| ServerFrame::Account { nick, status }),
         (arb_room(), any::<u64>()).prop_map(|(room, missed)| ServerFrame::Lagged { room, missed }),
         proptest::option::of(arb_room()).prop_map(|room| ServerFrame::Current { room }),
-        (arb_room(), proptest::collection::vec(arb_nick(), 0..8))
-            .prop_map(|(room, nicks)| ServerFrame::Members { room, nicks }),
+        (
+            arb_room(),
+            proptest::collection::vec((arb_status(), arb_nick()), 0..8)
+        )
+            .prop_map(|(room, members)| ServerFrame::Members {
+                room,
+                members: members
+                    .into_iter()
+                    .map(|(status, nick)| RoomMember { status, nick })
+                    .collect(),
+            }),
         proptest::collection::vec((arb_room(), any::<usize>()), 0..8)
             .prop_map(|rooms| ServerFrame::Rooms { rooms }),
         opt().prop_map(|token| ServerFrame::Pong { token }),
@@ -748,17 +908,18 @@ fn arb_frame() -> impl Strategy<Value = ServerFrame> {
         (arb_nick(), arb_trailing()).prop_map(|(nick, text)| ServerFrame::IsAway { nick, text }),
         (
             (arb_nick(), arb_time(), any::<u64>(), any::<bool>()),
-            proptest::option::of(arb_nick()),
-            proptest::collection::vec(arb_room(), 0..8),
+            (proptest::option::of(arb_nick()), any::<bool>()),
+            proptest::collection::vec((arb_status(), arb_room()), 0..8),
             opt()
         )
-            .prop_map(|((nick, since, idle, tls), account, rooms, away)| {
+            .prop_map(|((nick, since, idle, tls), (account, oper), rooms, away)| {
                 ServerFrame::Whois(Box::new(Whois {
                     nick,
                     since,
                     idle,
                     tls,
                     account,
+                    oper,
                     rooms,
                     away,
                 }))
@@ -789,7 +950,60 @@ fn arb_frame() -> impl Strategy<Value = ServerFrame> {
                 room,
                 topic: topic.map(|(by, time, text)| Topic { by, time, text }),
             }),
+        (
+            arb_room(),
+            arb_nick(),
+            arb_time(),
+            any::<u64>(),
+            arb_trailing()
+        )
+            .prop_map(|(room, nick, time, id, changes)| ServerFrame::Mode {
+                room,
+                nick,
+                time,
+                id,
+                changes,
+            }),
+        (arb_room(), arb_trailing()).prop_map(|(room, modes)| ServerFrame::Modes { room, modes }),
+        (
+            (arb_room(), arb_nick(), arb_nick()),
+            arb_time(),
+            any::<u64>(),
+            arb_trailing()
+        )
+            .prop_map(
+                |((room, nick, target), time, id, reason)| ServerFrame::Kick {
+                    room,
+                    nick,
+                    target,
+                    time,
+                    id,
+                    reason,
+                }
+            ),
+        (arb_room(), arb_nick(), arb_nick(), arb_time(), any::<u64>()).prop_map(
+            |(room, nick, target, time, id)| ServerFrame::Invite {
+                room,
+                nick,
+                target,
+                time,
+                id,
+            }
+        ),
+        (arb_room(), "[!-~&&[^:]][!-~]{0,30}", arb_nick(), arb_time()).prop_map(
+            |(room, mask, by, time)| ServerFrame::Ban {
+                room,
+                mask,
+                by,
+                time,
+            }
+        ),
+        (arb_room(), any::<usize>()).prop_map(|(room, count)| ServerFrame::BanEnd { room, count }),
     ]
+}
+
+fn arb_status() -> impl Strategy<Value = Status> {
+    proptest::sample::select(vec![Status::Member, Status::Voice, Status::Operator])
 }
 
 /// Every frame, and history wrapping the events that history holds.
@@ -810,7 +1024,36 @@ fn arb_command() -> impl Strategy<Value = Command> {
     prop_oneof![
         arb_text().prop_map(Command::Say),
         "/[^\\p{Cc}\u{202a}-\u{202e}\u{2066}-\u{2069}]{0,20}".prop_map(Command::Say),
-        arb_room().prop_map(Command::Join),
+        (arb_room(), proptest::option::of("[!-\"$-~][!-~]{0,20}"))
+            .prop_map(|(room, key)| Command::Join { room, key }),
+        (
+            proptest::option::of(arb_room()),
+            proptest::collection::vec("[!-\"$-~][!-~]{0,10}", 0..4)
+        )
+            .prop_map(|(room, changes)| Command::Mode { room, changes }),
+        (
+            proptest::option::of(arb_room()),
+            arb_nick(),
+            proptest::sample::select(vec![Status::Operator, Status::Voice]),
+            any::<bool>()
+        )
+            .prop_map(|(room, nick, status, give)| Command::Grant {
+                room,
+                nick,
+                status,
+                give
+            }),
+        (proptest::option::of(arb_room()), arb_nick(), opt())
+            .prop_map(|(room, nick, reason)| Command::Kick { room, nick, reason }),
+        (
+            proptest::option::of(arb_room()),
+            proptest::option::of("[!-\"$-~][!-~]{0,20}")
+        )
+            .prop_map(|(room, mask)| Command::Ban { room, mask }),
+        (proptest::option::of(arb_room()), "[!-\"$-~][!-~]{0,20}")
+            .prop_map(|(room, mask)| Command::Unban { room, mask }),
+        (arb_nick(), proptest::option::of(arb_room()))
+            .prop_map(|(nick, room)| Command::Invite { nick, room }),
         (proptest::option::of(arb_room()), opt()).prop_filter_map(
             "reason would read as a room",
             |(room, reason)| {
@@ -864,14 +1107,17 @@ proptest! {
     #[test]
     fn members_encode_as_their_frames(
         room in arb_room(),
-        nicks in proptest::collection::vec(arb_nick(), 0..40),
+        members in proptest::collection::vec((arb_status(), arb_nick()), 0..40),
         per_frame in 1usize..12,
     ) {
         let mut fast = bytes::BytesMut::new();
-        ServerFrame::encode_members(&room, &nicks, per_frame, &mut fast);
-        let frames: Vec<ServerFrame> = nicks
+        ServerFrame::encode_members(&room, members.iter().map(|(s, n)| (*s, n)), per_frame, &mut fast);
+        let frames: Vec<ServerFrame> = members
             .chunks(per_frame)
-            .map(|chunk| ServerFrame::Members { room: room.clone(), nicks: chunk.to_vec() })
+            .map(|chunk| ServerFrame::Members {
+                room: room.clone(),
+                members: chunk.iter().map(|(status, nick)| RoomMember { status: *status, nick: nick.clone() }).collect(),
+            })
             .collect();
         prop_assert_eq!(&fast[..], &ServerFrame::encode_all(&frames)[..]);
     }

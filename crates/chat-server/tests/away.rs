@@ -75,10 +75,19 @@ async fn whois_tells_connection_account_rooms_idle_and_away() {
     let w = whois_of(&alice.sync().await);
     assert_eq!(w.nick.as_str(), "Bob", "as spelled");
     assert!(!w.tls, "plain TCP");
+    assert!(!w.oper, "not a server operator");
     assert_eq!(w.account, None);
-    let mut rooms: Vec<_> = w.rooms.iter().map(|r| r.as_str().to_owned()).collect();
+    let mut rooms: Vec<_> = w
+        .rooms
+        .iter()
+        .map(|(s, r)| format!("{}{r}", s.prefix()))
+        .collect();
     rooms.sort();
-    assert_eq!(rooms, ["#Rust", "#general"]);
+    assert_eq!(
+        rooms,
+        ["#general", "@#Rust"],
+        "Bob made #Rust: its operator"
+    );
     assert_eq!(w.away.as_deref(), Some("lunch"));
     // A test takes seconds at most; the clock is the server's.
     assert!(w.idle < 60, "idle {}", w.idle);

@@ -511,11 +511,16 @@ async fn two_browsers_and_a_tcp_client_chat_in_one_room() {
         );
     }
 
-    // A room of their own, joined from the input line and from the join control.
+    // A room of their own: carol makes it (so she is its operator) and lets anyone set
+    // its topic; the browsers join from the input line and from the join control.
+    carol.send("/join #web").await;
+    carol.send("/mode #web -t").await;
+    carol
+        .until(|f| matches!(f, ServerFrame::Mode { changes, .. } if changes == "-t"))
+        .await;
     alice.type_line("/join #web").await;
     let join = bob.client.find(Locator::Id("join-input")).await.unwrap();
     join.send_keys("#web\u{E007}").await.unwrap();
-    carol.send("/join #web").await;
     for browser in [&alice, &bob] {
         browser
             .wait(
@@ -552,6 +557,43 @@ async fn two_browsers_and_a_tcp_client_chat_in_one_room() {
             "return document.getElementById('room-topic').textContent === ''
                && [...document.querySelectorAll('.log:not(.hidden) .event.topic')]
                  .some((e) => e.textContent.includes('bob cleared the topic'))",
+            vec![],
+        )
+        .await;
+
+    // Governance from the terminal, as the pages show it: bob made an operator (marked
+    // in the member list), the room moderated, alice kicked.
+    carol.send("/op #web bob").await;
+    carol.send("/mode #web +m").await;
+    for browser in [&alice, &bob] {
+        browser
+            .wait(
+                "bob marked an operator, and the mode lines in the log",
+                "const bob = [...document.querySelectorAll('#members li')]
+                   .find((li) => li.textContent === 'bob');
+                 const lines = [...document.querySelectorAll('.log:not(.hidden) .event.mode')]
+                   .map((e) => e.textContent);
+                 return bob && bob.classList.contains('op') && bob.dataset.status === '@'
+                   && lines.some((t) => t.includes('carol sets mode +o bob'))
+                   && lines.some((t) => t.includes('carol sets mode +m'))",
+                vec![],
+            )
+            .await;
+    }
+    carol.send("/kick #web alice spam").await;
+    bob.wait(
+        "alice's kick in bob's log, and alice gone from the member list",
+        "return [...document.querySelectorAll('.log:not(.hidden) .event.kick')]
+               .some((e) => e.textContent.includes('alice was kicked by carol (spam)'))
+           && ![...document.querySelectorAll('#members li')].some((li) => li.textContent === 'alice')",
+        vec![],
+    )
+    .await;
+    alice
+        .wait(
+            "#web gone from alice's rooms, and why",
+            "return ![...document.querySelectorAll('#rooms li')].some((li) => li.textContent.includes('#web'))
+               && document.body.textContent.includes('You were kicked from #web by carol (spam).')",
             vec![],
         )
         .await;

@@ -343,3 +343,47 @@ async fn an_address_ban_refuses_connections_at_accept_until_lifted_or_expired() 
     let mut back = server.connect_from([127, 0, 0, 2].into()).await;
     back.login("carol").await;
 }
+
+#[tokio::test]
+async fn server_bans_survive_a_restart_and_stay_lifted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db").to_str().unwrap().to_owned();
+    let persistent = || Config {
+        db: Some(db.clone()),
+        ..config(None)
+    };
+    let mut first = TestServer::with(persistent()).await;
+    let mut alice = first.login("alice").await;
+    oper(&mut alice).await;
+    alice.send("/sban eve spamming").await;
+    alice.send("/sban mallory").await;
+    alice.send("/sban 127.0.0.9 1h").await;
+    alice.send("/unsban mallory").await;
+    let frames = alice.sync().await;
+    assert_eq!(error_code(&frames), None, "{frames:?}");
+    drop(alice);
+    first.shutdown().await;
+
+    let second = TestServer::with(persistent()).await;
+    let mut eve = second.connect().await;
+    eve.send("eve").await;
+    let frames = eve.closed().await;
+    assert!(is_banned(&frames), "{frames:?}");
+    let mut refused = raw_from(&second, [127, 0, 0, 9].into()).await;
+    assert!(is_banned(&refused.closed().await));
+    // The lifted one stays lifted.
+    second.login("mallory").await;
+    let mut alice = second.login("alice").await;
+    oper(&mut alice).await;
+    alice.send("/sbans").await;
+    let targets: Vec<_> = alice
+        .sync()
+        .await
+        .into_iter()
+        .filter_map(|f| match f {
+            ServerFrame::Sban { target, .. } => Some(target),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(targets, ["eve!*@*", "127.0.0.9"]);
+}

@@ -34,8 +34,9 @@ async fn members_hear_joins_and_the_newcomer_gets_the_member_list() {
     assert!(matches!(bob.recv().await, ServerFrame::Welcome { .. }));
     assert!(matches!(bob.recv().await, ServerFrame::Join { nick, .. } if nick.as_str() == "bob"));
     match bob.recv().await {
-        ServerFrame::Members { room, mut nicks } => {
+        ServerFrame::Members { room, members } => {
             assert_eq!(room.as_str(), "#general");
+            let mut nicks: Vec<_> = members.into_iter().map(|m| m.nick).collect();
             nicks.sort();
             assert_eq!(nicks, vec![nick("alice"), nick("bob")]);
         }
@@ -167,12 +168,16 @@ async fn who_rooms_and_help() {
     bob.sync().await;
     alice.sync().await;
 
+    // Bob made #rust: he is its operator.
     alice.send("/who #RUST").await;
     assert_eq!(
         alice.sync().await,
         vec![ServerFrame::Members {
             room: room("#rust"),
-            nicks: vec![nick("bob")]
+            members: vec![chat_proto::RoomMember {
+                status: chat_proto::Status::Operator,
+                nick: nick("bob")
+            }]
         }]
     );
     alice.send("/rooms").await;
@@ -367,7 +372,8 @@ async fn a_room_above_the_presence_limit_does_not_announce_joins_parts_and_quits
     assert!(skipped.is_empty(), "{skipped:?}");
     alice.send("/who").await;
     match alice.recv().await {
-        ServerFrame::Members { mut nicks, .. } => {
+        ServerFrame::Members { members, .. } => {
+            let mut nicks: Vec<_> = members.into_iter().map(|m| m.nick).collect();
             nicks.sort();
             assert_eq!(nicks, vec![nick("alice"), nick("bob"), nick("carol")]);
         }

@@ -31,12 +31,13 @@ fn error_code(frames: &[ServerFrame]) -> ErrorCode {
     }
 }
 
-/// `alice` and `bob`, both in `#Rust` (created by alice) and in `#general`, with
-/// nothing in flight.
+/// `alice` and `bob`, both in `#Rust` (created by alice, who lifted `+t` so that any
+/// member may set the topic) and in `#general`, with nothing in flight.
 async fn two_in_rust(server: &TestServer) -> (Client, Client) {
     let mut alice = server.login("alice").await;
     let mut bob = server.login("bob").await;
     alice.send("/join #Rust").await;
+    alice.send("/mode -t").await;
     alice.sync().await;
     bob.send("/join #rust").await;
     bob.sync().await;
@@ -97,6 +98,38 @@ async fn a_topic_is_announced_to_every_member_and_given_to_a_joiner() {
     for client in [&mut alice, &mut bob] {
         assert_eq!(only_topic(&client.sync().await).2, second);
     }
+}
+
+#[tokio::test]
+async fn with_t_only_operators_set_the_topic() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    let mut bob = server.login("bob").await;
+    // A new room is +nt, and its maker its operator.
+    alice.send("/join #ops").await;
+    alice.sync().await;
+    alice.send("/mode").await;
+    assert_eq!(
+        alice.sync().await,
+        vec![ServerFrame::Modes {
+            room: common::room("#ops"),
+            modes: "+nt".into()
+        }]
+    );
+    bob.send("/join #ops").await;
+    bob.sync().await;
+    alice.sync().await;
+    bob.send("/topic #ops mine now").await;
+    assert_eq!(error_code(&bob.sync().await), ErrorCode::ChanopNeeded);
+    alice.send("/topic #ops set by an operator").await;
+    assert_eq!(only_topic(&alice.sync().await).1, "alice");
+    assert_eq!(only_topic(&bob.sync().await).1, "alice");
+    // Made an operator, bob may.
+    alice.send("/op bob").await;
+    alice.sync().await;
+    bob.sync().await;
+    bob.send("/topic #ops mine now").await;
+    assert_eq!(only_topic(&bob.sync().await).3.as_deref(), Some("mine now"));
 }
 
 #[tokio::test]

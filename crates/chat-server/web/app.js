@@ -111,7 +111,9 @@ function view(name, kind) {
   if (!v) {
     v = {
       key, name, kind,           // kind: 'room' or 'query' (a private conversation)
-      joined: false, members: new Map(),
+      joined: false,
+      members: new Map(),        // folded nick -> { nick, op, voice } (see member())
+      membersBefore: new Map(),  // the list a MEMBERS reply is replacing
       topic: '',                 // the room's topic (TOPIC, TOPICIS), shown in the header
       log: el('div', 'log hidden'),
       item: el('li', 'room ' + kind),
@@ -140,13 +142,14 @@ function view(name, kind) {
   return v;
 }
 
-function dropView(v) {
+// Removes `v`; if it was on screen, shows `next`, else the current room, else any.
+function dropView(v, next) {
   views.delete(v.key);
   v.log.remove();
   v.item.remove();
   if (active === v) {
     active = null;
-    const next = (state.current && views.get(fold(state.current))) || views.values().next().value;
+    next = next || (state.current && views.get(fold(state.current))) || views.values().next().value;
     if (next) show(next, false);
     else renderHeader();
   }
@@ -183,19 +186,26 @@ function renderHeader() {
   ui.part.disabled = !active;
 }
 
+// Operators first, then voiced members, then the others; by name within each.
 function renderMembers() {
   ui.members.replaceChildren();
   const v = active;
   if (!v || v.kind !== 'room') { ui.memberCount.textContent = ''; return; }
-  const nicks = [...v.members.values()].sort((a, b) => fold(a) < fold(b) ? -1 : 1);
-  for (const nick of nicks) {
+  const rank = (m) => (m.op ? 0 : m.voice ? 1 : 2);
+  const members = [...v.members.values()]
+    .sort((a, b) => rank(a) - rank(b) || (fold(a.nick) < fold(b.nick) ? -1 : 1));
+  for (const { nick, op, voice } of members) {
+    // The @ or + is drawn by style.css from the class: the text stays the nickname.
     const li = el('li', 'member nick ' + nickClass(nick), nick);
+    if (op) li.classList.add('op');
+    else if (voice) li.classList.add('voice');
+    li.dataset.status = op ? '@' : voice ? '+' : '';
     if (fold(nick) === fold(state.me)) li.classList.add('me');
-    li.title = 'Send ' + nick + ' a private message';
+    li.title = (op ? 'Room operator. ' : voice ? 'Voiced. ' : '') + 'Send ' + nick + ' a private message';
     li.addEventListener('click', () => { ui.input.value = '/msg ' + nick + ' '; ui.input.focus(); });
     ui.members.append(li);
   }
-  ui.memberCount.textContent = nicks.length ? '(' + nicks.length + ')' : '';
+  ui.memberCount.textContent = members.length ? '(' + members.length + ')' : '';
 }
 
 function renderUnread(v) {
@@ -316,8 +326,9 @@ function addEvent(v, { id, time, kind, nick, text, history }) {
 }
 
 // A line of the page's own (a notice, an error, a command's reply), with no id.
-// `key` places it; by default after everything shown so far.
-function notice(v, className, text, key) {
+// `key` places it; by default after everything shown so far. `extra`: an element put
+// after the text (a button).
+function notice(v, className, text, key, extra) {
   v = v || active;
   if (!v && state.phase === 'chat') {
     // In no room (yet): shown in the header, and in the first room joined.
@@ -327,6 +338,7 @@ function notice(v, className, text, key) {
   }
   if (!v) { ui.loginError.textContent = text; return; }
   const line = el('div', className, text);
+  if (extra) line.append(extra);
   keepScroll(v, () => place(v, line, key === undefined ? v.lastKey | 1n : key));
 }
 
@@ -520,6 +532,30 @@ function handleFrame(line) {
 
 const isMe = (nick) => fold(nick) === fold(state.me);
 
+// A member of a room: its nickname, and operator status and voice as two flags, as IRC
+// and the server keep them (taking @ from a voiced operator leaves it voiced).
+// `word` is as MEMBERS writes it: `@alice`, `+bob` or `carol`.
+function member(word) {
+  const op = word.startsWith('@');
+  const voice = word.startsWith('+');
+  return { nick: op || voice ? word.slice(1) : word, op, voice };
+}
+
+// The changes of a MODE event, IRC style: flags, then their arguments in order
+// (`+ov-b alice bob mask`). o, v and b take an argument either way, k and l only when
+// set; the others none (the terminal client's state.rs, mode_changes).
+function modeChanges(changes) {
+  const [flags = '', ...args] = changes.split(' ').filter((w) => w !== '');
+  const out = [];
+  let give = true;
+  for (const flag of flags) {
+    if (flag === '+' || flag === '-') give = flag === '+';
+    else if ('ovb'.includes(flag) || (give && 'kl'.includes(flag))) out.push([give, flag, args.shift()]);
+    else out.push([give, flag, undefined]);
+  }
+  return out;
+}
+
 // A message or action of a room, live or from history.
 function roomMessage(verb, [room, nick, time, id], text, history) {
   const v = views.get(fold(room));
@@ -588,7 +624,7 @@ const handlers = {
   },
   JOIN([room, nick, time, id]) {
     if (!isMe(nick)) {
-      presence(room, id, time, 'join', nick + ' joined', (m) => m.set(fold(nick), nick));
+      presence(room, id, time, 'join', nick + ' joined', (m) => m.set(fold(nick), member(nick)));
       return;
     }
     const v = view(room, 'room');
@@ -626,8 +662,10 @@ const handlers = {
     if (fold(old) === fold(state.nick)) state.nick = now;
     if (room === '*') notice(null, 'event rename', old + ' is now known as ' + now);
     else presence(room, id, time, 'rename', old + ' is now known as ' + now, (m) => {
+      // A new name, the same standing.
+      const was = m.get(fold(old)) || member(now);
       m.delete(fold(old));
-      m.set(fold(now), now);
+      m.set(fold(now), { ...was, nick: now });
     });
   },
   MSG(p, text) { roomMessage('MSG', p, text, false); },
@@ -656,7 +694,7 @@ const handlers = {
     if (v) keepScroll(v, insert); else insert();
     if (v && v === active) fillScreen();
   },
-  MEMBERS([room, ...nicks], _, previous) {
+  MEMBERS([room, ...words], _, previous) {
     const key = fold(room);
     const v = views.get(key);
     // A long list comes in several frames in a row: the first one starts it afresh.
@@ -664,13 +702,25 @@ const handlers = {
     if (!continued) {
       const afterJoin = previous && previous.verb === 'JOIN' && fold(previous.params[0]) === key && isMe(previous.params[1]);
       state.membersSilent = afterJoin || state.silentWho.delete(key);
-      if (v) v.members.clear();
+      if (v) {
+        v.membersBefore = v.members;
+        v.members = new Map();
+      }
     }
     if (v && v.kind === 'room') {
-      for (const nick of nicks) v.members.set(fold(nick), nick);
+      for (const word of words) {
+        const m = member(word);
+        // `@` does not say whether an operator is voiced too: keep what we knew.
+        const was = v.membersBefore.get(fold(m.nick));
+        if (m.op && was) m.voice = was.voice;
+        v.members.set(fold(m.nick), m);
+      }
       if (v === active) renderMembers();
     }
-    if (!state.membersSilent) notice(null, 'event members', 'In ' + room + ': ' + nicks.join(' '));
+    // Operators first, then voiced members, as in the member list.
+    const rank = (w) => (w.startsWith('@') ? 0 : w.startsWith('+') ? 1 : 2);
+    const shown = [...words].sort((a, b) => rank(a) - rank(b));
+    if (!state.membersSilent) notice(null, 'event members', 'In ' + room + ': ' + shown.join(' '));
   },
   CURRENT([room]) {
     state.current = room === '*' ? null : room;
@@ -731,10 +781,12 @@ const handlers = {
     notice(null, 'event away', text !== null ? 'You are away: ' + text + ' (/away to come back)' : 'You are back.');
   },
   ISAWAY([nick], text) { notice(view(nick, 'query'), 'event away', nick + ' is away: ' + text); },
-  WHOIS([nick, since, idle, tls, account, ...rooms], away) {
+  // Its rooms come with the person's standing in each: @#rust, +#web.
+  WHOIS([nick, since, idle, tls, account, oper, ...rooms], away) {
     let line = nick + ' connected ' + new Date(since).toLocaleString() + ' over ' +
       (tls === 'tls' ? 'TLS' : 'plain TCP') + ', idle ' + idle + 's, ' +
       (account === '*' ? 'no account' : 'account ' + account) + ', ' +
+      (oper === 'oper' ? 'server operator, ' : '') +
       (rooms.length ? 'in ' + rooms.join(' ') : 'in no room');
     if (away !== null) line += ', away: ' + away;
     notice(null, 'event whois', line);
@@ -785,6 +837,71 @@ const handlers = {
   KILLED([nick], reason) { notice(null, 'event oper', nick + ' disconnected (' + reason + ').'); },
   WALLOPSMODE([mode]) {
     notice(null, 'event oper', mode === 'on' ? 'You now receive operators\' notices (wallops).' : 'You no longer receive operators\' notices (wallops).');
+  },
+  // Room governance. A change of modes: a line in the room's log; +o/-o/+v/-v change
+  // the member list (the only way standing changes after MEMBERS).
+  MODE([room, nick, time, id], changes) {
+    presence(room, id, time, 'mode', nick + ' sets mode ' + changes, (m) => {
+      for (const [give, flag, arg] of modeChanges(changes || '')) {
+        const who = arg && m.get(fold(arg));
+        if (who && flag === 'o') who.op = give;
+        if (who && flag === 'v') who.voice = give;
+      }
+    });
+  },
+  // Someone removed from a room. When it is us, the room goes as after our own part;
+  // if it was the current room, the page shows the room the server picks after a part
+  // (the first of the rooms left, by folded name). The current room is unknown until
+  // a CURRENT says it: the next line typed first makes the room on screen current.
+  KICK([room, nick, target, time, id], reason) {
+    // Without a reason the server gives the kicker's name: not worth repeating.
+    const why = reason && reason !== nick ? ' (' + reason + ')' : '';
+    if (!isMe(target)) {
+      presence(room, id, time, 'kick', target + ' was kicked by ' + nick + why, (m) => m.delete(fold(target)));
+      return;
+    }
+    const v = views.get(fold(room));
+    if (!v || v.kind !== 'room') return;
+    let next = null;
+    if (fold(state.current || '') === v.key) {
+      const left = [...views.values()].filter((w) => w.kind === 'room' && w.joined && w !== v);
+      left.sort((a, b) => (a.key < b.key ? -1 : 1));
+      next = left[0] || null;
+      state.current = null;
+    }
+    dropView(v, next);
+    notice(null, 'event kicked', 'You were kicked from ' + room + ' by ' + nick + why + '.');
+  },
+  // An invitation: to us (usually to a room we are not in), with a button that joins
+  // it; or to someone else, in the log of the room.
+  INVITE([room, nick, target, time, id]) {
+    if (!isMe(target)) {
+      const v = views.get(fold(room));
+      if (v) addEvent(v, { id, time, kind: 'invite', text: nick + ' invited ' + target + ' to ' + room });
+      return;
+    }
+    const text = nick + ' invites you to ' + room + '. ';
+    if (!active) {
+      // In no room: the notice goes to the header, where nothing can be clicked.
+      notice(null, 'event invite', text + 'Type /join ' + room + ' to accept.');
+      return;
+    }
+    const join = el('button', 'join-invite', '/join ' + room);
+    join.type = 'button';
+    join.title = 'Join ' + room;
+    join.addEventListener('click', () => { if (state.phase === 'chat') send('/join ' + room); });
+    notice(null, 'event invite', text, undefined, join);
+  },
+  // A room's modes, in answer to /mode #room: `+` alone is none.
+  MODES([room], modes) {
+    notice(views.get(fold(room)), 'event mode', modes === '+' ? room + ' has no modes.' : room + ' modes: ' + modes);
+  },
+  BAN([room, mask, by, time]) {
+    notice(views.get(fold(room)), 'event ban', 'Ban in ' + room + ' on ' + mask + ', set by ' + by +
+      ' at ' + new Date(time).toLocaleString() + '.');
+  },
+  BANEND([room, count]) {
+    notice(views.get(fold(room)), 'event ban', 'End of bans in ' + room + ' (' + count + (count === '1' ? ' ban).' : ' bans).'));
   },
 };
 
@@ -889,6 +1006,15 @@ function typed(line) {
     case '/who':
     case '/history':
     case '/topic':
+    case '/mode':
+    case '/op':
+    case '/deop':
+    case '/voice':
+    case '/devoice':
+    case '/kick':
+    case '/ban':
+    case '/unban':
+    case '/invite':
       // Commands about "the current room" mean the room on screen.
       if (active && active.kind === 'room' && fold(state.current || '') !== active.key) send('/join ' + active.name);
       return send(line);

@@ -1,7 +1,8 @@
 //! Server bans (`/sban`): by address or network (checked when a connection is accepted,
 //! and again at its nickname, when the address a proxy gave is known), or by mask
-//! `nick!user@host` (checked at the nickname, and at a rename). Held in memory only, at
-//! most [`BAN_LIMIT`]; a ban may expire, and an expired one is ignored and pruned.
+//! `nick!user@host` (checked at the nickname, and at a rename). Held in memory, at most
+//! [`BAN_LIMIT`], and kept in the store (`server_bans`) so that they survive a restart; a
+//! ban may expire, and an expired one is ignored and pruned (and not loaded again).
 
 use chat_proto::name::Nick;
 use jiff::Timestamp;
@@ -110,7 +111,7 @@ fn network(ip: IpAddr, prefix: u8) -> IpAddr {
 /// Whether `text` matches the glob `pattern` (`*`: any run, `?`: one character).
 /// Backtracking over the last `*` only: O(pattern × text) at worst, both bounded by the
 /// line limit.
-fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let pattern: Vec<char> = pattern.chars().collect();
     let text: Vec<char> = text.chars().collect();
     let (mut p, mut t) = (0, 0);

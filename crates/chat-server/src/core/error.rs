@@ -104,6 +104,65 @@ pub(crate) enum Refusal {
     /// `/motd` on a server without one.
     #[error("there is no message of the day")]
     NoMotd,
+    // ----- room governance -----
+    /// The action needs a room operator (or a server operator).
+    #[error("you are not an operator of {0}")]
+    ChanopNeeded(Room),
+    /// The room's founder is protected from other operators.
+    #[error("{nick} founded {room}: only the founder or a server operator may do that")]
+    Founder {
+        /// The founder as present.
+        nick: Nick,
+        /// The room.
+        room: Room,
+    },
+    /// The room is invite-only and the joiner was not invited.
+    #[error("{0} is invite-only: ask an operator for an /invite")]
+    InviteOnly(Room),
+    /// The room has a key and the joiner gave none or a wrong one.
+    #[error("{0} needs its key: /join {0} key")]
+    BadKey(Room),
+    /// The room has as many members as its limit.
+    #[error("{room} is full ({limit} members)")]
+    RoomFull {
+        /// The room.
+        room: Room,
+        /// Its `+l`.
+        limit: u32,
+    },
+    /// The room is moderated and the speaker has no voice.
+    #[error("{0} is moderated: only voiced members and operators speak")]
+    Moderated(Room),
+    /// A room ban matches the user.
+    #[error("you are banned from {0}")]
+    BannedFromRoom(Room),
+    /// The person named is not in the room.
+    #[error("{nick} is not in {room}")]
+    UserNotInRoom {
+        /// Who.
+        nick: Nick,
+        /// The room.
+        room: Room,
+    },
+    /// `/invite` of someone in the room already.
+    #[error("{nick} is in {room} already")]
+    AlreadyInRoom {
+        /// Who.
+        nick: Nick,
+        /// The room.
+        room: Room,
+    },
+    /// A `/mode` the server cannot read.
+    #[error("{0}")]
+    UnknownMode(String),
+    /// The room holds as many bans as it may.
+    #[error("{room} holds {limit} bans, the most it may")]
+    BanListFull {
+        /// The room.
+        room: Room,
+        /// [`super::room::ROOM_BAN_LIMIT`].
+        limit: usize,
+    },
     /// The server cannot take this now (its store is behind, a worker is gone).
     #[error("the server is busy: {0}")]
     Busy(Busy),

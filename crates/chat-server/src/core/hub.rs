@@ -28,11 +28,15 @@ use super::mailbox::MailboxSender;
 use super::metrics::{self, Metrics, Observed};
 use super::password::{Hasher, Throttle};
 use super::ring::{Budget, Cursor, Ring, Weigh};
+pub(crate) use super::room::Topic;
+use super::room::{
+    self, Applied, Change, Flag, Identity, ModeRequest, Modes, RoomBan, Settings, Standing,
+};
 use super::store::{Account, Busy, Query, Store};
 use chat_proto::name::{Nick, Room};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -71,9 +75,35 @@ pub(crate) struct Channel {
     order: Mutex<()>,
     /// The room's latest events, which each member reads at its own pace.
     pub(crate) ring: Ring<Arc<Event>>,
+    /// Whether saying something here needs the hub's word ([`Hub::may_speak`]): the
+    /// room is moderated ([`Channel::MODERATED`]) or has bans ([`Channel::BANS`]). Zero
+    /// for most rooms, so a message costs one load more and no lock.
+    gate: AtomicU8,
 }
 
 impl Channel {
+    const MODERATED: u8 = 1;
+    const BANS: u8 = 2;
+
+    /// Whether a member must ask the hub before speaking here.
+    pub(crate) fn is_gated(&self) -> bool {
+        self.gate.load(Ordering::Relaxed) != 0
+    }
+
+    fn set_gate(&self, settings: &Settings) {
+        let moderated = if settings.modes.has(Flag::Moderated) {
+            Channel::MODERATED
+        } else {
+            0
+        };
+        let bans = if settings.bans.is_empty() {
+            0
+        } else {
+            Channel::BANS
+        };
+        self.gate.store(moderated | bans, Ordering::Relaxed);
+    }
+
     /// The folded name.
     pub(crate) fn key(&self) -> &Arc<str> {
         &self.room.key
@@ -150,6 +180,14 @@ pub(crate) struct Activity {
     wallops: AtomicBool,
 }
 
+impl User {
+    /// What tells this session from a later one of the same nickname while it lives:
+    /// the address of its activity record.
+    fn session(&self) -> usize {
+        Arc::as_ptr(&self.activity) as usize
+    }
+}
+
 impl Activity {
     fn new(now: u32, tls: bool) -> Activity {
         Activity {
@@ -207,8 +245,10 @@ pub(crate) struct Whois {
     pub(crate) tls: bool,
     /// Its away text, if away.
     pub(crate) away: Option<Arc<str>>,
-    /// The rooms it is in that the asker may see (today every room: all are public).
-    pub(crate) rooms: Vec<Room>,
+    /// Whether it is a server operator.
+    pub(crate) oper: bool,
+    /// The rooms it is in that the asker may see, with its standing in each.
+    pub(crate) rooms: Vec<(Standing, Room)>,
 }
 
 /// A session that ended, as `/whowas` remembers it.
@@ -314,26 +354,25 @@ pub(crate) struct RoomLimits {
 /// One room.
 struct RoomEntry {
     channel: Arc<Channel>,
-    /// The members: folded nickname, and the nickname as spelled (so that a big room's
-    /// list is written without a lookup per member).
-    members: BTreeMap<String, Nick>,
+    /// The members by folded nickname: the nickname as spelled (so that a big room's
+    /// list is written without a lookup per member) and its standing.
+    members: BTreeMap<String, Seat>,
     /// The address the room was created from, when it counts against that address's
     /// rooms (see [`RoomLimits::per_address`]).
     creator: Option<IpAddr>,
-    /// Its topic, if one is set (boxed: most rooms have none). It lives as long as the
-    /// room: keeping it across restarts is for registered rooms.
-    topic: Option<Box<Topic>>,
+    /// Its modes, topic, bans and founder (boxed: one pointer in the map's node). A
+    /// registered room's are also in [`State::registered`] and the store.
+    settings: Box<Settings>,
+    /// Sessions invited (`/invite`) and not yet joined, oldest first, at most
+    /// [`room::INVITE_LIMIT`]: folded nickname and [`User::session`], so that an
+    /// invitation is the session's, not its nickname's.
+    invited: Vec<(String, usize)>,
 }
 
-/// A room's topic: what it is, who set it and when.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Topic {
-    /// The topic.
-    pub(crate) text: String,
-    /// Who set it, as spelled then.
-    pub(crate) by: Nick,
-    /// When (the time of its `Kind::Topic` event).
-    pub(crate) time: jiff::Timestamp,
+/// A member in a room's list.
+struct Seat {
+    nick: Nick,
+    standing: Standing,
 }
 
 #[derive(Default)]
@@ -346,6 +385,8 @@ struct State {
     created: HashMap<IpAddr, usize>,
     /// Registered nicknames by folded name.
     accounts: HashMap<String, Account>,
+    /// Registered rooms' settings by folded name, whether the room is open or not.
+    registered: HashMap<String, Settings>,
     /// Recent departures, for `/whowas`.
     whowas: Whowas,
     /// Why sessions that an operator killed end, by folded nickname, until they do
@@ -371,8 +412,35 @@ pub(crate) enum Joined {
     },
 }
 
-/// Everyone in a room, by nickname as spelled, for a door to write out.
-pub(crate) type Members<'a, 'b> = &'a mut dyn Iterator<Item = &'b Nick>;
+/// Everyone in a room, by nickname as spelled, with their standing, for a door to write
+/// out.
+pub(crate) type Members<'a, 'b> = &'a mut dyn Iterator<Item = (Standing, &'b Nick)>;
+
+/// What a joiner gives beyond its name: the key it typed and who it is, for the room's
+/// key and bans.
+pub(crate) struct Pass<'a> {
+    /// The key given with `/join`, if any.
+    pub(crate) key: Option<&'a str>,
+    /// Who the joiner is, for the room's bans.
+    pub(crate) identity: &'a Identity,
+}
+
+/// The answer to a `/mode`.
+pub(crate) enum ModeOutcome {
+    /// The room's modes in IRC's form (asked for, or nothing changed).
+    Modes(Arc<RoomName>, String),
+    /// The room's bans (`+b` alone).
+    Bans(Arc<RoomName>, Vec<RoomBan>),
+    /// The change, announced to the room (where the member hears of it).
+    Changed,
+}
+
+/// A room as `/rooms` lists it.
+pub(crate) struct Listed {
+    pub(crate) room: Arc<RoomName>,
+    pub(crate) members: usize,
+    pub(crate) topic: Option<Arc<Topic>>,
+}
 
 /// The account of a nickname, for the handshake and `/history`.
 #[derive(Debug, Clone)]
@@ -422,6 +490,51 @@ impl Hub {
     ) -> Hub {
         self.operators = operators.into_iter().collect();
         self
+    }
+
+    /// The hub with these registered rooms (from the store).
+    pub(crate) fn with_registered(self, rooms: impl IntoIterator<Item = Settings>) -> Hub {
+        {
+            let mut st = self.lock();
+            st.registered = rooms.into_iter().map(|s| (s.name.folded(), s)).collect();
+        }
+        self
+    }
+
+    /// The hub with these server bans (from the store).
+    pub(crate) fn with_bans(self, bans: impl IntoIterator<Item = super::ban::Ban>) -> Hub {
+        let now = now();
+        for ban in bans {
+            if self.bans.add(ban, now).is_err() {
+                tracing::warn!("more stored server bans than the server holds; some skipped");
+                break;
+            }
+        }
+        self
+    }
+
+    /// Sets a server ban, and keeps it in the store (a full store queue keeps it in
+    /// memory only, and says so).
+    pub(crate) fn add_ban(
+        &self,
+        ban: super::ban::Ban,
+        now: jiff::Timestamp,
+    ) -> Result<bool, super::ban::BansFull> {
+        let replaced = self.bans.add(ban.clone(), now)?;
+        let target = ban.target.to_string();
+        if self.store.set_server_ban(ban).is_err() {
+            tracing::warn!(target, "store queue full: server ban not kept on disk");
+        }
+        Ok(replaced)
+    }
+
+    /// Lifts a server ban, in memory and in the store; whether there was one.
+    pub(crate) fn lift_ban(&self, target: &super::ban::BanTarget, now: jiff::Timestamp) -> bool {
+        let lifted = self.bans.remove(target, now);
+        if self.store.lift_server_ban(target.to_string()).is_err() {
+            tracing::warn!(%target, "store queue full: lifted server ban stays on disk");
+        }
+        lifted
     }
 
     /// The password hash of the operator `name`, if there is one.
@@ -698,15 +811,22 @@ impl Hub {
 
     /// Puts the session `key` in `room`, creating the room if need be. `origin` is the
     /// session's address when the rooms it creates count against that address (see
-    /// [`RoomLimits::per_address`]); `None` for an exempt address. `shown` is given the
-    /// join event, unless the room is quiet its members (the newcomer included), and its
-    /// topic if it has one, under the hub's lock, so that list and topic are exact as of
-    /// the join.
+    /// [`RoomLimits::per_address`]); `None` for an exempt address. `pass` is checked
+    /// against the room's invite-only flag, key, limit and bans, which neither a server
+    /// operator nor the room's founder is held to. `shown` is given the join event,
+    /// unless the room is quiet its members (the newcomer included), and its topic if it
+    /// has one, under the hub's lock, so that list and topic are exact as of the join.
+    ///
+    /// Whoever makes a room is its operator, except in `#general` (which everyone is put
+    /// in; server operators govern it) and in a registered room, where its founder is.
+    /// A room made by a user identified to an account is registered to that account
+    /// (at most [`room::ROOMS_PER_ACCOUNT`] each; `#general` never).
     pub(crate) fn join(
         &self,
         key: &str,
         room: &Room,
         origin: Option<IpAddr>,
+        pass: &Pass<'_>,
         shown: impl FnOnce(&Event, Option<Members<'_, '_>>, Option<&Topic>),
     ) -> Result<Joined, Refusal> {
         let mut st = self.lock();
@@ -714,6 +834,7 @@ impl Hub {
             users,
             rooms,
             created,
+            registered,
             ..
         } = &mut *st;
         let Some(user) = users.get_mut(key) else {
@@ -721,13 +842,54 @@ impl Hub {
             return Ok(Joined::Already);
         };
         let folded = room.folded();
+        let general = folded == Room::general().folded();
+        let account = user.source.account.clone();
+        let open = rooms.get(&folded);
+        if open.is_some_and(|r| r.members.contains_key(key)) {
+            return Ok(Joined::Already);
+        }
+        // The room's rules, open or registered and empty; a new room has none yet.
+        let settings = open
+            .map(|r| &*r.settings)
+            .or_else(|| registered.get(&folded));
+        let founder = settings
+            .and_then(|s| s.founder.as_deref())
+            .is_some_and(|f| account.as_deref() == Some(f));
+        if let Some(settings) = settings
+            && !(founder || user.activity.is_oper())
+        {
+            let name = || settings.name.clone();
+            let modes = &settings.modes;
+            let session = user.session();
+            let invited = open.is_some_and(|r| r.invited.contains(&(key.to_owned(), session)));
+            if modes.has(Flag::InviteOnly) && !invited {
+                return Err(Refusal::InviteOnly(name()));
+            }
+            if let Some(room_key) = &modes.key
+                && pass.key != Some(&**room_key)
+            {
+                return Err(Refusal::BadKey(name()));
+            }
+            let members = open.map_or(0, |r| r.members.len());
+            if let Some(limit) = modes.limit
+                && members >= limit as usize
+            {
+                return Err(Refusal::RoomFull {
+                    room: name(),
+                    limit,
+                });
+            }
+            if settings.banned(pass.identity).is_some() {
+                return Err(Refusal::BannedFromRoom(name()));
+            }
+        }
         let existing = rooms.len();
+        let mut made = false;
         let entry = match rooms.entry(folded.clone()) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(vacant) => {
                 let limits = &self.rooms;
                 // The room everyone starts in is never refused.
-                let general = folded == Room::general().folded();
                 if !general && existing >= limits.total {
                     let limit = limits.total;
                     self.metrics.refused(metrics::Refusal::RoomsFull);
@@ -741,15 +903,43 @@ impl Hub {
                 }
                 // Nor counted against whoever happened to make it.
                 let origin = origin.filter(|_| !general);
+                let settings = match registered.get(&folded) {
+                    Some(settings) => settings.clone(),
+                    None => {
+                        let founder = account.filter(|a| {
+                            !general
+                                && registered
+                                    .values()
+                                    .filter(|s| s.founder.as_ref() == Some(a))
+                                    .count()
+                                    < room::ROOMS_PER_ACCOUNT
+                        });
+                        let mut settings = Settings::new(room.clone(), founder);
+                        if general {
+                            // Nobody is its operator: anyone may set its topic.
+                            settings.modes = Modes::from_parts("n", None, None);
+                        }
+                        if settings.founder.is_some() {
+                            self.keep_room(&settings);
+                            registered.insert(folded.clone(), settings.clone());
+                        }
+                        settings
+                    }
+                };
+                made = true;
+                let channel = Channel {
+                    room: RoomName::new(settings.name.clone()),
+                    order: Mutex::new(()),
+                    ring: Ring::new(limits.capacity, limits.buffer, self.budget.clone()),
+                    gate: AtomicU8::new(0),
+                };
+                channel.set_gate(&settings);
                 let entry = vacant.insert(RoomEntry {
-                    channel: Arc::new(Channel {
-                        room: RoomName::new(room.clone()),
-                        order: Mutex::new(()),
-                        ring: Ring::new(limits.capacity, limits.buffer, self.budget.clone()),
-                    }),
+                    channel: Arc::new(channel),
                     members: BTreeMap::new(),
                     creator: origin,
-                    topic: None,
+                    settings: Box::new(settings),
+                    invited: Vec::new(),
                 });
                 if let Some(ip) = origin {
                     *created.entry(ip).or_insert(0) += 1;
@@ -757,12 +947,27 @@ impl Hub {
                 entry
             }
         };
-        if entry.members.contains_key(key) {
-            return Ok(Joined::Already);
-        }
-        entry
-            .members
-            .insert(key.to_owned(), user.source.nick.clone());
+        entry.invited.retain(|(k, _)| k != key);
+        // The founder, or the maker of a room that is nobody's (or that it just
+        // registered).
+        let founder = entry
+            .settings
+            .founder
+            .as_deref()
+            .is_some_and(|f| user.source.account.as_deref() == Some(f));
+        let operator = founder || (made && !general && entry.settings.founder.is_none());
+        let standing = if operator {
+            Standing::OPERATOR
+        } else {
+            Standing::default()
+        };
+        entry.members.insert(
+            key.to_owned(),
+            Seat {
+                nick: user.source.nick.clone(),
+                standing,
+            },
+        );
         user.rooms.push(folded);
         let quiet = self.is_quiet(entry.members.len());
         let channel = entry.channel.clone();
@@ -774,17 +979,25 @@ impl Hub {
         drop(order);
         // A quiet room's list would be stale at once, and writing it to every joiner is
         // what makes a crowd joining cost O(N²) bytes: `/who` gives it on demand.
-        let mut members = entry.members.values();
+        let mut members = entry.members.values().map(|s| (s.standing, &s.nick));
         shown(
             &join,
             (!quiet).then_some(&mut members as Members<'_, '_>),
-            entry.topic.as_deref(),
+            entry.settings.topic.as_deref(),
         );
         Ok(Joined::New {
             channel,
             cursor,
             join,
         })
+    }
+
+    /// Writes a registered room's settings to the store (a full queue loses this change
+    /// on disk, not in memory: the next change writes them whole again).
+    fn keep_room(&self, settings: &Settings) {
+        if self.store.set_room(settings.clone()).is_err() {
+            tracing::warn!(room = %settings.name, "store queue full: room settings not kept");
+        }
     }
 
     /// Takes the session `key` out of the room `room_key`. Returns the part event, which
@@ -819,13 +1032,7 @@ impl Hub {
 
     /// Renames the session `old_key` to `new`, keeping its account (the one whose
     /// password it gave, if any). Each of its rooms is sent a rename, with one cause.
-    /// Returns the session's new source, and the rename for a session in no room (which
-    /// would otherwise not hear of its own rename).
-    pub(crate) fn rename(
-        &self,
-        old_key: &str,
-        new: &Nick,
-    ) -> Result<(Arc<Source>, Option<Arc<Event>>), Refusal> {
+    pub(crate) fn rename(&self, old_key: &str, new: &Nick) -> Result<Renamed, Refusal> {
         let mut st = self.lock();
         let State {
             users,
@@ -858,8 +1065,17 @@ impl Hub {
         let mut cause = None;
         for room_key in &user.rooms {
             if let Some(room) = rooms.get_mut(room_key) {
-                room.members.remove(old_key);
-                room.members.insert(new_key.clone(), new.clone());
+                let standing = room
+                    .members
+                    .remove(old_key)
+                    .map_or_else(Standing::default, |s| s.standing);
+                room.members.insert(
+                    new_key.clone(),
+                    Seat {
+                        nick: new.clone(),
+                        standing,
+                    },
+                );
                 let _order = lock(&room.channel.order);
                 let rename = self.announce(&room.channel, &old, kind(), cause);
                 cause.get_or_insert(rename.cause);
@@ -867,18 +1083,23 @@ impl Hub {
         }
         let alone = user.rooms.is_empty();
         let source = user.source.clone();
+        let in_rooms = user.rooms.clone();
         if let Some(reason) = kills.remove(old_key) {
             kills.insert(new_key.clone(), reason);
         }
         users.insert(new_key, user);
-        Ok((source, alone.then(|| self.own(&old, kind()))))
+        Ok(Renamed {
+            source,
+            alone: alone.then(|| self.own(&old, kind())),
+            rooms: in_rooms,
+        })
     }
 
     /// Sets (`Some`) or clears the topic of `room` for the session `key`, which must be
-    /// a member (any member may: there are no room operators yet). The change is
-    /// announced to the room, quiet or not, and stored like any room event; under the
-    /// hub's lock, so that a joiner sees either the old topic and then this event, or
-    /// the new topic.
+    /// a member, and an operator when the room is `+t` (a server operator need be
+    /// neither). The change is announced to the room, quiet or not, and stored like any
+    /// room event; under the hub's lock, so that a joiner sees either the old topic and
+    /// then this event, or the new topic. A registered room keeps it across restarts.
     pub(crate) fn set_topic(
         &self,
         key: &str,
@@ -886,36 +1107,333 @@ impl Hub {
         text: Option<String>,
     ) -> Result<Arc<Event>, Refusal> {
         let mut st = self.lock();
-        let State { users, rooms, .. } = &mut *st;
-        let entry = rooms
-            .get_mut(&room.folded())
-            .ok_or_else(|| Refusal::NoSuchRoom(room.clone()))?;
-        let user = users
-            .get(key)
-            .filter(|_| entry.members.contains_key(key))
-            .ok_or_else(|| Refusal::NotInRoom(entry.channel.name().clone()))?;
+        let State {
+            users,
+            rooms,
+            registered,
+            ..
+        } = &mut *st;
+        let (entry, user) = Self::in_room(users, rooms, key, room)?;
+        let oper = user.activity.is_oper();
+        let seat = entry.members.get(key);
+        if seat.is_none() && !oper {
+            return Err(Refusal::NotInRoom(entry.settings.name.clone()));
+        }
+        let chanop = oper || seat.is_some_and(|s| s.standing.has(Standing::OPERATOR));
+        if entry.settings.modes.has(Flag::TopicLock) && !chanop {
+            return Err(Refusal::ChanopNeeded(entry.settings.name.clone()));
+        }
         let kind = Kind::Topic { text: text.clone() };
         let order = lock(&entry.channel.order);
         let event = self.announce(&entry.channel, &user.source, kind, None);
         drop(order);
-        entry.topic = text.map(|text| {
-            Box::new(Topic {
+        entry.settings.topic = text.map(|text| {
+            Arc::new(Topic {
                 text,
                 by: user.source.nick.clone(),
                 time: event.time,
             })
         });
+        self.settled(registered, entry);
         Ok(event)
     }
 
-    /// The canonical name and the topic of `room`; refused if the room does not exist.
-    pub(crate) fn topic(&self, room: &Room) -> Result<(Arc<RoomName>, Option<Topic>), Refusal> {
+    /// The open room `room` (refused if there is none, or if it is secret and `key` is
+    /// neither in it nor a server operator) and the session `key`.
+    fn in_room<'s>(
+        users: &'s HashMap<String, User>,
+        rooms: &'s mut HashMap<String, RoomEntry>,
+        key: &str,
+        room: &Room,
+    ) -> Result<(&'s mut RoomEntry, &'s User), Refusal> {
+        let user = users
+            .get(key)
+            .ok_or_else(|| Refusal::NoSuchRoom(room.clone()))?;
+        let entry = rooms
+            .get_mut(&room.folded())
+            .filter(|r| Self::visible(r, key, user))
+            .ok_or_else(|| Refusal::NoSuchRoom(room.clone()))?;
+        Ok((entry, user))
+    }
+
+    /// Whether the session `key` may see that the room exists: it is not secret, or
+    /// `key` is in it, or a server operator.
+    fn visible(room: &RoomEntry, key: &str, user: &User) -> bool {
+        !room.settings.modes.has(Flag::Secret)
+            || room.members.contains_key(key)
+            || user.activity.is_oper()
+    }
+
+    /// After a change to a room's settings: its gate, and for a registered room its
+    /// copy in [`State::registered`] and in the store.
+    fn settled(&self, registered: &mut HashMap<String, Settings>, entry: &RoomEntry) {
+        entry.channel.set_gate(&entry.settings);
+        if entry.settings.founder.is_some() {
+            self.keep_room(&entry.settings);
+            registered.insert(entry.channel.key().to_string(), (*entry.settings).clone());
+        }
+    }
+
+    /// The canonical name and the topic of `room`, for the session `key`; refused if the
+    /// room does not exist (or is secret and `key` not in it).
+    pub(crate) fn topic(
+        &self,
+        key: &str,
+        room: &Room,
+    ) -> Result<(Arc<RoomName>, Option<Topic>), Refusal> {
+        let mut st = self.lock();
+        let State { users, rooms, .. } = &mut *st;
+        let (entry, _) = Self::in_room(users, rooms, key, room)?;
+        Ok((
+            entry.channel.room.clone(),
+            entry.settings.topic.as_deref().cloned(),
+        ))
+    }
+
+    /// Whether the member `key` may say something in `channel` (a gated room: see
+    /// [`Channel::is_gated`]): it is still in the room, and the room is not moderated
+    /// nor has a ban matching `who`, unless the member is voiced or an operator.
+    pub(crate) fn may_speak(
+        &self,
+        key: &str,
+        channel: &Channel,
+        who: &Identity,
+    ) -> Result<(), Refusal> {
         let st = self.lock();
+        let name = || channel.name().clone();
         let entry = st
             .rooms
-            .get(&room.folded())
-            .ok_or_else(|| Refusal::NoSuchRoom(room.clone()))?;
-        Ok((entry.channel.room.clone(), entry.topic.as_deref().cloned()))
+            .get(&**channel.key())
+            .ok_or_else(|| Refusal::NotInRoom(name()))?;
+        let seat = entry
+            .members
+            .get(key)
+            .ok_or_else(|| Refusal::NotInRoom(name()))?;
+        let exempt =
+            seat.standing.may_speak() || st.users.get(key).is_some_and(|u| u.activity.is_oper());
+        if exempt {
+            return Ok(());
+        }
+        if entry.settings.modes.has(Flag::Moderated) {
+            return Err(Refusal::Moderated(name()));
+        }
+        if entry.settings.banned(who).is_some() {
+            return Err(Refusal::BannedFromRoom(name()));
+        }
+        Ok(())
+    }
+
+    /// Whether the session `key` acts as an operator of `entry`: it is one there, or a
+    /// server operator.
+    fn is_chanop(entry: &RoomEntry, key: &str, user: &User) -> bool {
+        user.activity.is_oper()
+            || entry
+                .members
+                .get(key)
+                .is_some_and(|s| s.standing.has(Standing::OPERATOR))
+    }
+
+    /// Whether the session `key` (of `user`) may act on `target` (folded) in `entry`:
+    /// the room's founder is protected from everyone but itself and server operators.
+    fn may_act_on(
+        &self,
+        users: &HashMap<String, User>,
+        entry: &RoomEntry,
+        key: &str,
+        user: &User,
+        target: &str,
+    ) -> Result<(), Refusal> {
+        let Some(founder) = entry.settings.founder.as_deref() else {
+            return Ok(());
+        };
+        let target_user = users.get(target);
+        let target_is_founder =
+            target_user.is_some_and(|u| u.source.account.as_deref() == Some(founder));
+        let actor_is_founder = user.source.account.as_deref() == Some(founder);
+        if target_is_founder && !actor_is_founder && !user.activity.is_oper() && target != key {
+            return Err(Refusal::Founder {
+                nick: target_user
+                    .map(|u| u.source.nick.clone())
+                    .unwrap_or_else(|| {
+                        Nick::new(founder).unwrap_or_else(|_| user.source.nick.clone())
+                    }),
+                room: entry.settings.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A `/mode` of the session `key` on `room`: show the modes, list the bans, or
+    /// (room operators and server operators) change them. Changes are checked whole
+    /// before any is made: each member named must be in the room, the founder keeps its
+    /// operator status, the ban list has room. What changed is one `MODE` event to the
+    /// room; when nothing did, the answer is the modes.
+    pub(crate) fn mode(
+        &self,
+        key: &str,
+        room: &Room,
+        request: ModeRequest,
+    ) -> Result<ModeOutcome, Refusal> {
+        let mut st = self.lock();
+        let State {
+            users,
+            rooms,
+            registered,
+            ..
+        } = &mut *st;
+        let (entry, user) = Self::in_room(users, rooms, key, room)?;
+        let name = entry.channel.room.clone();
+        let changes = match request {
+            ModeRequest::Show => {
+                let with_key = entry.members.contains_key(key) || user.activity.is_oper();
+                return Ok(ModeOutcome::Modes(
+                    name,
+                    entry.settings.modes.describe(with_key),
+                ));
+            }
+            ModeRequest::ListBans => {
+                return Ok(ModeOutcome::Bans(name, entry.settings.bans.clone()));
+            }
+            ModeRequest::Change(changes) => changes,
+        };
+        if !Self::is_chanop(entry, key, user) {
+            return Err(Refusal::ChanopNeeded(name.name.clone()));
+        }
+        let mut settings = (*entry.settings).clone();
+        let mut applied = Applied::default();
+        let mut standings = Vec::new();
+        let now = now();
+        for change in &changes {
+            if let Change::Standing(what, on, nick) = change {
+                let target = nick.folded();
+                if !entry.members.contains_key(&target) {
+                    return Err(Refusal::UserNotInRoom {
+                        nick: nick.clone(),
+                        room: name.name.clone(),
+                    });
+                }
+                if !on && *what == Standing::OPERATOR {
+                    self.may_act_on(users, entry, key, user, &target)?;
+                }
+                standings.push((target, *what, *on));
+            } else {
+                room::apply(&mut settings, change, &user.source.nick, now, &mut applied)?;
+            }
+        }
+        // Checked: now the member changes, in the order given, after the room's.
+        for (target, what, on) in standings {
+            if let Some(seat) = entry.members.get_mut(&target) {
+                room::apply_standing(&mut seat.standing, what, on, &seat.nick, &mut applied);
+            }
+        }
+        if applied.is_empty() {
+            let with_key = entry.members.contains_key(key) || user.activity.is_oper();
+            return Ok(ModeOutcome::Modes(name, settings.modes.describe(with_key)));
+        }
+        *entry.settings = settings;
+        let kind = Kind::Mode {
+            changes: applied.finish(),
+        };
+        let order = lock(&entry.channel.order);
+        self.announce(&entry.channel, &user.source, kind, None);
+        drop(order);
+        self.settled(registered, entry);
+        Ok(ModeOutcome::Changed)
+    }
+
+    /// The session `key` removes `target` from `room` (room operators and server
+    /// operators). Everyone in the room sees the `KICK`, the one kicked included: its
+    /// session stops at that event (see `Member::rename` for a rename racing it).
+    pub(crate) fn kick(
+        &self,
+        key: &str,
+        room: &Room,
+        target: &Nick,
+        reason: Option<String>,
+    ) -> Result<Arc<Event>, Refusal> {
+        let mut st = self.lock();
+        let State {
+            users,
+            rooms,
+            created,
+            ..
+        } = &mut *st;
+        let (entry, user) = Self::in_room(users, rooms, key, room)?;
+        if !Self::is_chanop(entry, key, user) {
+            return Err(Refusal::ChanopNeeded(entry.settings.name.clone()));
+        }
+        let target_key = target.folded();
+        let Some(seat) = entry.members.get(&target_key) else {
+            return Err(Refusal::UserNotInRoom {
+                nick: target.clone(),
+                room: entry.settings.name.clone(),
+            });
+        };
+        self.may_act_on(users, entry, key, user, &target_key)?;
+        let kind = Kind::Kick {
+            target: seat.nick.clone(),
+            reason: reason.unwrap_or_else(|| user.source.nick.to_string()),
+        };
+        let order = lock(&entry.channel.order);
+        let event = self.announce(&entry.channel, &user.source, kind, None);
+        drop(order);
+        entry.members.remove(&target_key);
+        let empty = entry.members.is_empty();
+        let room_key = entry.channel.key().clone();
+        if let Some(kicked) = users.get_mut(&target_key) {
+            kicked.rooms.retain(|r| **r != *room_key);
+        }
+        if empty {
+            remove_room(rooms, created, &room_key);
+        }
+        Ok(event)
+    }
+
+    /// The session `key` invites `target` to `room`: any member may, only operators in
+    /// an invite-only room (and server operators anywhere). The invitation lets `target`
+    /// past `+i` once; the `INVITE` goes to the room and to `target`.
+    pub(crate) fn invite(
+        &self,
+        key: &str,
+        room: &Room,
+        target: &Nick,
+    ) -> Result<Arc<Event>, Refusal> {
+        let mut st = self.lock();
+        let State { users, rooms, .. } = &mut *st;
+        let (entry, user) = Self::in_room(users, rooms, key, room)?;
+        let name = || entry.settings.name.clone();
+        if !entry.members.contains_key(key) && !user.activity.is_oper() {
+            return Err(Refusal::NotInRoom(name()));
+        }
+        if entry.settings.modes.has(Flag::InviteOnly) && !Self::is_chanop(entry, key, user) {
+            return Err(Refusal::ChanopNeeded(name()));
+        }
+        let target_key = target.folded();
+        let invited = users
+            .get(&target_key)
+            .ok_or_else(|| Refusal::NoSuchNick(target.clone()))?;
+        if entry.members.contains_key(&target_key) {
+            return Err(Refusal::AlreadyInRoom {
+                nick: invited.source.nick.clone(),
+                room: name(),
+            });
+        }
+        let invitation = (target_key, invited.session());
+        if !entry.invited.contains(&invitation) {
+            if entry.invited.len() >= room::INVITE_LIMIT {
+                entry.invited.remove(0);
+            }
+            entry.invited.push(invitation);
+        }
+        let kind = Kind::Invite {
+            target: invited.source.nick.clone(),
+        };
+        let order = lock(&entry.channel.order);
+        let event = self.announce(&entry.channel, &user.source, kind, None);
+        drop(order);
+        // A full mailbox: the invitation stands; the room saw it.
+        let _ = invited.mailbox.try_send(event.clone());
+        Ok(event)
     }
 
     /// Whole seconds from the hub's start to `now`, the clock of every [`Activity`].
@@ -957,20 +1475,28 @@ impl Hub {
         }
     }
 
-    /// What `/whois` tells of the session called `nick`. Every room it is in is shown:
-    /// all rooms are public today (secret rooms, shown only to those who share them,
-    /// come later; the room list is where they will be filtered).
-    pub(crate) fn whois(&self, nick: &Nick) -> Result<Whois, Refusal> {
+    /// What `/whois` tells the session `asker` of the session called `nick`. A secret
+    /// room is shown only to someone in it (or a server operator).
+    pub(crate) fn whois(&self, asker: &str, nick: &Nick) -> Result<Whois, Refusal> {
         let st = self.lock();
         let user = st
             .users
             .get(&nick.folded())
             .ok_or_else(|| Refusal::NoSuchNick(nick.clone()))?;
+        let viewer = st.users.get(asker);
+        let target_key = nick.folded();
         let rooms = user
             .rooms
             .iter()
             .filter_map(|key| st.rooms.get(key))
-            .map(|r| r.channel.name().clone())
+            .filter(|r| viewer.is_some_and(|v| Self::visible(r, asker, v)))
+            .map(|r| {
+                let standing = r
+                    .members
+                    .get(&target_key)
+                    .map_or_else(Standing::default, |s| s.standing);
+                (standing, r.channel.name().clone())
+            })
             .collect();
         Ok(Whois {
             source: user.source.clone(),
@@ -982,6 +1508,7 @@ impl Hub {
                 .unwrap_or(self.started),
             idle: user.activity.idle(self.uptime_secs(Instant::now())),
             tls: user.activity.tls,
+            oper: user.activity.is_oper(),
             away: user.away.clone(),
             rooms,
         })
@@ -998,38 +1525,72 @@ impl Hub {
         Ok(found)
     }
 
-    /// Gives a room's members to `list`, under the hub's lock; refused if the room does
-    /// not exist.
+    /// Gives a room's members to `list`, under the hub's lock, for the session `key`;
+    /// refused if the room does not exist (or is secret and `key` not in it).
     pub(crate) fn members(
         &self,
+        key: &str,
         room: &Room,
         list: impl FnOnce(&RoomName, Members<'_, '_>),
     ) -> Result<(), Refusal> {
-        let st = self.lock();
-        let entry = st
-            .rooms
-            .get(&room.folded())
-            .ok_or_else(|| Refusal::NoSuchRoom(room.clone()))?;
-        list(&entry.channel.room, &mut entry.members.values());
+        let mut st = self.lock();
+        let State { users, rooms, .. } = &mut *st;
+        let (entry, _) = Self::in_room(users, rooms, key, room)?;
+        let mut members = entry.members.values().map(|s| (s.standing, &s.nick));
+        list(&entry.channel.room, &mut members);
         Ok(())
     }
 
-    /// The canonical name of a room that exists.
-    pub(crate) fn room_name(&self, key: &str) -> Option<Room> {
-        self.lock().rooms.get(key).map(|r| r.channel.name().clone())
+    /// The name to show for a `/history` of `room` by the session `key`, if it may read
+    /// it. Any room's history is public, except a room that is secret, invite-only or
+    /// keyed (open, or registered and empty): only its members and server operators read
+    /// that (a secret room's is refused as if there were no such room). An unregistered
+    /// room's modes end when it empties, and its history is public again: a room whose
+    /// history must stay private is registered.
+    pub(crate) fn readable(&self, key: &str, room: &Room) -> Result<Room, Refusal> {
+        let st = self.lock();
+        let folded = room.folded();
+        let open = st.rooms.get(&folded);
+        let Some(settings) = open
+            .map(|r| &*r.settings)
+            .or_else(|| st.registered.get(&folded))
+        else {
+            return Ok(room.clone());
+        };
+        let modes = &settings.modes;
+        let closed = modes.has(Flag::Secret) || modes.has(Flag::InviteOnly) || modes.key.is_some();
+        let member = open.is_some_and(|r| r.members.contains_key(key));
+        let oper = st.users.get(key).is_some_and(|u| u.activity.is_oper());
+        if closed && !member && !oper {
+            return Err(if modes.has(Flag::Secret) {
+                Refusal::NoSuchRoom(room.clone())
+            } else {
+                Refusal::NotInRoom(settings.name.clone())
+            });
+        }
+        Ok(settings.name.clone())
     }
 
-    /// Every room and its member count, by folded name. Only reference counts are taken
-    /// under the hub's lock; the list is sorted after it is released.
-    pub(crate) fn rooms(&self) -> Vec<(Arc<RoomName>, usize)> {
+    /// Every room the session `key` may see (secret ones only if it is in them), with
+    /// its member count and topic, by folded name. Little is copied under the hub's
+    /// lock; the list is sorted after it is released.
+    pub(crate) fn rooms(&self, key: &str) -> Vec<Listed> {
         let mut list: Vec<_> = {
             let st = self.lock();
+            let Some(viewer) = st.users.get(key) else {
+                return Vec::new();
+            };
             st.rooms
                 .values()
-                .map(|r| (r.channel.room.clone(), r.members.len()))
+                .filter(|r| Self::visible(r, key, viewer))
+                .map(|r| Listed {
+                    room: r.channel.room.clone(),
+                    members: r.members.len(),
+                    topic: r.settings.topic.clone(),
+                })
                 .collect()
         };
-        list.sort_unstable_by(|(a, _), (b, _)| a.key.cmp(&b.key));
+        list.sort_unstable_by(|a, b| a.room.key.cmp(&b.room.key));
         list
     }
 
@@ -1060,6 +1621,17 @@ impl Hub {
         let st = self.lock();
         (st.users.len(), st.rooms.len())
     }
+}
+
+/// What a rename gives back.
+pub(crate) struct Renamed {
+    /// The session's new source.
+    pub(crate) source: Arc<Source>,
+    /// The rename for a session in no room (which would otherwise not hear of it).
+    pub(crate) alone: Option<Arc<Event>>,
+    /// The rooms (folded) the session is in as of the rename: one of its rooms missing
+    /// here kicked it under its old name.
+    pub(crate) rooms: Vec<String>,
 }
 
 /// The session a private message goes to.

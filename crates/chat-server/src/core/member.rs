@@ -11,10 +11,13 @@ use super::ban::{BAN_LIMIT, Ban, BanTarget, BansFull};
 use super::error::{self, Refusal};
 use super::event::{Event, Kind, RoomName, Source};
 use super::flood::TokenBucket;
-use super::hub::{Activity, Channel, Departure, Hub, Joined, Members, Topic, Whois};
+use super::hub::{
+    Activity, Channel, Departure, Hub, Joined, Members, ModeOutcome, Pass, Topic, Whois,
+};
 use super::mailbox::{Mailbox, SendError};
 use super::password::HashError;
 use super::ring::{Cursor, Lagged, TryRecvError, Waiter};
+use super::room::{Identity, parse_changes};
 use super::store::{Answer, Query, StoreError, pair};
 use crate::config::Config;
 use chat_proto::name::{Nick, Room};
@@ -58,6 +61,9 @@ pub(crate) trait Output {
     /// A room's topic (`None`: it has none): asked for, or after a join's members when
     /// the room has one.
     fn topic(&mut self, room: &RoomName, topic: Option<&Topic>);
+    /// The member's current room changed without its asking (it was kicked from the
+    /// current one): now `room`, or none. Doors without a current room ignore it.
+    fn current(&mut self, room: Option<&RoomName>);
     /// `missed` events of `room` are lost for this member; what follows is live.
     fn lagged(&mut self, room: &RoomName, missed: u64);
     /// A page of history (`target` is a room or the other party), oldest first; `asked`
@@ -300,6 +306,11 @@ pub(crate) struct Member {
     activity: Arc<Activity>,
 }
 
+/// Whether `event` is the `KICK` of the member whose folded nickname is `key`.
+fn kicks(event: &Event, key: &str) -> bool {
+    matches!(&event.kind, Kind::Kick { target, .. } if target.folded() == key)
+}
+
 /// The key of the private conversation of `a` and `b`.
 fn pair_of(a: &Nick, b: &Nick) -> Arc<str> {
     pair(&a.folded(), &b.folded())
@@ -498,10 +509,7 @@ impl Member {
                     None => Ended::Shutdown,
                 });
             }
-            Wake::Mail(event) => {
-                out.event(&event);
-                self.hub.metrics.delivered(1);
-            }
+            Wake::Mail(event) => self.mail(&event, out),
             Wake::Answer(answered) => {
                 let (hold, answer) = *answered;
                 self.answered(hold, answer, out);
@@ -511,6 +519,9 @@ impl Member {
                 self.hub.metrics.delivered(1);
                 self.rooms[index].last_id = event.id;
                 self.count_toward_pong(index, 1);
+                if kicks(&event, &self.registration.key) {
+                    self.drop_room(index, out);
+                }
             }
             Wake::Room(index, Err(Lagged(missed))) => self.lagged(index, missed, out),
         }
@@ -537,23 +548,26 @@ impl Member {
         let mut delivered = 0;
         'collect: loop {
             while let Some(event) = self.mailbox.try_recv() {
-                out.event(&event);
-                delivered += 1;
+                self.mail(&event, out);
             }
             let mut progressed = false;
             for index in 0..self.rooms.len() {
                 if out.pending() >= limit {
                     break 'collect;
                 }
+                let key = &self.registration.key;
                 let m = &mut self.rooms[index];
                 if !m.is_live() {
                     continue;
                 }
                 let last_id = &mut m.last_id;
+                let mut kicked = false;
                 let drained = m.channel.ring.drain(&mut m.cursor, DRAIN_CHUNK, |event| {
                     out.event(event);
                     *last_id = event.id;
-                    out.pending() < limit
+                    // Nothing after its own KICK reaches the one kicked.
+                    kicked = kicks(event, key);
+                    !kicked && out.pending() < limit
                 });
                 match drained {
                     Ok(0) => continue,
@@ -562,6 +576,11 @@ impl Member {
                         self.count_toward_pong(index, taken as u64);
                     }
                     Err(Lagged(missed)) => self.lagged(index, missed, out),
+                }
+                if kicked {
+                    // The rooms' indices shift: start the round again.
+                    self.drop_room(index, out);
+                    continue 'collect;
                 }
                 progressed = true;
             }
@@ -579,6 +598,33 @@ impl Member {
         {
             let token = self.pong.take().and_then(|p| p.token);
             out.pong(token);
+        }
+    }
+
+    /// A private message, an invitation, or an operators' notice.
+    fn mail(&mut self, event: &Arc<Event>, out: &mut impl Output) {
+        self.hub.metrics.delivered(1);
+        out.event(event);
+    }
+
+    /// Forgets the room at `index` (the member was kicked from it): its holds, its place
+    /// in a pending `PONG`, and, if it was the current room, the current room (the
+    /// door is told the new one).
+    fn drop_room(&mut self, index: usize, out: &mut impl Output) {
+        let m = self.rooms.remove(index);
+        if self.rooms.is_empty() {
+            self.rooms = Vec::new();
+        }
+        self.holds.retain(|h| h.key.as_deref() != Some(m.key()));
+        if let Some(pong) = self.pong.as_mut()
+            && index < pong.remaining.len()
+        {
+            pong.remaining.remove(index);
+        }
+        if self.current.as_deref() == Some(m.key()) {
+            self.current = self.rooms.iter().map(|m| m.channel.key()).min().cloned();
+            let current = self.current_membership().map(|m| m.room().clone());
+            out.current(current.as_deref());
         }
     }
 
@@ -726,11 +772,15 @@ impl Member {
                 let got = rows.len() as u64;
                 for row in &rows {
                     out.event(row);
+                    self.rooms[index].last_id = row.id;
+                    if kicks(row, &self.registration.key) {
+                        // Nothing after its own KICK reaches the one kicked.
+                        self.hub.metrics.delivered(1);
+                        self.drop_room(index, out);
+                        return;
+                    }
                 }
                 self.hub.metrics.delivered(rows.len());
-                if let Some(last) = rows.last() {
-                    self.rooms[index].last_id = last.id;
-                }
                 let remaining = remaining.saturating_sub(got);
                 if got == asked && remaining > 0 {
                     self.refill(index, remaining, next, out);
@@ -740,6 +790,9 @@ impl Member {
                     self.hub.metrics.delivered(1);
                     out.event(&event);
                     self.rooms[index].last_id = event.id;
+                    if kicks(&event, &self.registration.key) {
+                        self.drop_room(index, out);
+                    }
                 }
             }
             // A room's hold without its room, or a request's with one: never made.
@@ -763,6 +816,11 @@ impl Member {
                 .ok_or_else(|| Refusal::NotInRoom(room.clone()))?,
             None => self.current_membership().ok_or(Refusal::NoCurrentRoom)?,
         };
+        // A moderated room, or one with bans, asks the hub; others cost nothing more.
+        if m.channel.is_gated() {
+            self.hub
+                .may_speak(&self.registration.key, &m.channel, &self.identity())?;
+        }
         let kind = if action {
             Kind::Action { text }
         } else {
@@ -772,22 +830,47 @@ impl Member {
         self.hub.publish(&m.channel, &self.source, kind).map(drop)
     }
 
+    /// Who the member is, as room bans see it: `nick!user@host` from its door's ident,
+    /// or `nick!nick@address` (lowercased), and its account.
+    pub(crate) fn identity(&self) -> Identity {
+        let nick = self.source.nick.as_str();
+        let mask = match &self.source.ident {
+            Some(ident) => format!("{nick}!{}@{}", ident.user, ident.host),
+            None => format!("{nick}!{nick}@{}", self.ip.to_canonical()),
+        };
+        Identity {
+            mask: mask.to_lowercase(),
+            account: self.source.account.clone(),
+        }
+    }
+
     /// Joins `room` (creating it if need be) and makes it current: the join event and
     /// the member list go out first, the room's latest messages after them (once the
     /// store answers) and before any live event.
-    pub(crate) fn join(&mut self, room: &Room, out: &mut impl Output) -> Result<(), Refusal> {
-        let key = room.folded();
+    pub(crate) fn join(
+        &mut self,
+        room: &Room,
+        key: Option<&str>,
+        out: &mut impl Output,
+    ) -> Result<(), Refusal> {
+        let folded = room.folded();
         let limit = self.config.max_rooms;
-        if self.rooms.len() >= limit && self.membership(&key).is_none() {
+        if self.rooms.len() >= limit && self.membership(&folded).is_none() {
             return Err(Refusal::TooManyRooms { limit });
         }
         // The rooms a member creates count against its address, as its connections do.
         let ip = self.ip.to_canonical();
         let origin = (self.config.limit_loopback || !ip.is_loopback()).then_some(ip);
+        let identity = self.identity();
+        let pass = Pass {
+            key,
+            identity: &identity,
+        };
         let joined = self.hub.join(
             &self.registration.key,
             room,
             origin,
+            &pass,
             |join, members, topic| {
                 out.event(join);
                 if let Some(room) = join.room() {
@@ -828,7 +911,7 @@ impl Member {
                 self.hold(Some(index), Pending::Store(answer), HoldFor::JoinHistory);
             }
         }
-        self.current = self.membership(&key).map(|m| m.channel.key().clone());
+        self.current = self.membership(&folded).map(|m| m.channel.key().clone());
         Ok(())
     }
 
@@ -898,7 +981,9 @@ impl Member {
             .or_else(|| self.current_room().cloned())
             .ok_or(Refusal::NoCurrentRoom)?;
         self.hub
-            .members(&room, |room, members| out.members(room, members))
+            .members(&self.registration.key, &room, |room, members| {
+                out.members(room, members)
+            })
     }
 
     /// The room named, or the current one.
@@ -909,7 +994,9 @@ impl Member {
 
     /// The topic of `room` (the current one if `None`), which need not be the member's.
     pub(crate) fn topic(&self, room: Option<Room>, out: &mut impl Output) -> Result<(), Refusal> {
-        let (room, topic) = self.hub.topic(&self.room_or_current(room)?)?;
+        let (room, topic) = self
+            .hub
+            .topic(&self.registration.key, &self.room_or_current(room)?)?;
         out.topic(&room, topic.as_ref());
         Ok(())
     }
@@ -972,7 +1059,46 @@ impl Member {
 
     /// What the hub knows of the session called `nick` (`/whois`).
     pub(crate) fn whois(&self, nick: &Nick) -> Result<Whois, Refusal> {
-        self.hub.whois(nick)
+        self.hub.whois(&self.registration.key, nick)
+    }
+
+    /// The rooms the member may see, with their member counts and topics (`/rooms`).
+    pub(crate) fn rooms(&self) -> Vec<super::hub::Listed> {
+        self.hub.rooms(&self.registration.key)
+    }
+
+    /// `/mode` on `room` (the current one if `None`) with IRC's words (`+mi`, `+o bob`):
+    /// shows the modes or the bans, or changes them (the member hears of a change
+    /// through the room, as every member does).
+    pub(crate) fn mode(
+        &self,
+        room: Option<Room>,
+        words: &[String],
+    ) -> Result<ModeOutcome, Refusal> {
+        let room = self.room_or_current(room)?;
+        let request = parse_changes(words)?;
+        self.hub.mode(&self.registration.key, &room, request)
+    }
+
+    /// Removes `nick` from `room` (the current one if `None`).
+    pub(crate) fn kick(
+        &self,
+        room: Option<Room>,
+        nick: &Nick,
+        reason: Option<String>,
+    ) -> Result<(), Refusal> {
+        let room = self.room_or_current(room)?;
+        self.hub
+            .kick(&self.registration.key, &room, nick, reason)
+            .map(drop)
+    }
+
+    /// Invites `nick` to `room` (the current one if `None`).
+    pub(crate) fn invite(&self, nick: &Nick, room: Option<Room>) -> Result<(), Refusal> {
+        let room = self.room_or_current(room)?;
+        self.hub
+            .invite(&self.registration.key, &room, nick)
+            .map(drop)
     }
 
     /// The recent departures under `nick`, newest first (`/whowas`).
@@ -994,14 +1120,49 @@ impl Member {
                 until: ban.until,
             });
         }
-        let (source, alone) = self.hub.rename(&self.registration.key, &new)?;
+        let renamed = self.hub.rename(&self.registration.key, &new)?;
         tracing::info!(peer = %self.ip, old = %self.source.nick, new = %new, "renamed");
-        self.registration.key = new.folded();
-        self.source = source;
-        if let Some(event) = alone {
+        let old_key = std::mem::replace(&mut self.registration.key, new.folded());
+        self.source = renamed.source;
+        if let Some(event) = renamed.alone {
             out.event(&event);
         }
+        // Kicked under the old name and not yet read as such: the KICK in the ring names
+        // the old nickname, which the member no longer answers to. The hub's rooms (as of
+        // the rename) say which.
+        let mut index = 0;
+        while index < self.rooms.len() {
+            if renamed.rooms.iter().any(|r| *r == *self.rooms[index].key()) {
+                index += 1;
+            } else {
+                self.leave_kicked(index, &old_key, out);
+            }
+        }
         Ok(())
+    }
+
+    /// The member was kicked from the room at `index` as `key`: its events up to that
+    /// KICK go out, the KICK included, then the room is forgotten.
+    fn leave_kicked(&mut self, index: usize, key: &str, out: &mut impl Output) {
+        while self.rooms[index].is_live() {
+            let m = &mut self.rooms[index];
+            match m.channel.ring.try_recv(&mut m.cursor) {
+                Ok(event) => {
+                    m.last_id = event.id;
+                    out.event(&event);
+                    if kicks(&event, key) {
+                        break;
+                    }
+                }
+                Err(TryRecvError::Lagged(missed)) => {
+                    let room = m.room().clone();
+                    self.hub.metrics.lagged(missed);
+                    out.lagged(&room, missed);
+                }
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        self.drop_room(index, out);
     }
 
     /// Starts `/register` (`change: false`) or `/password` (`change: true`) with a
@@ -1176,8 +1337,7 @@ impl Member {
             reason,
         };
         self.hub
-            .bans
-            .add(ban.clone(), now)
+            .add_ban(ban.clone(), now)
             .map_err(|BansFull| Refusal::TooManyBans { limit: BAN_LIMIT })?;
         tracing::info!(operator = %self.source.nick, target = %ban.target, until = ?ban.until, reason = ?ban.reason, "server ban");
         Ok(ban)
@@ -1189,7 +1349,7 @@ impl Member {
             return Err(Refusal::NotOperator);
         }
         let parsed = BanTarget::parse(target).map_err(Refusal::BadBan)?;
-        if !self.hub.bans.remove(&parsed, super::event::now()) {
+        if !self.hub.lift_ban(&parsed, super::event::now()) {
             return Err(Refusal::NoSuchBan(parsed.to_string()));
         }
         tracing::info!(operator = %self.source.nick, target = %parsed, "server ban lifted");
@@ -1219,7 +1379,8 @@ impl Member {
     }
 
     /// Asks for a page of history (at most [`HISTORY_MAX`] events): a room's messages
-    /// (any room, as `/who` shows any room's members), or this account's private
+    /// (any room's, but a closed one's only for its members: see [`Hub::readable`]), or
+    /// this account's private
     /// conversation with a nickname. The page goes out when the store answers; no line
     /// is read meanwhile.
     pub(crate) fn history(
@@ -1242,7 +1403,7 @@ impl Member {
             }
             Some(HistoryOf::Room(room)) => {
                 let key = room.folded();
-                let room = self.hub.room_name(&key).unwrap_or(room);
+                let room = self.hub.readable(&self.registration.key, &room)?;
                 let query = Query::History {
                     room: key.into(),
                     before,
@@ -1402,6 +1563,7 @@ mod tests {
                 Kind::Part { .. } => "part".into(),
                 Kind::Quit { .. } => "quit".into(),
                 Kind::Rename { new } => format!("rename {new}"),
+                Kind::Kick { target, .. } => format!("kick {target}"),
                 other => format!("{other:?}"),
             };
             let room = event.room().map_or("-".into(), |r| r.name.to_string());
@@ -1409,12 +1571,25 @@ mod tests {
                 .push(format!("{room} {} {what}", event.source.nick));
         }
         fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {
-            let names: Vec<_> = members.map(|n| n.to_string()).collect();
+            let names: Vec<_> = members
+                .map(|(standing, n)| {
+                    let op = if standing.has(crate::core::room::Standing::OPERATOR) {
+                        "@"
+                    } else {
+                        ""
+                    };
+                    format!("{op}{n}")
+                })
+                .collect();
             self.lines
                 .push(format!("members {} {}", room.name, names.join(" ")));
         }
         fn lagged(&mut self, room: &RoomName, missed: u64) {
             self.lines.push(format!("lagged {} {missed}", room.name));
+        }
+        fn current(&mut self, room: Option<&RoomName>) {
+            let room = room.map_or("*".into(), |r| r.name.to_string());
+            self.lines.push(format!("current {room}"));
         }
         fn topic(&mut self, room: &RoomName, topic: Option<&Topic>) {
             let text = topic.map_or("-", |t| t.text.as_str());
@@ -1488,7 +1663,7 @@ mod tests {
 
     /// Joins `name` and waits for the join's history.
     async fn joined(member: &mut Member, name: &str, said: &mut Said) {
-        member.join(&room(name), said).unwrap();
+        member.join(&room(name), None, said).unwrap();
         while !member.holds.is_empty() {
             settle(member, said).await;
         }
@@ -1503,8 +1678,8 @@ mod tests {
         alice.say(None, "before bob".into(), false).unwrap();
         let mut bob = member(&hub, "bob");
         let mut heard = Said::default();
-        bob.join(&room("#rust"), &mut heard).unwrap();
-        assert_eq!(heard.take(), ["#rust bob join", "members #rust alice bob"]);
+        bob.join(&room("#rust"), None, &mut heard).unwrap();
+        assert_eq!(heard.take(), ["#rust bob join", "members #rust @alice bob"]);
         assert_eq!(bob.holds.len(), 1, "history is on its way");
         // Alice speaks while bob's history is on its way: it waits for the history.
         alice.say(None, "after bob".into(), false).unwrap();
@@ -1592,6 +1767,39 @@ mod tests {
         assert_eq!(hub.metrics.encodings(), 0, "this output encodes nothing");
     }
 
+    /// A member that lagged past its own KICK finds it in the refill, and stops there.
+    #[tokio::test]
+    async fn a_kick_found_in_a_refill_ends_the_room() {
+        let hub = test_hub(4, 0);
+        let mut alice = member(&hub, "alice");
+        let mut bob = member(&hub, "bob");
+        let (mut a, mut b) = (Said::default(), Said::default());
+        joined(&mut alice, "#rust", &mut a).await;
+        joined(&mut bob, "#rust", &mut b).await;
+        bob.collect_ready(&mut b, usize::MAX);
+        b.take();
+        alice.say(None, "m0".into(), false).unwrap();
+        alice.say(None, "m1".into(), false).unwrap();
+        hub.kick("alice", &room("#rust"), &Nick::new("bob").unwrap(), None)
+            .unwrap();
+        for n in 2..10 {
+            alice.say(None, format!("m{n}"), false).unwrap();
+        }
+        bob.collect_ready(&mut b, usize::MAX);
+        settle(&mut bob, &mut b).await;
+        bob.collect_ready(&mut b, usize::MAX);
+        assert_eq!(
+            b.take(),
+            [
+                "#rust alice say m0",
+                "#rust alice say m1",
+                "#rust alice kick bob",
+                "current *"
+            ]
+        );
+        assert!(bob.rooms.is_empty() && bob.holds.is_empty());
+    }
+
     /// `/history` is a request: no line is read until it is answered, but the member
     /// still gets its rooms' events meanwhile.
     #[tokio::test]
@@ -1604,7 +1812,7 @@ mod tests {
         alice.history(None, 10, None).unwrap();
         assert!(!alice.reading(), "no line is read until the page comes");
         let mut bob = member(&hub, "bob");
-        bob.join(&room("#rust"), &mut nothing).unwrap();
+        bob.join(&room("#rust"), None, &mut nothing).unwrap();
         alice.collect_ready(&mut a, usize::MAX);
         // The answer, or bob's join, may come first; both come.
         while !alice.reading() {
@@ -1667,8 +1875,8 @@ mod tests {
         let mut bob = member(&hub, "bob");
         let (mut a, mut b) = (Said::default(), Said::default());
         for name in ["#one", "#two"] {
-            alice.join(&room(name), &mut a).unwrap();
-            bob.join(&room(name), &mut b).unwrap();
+            alice.join(&room(name), None, &mut a).unwrap();
+            bob.join(&room(name), None, &mut b).unwrap();
         }
         let cursors: Vec<_> = bob
             .rooms
@@ -1683,5 +1891,71 @@ mod tests {
         assert!(quits.iter().all(|q| matches!(q.kind, Kind::Quit { .. })));
         assert_ne!(quits[0].id, quits[1].id);
         assert_eq!(quits[0].cause, quits[1].cause);
+    }
+
+    /// Bob is in #a (current) and #b, which alice made; he has read everything.
+    async fn bob_in_two_rooms_of_alice(hub: &Arc<Hub>) -> (Member, Member, Said) {
+        let mut alice = member(hub, "alice");
+        let mut bob = member(hub, "bob");
+        let (mut a, mut b) = (Said::default(), Said::default());
+        for name in ["#b", "#a"] {
+            joined(&mut alice, name, &mut a).await;
+            joined(&mut bob, name, &mut b).await;
+        }
+        bob.collect_ready(&mut b, usize::MAX);
+        b.take();
+        (alice, bob, b)
+    }
+
+    #[tokio::test]
+    async fn a_kicked_member_reads_up_to_its_kick_and_no_further() {
+        let hub = test_hub(1024, 0);
+        let (mut alice, mut bob, mut b) = bob_in_two_rooms_of_alice(&hub).await;
+        alice
+            .say(Some(&room("#a")), "before".into(), false)
+            .unwrap();
+        hub.kick("alice", &room("#a"), &Nick::new("bob").unwrap(), None)
+            .unwrap();
+        alice.say(Some(&room("#a")), "after".into(), false).unwrap();
+        alice
+            .say(Some(&room("#b")), "elsewhere".into(), false)
+            .unwrap();
+        bob.collect_ready(&mut b, usize::MAX);
+        let said = b.take();
+        // Each room in its order (rooms are drained one after the other).
+        let of = |room: &str| -> Vec<&str> {
+            said.iter()
+                .filter(|l| l.starts_with(room))
+                .map(String::as_str)
+                .collect()
+        };
+        assert_eq!(of("#a"), ["#a alice say before", "#a alice kick bob"]);
+        assert_eq!(of("#b"), ["#b alice say elsewhere"]);
+        assert!(said.contains(&"current #b".to_owned()), "{said:?}");
+        assert!(bob.membership("#a").is_none());
+        assert_eq!(bob.current_room(), Some(&room("#b")));
+        assert!(matches!(
+            bob.say(Some(&room("#a")), "still here?".into(), false),
+            Err(Refusal::NotInRoom(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_kick_racing_a_rename_still_takes_the_member_out() {
+        let hub = test_hub(1024, 0);
+        let (mut alice, mut bob, mut b) = bob_in_two_rooms_of_alice(&hub).await;
+        // Kicked as bob, renamed before reading the kick: the ring's KICK names someone
+        // else now, the mailbox's notice does not.
+        hub.kick("alice", &room("#a"), &Nick::new("bob").unwrap(), None)
+            .unwrap();
+        bob.rename(Nick::new("robert").unwrap(), &mut b).unwrap();
+        alice.say(Some(&room("#a")), "after".into(), false).unwrap();
+        bob.collect_ready(&mut b, usize::MAX);
+        let said = b.take();
+        assert!(said.contains(&"#a alice kick bob".to_owned()), "{said:?}");
+        assert!(!said.iter().any(|l| l.contains("after")), "{said:?}");
+        assert!(bob.membership("#a").is_none());
+        // The kick is shown once.
+        assert_eq!(said.iter().filter(|l| l.contains("kick")).count(), 1);
     }
 }

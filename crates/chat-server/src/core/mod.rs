@@ -25,6 +25,7 @@ pub(crate) mod member;
 pub(crate) mod metrics;
 pub(crate) mod password;
 pub(crate) mod ring;
+pub(crate) mod room;
 pub(crate) mod store;
 
 use std::sync::{Mutex, MutexGuard};

@@ -200,7 +200,9 @@ impl Server {
                 .operators
                 .iter()
                 .map(|o| (o.name.clone(), o.hash.clone())),
-        );
+        )
+        .with_registered(opened.rooms)
+        .with_bans(opened.server_bans);
         Ok(Server {
             hub: Arc::new(hub),
             limit,

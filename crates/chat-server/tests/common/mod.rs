@@ -160,7 +160,7 @@ impl Client {
             other => panic!("expected JOIN, got {other:?}"),
         }
         assert!(
-            matches!(self.recv().await, ServerFrame::Members { room, nicks } if room == Room::general() && nicks.contains(&me))
+            matches!(self.recv().await, ServerFrame::Members { room, members } if room == Room::general() && members.iter().any(|m| m.nick == me))
         );
         assert_eq!(
             self.recv().await,

@@ -30,7 +30,9 @@ mod queue;
 mod schema;
 mod writer;
 
+use super::ban::Ban;
 use super::event::{Event, Scope};
+use super::room::Settings;
 use crate::config::Retention;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
@@ -284,6 +286,12 @@ enum Op {
     Append(Record),
     /// Insert or update an account; the time is when it was asked (`updated`).
     SetAccount(Account, i64),
+    /// Insert or update a registered room's settings and bans.
+    SetRoom(Box<Settings>, i64),
+    /// Insert or replace a server ban; the time is when it was set.
+    SetServerBan(Box<Ban>, i64),
+    /// Delete the server ban of this target (as listed).
+    LiftServerBan(String),
     /// Answer a query.
     Query(Query, oneshot::Sender<Answer>),
     /// Commit, then answer.
@@ -335,6 +343,10 @@ pub(crate) struct Opened {
     pub(crate) next_id: u64,
     /// Every account, ordered by nickname.
     pub(crate) accounts: Vec<Account>,
+    /// Every registered room's settings.
+    pub(crate) rooms: Vec<Settings>,
+    /// The server bans that had not expired.
+    pub(crate) server_bans: Vec<Ban>,
 }
 
 /// Opens (creating and upgrading if need be) the database and starts its writer thread.
@@ -345,6 +357,9 @@ pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened,
     let conn = schema::connect(location)?;
     let next_id = schema::next_id(&conn).map_err(|e| StoreError::sqlite(path, e))?;
     let accounts = schema::accounts(&conn).map_err(|e| StoreError::sqlite(path, e))?;
+    let rooms = schema::rooms(&conn).map_err(|e| StoreError::sqlite(path, e))?;
+    let server_bans =
+        schema::server_bans(&conn, now_ms()).map_err(|e| StoreError::sqlite(path, e))?;
     let (tx, rx) = queue::channel(options.queue);
     let health = Arc::new(Health::default());
     let commits = crate::core::metrics::commit_histogram();
@@ -372,6 +387,8 @@ pub(crate) fn open(location: &Location, options: StoreOptions) -> Result<Opened,
         writer,
         next_id,
         accounts,
+        rooms,
+        server_bans,
     })
 }
 
@@ -393,6 +410,21 @@ impl Store {
     /// nickname has one (its `created_ms` is then kept).
     pub(crate) fn set_account(&self, account: Account) -> Result<(), Busy> {
         self.send(Op::SetAccount(account, now_ms()), false)
+    }
+
+    /// Queues the settings of a registered room (all of them, bans included).
+    pub(crate) fn set_room(&self, room: Settings) -> Result<(), Busy> {
+        self.send(Op::SetRoom(Box::new(room), now_ms()), false)
+    }
+
+    /// Queues a server ban, replacing one of the same target.
+    pub(crate) fn set_server_ban(&self, ban: Ban) -> Result<(), Busy> {
+        self.send(Op::SetServerBan(Box::new(ban), now_ms()), false)
+    }
+
+    /// Queues the lifting of the server ban of `target` (as listed).
+    pub(crate) fn lift_server_ban(&self, target: String) -> Result<(), Busy> {
+        self.send(Op::LiftServerBan(target), false)
     }
 
     /// Queues a query. Its answer comes once everything queued before it is applied.
@@ -464,6 +496,7 @@ fn now_ms() -> i64 {
 mod tests {
     use super::*;
     use crate::core::event::{self, RoomName, Source};
+    use crate::core::room::{Mask, Modes, RoomBan, Topic};
     use chat_proto::name::{Nick, Room};
     use rusqlite::Connection;
 
@@ -923,7 +956,10 @@ mod tests {
             writer,
             next_id,
             accounts,
+            rooms,
+            server_bans,
         } = open(&location, no_timer()).unwrap();
+        assert!(rooms.is_empty() && server_bans.is_empty());
         assert_eq!((next_id, accounts.len()), (1, 0));
         for id in [5, 6, 9] {
             store
@@ -1220,6 +1256,55 @@ mod tests {
             .unwrap();
         assert_eq!(accounts, 1, "accounts are never pruned");
         assert_eq!(store.pruned().get(), 4, "counted for the metrics");
+        // Nor registered rooms, however old their settings.
+        let mut room = Settings::new(
+            chat_proto::name::Room::new("#rust").unwrap(),
+            Some("alice".into()),
+        );
+        room.bans.push(RoomBan {
+            mask: Mask::parse("eve").unwrap(),
+            by: chat_proto::name::Nick::new("alice").unwrap(),
+            time: jiff::Timestamp::from_millisecond(old).unwrap(),
+        });
+        store.set_room(room.clone()).unwrap();
+        prune_all(store).await;
+        let reopened = schema::rooms(&Connection::open(&path).unwrap()).unwrap();
+        assert_eq!(reopened, [room], "registered rooms are never pruned");
+    }
+
+    /// A registered room's settings are written whole: a second write replaces the
+    /// first, bans included, and they read back as written.
+    #[tokio::test]
+    async fn room_settings_are_replaced_whole_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::File(dir.path().join("chat.db"));
+        let opened = open(&location, no_timer()).unwrap();
+        let mut room = Settings::new(
+            chat_proto::name::Room::new("#Home").unwrap(),
+            Some("alice".into()),
+        );
+        room.modes = Modes::from_parts("ntm", Some("door".into()), Some(5));
+        room.topic = Some(Arc::new(Topic {
+            text: "a topic".into(),
+            by: chat_proto::name::Nick::new("alice").unwrap(),
+            time: jiff::Timestamp::from_millisecond(1_700_000_000_000).unwrap(),
+        }));
+        for mask in ["eve", "$a:mallory"] {
+            room.bans.push(RoomBan {
+                mask: Mask::parse(mask).unwrap(),
+                by: chat_proto::name::Nick::new("alice").unwrap(),
+                time: jiff::Timestamp::from_millisecond(1_700_000_000_000).unwrap(),
+            });
+        }
+        opened.store.set_room(room.clone()).unwrap();
+        room.bans.remove(0);
+        room.modes = Modes::from_parts("t", None, None);
+        room.topic = None;
+        opened.store.set_room(room.clone()).unwrap();
+        opened.store.flush().unwrap().await.unwrap();
+        drop(opened);
+        let reopened = open(&location, no_timer()).unwrap();
+        assert_eq!(reopened.rooms, [room]);
     }
 
     /// Count: each room keeps exactly its newest `per_room` events, of every kind;

@@ -6,13 +6,19 @@
 //! refused rather than guessed at.
 
 use super::{Account, Location, StoreError};
+use crate::core::ban::{Ban, BanTarget};
+use crate::core::room::{Mask, Modes, RoomBan, Settings, Topic};
+use chat_proto::name::{Nick, Room};
+use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 /// The schema's migrations, in order: the database's version is how many it has applied.
 /// Append to this list; never edit an entry that has shipped.
-pub(super) const MIGRATIONS: &[Migration] = &[Migration::Sql(V1), Migration::Rust(v2)];
+pub(super) const MIGRATIONS: &[Migration] =
+    &[Migration::Sql(V1), Migration::Rust(v2), Migration::Sql(V3)];
 
 /// One step of the schema.
 pub(super) enum Migration {
@@ -82,6 +88,44 @@ CREATE TABLE events (
 CREATE INDEX events_history ON events (room, id) WHERE kind = 0;
 CREATE INDEX events_room ON events (room, id) WHERE room IS NOT NULL;
 CREATE INDEX events_pair ON events (pair, id) WHERE pair IS NOT NULL;
+";
+
+/// Version 3: registered rooms and their bans, and server bans.
+///
+/// `rooms` holds a registered room's settings: `room` its folded name, `name` as its
+/// founder spelled it, `founder` the account it is registered to, `modes` its flags as
+/// letters (`ntm`), `key` and `lim` its `+k` and `+l`, and its topic with who set it and
+/// when (milliseconds). `room_bans` its bans: the mask as listed (`nick!user@host` or
+/// `$a:account`), who set it and when. `server_bans` the server's bans: the target as
+/// listed (an address, a network or a mask), until when (`NULL`: for ever), who set it,
+/// why and when. None of these is ever pruned.
+const V3: &str = "
+CREATE TABLE rooms (
+    room TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    founder TEXT NOT NULL,
+    modes TEXT NOT NULL,
+    key TEXT,
+    lim INTEGER,
+    topic TEXT,
+    topic_by TEXT,
+    topic_time INTEGER,
+    updated INTEGER NOT NULL
+) STRICT;
+CREATE TABLE room_bans (
+    room TEXT NOT NULL,
+    mask TEXT NOT NULL,
+    by TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    PRIMARY KEY (room, mask)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE server_bans (
+    target TEXT PRIMARY KEY,
+    until INTEGER,
+    by TEXT NOT NULL,
+    reason TEXT,
+    time INTEGER NOT NULL
+) STRICT;
 ";
 
 /// Version 2's insert, frozen here: a later version's columns must not change what
@@ -302,6 +346,97 @@ pub(super) fn accounts(conn: &Connection) -> rusqlite::Result<Vec<Account>> {
         })
     })?;
     rows.collect()
+}
+
+/// Every registered room with its bans. A row that does not read (a name or mask this
+/// version refuses) is skipped and logged.
+pub(super) fn rooms(conn: &Connection) -> rusqlite::Result<Vec<Settings>> {
+    let mut bans: HashMap<String, Vec<RoomBan>> = HashMap::new();
+    let mut stmt =
+        conn.prepare("SELECT room, mask, by, time FROM room_bans ORDER BY room, time")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let (room, mask, by, time): (String, String, String, i64) =
+            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+        match (
+            Mask::parse(&mask),
+            Nick::new(&by),
+            Timestamp::from_millisecond(time),
+        ) {
+            (Ok(mask), Ok(by), Ok(time)) => {
+                bans.entry(room)
+                    .or_default()
+                    .push(RoomBan { mask, by, time })
+            }
+            _ => tracing::warn!(room, mask, "stored room ban does not read; skipped"),
+        }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT room, name, founder, modes, key, lim, topic, topic_by, topic_time FROM rooms ORDER BY room",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut rooms = Vec::new();
+    while let Some(row) = rows.next()? {
+        let room: String = row.get(0)?;
+        let name: String = row.get(1)?;
+        let founder: String = row.get(2)?;
+        let modes: String = row.get(3)?;
+        let key: Option<String> = row.get(4)?;
+        let limit: Option<i64> = row.get(5)?;
+        let topic: Option<String> = row.get(6)?;
+        let topic_by: Option<String> = row.get(7)?;
+        let topic_time: Option<i64> = row.get(8)?;
+        let Ok(name) = Room::new(&name) else {
+            tracing::warn!(room, "stored room name does not read; skipped");
+            continue;
+        };
+        let topic = match (
+            topic,
+            topic_by.map(|n| Nick::new(&n)),
+            topic_time.map(Timestamp::from_millisecond),
+        ) {
+            (Some(text), Some(Ok(by)), Some(Ok(time))) => {
+                Some(std::sync::Arc::new(Topic { text, by, time }))
+            }
+            _ => None,
+        };
+        let limit = limit.and_then(|l| u32::try_from(l).ok());
+        rooms.push(Settings {
+            name,
+            founder: Some(founder.into()),
+            modes: Modes::from_parts(&modes, key, limit),
+            topic,
+            bans: bans.remove(&room).unwrap_or_default(),
+        });
+    }
+    Ok(rooms)
+}
+
+/// Every server ban that has not expired by `now_ms`; the expired ones are deleted. A
+/// row that does not read is skipped and logged.
+pub(super) fn server_bans(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<Ban>> {
+    conn.execute("DELETE FROM server_bans WHERE until <= ?1", [now_ms])?;
+    let mut stmt = conn.prepare(
+        "SELECT target, until, by, reason FROM server_bans \
+         WHERE until IS NULL OR until > ?1 ORDER BY time",
+    )?;
+    let mut rows = stmt.query([now_ms])?;
+    let mut bans = Vec::new();
+    while let Some(row) = rows.next()? {
+        let (target, until, by, reason): (String, Option<i64>, String, Option<String>) =
+            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+        let until = until.map(Timestamp::from_millisecond).transpose();
+        match (BanTarget::parse(&target), until, Nick::new(&by)) {
+            (Ok(target), Ok(until), Ok(by)) => bans.push(Ban {
+                target,
+                until,
+                by,
+                reason,
+            }),
+            _ => tracing::warn!(target, "stored server ban does not read; skipped"),
+        }
+    }
+    Ok(bans)
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ use super::queue::{Next, Receiver};
 use super::{
     Account, Health, Kind, Op, Query, Record, StoreError, StoreOptions, Stored, now_ms, pair,
 };
+use crate::core::ban::Ban;
 use crate::core::event::{self, Event, RoomName, Scope, Source};
+use crate::core::room::Settings;
 use chat_proto::name::{Nick, Room};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
@@ -47,6 +49,14 @@ pub(super) mod what {
     pub(in super::super) const INVITE: i64 = 9;
     pub(in super::super) const AWAY: i64 = 10;
 }
+
+/// A registered room's settings (its bans are replaced beside it).
+const UPSERT_ROOM: &str = "INSERT INTO rooms \
+     (room, name, founder, modes, key, lim, topic, topic_by, topic_time, updated) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+     ON CONFLICT (room) DO UPDATE SET name = excluded.name, founder = excluded.founder, \
+     modes = excluded.modes, key = excluded.key, lim = excluded.lim, topic = excluded.topic, \
+     topic_by = excluded.topic_by, topic_time = excluded.topic_time, updated = excluded.updated";
 
 /// Registers an account or changes its password, keeping its creation time.
 const UPSERT_ACCOUNT: &str = "INSERT INTO accounts (nick, hash, created, updated) \
@@ -202,6 +212,16 @@ impl Batcher {
             Op::SetAccount(account, updated) => {
                 self.write("account", |conn| upsert(conn, &account, updated))
             }
+            Op::SetRoom(room, updated) => {
+                self.write("room", |conn| upsert_room(conn, &room, updated))
+            }
+            Op::SetServerBan(ban, time) => {
+                self.write("server ban", |conn| upsert_server_ban(conn, &ban, time))
+            }
+            Op::LiftServerBan(target) => self.write("server ban", |conn| {
+                conn.prepare_cached("DELETE FROM server_bans WHERE target = ?1")?
+                    .execute(params![target])
+            }),
             Op::Query(query, reply) => {
                 let answer = run_query(&self.conn, &query).map_err(|source| {
                     tracing::warn!(error = %source, ?query, "store query failed");
@@ -433,6 +453,52 @@ fn upsert(conn: &Connection, account: &Account, updated: i64) -> rusqlite::Resul
         account.created_ms,
         updated,
     ])
+}
+
+/// Writes a server ban (replacing one of the same target).
+fn upsert_server_ban(conn: &Connection, ban: &Ban, time: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO server_bans (target, until, by, reason, time) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        ban.target.to_string(),
+        ban.until.map(|t| t.as_millisecond()),
+        ban.by.as_str(),
+        ban.reason.as_deref(),
+        time,
+    ])
+}
+
+/// Writes a registered room's settings and its whole ban list.
+fn upsert_room(conn: &Connection, room: &Settings, updated: i64) -> rusqlite::Result<usize> {
+    let key = room.name.folded();
+    let topic = room.topic.as_deref();
+    let written = conn.prepare_cached(UPSERT_ROOM)?.execute(params![
+        key,
+        room.name.as_str(),
+        room.founder.as_deref().unwrap_or_default(),
+        room.modes.letters(),
+        room.modes.key.as_deref(),
+        room.modes.limit,
+        topic.map(|t| t.text.as_str()),
+        topic.map(|t| t.by.as_str()),
+        topic.map(|t| t.time.as_millisecond()),
+        updated,
+    ])?;
+    conn.prepare_cached("DELETE FROM room_bans WHERE room = ?1")?
+        .execute(params![key])?;
+    let mut insert = conn
+        .prepare_cached("INSERT INTO room_bans (room, mask, by, time) VALUES (?1, ?2, ?3, ?4)")?;
+    for ban in &room.bans {
+        insert.execute(params![
+            key,
+            ban.mask.to_string(),
+            ban.by.as_str(),
+            ban.time.as_millisecond()
+        ])?;
+    }
+    Ok(written)
 }
 
 /// Answers `query`, oldest first.

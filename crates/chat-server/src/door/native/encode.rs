@@ -7,16 +7,38 @@ use crate::core::error::{Busy, Refusal};
 use crate::core::event::{Event, Flavour, Kind, RoomName, Scope};
 use crate::core::hub::{Members, Topic, Whois};
 use crate::core::member::{AccountChange, HistoryOf, Output};
+use crate::core::room::{RoomBan, Standing};
 use crate::net::listener::Admission;
 use bytes::{Bytes, BytesMut};
-use chat_proto::{AccountStatus, ErrorCode, Nick, ServerFrame, Target};
+use chat_proto::{AccountStatus, ErrorCode, Nick, ServerFrame, Status, Target};
 
 /// Nicknames per `MEMBERS` frame and rooms per `ROOMS` frame, so that no frame comes
 /// near a client's line limit.
 pub(crate) const LIST_CHUNK: usize = 100;
 
-/// The frame of an event, or `None` for an event the native protocol does not show
-/// (room governance's other events get their frames with it).
+/// A member's standing as the native protocol shows it: operator over voice.
+pub(crate) fn status(standing: Standing) -> Status {
+    if standing.has(Standing::OPERATOR) {
+        Status::Operator
+    } else if standing.has(Standing::VOICE) {
+        Status::Voice
+    } else {
+        Status::Member
+    }
+}
+
+/// The `BAN` frame of a room ban.
+pub(crate) fn room_ban(room: &RoomName, ban: &RoomBan) -> ServerFrame {
+    ServerFrame::Ban {
+        room: room.name.clone(),
+        mask: ban.mask.to_string(),
+        by: ban.by.clone(),
+        time: ban.time,
+    }
+}
+
+/// The frame of an event, or `None` for an event the native protocol does not show (an
+/// away change: the native door answers `/away` itself).
 pub(crate) fn frame(event: &Event) -> Option<ServerFrame> {
     let from = event.source.nick.clone();
     let (time, id) = (event.time, event.id);
@@ -84,6 +106,28 @@ pub(crate) fn frame(event: &Event) -> Option<ServerFrame> {
             id,
             text: text.clone(),
         },
+        (Scope::Room(room), Kind::Mode { changes }) => ServerFrame::Mode {
+            room: room.name.clone(),
+            nick: from,
+            time,
+            id,
+            changes: changes.clone(),
+        },
+        (Scope::Room(room), Kind::Kick { target, reason }) => ServerFrame::Kick {
+            room: room.name.clone(),
+            nick: from,
+            target: target.clone(),
+            time,
+            id,
+            reason: reason.clone(),
+        },
+        (Scope::Room(room), Kind::Invite { target }) => ServerFrame::Invite {
+            room: room.name.clone(),
+            nick: from,
+            target: target.clone(),
+            time,
+            id,
+        },
         _ => return None,
     };
     Some(frame)
@@ -114,7 +158,13 @@ pub(crate) fn whois(w: &Whois) -> chat_proto::Whois {
         idle: w.idle,
         tls: w.tls,
         account: w.source.account.as_deref().and_then(|a| Nick::new(a).ok()),
-        rooms: w.rooms.iter().take(LIST_CHUNK).cloned().collect(),
+        oper: w.oper,
+        rooms: w
+            .rooms
+            .iter()
+            .take(LIST_CHUNK)
+            .map(|(standing, room)| (status(*standing), room.clone()))
+            .collect(),
         away: w.away.as_deref().map(str::to_owned),
     }
 }
@@ -202,6 +252,46 @@ pub(crate) fn refusal(refusal: &Refusal) -> ServerFrame {
             format!("the server holds {limit} bans, the most it allows: /unsban some first"),
         ),
         Refusal::NoSuchBan(target) => (ErrorCode::NoSuchBan, format!("{target} is not banned")),
+        Refusal::ChanopNeeded(room) => (
+            ErrorCode::ChanopNeeded,
+            format!("you are not an operator of {room}"),
+        ),
+        Refusal::Founder { nick, room } => (
+            ErrorCode::ChanopNeeded,
+            format!("{nick} founded {room}: only the founder or a server operator may do that"),
+        ),
+        Refusal::InviteOnly(room) => (
+            ErrorCode::InviteOnly,
+            format!("{room} is invite-only: ask one of its operators for an /invite"),
+        ),
+        Refusal::BadKey(room) => (
+            ErrorCode::BadKey,
+            format!("{room} has a key: /join {room} key"),
+        ),
+        Refusal::RoomFull { room, limit } => (
+            ErrorCode::RoomFull,
+            format!("{room} is full: it takes {limit} members"),
+        ),
+        Refusal::Moderated(room) => (
+            ErrorCode::Moderated,
+            format!("{room} is moderated: only voiced members and operators speak"),
+        ),
+        Refusal::BannedFromRoom(room) => (
+            ErrorCode::BannedFromRoom,
+            format!("you are banned from {room}"),
+        ),
+        Refusal::UserNotInRoom { nick, room } => {
+            (ErrorCode::UserNotInRoom, format!("{nick} is not in {room}"))
+        }
+        Refusal::AlreadyInRoom { nick, room } => (
+            ErrorCode::AlreadyInRoom,
+            format!("{nick} is in {room} already"),
+        ),
+        Refusal::UnknownMode(why) => (ErrorCode::UnknownMode, format!("/mode: {why}")),
+        Refusal::BanListFull { room, limit } => (
+            ErrorCode::BanListFull,
+            format!("{room} holds {limit} bans, the most it may: /unban some first"),
+        ),
         Refusal::NoMotd => (
             ErrorCode::NoMotd,
             "this server has no message of the day".into(),
@@ -301,7 +391,14 @@ impl Output for Native<'_> {
     }
 
     fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {
+        let members = members.map(|(standing, nick)| (status(standing), nick));
         ServerFrame::encode_members(&room.name, members, LIST_CHUNK, self.out);
+    }
+
+    fn current(&mut self, room: Option<&RoomName>) {
+        self.push(&ServerFrame::Current {
+            room: room.map(|r| r.name.clone()),
+        });
     }
 
     fn topic(&mut self, room: &RoomName, topic: Option<&Topic>) {

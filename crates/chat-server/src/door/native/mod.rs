@@ -11,9 +11,9 @@ use crate::config::Config;
 use crate::core::error::Refusal;
 use crate::core::event::Source;
 use crate::core::flood::TokenBucket;
-use crate::core::hub::Hub;
+use crate::core::hub::{Hub, ModeOutcome};
 use crate::core::mailbox::mailbox;
-use crate::core::member::{HistoryOf, Member};
+use crate::core::member::{HistoryOf, Member, Output};
 use crate::net::driver::{self, Connection, Door, Flow, Peer, Reason, io_reason};
 use crate::net::reader::{LineReader, Stream};
 use bytes::BytesMut;
@@ -358,7 +358,10 @@ fn welcome<S>(conn: &mut Connection<S>, member: &mut Member) {
         motd_frames(motd, &mut conn.out);
     }
     Native.line_command(
-        Command::Join(Room::general()),
+        Command::Join {
+            room: Room::general(),
+            key: None,
+        },
         member,
         &mut conn.out,
         &conn.peer,
@@ -371,6 +374,27 @@ fn motd_frames(motd: &str, out: &mut BytesMut) {
     for line in motd.lines() {
         let text = line.replace(|c: char| c.is_control(), " ");
         push(out, &ServerFrame::Motd { text });
+    }
+}
+
+/// The answer to a `/mode` (and to `/op`, `/ban`... which are modes): the modes, or the
+/// ban list; nothing for a change, which the member hears through the room.
+fn mode_answer(outcome: ModeOutcome, output: &mut Out<'_>) {
+    match outcome {
+        ModeOutcome::Modes(room, modes) => output.push(&ServerFrame::Modes {
+            room: room.name.clone(),
+            modes,
+        }),
+        ModeOutcome::Bans(room, bans) => {
+            for ban in &bans {
+                output.push(&encode::room_ban(&room, ban));
+            }
+            output.push(&ServerFrame::BanEnd {
+                room: room.name.clone(),
+                count: bans.len(),
+            });
+        }
+        ModeOutcome::Changed => {}
     }
 }
 
@@ -393,15 +417,23 @@ impl Native {
             Command::History { .. } => ": /history #room",
             Command::Topic { set: None, .. } => ": /topic #room",
             Command::Topic { .. } => ": /join #room first",
+            Command::Mode { .. }
+            | Command::Grant { .. }
+            | Command::Kick { .. }
+            | Command::Ban { .. }
+            | Command::Unban { .. }
+            | Command::Invite { .. } => ": name the #room",
             _ => "",
         };
         let done = match command {
             Command::Say(text) => member.say(None, text, false),
             Command::Me(text) => member.say(None, text, true),
-            Command::Join(room) => member.join(&room, &mut output).map(|()| {
-                let room = member.current_room().cloned();
-                output.push(&ServerFrame::Current { room });
-            }),
+            Command::Join { room, key } => {
+                member.join(&room, key.as_deref(), &mut output).map(|()| {
+                    let room = member.current_room().cloned();
+                    output.push(&ServerFrame::Current { room });
+                })
+            }
             Command::Part { room, reason } => {
                 member.part(room, reason, &mut output).map(|changed| {
                     if changed {
@@ -411,7 +443,7 @@ impl Native {
                 })
             }
             Command::Rooms => {
-                let rooms = member.hub().rooms();
+                let rooms = member.rooms();
                 if rooms.is_empty() {
                     output.push(&ServerFrame::Rooms { rooms: Vec::new() });
                 }
@@ -419,9 +451,15 @@ impl Native {
                     output.push(&ServerFrame::Rooms {
                         rooms: chunk
                             .iter()
-                            .map(|(room, n)| (room.name.clone(), *n))
+                            .map(|l| (l.room.name.clone(), l.members))
                             .collect(),
                     });
+                }
+                // Then each topic, as `/topic` shows it.
+                for listed in &rooms {
+                    if let Some(topic) = &listed.topic {
+                        output.topic(&listed.room, Some(topic));
+                    }
                 }
                 Ok(())
             }
@@ -464,6 +502,37 @@ impl Native {
                 room,
                 set: Some(text),
             } => member.set_topic(room, text),
+            Command::Mode { room, changes } => member
+                .mode(room, &changes)
+                .map(|outcome| mode_answer(outcome, &mut output)),
+            Command::Grant {
+                room,
+                nick,
+                status,
+                give,
+            } => {
+                let letter = if status == chat_proto::Status::Voice {
+                    'v'
+                } else {
+                    'o'
+                };
+                let sign = if give { '+' } else { '-' };
+                let words = [format!("{sign}{letter}"), nick.to_string()];
+                member
+                    .mode(room, &words)
+                    .map(|outcome| mode_answer(outcome, &mut output))
+            }
+            Command::Kick { room, nick, reason } => member.kick(room, &nick, reason),
+            Command::Ban { room, mask } => {
+                let words: Vec<String> = std::iter::once("+b".to_owned()).chain(mask).collect();
+                member
+                    .mode(room, &words)
+                    .map(|outcome| mode_answer(outcome, &mut output))
+            }
+            Command::Unban { room, mask } => member
+                .mode(room, &["-b".to_owned(), mask])
+                .map(|outcome| mode_answer(outcome, &mut output)),
+            Command::Invite { nick, room } => member.invite(&nick, room),
             Command::Nick(new) => member.rename(new, &mut output),
             Command::Quit(reason) => return Flow::Quit(reason.unwrap_or_else(|| "quit".into())),
             Command::Help => {
@@ -633,7 +702,7 @@ mod tests {
             let mut out = BytesMut::new();
             let mut output = Out::new(&mut out);
             member
-                .join(&Room::new("#crowd").unwrap(), &mut output)
+                .join(&Room::new("#crowd").unwrap(), None, &mut output)
                 .unwrap();
             member.collect_ready(&mut output, usize::MAX);
             members.push(member);

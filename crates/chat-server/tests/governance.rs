@@ -509,6 +509,41 @@ async fn a_ban_silences_and_keeps_out_until_lifted() {
 }
 
 #[tokio::test]
+async fn a_room_holds_at_most_a_hundred_bans() {
+    let server = TestServer::start().await;
+    let mut c = room_of_alice(&server, "#strict", &[]).await;
+    for n in 0..100 {
+        c[0].send(&format!("/ban troll{n}")).await;
+    }
+    let frames = replies(&mut c[0]).await;
+    assert_eq!(
+        frames
+            .iter()
+            .filter(|f| matches!(f, ServerFrame::Mode { .. }))
+            .count(),
+        100
+    );
+    c[0].send("/ban one-more").await;
+    assert_eq!(
+        error_code(&replies(&mut c[0]).await),
+        ErrorCode::BanListFull
+    );
+    // A ban already there is no new entry, and lifting one makes room.
+    c[0].send("/ban troll7").await;
+    assert!(matches!(
+        &replies(&mut c[0]).await[..],
+        [ServerFrame::Modes { .. }]
+    ));
+    c[0].send("/unban troll7!*@*").await;
+    c[0].send("/ban one-more").await;
+    let frames = replies(&mut c[0]).await;
+    assert!(
+        matches!(&frames[..], [ServerFrame::Mode { .. }, ServerFrame::Mode { changes, .. }] if changes == "+b one-more!*@*"),
+        "{frames:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_secret_room_is_hidden_from_those_outside() {
     let server = TestServer::start().await;
     let mut c = room_of_alice(&server, "#hidden", &["bob"]).await;

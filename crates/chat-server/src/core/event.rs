@@ -153,11 +153,14 @@ pub(crate) enum Kind {
 pub(crate) enum Flavour {
     /// The native line protocol (TCP, TLS, and WebSocket text messages).
     Native = 0,
+    /// IRC lines, with their tags first (`@time=…;msgid=… `): each client copies the
+    /// part its capabilities take.
+    Irc = 1,
 }
 
 impl Flavour {
     /// How many flavours there are.
-    const COUNT: usize = 1;
+    const COUNT: usize = 2;
 }
 
 /// One thing that happened, with its id and time.

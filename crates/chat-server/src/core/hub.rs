@@ -1436,6 +1436,11 @@ impl Hub {
         Ok(event)
     }
 
+    /// When the hub started, by the wall clock.
+    pub(crate) fn started(&self) -> jiff::Timestamp {
+        self.started
+    }
+
     /// Whole seconds from the hub's start to `now`, the clock of every [`Activity`].
     pub(crate) fn uptime_secs(&self, now: Instant) -> u32 {
         let secs = now.saturating_duration_since(self.epoch).as_secs();

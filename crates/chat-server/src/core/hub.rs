@@ -215,7 +215,7 @@ impl Activity {
     }
 
     /// Whether operators' notices reach the session.
-    fn hears_wallops(&self) -> bool {
+    pub(crate) fn hears_wallops(&self) -> bool {
         self.is_oper() || self.wallops.load(Ordering::Relaxed)
     }
 

@@ -1402,6 +1402,11 @@ impl Member {
         Ok(())
     }
 
+    /// Whether operators' notices reach this member (it asked, or is an operator).
+    pub(crate) fn hears_wallops(&self) -> bool {
+        self.activity.hears_wallops()
+    }
+
     /// `/wallops on|off`: whether operators' notices reach this member.
     pub(crate) fn set_wallops(&self, on: bool) {
         self.activity.set_wallops(on);

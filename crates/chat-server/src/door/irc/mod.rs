@@ -528,7 +528,22 @@ impl Door for IrcDoor {
     }
 
     fn line(&mut self, line: &str, member: &mut Member, out: &mut BytesMut, peer: &Peer) -> Flow {
+        // 512 bytes with CRLF, tags aside: longer is refused whole, the connection stays.
+        let body = match line.strip_prefix('@') {
+            Some(tagged) => tagged.split_once(' ').map_or("", |(_, rest)| rest),
+            None => line,
+        };
+        if body.len() + 2 > chat_proto::irc::MAX_LINE {
+            let server = self.view.server.clone();
+            let me = self.view.me.to_string();
+            numeric(out, &server, &me, "417", format_args!(":Input line was too long"));
+            return Flow::Continue;
+        }
         let Ok(message) = Message::parse(line) else {
+            // A line that is no message still gets an answer: a client waits for one.
+            let server = self.view.server.clone();
+            let me = self.view.me.to_string();
+            numeric(out, &server, &me, "421", format_args!("* :Unknown command"));
             return Flow::Continue;
         };
         let flow = self.command(&message, member, out, peer);
@@ -782,13 +797,7 @@ impl IrcDoor {
                 }
                 let target = &m.params[0];
                 if !target.starts_with('#') {
-                    // User modes: +i, +w and +o exist; nothing is stored yet.
-                    if target.eq_ignore_ascii_case(irc.view.me.as_str()) {
-                        let modes = if member.is_oper() { "+io" } else { "+i" };
-                        irc.numeric("221", format_args!("{modes}"));
-                    } else {
-                        irc.numeric("502", format_args!(":Can't change mode for other users"));
-                    }
+                    user_mode(&mut irc, member, target, m.param(1));
                     return Flow::Continue;
                 }
                 let Some(room) = room_of(&mut irc, target) else {
@@ -953,6 +962,81 @@ impl IrcDoor {
                 }
                 member.wallops(m.params[0].clone())
             }
+            "WHOWAS" => {
+                if !need(&mut irc, 1) {
+                    return Flow::Continue;
+                }
+                let name = m.params[0].clone();
+                let count = m.param(1).parse::<usize>().ok().filter(|n| *n > 0);
+                let server = irc.view.server.clone();
+                match Nick::new(&name).map_err(|_| ()).and_then(|n| member.whowas(&n).map_err(|_| ())) {
+                    Ok(found) => {
+                        for d in found.iter().take(count.unwrap_or(usize::MAX)) {
+                            irc.numeric(
+                                "314",
+                                format_args!("{} {} {server} * :{}", d.nick, d.nick, d.nick),
+                            );
+                            irc.numeric(
+                                "312",
+                                format_args!("{} {server} :{}", d.nick, encode::Time(&d.left)),
+                            );
+                        }
+                    }
+                    Err(()) => irc.numeric("406", format_args!("{name} :There was no such nickname")),
+                }
+                irc.numeric("369", format_args!("{name} :End of WHOWAS"));
+                Ok(())
+            }
+            "ISON" => {
+                let mut on = Vec::new();
+                for name in m.params.iter().flat_map(|p| p.split(' ')).filter(|n| !n.is_empty()) {
+                    if let Ok(nick) = Nick::new(name)
+                        && let Ok(w) = member.whois(&nick)
+                    {
+                        on.push(w.source.nick.to_string());
+                    }
+                }
+                irc.numeric("303", format_args!(":{}", on.join(" ")));
+                Ok(())
+            }
+            "USERHOST" => {
+                let server = irc.view.server.clone();
+                let mut found = Vec::new();
+                for name in m.params.iter().take(5) {
+                    if let Ok(nick) = Nick::new(name)
+                        && let Ok(w) = member.whois(&nick)
+                    {
+                        let (user, host) = match &w.source.ident {
+                            Some(ident) => (ident.user.to_string(), ident.host.to_string()),
+                            None => (w.source.nick.to_string(), server.to_string()),
+                        };
+                        let oper = if w.oper { "*" } else { "" };
+                        let away = if w.away.is_some() { '-' } else { '+' };
+                        found.push(format!("{}{oper}={away}{user}@{host}", w.source.nick));
+                    }
+                }
+                irc.numeric("302", format_args!(":{}", found.join(" ")));
+                Ok(())
+            }
+            "INFO" => {
+                irc.numeric("371", format_args!(":{VERSION}: a chat server on Tokio, with a native, a web and an IRC door"));
+                irc.numeric("374", format_args!(":End of INFO list"));
+                Ok(())
+            }
+            "ADMIN" => {
+                let server = irc.view.server.clone();
+                irc.numeric("256", format_args!("{server} :Administrative info"));
+                irc.numeric("257", format_args!(":This server's operators"));
+                irc.numeric("258", format_args!(":(see the server's configuration)"));
+                irc.numeric("259", format_args!(":-"));
+                Ok(())
+            }
+            "LINKS" => {
+                let server = irc.view.server.clone();
+                irc.numeric("364", format_args!("{server} {server} :0 the chat server"));
+                irc.numeric("365", format_args!("* :End of /LINKS list"));
+                Ok(())
+            }
             "USER" | "PASS" => {
                 irc.numeric("462", format_args!(":You may not reregister"));
                 Ok(())
@@ -966,6 +1050,50 @@ impl IrcDoor {
             encode::refusal(&mut irc, &refused);
         }
         Flow::Continue
+    }
+}
+
+/// `MODE <me> [changes]`: user modes. `+i` is always set (nobody is listed to those who
+/// share no room with them by a mask), `+w` receives WALLOPS, `+o` comes with `OPER`
+/// (and cannot be set here; `-o` is not offered either).
+fn user_mode(irc: &mut Irc<'_>, member: &Member, target: &str, changes: &str) {
+    if !target.eq_ignore_ascii_case(irc.view.me.as_str()) {
+        irc.numeric("502", format_args!(":Can't change mode for other users"));
+        return;
+    }
+    let mut on = true;
+    let mut applied = String::new();
+    let mut sign = None;
+    for c in changes.chars() {
+        match c {
+            '+' => on = true,
+            '-' => on = false,
+            'w' => {
+                member.set_wallops(on);
+                if sign != Some(on) {
+                    applied.push(if on { '+' } else { '-' });
+                    sign = Some(on);
+                }
+                applied.push('w');
+            }
+            'i' | 'o' => {}
+            other => irc.numeric("501", format_args!(":Unknown MODE flag {other}")),
+        }
+    }
+    if !applied.is_empty() {
+        let me = irc.view.me.clone();
+        let _ = write!(encode::Writer(irc.out), ":{me} MODE {me} :{applied}\r\n");
+        return;
+    }
+    if changes.is_empty() {
+        let mut modes = String::from("+i");
+        if member.hears_wallops() {
+            modes.push('w');
+        }
+        if member.is_oper() {
+            modes.push('o');
+        }
+        irc.numeric("221", format_args!("{modes}"));
     }
 }
 

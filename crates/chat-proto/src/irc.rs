@@ -5,8 +5,9 @@
 //! Parsing follows the shared parser vectors (`irc-parser-tests`): atoms are separated
 //! by one or more spaces, an empty trailing (`:`) is a real empty parameter, tag values
 //! are unescaped (`\:` `\s` `\\` `\r` `\n`, a lone trailing `\` dropped, any other
-//! escaped character kept as itself).
+//! escaped character kept as itself), and of a tag given twice the last one counts.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 
 /// Most bytes of a line without its tags, CRLF included (RFC 1459).
@@ -31,7 +32,8 @@ pub struct Message {
 /// Why a line is not an IRC message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
-    /// Nothing but spaces (or tags and a source without a verb).
+    /// No command: nothing but spaces, tags and a source without a verb, or a verb
+    /// starting with `@` or `:` (written back it would read as tags or a source).
     #[error("no command")]
     NoVerb,
 }
@@ -53,14 +55,7 @@ impl Message {
         let mut message = Message::default();
         if let Some(tags) = rest.strip_prefix('@') {
             let (tags, after) = tags.split_once(' ').unwrap_or((tags, ""));
-            message.tags = tags
-                .split(';')
-                .filter(|t| !t.is_empty())
-                .map(|t| match t.split_once('=') {
-                    Some((key, value)) => (key.to_owned(), unescape_tag_value(value)),
-                    None => (t.to_owned(), String::new()),
-                })
-                .collect();
+            message.tags = parse_tags(tags);
             rest = after.trim_start_matches(' ');
         }
         if let Some(source) = rest.strip_prefix(':') {
@@ -69,7 +64,7 @@ impl Message {
             rest = after.trim_start_matches(' ');
         }
         let (verb, mut rest) = rest.split_once(' ').unwrap_or((rest, ""));
-        if verb.is_empty() {
+        if verb.is_empty() || verb.starts_with(['@', ':']) {
             return Err(ParseError::NoVerb);
         }
         message.verb = verb.to_owned();
@@ -96,6 +91,13 @@ impl Message {
 
     /// Appends the line, without its line ending. The last parameter is written as a
     /// trailing one (`:`) when it must be: empty, holding a space, or starting with `:`.
+    /// A tag with an empty value is written without `=`.
+    ///
+    /// The message is written as it is: for [`Message::parse`] to read it back, tag keys
+    /// are non-empty without ` ` `;` `=`, keys are distinct, the source (if any) has no
+    /// space, the verb is non-empty without a space and does not start with `@` or `:`,
+    /// and every parameter but the last is non-empty, without a space and does not start
+    /// with `:`. On the wire only tag values (escaped) may hold CR, LF or NUL.
     pub fn write(&self, out: &mut String) {
         if !self.tags.is_empty() {
             out.push('@');
@@ -135,6 +137,22 @@ impl std::fmt::Display for Message {
         self.write(&mut line);
         f.write_str(&line)
     }
+}
+
+/// The tags of a line's tag section (without its `@`): key and unescaped value, empty
+/// keys dropped, and of a key given twice only the last (IRCv3: parsers should
+/// disregard all but the final occurrence), in the place of that last one.
+fn parse_tags(section: &str) -> Vec<(String, String)> {
+    // Walked from the end, so that the first time a key is seen is its last occurrence.
+    let mut seen = HashSet::new();
+    let mut tags: Vec<(String, String)> = section
+        .rsplit(';')
+        .map(|t| t.split_once('=').unwrap_or((t, "")))
+        .filter(|&(key, _)| !key.is_empty() && seen.insert(key))
+        .map(|(key, value)| (key.to_owned(), unescape_tag_value(value)))
+        .collect();
+    tags.reverse();
+    tags
 }
 
 /// Appends `value` escaped for a tag (`;` `\s` `\\` `\r` `\n`).
@@ -204,5 +222,19 @@ mod tests {
             write(Message::new("PRIVMSG", &["#a", ":)"])),
             "PRIVMSG #a ::)"
         );
+    }
+
+    #[test]
+    fn a_tag_given_twice_keeps_its_last_value() {
+        let m = Message::parse("@a=1;b=2;a=3;;=x COMMAND").unwrap();
+        assert_eq!(m.tags, [("b".into(), "2".into()), ("a".into(), "3".into())]);
+    }
+
+    #[test]
+    fn a_verb_that_would_read_back_as_tags_or_source_is_refused() {
+        // `@ @b` has an empty tag section; written back, `@b` alone would be tags.
+        assert_eq!(Message::parse("@ @b"), Err(ParseError::NoVerb));
+        assert_eq!(Message::parse(":src :b c"), Err(ParseError::NoVerb));
+        assert_eq!(Message::parse("@ b").unwrap().to_string(), "b");
     }
 }

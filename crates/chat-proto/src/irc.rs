@@ -6,6 +6,10 @@
 //! by one or more spaces, an empty trailing (`:`) is a real empty parameter, tag values
 //! are unescaped (`\:` `\s` `\\` `\r` `\n`, a lone trailing `\` dropped, any other
 //! escaped character kept as itself), and of a tag given twice the last one counts.
+//!
+//! Beside messages, the helpers the door needs for sources, masks and host names,
+//! tested against the same vectors: [`split_userhost`], [`mask_matches`],
+//! [`valid_hostname`].
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -191,6 +195,89 @@ pub fn unescape_tag_value(value: &str) -> String {
     out
 }
 
+/// A source's parts: `nick!user@host` → (`nick`, `Some(user)`, `Some(host)`). Either
+/// part may be missing (`nick`, `nick!user`, `nick@host`). The nick ends at the first
+/// `!` or `@`, the user at the next `@`; the host is the rest, as given (servers send
+/// control characters in virtual hosts). A part present but empty (`nick!@host`) is
+/// `Some("")`.
+pub fn split_userhost(source: &str) -> (&str, Option<&str>, Option<&str>) {
+    let Some(end) = source.find(['!', '@']) else {
+        return (source, None, None);
+    };
+    let (nick, rest) = source.split_at(end);
+    match rest.strip_prefix('!') {
+        Some(userhost) => match userhost.split_once('@') {
+            Some((user, host)) => (nick, Some(user), Some(host)),
+            None => (nick, Some(userhost), None),
+        },
+        None => (nick, None, Some(&rest[1..])),
+    }
+}
+
+/// Whether `name` (usually `nick!user@host`) matches `mask`: `*` is any run of
+/// characters (none too), `?` exactly one character, and every other character only
+/// itself (`[`, `]` and `\` included: no classes, no escapes, unlike fnmatch).
+///
+/// Case-sensitive, character by character. Bans and WHO masks are case-insensitive in
+/// IRC: fold both sides with the server's case mapping before calling this.
+///
+/// Time is at most the product of the two lengths (backtracking to the last `*` only),
+/// with no recursion, so any mask a client sends is safe.
+pub fn mask_matches(mask: &str, name: &str) -> bool {
+    let (mut mask_rest, mut name_rest) = (mask, name);
+    // After the last `*` seen: the mask after it, and the name it has swallowed up to.
+    let mut star: Option<(&str, &str)> = None;
+    loop {
+        let mut m = mask_rest.chars();
+        let mut n = name_rest.chars();
+        match (m.next(), n.next()) {
+            (Some('*'), _) => {
+                mask_rest = m.as_str();
+                star = Some((mask_rest, name_rest));
+                continue;
+            }
+            (Some(c), Some(d)) if c == '?' || c == d => {
+                mask_rest = m.as_str();
+                name_rest = n.as_str();
+                continue;
+            }
+            (None, None) => return true,
+            _ => {}
+        }
+        // A mismatch: let the last `*` swallow one more character and try again.
+        let Some((after_star, swallowed)) = star else {
+            return false;
+        };
+        let mut rest = swallowed.chars();
+        if rest.next().is_none() {
+            return false;
+        }
+        star = Some((after_star, rest.as_str()));
+        (mask_rest, name_rest) = (after_star, rest.as_str());
+    }
+}
+
+/// Whether `host` is a host name a server accepts as its own name or a client's host:
+/// dot-separated labels of ASCII letters, digits and `-` (not first or last), each 1 to
+/// 63 bytes, at most 253 bytes in all, with at least one dot (a single label such as
+/// `irc` or `com` is refused) and at most one dot at the end (`services.` is fine).
+/// Internationalised names are taken in their punycode form (`xn--…`) only.
+pub fn valid_hostname(host: &str) -> bool {
+    if !host.contains('.') {
+        return false;
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    (1..=253).contains(&name.len())
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +323,47 @@ mod tests {
         assert_eq!(Message::parse("@ @b"), Err(ParseError::NoVerb));
         assert_eq!(Message::parse(":src :b c"), Err(ParseError::NoVerb));
         assert_eq!(Message::parse("@ b").unwrap().to_string(), "b");
+    }
+
+    #[test]
+    fn a_source_splits_into_nick_user_and_host() {
+        assert_eq!(split_userhost("n!u@h"), ("n", Some("u"), Some("h")));
+        assert_eq!(split_userhost("n@h!x"), ("n", None, Some("h!x")));
+        assert_eq!(split_userhost("n!@h"), ("n", Some(""), Some("h")));
+        assert_eq!(split_userhost("n!u@h@i"), ("n", Some("u"), Some("h@i")));
+        assert_eq!(split_userhost(""), ("", None, None));
+    }
+
+    #[test]
+    fn masks_match_by_character_and_backtrack_to_the_last_star() {
+        assert!(mask_matches("", ""));
+        assert!(!mask_matches("", "a"));
+        assert!(mask_matches("*", ""));
+        assert!(mask_matches("a*b*c", "aXbYbZc"));
+        assert!(!mask_matches("a*b*c", "aXbYbZ"));
+        assert!(
+            mask_matches("?é?", "xéy"),
+            "? is one character, not one byte"
+        );
+        assert!(!mask_matches("??", "é"));
+        assert!(mask_matches("a\\*", "a\\bc"), "\\ is no escape");
+        assert!(!mask_matches("a\\*", "a*"), "\\ is no escape");
+        assert!(!mask_matches("Nick!*@*", "nick!u@h"), "case-sensitive");
+        // No blow-up on many stars against a long near-miss.
+        let long = "a".repeat(4000);
+        assert!(!mask_matches(&("*a".repeat(100) + "b"), &long));
+    }
+
+    #[test]
+    fn host_names_need_a_dot_and_letter_digit_hyphen_labels() {
+        assert!(valid_hostname("irc.example.com"));
+        assert!(valid_hostname("services."));
+        assert!(!valid_hostname("."));
+        assert!(!valid_hostname("a..b"));
+        assert!(!valid_hostname(".a.b"));
+        assert!(!valid_hostname("a.b.."));
+        assert!(!valid_hostname(&format!("{}.com", "a".repeat(64))));
+        assert!(valid_hostname(&format!("{}.com", "a".repeat(63))));
+        assert!(!valid_hostname("bücher.ch"));
     }
 }

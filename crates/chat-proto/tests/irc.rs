@@ -1,11 +1,12 @@
 //! The IRC parser and encoder against the shared vectors (`irc-parser-tests`, read from
 //! `shared/` beside the repository, as CI lays it out): every case of every file. Each
 //! test also counts its cases, so that a file read short (or a newer copy of the
-//! vectors, now ircdocs/parser-tests 6b417e6) is noticed.
+//! vectors, now ircdocs/parser-tests 6b417e6) is noticed. Then proptest round trips.
 
 use std::collections::BTreeMap;
 
 use chat_proto::irc::{Message, mask_matches, split_userhost, valid_hostname};
+use proptest::prelude::*;
 use serde::Deserialize;
 
 /// Reads one vector file; a missing or malformed file fails the test (never skips).
@@ -171,4 +172,103 @@ fn mask_match() {
         }
     }
     assert_eq!(cases.len(), 6);
+}
+
+// ---- proptest round trips ----
+
+/// A tag key: `[+][vendor/]name` as IRCv3 writes them, or anything without ` ` `;` `=`.
+fn arb_tag_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        r"\+?([a-z0-9.\-]{1,8}/)?[A-Za-z0-9\-]{1,8}",
+        r"[^ ;=\r\n\x00]{1,8}",
+    ]
+}
+
+/// A tag value: anything, often the characters that need escaping.
+fn arb_tag_value() -> impl Strategy<Value = String> {
+    let c = prop_oneof![
+        Just(';'),
+        Just(' '),
+        Just('\\'),
+        Just('\r'),
+        Just('\n'),
+        Just('='),
+        Just(':'),
+        any::<char>(),
+    ];
+    proptest::collection::vec(c, 0..12).prop_map(String::from_iter)
+}
+
+/// Tags with distinct keys (of a key given twice a parser keeps only the last), in any
+/// order.
+fn arb_tags() -> impl Strategy<Value = Vec<(String, String)>> {
+    proptest::collection::vec((arb_tag_key(), arb_tag_value()), 0..5).prop_map(|mut tags| {
+        let mut seen = std::collections::HashSet::new();
+        tags.retain(|(key, _)| seen.insert(key.clone()));
+        tags
+    })
+}
+
+fn arb_verb() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[A-Za-z]{1,10}",
+        "[0-9]{3}",
+        r"[^ :@\r\n\x00][^ \r\n\x00]{0,10}"
+    ]
+}
+
+/// A parameter before the last: non-empty, no space, not starting with `:`.
+fn arb_middle() -> impl Strategy<Value = String> {
+    r"[^ :\r\n\x00][^ \r\n\x00]{0,10}"
+}
+
+/// The last parameter: anything but line endings, often empty, spaced or with a `:`.
+fn arb_last() -> impl Strategy<Value = String> {
+    prop_oneof![
+        r"[^\r\n\x00]{0,20}",
+        r":[^\r\n\x00]{0,10}",
+        "[a: ]{0,6}",
+        Just(String::new()),
+    ]
+}
+
+fn arb_message() -> impl Strategy<Value = Message> {
+    (
+        arb_tags(),
+        proptest::option::of(r"[^ \r\n\x00]{1,20}"),
+        arb_verb(),
+        proptest::collection::vec(arb_middle(), 0..5),
+        proptest::option::of(arb_last()),
+    )
+        .prop_map(|(tags, source, verb, mut params, last)| {
+            params.extend(last);
+            Message {
+                tags,
+                source,
+                verb,
+                params,
+            }
+        })
+}
+
+/// Lines made of IRC's punctuation, to reach the parser's corners more often than
+/// arbitrary text does.
+fn arb_line() -> impl Strategy<Value = String> {
+    prop_oneof![any::<String>(), r"[@:;= a\\\t\r\n]{0,40}"]
+}
+
+proptest! {
+    #[test]
+    fn a_valid_message_reads_back_as_written(m in arb_message()) {
+        let line = m.to_string();
+        prop_assert_eq!(Message::parse(&line), Ok(m), "{:?}", line);
+    }
+
+    #[test]
+    fn any_line_parses_without_panic_and_what_parses_writes_back(line in arb_line()) {
+        if let Ok(m) = Message::parse(&line) {
+            let written = m.to_string();
+            prop_assert_eq!(Message::parse(&written), Ok(m), "{:?} -> {:?}", line, written);
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! IRC messages: `[@tags ][:source ]VERB [params...] [:trailing]`, as RFC 1459/2812 and
-//! IRCv3 message-tags write them (https://modern.ircdocs.horse). Values only: the
+//! IRCv3 message-tags write them (<https://modern.ircdocs.horse>). Values only: the
 //! server's IRC door reads and writes them on its sockets.
 //!
 //! Parsing follows the shared parser vectors (`irc-parser-tests`): atoms are separated

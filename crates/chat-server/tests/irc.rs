@@ -465,3 +465,117 @@ async fn shutdown_says_error_before_closing() {
     server.shutdown().await;
     assert_eq!(bob.closed().await, ["ERROR :Server shutting down"]);
 }
+
+#[tokio::test]
+async fn the_other_queries_and_user_modes() {
+    let server = TestServer::start().await;
+    let mut gone = Irc::login(&server, "gone").await;
+    gone.send("QUIT").await;
+    gone.closed().await;
+    let _alice = server.login("alice").await;
+    let mut bob = Irc::login(&server, "bob").await;
+
+    bob.send("WHOWAS gone").await;
+    bob.send("WHOWAS never").await;
+    assert_eq!(
+        numerics(&bob.sync().await),
+        ["314", "312", "369", "406", "369"]
+    );
+    bob.send("ISON alice nobody bob").await;
+    assert!(bob.sync().await[0].ends_with(" 303 bob :alice bob"));
+    bob.send("USERHOST alice bob").await;
+    let line = bob.sync().await.remove(0);
+    assert!(
+        line.ends_with(" 302 bob :alice=+alice@chat.localhost bob=+~bob@127.0.0.1"),
+        "{line}"
+    );
+    for (command, codes) in [
+        ("INFO", &["371", "374"][..]),
+        ("ADMIN", &["256", "257", "258", "259"][..]),
+        ("LINKS", &["364", "365"][..]),
+        ("VERSION", &["351"][..]),
+        ("TIME", &["391"][..]),
+        (
+            "LUSERS",
+            &["251", "252", "253", "254", "255", "265", "266"][..],
+        ),
+        ("MOTD", &["422"][..]),
+    ] {
+        bob.send(command).await;
+        assert_eq!(numerics(&bob.sync().await), codes, "{command}");
+    }
+    // User modes: +w asks for WALLOPS; another user's modes are not ours to change.
+    bob.send("MODE bob").await;
+    assert!(bob.sync().await[0].ends_with(" 221 bob +i"));
+    bob.send("MODE bob +w").await;
+    assert_eq!(bob.sync().await, [":bob MODE bob :+w"]);
+    bob.send("MODE bob").await;
+    assert!(bob.sync().await[0].ends_with(" 221 bob +iw"));
+    bob.send("MODE alice +w").await;
+    assert_eq!(numerics(&bob.sync().await), ["502"]);
+    // A line too long, and one that is no message, are answered; the connection stays.
+    bob.send(&format!("PRIVMSG alice :{}", "x".repeat(600)))
+        .await;
+    bob.send(":only-a-source").await;
+    bob.send("USER again 0 * :x").await;
+    assert_eq!(numerics(&bob.sync().await), ["417", "421", "462"]);
+}
+
+#[tokio::test]
+async fn join_zero_leaves_every_room_and_several_rooms_join_at_once() {
+    let server = TestServer::start().await;
+    let mut bob = Irc::login(&server, "bob").await;
+    bob.send("JOIN #one,#two,bad,#three").await;
+    let lines = bob.sync().await;
+    let joins: Vec<_> = lines.iter().filter(|l| l.contains(" JOIN ")).collect();
+    assert_eq!(joins.len(), 3, "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with(" 403 bob bad :No such channel")),
+        "{lines:?}"
+    );
+    bob.send("JOIN 0").await;
+    let parts = bob.sync().await;
+    assert_eq!(
+        parts.iter().filter(|l| l.contains(" PART ")).count(),
+        3,
+        "{parts:?}"
+    );
+    bob.send("PART #one").await;
+    assert_eq!(numerics(&bob.sync().await), ["403"]);
+}
+
+#[tokio::test]
+async fn a_registered_nickname_needs_its_password_through_pass() {
+    let server = TestServer::start().await;
+    server.register("alice", "correct horse").await;
+    let mut irc = Irc::connect(&server).await;
+    irc.send("NICK alice").await;
+    irc.send("USER alice 0 * :Alice").await;
+    let line = irc.line().await;
+    assert!(
+        line.starts_with(":chat.localhost 433 * alice :Nickname is registered"),
+        "{line}"
+    );
+    // Another nickname works; PASS then the right one claims it.
+    let mut irc = Irc::connect(&server).await;
+    irc.send("PASS :wrong password").await;
+    irc.send("NICK alice").await;
+    irc.send("USER alice 0 * :Alice").await;
+    assert_eq!(numeric(&irc.line().await), Some("433"));
+    let mut irc = Irc::connect(&server).await;
+    irc.send("PASS :correct horse").await;
+    irc.send("NICK alice").await;
+    irc.send("USER alice 0 * :Alice").await;
+    let welcome = irc.until(|l| l.contains(" 422 ")).await;
+    assert_eq!(numeric(&welcome[0]), Some("001"));
+    irc.send("WHOIS alice").await;
+    let whois = irc.sync().await;
+    assert!(
+        whois
+            .iter()
+            .any(|l| l.ends_with(" 330 alice alice alice :is logged in as")),
+        "{whois:?}"
+    );
+}

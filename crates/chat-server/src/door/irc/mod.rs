@@ -536,7 +536,13 @@ impl Door for IrcDoor {
         if body.len() + 2 > chat_proto::irc::MAX_LINE {
             let server = self.view.server.clone();
             let me = self.view.me.to_string();
-            numeric(out, &server, &me, "417", format_args!(":Input line was too long"));
+            numeric(
+                out,
+                &server,
+                &me,
+                "417",
+                format_args!(":Input line was too long"),
+            );
             return Flow::Continue;
         }
         let Ok(message) = Message::parse(line) else {
@@ -969,7 +975,10 @@ impl IrcDoor {
                 let name = m.params[0].clone();
                 let count = m.param(1).parse::<usize>().ok().filter(|n| *n > 0);
                 let server = irc.view.server.clone();
-                match Nick::new(&name).map_err(|_| ()).and_then(|n| member.whowas(&n).map_err(|_| ())) {
+                match Nick::new(&name)
+                    .map_err(|_| ())
+                    .and_then(|n| member.whowas(&n).map_err(|_| ()))
+                {
                     Ok(found) => {
                         for d in found.iter().take(count.unwrap_or(usize::MAX)) {
                             irc.numeric(
@@ -982,14 +991,21 @@ impl IrcDoor {
                             );
                         }
                     }
-                    Err(()) => irc.numeric("406", format_args!("{name} :There was no such nickname")),
+                    Err(()) => {
+                        irc.numeric("406", format_args!("{name} :There was no such nickname"))
+                    }
                 }
                 irc.numeric("369", format_args!("{name} :End of WHOWAS"));
                 Ok(())
             }
             "ISON" => {
                 let mut on = Vec::new();
-                for name in m.params.iter().flat_map(|p| p.split(' ')).filter(|n| !n.is_empty()) {
+                for name in m
+                    .params
+                    .iter()
+                    .flat_map(|p| p.split(' '))
+                    .filter(|n| !n.is_empty())
+                {
                     if let Ok(nick) = Nick::new(name)
                         && let Ok(w) = member.whois(&nick)
                     {
@@ -1019,7 +1035,12 @@ impl IrcDoor {
                 Ok(())
             }
             "INFO" => {
-                irc.numeric("371", format_args!(":{VERSION}: a chat server on Tokio, with a native, a web and an IRC door"));
+                irc.numeric(
+                    "371",
+                    format_args!(
+                        ":{VERSION}: a chat server on Tokio, with a native, a web and an IRC door"
+                    ),
+                );
                 irc.numeric("374", format_args!(":End of INFO list"));
                 Ok(())
             }

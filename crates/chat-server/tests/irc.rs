@@ -579,3 +579,75 @@ async fn a_registered_nickname_needs_its_password_through_pass() {
         "{whois:?}"
     );
 }
+
+#[tokio::test]
+async fn sasl_plain_logs_in_to_an_account() {
+    use base64::Engine as _;
+    let plain = |user: &str, password: &str| {
+        base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"))
+    };
+    let server = TestServer::start().await;
+    server.register("alice", "correct horse").await;
+
+    let mut irc = Irc::connect(&server).await;
+    irc.send("CAP LS 302").await;
+    let ls = irc.line().await;
+    assert!(ls.contains("sasl=PLAIN"), "{ls}");
+    irc.send("CAP REQ :sasl").await;
+    assert_eq!(irc.line().await, ":chat.localhost CAP * ACK :sasl");
+    irc.send("AUTHENTICATE SCRAM-SHA-256").await;
+    assert_eq!(numeric(&irc.line().await), Some("908"));
+    assert_eq!(numeric(&irc.line().await), Some("904"));
+    irc.send("AUTHENTICATE PLAIN").await;
+    assert_eq!(irc.line().await, "AUTHENTICATE +");
+    irc.send(&format!("AUTHENTICATE {}", plain("alice", "wrong one")))
+        .await;
+    assert_eq!(numeric(&irc.line().await), Some("904"));
+    irc.send("AUTHENTICATE PLAIN").await;
+    irc.line().await;
+    irc.send(&format!("AUTHENTICATE {}", plain("alice", "correct horse")))
+        .await;
+    let logged = irc.line().await;
+    assert!(
+        logged.contains(" 900 ") && logged.ends_with(":You are now logged in as alice"),
+        "{logged}"
+    );
+    assert_eq!(numeric(&irc.line().await), Some("903"));
+    // The registered nickname is now ours without PASS.
+    irc.send("NICK alice").await;
+    irc.send("USER alice 0 * :Alice").await;
+    irc.send("CAP END").await;
+    let welcome = irc.until(|l| l.contains(" 422 ")).await;
+    assert_eq!(numeric(&welcome[0]), Some("001"), "{welcome:?}");
+    irc.send("WHOIS alice").await;
+    let whois = irc.sync().await;
+    assert!(
+        whois
+            .iter()
+            .any(|l| l.ends_with(" 330 alice alice alice :is logged in as")),
+        "{whois:?}"
+    );
+
+    // Logged in to an account, under another nickname: the account shows in WHOIS.
+    server.register("bob", "battery staple").await;
+    let mut irc = Irc::connect(&server).await;
+    irc.send("CAP REQ :sasl").await;
+    irc.line().await;
+    irc.send("AUTHENTICATE PLAIN").await;
+    irc.line().await;
+    irc.send(&format!("AUTHENTICATE {}", plain("bob", "battery staple")))
+        .await;
+    irc.until(|l| l.contains(" 903 ")).await;
+    irc.send("NICK bobby").await;
+    irc.send("USER bob 0 * :Bob").await;
+    irc.send("CAP END").await;
+    irc.until(|l| l.contains(" 422 ")).await;
+    irc.send("WHOIS bobby").await;
+    let whois = irc.sync().await;
+    assert!(
+        whois
+            .iter()
+            .any(|l| l.ends_with(" 330 bobby bobby bob :is logged in as")),
+        "{whois:?}"
+    );
+}

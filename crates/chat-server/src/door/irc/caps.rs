@@ -10,14 +10,16 @@ pub(crate) const ECHO_MESSAGE: Caps = Caps(2);
 pub(crate) const MESSAGE_TAGS: Caps = Caps(4);
 pub(crate) const MULTI_PREFIX: Caps = Caps(8);
 pub(crate) const SERVER_TIME: Caps = Caps(16);
+pub(crate) const SASL: Caps = Caps(32);
 
 /// What `CAP LS` offers, by name, in the order listed.
-pub(crate) const OFFERED: [(&str, Caps); 5] = [
+pub(crate) const OFFERED: [(&str, Caps); 6] = [
     ("cap-notify", CAP_NOTIFY),
     ("echo-message", ECHO_MESSAGE),
     ("message-tags", MESSAGE_TAGS),
     ("multi-prefix", MULTI_PREFIX),
     ("server-time", SERVER_TIME),
+    ("sasl", SASL),
 ];
 
 impl Caps {
@@ -55,11 +57,15 @@ impl Caps {
     }
 }
 
-/// The `CAP LS` list: every capability offered.
-pub(crate) fn offered() -> String {
+/// The `CAP LS` list: every capability offered; with `CAP LS 302`, with their values
+/// (`sasl=PLAIN`).
+pub(crate) fn offered(v302: bool) -> String {
     OFFERED
         .iter()
-        .map(|(n, _)| *n)
+        .map(|(n, _)| match *n {
+            "sasl" if v302 => "sasl=PLAIN",
+            n => n,
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -74,7 +80,7 @@ mod tests {
             .requested("multi-prefix server-time")
             .unwrap();
         assert!(caps.has(MULTI_PREFIX) && caps.has(SERVER_TIME) && !caps.has(ECHO_MESSAGE));
-        assert_eq!(caps.requested("sasl multi-prefix"), None);
+        assert_eq!(caps.requested("chghost multi-prefix"), None);
         let less = caps.requested("-multi-prefix").unwrap();
         assert!(!less.has(MULTI_PREFIX) && less.has(SERVER_TIME));
         assert_eq!(less.names(), "server-time");

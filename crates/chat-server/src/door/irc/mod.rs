@@ -96,6 +96,11 @@ struct Registration {
     caps: Caps,
     /// `CAP LS` or `CAP REQ` was seen and `CAP END` not yet: registration waits.
     negotiating: bool,
+    /// SASL: `AUTHENTICATE PLAIN` was accepted, its credentials are awaited (base64,
+    /// in pieces of 400 bytes).
+    sasl: Option<String>,
+    /// The account SASL logged in to: its folded name and creation time.
+    account: Option<(String, i64)>,
 }
 
 /// Reads lines until the client has a nickname, a user name and (if it negotiates
@@ -161,6 +166,10 @@ async fn registration<S: Stream>(
                 Some(&mut reg.negotiating),
             ),
             "PASS" => reg.pass = message.params.first().cloned(),
+            "AUTHENTICATE" => {
+                let me = me.clone();
+                authenticate(conn, hub, server, &me, &message, &mut reg).await;
+            }
             "NICK" => match message.params.first().map(String::as_str) {
                 None | Some("") => {
                     numeric(out, server, &me, "431", format_args!(":No nickname given"));
@@ -277,6 +286,10 @@ async fn claim<S: Stream>(
     }
     let since = match hub.account(&key) {
         None => None,
+        // Logged in to this very account with SASL.
+        Some(_) if reg.account.as_ref().is_some_and(|(k, _)| *k == key) => {
+            reg.account.as_ref().map(|(_, since)| *since)
+        }
         Some(account) => {
             let password = reg.pass.take();
             let right = match password {
@@ -306,24 +319,34 @@ async fn claim<S: Stream>(
     let config = conn.config.clone();
     let (tx, rx) = mailbox(config.mailbox_capacity);
     let host = ip.to_canonical().to_string();
+    // The account: the nickname's own (its password given), or the one SASL logged in to.
+    let (account, since) = match (since, &reg.account) {
+        (Some(since), _) => (Some(key.clone()), Some(since)),
+        (None, Some((account, since))) => (Some(account.clone()), Some(*since)),
+        (None, None) => (None, None),
+    };
     let source = Arc::new(Source {
         nick: nick.clone(),
-        account: since.map(|_| key.as_str().into()),
+        account: account.map(|a| a.as_str().into()),
         ident: Some(Arc::new(Ident {
             user: format!("~{}", user_name(user)).into(),
             host: host.into(),
         })),
     });
     match hub.register(&source, tx, conn.peer.tls) {
-        Ok(activity) => Ok(Some(Member::new(
-            hub.clone(),
-            source,
-            activity,
-            rx,
-            since,
-            ip,
-            config,
-        ))),
+        Ok(activity) => {
+            // Events weigh their IRC encoding from now on.
+            crate::core::event::Flavour::Irc.activate();
+            Ok(Some(Member::new(
+                hub.clone(),
+                source,
+                activity,
+                rx,
+                since,
+                ip,
+                config,
+            )))
+        }
         Err(refused) => {
             // Taken at the very last moment, or registered meanwhile.
             let text = match refused {
@@ -338,6 +361,161 @@ async fn claim<S: Stream>(
                 format_args!("{nick} :{text}"),
             );
             Ok(None)
+        }
+    }
+}
+
+/// `AUTHENTICATE`: SASL PLAIN (the only mechanism), over TLS or loopback only, checked
+/// against the accounts as a native password is (the same hasher and throttle).
+async fn authenticate<S: Stream>(
+    conn: &mut Connection<S>,
+    hub: &Arc<Hub>,
+    server: &str,
+    me: &str,
+    message: &Message,
+    reg: &mut Registration,
+) {
+    use base64::Engine as _;
+    let out = &mut conn.out;
+    let arg = message.param(0);
+    if !reg.caps.has(caps::SASL) {
+        numeric(
+            out,
+            server,
+            me,
+            "904",
+            format_args!(":SASL authentication failed (request the sasl capability first)"),
+        );
+        return;
+    }
+    if arg == "*" {
+        reg.sasl = None;
+        numeric(
+            out,
+            server,
+            me,
+            "906",
+            format_args!(":SASL authentication aborted"),
+        );
+        return;
+    }
+    let Some(mut pending) = reg.sasl.take() else {
+        if arg.eq_ignore_ascii_case("PLAIN") {
+            reg.sasl = Some(String::new());
+            let _ = write!(encode::Writer(out), "AUTHENTICATE +\r\n");
+        } else {
+            numeric(
+                out,
+                server,
+                me,
+                "908",
+                format_args!("PLAIN :are available SASL mechanisms"),
+            );
+            numeric(
+                out,
+                server,
+                me,
+                "904",
+                format_args!(":SASL authentication failed"),
+            );
+        }
+        return;
+    };
+    // Credentials come in pieces of 400 bytes; a shorter one (or `+`) ends them.
+    if arg != "+" {
+        pending.push_str(arg);
+    }
+    if arg.len() == 400 {
+        if pending.len() > 4 * 400 {
+            numeric(
+                out,
+                server,
+                me,
+                "905",
+                format_args!(":SASL message too long"),
+            );
+        } else {
+            reg.sasl = Some(pending);
+        }
+        return;
+    }
+    if !conn.peer.secure() {
+        numeric(
+            out,
+            server,
+            me,
+            "904",
+            format_args!(
+                ":SASL authentication failed: passwords are only accepted over TLS or from loopback"
+            ),
+        );
+        return;
+    }
+    let credentials = base64::engine::general_purpose::STANDARD
+        .decode(pending.as_bytes())
+        .ok()
+        .and_then(|decoded| {
+            let mut parts = decoded.split(|b| *b == 0);
+            let (Some(_authzid), Some(authcid), Some(password), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return None;
+            };
+            let authcid = std::str::from_utf8(authcid).ok()?;
+            let password = std::str::from_utf8(password).ok()?;
+            Some((Nick::new(authcid).ok()?, password.to_owned()))
+        });
+    let Some((name, password)) = credentials else {
+        numeric(
+            out,
+            server,
+            me,
+            "904",
+            format_args!(":SASL authentication failed"),
+        );
+        return;
+    };
+    let key = name.folded();
+    let ip = conn.peer.addr.ip();
+    let account = hub.account(&key);
+    let hash = account.as_ref().map(|a| a.hash.clone());
+    let verify = async {
+        match hash {
+            Some(hash) => hub.hasher.verify(ip, password, hash).await,
+            None => false,
+        }
+    };
+    let right = hub.throttle.check(&key, ip, verify).await;
+    hub.metrics.password_checked(right);
+    let out = &mut conn.out;
+    match account.filter(|_| right) {
+        Some(account) => {
+            info!(peer = %conn.peer.addr, account = %key, "SASL PLAIN accepted");
+            numeric(
+                out,
+                server,
+                me,
+                "900",
+                format_args!("{me}!*@* {key} :You are now logged in as {key}"),
+            );
+            numeric(
+                out,
+                server,
+                me,
+                "903",
+                format_args!(":SASL authentication successful"),
+            );
+            reg.account = Some((key, account.created_ms));
+        }
+        None => {
+            info!(peer = %conn.peer.addr, account = %key, "SASL PLAIN refused");
+            numeric(
+                out,
+                server,
+                me,
+                "904",
+                format_args!(":SASL authentication failed"),
+            );
         }
     }
 }
@@ -372,10 +550,11 @@ fn cap(
     match sub.as_str() {
         "LS" => {
             hold(true);
+            let v302 = message.param(1).parse::<u32>().is_ok_and(|v| v >= 302);
             let _ = write!(
                 encode::Writer(out),
                 ":{server} CAP {me} LS :{}\r\n",
-                caps::offered()
+                caps::offered(v302)
             );
         }
         "LIST" => {

@@ -651,3 +651,55 @@ async fn sasl_plain_logs_in_to_an_account() {
         "{whois:?}"
     );
 }
+
+#[tokio::test]
+async fn away_notify_and_account_tag() {
+    let server = TestServer::start().await;
+    server.register("alice", "correct horse").await;
+    let mut alice = identified_native(&server, "alice", "correct horse").await;
+    alice.send("/join #tags").await;
+    alice.sync().await;
+    let mut irc = Irc::connect(&server).await;
+    irc.send("CAP REQ :away-notify account-tag").await;
+    irc.send("NICK bob").await;
+    irc.send("USER bob 0 * :Bob").await;
+    irc.send("CAP END").await;
+    irc.until(|l| l.contains(" 422 ")).await;
+    irc.send("JOIN #tags").await;
+    irc.until(|l| l.contains(" 366 ")).await;
+    alice.sync().await;
+
+    alice.send("/away lunch").await;
+    alice.send("/away").await;
+    alice.send("back").await;
+    alice.sync().await;
+    let lines = irc.sync().await;
+    assert_eq!(
+        lines,
+        [
+            "@account=alice :alice!alice@chat.localhost AWAY :lunch",
+            "@account=alice :alice!alice@chat.localhost AWAY",
+            "@account=alice :alice!alice@chat.localhost PRIVMSG #tags :back",
+        ]
+    );
+    // Without away-notify, nothing of it.
+    let mut carol = Irc::login(&server, "carol").await;
+    carol.send("JOIN #tags").await;
+    carol.until(|l| l.contains(" 366 ")).await;
+    alice.send("/away again").await;
+    alice.sync().await;
+    assert_eq!(carol.sync().await, Vec::<String>::new());
+}
+
+/// A native session identified to its registered nickname, nothing left in flight.
+async fn identified_native(server: &TestServer, nick: &str, password: &str) -> Client {
+    let mut client = server.connect().await;
+    client.send(nick).await;
+    assert_eq!(client.recv().await, ServerFrame::PassPrompt);
+    client.send(password).await;
+    client
+        .until(|f| matches!(f, ServerFrame::Current { .. }))
+        .await;
+    client.sync().await;
+    client
+}

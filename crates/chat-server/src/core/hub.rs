@@ -1472,11 +1472,29 @@ impl Hub {
             .ok_or_else(|| Refusal::NoSuchNick(nick.clone()))
     }
 
-    /// Sets (`Some`) or clears the away text of the session `key`. Nothing is told to
-    /// its rooms (IRC's away-notify comes with the IRC door).
+    /// Sets (`Some`) or clears the away text of the session `key`, and tells each of its
+    /// rooms that are not quiet, with one cause (IRC's `away-notify`; the native door
+    /// shows nothing of it). Setting what was set already tells nobody.
     pub(crate) fn set_away(&self, key: &str, text: Option<String>) {
-        if let Some(user) = self.lock().users.get_mut(key) {
-            user.away = text.map(Arc::from);
+        let mut st = self.lock();
+        let State { users, rooms, .. } = &mut *st;
+        let Some(user) = users.get_mut(key) else {
+            return;
+        };
+        if user.away.as_deref() == text.as_deref() {
+            return;
+        }
+        user.away = text.as_deref().map(Arc::from);
+        let mut cause = None;
+        for room_key in &user.rooms {
+            if let Some(room) = rooms.get(room_key)
+                && !self.is_quiet(room.members.len())
+            {
+                let _order = lock(&room.channel.order);
+                let kind = Kind::Away { text: text.clone() };
+                let away = self.announce(&room.channel, &user.source, kind, cause);
+                cause.get_or_insert(away.cause);
+            }
         }
     }
 

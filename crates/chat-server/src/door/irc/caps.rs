@@ -11,9 +11,13 @@ pub(crate) const MESSAGE_TAGS: Caps = Caps(4);
 pub(crate) const MULTI_PREFIX: Caps = Caps(8);
 pub(crate) const SERVER_TIME: Caps = Caps(16);
 pub(crate) const SASL: Caps = Caps(32);
+pub(crate) const AWAY_NOTIFY: Caps = Caps(64);
+pub(crate) const ACCOUNT_TAG: Caps = Caps(128);
 
 /// What `CAP LS` offers, by name, in the order listed.
-pub(crate) const OFFERED: [(&str, Caps); 6] = [
+pub(crate) const OFFERED: [(&str, Caps); 8] = [
+    ("account-tag", ACCOUNT_TAG),
+    ("away-notify", AWAY_NOTIFY),
     ("cap-notify", CAP_NOTIFY),
     ("echo-message", ECHO_MESSAGE),
     ("message-tags", MESSAGE_TAGS),

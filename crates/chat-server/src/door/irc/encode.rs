@@ -32,13 +32,11 @@ pub(crate) fn mask(source: &Source, server: &str) -> String {
 /// An event's line with its tags and CRLF, or nothing for one IRC does not show.
 pub(crate) fn encode(event: &Event, server: &str) -> Box<[u8]> {
     let mut line = String::with_capacity(event.weight());
-    let _ = write!(
-        line,
-        "@time={};msgid={} :{} ",
-        Time(&event.time),
-        event.id,
-        mask(&event.source, server)
-    );
+    let _ = write!(line, "@time={};msgid={}", Time(&event.time), event.id);
+    if let Some(account) = &event.source.account {
+        let _ = write!(line, ";account={account}");
+    }
+    let _ = write!(line, " :{} ", mask(&event.source, server));
     let verb_at = line.len();
     match (&event.scope, &event.kind) {
         (Scope::Room(room), Kind::Message { text }) => {
@@ -88,6 +86,12 @@ pub(crate) fn encode(event: &Event, server: &str) -> Box<[u8]> {
         (Scope::Wallops, Kind::Message { text }) => {
             let _ = write!(line, "WALLOPS :{text}");
         }
+        (Scope::Room(_), Kind::Away { text }) => {
+            line.push_str("AWAY");
+            if let Some(text) = text {
+                let _ = write!(line, " :{text}");
+            }
+        }
         _ => return Box::default(),
     }
     debug_assert!(line.len() > verb_at);
@@ -104,20 +108,33 @@ impl std::fmt::Display for Time<'_> {
     }
 }
 
-/// The part of an event's bytes a client with `caps` gets.
-fn for_caps(bytes: &[u8], caps: Caps) -> (&[u8], &[u8]) {
+/// Appends the part of an event's bytes (`@time=…;msgid=…[;account=…] <line>`) a client
+/// with `caps` gets: all of it with `message-tags`; else `time` with `server-time` and
+/// `account` with `account-tag`; else the line alone.
+fn write_for_caps(bytes: &[u8], caps: Caps, out: &mut BytesMut) {
     let Some(tags_end) = memchr::memchr(b' ', bytes) else {
-        return (&[], bytes);
+        out.extend_from_slice(bytes);
+        return;
     };
-    let rest = &bytes[tags_end + 1..];
     if caps.has(caps::MESSAGE_TAGS) {
-        (&bytes[..=tags_end], rest)
-    } else if caps.has(caps::SERVER_TIME) {
-        let time_end = memchr::memchr(b';', &bytes[..tags_end]).unwrap_or(tags_end);
-        (&bytes[..time_end], rest)
-    } else {
-        (&[], rest)
+        out.extend_from_slice(bytes);
+        return;
     }
+    let tags = &bytes[1..tags_end];
+    let mut first = true;
+    for tag in tags.split(|b| *b == b';') {
+        let wanted = (tag.starts_with(b"time=") && caps.has(caps::SERVER_TIME))
+            || (tag.starts_with(b"account=") && caps.has(caps::ACCOUNT_TAG));
+        if wanted {
+            out.extend_from_slice(if first { b"@" } else { b";" });
+            out.extend_from_slice(tag);
+            first = false;
+        }
+    }
+    if !first {
+        out.extend_from_slice(b" ");
+    }
+    out.extend_from_slice(&bytes[tags_end + 1..]);
 }
 
 /// What the door keeps between lines for its output: who the client is, what it
@@ -233,9 +250,13 @@ impl Output for Irc<'_> {
             {
                 return;
             }
-            // One QUIT or NICK per observer, however many rooms it heard it in.
-            Kind::Quit { .. } | Kind::Rename { .. } => {
-                if event.cause == self.view.last_cause {
+            // One QUIT, NICK or AWAY per observer, however many rooms it heard it in.
+            Kind::Quit { .. } | Kind::Rename { .. } | Kind::Away { .. } => {
+                let away = matches!(event.kind, Kind::Away { .. });
+                if event.cause == self.view.last_cause
+                    || (away && !self.view.caps.has(caps::AWAY_NOTIFY))
+                    || (away && self.is_me(&event.source.nick))
+                {
                     return;
                 }
                 self.view.last_cause = event.cause;
@@ -248,14 +269,7 @@ impl Output for Irc<'_> {
             *encodings += 1;
             encode(event, server)
         });
-        let (tags, rest) = for_caps(bytes, self.view.caps);
-        if !tags.is_empty() {
-            self.out.extend_from_slice(tags);
-            if !tags.ends_with(b" ") {
-                self.out.extend_from_slice(b" ");
-            }
-        }
-        self.out.extend_from_slice(rest);
+        write_for_caps(bytes, self.view.caps, self.out);
     }
 
     fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {

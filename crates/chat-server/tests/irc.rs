@@ -703,3 +703,31 @@ async fn identified_native(server: &TestServer, nick: &str, password: &str) -> C
     client.sync().await;
     client
 }
+
+#[tokio::test]
+async fn invitations_reach_the_room_only_with_invite_notify() {
+    let server = TestServer::start().await;
+    let mut op = Irc::login(&server, "op").await;
+    op.send("JOIN #inv").await;
+    op.until(|l| l.contains(" 366 ")).await;
+    let mut plain = Irc::login(&server, "plain").await;
+    let mut notified = Irc::connect(&server).await;
+    notified.send("CAP REQ :invite-notify").await;
+    notified.send("NICK notified").await;
+    notified.send("USER n 0 * :N").await;
+    notified.send("CAP END").await;
+    notified.until(|l| l.contains(" 422 ")).await;
+    for client in [&mut plain, &mut notified] {
+        client.send("JOIN #inv").await;
+        client.until(|l| l.contains(" 366 ")).await;
+    }
+    op.sync().await;
+    plain.sync().await;
+    let mut guest = Irc::login(&server, "guest").await;
+    op.send("INVITE guest #inv").await;
+    let invite = ":op!~op@127.0.0.1 INVITE guest #inv";
+    assert_eq!(numerics(&op.sync().await), ["341"]);
+    assert_eq!(guest.sync().await, [invite]);
+    assert_eq!(notified.sync().await, [invite]);
+    assert_eq!(plain.sync().await, Vec::<String>::new());
+}

@@ -13,11 +13,16 @@ pub(crate) const SERVER_TIME: Caps = Caps(16);
 pub(crate) const SASL: Caps = Caps(32);
 pub(crate) const AWAY_NOTIFY: Caps = Caps(64);
 pub(crate) const ACCOUNT_TAG: Caps = Caps(128);
+pub(crate) const INVITE_NOTIFY: Caps = Caps(256);
+/// Never sent (hosts do not change), so harmless to take.
+pub(crate) const CHGHOST: Caps = Caps(512);
 
 /// What `CAP LS` offers, by name, in the order listed.
-pub(crate) const OFFERED: [(&str, Caps); 8] = [
+pub(crate) const OFFERED: [(&str, Caps); 10] = [
     ("account-tag", ACCOUNT_TAG),
     ("away-notify", AWAY_NOTIFY),
+    ("chghost", CHGHOST),
+    ("invite-notify", INVITE_NOTIFY),
     ("cap-notify", CAP_NOTIFY),
     ("echo-message", ECHO_MESSAGE),
     ("message-tags", MESSAGE_TAGS),

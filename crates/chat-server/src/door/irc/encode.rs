@@ -250,6 +250,15 @@ impl Output for Irc<'_> {
             {
                 return;
             }
+            // An invitation: to the one invited (its mailbox), and with invite-notify to the
+            // room's other members; the inviter has its 341.
+            Kind::Invite { target }
+                if !self.is_me(target)
+                    && (!self.view.caps.has(caps::INVITE_NOTIFY)
+                        || self.is_me(&event.source.nick)) =>
+            {
+                return;
+            }
             // One QUIT, NICK or AWAY per observer, however many rooms it heard it in.
             Kind::Quit { .. } | Kind::Rename { .. } | Kind::Away { .. } => {
                 let away = matches!(event.kind, Kind::Away { .. });

@@ -321,11 +321,11 @@ async fn a_quit_is_one_line_per_observer_and_errors_close() {
     carol.sync().await;
     bob.send("QUIT :gone fishing").await;
     let last = bob.closed().await;
-    assert_eq!(last, ["ERROR :Closing link: Quit: gone fishing"]);
+    assert_eq!(last, ["ERROR :Closing link: gone fishing"]);
     let seen = carol.sync().await;
     assert_eq!(
         seen,
-        [":bob!~bob@127.0.0.1 QUIT :Quit: gone fishing"],
+        [":bob!~bob@127.0.0.1 QUIT :gone fishing"],
         "one QUIT for two shared rooms"
     );
 }
@@ -416,6 +416,13 @@ async fn queries_answer_with_their_numerics() {
     assert!(
         whois.iter().any(|l| l.ends_with(" 301 bob alice :lunch")),
         "{whois:?}"
+    );
+    // An IRC user's real name is its USER's.
+    bob.send("WHOIS bob").await;
+    let own = bob.sync().await;
+    assert!(
+        own[0].ends_with(" 311 bob bob ~bob 127.0.0.1 * :bob the tester"),
+        "{own:?}"
     );
     bob.send("WHOIS nobody").await;
     assert_eq!(numerics(&bob.sync().await), ["401", "318"]);

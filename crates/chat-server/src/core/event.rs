@@ -59,6 +59,8 @@ pub(crate) struct Ident {
     pub(crate) user: Arc<str>,
     /// The host shown for the user (its address, or a cloak).
     pub(crate) host: Arc<str>,
+    /// The real name it gave (IRC's `USER`), shown by `WHOIS` and `WHO`.
+    pub(crate) realname: Arc<str>,
 }
 
 impl Source {

@@ -233,10 +233,10 @@ async fn registration<S: Stream>(
         let (Some(nick), Some((user, realname))) = (reg.nick.clone(), reg.user.clone()) else {
             continue;
         };
-        match claim(conn, hub, server, &mut reg, &nick, &user).await? {
+        match claim(conn, hub, server, &mut reg, &nick, &user, &realname).await? {
             Some(member) => {
                 let view = View::new(server.clone(), nick, reg.caps);
-                return Ok((member, IrcDoor { view, realname }));
+                return Ok((member, IrcDoor { view }));
             }
             // Refused (433...): the client may choose another nickname.
             None => reg.nick = None,
@@ -253,6 +253,7 @@ async fn claim<S: Stream>(
     reg: &mut Registration,
     nick: &Nick,
     user: &str,
+    realname: &str,
 ) -> Result<Option<Member>, Reason> {
     let key = nick.folded();
     let ip = conn.peer.addr.ip();
@@ -331,6 +332,7 @@ async fn claim<S: Stream>(
         ident: Some(Arc::new(Ident {
             user: format!("~{}", user_name(user)).into(),
             host: host.into(),
+            realname: realname.into(),
         })),
     });
     match hub.register(&source, tx, conn.peer.tls) {
@@ -610,7 +612,6 @@ fn line_error(out: &mut BytesMut, server: &str, me: &str, error: LineError) {
 /// The IRC door of one session.
 pub(crate) struct IrcDoor {
     view: View,
-    realname: String,
 }
 
 impl IrcDoor {
@@ -775,7 +776,6 @@ impl IrcDoor {
         peer: &Peer,
     ) -> Flow {
         let verb = m.verb.to_ascii_uppercase();
-        let realname = self.realname.clone();
         let mut irc = Irc::new(out, &mut self.view);
         let need = |irc: &mut Irc<'_>, n: usize| {
             if m.params.len() < n {
@@ -796,7 +796,8 @@ impl IrcDoor {
             "PONG" => Ok(()),
             "QUIT" => {
                 let reason = m.params.first().filter(|r| !r.is_empty()).cloned();
-                return Flow::Quit(reason.map_or_else(|| "quit".into(), |r| format!("Quit: {r}")));
+                // The reason as given: native clients show it as typed.
+                return Flow::Quit(reason.unwrap_or_else(|| "quit".into()));
             }
             "CAP" => {
                 let server = irc.view.server.clone();
@@ -1074,7 +1075,7 @@ impl IrcDoor {
             }
             "WHO" => {
                 let mask = m.param(0).to_owned();
-                who(&mut irc, member, &mask, &realname);
+                who(&mut irc, member, &mask);
                 Ok(())
             }
             "LIST" => {
@@ -1313,7 +1314,8 @@ fn whois(irc: &mut Irc<'_>, member: &Member, name: &str) {
                 None => (w.source.nick.to_string(), server.to_string()),
             };
             let nick = &w.source.nick;
-            irc.numeric("311", format_args!("{nick} {user} {host} * :{nick}"));
+            let realname = realname_of(&w.source);
+            irc.numeric("311", format_args!("{nick} {user} {host} * :{realname}"));
             if !w.rooms.is_empty() {
                 let mut rooms = String::new();
                 for (standing, room) in &w.rooms {
@@ -1355,8 +1357,17 @@ fn whois(irc: &mut Irc<'_>, member: &Member, name: &str) {
     irc.numeric("318", format_args!("{name} :End of /WHOIS list"));
 }
 
+/// The real name shown for a source: its `USER`'s, or for a session of another door its
+/// nickname.
+fn realname_of(source: &crate::core::event::Source) -> String {
+    match &source.ident {
+        Some(ident) => ident.realname.to_string(),
+        None => source.nick.to_string(),
+    }
+}
+
 /// `WHO #room` or `WHO nick`: one 352 per match, then 315 with the mask as given.
-fn who(irc: &mut Irc<'_>, member: &Member, mask: &str, _realname: &str) {
+fn who(irc: &mut Irc<'_>, member: &Member, mask: &str) {
     let server = irc.view.server.clone();
     if let Ok(room) = Room::new(mask) {
         let mut lines = Vec::new();
@@ -1388,9 +1399,14 @@ fn who(irc: &mut Irc<'_>, member: &Member, mask: &str, _realname: &str) {
             } else {
                 ""
             };
+            let realname = entry
+                .as_ref()
+                .map_or_else(|| nick.to_string(), |w| realname_of(&w.source));
             irc.numeric(
                 "352",
-                format_args!("{room} {user} {host} {server} {nick} {here}{oper}{prefix} :0 {nick}"),
+                format_args!(
+                    "{room} {user} {host} {server} {nick} {here}{oper}{prefix} :0 {realname}"
+                ),
             );
         }
     } else if let Ok(nick) = Nick::new(mask)
@@ -1403,9 +1419,10 @@ fn who(irc: &mut Irc<'_>, member: &Member, mask: &str, _realname: &str) {
         let here = if w.away.is_some() { 'G' } else { 'H' };
         let oper = if w.oper { "*" } else { "" };
         let nick = &w.source.nick;
+        let realname = realname_of(&w.source);
         irc.numeric(
             "352",
-            format_args!("* {user} {host} {server} {nick} {here}{oper} :0 {nick}"),
+            format_args!("* {user} {host} {server} {nick} {here}{oper} :0 {realname}"),
         );
     }
     irc.numeric("315", format_args!("{mask} :End of /WHO list"));

@@ -89,7 +89,7 @@ mod tests {
             .requested("multi-prefix server-time")
             .unwrap();
         assert!(caps.has(MULTI_PREFIX) && caps.has(SERVER_TIME) && !caps.has(ECHO_MESSAGE));
-        assert_eq!(caps.requested("chghost multi-prefix"), None);
+        assert_eq!(caps.requested("draft/chathistory multi-prefix"), None);
         let less = caps.requested("-multi-prefix").unwrap();
         assert!(!less.has(MULTI_PREFIX) && less.has(SERVER_TIME));
         assert_eq!(less.names(), "server-time");

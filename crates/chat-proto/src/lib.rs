@@ -10,6 +10,7 @@
 //! - [`frame`]: everything the server sends ([`ServerFrame`]).
 //! - [`text`]: the control-character rules shared by both sides.
 //! - [`eof`]: a peer's unannounced close at a line boundary read as a clean end.
+//! - [`irc`]: IRC messages (tags, source, verb, parameters), for the server's IRC door.
 //!
 //! `docs/protocol.md` at the top of the repository is the normative description.
 
@@ -17,6 +18,7 @@ pub mod codec;
 pub mod command;
 pub mod eof;
 pub mod frame;
+pub mod irc;
 pub mod name;
 pub mod text;
 

@@ -15,6 +15,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAX_LINE", default_value_t = chat_proto::DEFAULT_MAX_LINE)]
     pub max_line: usize,
 
+    /// The IRC door's server name: the source of its numerics, and the host shown for
+    /// sessions of other doors.
+    #[arg(long, env = "CHAT_IRC_SERVER_NAME", default_value = "chat.localhost")]
+    pub irc_server_name: String,
+
     /// Web pages, besides the server's own, whose scripts may open a chat WebSocket
     /// (`/ws`), as origins: `https://chat.example.org`. Comma-separated or repeated. A
     /// WebSocket request whose `Origin` is neither this nor the host it was sent to is
@@ -238,6 +243,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             max_line: chat_proto::DEFAULT_MAX_LINE,
+            irc_server_name: "chat.localhost".into(),
             http_allow_origin: Vec::new(),
             http_proxy_header: None,
             handshake_timeout: Duration::from_secs(30),

@@ -42,6 +42,11 @@ struct Args {
     #[arg(long, env = "CHAT_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
     http_addr: String,
 
+    /// Address of the IRC door (irssi, WeeChat, HexChat...) over plain TCP; `off` for
+    /// none.
+    #[arg(long, env = "CHAT_IRC_ADDR", default_value = DEFAULT_IRC_ADDR)]
+    irc_addr: String,
+
     /// Log format.
     #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -72,6 +77,10 @@ struct TlsArgs {
     /// --tls-cert and --tls-key; `off` for none.
     #[arg(long, env = "CHAT_HTTPS_ADDR", default_value = DEFAULT_HTTPS_ADDR)]
     https_addr: String,
+
+    /// Address of the IRC door over TLS, with --tls-cert and --tls-key; `off` for none.
+    #[arg(long, env = "CHAT_IRCS_ADDR", default_value = DEFAULT_IRCS_ADDR)]
+    ircs_addr: String,
 }
 
 /// Where the web door listens by default: the page, `/ws`, `/healthz`, `/metrics`.
@@ -79,6 +88,12 @@ const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 
 /// Where the web door listens over HTTPS by default, when a certificate is given.
 const DEFAULT_HTTPS_ADDR: &str = "127.0.0.1:8443";
+
+/// Where the IRC door listens by default (IRC's port).
+const DEFAULT_IRC_ADDR: &str = "127.0.0.1:6667";
+
+/// Where the IRC door listens over TLS by default, when a certificate is given.
+const DEFAULT_IRCS_ADDR: &str = "127.0.0.1:6697";
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
@@ -291,6 +306,22 @@ async fn serve(mut args: Args, file: Option<file::Loaded>) -> anyhow::Result<()>
         }
         None => None,
     };
+    let irc = match off(&args.irc_addr) {
+        Some(addr) => {
+            let irc = bind(addr, backlog).await?;
+            tracing::info!(addr = %irc.local_addr()?, backlog, "listening for IRC");
+            Some(irc)
+        }
+        None => None,
+    };
+    let ircs = match (&acceptor, off(&args.tls.ircs_addr)) {
+        (Some(acceptor), Some(addr)) => {
+            let ircs = bind(addr, backlog).await?;
+            tracing::info!(addr = %ircs.local_addr()?, backlog, "listening for IRC over TLS");
+            Some((ircs, acceptor.clone()))
+        }
+        _ => None,
+    };
     let https = match (acceptor, off(&args.tls.https_addr)) {
         (Some(acceptor), Some(addr)) => {
             let https = bind(addr, backlog).await?;
@@ -305,6 +336,8 @@ async fn serve(mut args: Args, file: Option<file::Loaded>) -> anyhow::Result<()>
         tls,
         http,
         https,
+        irc,
+        ircs,
     };
     let server = chat_server::Server::new(args.config)?;
     // On a worker thread rather than the main thread that `block_on` polls: accepting

@@ -35,7 +35,7 @@ async fn binary_serves_logs_to_stderr_and_stops_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
-        .args(["--http-addr", "127.0.0.1:0"])
+        .args(["--http-addr", "127.0.0.1:0", "--irc-addr", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .env("XDG_DATA_HOME", data.path())
         .env_remove("CHAT_DB")

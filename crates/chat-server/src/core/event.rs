@@ -13,6 +13,7 @@
 
 use chat_proto::name::{Nick, Room};
 use jiff::Timestamp;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// A room as events name it: the folded name (its key in the hub and the store) and the
@@ -58,6 +59,8 @@ pub(crate) struct Ident {
     pub(crate) user: Arc<str>,
     /// The host shown for the user (its address, or a cloak).
     pub(crate) host: Arc<str>,
+    /// The real name it gave (IRC's `USER`), shown by `WHOIS` and `WHO`.
+    pub(crate) realname: Arc<str>,
 }
 
 impl Source {
@@ -153,12 +156,29 @@ pub(crate) enum Kind {
 pub(crate) enum Flavour {
     /// The native line protocol (TCP, TLS, and WebSocket text messages).
     Native = 0,
+    /// IRC lines, with their tags first (`@time=…;msgid=… `): each client copies the
+    /// part its capabilities take.
+    Irc = 1,
 }
 
 impl Flavour {
     /// How many flavours there are.
-    const COUNT: usize = 1;
+    const COUNT: usize = 2;
+
+    /// Says that some session reads this flavour: from now on every event's weight counts
+    /// an encoding in it (see [`Event::weight`]). Never undone.
+    pub(crate) fn activate(self) {
+        ACTIVE.fetch_or(1 << self as u8, Ordering::Relaxed);
+    }
+
+    /// How many flavours have been activated (the native one always is).
+    fn active() -> usize {
+        ACTIVE.load(Ordering::Relaxed).count_ones() as usize
+    }
 }
+
+/// The flavours some session of this process has read: bit `1 << flavour`.
+static ACTIVE: AtomicU8 = AtomicU8::new(1 << Flavour::Native as u8);
 
 /// One thing that happened, with its id and time.
 #[derive(Debug)]
@@ -181,6 +201,8 @@ pub(crate) struct Event {
     /// boxed slice, not `Bytes`: readers copy it into their output, so it needs no
     /// reference count, and it is allocated at its exact length.
     wire: [OnceLock<Box<[u8]>>; Flavour::COUNT],
+    /// [`Event::weight`], fixed at making.
+    weight: u32,
 }
 
 /// What an event held in a ring costs beyond its strings: the `Arc`'s block (160 bytes),
@@ -200,7 +222,7 @@ impl Event {
         source: Arc<Source>,
         kind: Kind,
     ) -> Event {
-        Event {
+        let mut event = Event {
             id,
             time,
             cause,
@@ -208,7 +230,11 @@ impl Event {
             source,
             kind,
             wire: Default::default(),
-        }
+            weight: 0,
+        };
+        let weight = event.weigh(Flavour::active());
+        event.weight = u32::try_from(weight).unwrap_or(u32::MAX);
+        event
     }
 
     /// The event's bytes in `flavour`, made by `encode` if no one has made them yet.
@@ -236,9 +262,14 @@ impl Event {
     }
 
     /// An estimate of the memory the event holds, for the rooms' byte bounds: the event
-    /// with its strings, and one encoding per wire flavour (which repeats the strings),
-    /// counted whether made yet or not, so that the weight never changes.
+    /// with its strings, and one encoding per wire flavour some session reads (which
+    /// repeats the strings), counted whether made yet or not. Fixed when the event is
+    /// made, so that a ring subtracts what it added.
     pub(crate) fn weight(&self) -> usize {
+        self.weight as usize
+    }
+
+    fn weigh(&self, flavours: usize) -> usize {
         let text = match &self.kind {
             Kind::Message { text } | Kind::Action { text } => text.len(),
             Kind::Part { reason } | Kind::Quit { reason } => reason.as_ref().map_or(0, String::len),
@@ -251,7 +282,7 @@ impl Event {
         };
         let room = self.room().map_or(0, |r| r.name.as_str().len());
         let strings = text + room + self.source.nick.as_str().len();
-        strings + EVENT_OVERHEAD + Flavour::COUNT * (strings + ENCODING_OVERHEAD)
+        strings + EVENT_OVERHEAD + flavours * (strings + ENCODING_OVERHEAD)
     }
 }
 
@@ -295,8 +326,8 @@ mod tests {
         assert!(short >= EVENT_OVERHEAD + ENCODING_OVERHEAD);
         assert_eq!(
             long - short,
-            1000 * (1 + Flavour::COUNT),
-            "the text and its encoding"
+            1000 * (1 + Flavour::active()),
+            "the text and its encodings"
         );
         assert_eq!(event(Kind::Topic { text: None }).weight(), short);
         let _ = event(Kind::Away { text: None });

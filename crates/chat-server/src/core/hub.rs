@@ -215,7 +215,7 @@ impl Activity {
     }
 
     /// Whether operators' notices reach the session.
-    fn hears_wallops(&self) -> bool {
+    pub(crate) fn hears_wallops(&self) -> bool {
         self.is_oper() || self.wallops.load(Ordering::Relaxed)
     }
 
@@ -1436,6 +1436,11 @@ impl Hub {
         Ok(event)
     }
 
+    /// When the hub started, by the wall clock.
+    pub(crate) fn started(&self) -> jiff::Timestamp {
+        self.started
+    }
+
     /// Whole seconds from the hub's start to `now`, the clock of every [`Activity`].
     pub(crate) fn uptime_secs(&self, now: Instant) -> u32 {
         let secs = now.saturating_duration_since(self.epoch).as_secs();
@@ -1467,11 +1472,29 @@ impl Hub {
             .ok_or_else(|| Refusal::NoSuchNick(nick.clone()))
     }
 
-    /// Sets (`Some`) or clears the away text of the session `key`. Nothing is told to
-    /// its rooms (IRC's away-notify comes with the IRC door).
+    /// Sets (`Some`) or clears the away text of the session `key`, and tells each of its
+    /// rooms that are not quiet, with one cause (IRC's `away-notify`; the native door
+    /// shows nothing of it). Setting what was set already tells nobody.
     pub(crate) fn set_away(&self, key: &str, text: Option<String>) {
-        if let Some(user) = self.lock().users.get_mut(key) {
-            user.away = text.map(Arc::from);
+        let mut st = self.lock();
+        let State { users, rooms, .. } = &mut *st;
+        let Some(user) = users.get_mut(key) else {
+            return;
+        };
+        if user.away.as_deref() == text.as_deref() {
+            return;
+        }
+        user.away = text.as_deref().map(Arc::from);
+        let mut cause = None;
+        for room_key in &user.rooms {
+            if let Some(room) = rooms.get(room_key)
+                && !self.is_quiet(room.members.len())
+            {
+                let _order = lock(&room.channel.order);
+                let kind = Kind::Away { text: text.clone() };
+                let away = self.announce(&room.channel, &user.source, kind, cause);
+                cause.get_or_insert(away.cause);
+            }
         }
     }
 

@@ -1062,6 +1062,35 @@ impl Member {
         self.hub.whois(&self.registration.key, nick)
     }
 
+    /// Who the member is (its nickname, account and ident).
+    pub(crate) fn source(&self) -> &Arc<Source> {
+        &self.source
+    }
+
+    /// The server's limits and settings.
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The rooms the member is in, by name as spelled.
+    pub(crate) fn room_names(&self) -> Vec<Room> {
+        self.rooms.iter().map(|m| m.room().name.clone()).collect()
+    }
+
+    /// Whether `room` exists and the member may see it.
+    pub(crate) fn room_exists(&self, room: &Room) -> bool {
+        self.hub.topic(&self.registration.key, room).is_ok()
+    }
+
+    /// Gives `room`'s members to `list` (refused as `/who` is).
+    pub(crate) fn members_of(
+        &self,
+        room: &Room,
+        list: impl FnOnce(&RoomName, Members<'_, '_>),
+    ) -> Result<(), Refusal> {
+        self.hub.members(&self.registration.key, room, list)
+    }
+
     /// The rooms the member may see, with their member counts and topics (`/rooms`).
     pub(crate) fn rooms(&self) -> Vec<super::hub::Listed> {
         self.hub.rooms(&self.registration.key)
@@ -1371,6 +1400,11 @@ impl Member {
         }
         self.hub.wallops(&self.source, text);
         Ok(())
+    }
+
+    /// Whether operators' notices reach this member (it asked, or is an operator).
+    pub(crate) fn hears_wallops(&self) -> bool {
+        self.activity.hears_wallops()
     }
 
     /// `/wallops on|off`: whether operators' notices reach this member.

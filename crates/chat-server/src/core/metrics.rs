@@ -29,16 +29,22 @@ pub(crate) enum Door {
     Tls,
     /// A WebSocket on the HTTP listener.
     Ws,
+    /// The IRC door over plain TCP.
+    Irc,
+    /// The IRC door over TLS.
+    Ircs,
 }
 
 impl Door {
-    const ALL: [Door; 3] = [Door::Tcp, Door::Tls, Door::Ws];
+    const ALL: [Door; 5] = [Door::Tcp, Door::Tls, Door::Ws, Door::Irc, Door::Ircs];
 
     fn as_str(self) -> &'static str {
         match self {
             Door::Tcp => "tcp",
             Door::Tls => "tls",
             Door::Ws => "ws",
+            Door::Irc => "irc",
+            Door::Ircs => "ircs",
         }
     }
 }
@@ -127,8 +133,8 @@ impl Drop for Open {
 pub(crate) struct Metrics {
     registry: Registry,
     /// By [`Door`], in the order of `Door::ALL`.
-    accepted: [Counter; 3],
-    open: [Gauge; 3],
+    accepted: [Counter; 5],
+    open: [Gauge; 5],
     /// By [`Refusal`], in the order of `Refusal::ALL`.
     refusals: [Counter; 6],
     handshakes: Counter,

@@ -5,4 +5,5 @@
 //! - `native`: the line protocol of `docs/protocol.md` (TCP, TLS, and the web page's
 //!   WebSocket, which carries the same lines one per text message).
 
+pub(crate) mod irc;
 pub(crate) mod native;

@@ -17,7 +17,7 @@ use crate::core::ban::Ban;
 use crate::core::hub::{Hub, RoomLimits};
 use crate::core::metrics::{self, Door};
 use crate::core::store::{self, Location, StoreOptions};
-use crate::door::native;
+use crate::door::{irc, native};
 use crate::net::driver::Peer;
 use crate::net::web::{self, Web};
 use chat_proto::LineEof;
@@ -113,6 +113,8 @@ enum Transport {
     Plain,
     /// TLS over TCP, with this certificate.
     Tls(TlsAcceptor),
+    /// IRC (over TLS with this certificate if given): the IRC door.
+    Irc(Option<TlsAcceptor>),
     /// HTTP (over TLS with this certificate if given): the web door.
     Http {
         web: Arc<Web>,
@@ -133,6 +135,10 @@ pub struct Listeners {
     pub http: Option<TcpListener>,
     /// The web door over HTTPS, with this certificate.
     pub https: Option<(TcpListener, TlsAcceptor)>,
+    /// The IRC door over plain TCP.
+    pub irc: Option<TcpListener>,
+    /// The IRC door over TLS, with this certificate.
+    pub ircs: Option<(TcpListener, TlsAcceptor)>,
 }
 
 impl Transport {
@@ -142,6 +148,8 @@ impl Transport {
         match self {
             Transport::Plain => Some(Door::Tcp),
             Transport::Tls(_) => Some(Door::Tls),
+            Transport::Irc(None) => Some(Door::Irc),
+            Transport::Irc(Some(_)) => Some(Door::Ircs),
             Transport::Http { .. } => None,
         }
     }
@@ -333,6 +341,8 @@ impl Server {
         bound.extend(listeners.tls.map(|(l, a)| (l, Transport::Tls(a))));
         bound.extend(listeners.http.map(|l| (l, http(None))));
         bound.extend(listeners.https.map(|(l, a)| (l, http(Some(a)))));
+        bound.extend(listeners.irc.map(|l| (l, Transport::Irc(None))));
+        bound.extend(listeners.ircs.map(|(l, a)| (l, Transport::Irc(Some(a)))));
         let loops = bound
             .iter()
             .map(|(listener, transport)| self.accept_loop(listener, transport.clone(), &token));
@@ -613,6 +623,39 @@ fn serve(
             drop(guard);
         })
             as Pin<Box<dyn Future<Output = ()> + Send>>),
+        Transport::Irc(tls) => Either::Right(Box::pin(async move {
+            match tls {
+                None => {
+                    irc::serve(Box::new(irc::Start {
+                        stream,
+                        peer: peer(false),
+                        hub,
+                        config,
+                        shutdown,
+                        deadline,
+                    }))
+                    .await;
+                }
+                Some(acceptor) => {
+                    let handshake = tls_handshake(&acceptor, stream, addr, deadline, &shutdown);
+                    let Some(stream) = handshake.await else {
+                        hub.metrics.handshake(false);
+                        return;
+                    };
+                    irc::serve(Box::new(irc::Start {
+                        stream: LineEof::new(stream),
+                        peer: peer(true),
+                        hub,
+                        config,
+                        shutdown,
+                        deadline,
+                    }))
+                    .await;
+                }
+            }
+            drop(guard);
+        })
+            as Pin<Box<dyn Future<Output = ()> + Send>>),
         Transport::Http { web, router, tls } => Either::Right(Box::pin(async move {
             match tls {
                 None => web::serve_connection(stream, addr, false, router, guard, &web).await,
@@ -666,6 +709,11 @@ async fn refuse(stream: TcpStream, peer: SocketAddr, transport: Transport, refus
     let _ = tokio::time::timeout(REFUSAL_LIMIT, async {
         match transport {
             Transport::Plain => say_and_close(stream, &frames).await,
+            Transport::Irc(None) => say_and_close(stream, &refusal.irc_error()).await,
+            Transport::Irc(Some(acceptor)) => match acceptor.accept(stream).await {
+                Ok(stream) => say_and_close(stream, &refusal.irc_error()).await,
+                Err(e) => info!(%peer, error = %e, "TLS handshake failed"),
+            },
             Transport::Tls(acceptor) => match acceptor.accept(stream).await {
                 Ok(stream) => say_and_close(stream, &frames).await,
                 Err(e) => info!(%peer, error = %e, "TLS handshake failed"),
@@ -692,6 +740,21 @@ async fn say_and_close<S: AsyncWrite + Unpin>(mut stream: S, frames: &[u8]) {
 }
 
 impl Admission {
+    /// The IRC door's refusal: `ERROR :<why>`.
+    fn irc_error(&self) -> Vec<u8> {
+        let why = match self {
+            Admission::Full { limit } => format!("the server is full ({limit} connections)"),
+            Admission::PerAddress { limit } => {
+                format!("your address holds {limit} connections, the most allowed")
+            }
+            Admission::Banned(ban) => match &ban.reason {
+                Some(reason) => format!("you are banned from this server: {reason}"),
+                None => "you are banned from this server".into(),
+            },
+        };
+        format!("ERROR :Closing link: {why}\r\n").into_bytes()
+    }
+
     fn metric(&self) -> metrics::Refusal {
         match self {
             Admission::Full { .. } => metrics::Refusal::ServerFull,

@@ -24,6 +24,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The web door: the page, `/ws`, `/healthz`, `/metrics`.
     pub http: SocketAddr,
+    /// The IRC door.
+    pub irc: SocketAddr,
     pub server: Server,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -40,12 +42,15 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let http_listener = chat_server::listen(loopback(), config.listen_backlog()).unwrap();
         let http = http_listener.local_addr().unwrap();
+        let irc_listener = chat_server::listen(loopback(), config.listen_backlog()).unwrap();
+        let irc = irc_listener.local_addr().unwrap();
         let server = Server::new(config).expect("server starts");
         let (stop, stopped) = oneshot::channel::<()>();
         let runner = server.clone();
         let listeners = chat_server::Listeners {
             tcp: Some(listener),
             http: Some(http_listener),
+            irc: Some(irc_listener),
             ..Default::default()
         };
         let task = tokio::spawn(async move {
@@ -58,6 +63,7 @@ impl TestServer {
         TestServer {
             addr,
             http,
+            irc,
             server,
             stop: Some(stop),
             task: Some(task),
@@ -337,15 +343,22 @@ impl Started {
     /// Starts the binary with `args` and `env`, and reads its log until it has said
     /// `listening` `listeners` times; then keeps draining it.
     pub async fn spawn(args: &[&str], env: &[(&str, &str)], listeners: usize) -> Started {
-        // No web door unless asked for: its default port is fixed, and tests run at once.
+        // No web or IRC door unless asked for: their default ports are fixed, and tests
+        // run at once.
         let web: &[&str] = if args.contains(&"--http-addr") {
             &[]
         } else {
             &["--http-addr", "off"]
         };
+        let irc: &[&str] = if args.contains(&"--irc-addr") {
+            &[]
+        } else {
+            &["--irc-addr", "off"]
+        };
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .args(args)
             .args(web)
+            .args(irc)
             .envs(env.iter().copied())
             .args(["--log-format", "json"])
             .env("RUST_LOG", "info")

@@ -1,0 +1,480 @@
+//! The IRC door's wire form of the core's values: events as IRC lines (encoded once per
+//! event, see [`Event::encoded`]), refusals as numerics, and the [`Output`] a member
+//! writes through.
+//!
+//! An event's IRC bytes always begin with its tags, `@time=…;msgid=… `, so that one
+//! encoding serves every client: one that negotiated `message-tags` gets the whole line,
+//! one with only `server-time` gets `@time=…` and the rest, one with neither gets the
+//! line after the tags.
+
+use super::caps::{self, Caps};
+use crate::core::error::{Busy, Refusal};
+use crate::core::event::{Event, Flavour, Kind, RoomName, Scope, Source};
+use crate::core::hub::{Members, Topic};
+use crate::core::member::{AccountChange, HistoryOf, Output};
+use crate::core::room::Standing;
+use bytes::BytesMut;
+use chat_proto::Nick;
+use std::fmt::Write as _;
+
+/// The most bytes of a line the door writes, CRLF included (names lists are cut to fit).
+const LINE: usize = chat_proto::irc::MAX_LINE;
+
+/// `nick!user@host` of a source: its door's ident, or for a session without one (the
+/// native door's) its nickname as the user and the server's name as the host.
+pub(crate) fn mask(source: &Source, server: &str) -> String {
+    match &source.ident {
+        Some(ident) => format!("{}!{}@{}", source.nick, ident.user, ident.host),
+        None => format!("{}!{}@{server}", source.nick, source.nick),
+    }
+}
+
+/// An event's line with its tags and CRLF, or nothing for one IRC does not show.
+pub(crate) fn encode(event: &Event, server: &str) -> Box<[u8]> {
+    let mut line = String::with_capacity(event.weight());
+    let _ = write!(line, "@time={};msgid={}", Time(&event.time), event.id);
+    if let Some(account) = &event.source.account {
+        let _ = write!(line, ";account={account}");
+    }
+    let _ = write!(line, " :{} ", mask(&event.source, server));
+    let verb_at = line.len();
+    match (&event.scope, &event.kind) {
+        (Scope::Room(room), Kind::Message { text }) => {
+            let _ = write!(line, "PRIVMSG {} :{text}", room.name);
+        }
+        (Scope::Room(room), Kind::Action { text }) => {
+            let _ = write!(line, "PRIVMSG {} :\x01ACTION {text}\x01", room.name);
+        }
+        (Scope::Private { to }, Kind::Message { text }) => {
+            let _ = write!(line, "PRIVMSG {to} :{text}");
+        }
+        (Scope::Private { to }, Kind::Action { text }) => {
+            let _ = write!(line, "PRIVMSG {to} :\x01ACTION {text}\x01");
+        }
+        (Scope::Room(room), Kind::Join) => {
+            let _ = write!(line, "JOIN {}", room.name);
+        }
+        (Scope::Room(room), Kind::Part { reason }) => {
+            let _ = write!(line, "PART {}", room.name);
+            if let Some(reason) = reason {
+                let _ = write!(line, " :{reason}");
+            }
+        }
+        (Scope::Room(_), Kind::Quit { reason }) => {
+            let _ = write!(line, "QUIT :{}", reason.as_deref().unwrap_or(""));
+        }
+        (_, Kind::Rename { new }) => {
+            let _ = write!(line, "NICK {new}");
+        }
+        (Scope::Room(room), Kind::Topic { text }) => {
+            let _ = write!(
+                line,
+                "TOPIC {} :{}",
+                room.name,
+                text.as_deref().unwrap_or("")
+            );
+        }
+        (Scope::Room(room), Kind::Mode { changes }) => {
+            let _ = write!(line, "MODE {} {changes}", room.name);
+        }
+        (Scope::Room(room), Kind::Kick { target, reason }) => {
+            let _ = write!(line, "KICK {} {target} :{reason}", room.name);
+        }
+        (Scope::Room(room), Kind::Invite { target }) => {
+            let _ = write!(line, "INVITE {target} {}", room.name);
+        }
+        (Scope::Wallops, Kind::Message { text }) => {
+            let _ = write!(line, "WALLOPS :{text}");
+        }
+        (Scope::Room(_), Kind::Away { text }) => {
+            line.push_str("AWAY");
+            if let Some(text) = text {
+                let _ = write!(line, " :{text}");
+            }
+        }
+        _ => return Box::default(),
+    }
+    debug_assert!(line.len() > verb_at);
+    line.push_str("\r\n");
+    line.into_bytes().into_boxed_slice()
+}
+
+/// A time as IRCv3's `server-time` writes it: UTC, milliseconds, `Z`.
+pub(crate) struct Time<'a>(pub(crate) &'a jiff::Timestamp);
+
+impl std::fmt::Display for Time<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.3}", self.0)
+    }
+}
+
+/// Appends the part of an event's bytes (`@time=…;msgid=…[;account=…] <line>`) a client
+/// with `caps` gets: all of it with `message-tags`; else `time` with `server-time` and
+/// `account` with `account-tag`; else the line alone.
+fn write_for_caps(bytes: &[u8], caps: Caps, out: &mut BytesMut) {
+    let Some(tags_end) = memchr::memchr(b' ', bytes) else {
+        out.extend_from_slice(bytes);
+        return;
+    };
+    if caps.has(caps::MESSAGE_TAGS) {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    let tags = &bytes[1..tags_end];
+    let mut first = true;
+    for tag in tags.split(|b| *b == b';') {
+        let wanted = (tag.starts_with(b"time=") && caps.has(caps::SERVER_TIME))
+            || (tag.starts_with(b"account=") && caps.has(caps::ACCOUNT_TAG));
+        if wanted {
+            out.extend_from_slice(if first { b"@" } else { b";" });
+            out.extend_from_slice(tag);
+            first = false;
+        }
+    }
+    if !first {
+        out.extend_from_slice(b" ");
+    }
+    out.extend_from_slice(&bytes[tags_end + 1..]);
+}
+
+/// What the door keeps between lines for its output: who the client is, what it
+/// negotiated, and what it was last shown.
+pub(crate) struct View {
+    /// The server's name, the source of numerics.
+    pub(crate) server: std::sync::Arc<str>,
+    /// The client's nickname now (the target of numerics, and whose own messages are
+    /// not echoed without `echo-message`).
+    pub(crate) me: Nick,
+    pub(crate) caps: Caps,
+    /// The cause of the last `QUIT` or `NICK` shown: one per observer, however many
+    /// rooms it shares with the one who left or renamed.
+    last_cause: u64,
+    /// While a `JOIN` is answered (`Some`): its names list, held back so that it follows
+    /// the topic (332, 333), as IRC clients expect.
+    pub(crate) held_names: Option<BytesMut>,
+}
+
+impl View {
+    pub(crate) fn new(server: std::sync::Arc<str>, me: Nick, caps: Caps) -> View {
+        View {
+            server,
+            me,
+            caps,
+            last_cause: 0,
+            held_names: None,
+        }
+    }
+}
+
+/// The IRC [`Output`]: a member's events and replies, as IRC lines, into `out`.
+pub(crate) struct Irc<'a> {
+    pub(crate) out: &'a mut BytesMut,
+    pub(crate) view: &'a mut View,
+    encodings: u64,
+}
+
+impl<'a> Irc<'a> {
+    pub(crate) fn new(out: &'a mut BytesMut, view: &'a mut View) -> Irc<'a> {
+        Irc {
+            out,
+            view,
+            encodings: 0,
+        }
+    }
+
+    /// Appends `:server NNN me <params>` (the parameters as written: the caller puts the
+    /// `:` before a trailing one) and CRLF.
+    pub(crate) fn numeric(&mut self, code: &str, params: std::fmt::Arguments<'_>) {
+        numeric(
+            self.out,
+            &self.view.server,
+            self.view.me.as_str(),
+            code,
+            params,
+        );
+    }
+
+    /// Appends `:server <line>` and CRLF.
+    pub(crate) fn server_line(&mut self, line: std::fmt::Arguments<'_>) {
+        let _ = write!(Writer(self.out), ":{} {line}\r\n", self.view.server);
+    }
+
+    fn is_me(&self, nick: &Nick) -> bool {
+        nick.as_str().eq_ignore_ascii_case(self.view.me.as_str())
+    }
+}
+
+/// Appends `:server NNN me <params>` and CRLF to `out`.
+pub(crate) fn numeric(
+    out: &mut BytesMut,
+    server: &str,
+    me: &str,
+    code: &str,
+    params: std::fmt::Arguments<'_>,
+) {
+    let _ = write!(Writer(out), ":{server} {code} {me} {params}\r\n");
+}
+
+/// `fmt::Write` into a `BytesMut`.
+pub(crate) struct Writer<'a>(pub(crate) &'a mut BytesMut);
+
+impl std::fmt::Write for Writer<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The prefix of a member's standing in a names list: every prefix with `multi-prefix`,
+/// the highest without.
+fn prefixes(standing: Standing, multi: bool, into: &mut String) {
+    if standing.has(Standing::OPERATOR) {
+        into.push('@');
+        if !multi {
+            return;
+        }
+    }
+    if standing.has(Standing::VOICE) {
+        into.push('+');
+    }
+}
+
+impl Output for Irc<'_> {
+    fn event(&mut self, event: &Event) {
+        match &event.kind {
+            // Without echo-message, a client is not sent what it said itself.
+            Kind::Message { .. } | Kind::Action { .. }
+                if !self.view.caps.has(caps::ECHO_MESSAGE)
+                    && !matches!(event.scope, Scope::Wallops)
+                    && self.is_me(&event.source.nick) =>
+            {
+                return;
+            }
+            // An invitation: to the one invited (its mailbox), and with invite-notify to the
+            // room's other members; the inviter has its 341.
+            Kind::Invite { target }
+                if !self.is_me(target)
+                    && (!self.view.caps.has(caps::INVITE_NOTIFY)
+                        || self.is_me(&event.source.nick)) =>
+            {
+                return;
+            }
+            // One QUIT, NICK or AWAY per observer, however many rooms it heard it in.
+            Kind::Quit { .. } | Kind::Rename { .. } | Kind::Away { .. } => {
+                let away = matches!(event.kind, Kind::Away { .. });
+                if event.cause == self.view.last_cause
+                    || (away && !self.view.caps.has(caps::AWAY_NOTIFY))
+                    || (away && self.is_me(&event.source.nick))
+                {
+                    return;
+                }
+                self.view.last_cause = event.cause;
+            }
+            _ => {}
+        }
+        let encodings = &mut self.encodings;
+        let server = &self.view.server;
+        let bytes = event.encoded(Flavour::Irc, |event| {
+            *encodings += 1;
+            encode(event, server)
+        });
+        write_for_caps(bytes, self.view.caps, self.out);
+    }
+
+    fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {
+        let multi = self.view.caps.has(caps::MULTI_PREFIX);
+        let mut names = BytesMut::new();
+        let server = self.view.server.clone();
+        let me = self.view.me.clone();
+        // `:server 353 me = #room :` and the names, each line within 512 bytes.
+        let head = format!(":{server} 353 {me} = {} :", room.name);
+        let mut line = head.clone();
+        let mut any = false;
+        for (standing, nick) in members {
+            let mut name = String::new();
+            prefixes(standing, multi, &mut name);
+            name.push_str(nick.as_str());
+            if any && line.len() + 1 + name.len() + 2 > LINE {
+                line.push_str("\r\n");
+                names.extend_from_slice(line.as_bytes());
+                line.clone_from(&head);
+                any = false;
+            }
+            if any {
+                line.push(' ');
+            }
+            line.push_str(&name);
+            any = true;
+        }
+        if any {
+            line.push_str("\r\n");
+            names.extend_from_slice(line.as_bytes());
+        }
+        numeric(
+            &mut names,
+            &server,
+            me.as_str(),
+            "366",
+            format_args!("{} :End of /NAMES list", room.name),
+        );
+        match &mut self.view.held_names {
+            Some(held) => held.extend_from_slice(&names),
+            None => self.out.extend_from_slice(&names),
+        }
+    }
+
+    fn topic(&mut self, room: &RoomName, topic: Option<&Topic>) {
+        match topic {
+            Some(t) => {
+                self.numeric("332", format_args!("{} :{}", room.name, t.text));
+                self.numeric(
+                    "333",
+                    format_args!("{} {} {}", room.name, t.by, t.time.as_second()),
+                );
+            }
+            None => self.numeric("331", format_args!("{} :No topic is set", room.name)),
+        }
+    }
+
+    fn current(&mut self, _room: Option<&RoomName>) {}
+
+    fn lagged(&mut self, room: &RoomName, missed: u64) {
+        let me = self.view.me.clone();
+        self.server_line(format_args!(
+            "NOTICE {me} :You missed {missed} messages in {} (your connection fell behind)",
+            room.name
+        ));
+    }
+
+    fn history(&mut self, _target: &HistoryOf, _events: &[Event], _asked: bool) {
+        // IRC clients get no replay on join; chathistory comes with its capability.
+    }
+
+    fn account(&mut self, nick: &Nick, change: AccountChange) {
+        let what = match change {
+            AccountChange::Registered => "is now registered",
+            AccountChange::PasswordChanged => "has a new password",
+        };
+        let me = self.view.me.clone();
+        self.server_line(format_args!("NOTICE {me} :{nick} {what}"));
+    }
+
+    fn oper(&mut self, _name: &str) {
+        self.numeric("381", format_args!(":You are now an IRC operator"));
+    }
+
+    fn refused(&mut self, refused: Refusal) {
+        refusal(self, &refused);
+    }
+
+    fn pong(&mut self, token: Option<String>) {
+        let server = self.view.server.clone();
+        self.server_line(format_args!(
+            "PONG {server} :{}",
+            token.as_deref().unwrap_or(&server)
+        ));
+    }
+
+    fn pending(&self) -> usize {
+        self.out.len()
+    }
+
+    fn take_encodings(&mut self) -> u64 {
+        std::mem::take(&mut self.encodings)
+    }
+}
+
+/// Writes a refusal as its numeric.
+pub(crate) fn refusal(out: &mut Irc<'_>, refusal: &Refusal) {
+    match refusal {
+        Refusal::NickTaken(nick) => {
+            out.numeric("433", format_args!("{nick} :Nickname is already in use"));
+        }
+        Refusal::NickRegistered(nick) => out.numeric(
+            "433",
+            format_args!("{nick} :Nickname is registered: give its password with PASS"),
+        ),
+        Refusal::NoSuchNick(nick) | Refusal::Gone(nick) => {
+            out.numeric("401", format_args!("{nick} :No such nick/channel"));
+        }
+        Refusal::WasNoSuchNick(nick) => {
+            out.numeric("406", format_args!("{nick} :There was no such nickname"));
+        }
+        Refusal::RecipientBusy(nick) => out.numeric(
+            "404",
+            format_args!("{nick} :Cannot send: the recipient is not keeping up"),
+        ),
+        Refusal::NoCurrentRoom => out.numeric("412", format_args!(":No recipient given")),
+        Refusal::NotInRoom(room) => {
+            out.numeric("442", format_args!("{room} :You're not on that channel"));
+        }
+        Refusal::NoSuchRoom(room) => {
+            out.numeric("403", format_args!("{room} :No such channel"));
+        }
+        Refusal::TooManyRooms { limit } => out.numeric(
+            "405",
+            format_args!("* :You have joined too many channels ({limit})"),
+        ),
+        Refusal::RoomsFull { limit } => out.numeric(
+            "405",
+            format_args!("* :The server holds {limit} channels, the most it allows"),
+        ),
+        Refusal::TooManyRoomsCreated { limit } => out.numeric(
+            "405",
+            format_args!("* :Your address created {limit} channels that are still open"),
+        ),
+        Refusal::ChanopNeeded(room) => {
+            out.numeric("482", format_args!("{room} :You're not channel operator"));
+        }
+        Refusal::Founder { nick, room } => out.numeric(
+            "482",
+            format_args!("{room} :{nick} founded {room}: only the founder or an IRC operator may"),
+        ),
+        Refusal::InviteOnly(room) => {
+            out.numeric("473", format_args!("{room} :Cannot join channel (+i)"));
+        }
+        Refusal::BadKey(room) => {
+            out.numeric("475", format_args!("{room} :Cannot join channel (+k)"))
+        }
+        Refusal::RoomFull { room, .. } => {
+            out.numeric("471", format_args!("{room} :Cannot join channel (+l)"));
+        }
+        Refusal::BannedFromRoom(room) => {
+            out.numeric("474", format_args!("{room} :Cannot join channel (+b)"));
+        }
+        Refusal::Moderated(room) => {
+            out.numeric("404", format_args!("{room} :Cannot send to channel (+m)"));
+        }
+        Refusal::UserNotInRoom { nick, room } => out.numeric(
+            "441",
+            format_args!("{nick} {room} :They aren't on that channel"),
+        ),
+        Refusal::AlreadyInRoom { nick, room } => {
+            out.numeric("443", format_args!("{nick} {room} :is already on channel"));
+        }
+        Refusal::UnknownMode(why) => out.numeric("472", format_args!("* :{why}")),
+        Refusal::BanListFull { room, .. } => {
+            out.numeric("478", format_args!("{room} b :Channel ban list is full"));
+        }
+        Refusal::NotOperator => {
+            out.numeric(
+                "481",
+                format_args!(":Permission Denied- You're not an IRC operator"),
+            );
+        }
+        Refusal::OperWrong => out.numeric("464", format_args!(":Password incorrect")),
+        Refusal::PasswordWrong(_) => out.numeric("464", format_args!(":Password incorrect")),
+        Refusal::NoMotd => out.numeric("422", format_args!(":MOTD File is missing")),
+        other => {
+            // The rest have no numeric of their own: a notice with the core's words.
+            let text = match other {
+                Refusal::Busy(Busy::Message) => {
+                    "the server cannot keep up with saving history; message not sent".to_owned()
+                }
+                other => other.to_string(),
+            };
+            let me = out.view.me.clone();
+            out.server_line(format_args!("NOTICE {me} :{text}"));
+        }
+    }
+}

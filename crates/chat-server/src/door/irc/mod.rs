@@ -13,6 +13,7 @@ pub(crate) mod encode;
 use crate::config::Config;
 use crate::core::error::Refusal;
 use crate::core::event::{Ident, Source};
+use crate::core::flood::TokenBucket;
 use crate::core::hub::{Hub, ModeOutcome};
 use crate::core::mailbox::mailbox;
 use crate::core::member::Member;
@@ -32,6 +33,9 @@ use tracing::info;
 
 /// The longest line read: 512 bytes of message and 8191 of tags (IRCv3).
 pub(crate) const MAX_LINE: usize = chat_proto::irc::MAX_LINE + chat_proto::irc::MAX_TAGS;
+
+/// Lines a client may send at once while registering before flood control paces it.
+const REGISTRATION_BURST: usize = 12;
 
 /// What the server says it is (002, 004, `VERSION`).
 const VERSION: &str = concat!("chat-server-", env!("CARGO_PKG_VERSION"));
@@ -139,6 +143,11 @@ async fn registration<S: Stream>(
     server: &Arc<str>,
 ) -> Result<(Member, IrcDoor), Reason> {
     let mut reg = Registration::default();
+    // Flood control holds during registration too (each NICK tried costs the hub's
+    // lock), with room for the burst a client sends at once (CAP, NICK, USER, SASL).
+    let config = conn.config.clone();
+    let burst = config.flood_burst.max(REGISTRATION_BURST);
+    let mut bucket = TokenBucket::new(burst, config.flood_rate, Instant::now());
     loop {
         conn.flush().await?;
         let line = match conn.reader.next_line(&mut conn.stream).await {
@@ -150,6 +159,9 @@ async fn registration<S: Stream>(
             }
             Some(Ok(Ok(line))) => line,
         };
+        if let Some(at) = bucket.as_mut().and_then(|b| b.take(Instant::now())) {
+            tokio::time::sleep_until(at).await;
+        }
         let Ok(message) = Message::parse(&line) else {
             continue;
         };

@@ -12,7 +12,11 @@
 # fan-out, not its flood control: no penalties (`MaxPenaltyTime = 0`), user mode F
 # (relaxed flood protection) by default, no connection limits, no DNS, ident or PAM
 # lookups, nicknames up to 30 characters (the bench's are longer than RFC 2812's 9).
-# NGIRCD_CONF_EXTRA adds lines to its [Limits] section. Needs ngIRCd
+# NGIRCD_CONF_EXTRA adds lines to its [Limits] section. ngIRCd listens with a backlog
+# of 10: the bench's default of 256 connections set up at once overflows it (connections
+# reset, or stuck until --timeout), so `--connect-concurrency 8` is added unless the
+# arguments say otherwise. NGIRCD_KEEP=1 keeps the temporary folder (the configuration
+# and ngIRCd's log). Needs ngIRCd
 # (`apt-get install -y ngircd`) and `cargo build --release -p chat-bench`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,8 +60,12 @@ kill -0 "$server" 2>/dev/null || {
 mode=$1
 shift
 protocol=(--protocol irc)
+concurrency=(--connect-concurrency 8)
 for arg in "$@"; do
-  [[ $arg == --protocol || $arg == --protocol=* ]] && protocol=()
+  case $arg in
+  --protocol | --protocol=*) protocol=() ;;
+  --connect-concurrency | --connect-concurrency=*) concurrency=() ;;
+  esac
 done
 taskset -c "${BENCH_CPUS:-1}" "${BENCH:-./target/release/chat-bench}" --threads "${BENCH_THREADS:-1}" "$mode" --no-progress \
-  --addr "127.0.0.1:$port" --server-pid "$server" "${protocol[@]}" "$@" | tail -n 1
+  --addr "127.0.0.1:$port" --server-pid "$server" "${protocol[@]}" "${concurrency[@]}" "$@" | tail -n 1

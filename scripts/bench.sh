@@ -12,11 +12,15 @@
 #                                            that competes with the server for its core
 #   scripts/bench.sh throughput --transport ws --members 100 --messages 2000   # through
 #                                            the web door's WebSocket instead of TCP
+#   scripts/bench.sh throughput --protocol irc --members 100 --messages 2000   # in IRC,
+#                                            through the IRC door (scripts/bench-ngircd.sh:
+#                                            the same against ngIRCd)
 #   BENCH_ROOM_MODE='+b nobody!*@*' scripts/bench.sh throughput --members 100   # a room
 #                                            with modes (set by a holder that made it)
 #
 # With `--transport ws` among the bench's arguments the bench connects to the web door
-# (`--http-addr`, the port after the server's), not to the native TCP port.
+# (`--http-addr`, the port after the server's), not to the native TCP port; with
+# `--protocol irc`, to the IRC door (`--irc-addr`, two ports after the server's).
 # Needs `cargo build --release -p chat-server -p chat-bench` first. Ports are taken
 # below the ephemeral range, so that the bench's own client ports never collide.
 set -euo pipefail
@@ -29,8 +33,14 @@ web=()
 if "$server_bin" --help | grep -q -- '--http-addr'; then
   web=(--http-addr "127.0.0.1:$((port + 1))")
 fi
+# The IRC door on the one after (its default, 6667, would collide too); builds from
+# before the IRC door have no such flag.
+irc=()
+if "$server_bin" --help | grep -q -- '--irc-addr'; then
+  irc=(--irc-addr "127.0.0.1:$((port + 2))")
+fi
 # shellcheck disable=SC2086
-taskset -c 0 "$server_bin" --addr "127.0.0.1:$port" "${web[@]}" --flood-rate 0 ${SERVER_FLAGS:-} \
+taskset -c 0 "$server_bin" --addr "127.0.0.1:$port" "${web[@]}" "${irc[@]}" --flood-rate 0 ${SERVER_FLAGS:-} \
   2>/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
@@ -63,6 +73,13 @@ for arg in "$@"; do
       exit 1
     fi
     bench_port=$((port + 1))
+  fi
+  if [[ $arg == --protocol=irc || ($prev == --protocol && $arg == irc) ]]; then
+    if [[ ${#irc[@]} -eq 0 ]]; then
+      echo "bench.sh: $server_bin has no IRC door (--irc-addr) for --protocol irc" >&2
+      exit 1
+    fi
+    bench_port=$((port + 2))
   fi
   prev=$arg
 done

@@ -17,6 +17,7 @@ use crate::client::{self, Greeting, Refusal, SocketOptions};
 use crate::live::Live;
 use crate::process::{Cpu, CpuMeter};
 use crate::progress::Progress;
+use crate::protocol::Protocol;
 use crate::report::{self, Latency, Refusals, Report, per_sec};
 use crate::transport::Transport;
 use crate::{Common, parse_duration};
@@ -135,6 +136,10 @@ pub async fn run(args: &BurstArgs) -> anyhow::Result<Burst> {
     ensure!(
         args.common.transport == Transport::Tcp,
         "burst measures the wait for NICK over plain TCP: --transport ws is not supported"
+    );
+    ensure!(
+        args.common.protocol == Protocol::Native,
+        "burst measures the wait for the native NICK prompt: --protocol irc is not supported"
     );
     let addr = args.common.resolve().await?;
     let sources = args.common.sources(addr)?;

@@ -6,10 +6,10 @@ use crate::client::{Client, SocketOptions};
 use crate::live::{Live, Phase};
 use crate::process::{Cpu, CpuMeter};
 use crate::progress::{Progress, short};
+use crate::protocol::Door;
 use crate::report::{self, Latency, Report, per_sec};
 use crate::room::Run;
 use crate::source::Sources;
-use crate::transport::Transport;
 use crate::{Common, parse_duration};
 use anyhow::ensure;
 use hdrhistogram::Histogram;
@@ -72,6 +72,7 @@ struct Worker {
 /// Runs the workload.
 pub async fn run(args: &ChurnArgs) -> anyhow::Result<Churn> {
     ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
+    let door = args.common.door()?;
     let addr = args.common.resolve().await?;
     let sources = Arc::new(args.common.sources(addr)?);
     let run = Run::new();
@@ -100,7 +101,7 @@ pub async fn run(args: &ChurnArgs) -> anyhow::Result<Churn> {
         .map(|w| {
             tokio::spawn(cycle(
                 addr,
-                args.common.transport,
+                door,
                 sources.clone(),
                 format!("{prefix}c{w}_"),
                 end,
@@ -134,7 +135,7 @@ pub async fn run(args: &ChurnArgs) -> anyhow::Result<Churn> {
 /// One worker: starts cycles until `end`, each bounded by `timeout`.
 async fn cycle(
     addr: SocketAddr,
-    transport: Transport,
+    door: Door,
     sources: Arc<Sources>,
     prefix: String,
     end: Instant,
@@ -157,7 +158,7 @@ async fn cycle(
                 source: sources.pick(),
                 ..SocketOptions::default()
             };
-            let client = Client::connect(addr, transport, nick, options).await?;
+            let client = Client::connect(addr, door, nick, options).await?;
             client.quit().await
         };
         let result = match tokio::time::timeout(timeout, once).await {

@@ -1,15 +1,19 @@
 //! A bench client's connection: the socket, the handshake and entering the room, over
-//! either [`Transport`]; and opening many of them at once with bounded concurrency.
+//! either [`Transport`](crate::transport::Transport) and in either [`Protocol`]; and
+//! opening many of them at once with bounded concurrency.
 //!
 //! A server at one of its limits answers a new connection with `ERR SERVER_FULL` or
 //! `ERR TOO_MANY_CONNECTIONS` instead of `NICK` (or, past its limit on refusals in
 //! progress, closes it without a word): that is a [`Refused`] error, which a mode may
 //! count instead of failing on it. Through the web door the refusal is the HTTP answer
-//! to the WebSocket upgrade (`503`), and is the same error.
+//! to the WebSocket upgrade (`503`), and is the same error; through the IRC door, an
+//! `ERROR` before the welcome.
 
+use crate::irc;
 use crate::live::Live;
+use crate::protocol::{Door, Protocol};
 use crate::source::Sources;
-use crate::transport::{self, Reader, Transport, Writer};
+use crate::transport::{self, Reader, Writer};
 use anyhow::{Context, anyhow, bail};
 use chat_proto::{ErrorCode, Room, ServerFrame};
 use futures::{StreamExt, TryStreamExt};
@@ -21,6 +25,7 @@ use tokio::net::TcpSocket;
 /// A connection that has a nickname.
 pub(crate) struct Client {
     pub(crate) nick: String,
+    pub(crate) protocol: Protocol,
     pub(crate) frames: Reader,
     pub(crate) writer: Writer,
 }
@@ -133,10 +138,10 @@ impl Greeting {
 }
 
 impl Client {
-    /// Connects over `transport` and completes the handshake as `nick`.
+    /// Connects through `door` and completes the handshake as `nick`.
     pub(crate) async fn connect(
         addr: SocketAddr,
-        transport: Transport,
+        door: Door,
         nick: String,
         options: SocketOptions,
     ) -> anyhow::Result<Client> {
@@ -145,13 +150,17 @@ impl Client {
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
         stream.set_nodelay(true)?;
-        let (frames, writer) = transport::open(stream, addr, transport).await?;
+        let (frames, writer) = transport::open(stream, addr, door.transport).await?;
         let mut client = Client {
             nick,
+            protocol: door.protocol,
             frames,
             writer,
         };
-        client.handshake().await?;
+        match door.protocol {
+            Protocol::Native => client.handshake().await?,
+            Protocol::Irc => client.register().await?,
+        }
         Ok(client)
     }
 
@@ -183,9 +192,71 @@ impl Client {
         }
     }
 
-    /// Joins `room` (none: stays in no room) and leaves `#general`, then waits until the
-    /// server has handled both.
+    /// IRC: `NICK` and `USER`, then the lines up to `001`. An `ERROR` that says the
+    /// server is full, or the connection closed before `001`, is a [`Refused`] error.
+    async fn register(&mut self) -> anyhow::Result<()> {
+        self.writer.write_lines(&irc::register(&self.nick)).await?;
+        loop {
+            let line = match self.frames.next().await {
+                Some(line) => line?,
+                None => {
+                    return Err(Refused {
+                        refusal: Refusal::Closed,
+                        said: String::new(),
+                    }
+                    .into());
+                }
+            };
+            match irc::Reply::of(&line) {
+                irc::Reply::Welcome => return Ok(()),
+                irc::Reply::Error(said) => match irc::refusal(&said) {
+                    Some(refusal) => return Err(Refused { refusal, said }.into()),
+                    None => bail!("the server closed the connection of {}: {said}", self.nick),
+                },
+                irc::Reply::Failure(_, line) => {
+                    bail!("{} could not register: {line}", self.nick)
+                }
+                irc::Reply::Pong | irc::Reply::Other => {}
+            }
+        }
+    }
+
+    /// Joins `room` (none: stays in no room), natively leaving `#general`, then waits
+    /// until the server has handled it all.
     pub(crate) async fn enter(&mut self, room: Option<&Room>) -> anyhow::Result<()> {
+        match self.protocol {
+            Protocol::Native => self.enter_native(room).await,
+            Protocol::Irc => self.enter_irc(room).await,
+        }
+    }
+
+    /// IRC: `JOIN` (an IRC client starts in no room), then `PING`; an error numeric
+    /// before the `PONG` fails.
+    async fn enter_irc(&mut self, room: Option<&Room>) -> anyhow::Result<()> {
+        let mut lines = room
+            .map(|room| irc::join(room.as_str()))
+            .unwrap_or_default();
+        lines.push_str(&Protocol::Irc.ping("entered"));
+        self.writer.write_lines(&lines).await?;
+        loop {
+            let line = match self.frames.next().await {
+                Some(line) => line?,
+                None => bail!("the server closed the connection of {}", self.nick),
+            };
+            match irc::Reply::of(&line) {
+                irc::Reply::Pong => return Ok(()),
+                irc::Reply::Failure(_, line) => {
+                    bail!("{} could not enter the room: {line}", self.nick)
+                }
+                irc::Reply::Error(said) => {
+                    bail!("the server closed the connection of {}: {said}", self.nick)
+                }
+                irc::Reply::Welcome | irc::Reply::Other => {}
+            }
+        }
+    }
+
+    async fn enter_native(&mut self, room: Option<&Room>) -> anyhow::Result<()> {
         let mut lines = String::new();
         let general = Room::general();
         match room {
@@ -206,9 +277,9 @@ impl Client {
         }
     }
 
-    /// Sends `/quit` and waits for the server to close the connection.
+    /// Sends `/quit` (`QUIT`) and waits for the server to close the connection.
     pub(crate) async fn quit(mut self) -> anyhow::Result<()> {
-        self.writer.write_lines("/quit\n").await?;
+        self.writer.write_lines(self.protocol.quit_line()).await?;
         loop {
             match self.frames.next().await {
                 None => return Ok(()),
@@ -263,7 +334,7 @@ pub(crate) fn run_id() -> String {
 /// How [`connect_many`] opens and logs in connections.
 pub(crate) struct Setup<'a> {
     pub(crate) addr: SocketAddr,
-    pub(crate) transport: Transport,
+    pub(crate) door: Door,
     pub(crate) room: Option<&'a Room>,
     pub(crate) options: SocketOptions,
     /// Source addresses the connections take in turn (overriding `options.source`).
@@ -297,7 +368,7 @@ pub(crate) async fn connect_many<T>(
             };
             let set_up = async {
                 let mut client =
-                    Client::connect(setup.addr, setup.transport, nick.clone(), options).await?;
+                    Client::connect(setup.addr, setup.door, nick.clone(), options).await?;
                 client.enter(setup.room).await?;
                 anyhow::Ok(client)
             };
@@ -325,16 +396,18 @@ pub(crate) async fn connect_many<T>(
 }
 
 /// Makes sure every receiver has read everything that setting up caused (the `JOIN`s of
-/// later members...): each connection sends `/ping`, whose `PONG` comes after all of it,
-/// and this waits for as many `PONG`s (counted by the receivers) as it sent.
+/// later members...): each connection sends `/ping` (`PING`), whose `PONG` comes after
+/// all of it, and this waits for as many `PONG`s (counted by the receivers) as it sent.
 pub(crate) async fn sync(
     writers: impl IntoIterator<Item = &mut Writer>,
+    protocol: Protocol,
     live: &Live,
     timeout: Duration,
 ) -> anyhow::Result<()> {
+    let ping = protocol.ping("sync");
     let mut pinged = 0u32;
     for writer in writers {
-        writer.write_lines("/ping sync\n").await?;
+        writer.write_lines(&ping).await?;
         pinged += 1;
     }
     let pongs = tokio::time::timeout(timeout, live.pongs.acquire_many(pinged))

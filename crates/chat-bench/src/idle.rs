@@ -16,7 +16,7 @@ use crate::client::{self, Setup, SocketOptions};
 use crate::live::{Live, Phase};
 use crate::process::rss;
 use crate::progress::Progress;
-use crate::receiver::{self, Role};
+use crate::receiver::{self, Listen, Role};
 use crate::report::{self, Disconnect, Disconnects, Refusals, Report, per_sec};
 use crate::room::Run;
 use crate::{Common, parse_duration};
@@ -91,6 +91,7 @@ pub struct Idle {
 /// Runs the workload.
 pub async fn run(args: &IdleArgs) -> anyhow::Result<Idle> {
     ensure!(args.connections >= 1, "--connections must be at least 1");
+    let door = args.common.door()?;
     let addr = args.common.resolve().await?;
     let sources = args.common.sources(addr)?;
     let room_name = Room::new(&args.common.room).context("--room")?;
@@ -124,7 +125,7 @@ pub async fn run(args: &IdleArgs) -> anyhow::Result<Idle> {
     let prefix = &run.prefix;
     let setup = Setup {
         addr,
-        transport: args.common.transport,
+        door,
         room: args.in_room.then_some(&room_name),
         options: SocketOptions::default(),
         sources: &sources,
@@ -137,8 +138,7 @@ pub async fn run(args: &IdleArgs) -> anyhow::Result<Idle> {
     let mut conns = client::connect_many(&setup, nicks, |_, c| {
         let receiver = tokio::spawn(receiver::receive(
             c.frames,
-            Role::Idle,
-            0,
+            Listen::other(door.protocol, Role::Idle),
             None,
             live.clone(),
             run.stop.clone(),
@@ -149,6 +149,7 @@ pub async fn run(args: &IdleArgs) -> anyhow::Result<Idle> {
     live.set_phase(Phase::Syncing);
     client::sync(
         conns.iter_mut().map(|(_, w, _)| w),
+        door.protocol,
         live,
         args.common.timeout,
     )

@@ -24,6 +24,11 @@
 //! door (`ws://ADDR/ws`, one protocol line per WebSocket text message) instead of plain
 //! TCP, every mode but `burst`: what a browser user costs beside a terminal user.
 //!
+//! `--protocol irc` ([`protocol`]) speaks IRC instead of the native protocol, every mode
+//! but `burst`, to the server's IRC door (`--irc-addr`) or to another IRC server (ngIRCd
+//! for a comparison): what an IRC user costs beside a native one. Over IRC a sender does
+//! not receive its own messages, so each reaches the members but its sender.
+//!
 //! Each run prints a summary for people on stdout, then one line of JSON with every
 //! figure ([`report::Report`]); a progress line goes to stderr once a second. Every run is
 //! bounded in time (`--timeout`, `--duration`) and in count.
@@ -38,10 +43,12 @@ pub mod burst;
 pub mod churn;
 mod client;
 pub mod idle;
+mod irc;
 mod live;
 mod message;
 pub mod process;
 mod progress;
+pub mod protocol;
 pub mod rate;
 mod receiver;
 pub mod report;
@@ -105,9 +112,17 @@ pub enum Mode {
 #[derive(Debug, Clone, clap::Args, Serialize)]
 pub struct Common {
     /// Address of the server. Any address works; the project's own tests use loopback.
-    /// With `--transport ws`, the address of its web door (`chat-server --http-addr`).
+    /// With `--transport ws`, the address of its web door (`chat-server --http-addr`);
+    /// with `--protocol irc`, of its IRC door (`chat-server --irc-addr`) or of another
+    /// IRC server.
     #[arg(long, env = "CHAT_ADDR", default_value = chat_proto::DEFAULT_ADDR)]
     pub addr: String,
+
+    /// What the clients speak: the native protocol, or IRC (`NICK`/`USER`, `JOIN`,
+    /// `PRIVMSG`, no capabilities; a sender does not get its own messages back). IRC
+    /// goes over TCP only; `burst` is native only.
+    #[arg(long, value_enum, default_value_t = protocol::Protocol::Native)]
+    pub protocol: protocol::Protocol,
 
     /// How the clients reach the server: the native protocol over plain TCP, or over
     /// the web door's WebSocket (`ws://ADDR/ws`, one protocol line per text message).
@@ -149,6 +164,11 @@ pub struct Common {
 }
 
 impl Common {
+    /// The transport and protocol, if they go together.
+    pub(crate) fn door(&self) -> anyhow::Result<protocol::Door> {
+        protocol::Door::new(self.transport, self.protocol)
+    }
+
     /// Resolves `--addr` to one socket address.
     pub async fn resolve(&self) -> anyhow::Result<SocketAddr> {
         tokio::net::lookup_host(&self.addr)

@@ -5,6 +5,9 @@
 //! so a receiver computes the latency with one clock read. A sender that has finished
 //! says `e<sender>`; a flooder's lines are `f<flooder> <n> xxxx...`.
 //!
+//! The line around the text is the protocol's ([`Envelope`]): the text alone natively,
+//! `PRIVMSG <room> :<text>` over IRC.
+//!
 //! Only messages from this run's nicknames (`b<run>_...`) count, so that a bench
 //! started right after another one in the same room is not confused by its leftovers.
 //!
@@ -13,6 +16,7 @@
 //! the text at the first ` :` (docs/protocol.md §5) and parses only the numbers it needs.
 //! Rare frames (`QUIT`, `BYE`) are parsed fully with [`chat_proto::ServerFrame`].
 
+use crate::protocol::Envelope;
 use bytes::{BufMut, BytesMut};
 use std::fmt::Write as _;
 
@@ -50,34 +54,48 @@ pub(crate) enum Frame<'a> {
     Other,
 }
 
-/// Appends ordinary message `seq` of `sender`, stamped `sent_ns`, padded to `size` bytes,
-/// and its newline.
-pub(crate) fn put_bench(buf: &mut BytesMut, sender: usize, seq: u64, sent_ns: u64, size: usize) {
-    let start = buf.len();
+/// Appends the line of ordinary message `seq` of `sender`, stamped `sent_ns`, its text
+/// padded to `size` bytes.
+pub(crate) fn put_bench(
+    buf: &mut BytesMut,
+    envelope: &Envelope,
+    sender: usize,
+    seq: u64,
+    sent_ns: u64,
+    size: usize,
+) {
+    let start = envelope.open(buf);
     let _ = write!(buf, "s{sender} {seq} {sent_ns}");
     pad(buf, start, size);
+    envelope.close(buf);
 }
 
-/// Appends line `n` of flooder `flooder`, padded to `size` bytes, and its newline.
-pub(crate) fn put_flood(buf: &mut BytesMut, flooder: usize, n: u64, size: usize) {
-    let start = buf.len();
+/// Appends the line of message `n` of flooder `flooder`, its text padded to `size` bytes.
+pub(crate) fn put_flood(
+    buf: &mut BytesMut,
+    envelope: &Envelope,
+    flooder: usize,
+    n: u64,
+    size: usize,
+) {
+    let start = envelope.open(buf);
     let _ = write!(buf, "f{flooder} {n}");
     pad(buf, start, size);
+    envelope.close(buf);
 }
 
-/// The line (with its newline) by which ordinary sender `sender` says it has finished.
-pub(crate) fn end_line(sender: usize) -> String {
-    format!("e{sender}\n")
+/// The line (with its end) by which ordinary sender `sender` says it has finished.
+pub(crate) fn end_line(envelope: &Envelope, sender: usize) -> String {
+    envelope.line(&format!("e{sender}"))
 }
 
-/// Pads the line begun at `start` with ` xxx...` to `size` bytes, then ends it.
+/// Pads the text begun at `start` with ` xxx...` to `size` bytes.
 fn pad(buf: &mut BytesMut, start: usize, size: usize) {
     let len = buf.len() - start;
     if len + 1 < size {
         buf.put_u8(b' ');
         buf.put_bytes(b'x', size - len - 1);
     }
-    buf.put_u8(b'\n');
 }
 
 /// Recognises a server frame by its verb.
@@ -111,7 +129,7 @@ pub(crate) fn classify(line: &[u8]) -> Frame<'_> {
 }
 
 /// The trailing text: what follows the first ` :`.
-fn find_trailing(line: &[u8]) -> Option<&[u8]> {
+pub(crate) fn find_trailing(line: &[u8]) -> Option<&[u8]> {
     line.windows(2)
         .position(|w| w == b" :")
         .map(|i| &line[i + 2..])
@@ -149,7 +167,7 @@ pub(crate) fn parse_body(text: &[u8]) -> Body {
 }
 
 /// A decimal number of ASCII digits, nothing else.
-fn parse_u64(digits: &[u8]) -> Option<u64> {
+pub(crate) fn parse_u64(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 {
         return None;
     }
@@ -161,6 +179,11 @@ fn parse_u64(digits: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Protocol;
+
+    fn native() -> Envelope {
+        Envelope::new(Protocol::Native, "#bench")
+    }
 
     fn line(buf: &BytesMut) -> &[u8] {
         buf.strip_suffix(b"\n").expect("ends with a newline")
@@ -169,7 +192,7 @@ mod tests {
     #[test]
     fn bench_messages_round_trip_and_have_their_size() {
         let mut buf = BytesMut::new();
-        put_bench(&mut buf, 3, 41, 123_456_789, 100);
+        put_bench(&mut buf, &native(), 3, 41, 123_456_789, 100);
         assert_eq!(buf.len(), 101);
         assert_eq!(
             parse_body(line(&buf)),
@@ -181,17 +204,17 @@ mod tests {
         );
         // Too small a size: no padding, the header is kept whole.
         let mut small = BytesMut::new();
-        put_bench(&mut small, 3, 41, 123_456_789, 5);
+        put_bench(&mut small, &native(), 3, 41, 123_456_789, 5);
         assert_eq!(&small[..], b"s3 41 123456789\n");
     }
 
     #[test]
     fn flood_and_end_lines() {
         let mut buf = BytesMut::new();
-        put_flood(&mut buf, 2, 7, 50);
+        put_flood(&mut buf, &native(), 2, 7, 50);
         assert_eq!(buf.len(), 51);
         assert_eq!(parse_body(line(&buf)), Body::Flood { flooder: 2 });
-        let end = end_line(9);
+        let end = end_line(&native(), 9);
         assert_eq!(
             parse_body(end.trim_end().as_bytes()),
             Body::End { sender: 9 }
@@ -200,6 +223,27 @@ mod tests {
         assert_eq!(parse_body(b"s1 2"), Body::Other);
         assert_eq!(parse_body(b"e3e3"), Body::Other);
         assert_eq!(parse_body(b""), Body::Other);
+    }
+
+    #[test]
+    fn over_irc_the_text_is_padded_inside_a_privmsg() {
+        let irc = Envelope::new(Protocol::Irc, "#bench");
+        let mut buf = BytesMut::new();
+        put_bench(&mut buf, &irc, 3, 41, 123_456_789, 100);
+        let text = buf
+            .strip_prefix(b"PRIVMSG #bench :")
+            .and_then(|rest| rest.strip_suffix(b"\r\n"))
+            .expect("a PRIVMSG line");
+        assert_eq!(text.len(), 100);
+        assert_eq!(
+            parse_body(text),
+            Body::Bench {
+                sender: 3,
+                seq: 41,
+                sent_ns: 123_456_789
+            }
+        );
+        assert_eq!(end_line(&irc, 2), "PRIVMSG #bench :e2\r\n");
     }
 
     #[test]

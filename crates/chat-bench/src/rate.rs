@@ -18,7 +18,8 @@ use crate::live::{Live, Phase};
 use crate::message;
 use crate::process::{Cpu, CpuMeter};
 use crate::progress::{Progress, short};
-use crate::receiver::Role;
+use crate::protocol::{Envelope, Protocol};
+use crate::receiver::{Listen, Role};
 use crate::report::{self, Disconnect, Latency, Report, micros, per_sec};
 use crate::room::{self, BATCH, Finish, Run, Tally};
 use crate::transport::Writer;
@@ -53,7 +54,8 @@ pub struct RateArgs {
     pub senders: usize,
 
     /// Messages per second, all senders together. Each is delivered to every member:
-    /// 990 msgs/s to 100 members offers 99,000 deliveries/s.
+    /// 990 msgs/s to 100 members offers 99,000 deliveries/s (over IRC, to every member
+    /// but its sender: 98,010).
     #[arg(long, default_value_t = 990.0, value_parser = parse_rate)]
     pub rate: f64,
 
@@ -99,13 +101,14 @@ pub struct Flooder {
 pub struct Rate {
     /// Time to connect, log in and gather the members, in seconds.
     pub setup_s: f64,
-    /// Deliveries per second asked for: rate × members.
+    /// Deliveries per second asked for: rate × the members that receive each message.
     pub offered_deliveries_per_sec: f64,
     /// Messages the ordinary senders wrote.
     pub sent: u64,
     /// Messages per second they wrote, over the duration.
     pub sent_per_sec: f64,
-    /// Deliveries due: messages sent × members.
+    /// Deliveries due: messages sent × the ordinary members that receive each (all of
+    /// them natively, all but the sender over IRC).
     pub expected: u64,
     /// Messages received by ordinary members (duplicates included).
     pub delivered: u64,
@@ -159,6 +162,11 @@ pub async fn run(args: &RateArgs) -> anyhow::Result<Rate> {
         args.members
     );
     ensure!(!args.duration.is_zero(), "--duration must be positive");
+    let door = args.common.door()?;
+    ensure!(
+        args.flooders == 0 || door.protocol.echoes(),
+        "--flooders count their own lines coming back: over IRC they do not"
+    );
     let addr = args.common.resolve().await?;
     let sources = args.common.sources(addr)?;
     let room_name = Room::new(&args.common.room).context("--room")?;
@@ -171,7 +179,7 @@ pub async fn run(args: &RateArgs) -> anyhow::Result<Rate> {
     let prefix = &run.prefix;
     let mut setup = Setup {
         addr,
-        transport: args.common.transport,
+        door,
         room: Some(&room_name),
         options: SocketOptions::default(),
         sources: &sources,
@@ -184,27 +192,27 @@ pub async fn run(args: &RateArgs) -> anyhow::Result<Rate> {
     let mut members = room::open(
         &setup,
         nicks,
-        |_| (Role::Member, None),
-        args.senders,
+        |i| (Listen::member(door.protocol, args.senders, i), None),
         &run.stop,
     )
     .await?;
     let nicks = (0..args.flooders)
         .map(|i| format!("{prefix}f{i}"))
         .collect();
-    let mut flooders =
-        room::open(&setup, nicks, |i| (Role::Flooder(i), None), 0, &run.stop).await?;
+    let flooder = |i| (Listen::other(door.protocol, Role::Flooder(i)), None);
+    let mut flooders = room::open(&setup, nicks, flooder, &run.stop).await?;
     // Last, so that they are not already full of the others' JOINs when the run starts.
     setup.options.recv_buffer = Some(args.stalled_recv_buffer);
     let nicks = (0..args.stalled).map(|i| format!("{prefix}s{i}")).collect();
     let stalled: Vec<Client> = client::connect_many(&setup, nicks, |_, c| c).await?;
     live.set_phase(Phase::Syncing);
-    room::sync(&mut members, live, args.common.timeout).await?;
-    room::sync(&mut flooders, live, args.common.timeout).await?;
+    room::sync(&mut members, door.protocol, live, args.common.timeout).await?;
+    room::sync(&mut flooders, door.protocol, live, args.common.timeout).await?;
     let setup_s = setup_start.elapsed().as_secs_f64();
 
     live.set_phase(Phase::Running);
     let cpu = CpuMeter::start(args.common.server_pid);
+    let envelope = Envelope::new(door.protocol, room_name.as_str());
     let start = Instant::now();
     let end = start + args.duration;
     let flooding: Vec<_> = room::take_writers(&mut flooders, args.flooders)
@@ -213,6 +221,7 @@ pub async fn run(args: &RateArgs) -> anyhow::Result<Rate> {
         .map(|(flooder, writer)| {
             tokio::spawn(flood(
                 writer,
+                envelope.clone(),
                 flooder,
                 args.size,
                 end,
@@ -233,6 +242,7 @@ pub async fn run(args: &RateArgs) -> anyhow::Result<Rate> {
             };
             tokio::spawn(paced(
                 writer,
+                envelope.clone(),
                 sender,
                 schedule,
                 args.size,
@@ -243,7 +253,7 @@ pub async fn run(args: &RateArgs) -> anyhow::Result<Rate> {
         .collect();
     let deadline = end + args.common.timeout;
     let (finish, last, finished) =
-        room::await_deliveries(live, members.len(), senders, deadline, &run.stop).await;
+        room::await_deliveries(live, &envelope, members.len(), senders, deadline, &run.stop).await;
     let elapsed = last - start;
     let cpu = cpu.stop();
     let mut written = vec![0; args.flooders];
@@ -268,7 +278,7 @@ pub async fn run(args: &RateArgs) -> anyhow::Result<Rate> {
     drop((finished, flood_writers, stalled));
     let tally = Tally::new(&seen, &flooders_seen);
     let sent = Live::get(&live.sent);
-    let expected = sent * args.members as u64;
+    let expected = sent * door.protocol.receivers(args.members);
     let flooders = flooders_seen
         .iter()
         .zip(written)
@@ -281,7 +291,10 @@ pub async fn run(args: &RateArgs) -> anyhow::Result<Rate> {
         .collect();
     Ok(Rate {
         setup_s: report::round(setup_s, 3),
-        offered_deliveries_per_sec: report::round(args.rate * args.members as f64, 1),
+        offered_deliveries_per_sec: report::round(
+            args.rate * door.protocol.receivers(args.members) as f64,
+            1,
+        ),
         sent,
         sent_per_sec: per_sec(sent, args.duration),
         expected,
@@ -341,6 +354,7 @@ impl Schedule {
 /// stamped when it is written; then its end marker.
 async fn paced(
     mut writer: Writer,
+    envelope: Envelope,
     sender: usize,
     schedule: Schedule,
     size: usize,
@@ -370,7 +384,7 @@ async fn paced(
             let lag = now - due;
             pace.max_lag = pace.max_lag.max(lag);
             pace.late += u64::from(lag > LATE);
-            message::put_bench(&mut buf, sender, k, now_ns, size);
+            message::put_bench(&mut buf, &envelope, sender, k, now_ns, size);
             k += 1;
         }
         tokio::select! {
@@ -381,7 +395,7 @@ async fn paced(
         }
         Live::add(&live.sent, k - first);
     }
-    let end = message::end_line(sender);
+    let end = message::end_line(&envelope, sender);
     tokio::select! {
         _ = writer.write_lines(&end) => {}
         () = stop.cancelled() => {}
@@ -393,6 +407,7 @@ async fn paced(
 /// it wrote whole.
 async fn flood(
     mut writer: Writer,
+    envelope: Envelope,
     flooder: usize,
     size: usize,
     end: Instant,
@@ -405,7 +420,7 @@ async fn flood(
     while Instant::now() < end {
         let first = n;
         while buf.len() < BATCH {
-            message::put_flood(&mut buf, flooder, n, size);
+            message::put_flood(&mut buf, &envelope, flooder, n, size);
             n += 1;
         }
         tokio::select! {
@@ -467,7 +482,7 @@ impl Rate {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "rate: {} members, {} senders, {} msgs/s for {:?} ({} deliveries/s offered), {} bytes, room {} at {}",
+            "rate: {} members, {} senders, {} msgs/s for {:?} ({} deliveries/s offered), {} bytes, room {} at {}{}",
             args.members,
             args.senders,
             args.rate,
@@ -475,7 +490,12 @@ impl Rate {
             short(self.offered_deliveries_per_sec),
             args.size,
             args.common.room,
-            args.common.addr
+            args.common.addr,
+            if args.common.protocol == Protocol::Irc {
+                " over IRC"
+            } else {
+                ""
+            }
         );
         if args.stalled > 0 || args.flooders > 0 {
             let _ = writeln!(

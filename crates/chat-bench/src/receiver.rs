@@ -4,8 +4,8 @@
 
 use crate::live::{Echo, Live};
 use crate::message::{self, Body, Frame};
+use crate::protocol::Protocol;
 use crate::transport::Reader;
-use chat_proto::ServerFrame;
 use futures::StreamExt;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +25,41 @@ pub(crate) enum Role {
     Flooder(usize),
     /// A connection held open (idle, churn): only reads.
     Idle,
+}
+
+/// What a receiver reads and for whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Listen {
+    pub(crate) role: Role,
+    /// Ordinary senders in the room.
+    pub(crate) senders: usize,
+    /// The ordinary sender this member is, if its own messages do not come back to it
+    /// (IRC): its end marker counts as seen.
+    pub(crate) own: Option<usize>,
+    pub(crate) protocol: Protocol,
+}
+
+impl Listen {
+    /// A member of a room of `senders` ordinary senders, the `index`th connection (the
+    /// first `senders` send).
+    pub(crate) fn member(protocol: Protocol, senders: usize, index: usize) -> Listen {
+        Listen {
+            role: Role::Member,
+            senders,
+            own: (!protocol.echoes() && index < senders).then_some(index),
+            protocol,
+        }
+    }
+
+    /// A connection of `role` that counts nobody's messages.
+    pub(crate) fn other(protocol: Protocol, role: Role) -> Listen {
+        Listen {
+            role,
+            senders: 0,
+            own: None,
+            protocol,
+        }
+    }
 }
 
 /// What one receiver saw.
@@ -50,18 +85,23 @@ pub(crate) struct Seen {
 /// Reads `frames` until `stop`, the end of the connection, or a `BYE`.
 ///
 /// A [`Role::Member`] receiver is *done* (one permit on [`Live::done`]) once it has seen
-/// the end marker of each of the `senders` ordinary senders, or has ended; the others
-/// never take part.
+/// the end marker of each of the `listen.senders` ordinary senders (its own aside, if it
+/// does not get its own messages), or has ended; the others never take part.
 ///
 /// `echo`, for a member that sends with a window, is told when its own messages come back.
 pub(crate) async fn receive(
     mut frames: Reader,
-    role: Role,
-    senders: usize,
+    listen: Listen,
     echo: Option<Arc<Echo>>,
     live: Arc<Live>,
     stop: CancellationToken,
 ) -> Seen {
+    let Listen {
+        role,
+        senders,
+        own,
+        protocol,
+    } = listen;
     let mut seen = Seen::default();
     let mut state = State {
         max_seq: vec![None; senders],
@@ -76,6 +116,15 @@ pub(crate) async fn receive(
         unpublished: 0,
         unpublished_lagged: 0,
     };
+    if let Some(own) = own.filter(|&own| own < senders) {
+        state.ended[own] = true;
+        state.ends_missing -= 1;
+    }
+    if state.ends_missing == 0 && !state.done {
+        // A lone sender over IRC: nothing will ever come to it.
+        state.done = true;
+        live.done.add_permits(1);
+    }
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     loop {
@@ -96,7 +145,7 @@ pub(crate) async fn receive(
                 break;
             }
         };
-        match message::classify(&line) {
+        match protocol.classify(&line) {
             Frame::Msg { from, text } if from.starts_with(live.prefix.as_bytes()) => {
                 match message::parse_body(text) {
                     Body::Bench {
@@ -148,17 +197,15 @@ pub(crate) async fn receive(
                 }
             }
             Frame::Quit => {
-                let parsed = std::str::from_utf8(&line).ok().map(ServerFrame::parse);
-                if let Some(Ok(ServerFrame::Quit { nick, reason, .. })) = parsed
-                    && nick.as_str().starts_with(&live.prefix)
+                if let Some((nick, reason)) = protocol.who_quit(&line)
+                    && nick.starts_with(&live.prefix)
                 {
-                    seen.quits
-                        .push((nick.to_string(), reason.unwrap_or_default()));
+                    seen.quits.push((nick, reason));
                 }
             }
             Frame::Pong => live.pongs.add_permits(1),
             Frame::Bye => {
-                let reason = std::str::from_utf8(&line).unwrap_or("BYE");
+                let reason = std::str::from_utf8(&line).unwrap_or("BYE").trim_end();
                 seen.closed = Some(format!("the server said {reason}"));
                 break;
             }

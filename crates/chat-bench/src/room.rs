@@ -6,11 +6,14 @@
 //! order (docs/protocol.md §6), a member that has seen every end marker has seen, or has
 //! been told by `LAGGED` that it missed, everything before them. Markers are repeated
 //! until every member has seen them, so a marker lost in a gap does not stall the run.
+//! Over IRC a sender does not get its own marker (nor its messages): it waits for the
+//! others' only.
 
 use crate::client::{self, Client, Setup};
 use crate::live::{Echo, Live};
 use crate::message;
-use crate::receiver::{self, Role, Seen};
+use crate::protocol::{Envelope, Protocol};
+use crate::receiver::{self, Listen, Seen};
 use crate::report::Disconnects;
 use crate::transport::Writer;
 use std::sync::Arc;
@@ -33,21 +36,19 @@ pub(crate) struct Member {
     pub(crate) receiver: JoinHandle<Seen>,
 }
 
-/// Opens one connection per nickname and starts a receiver on each, of the role (and
-/// with the echo tracker) `role` gives for its index.
+/// Opens one connection per nickname and starts a receiver on each, listening as
+/// `listen` says for its index (with the echo tracker it gives).
 pub(crate) async fn open(
     setup: &Setup<'_>,
     nicks: Vec<String>,
-    role: impl Fn(usize) -> (Role, Option<Arc<Echo>>),
-    senders: usize,
+    listen: impl Fn(usize) -> (Listen, Option<Arc<Echo>>),
     stop: &CancellationToken,
 ) -> anyhow::Result<Vec<Member>> {
     client::connect_many(setup, nicks, |i, client: Client| {
-        let (role, echo) = role(i);
+        let (listen, echo) = listen(i);
         let receiver = tokio::spawn(receiver::receive(
             client.frames,
-            role,
-            senders,
+            listen,
             echo,
             setup.live.clone(),
             stop.clone(),
@@ -69,14 +70,16 @@ pub(crate) fn take_writers(members: &mut [Member], n: usize) -> Vec<Writer> {
         .collect()
 }
 
-/// Sends `/ping` on every connection and waits for all the `PONG`s.
+/// Sends `/ping` (`PING`) on every connection and waits for all the `PONG`s.
 pub(crate) async fn sync(
     members: &mut [Member],
+    protocol: Protocol,
     live: &Live,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     client::sync(
         members.iter_mut().filter_map(|m| m.writer.as_mut()),
+        protocol,
         live,
         timeout,
     )
@@ -97,10 +100,12 @@ pub(crate) enum Finish {
 }
 
 /// Waits until all `receivers` members are done or `deadline` passes, while the
-/// `senders` finish; repeats their end markers every [`RESEND_END`] once they all
-/// have. Returns how it ended, when the last delivery came, and the senders' results.
+/// `senders` finish; repeats their end markers (in `envelope`) every [`RESEND_END`] once
+/// they all have. Returns how it ended, when the last delivery came, and the senders'
+/// results.
 pub(crate) async fn await_deliveries<T>(
     live: &Live,
+    envelope: &Envelope,
     receivers: usize,
     senders: Vec<Sender<T>>,
     deadline: Instant,
@@ -134,7 +139,7 @@ pub(crate) async fn await_deliveries<T>(
             _ = resend.tick(), if sending.is_empty() => {
                 for (sender, writer, _) in &mut finished {
                     // Never blocks: a marker that does not fit now goes with the next tick.
-                    writer.try_write_lines(&message::end_line(*sender));
+                    writer.try_write_lines(&message::end_line(envelope, *sender));
                 }
             }
         }

@@ -1,20 +1,22 @@
 //! `throughput`: S senders × M messages, written as fast as the sockets accept them, to
 //! a room of N members; how fast the server delivers them all, and what it loses.
 //!
-//! Every member (the senders too: their echo is their receipt) counts what it receives.
-//! The run is complete when every member has every sender's end marker, or at
-//! `--timeout` from the first message. Loss is what was sent and not delivered;
-//! `LAGGED` counts are reported beside it.
+//! Every member (natively the senders too: their echo is their receipt; over IRC a
+//! sender gets none) counts what it receives. The run is complete when every member has
+//! every sender's end marker, or at `--timeout` from the first message. Loss is what was
+//! sent and not delivered; `LAGGED` counts (over the IRC door, its notices of missed
+//! messages) are reported beside it.
 
 use crate::client::{Setup, SocketOptions};
 use crate::live::{Echo, Live, Phase};
 use crate::message;
 use crate::process::{Cpu, CpuMeter};
 use crate::progress::{Progress, short};
+use crate::protocol::{Envelope, Protocol};
 use crate::report::{self, Disconnect, Latency, Report, per_sec};
 use crate::room::{self, BATCH, Finish, Run, Tally};
 use crate::transport::Writer;
-use crate::{Common, receiver::Role};
+use crate::{Common, receiver::Listen};
 use anyhow::{Context, ensure};
 use bytes::BytesMut;
 use chat_proto::Room;
@@ -68,7 +70,8 @@ pub struct Throughput {
     pub sent: u64,
     /// Seconds from the first message to the last one written.
     pub send_s: f64,
-    /// Deliveries due: messages sent × members.
+    /// Deliveries due: messages sent × the members that receive each (all of them
+    /// natively, all but the sender over IRC).
     pub expected: u64,
     /// Messages received by members (duplicates included).
     pub delivered: u64,
@@ -106,12 +109,18 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Throughput> {
         "--senders must be from 1 to --members ({})",
         args.members
     );
+    let door = args.common.door()?;
+    ensure!(
+        args.window == 0 || door.protocol.echoes(),
+        "--window waits for the senders' own messages to come back: over IRC they do not"
+    );
     let addr = args.common.resolve().await?;
     let sources = args.common.sources(addr)?;
     let room_name = Room::new(&args.common.room).context("--room")?;
     let run = Run::new();
     let live = &run.live;
-    let expected_total = args.senders as u64 * args.messages * args.members as u64;
+    let receivers = door.protocol.receivers(args.members);
+    let expected_total = args.senders as u64 * args.messages * receivers;
     let progress = Progress::start(
         !args.common.no_progress,
         render(live.clone(), args.members, expected_total),
@@ -121,7 +130,7 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Throughput> {
     let prefix = &run.prefix;
     let setup = Setup {
         addr,
-        transport: args.common.transport,
+        door,
         room: Some(&room_name),
         options: SocketOptions::default(),
         sources: &sources,
@@ -132,28 +141,33 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Throughput> {
     };
     let nicks = (0..args.members).map(|i| format!("{prefix}{i}")).collect();
     let echoes: Vec<Arc<Echo>> = (0..args.senders).map(Echo::new).collect();
-    let role = |i: usize| {
+    let listen = |i: usize| {
         let echo = echoes.get(i).filter(|_| args.window > 0).cloned();
-        (Role::Member, echo)
+        (Listen::member(door.protocol, args.senders, i), echo)
     };
-    let mut members = room::open(&setup, nicks, role, args.senders, &run.stop).await?;
+    let mut members = room::open(&setup, nicks, listen, &run.stop).await?;
     live.set_phase(Phase::Syncing);
-    room::sync(&mut members, live, args.common.timeout).await?;
+    room::sync(&mut members, door.protocol, live, args.common.timeout).await?;
     let setup_s = setup_start.elapsed().as_secs_f64();
 
     live.set_phase(Phase::Running);
     let cpu = CpuMeter::start(args.common.server_pid);
+    let envelope = Envelope::new(door.protocol, room_name.as_str());
     let start = tokio::time::Instant::now();
     let senders = room::take_writers(&mut members, args.senders)
         .into_iter()
         .enumerate()
         .map(|(sender, writer)| {
             let window = (args.window > 0).then(|| (args.window, echoes[sender].clone()));
+            let script = Script {
+                envelope: envelope.clone(),
+                messages: args.messages,
+                size: args.size,
+            };
             tokio::spawn(send(
                 writer,
                 sender,
-                args.messages,
-                args.size,
+                script,
                 window,
                 live.clone(),
                 run.stop.clone(),
@@ -162,7 +176,7 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Throughput> {
         .collect();
     let deadline = start + args.common.timeout;
     let (finish, last, finished) =
-        room::await_deliveries(live, members.len(), senders, deadline, &run.stop).await;
+        room::await_deliveries(live, &envelope, members.len(), senders, deadline, &run.stop).await;
     let elapsed = last - start;
     let cpu = cpu.stop();
     let send_s = finished
@@ -177,7 +191,7 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Throughput> {
 
     let tally = Tally::new(&seen, []);
     let sent = Live::get(&live.sent);
-    let expected = sent * args.members as u64;
+    let expected = sent * receivers;
     Ok(Throughput {
         setup_s: report::round(setup_s, 3),
         sent,
@@ -198,19 +212,33 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Throughput> {
     })
 }
 
-/// One sender: `messages` messages in batches of up to [`BATCH`] bytes, each batch
-/// stamped when it is formatted, then its end marker. With a window, it waits before
-/// getting `window` messages ahead of its echoes. Returns how long it took and how
-/// often it stopped waiting for echoes that did not come.
+/// What one sender sends.
+struct Script {
+    /// The line around each message's text.
+    envelope: Envelope,
+    /// How many messages.
+    messages: u64,
+    /// Bytes of text in each.
+    size: usize,
+}
+
+/// One sender: `script.messages` messages in batches of up to [`BATCH`] bytes, each
+/// batch stamped when it is formatted, then its end marker. With a window, it waits
+/// before getting `window` messages ahead of its echoes. Returns how long it took and
+/// how often it stopped waiting for echoes that did not come.
 async fn send(
     mut writer: Writer,
     sender: usize,
-    messages: u64,
-    size: usize,
+    script: Script,
     window: Option<(u64, Arc<Echo>)>,
     live: Arc<Live>,
     stop: CancellationToken,
 ) -> (usize, Writer, (Duration, u64)) {
+    let Script {
+        envelope,
+        messages,
+        size,
+    } = script;
     let start = Instant::now();
     let mut buf = BytesMut::with_capacity(BATCH + size + 64);
     let (mut seq, mut timeouts) = (0, 0);
@@ -239,7 +267,7 @@ async fn send(
         let now = live.now_ns();
         let first = seq;
         while seq < limit && buf.len() < BATCH {
-            message::put_bench(&mut buf, sender, seq, now, size);
+            message::put_bench(&mut buf, &envelope, sender, seq, now, size);
             seq += 1;
         }
         tokio::select! {
@@ -251,7 +279,7 @@ async fn send(
         Live::add(&live.sent, seq - first);
     }
     let elapsed = start.elapsed();
-    let end = message::end_line(sender);
+    let end = message::end_line(&envelope, sender);
     tokio::select! {
         _ = writer.write_lines(&end) => {}
         () = stop.cancelled() => {}
@@ -293,13 +321,18 @@ impl Throughput {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "throughput: {} members, {} senders × {} messages of {} bytes, room {} at {}",
+            "throughput: {} members, {} senders × {} messages of {} bytes, room {} at {}{}",
             args.members,
             args.senders,
             args.messages,
             args.size,
             args.common.room,
-            args.common.addr
+            args.common.addr,
+            if args.common.protocol == Protocol::Irc {
+                " over IRC (a sender does not get its own messages)"
+            } else {
+                ""
+            }
         );
         let _ = writeln!(s, "  setup              {:.2} s", self.setup_s);
         let _ = writeln!(

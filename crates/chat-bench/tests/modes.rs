@@ -1,6 +1,6 @@
 //! Each mode against a real server in this process, on 127.0.0.1:0, with tiny
-//! parameters, over TCP and (`--transport ws`) through the server's web door. Every
-//! wait is bounded; nothing sleeps.
+//! parameters, over TCP, (`--transport ws`) through the server's web door and
+//! (`--protocol irc`) through its IRC door. Every wait is bounded; nothing sleeps.
 
 use chat_bench::{Cli, Mode};
 use chat_server::{Config, Server};
@@ -22,6 +22,8 @@ struct TestServer {
     addr: SocketAddr,
     /// The web door, for `--transport ws`.
     http: SocketAddr,
+    /// The IRC door, for `--protocol irc`.
+    irc: SocketAddr,
     _stop: oneshot::Sender<()>,
 }
 
@@ -31,9 +33,12 @@ async fn start(config: Config) -> TestServer {
     let addr = listener.local_addr().unwrap();
     let http_listener = chat_server::listen(loopback, config.listen_backlog()).unwrap();
     let http = http_listener.local_addr().unwrap();
+    let irc_listener = chat_server::listen(loopback, config.listen_backlog()).unwrap();
+    let irc = irc_listener.local_addr().unwrap();
     let listeners = chat_server::Listeners {
         tcp: Some(listener),
         http: Some(http_listener),
+        irc: Some(irc_listener),
         ..Default::default()
     };
     let (stop, stopped) = oneshot::channel::<()>();
@@ -48,6 +53,7 @@ async fn start(config: Config) -> TestServer {
     TestServer {
         addr,
         http,
+        irc,
         _stop: stop,
     }
 }
@@ -67,6 +73,11 @@ fn cli(server: &TestServer, args: &str) -> Cli {
 /// The same through the server's WebSocket.
 fn cli_ws(server: &TestServer, args: &str) -> Cli {
     cli_at(server.http, &format!("{args} --transport ws"))
+}
+
+/// The same in IRC, through the server's IRC door.
+fn cli_irc(server: &TestServer, args: &str) -> Cli {
+    cli_at(server.irc, &format!("{args} --protocol irc"))
 }
 
 fn cli_at(addr: SocketAddr, args: &str) -> Cli {
@@ -327,6 +338,146 @@ async fn websocket_at_the_wrong_port_or_in_burst_is_an_error() {
     let cli = cli_ws(&server, "burst --connections 1");
     let error = chat_bench::run(&cli).await.unwrap_err();
     assert!(format!("{error:#}").contains("--transport ws"), "{error:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_over_irc_delivers_every_message_to_every_other_member() {
+    let server = start(unthrottled()).await;
+    let cli = cli_irc(
+        &server,
+        "throughput --members 6 --senders 3 --messages 400 --size 100",
+    );
+    let Mode::Throughput(args) = &cli.mode else {
+        unreachable!()
+    };
+    let result = tokio::time::timeout(WAIT, chat_bench::throughput::run(args))
+        .await
+        .unwrap()
+        .unwrap();
+    // A sender does not get its own messages over IRC: each reaches 5 of the 6.
+    assert_eq!(result.sent, 1200);
+    assert_eq!(result.expected, 6000);
+    assert_eq!(result.delivered, 6000);
+    assert_eq!(result.lost, 0);
+    assert_eq!(result.lagged, 0);
+    assert_eq!(result.out_of_order, 0);
+    assert!(!result.timed_out);
+    assert_eq!(result.latency.samples, 6000);
+    assert!(result.disconnected.is_empty(), "{:?}", result.disconnected);
+    let json = serde_json::from_str::<Value>(&result.report(args).json_line()).unwrap();
+    assert_eq!(json["params"]["protocol"], "irc");
+    assert_eq!(json["params"]["transport"], "tcp");
+
+    // Every member a sender: each waits for the others' end markers only.
+    let json = json_of(&cli_irc(
+        &server,
+        "throughput --members 3 --senders 3 --messages 10",
+    ))
+    .await;
+    assert_eq!(json["expected"], 60, "{json}");
+    assert_eq!(json["delivered"], 60, "{json}");
+    assert_eq!(json["timed_out"], false, "{json}");
+
+    // A lone sender has nobody to deliver to, and does not wait for itself.
+    let json = json_of(&cli_irc(
+        &server,
+        "throughput --members 1 --senders 1 --messages 10",
+    ))
+    .await;
+    assert_eq!(json["expected"], 0, "{json}");
+    assert_eq!(json["timed_out"], false, "{json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irc_and_native_members_share_the_room() {
+    // A native run and an IRC run at once in one room, with different run ids: neither
+    // counts the other's messages.
+    let server = start(unthrottled()).await;
+    let native = cli(&server, "throughput --members 4 --senders 2 --messages 100");
+    let irc = cli_irc(&server, "throughput --members 4 --senders 2 --messages 100");
+    let (native, irc) = tokio::join!(json_of(&native), json_of(&irc));
+    assert_eq!(native["delivered"], 800, "{native}");
+    assert_eq!(native["lost"], 0, "{native}");
+    assert_eq!(irc["delivered"], 600, "{irc}");
+    assert_eq!(irc["lost"], 0, "{irc}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_over_irc_sends_on_schedule_and_loses_nothing() {
+    let server = start(unthrottled()).await;
+    let cli = cli_irc(
+        &server,
+        "rate --members 5 --senders 2 --rate 50 --duration 1s --size 80",
+    );
+    let Mode::Rate(args) = &cli.mode else {
+        unreachable!()
+    };
+    let result = tokio::time::timeout(WAIT, chat_bench::rate::run(args))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result.sent, 50);
+    assert_eq!(result.expected, 200);
+    assert_eq!(result.delivered, 200);
+    assert_eq!(result.lost, 0);
+    assert_eq!(result.out_of_order, 0);
+    assert!(!result.timed_out);
+    assert_eq!(result.latency.samples, 200);
+    assert!(result.disconnected.is_empty(), "{:?}", result.disconnected);
+    let json = serde_json::from_str::<Value>(&result.report(args).json_line()).unwrap();
+    assert_eq!(json["offered_deliveries_per_sec"], 200.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irc_connections_idle_and_churn() {
+    let server = start(unthrottled()).await;
+    let pid = std::process::id().to_string();
+    for room in ["", " --in-room"] {
+        let cli = cli_irc(
+            &server,
+            &format!("idle --connections 20{room} --server-pid {pid}"),
+        );
+        let json = json_of(&cli).await;
+        assert_eq!(json["connections"], 20, "{json}");
+        assert!(json["rss_per_conn_bytes"].is_number(), "{json}");
+        assert_eq!(json["disconnected"], Value::Array(vec![]));
+    }
+    let json = json_of(&cli_irc(&server, "churn --duration 500ms --concurrency 2")).await;
+    assert!(json["cycles"].as_u64().unwrap() > 0, "{json}");
+    assert_eq!(json["errors"], 0, "{json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irc_refusals_at_the_server_limit_are_counted() {
+    let server = start(Config {
+        max_connections: Some(5),
+        ..unthrottled()
+    })
+    .await;
+    let json = json_of(&cli_irc(
+        &server,
+        "idle --connections 8 --connect-concurrency 8 --allow-refused",
+    ))
+    .await;
+    assert_eq!(json["connections"], 5, "{json}");
+    assert_eq!(json["refused"], 3, "{json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irc_combinations_that_make_no_sense_are_refused() {
+    let server = start(unthrottled()).await;
+    for (args, says) in [
+        ("idle --connections 1 --transport ws", "--transport ws"),
+        ("burst --connections 1", "--protocol irc"),
+        ("throughput --members 2 --senders 1 --window 3", "--window"),
+        ("rate --members 2 --senders 1 --flooders 1", "--flooders"),
+    ] {
+        let error = tokio::time::timeout(WAIT, chat_bench::run(&cli_irc(&server, args)))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(format!("{error:#}").contains(says), "{args}: {error:#}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

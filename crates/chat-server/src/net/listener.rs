@@ -592,7 +592,7 @@ fn serve(
     match transport {
         // `map`, not an async block: one would keep a second copy of the session's
         // future.
-        Transport::Plain => Either::Left(
+        Transport::Plain => Either::Left(Either::Left(
             native::serve(Box::new(native::Start {
                 stream,
                 peer: peer(false),
@@ -602,7 +602,18 @@ fn serve(
                 deadline,
             }))
             .map(move |()| drop(guard)),
-        ),
+        )),
+        Transport::Irc(None) => Either::Left(Either::Right(
+            irc::serve(Box::new(irc::Start {
+                stream,
+                peer: peer(false),
+                hub,
+                config,
+                shutdown,
+                deadline,
+            }))
+            .map(move |()| drop(guard)),
+        )),
         // Boxed: a TLS connection's state (over 1 KB of rustls inline, and its
         // handshake) would otherwise widen every plain connection's task too.
         Transport::Tls(acceptor) => Either::Right(Box::pin(async move {
@@ -623,36 +634,22 @@ fn serve(
             drop(guard);
         })
             as Pin<Box<dyn Future<Output = ()> + Send>>),
-        Transport::Irc(tls) => Either::Right(Box::pin(async move {
-            match tls {
-                None => {
-                    irc::serve(Box::new(irc::Start {
-                        stream,
-                        peer: peer(false),
-                        hub,
-                        config,
-                        shutdown,
-                        deadline,
-                    }))
-                    .await;
-                }
-                Some(acceptor) => {
-                    let handshake = tls_handshake(&acceptor, stream, addr, deadline, &shutdown);
-                    let Some(stream) = handshake.await else {
-                        hub.metrics.handshake(false);
-                        return;
-                    };
-                    irc::serve(Box::new(irc::Start {
-                        stream: LineEof::new(stream),
-                        peer: peer(true),
-                        hub,
-                        config,
-                        shutdown,
-                        deadline,
-                    }))
-                    .await;
-                }
-            }
+        // Boxed for the same reason as native TLS; plain IRC runs unboxed above.
+        Transport::Irc(Some(acceptor)) => Either::Right(Box::pin(async move {
+            let handshake = tls_handshake(&acceptor, stream, addr, deadline, &shutdown);
+            let Some(stream) = handshake.await else {
+                hub.metrics.handshake(false);
+                return;
+            };
+            irc::serve(Box::new(irc::Start {
+                stream: LineEof::new(stream),
+                peer: peer(true),
+                hub,
+                config,
+                shutdown,
+                deadline,
+            }))
+            .await;
             drop(guard);
         })
             as Pin<Box<dyn Future<Output = ()> + Send>>),

@@ -632,6 +632,19 @@ impl Hub {
         event
     }
 
+    /// [`Hub::announce`] under the room's lock, for an event that needs nothing else
+    /// done in the room's order.
+    fn announce_in(
+        &self,
+        channel: &Channel,
+        source: &Arc<Source>,
+        kind: Kind,
+        cause: Option<u64>,
+    ) -> Arc<Event> {
+        let _order = lock(&channel.order);
+        self.announce(channel, source, kind, cause)
+    }
+
     /// Whether a room of `members` members (the one joining or leaving included) keeps
     /// its joins, parts and quits to itself.
     fn is_quiet(&self, members: usize) -> bool {
@@ -795,11 +808,10 @@ impl Hub {
                 room.members.remove(key);
                 let channel = &room.channel;
                 if !quiet {
-                    let _order = lock(&channel.order);
                     let kind = Kind::Quit {
                         reason: Some(reason.to_owned()),
                     };
-                    let quit = self.announce(channel, &user.source, kind, cause);
+                    let quit = self.announce_in(channel, &user.source, kind, cause);
                     cause.get_or_insert(quit.cause);
                 }
                 if room.members.is_empty() {
@@ -1076,8 +1088,7 @@ impl Hub {
                         standing,
                     },
                 );
-                let _order = lock(&room.channel.order);
-                let rename = self.announce(&room.channel, &old, kind(), cause);
+                let rename = self.announce_in(&room.channel, &old, kind(), cause);
                 cause.get_or_insert(rename.cause);
             }
         }
@@ -1124,9 +1135,7 @@ impl Hub {
             return Err(Refusal::ChanopNeeded(entry.settings.name.clone()));
         }
         let kind = Kind::Topic { text: text.clone() };
-        let order = lock(&entry.channel.order);
-        let event = self.announce(&entry.channel, &user.source, kind, None);
-        drop(order);
+        let event = self.announce_in(&entry.channel, &user.source, kind, None);
         entry.settings.topic = text.map(|text| {
             Arc::new(Topic {
                 text,
@@ -1334,9 +1343,7 @@ impl Hub {
         let kind = Kind::Mode {
             changes: applied.finish(),
         };
-        let order = lock(&entry.channel.order);
-        self.announce(&entry.channel, &user.source, kind, None);
-        drop(order);
+        self.announce_in(&entry.channel, &user.source, kind, None);
         self.settled(registered, entry);
         Ok(ModeOutcome::Changed)
     }
@@ -1374,9 +1381,7 @@ impl Hub {
             target: seat.nick.clone(),
             reason: reason.unwrap_or_else(|| user.source.nick.to_string()),
         };
-        let order = lock(&entry.channel.order);
-        let event = self.announce(&entry.channel, &user.source, kind, None);
-        drop(order);
+        let event = self.announce_in(&entry.channel, &user.source, kind, None);
         entry.members.remove(&target_key);
         let empty = entry.members.is_empty();
         let room_key = entry.channel.key().clone();
@@ -1428,9 +1433,7 @@ impl Hub {
         let kind = Kind::Invite {
             target: invited.source.nick.clone(),
         };
-        let order = lock(&entry.channel.order);
-        let event = self.announce(&entry.channel, &user.source, kind, None);
-        drop(order);
+        let event = self.announce_in(&entry.channel, &user.source, kind, None);
         // A full mailbox: the invitation stands; the room saw it.
         let _ = invited.mailbox.try_send(event.clone());
         Ok(event)
@@ -1490,9 +1493,8 @@ impl Hub {
             if let Some(room) = rooms.get(room_key)
                 && !self.is_quiet(room.members.len())
             {
-                let _order = lock(&room.channel.order);
                 let kind = Kind::Away { text: text.clone() };
-                let away = self.announce(&room.channel, &user.source, kind, cause);
+                let away = self.announce_in(&room.channel, &user.source, kind, cause);
                 cause.get_or_insert(away.cause);
             }
         }

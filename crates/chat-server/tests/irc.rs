@@ -40,6 +40,24 @@ impl Irc {
         irc
     }
 
+    /// Connects and registers as `nick` with the capabilities `caps` (space-separated),
+    /// reading up to the end of the welcome.
+    async fn login_with(server: &TestServer, nick: &str, caps: &str) -> Irc {
+        let mut irc = Irc::connect(server).await;
+        irc.send(&format!("CAP REQ :{caps}")).await;
+        irc.send(&format!("NICK {nick}")).await;
+        irc.send(&format!("USER {nick} 0 * :{nick}")).await;
+        irc.send("CAP END").await;
+        let welcome = irc
+            .until(|l| l.contains(" 376 ") || l.contains(" 422 "))
+            .await;
+        assert!(
+            welcome[0].ends_with(&format!("CAP * ACK :{caps}")),
+            "{welcome:?}"
+        );
+        irc
+    }
+
     async fn send(&mut self, line: &str) {
         self.writer
             .write_all(format!("{line}\r\n").as_bytes())
@@ -287,13 +305,7 @@ async fn echo_message_and_tags_carry_the_cores_id_and_time() {
     let mut alice = server.login("alice").await;
     alice.send("/join #ids").await;
     alice.sync().await;
-    let mut irc = Irc::connect(&server).await;
-    irc.send("CAP REQ :echo-message message-tags server-time")
-        .await;
-    irc.send("NICK bob").await;
-    irc.send("USER bob 0 * :Bob").await;
-    irc.send("CAP END").await;
-    irc.until(|l| l.contains(" 422 ")).await;
+    let mut irc = Irc::login_with(&server, "bob", "echo-message message-tags server-time").await;
     irc.send("JOIN #ids").await;
     irc.until(|l| l.contains(" 366 ")).await;
     alice.sync().await;
@@ -666,12 +678,7 @@ async fn away_notify_and_account_tag() {
     let mut alice = identified_native(&server, "alice", "correct horse").await;
     alice.send("/join #tags").await;
     alice.sync().await;
-    let mut irc = Irc::connect(&server).await;
-    irc.send("CAP REQ :away-notify account-tag").await;
-    irc.send("NICK bob").await;
-    irc.send("USER bob 0 * :Bob").await;
-    irc.send("CAP END").await;
-    irc.until(|l| l.contains(" 422 ")).await;
+    let mut irc = Irc::login_with(&server, "bob", "away-notify account-tag").await;
     irc.send("JOIN #tags").await;
     irc.until(|l| l.contains(" 366 ")).await;
     alice.sync().await;
@@ -718,12 +725,7 @@ async fn invitations_reach_the_room_only_with_invite_notify() {
     op.send("JOIN #inv").await;
     op.until(|l| l.contains(" 366 ")).await;
     let mut plain = Irc::login(&server, "plain").await;
-    let mut notified = Irc::connect(&server).await;
-    notified.send("CAP REQ :invite-notify").await;
-    notified.send("NICK notified").await;
-    notified.send("USER n 0 * :N").await;
-    notified.send("CAP END").await;
-    notified.until(|l| l.contains(" 422 ")).await;
+    let mut notified = Irc::login_with(&server, "notified", "invite-notify").await;
     for client in [&mut plain, &mut notified] {
         client.send("JOIN #inv").await;
         client.until(|l| l.contains(" 366 ")).await;

@@ -14,6 +14,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::codec::Framed;
 
+pub mod irc;
+
 /// The longest any single expected event may take.
 pub const WAIT: Duration = Duration::from_secs(10);
 

@@ -18,7 +18,7 @@ use super::mailbox::{Mailbox, SendError};
 use super::password::HashError;
 use super::ring::{Cursor, Lagged, TryRecvError, Waiter};
 use super::room::{Identity, parse_changes};
-use super::store::{Answer, Query, StoreError, pair};
+use super::store::{Answer, Of, Query, Span, StoreError, pair};
 use crate::config::Config;
 use chat_proto::name::{Nick, Room};
 use futures::FutureExt;
@@ -82,6 +82,15 @@ pub(crate) trait Output {
     /// Events this output encoded (rather than found encoded) since it was last asked;
     /// the member counts them in the metrics.
     fn take_encodings(&mut self) -> u64;
+}
+
+/// Which messages of a span a [`Member::history_span`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Page {
+    /// The first of `span`, or its last when `latest`.
+    Span { span: Span, latest: bool },
+    /// The last half of the limit in `older`, then the first of `newer`.
+    Around { older: Span, newer: Span },
 }
 
 /// What a history page is of.
@@ -398,6 +407,12 @@ impl Member {
         self.pace.read_at.is_none()
             && self.pong.is_none()
             && !self.holds.iter().any(|h| h.key.is_none())
+    }
+
+    /// Whether the answer to the client's last line is still to come: a `PONG` waiting
+    /// for the events before it, or a request waiting for the store or the hasher.
+    pub(crate) fn answering(&self) -> bool {
+        self.pong.is_some() || self.holds.iter().any(|h| h.key.is_none())
     }
 
     /// Counts a line from the client; returns whether flood control now holds the next
@@ -803,13 +818,13 @@ impl Member {
     // ----- requests -----
 
     /// Says `text` (an action when `action`) in `room`, which the member must be in, or
-    /// in the current room.
+    /// in the current room. Returns the message's id.
     pub(crate) fn say(
         &mut self,
         room: Option<&Room>,
         text: String,
         action: bool,
-    ) -> Result<(), Refusal> {
+    ) -> Result<u64, Refusal> {
         let m = match room {
             Some(room) => self
                 .membership(&room.folded())
@@ -827,7 +842,9 @@ impl Member {
             Kind::Message { text }
         };
         // Encoded once per door; every member, the sender included, gets the bytes.
-        self.hub.publish(&m.channel, &self.source, kind).map(drop)
+        self.hub
+            .publish(&m.channel, &self.source, kind)
+            .map(|event| event.id)
     }
 
     /// Who the member is, as room bans see it: `nick!user@host` from its door's ident,
@@ -1435,17 +1452,65 @@ impl Member {
                 };
                 (HistoryOf::Room(m.room().name.clone()), query)
             }
-            Some(HistoryOf::Room(room)) => {
+            Some(target) => {
+                let (target, of) = self.history_of(target)?;
+                let query = match of {
+                    Of::Room(room) => Query::History {
+                        room,
+                        before,
+                        limit,
+                    },
+                    Of::Pair { pair, since_ms } => Query::Private {
+                        pair,
+                        since_ms,
+                        before,
+                        limit,
+                    },
+                };
+                (target, query)
+            }
+        };
+        self.ask(target, query)
+    }
+
+    /// Asks for the messages of a room or of this account's private conversation with a
+    /// nickname in a span of ids and times, as [`Member::history`] does (IRC's
+    /// `CHATHISTORY`).
+    pub(crate) fn history_span(
+        &mut self,
+        target: HistoryOf,
+        page: Page,
+        limit: usize,
+    ) -> Result<(), Refusal> {
+        let limit = limit.min(HISTORY_MAX);
+        let (target, of) = self.history_of(target)?;
+        let query = match page {
+            Page::Span { span, latest } => Query::Messages {
+                of,
+                span,
+                latest,
+                limit,
+            },
+            Page::Around { older, newer } => Query::Around {
+                of,
+                older,
+                newer,
+                limit,
+            },
+        };
+        self.ask(target, query)
+    }
+
+    /// Whose history `target` names, if this member may read it: a room's (any room's,
+    /// but a closed one's only for its members), or this account's private talk.
+    fn history_of(&self, target: HistoryOf) -> Result<(HistoryOf, Of), Refusal> {
+        match target {
+            HistoryOf::Room(room) => {
                 let key = room.folded();
                 let room = self.hub.readable(&self.registration.key, &room)?;
-                let query = Query::History {
-                    room: key.into(),
-                    before,
-                    limit,
-                };
-                (HistoryOf::Room(room), query)
+                Ok((HistoryOf::Room(room), Of::Room(key.into())))
             }
-            Some(HistoryOf::Nick(nick)) => {
+            HistoryOf::Nick(nick) => {
                 // Private history belongs to accounts: a nickname anyone may take must
                 // not show its former owner's conversations.
                 let mine = self.source.account.as_deref() == Some(self.registration.key.as_str());
@@ -1453,15 +1518,15 @@ impl Member {
                     .account_since
                     .filter(|_| mine)
                     .ok_or(Refusal::PrivateHistoryNeedsAccount)?;
-                let query = Query::Private {
-                    pair: pair_of(&self.source.nick, &nick),
-                    since_ms,
-                    before,
-                    limit,
-                };
-                (HistoryOf::Nick(nick), query)
+                let pair = pair_of(&self.source.nick, &nick);
+                Ok((HistoryOf::Nick(nick), Of::Pair { pair, since_ms }))
             }
-        };
+        }
+    }
+
+    /// Sends `query` to the store; its answer goes out as `target`'s history page, and
+    /// no line is read meanwhile.
+    fn ask(&mut self, target: HistoryOf, query: Query) -> Result<(), Refusal> {
         let answer = self
             .hub
             .query(query)

@@ -197,6 +197,52 @@ pub(crate) enum Query {
         /// Most messages returned.
         limit: usize,
     },
+    /// The first (or, when `latest`, the last) `limit` messages of `of` in `span`: IRC's
+    /// `CHATHISTORY BEFORE`, `AFTER`, `LATEST` and `BETWEEN`.
+    Messages {
+        of: Of,
+        span: Span,
+        latest: bool,
+        limit: usize,
+    },
+    /// The last `limit / 2` messages of `of` in `older`, then the first of `newer` up to
+    /// `limit` in all: IRC's `CHATHISTORY AROUND`.
+    Around {
+        of: Of,
+        older: Span,
+        newer: Span,
+        limit: usize,
+    },
+}
+
+/// Whose messages a [`Query::Messages`] or [`Query::Around`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Of {
+    /// A room's, by its folded name.
+    Room(Arc<str>),
+    /// A private conversation's, as [`pair`] names it, at or after `since_ms` (the
+    /// reader's account's creation: a nickname's earlier owner's talk is not shown).
+    Pair { pair: Arc<str>, since_ms: i64 },
+}
+
+/// The messages strictly between two ids and strictly between two times (milliseconds
+/// since the epoch). Ids and times grow together within a room, so either may bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) after_id: u64,
+    pub(crate) before_id: u64,
+    pub(crate) after_ms: i64,
+    pub(crate) before_ms: i64,
+}
+
+impl Span {
+    /// Every message.
+    pub(crate) const ALL: Span = Span {
+        after_id: 0,
+        before_id: u64::MAX,
+        after_ms: i64::MIN,
+        before_ms: i64::MAX,
+    };
 }
 
 /// An event as the store gives it back: rebuilt from its fields, with its original id,
@@ -686,6 +732,74 @@ mod tests {
                 .await
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn spans_bound_messages_by_id_and_time_and_around_splits_the_limit() {
+        let opened = sample();
+        let store = &opened.store;
+        let room = || Of::Room("#general".into());
+        let messages = |span, latest, limit| Query::Messages {
+            of: room(),
+            span,
+            latest,
+            limit,
+        };
+        let ids = |after_id, before_id| Span {
+            after_id,
+            before_id,
+            ..Span::ALL
+        };
+        // Records are dated 1 s per id: `time` bounds as `id` does, the membership
+        // event (11) is never a message.
+        let times = |after_ms, before_ms| Span {
+            after_ms,
+            before_ms,
+            ..Span::ALL
+        };
+        assert_eq!(ask(store, messages(Span::ALL, true, 3)).await, [9, 10, 14]);
+        assert_eq!(ask(store, messages(Span::ALL, false, 3)).await, [1, 2, 3]);
+        assert_eq!(
+            ask(store, messages(ids(3, 9), false, 100)).await,
+            [4, 5, 6, 7, 8]
+        );
+        assert_eq!(ask(store, messages(ids(3, 9), true, 2)).await, [7, 8]);
+        assert_eq!(
+            ask(store, messages(ids(9, u64::MAX), false, 100)).await,
+            [10, 14]
+        );
+        assert_eq!(
+            ask(store, messages(times(3_000, 6_000), false, 100)).await,
+            [4, 5]
+        );
+        assert_eq!(
+            ask(store, messages(times(9_500, i64::MAX), true, 100)).await,
+            [10, 14]
+        );
+        assert!(ask(store, messages(Span::ALL, true, 0)).await.is_empty());
+        // Around 6: the two before it, then it and what follows up to the limit.
+        let around = |pivot: u64, limit| Query::Around {
+            of: room(),
+            older: ids(0, pivot),
+            newer: ids(pivot - 1, u64::MAX),
+            limit,
+        };
+        assert_eq!(ask(store, around(6, 5)).await, [4, 5, 6, 7, 8]);
+        assert_eq!(ask(store, around(2, 5)).await, [1, 2, 3, 4, 5]);
+        assert_eq!(ask(store, around(14, 4)).await, [9, 10, 14]);
+        // A pair's messages, from its reader's account's creation on.
+        let pair = |since_ms| Query::Messages {
+            of: Of::Pair {
+                pair: "alice bob".into(),
+                since_ms,
+            },
+            span: Span::ALL,
+            latest: true,
+            limit: 100,
+        };
+        assert_eq!(ask(store, pair(0)).await, [13, 16]);
+        assert_eq!(ask(store, pair(14_000)).await, [16]);
+        assert_eq!(ask(store, pair(13_000)).await, [13, 16]);
     }
 
     #[tokio::test]

@@ -9,7 +9,8 @@
 use super::prune::Pruner;
 use super::queue::{Next, Receiver};
 use super::{
-    Account, Health, Kind, Op, Query, Record, StoreError, StoreOptions, Stored, now_ms, pair,
+    Account, Health, Kind, Of, Op, Query, Record, Span, StoreError, StoreOptions, Stored, now_ms,
+    pair,
 };
 use crate::core::ban::Ban;
 use crate::core::event::{self, Event, RoomName, Scope, Source};
@@ -94,6 +95,42 @@ pub(super) const PRIVATE: &str = concat!(
                                   WHERE pair = ?1 AND id < ?2 AND time >= ?3 \
                                   ORDER BY id DESC LIMIT ?4"
 );
+
+/// The messages of a room in a span of ids and times, oldest first (`SPAN_FIRST`) or
+/// newest first (`SPAN_LATEST`); the index of messages applies, as for [`HISTORY`].
+macro_rules! room_span {
+    ($order:literal) => {
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM events INDEXED BY events_history \
+             WHERE room = ?1 AND kind = 0 AND id > ?2 AND id < ?3 AND time > ?4 AND time < ?5 \
+             ORDER BY id ",
+            $order,
+            " LIMIT ?6"
+        )
+    };
+}
+
+/// The private messages of a pair in a span of ids and times.
+macro_rules! pair_span {
+    ($order:literal) => {
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM events \
+             WHERE pair = ?1 AND id > ?2 AND id < ?3 AND time > ?4 AND time < ?5 \
+             ORDER BY id ",
+            $order,
+            " LIMIT ?6"
+        )
+    };
+}
+
+pub(super) const ROOM_SPAN_FIRST: &str = room_span!("ASC");
+pub(super) const ROOM_SPAN_LATEST: &str = room_span!("DESC");
+pub(super) const PAIR_SPAN_FIRST: &str = pair_span!("ASC");
+pub(super) const PAIR_SPAN_LATEST: &str = pair_span!("DESC");
 
 /// The writer thread, to await at shutdown.
 #[cfg_attr(not(test), allow(dead_code))]
@@ -538,7 +575,66 @@ fn run_query(conn: &Connection, query: &Query) -> rusqlite::Result<Vec<Stored>> 
             let rows = stmt.query(params![pair, sql_id(*before), since_ms, sql_limit(*limit)])?;
             collect(rows, *limit).map(oldest_first)
         }
+        Query::Messages {
+            of,
+            span,
+            latest,
+            limit,
+        } => span_query(conn, of, span, *latest, *limit),
+        Query::Around {
+            of,
+            older,
+            newer,
+            limit,
+        } => {
+            let mut messages = span_query(conn, of, older, true, limit / 2)?;
+            let rest = limit - messages.len();
+            messages.extend(span_query(conn, of, newer, false, rest)?);
+            Ok(messages)
+        }
     }
+}
+
+/// The first (or last, when `latest`) `limit` messages of `of` in `span`, oldest first.
+fn span_query(
+    conn: &Connection,
+    of: &Of,
+    span: &Span,
+    latest: bool,
+    limit: usize,
+) -> rusqlite::Result<Vec<Stored>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let (key, after_ms, sql) = match (of, latest) {
+        (Of::Room(room), false) => (room, span.after_ms, ROOM_SPAN_FIRST),
+        (Of::Room(room), true) => (room, span.after_ms, ROOM_SPAN_LATEST),
+        (Of::Pair { pair, since_ms }, latest) => (
+            pair,
+            // At or after `since_ms`: strictly after the millisecond before it.
+            span.after_ms.max(since_ms.saturating_sub(1)),
+            if latest {
+                PAIR_SPAN_LATEST
+            } else {
+                PAIR_SPAN_FIRST
+            },
+        ),
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query(params![
+        key,
+        sql_id(span.after_id),
+        sql_id(span.before_id),
+        after_ms,
+        span.before_ms,
+        sql_limit(limit)
+    ])?;
+    let messages = collect(rows, limit)?;
+    Ok(if latest {
+        oldest_first(messages)
+    } else {
+        messages
+    })
 }
 
 /// Rebuilds the events of `rows`; a row that cannot be read is skipped.

@@ -3,7 +3,7 @@
 
 /// A set of capabilities.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Caps(u16);
+pub(crate) struct Caps(u32);
 
 pub(crate) const CAP_NOTIFY: Caps = Caps(1);
 pub(crate) const ECHO_MESSAGE: Caps = Caps(2);
@@ -16,15 +16,21 @@ pub(crate) const ACCOUNT_TAG: Caps = Caps(128);
 pub(crate) const INVITE_NOTIFY: Caps = Caps(256);
 /// Never sent (hosts do not change), so harmless to take.
 pub(crate) const CHGHOST: Caps = Caps(512);
+pub(crate) const BATCH: Caps = Caps(1 << 10);
+pub(crate) const LABELED_RESPONSE: Caps = Caps(1 << 11);
+pub(crate) const CHATHISTORY: Caps = Caps(1 << 12);
 
 /// What `CAP LS` offers, by name, in the order listed.
-pub(crate) const OFFERED: [(&str, Caps); 10] = [
+pub(crate) const OFFERED: [(&str, Caps); 13] = [
     ("account-tag", ACCOUNT_TAG),
     ("away-notify", AWAY_NOTIFY),
+    ("batch", BATCH),
     ("chghost", CHGHOST),
+    ("draft/chathistory", CHATHISTORY),
     ("invite-notify", INVITE_NOTIFY),
     ("cap-notify", CAP_NOTIFY),
     ("echo-message", ECHO_MESSAGE),
+    ("labeled-response", LABELED_RESPONSE),
     ("message-tags", MESSAGE_TAGS),
     ("multi-prefix", MULTI_PREFIX),
     ("server-time", SERVER_TIME),
@@ -89,7 +95,7 @@ mod tests {
             .requested("multi-prefix server-time")
             .unwrap();
         assert!(caps.has(MULTI_PREFIX) && caps.has(SERVER_TIME) && !caps.has(ECHO_MESSAGE));
-        assert_eq!(caps.requested("draft/chathistory multi-prefix"), None);
+        assert_eq!(caps.requested("draft/nonesuch multi-prefix"), None);
         let less = caps.requested("-multi-prefix").unwrap();
         assert!(!less.has(MULTI_PREFIX) && less.has(SERVER_TIME));
         assert_eq!(less.names(), "server-time");

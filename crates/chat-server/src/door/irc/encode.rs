@@ -8,6 +8,7 @@
 //! line after the tags.
 
 use super::caps::{self, Caps};
+use super::label::{self, Batches};
 use crate::core::error::{Busy, Refusal};
 use crate::core::event::{Event, Flavour, Kind, RoomName, Scope, Source};
 use crate::core::hub::{Members, Topic};
@@ -15,6 +16,7 @@ use crate::core::member::{AccountChange, HistoryOf, Output};
 use crate::core::room::Standing;
 use bytes::BytesMut;
 use chat_proto::Nick;
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 
 /// The most bytes of a line the door writes, CRLF included (names lists are cut to fit).
@@ -152,7 +154,20 @@ pub(crate) struct View {
     /// While a `JOIN` is answered (`Some`): its names list, held back so that it follows
     /// the topic (332, 333), as IRC clients expect.
     pub(crate) held_names: Option<BytesMut>,
+    /// The label of the command being answered (`labeled-response`).
+    pub(crate) label: Option<Box<str>>,
+    /// The label of a command whose answer comes later (a `PONG`, a history page, an
+    /// operator's password checked): the next answer written takes it.
+    pub(crate) later: Option<Box<str>>,
+    /// The labels of messages said to a room, by the message's id, until their echoes
+    /// (the answers) are written; at most [`ECHO_LABELS`].
+    echo_labels: VecDeque<(u64, Box<str>)>,
+    pub(crate) batches: Batches,
 }
+
+/// The most labeled messages whose echoes a client may await at once; a message past it
+/// is answered with `ACK` at once and echoed unlabeled.
+const ECHO_LABELS: usize = 8;
 
 impl View {
     pub(crate) fn new(server: std::sync::Arc<str>, me: Nick, caps: Caps) -> View {
@@ -162,6 +177,37 @@ impl View {
             caps,
             last_cause: 0,
             held_names: None,
+            label: None,
+            later: None,
+            echo_labels: VecDeque::new(),
+            batches: Batches::default(),
+        }
+    }
+
+    /// The message `id` just said answers the command being answered: its echo takes
+    /// the command's label, if it has one.
+    pub(crate) fn label_echo(&mut self, id: u64) {
+        if self.echo_labels.len() < ECHO_LABELS
+            && let Some(label) = self.label.take()
+        {
+            self.echo_labels.push_back((id, label));
+        }
+    }
+
+    /// The label awaited by the echo of `event`, one of the client's own messages.
+    fn echo_label(&mut self, event: &Event) -> Option<Box<str>> {
+        // An echo never written (its room was left, or the client fell behind) leaves
+        // its label behind: drop it.
+        while self
+            .echo_labels
+            .front()
+            .is_some_and(|(id, _)| *id < event.id)
+        {
+            self.echo_labels.pop_front();
+        }
+        match self.echo_labels.front() {
+            Some((id, _)) if *id == event.id => self.echo_labels.pop_front().map(|(_, l)| l),
+            _ => None,
         }
     }
 }
@@ -197,6 +243,24 @@ impl<'a> Irc<'a> {
     /// Appends `:server <line>` and CRLF.
     pub(crate) fn server_line(&mut self, line: std::fmt::Arguments<'_>) {
         let _ = write!(Writer(self.out), ":{} {line}\r\n", self.view.server);
+    }
+
+    /// What was written from `start` on answers a command that waited (a `PONG`, an
+    /// operator's password checked, a refusal): it takes that command's label.
+    fn answered(&mut self, start: usize) {
+        if let Some(label) = self.view.later.take() {
+            self.labeled(start, &label);
+        }
+    }
+
+    fn labeled(&mut self, start: usize, label: &str) {
+        label::wrap(
+            self.out,
+            start,
+            &self.view.server,
+            label,
+            &mut self.view.batches,
+        );
     }
 
     fn is_me(&self, nick: &Nick) -> bool {
@@ -272,13 +336,28 @@ impl Output for Irc<'_> {
             }
             _ => {}
         }
+        let label = match (&event.kind, &event.scope) {
+            (Kind::Message { .. } | Kind::Action { .. }, Scope::Room(_))
+                if !self.view.echo_labels.is_empty() && self.is_me(&event.source.nick) =>
+            {
+                self.view.echo_label(event)
+            }
+            _ => None,
+        };
         let encodings = &mut self.encodings;
         let server = &self.view.server;
         let bytes = event.encoded(Flavour::Irc, |event| {
             *encodings += 1;
             encode(event, server)
         });
-        write_for_caps(bytes, self.view.caps, self.out);
+        match label {
+            None => write_for_caps(bytes, self.view.caps, self.out),
+            Some(label) => {
+                let mut line = BytesMut::new();
+                write_for_caps(bytes, self.view.caps, &mut line);
+                label::tagged(&line, &label::label_tag(&label), self.out);
+            }
+        }
     }
 
     fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {
@@ -346,8 +425,61 @@ impl Output for Irc<'_> {
         ));
     }
 
-    fn history(&mut self, _target: &HistoryOf, _events: &[Event], _asked: bool) {
-        // IRC clients get no replay on join; chathistory comes with its capability.
+    fn history(&mut self, target: &HistoryOf, events: &[Event], asked: bool) {
+        // IRC clients get no replay on join: they ask with `CHATHISTORY`, and the page
+        // is a `chathistory` batch (with `batch`), labeled on its start.
+        if !asked {
+            return;
+        }
+        let start = self.out.len();
+        let batch = self
+            .view
+            .caps
+            .has(caps::BATCH)
+            .then(|| self.view.batches.next());
+        if let Some(batch) = &batch {
+            let name = match target {
+                HistoryOf::Room(room) => room.as_str(),
+                HistoryOf::Nick(nick) => nick.as_str(),
+            };
+            self.server_line(format_args!("BATCH +{batch} chathistory {name}"));
+        }
+        let tag = batch.as_ref().map(|b| format!("batch={b}"));
+        let mut line = BytesMut::new();
+        for event in events {
+            let encodings = &mut self.encodings;
+            let server = &self.view.server;
+            let bytes = event.encoded(Flavour::Irc, |event| {
+                *encodings += 1;
+                encode(event, server)
+            });
+            match &tag {
+                None => write_for_caps(bytes, self.view.caps, self.out),
+                Some(tag) => {
+                    line.clear();
+                    write_for_caps(bytes, self.view.caps, &mut line);
+                    label::tagged(&line, tag, self.out);
+                }
+            }
+        }
+        if let Some(batch) = &batch {
+            self.server_line(format_args!("BATCH -{batch}"));
+        }
+        if let Some(label) = self.view.later.take() {
+            if batch.is_some() {
+                // One batch is the answer: its start line carries the label.
+                let answer = self.out[start..].to_vec();
+                self.out.truncate(start);
+                let first = answer
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(answer.len(), |i| i + 1);
+                label::tagged(&answer[..first], &label::label_tag(&label), self.out);
+                self.out.extend_from_slice(&answer[first..]);
+            } else {
+                self.labeled(start, &label);
+            }
+        }
     }
 
     fn account(&mut self, nick: &Nick, change: AccountChange) {
@@ -360,19 +492,25 @@ impl Output for Irc<'_> {
     }
 
     fn oper(&mut self, _name: &str) {
+        let start = self.out.len();
         self.numeric("381", format_args!(":You are now an IRC operator"));
+        self.answered(start);
     }
 
     fn refused(&mut self, refused: Refusal) {
+        let start = self.out.len();
         refusal(self, &refused);
+        self.answered(start);
     }
 
     fn pong(&mut self, token: Option<String>) {
+        let start = self.out.len();
         let server = self.view.server.clone();
         self.server_line(format_args!(
             "PONG {server} :{}",
             token.as_deref().unwrap_or(&server)
         ));
+        self.answered(start);
     }
 
     fn pending(&self) -> usize {

@@ -9,6 +9,8 @@
 
 pub(crate) mod caps;
 pub(crate) mod encode;
+pub(crate) mod history;
+pub(crate) mod label;
 
 use crate::config::Config;
 use crate::core::error::Refusal;
@@ -649,30 +651,7 @@ impl IrcDoor {
             "004",
             format_args!("{server} {VERSION} iow biklmnostv bklov"),
         );
-        let tokens = [
-            "AWAYLEN=390".to_owned(),
-            "CASEMAPPING=ascii".into(),
-            "CHANLIMIT=#:".to_owned() + &config.max_rooms.to_string(),
-            "CHANMODES=b,k,l,imnst".into(),
-            format!("CHANNELLEN={}", Room::MAX_LEN + 1),
-            "CHANTYPES=#".into(),
-            "ELIST=".into(),
-            "KICKLEN=390".into(),
-            format!("MAXLIST=b:{}", crate::core::room::ROOM_BAN_LIMIT),
-            format!("MODES={}", crate::core::room::CHANGES_WITH_ARGS),
-            "NETWORK=chat".into(),
-            format!("NICKLEN={}", Nick::MAX_LEN),
-            "PREFIX=(ov)@+".into(),
-            "STATUSMSG=@+".into(),
-            "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:,PART:,KICK:1,NAMES:1,WHOIS:1".into(),
-            "TOPICLEN=390".into(),
-        ];
-        for chunk in tokens.chunks(13) {
-            irc.numeric(
-                "005",
-                format_args!("{} :are supported by this server", chunk.join(" ")),
-            );
-        }
+        isupport(&mut irc, &config);
         let (sessions, rooms) = member.hub().counts();
         lusers(&mut irc, sessions, rooms);
         match member.motd() {
@@ -686,6 +665,36 @@ impl IrcDoor {
             }
             None => irc.numeric("422", format_args!(":MOTD File is missing")),
         }
+    }
+}
+
+/// The 005 lines: what this server supports, at most 13 tokens a line.
+fn isupport(irc: &mut Irc<'_>, config: &Config) {
+    let tokens = [
+        "AWAYLEN=390".to_owned(),
+        "CASEMAPPING=ascii".into(),
+        "CHANLIMIT=#:".to_owned() + &config.max_rooms.to_string(),
+        "CHANMODES=b,k,l,imnst".into(),
+        format!("CHANNELLEN={}", Room::MAX_LEN + 1),
+        "CHANTYPES=#".into(),
+        format!("CHATHISTORY={}", crate::core::member::HISTORY_MAX),
+        "ELIST=".into(),
+        "KICKLEN=390".into(),
+        format!("MAXLIST=b:{}", crate::core::room::ROOM_BAN_LIMIT),
+        format!("MODES={}", crate::core::room::CHANGES_WITH_ARGS),
+        "MSGREFTYPES=msgid,timestamp".into(),
+        "NETWORK=chat".into(),
+        format!("NICKLEN={}", Nick::MAX_LEN),
+        "PREFIX=(ov)@+".into(),
+        "STATUSMSG=@+".into(),
+        "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:,PART:,KICK:1,NAMES:1,WHOIS:1".into(),
+        "TOPICLEN=390".into(),
+    ];
+    for chunk in tokens.chunks(13) {
+        irc.numeric(
+            "005",
+            format_args!("{} :are supported by this server", chunk.join(" ")),
+        );
     }
 }
 
@@ -744,7 +753,30 @@ impl Door for IrcDoor {
             numeric(out, &server, &me, "421", format_args!("* :Unknown command"));
             return Flow::Continue;
         };
+        // labeled-response: the answer carries the command's label. One written now is
+        // labeled here; one that comes later (a PONG, a history page, a password
+        // check, an echo) is labeled where it is written.
+        let label = self
+            .view
+            .caps
+            .has(caps::LABELED_RESPONSE)
+            .then(|| label::of(&message.tags))
+            .flatten();
+        let start = out.len();
+        self.view.label = label;
+        self.view.later = None;
         let flow = self.command(&message, member, out, peer);
+        if member.answering() {
+            self.view.later = self.view.label.take();
+        } else if let Some(label) = self.view.label.take() {
+            label::wrap(
+                out,
+                start,
+                &self.view.server,
+                &label,
+                &mut self.view.batches,
+            );
+        }
         let mut irc = Irc::new(out, &mut self.view);
         member.count_encodings(&mut irc);
         flow
@@ -915,12 +947,20 @@ impl IrcDoor {
                     }
                     return Flow::Continue;
                 }
+                let single = !targets.contains(',');
                 for target in targets.split(',').filter(|t| !t.is_empty()).take(4) {
                     let result = if let Some(room) =
                         target.starts_with('#').then(|| Room::new(target).ok())
                     {
                         match room {
-                            Some(room) => member.say(Some(&room), text.clone(), action),
+                            Some(room) => {
+                                member.say(Some(&room), text.clone(), action).map(|id| {
+                                    // A labeled message to one room: its echo is the answer.
+                                    if single && irc.view.caps.has(caps::ECHO_MESSAGE) {
+                                        irc.view.label_echo(id);
+                                    }
+                                })
+                            }
                             None => Err(Refusal::NoSuchRoom(Room::general())),
                         }
                     } else {
@@ -958,6 +998,30 @@ impl IrcDoor {
                         }
                         other => encode::refusal(&mut irc, &other),
                     }
+                }
+                Ok(())
+            }
+            "CHATHISTORY" => {
+                match history::parse(&m.params) {
+                    Ok(request) => {
+                        let target = m.params[1].clone();
+                        let sub = m.params[0].to_ascii_uppercase();
+                        if let Err(refused) =
+                            member.history_span(request.target, request.page, request.limit)
+                        {
+                            let (code, text) = match refused {
+                                Refusal::Busy(_) => ("MESSAGE_ERROR", "The server is busy"),
+                                _ => ("INVALID_TARGET", "Messages could not be retrieved"),
+                            };
+                            irc.server_line(format_args!(
+                                "FAIL CHATHISTORY {code} {sub} {target} :{text}"
+                            ));
+                        }
+                    }
+                    Err(fail) => irc.server_line(format_args!(
+                        "FAIL CHATHISTORY {} {} :{}",
+                        fail.code, fail.context, fail.text
+                    )),
                 }
                 Ok(())
             }
@@ -1126,6 +1190,7 @@ impl IrcDoor {
                     "351",
                     format_args!("{VERSION} {server} :the chat server's IRC door"),
                 );
+                isupport(&mut irc, member.config());
                 Ok(())
             }
             "TIME" => {

@@ -426,8 +426,8 @@ impl Native {
             _ => "",
         };
         let done = match command {
-            Command::Say(text) => member.say(None, text, false),
-            Command::Me(text) => member.say(None, text, true),
+            Command::Say(text) => member.say(None, text, false).map(drop),
+            Command::Me(text) => member.say(None, text, true).map(drop),
             Command::Join { room, key } => {
                 member.join(&room, key.as_deref(), &mut output).map(|()| {
                     let room = member.current_room().cloned();

@@ -155,6 +155,10 @@ pub(crate) enum Refusal {
     /// A `/mode` the server cannot read.
     #[error("{0}")]
     UnknownMode(String),
+    /// A room key that is not one word: empty, with spaces, commas or control
+    /// characters, starting with `#` or `:`, or too long.
+    #[error("a key is one word of at most {max} bytes, without commas, not starting with # or :")]
+    InvalidKey { max: usize },
     /// The room holds as many bans as it may.
     #[error("{room} holds {limit} bans, the most it may")]
     BanListFull {

@@ -1366,6 +1366,11 @@ impl Hub {
             ..
         } = &mut *st;
         let (entry, user) = Self::in_room(users, rooms, key, room)?;
+        // Kicking from a room one is not in is IRC's 442, before any question of rank
+        // (a server operator may).
+        if !entry.members.contains_key(key) && !user.activity.is_oper() {
+            return Err(Refusal::NotInRoom(entry.settings.name.clone()));
+        }
         if !Self::is_chanop(entry, key, user) {
             return Err(Refusal::ChanopNeeded(entry.settings.name.clone()));
         }

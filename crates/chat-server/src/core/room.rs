@@ -397,10 +397,12 @@ pub(crate) fn parse_changes(words: &[String]) -> Result<ModeRequest, Refusal> {
             'b' => Change::Ban(on, Mask::parse(arg("a mask")?)?),
             'k' if on => {
                 let key = arg("a key")?;
-                if key.len() > KEY_MAX || key.starts_with('#') || key.contains(',') {
-                    return Err(unknown(format!(
-                        "a key is one word of at most {KEY_MAX} bytes, without commas, not starting with #"
-                    )));
+                let malformed = key.is_empty()
+                    || key.len() > KEY_MAX
+                    || key.starts_with(['#', ':'])
+                    || key.contains(|c: char| c == ',' || c.is_whitespace() || c.is_control());
+                if malformed {
+                    return Err(Refusal::InvalidKey { max: KEY_MAX });
                 }
                 Change::Key(Some(key.to_owned()))
             }

@@ -1091,6 +1091,10 @@ impl IrcDoor {
                         Ok(())
                     }
                     Ok(ModeOutcome::Changed) => Ok(()),
+                    Err(Refusal::InvalidKey { .. }) => {
+                        irc.numeric("525", format_args!("{room} :Key is not well-formed"));
+                        Ok(())
+                    }
                     Err(refused) => Err(refused),
                 }
             }

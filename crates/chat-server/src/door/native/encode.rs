@@ -288,6 +288,7 @@ pub(crate) fn refusal(refusal: &Refusal) -> ServerFrame {
             format!("{nick} is in {room} already"),
         ),
         Refusal::UnknownMode(why) => (ErrorCode::UnknownMode, format!("/mode: {why}")),
+        Refusal::InvalidKey { .. } => (ErrorCode::UnknownMode, format!("/mode: {refusal}")),
         Refusal::BanListFull { room, limit } => (
             ErrorCode::BanListFull,
             format!("{room} holds {limit} bans, the most it may: /unban some first"),

@@ -321,3 +321,58 @@ async fn server_operators_oper_kill_and_wallops() {
     bob.send("ISON victim").await;
     assert!(bob.sync().await[0].ends_with(" 303 bob :"));
 }
+
+#[tokio::test]
+async fn register_makes_the_nickname_an_account() {
+    let server = TestServer::start().await;
+    let mut bob = Irc::login_with(&server, "bob", "draft/account-registration").await;
+    let fails = [
+        (
+            "REGISTER * * short",
+            "FAIL REGISTER UNACCEPTABLE_PASSWORD bob :",
+        ),
+        (
+            "REGISTER someone * long enough",
+            "FAIL REGISTER ACCOUNT_NAME_MUST_BE_NICK someone :",
+        ),
+    ];
+    for (command, fail) in fails {
+        bob.send(command).await;
+        let lines = bob.sync().await;
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with(&format!(":chat.localhost {fail}")),
+            "{command}: {lines:?}"
+        );
+    }
+    bob.send("REGISTER * * :open sesame").await;
+    assert_eq!(
+        bob.line().await,
+        ":chat.localhost REGISTER SUCCESS bob :Account created; you are logged in"
+    );
+    assert_eq!(
+        bob.line().await,
+        ":chat.localhost 900 bob bob!~bob@127.0.0.1 bob :You are now logged in as bob"
+    );
+    bob.send("WHOIS bob").await;
+    assert!(numerics(&bob.sync().await).contains(&"330"));
+    bob.send("REGISTER bob * :open sesame").await;
+    let again = bob.sync().await;
+    assert!(
+        again[0].starts_with(":chat.localhost FAIL REGISTER ACCOUNT_EXISTS bob :"),
+        "{again:?}"
+    );
+    bob.send("QUIT").await;
+    bob.closed().await;
+    // The nickname now needs its password, from any door.
+    let mut thief = Irc::connect(&server).await;
+    thief.send("NICK bob").await;
+    thief.send("USER bob 0 * :x").await;
+    assert_eq!(numeric(&thief.line().await), Some("433"));
+    let mut back = Irc::connect(&server).await;
+    back.send("PASS :open sesame").await;
+    back.send("NICK bob").await;
+    back.send("USER bob 0 * :Bob").await;
+    let welcome = back.until(|l| l.contains(" 422 ")).await;
+    assert_eq!(numeric(&welcome[0]), Some("001"));
+}

@@ -19,13 +19,15 @@ pub(crate) const CHGHOST: Caps = Caps(512);
 pub(crate) const BATCH: Caps = Caps(1 << 10);
 pub(crate) const LABELED_RESPONSE: Caps = Caps(1 << 11);
 pub(crate) const CHATHISTORY: Caps = Caps(1 << 12);
+pub(crate) const ACCOUNT_REGISTRATION: Caps = Caps(1 << 13);
 
 /// What `CAP LS` offers, by name, in the order listed.
-pub(crate) const OFFERED: [(&str, Caps); 13] = [
+pub(crate) const OFFERED: [(&str, Caps); 14] = [
     ("account-tag", ACCOUNT_TAG),
     ("away-notify", AWAY_NOTIFY),
     ("batch", BATCH),
     ("chghost", CHGHOST),
+    ("draft/account-registration", ACCOUNT_REGISTRATION),
     ("draft/chathistory", CHATHISTORY),
     ("invite-notify", INVITE_NOTIFY),
     ("cap-notify", CAP_NOTIFY),

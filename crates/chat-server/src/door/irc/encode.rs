@@ -163,6 +163,9 @@ pub(crate) struct View {
     /// (the answers) are written; at most [`ECHO_LABELS`].
     echo_labels: VecDeque<(u64, Box<str>)>,
     pub(crate) batches: Batches,
+    /// While a `REGISTER`'s password is hashed: the client's `nick!user@host`, for the
+    /// answer (900).
+    pub(crate) registering: Option<Box<str>>,
 }
 
 /// The most labeled messages whose echoes a client may await at once; a message past it
@@ -181,6 +184,7 @@ impl View {
             later: None,
             echo_labels: VecDeque::new(),
             batches: Batches::default(),
+            registering: None,
         }
     }
 
@@ -483,6 +487,19 @@ impl Output for Irc<'_> {
     }
 
     fn account(&mut self, nick: &Nick, change: AccountChange) {
+        if let Some(mask) = self.view.registering.take() {
+            let start = self.out.len();
+            self.server_line(format_args!(
+                "REGISTER SUCCESS {nick} :Account created; you are logged in"
+            ));
+            let account = nick.folded();
+            self.numeric(
+                "900",
+                format_args!("{mask} {account} :You are now logged in as {account}"),
+            );
+            self.answered(start);
+            return;
+        }
         let what = match change {
             AccountChange::Registered => "is now registered",
             AccountChange::PasswordChanged => "has a new password",
@@ -499,7 +516,12 @@ impl Output for Irc<'_> {
 
     fn refused(&mut self, refused: Refusal) {
         let start = self.out.len();
-        refusal(self, &refused);
+        if self.view.registering.take().is_some() {
+            let me = self.view.me.clone();
+            register_failed(self, &me, &refused);
+        } else {
+            refusal(self, &refused);
+        }
         self.answered(start);
     }
 
@@ -520,6 +542,17 @@ impl Output for Irc<'_> {
     fn take_encodings(&mut self) -> u64 {
         std::mem::take(&mut self.encodings)
     }
+}
+
+/// Writes the refusal of a `REGISTER` as draft/account-registration's `FAIL`.
+pub(crate) fn register_failed(out: &mut Irc<'_>, account: &Nick, refused: &Refusal) {
+    let code = match refused {
+        Refusal::AlreadyRegistered(_) | Refusal::NickRegistered(_) => "ACCOUNT_EXISTS",
+        Refusal::PasswordInvalid { .. } | Refusal::InsecureTransport => "UNACCEPTABLE_PASSWORD",
+        Refusal::Busy(_) => "TEMPORARILY_UNAVAILABLE",
+        _ => "BAD_ACCOUNT_NAME",
+    };
+    out.server_line(format_args!("FAIL REGISTER {code} {account} :{refused}"));
 }
 
 /// Writes a refusal as its numeric.

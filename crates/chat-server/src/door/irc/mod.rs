@@ -1001,6 +1001,48 @@ impl IrcDoor {
                 }
                 Ok(())
             }
+            "REGISTER" => {
+                // draft/account-registration, after connecting only: the account is the
+                // nickname, the email is not kept.
+                if !need(&mut irc, 3) {
+                    return Flow::Continue;
+                }
+                let account = m.params[0].as_str();
+                let nick = member.nick().clone();
+                let fail = |irc: &mut Irc<'_>, code: &str, text: &str| {
+                    irc.server_line(format_args!("FAIL REGISTER {code} {account} :{text}"));
+                };
+                if account != "*" && !account.eq_ignore_ascii_case(nick.as_str()) {
+                    fail(
+                        &mut irc,
+                        "ACCOUNT_NAME_MUST_BE_NICK",
+                        "The account is the nickname: change nickname first",
+                    );
+                    return Flow::Continue;
+                }
+                let password = chat_proto::Password::new(m.params[2].as_str());
+                let acceptable =
+                    password
+                        .acceptable()
+                        .then_some(())
+                        .ok_or(Refusal::PasswordInvalid {
+                            min_chars: chat_proto::Password::MIN_CHARS,
+                            max_bytes: chat_proto::Password::MAX_BYTES,
+                        });
+                match member.set_password(
+                    password.expose().to_owned(),
+                    acceptable,
+                    false,
+                    peer.secure(),
+                ) {
+                    Ok(()) => {
+                        irc.view.registering =
+                            Some(encode::mask(member.source(), &irc.view.server).into());
+                    }
+                    Err(refused) => encode::register_failed(&mut irc, &nick, &refused),
+                }
+                Ok(())
+            }
             "CHATHISTORY" => {
                 match history::parse(&m.params) {
                     Ok(request) => {

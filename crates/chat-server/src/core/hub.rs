@@ -371,7 +371,10 @@ struct RoomEntry {
 
 /// A member in a room's list.
 struct Seat {
-    nick: Nick,
+    /// Who it is (the session's source, replaced with it): its nickname as spelled, so
+    /// that a big room's list is written without a lookup per member, and its
+    /// `user@host` for IRC's `userhost-in-names`.
+    source: Arc<Source>,
     standing: Standing,
 }
 
@@ -412,9 +415,30 @@ pub(crate) enum Joined {
     },
 }
 
-/// Everyone in a room, by nickname as spelled, with their standing, for a door to write
-/// out.
-pub(crate) type Members<'a, 'b> = &'a mut dyn Iterator<Item = (Standing, &'b Nick)>;
+/// Everyone in a room, with their standing, for a door to write out; and whether the
+/// room is secret (IRC marks a secret room's names list).
+pub(crate) struct Members<'a, 'b> {
+    /// The room is secret (`+s`).
+    pub(crate) secret: bool,
+    list: &'a mut dyn Iterator<Item = (Standing, &'b Source)>,
+}
+
+impl<'a, 'b> Members<'a, 'b> {
+    pub(crate) fn new(
+        secret: bool,
+        list: &'a mut dyn Iterator<Item = (Standing, &'b Source)>,
+    ) -> Members<'a, 'b> {
+        Members { secret, list }
+    }
+}
+
+impl<'b> Iterator for Members<'_, 'b> {
+    type Item = (Standing, &'b Source);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.list.next()
+    }
+}
 
 /// What a joiner gives beyond its name: the key it typed and who it is, for the room's
 /// key and bans.
@@ -976,7 +1000,7 @@ impl Hub {
         entry.members.insert(
             key.to_owned(),
             Seat {
-                nick: user.source.nick.clone(),
+                source: user.source.clone(),
                 standing,
             },
         );
@@ -991,10 +1015,11 @@ impl Hub {
         drop(order);
         // A quiet room's list would be stale at once, and writing it to every joiner is
         // what makes a crowd joining cost O(N²) bytes: `/who` gives it on demand.
-        let mut members = entry.members.values().map(|s| (s.standing, &s.nick));
+        let mut members = entry.members.values().map(|s| (s.standing, &*s.source));
+        let secret = entry.settings.modes.has(Flag::Secret);
         shown(
             &join,
-            (!quiet).then_some(&mut members as Members<'_, '_>),
+            (!quiet).then(|| Members::new(secret, &mut members)),
             entry.settings.topic.as_deref(),
         );
         Ok(Joined::New {
@@ -1084,7 +1109,7 @@ impl Hub {
                 room.members.insert(
                     new_key.clone(),
                     Seat {
-                        nick: new.clone(),
+                        source: user.source.clone(),
                         standing,
                     },
                 );
@@ -1332,7 +1357,13 @@ impl Hub {
         // Checked: now the member changes, in the order given, after the room's.
         for (target, what, on) in standings {
             if let Some(seat) = entry.members.get_mut(&target) {
-                room::apply_standing(&mut seat.standing, what, on, &seat.nick, &mut applied);
+                room::apply_standing(
+                    &mut seat.standing,
+                    what,
+                    on,
+                    &seat.source.nick,
+                    &mut applied,
+                );
             }
         }
         if applied.is_empty() {
@@ -1378,7 +1409,7 @@ impl Hub {
         };
         self.may_act_on(users, entry, key, user, &target_key)?;
         let kind = Kind::Kick {
-            target: seat.nick.clone(),
+            target: seat.source.nick.clone(),
             reason: reason.unwrap_or_else(|| user.source.nick.to_string()),
         };
         let event = self.announce_in(&entry.channel, &user.source, kind, None);
@@ -1561,8 +1592,9 @@ impl Hub {
         let mut st = self.lock();
         let State { users, rooms, .. } = &mut *st;
         let (entry, _) = Self::in_room(users, rooms, key, room)?;
-        let mut members = entry.members.values().map(|s| (s.standing, &s.nick));
-        list(&entry.channel.room, &mut members);
+        let mut members = entry.members.values().map(|s| (s.standing, &*s.source));
+        let secret = entry.settings.modes.has(Flag::Secret);
+        list(&entry.channel.room, Members::new(secret, &mut members));
         Ok(())
     }
 

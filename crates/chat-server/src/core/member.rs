@@ -1606,13 +1606,13 @@ mod tests {
         }
         fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {
             let names: Vec<_> = members
-                .map(|(standing, n)| {
+                .map(|(standing, s)| {
                     let op = if standing.has(crate::core::room::Standing::OPERATOR) {
                         "@"
                     } else {
                         ""
                     };
-                    format!("{op}{n}")
+                    format!("{op}{}", s.nick)
                 })
                 .collect();
             self.lines

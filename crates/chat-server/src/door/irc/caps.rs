@@ -3,7 +3,7 @@
 
 /// A set of capabilities.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Caps(u16);
+pub(crate) struct Caps(u32);
 
 pub(crate) const CAP_NOTIFY: Caps = Caps(1);
 pub(crate) const ECHO_MESSAGE: Caps = Caps(2);
@@ -16,9 +16,10 @@ pub(crate) const ACCOUNT_TAG: Caps = Caps(128);
 pub(crate) const INVITE_NOTIFY: Caps = Caps(256);
 /// Never sent (hosts do not change), so harmless to take.
 pub(crate) const CHGHOST: Caps = Caps(512);
+pub(crate) const USERHOST_IN_NAMES: Caps = Caps(1 << 10);
 
 /// What `CAP LS` offers, by name, in the order listed.
-pub(crate) const OFFERED: [(&str, Caps); 10] = [
+pub(crate) const OFFERED: [(&str, Caps); 11] = [
     ("account-tag", ACCOUNT_TAG),
     ("away-notify", AWAY_NOTIFY),
     ("chghost", CHGHOST),
@@ -29,6 +30,7 @@ pub(crate) const OFFERED: [(&str, Caps); 10] = [
     ("multi-prefix", MULTI_PREFIX),
     ("server-time", SERVER_TIME),
     ("sasl", SASL),
+    ("userhost-in-names", USERHOST_IN_NAMES),
 ];
 
 impl Caps {

@@ -23,10 +23,17 @@ const LINE: usize = chat_proto::irc::MAX_LINE;
 /// `nick!user@host` of a source: its door's ident, or for a session without one (the
 /// native door's) its nickname as the user and the server's name as the host.
 pub(crate) fn mask(source: &Source, server: &str) -> String {
-    match &source.ident {
-        Some(ident) => format!("{}!{}@{}", source.nick, ident.user, ident.host),
-        None => format!("{}!{}@{server}", source.nick, source.nick),
-    }
+    let mut mask = String::new();
+    write_mask(&mut mask, source, server);
+    mask
+}
+
+/// Appends [`mask`] to `into`.
+pub(crate) fn write_mask(into: &mut String, source: &Source, server: &str) {
+    let _ = match &source.ident {
+        Some(ident) => write!(into, "{}!{}@{}", source.nick, ident.user, ident.host),
+        None => write!(into, "{}!{}@{server}", source.nick, source.nick),
+    };
 }
 
 /// An event's line with its tags and CRLF, or nothing for one IRC does not show.
@@ -283,17 +290,24 @@ impl Output for Irc<'_> {
 
     fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {
         let multi = self.view.caps.has(caps::MULTI_PREFIX);
+        let userhost = self.view.caps.has(caps::USERHOST_IN_NAMES);
         let mut names = BytesMut::new();
         let server = self.view.server.clone();
         let me = self.view.me.clone();
-        // `:server 353 me = #room :` and the names, each line within 512 bytes.
-        let head = format!(":{server} 353 {me} = {} :", room.name);
+        // `:server 353 me <=|@> #room :` and the names, each line within 512 bytes.
+        let symbol = if members.secret { '@' } else { '=' };
+        let head = format!(":{server} 353 {me} {symbol} {} :", room.name);
         let mut line = head.clone();
         let mut any = false;
-        for (standing, nick) in members {
-            let mut name = String::new();
+        let mut name = String::new();
+        for (standing, source) in members {
+            name.clear();
             prefixes(standing, multi, &mut name);
-            name.push_str(nick.as_str());
+            if userhost {
+                write_mask(&mut name, source, &server);
+            } else {
+                name.push_str(source.nick.as_str());
+            }
             if any && line.len() + 1 + name.len() + 2 > LINE {
                 line.push_str("\r\n");
                 names.extend_from_slice(line.as_bytes());

@@ -1384,8 +1384,8 @@ fn who(irc: &mut Irc<'_>, member: &Member, mask: &str) {
     if let Ok(room) = Room::new(mask) {
         let mut lines = Vec::new();
         let _ = member.members_of(&room, |room, members| {
-            for (standing, nick) in members {
-                lines.push((room.name.clone(), standing, nick.clone()));
+            for (standing, source) in members {
+                lines.push((room.name.clone(), standing, source.nick.clone()));
             }
         });
         for (room, standing, nick) in lines {

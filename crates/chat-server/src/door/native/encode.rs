@@ -391,7 +391,7 @@ impl Output for Native<'_> {
     }
 
     fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {
-        let members = members.map(|(standing, nick)| (status(standing), nick));
+        let members = members.map(|(standing, source)| (status(standing), &source.nick));
         ServerFrame::encode_members(&room.name, members, LIST_CHUNK, self.out);
     }
 

@@ -80,3 +80,94 @@ async fn a_secret_room_is_marked_in_its_names() {
         [":chat.localhost 353 bob @ #hidden :@alice bob"]
     );
 }
+
+/// Connects as the registered `nick` with its password (`PASS`, from loopback), the
+/// real name `realname` and the capabilities `caps` (none if empty), reading up to the
+/// end of the welcome.
+async fn login_identified(
+    server: &TestServer,
+    nick: &str,
+    password: &str,
+    realname: &str,
+    caps: &str,
+) -> Irc {
+    let mut irc = Irc::connect(server).await;
+    if !caps.is_empty() {
+        irc.send(&format!("CAP REQ :{caps}")).await;
+    }
+    irc.send(&format!("PASS :{password}")).await;
+    irc.send(&format!("NICK {nick}")).await;
+    irc.send(&format!("USER {nick} 0 * :{realname}")).await;
+    if !caps.is_empty() {
+        irc.send("CAP END").await;
+    }
+    let welcome = irc
+        .until(|l| l.contains(" 376 ") || l.contains(" 422 ") || l.contains(" 433 "))
+        .await;
+    assert!(
+        welcome.iter().any(|l| numeric(l) == Some("001")),
+        "{welcome:?}"
+    );
+    irc
+}
+
+/// The lines among `lines` with `verb` as their command (tags and source aside).
+fn verbs<'a>(lines: &'a [String], verb: &str) -> Vec<&'a str> {
+    lines
+        .iter()
+        .filter(|l| {
+            let mut words = l.split(' ').skip_while(|w| w.starts_with('@'));
+            words.next().is_some_and(|w| w.starts_with(':')) && words.next() == Some(verb)
+        })
+        .map(String::as_str)
+        .collect()
+}
+
+#[tokio::test]
+async fn extended_join_carries_the_account_and_the_real_name() {
+    let server = TestServer::start().await;
+    server.register("dave", "correct horse").await;
+    let mut bob = Irc::login_with(&server, "bob", "extended-join").await;
+    bob.send("JOIN #rust").await;
+    let own = bob.until(|l| l.contains(" 366 ")).await;
+    assert_eq!(own[0], ":bob!~bob@127.0.0.1 JOIN #rust * :bob");
+    // Without the capability (and with tags before the line), the plain JOIN.
+    let mut carol = Irc::login_with(&server, "carol", "server-time").await;
+    carol.send("JOIN #rust").await;
+    let own = carol.until(|l| l.contains(" 366 ")).await;
+    assert!(
+        own[0].starts_with("@time=") && own[0].ends_with(" :carol!~carol@127.0.0.1 JOIN #rust"),
+        "{own:?}"
+    );
+
+    let mut dave = login_identified(&server, "dave", "correct horse", "Dave Null", "").await;
+    dave.send("JOIN #rust").await;
+    dave.until(|l| l.contains(" 366 ")).await;
+    let mut alice = server.login("alice").await;
+    alice.send("/join #rust").await;
+    alice.sync().await;
+
+    let heard = bob.sync().await;
+    assert_eq!(
+        verbs(&heard, "JOIN"),
+        [
+            ":carol!~carol@127.0.0.1 JOIN #rust * :carol",
+            ":dave!~dave@127.0.0.1 JOIN #rust dave :Dave Null",
+            ":alice!alice@chat.localhost JOIN #rust * :alice",
+        ],
+        "{heard:?}"
+    );
+    let heard = carol.sync().await;
+    let joins: Vec<_> = verbs(&heard, "JOIN")
+        .into_iter()
+        .map(|l| l.split_once(' ').unwrap().1)
+        .collect();
+    assert_eq!(
+        joins,
+        [
+            ":dave!~dave@127.0.0.1 JOIN #rust",
+            ":alice!alice@chat.localhost JOIN #rust",
+        ],
+        "{heard:?}"
+    );
+}

@@ -17,9 +17,10 @@ pub(crate) const INVITE_NOTIFY: Caps = Caps(256);
 /// Never sent (hosts do not change), so harmless to take.
 pub(crate) const CHGHOST: Caps = Caps(512);
 pub(crate) const USERHOST_IN_NAMES: Caps = Caps(1 << 10);
+pub(crate) const EXTENDED_JOIN: Caps = Caps(1 << 11);
 
 /// What `CAP LS` offers, by name, in the order listed.
-pub(crate) const OFFERED: [(&str, Caps); 11] = [
+pub(crate) const OFFERED: [(&str, Caps); 12] = [
     ("account-tag", ACCOUNT_TAG),
     ("away-notify", AWAY_NOTIFY),
     ("chghost", CHGHOST),
@@ -31,6 +32,7 @@ pub(crate) const OFFERED: [(&str, Caps); 11] = [
     ("server-time", SERVER_TIME),
     ("sasl", SASL),
     ("userhost-in-names", USERHOST_IN_NAMES),
+    ("extended-join", EXTENDED_JOIN),
 ];
 
 impl Caps {

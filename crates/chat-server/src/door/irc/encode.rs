@@ -36,6 +36,34 @@ pub(crate) fn write_mask(into: &mut String, source: &Source, server: &str) {
     };
 }
 
+/// Appends the real name IRC shows for a source: its `USER`'s (or `SETNAME`'s), or for
+/// a session of another door its nickname.
+pub(crate) fn write_realname(into: &mut String, source: &Source) {
+    match &source.ident {
+        Some(ident) => into.push_str(&ident.realname),
+        None => into.push_str(source.nick.as_str()),
+    }
+}
+
+/// The length of a `JOIN`'s ` <account> :<realname>` (`extended-join`), CRLF included:
+/// what a client without the capability does not get. The tags and the mask have no
+/// space, so the first ` JOIN ` is the verb.
+fn extended_join_suffix(bytes: &[u8], room: &RoomName) -> Option<usize> {
+    let verb = memchr::memmem::find(bytes, b" JOIN ")?;
+    bytes
+        .len()
+        .checked_sub(verb + " JOIN ".len() + room.name.as_str().len())
+}
+
+/// An event's IRC bytes, encoded by the first reader that needs them (counted in
+/// `encodings`).
+fn encoded<'e>(event: &'e Event, encodings: &mut u64, server: &str) -> &'e [u8] {
+    event.encoded(Flavour::Irc, |event| {
+        *encodings += 1;
+        encode(event, server)
+    })
+}
+
 /// An event's line with its tags and CRLF, or nothing for one IRC does not show.
 pub(crate) fn encode(event: &Event, server: &str) -> Box<[u8]> {
     let mut line = String::with_capacity(event.weight());
@@ -58,8 +86,12 @@ pub(crate) fn encode(event: &Event, server: &str) -> Box<[u8]> {
         (Scope::Private { to }, Kind::Action { text }) => {
             let _ = write!(line, "PRIVMSG {to} :\x01ACTION {text}\x01");
         }
+        // The extended form (`extended-join`): clients without it get the line cut
+        // after the room (see `Irc::event`).
         (Scope::Room(room), Kind::Join) => {
-            let _ = write!(line, "JOIN {}", room.name);
+            let account = event.source.account.as_deref().unwrap_or("*");
+            let _ = write!(line, "JOIN {} {account} :", room.name);
+            write_realname(&mut line, &event.source);
         }
         (Scope::Room(room), Kind::Part { reason }) => {
             let _ = write!(line, "PART {}", room.name);
@@ -266,6 +298,17 @@ impl Output for Irc<'_> {
             {
                 return;
             }
+            Kind::Join if !self.view.caps.has(caps::EXTENDED_JOIN) => {
+                let bytes = encoded(event, &mut self.encodings, &self.view.server);
+                write_for_caps(bytes, self.view.caps, self.out);
+                if let Some(room) = event.room()
+                    && let Some(cut) = extended_join_suffix(bytes, room)
+                {
+                    self.out.truncate(self.out.len() - cut);
+                    self.out.extend_from_slice(b"\r\n");
+                }
+                return;
+            }
             // One QUIT, NICK or AWAY per observer, however many rooms it heard it in.
             Kind::Quit { .. } | Kind::Rename { .. } | Kind::Away { .. } => {
                 let away = matches!(event.kind, Kind::Away { .. });
@@ -279,12 +322,7 @@ impl Output for Irc<'_> {
             }
             _ => {}
         }
-        let encodings = &mut self.encodings;
-        let server = &self.view.server;
-        let bytes = event.encoded(Flavour::Irc, |event| {
-            *encodings += 1;
-            encode(event, server)
-        });
+        let bytes = encoded(event, &mut self.encodings, &self.view.server);
         write_for_caps(bytes, self.view.caps, self.out);
     }
 

@@ -171,3 +171,47 @@ async fn extended_join_carries_the_account_and_the_real_name() {
         "{heard:?}"
     );
 }
+
+#[tokio::test]
+async fn account_notify_tells_a_native_registration_once_per_observer() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    alice.send("/join #rust").await;
+    alice.send("/join #go").await;
+    alice.sync().await;
+    let mut bob = Irc::login_with(&server, "bob", "account-notify account-tag").await;
+    bob.send("JOIN #rust,#go").await;
+    bob.until(|l| l.contains(" 366 bob #go ")).await;
+    let mut carol = Irc::login(&server, "carol").await;
+    carol.send("JOIN #rust").await;
+    carol.until(|l| l.contains(" 366 ")).await;
+    bob.sync().await;
+
+    alice.send("/register correct horse").await;
+    alice
+        .until(|f| matches!(f, chat_proto::ServerFrame::Account { .. }))
+        .await;
+    alice.send("/join #rust").await;
+    alice.send("registered now").await;
+    alice.sync().await;
+    // One ACCOUNT though bob shares two rooms with alice; her messages now carry it.
+    let heard = bob.sync().await;
+    assert_eq!(
+        heard,
+        [
+            "@account=alice :alice!alice@chat.localhost ACCOUNT alice",
+            "@account=alice :alice!alice@chat.localhost PRIVMSG #rust :registered now",
+        ]
+    );
+    // Without the capability, nothing.
+    assert_eq!(
+        carol.sync().await,
+        [":alice!alice@chat.localhost PRIVMSG #rust :registered now"]
+    );
+    // A changed password is no new account.
+    alice.send("/password battery staple").await;
+    alice
+        .until(|f| matches!(f, chat_proto::ServerFrame::Account { .. }))
+        .await;
+    assert_eq!(bob.sync().await, Vec::<String>::new());
+}

@@ -149,6 +149,9 @@ pub(crate) enum Kind {
         /// Its away message.
         text: Option<String>,
     },
+    /// The source identified to an account: the source's `account` (IRC's
+    /// `account-notify`).
+    Account,
 }
 
 /// The wire forms an event is encoded to, one cache slot each.
@@ -278,6 +281,7 @@ impl Event {
             Kind::Mode { changes } => changes.len(),
             Kind::Kick { target, reason } => target.as_str().len() + reason.len(),
             Kind::Invite { target } => target.as_str().len(),
+            Kind::Account => self.source.account.as_ref().map_or(0, |a| a.len()),
             Kind::Join => 0,
         };
         let room = self.room().map_or(0, |r| r.name.as_str().len());

@@ -1486,10 +1486,29 @@ impl Hub {
         Arc::new(self.event(Scope::Own, source, kind, None))
     }
 
-    /// Replaces the source of the session `key` (it identified to an account).
+    /// Replaces the source of the session `key` (it identified to an account), in its
+    /// rooms' seats too. A new account is told to each of its rooms that are not quiet,
+    /// with one cause (IRC's `account-notify`; the native door shows nothing of it).
     pub(crate) fn set_source(&self, key: &str, source: &Arc<Source>) {
-        if let Some(user) = self.lock().users.get_mut(key) {
-            user.source = source.clone();
+        let mut st = self.lock();
+        let State { users, rooms, .. } = &mut *st;
+        let Some(user) = users.get_mut(key) else {
+            return;
+        };
+        let changed = user.source.account != source.account;
+        user.source = source.clone();
+        let mut cause = None;
+        for room_key in &user.rooms {
+            let Some(room) = rooms.get_mut(room_key) else {
+                continue;
+            };
+            if let Some(seat) = room.members.get_mut(key) {
+                seat.source = source.clone();
+            }
+            if changed && !self.is_quiet(room.members.len()) {
+                let account = self.announce_in(&room.channel, source, Kind::Account, cause);
+                cause.get_or_insert(account.cause);
+            }
         }
     }
 

@@ -763,6 +763,7 @@ mod tests {
             K::Away {
                 text: Some("lunch".into()),
             },
+            K::Account,
         ];
         let mut sent = Vec::new();
         for (n, kind) in kinds.into_iter().enumerate() {

@@ -48,6 +48,7 @@ pub(super) mod what {
     pub(in super::super) const KICK: i64 = 8;
     pub(in super::super) const INVITE: i64 = 9;
     pub(in super::super) const AWAY: i64 = 10;
+    pub(in super::super) const ACCOUNT: i64 = 11;
 }
 
 /// A registered room's settings (its bans are replaced beside it).
@@ -364,6 +365,8 @@ fn fields(kind: &event::Kind) -> (i64, Option<&str>, Option<&str>) {
         K::Kick { target, reason } => (what::KICK, Some(reason), Some(target.as_str())),
         K::Invite { target } => (what::INVITE, None, Some(target.as_str())),
         K::Away { text } => (what::AWAY, text.as_deref(), None),
+        // The account is the source's own column.
+        K::Account => (what::ACCOUNT, None, None),
     }
 }
 
@@ -432,6 +435,7 @@ fn rebuild(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Event>> {
             None => return Ok(None),
         },
         what::AWAY => K::Away { text },
+        what::ACCOUNT => K::Account,
         _ => return Ok(None),
     };
     let source = Source::named(nick, account.map(Into::into));

@@ -125,6 +125,10 @@ pub(crate) fn encode(event: &Event, server: &str) -> Box<[u8]> {
         (Scope::Wallops, Kind::Message { text }) => {
             let _ = write!(line, "WALLOPS :{text}");
         }
+        (Scope::Room(_), Kind::Account) => {
+            let account = event.source.account.as_deref().unwrap_or("*");
+            let _ = write!(line, "ACCOUNT {account}");
+        }
         (Scope::Room(_), Kind::Away { text }) => {
             line.push_str("AWAY");
             if let Some(text) = text {
@@ -309,12 +313,18 @@ impl Output for Irc<'_> {
                 }
                 return;
             }
-            // One QUIT, NICK or AWAY per observer, however many rooms it heard it in.
-            Kind::Quit { .. } | Kind::Rename { .. } | Kind::Away { .. } => {
-                let away = matches!(event.kind, Kind::Away { .. });
+            // One QUIT, NICK, AWAY or ACCOUNT per observer, however many rooms it heard
+            // it in; the last two with their capabilities.
+            Kind::Quit { .. } | Kind::Rename { .. } | Kind::Away { .. } | Kind::Account => {
+                let notify = match event.kind {
+                    Kind::Away { .. } => Some(caps::AWAY_NOTIFY),
+                    Kind::Account => Some(caps::ACCOUNT_NOTIFY),
+                    _ => None,
+                };
                 if event.cause == self.view.last_cause
-                    || (away && !self.view.caps.has(caps::AWAY_NOTIFY))
-                    || (away && self.is_me(&event.source.nick))
+                    || notify.is_some_and(|cap| {
+                        !self.view.caps.has(cap) || self.is_me(&event.source.nick)
+                    })
                 {
                     return;
                 }

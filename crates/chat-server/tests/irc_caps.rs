@@ -215,3 +215,115 @@ async fn account_notify_tells_a_native_registration_once_per_observer() {
         .await;
     assert_eq!(bob.sync().await, Vec::<String>::new());
 }
+
+/// The ISUPPORT tokens (005) among `lines`.
+fn isupport(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| numeric(l) == Some("005"))
+        .flat_map(|l| {
+            let params = l.split(" :").next().unwrap_or("");
+            params
+                .split(' ')
+                .skip(3)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn setname_changes_the_real_name_and_tells_those_who_took_it() {
+    let server = TestServer::start().await;
+    let mut bob = Irc::connect(&server).await;
+    bob.send("CAP REQ :setname").await;
+    bob.send("NICK bob").await;
+    bob.send("USER bob 0 * :Bob").await;
+    bob.send("CAP END").await;
+    let welcome = bob
+        .until(|l| l.contains(" 376 ") || l.contains(" 422 "))
+        .await;
+    let tokens = isupport(&welcome);
+    let namelen: usize = tokens
+        .iter()
+        .find_map(|t| t.strip_prefix("NAMELEN="))
+        .unwrap_or_else(|| panic!("NAMELEN in {tokens:?}"))
+        .parse()
+        .unwrap();
+    let mut dave = Irc::login_with(&server, "dave", "setname").await;
+    let mut carol = Irc::login(&server, "carol").await;
+    let mut alice = server.login("alice").await;
+    alice.send("/join #rust").await;
+    alice.sync().await;
+    for (irc, rooms) in [
+        (&mut bob, "#rust,#go"),
+        (&mut dave, "#rust,#go"),
+        (&mut carol, "#rust"),
+    ] {
+        irc.send(&format!("JOIN {rooms}")).await;
+        irc.sync().await;
+    }
+    bob.sync().await;
+    dave.sync().await;
+    alice.sync().await;
+
+    bob.send("SETNAME :Robert Tables").await;
+    assert_eq!(
+        bob.sync().await,
+        [":bob!~bob@127.0.0.1 SETNAME :Robert Tables"]
+    );
+    // Once for dave, who shares two rooms; nothing to carol (no capability) nor alice.
+    assert_eq!(
+        dave.sync().await,
+        [":bob!~bob@127.0.0.1 SETNAME :Robert Tables"]
+    );
+    assert_eq!(carol.sync().await, Vec::<String>::new());
+    assert_eq!(alice.sync().await, Vec::new());
+    carol.send("WHOIS bob").await;
+    carol.send("WHO bob").await;
+    let seen = carol.sync().await;
+    assert!(
+        seen.contains(&":chat.localhost 311 carol bob ~bob 127.0.0.1 * :Robert Tables".into()),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(
+            &":chat.localhost 352 carol * ~bob 127.0.0.1 chat.localhost bob H :0 Robert Tables"
+                .into()
+        ),
+        "{seen:?}"
+    );
+
+    // Refused: empty, too long, a control character; the name stays.
+    let long = "x".repeat(namelen + 1);
+    for bad in [
+        "SETNAME :".to_owned(),
+        format!("SETNAME :{long}"),
+        "SETNAME :a\u{7}b".into(),
+    ] {
+        bob.send(&bad).await;
+        let failed = bob.sync().await;
+        assert_eq!(failed.len(), 1, "{bad}: {failed:?}");
+        assert!(
+            failed[0].starts_with(":chat.localhost FAIL SETNAME INVALID_REALNAME :"),
+            "{failed:?}"
+        );
+    }
+    bob.send(&format!("SETNAME :{}", "y".repeat(namelen))).await;
+    assert_eq!(bob.sync().await.len(), 1, "NAMELEN bytes are taken");
+    assert_eq!(dave.sync().await.len(), 1);
+
+    // Without the capability the change is silent, but made, and told to dave.
+    carol.send("SETNAME :Caroline").await;
+    assert_eq!(carol.sync().await, Vec::<String>::new());
+    assert_eq!(
+        dave.sync().await,
+        [":carol!~carol@127.0.0.1 SETNAME :Caroline"]
+    );
+    dave.send("WHOIS carol").await;
+    let seen = dave.sync().await;
+    assert!(
+        seen.contains(&":chat.localhost 311 dave carol ~carol 127.0.0.1 * :Caroline".into()),
+        "{seen:?}"
+    );
+}

@@ -152,6 +152,11 @@ pub(crate) enum Kind {
     /// The source identified to an account: the source's `account` (IRC's
     /// `account-notify`).
     Account,
+    /// The source changed the real name its door gave (IRC's `SETNAME`).
+    Realname {
+        /// The new real name.
+        realname: String,
+    },
 }
 
 /// The wire forms an event is encoded to, one cache slot each.
@@ -282,6 +287,7 @@ impl Event {
             Kind::Kick { target, reason } => target.as_str().len() + reason.len(),
             Kind::Invite { target } => target.as_str().len(),
             Kind::Account => self.source.account.as_ref().map_or(0, |a| a.len()),
+            Kind::Realname { realname } => realname.len(),
             Kind::Join => 0,
         };
         let room = self.room().map_or(0, |r| r.name.as_str().len());

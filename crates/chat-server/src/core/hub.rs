@@ -1486,28 +1486,46 @@ impl Hub {
         Arc::new(self.event(Scope::Own, source, kind, None))
     }
 
-    /// Replaces the source of the session `key` (it identified to an account), in its
-    /// rooms' seats too. A new account is told to each of its rooms that are not quiet,
-    /// with one cause (IRC's `account-notify`; the native door shows nothing of it).
+    /// Replaces the source of the session `key` (it identified to an account, or
+    /// changed its real name), in its rooms' seats too. A new account, and a new real
+    /// name, is told to each of its rooms that are not quiet, with one cause (IRC's
+    /// `account-notify` and `setname`; the native door shows nothing of them).
     pub(crate) fn set_source(&self, key: &str, source: &Arc<Source>) {
         let mut st = self.lock();
         let State { users, rooms, .. } = &mut *st;
         let Some(user) = users.get_mut(key) else {
             return;
         };
-        let changed = user.source.account != source.account;
+        let realname = |s: &Source| s.ident.as_ref().map(|i| i.realname.clone());
+        let mut told = Vec::new();
+        if user.source.account != source.account {
+            told.push(Kind::Account);
+        }
+        if let Some(new) = realname(source)
+            && realname(&user.source).as_ref() != Some(&new)
+        {
+            told.push(Kind::Realname {
+                realname: new.to_string(),
+            });
+        }
         user.source = source.clone();
-        let mut cause = None;
-        for room_key in &user.rooms {
-            let Some(room) = rooms.get_mut(room_key) else {
-                continue;
-            };
-            if let Some(seat) = room.members.get_mut(key) {
-                seat.source = source.clone();
+        for kind in told {
+            let mut cause = None;
+            for room_key in &user.rooms {
+                if let Some(room) = rooms.get(room_key)
+                    && !self.is_quiet(room.members.len())
+                {
+                    let told = self.announce_in(&room.channel, source, kind.clone(), cause);
+                    cause.get_or_insert(told.cause);
+                }
             }
-            if changed && !self.is_quiet(room.members.len()) {
-                let account = self.announce_in(&room.channel, source, Kind::Account, cause);
-                cause.get_or_insert(account.cause);
+        }
+        for room_key in &user.rooms {
+            if let Some(seat) = rooms
+                .get_mut(room_key)
+                .and_then(|room| room.members.get_mut(key))
+            {
+                seat.source = source.clone();
             }
         }
     }

@@ -9,7 +9,7 @@
 
 use super::ban::{BAN_LIMIT, Ban, BanTarget, BansFull};
 use super::error::{self, Refusal};
-use super::event::{Event, Kind, RoomName, Source};
+use super::event::{Event, Ident, Kind, RoomName, Source};
 use super::flood::TokenBucket;
 use super::hub::{
     Activity, Channel, Departure, Hub, Joined, Members, ModeOutcome, Pass, Topic, Whois,
@@ -1055,6 +1055,26 @@ impl Member {
     /// Marks the member away with `text`, or back (`None`).
     pub(crate) fn set_away(&self, text: Option<String>) {
         self.hub.set_away(&self.registration.key, text);
+    }
+
+    /// Changes the real name the member's door gave (IRC's `SETNAME`; a session
+    /// without an ident has none to change). Its rooms are told if it changed.
+    pub(crate) fn set_realname(&mut self, realname: &str) {
+        let Some(ident) = &self.source.ident else {
+            return;
+        };
+        if *ident.realname == *realname {
+            return;
+        }
+        let source = Arc::new(Source {
+            ident: Some(Arc::new(Ident {
+                realname: realname.into(),
+                ..Ident::clone(ident)
+            })),
+            ..Source::clone(&self.source)
+        });
+        self.hub.set_source(&self.registration.key, &source);
+        self.source = source;
     }
 
     /// What the hub knows of the session called `nick` (`/whois`).

@@ -764,6 +764,9 @@ mod tests {
                 text: Some("lunch".into()),
             },
             K::Account,
+            K::Realname {
+                realname: "Alice Liddell".into(),
+            },
         ];
         let mut sent = Vec::new();
         for (n, kind) in kinds.into_iter().enumerate() {

@@ -49,6 +49,7 @@ pub(super) mod what {
     pub(in super::super) const INVITE: i64 = 9;
     pub(in super::super) const AWAY: i64 = 10;
     pub(in super::super) const ACCOUNT: i64 = 11;
+    pub(in super::super) const REALNAME: i64 = 12;
 }
 
 /// A registered room's settings (its bans are replaced beside it).
@@ -367,6 +368,7 @@ fn fields(kind: &event::Kind) -> (i64, Option<&str>, Option<&str>) {
         K::Away { text } => (what::AWAY, text.as_deref(), None),
         // The account is the source's own column.
         K::Account => (what::ACCOUNT, None, None),
+        K::Realname { realname } => (what::REALNAME, Some(realname), None),
     }
 }
 
@@ -436,6 +438,9 @@ fn rebuild(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Event>> {
         },
         what::AWAY => K::Away { text },
         what::ACCOUNT => K::Account,
+        what::REALNAME => K::Realname {
+            realname: text.unwrap_or_default(),
+        },
         _ => return Ok(None),
     };
     let source = Source::named(nick, account.map(Into::into));

@@ -19,9 +19,10 @@ pub(crate) const CHGHOST: Caps = Caps(512);
 pub(crate) const USERHOST_IN_NAMES: Caps = Caps(1 << 10);
 pub(crate) const EXTENDED_JOIN: Caps = Caps(1 << 11);
 pub(crate) const ACCOUNT_NOTIFY: Caps = Caps(1 << 12);
+pub(crate) const SETNAME: Caps = Caps(1 << 13);
 
 /// What `CAP LS` offers, by name, in the order listed.
-pub(crate) const OFFERED: [(&str, Caps); 13] = [
+pub(crate) const OFFERED: [(&str, Caps); 14] = [
     ("account-tag", ACCOUNT_TAG),
     ("away-notify", AWAY_NOTIFY),
     ("chghost", CHGHOST),
@@ -35,6 +36,7 @@ pub(crate) const OFFERED: [(&str, Caps); 13] = [
     ("userhost-in-names", USERHOST_IN_NAMES),
     ("extended-join", EXTENDED_JOIN),
     ("account-notify", ACCOUNT_NOTIFY),
+    ("setname", SETNAME),
 ];
 
 impl Caps {

@@ -129,6 +129,9 @@ pub(crate) fn encode(event: &Event, server: &str) -> Box<[u8]> {
             let account = event.source.account.as_deref().unwrap_or("*");
             let _ = write!(line, "ACCOUNT {account}");
         }
+        (Scope::Room(_), Kind::Realname { realname }) => {
+            let _ = write!(line, "SETNAME :{realname}");
+        }
         (Scope::Room(_), Kind::Away { text }) => {
             line.push_str("AWAY");
             if let Some(text) = text {
@@ -313,12 +316,18 @@ impl Output for Irc<'_> {
                 }
                 return;
             }
-            // One QUIT, NICK, AWAY or ACCOUNT per observer, however many rooms it heard
-            // it in; the last two with their capabilities.
-            Kind::Quit { .. } | Kind::Rename { .. } | Kind::Away { .. } | Kind::Account => {
+            // One QUIT, NICK, AWAY, ACCOUNT or SETNAME per observer, however many rooms
+            // it heard it in; the last three with their capabilities, and not to their
+            // source (the door answered it).
+            Kind::Quit { .. }
+            | Kind::Rename { .. }
+            | Kind::Away { .. }
+            | Kind::Account
+            | Kind::Realname { .. } => {
                 let notify = match event.kind {
                     Kind::Away { .. } => Some(caps::AWAY_NOTIFY),
                     Kind::Account => Some(caps::ACCOUNT_NOTIFY),
+                    Kind::Realname { .. } => Some(caps::SETNAME),
                     _ => None,
                 };
                 if event.cause == self.view.last_cause

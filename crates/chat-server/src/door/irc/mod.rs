@@ -9,6 +9,7 @@
 
 pub(crate) mod caps;
 pub(crate) mod encode;
+pub(crate) mod realname;
 
 use crate::config::Config;
 use crate::core::error::Refusal;
@@ -207,7 +208,8 @@ async fn registration<S: Stream>(
                         format_args!("USER :Not enough parameters"),
                     );
                 } else {
-                    reg.user = Some((message.params[0].clone(), message.params[3].clone()));
+                    let realname = realname::cut(&message.params[3]).to_owned();
+                    reg.user = Some((message.params[0].clone(), realname));
                 }
             }
             "PING" => match message.params.first() {
@@ -660,6 +662,7 @@ impl IrcDoor {
             "KICKLEN=390".into(),
             format!("MAXLIST=b:{}", crate::core::room::ROOM_BAN_LIMIT),
             format!("MODES={}", crate::core::room::CHANGES_WITH_ARGS),
+            format!("NAMELEN={}", realname::NAMELEN),
             "NETWORK=chat".into(),
             format!("NICKLEN={}", Nick::MAX_LEN),
             "PREFIX=(ov)@+".into(),
@@ -1062,6 +1065,10 @@ impl IrcDoor {
                         Ok(())
                     }
                 }
+            }
+            "SETNAME" => {
+                realname::setname(&mut irc, member, m.params.first().map(String::as_str));
+                Ok(())
             }
             "AWAY" => {
                 let text = m.params.first().filter(|t| !t.is_empty()).cloned();

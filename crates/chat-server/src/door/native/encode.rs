@@ -39,7 +39,7 @@ pub(crate) fn room_ban(room: &RoomName, ban: &RoomBan) -> ServerFrame {
 
 /// The frame of an event, or `None` for an event the native protocol does not show (an
 /// away change: the native door answers `/away` itself; an account change: it answers
-/// `/register` itself).
+/// `/register` itself; an IRC user's new real name).
 pub(crate) fn frame(event: &Event) -> Option<ServerFrame> {
     let from = event.source.nick.clone();
     let (time, id) = (event.time, event.id);

@@ -327,3 +327,113 @@ async fn setname_changes_the_real_name_and_tells_those_who_took_it() {
         "{seen:?}"
     );
 }
+
+#[tokio::test]
+async fn whox_answers_the_fields_asked_for_in_their_order() {
+    let server = TestServer::start().await;
+    server.register("dave", "correct horse").await;
+    let mut bob = Irc::connect(&server).await;
+    bob.send("NICK bob").await;
+    bob.send("USER bob 0 * :Bob B").await;
+    let welcome = bob
+        .until(|l| l.contains(" 376 ") || l.contains(" 422 "))
+        .await;
+    assert!(
+        isupport(&welcome).contains(&"WHOX".to_owned()),
+        "{welcome:?}"
+    );
+    bob.send("JOIN #rust").await;
+    bob.until(|l| l.contains(" 366 ")).await;
+    let mut dave = login_identified(&server, "dave", "correct horse", "Dave Null", "").await;
+    dave.send("JOIN #rust").await;
+    dave.until(|l| l.contains(" 366 ")).await;
+    let mut alice = server.login("alice").await;
+    alice.send("/join #rust").await;
+    alice.sync().await;
+    bob.sync().await;
+
+    bob.send("WHO #rust %rnauhtsicfdo,42").await;
+    assert_eq!(
+        bob.sync().await,
+        [
+            ":chat.localhost 354 bob 42 #rust alice 0 chat.localhost chat.localhost alice H 0 0 0 :alice",
+            ":chat.localhost 354 bob 42 #rust ~bob 127.0.0.1 127.0.0.1 chat.localhost bob H@ 0 0 0 :Bob B",
+            ":chat.localhost 354 bob 42 #rust ~dave 127.0.0.1 127.0.0.1 chat.localhost dave H 0 dave 0 :Dave Null",
+            ":chat.localhost 315 bob #rust :End of /WHO list",
+        ]
+    );
+    // Seconds idle are a number; no token asked, none given; a nickname by itself.
+    bob.send("WHO dave %nl").await;
+    bob.send("WHO dave %na").await;
+    let lines = bob.sync().await;
+    let idle = lines[0]
+        .strip_prefix(":chat.localhost 354 bob dave ")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(idle.parse::<u64>().is_ok(), "{lines:?}");
+    assert_eq!(
+        lines[1..],
+        [
+            ":chat.localhost 315 bob dave :End of /WHO list",
+            ":chat.localhost 354 bob dave dave",
+            ":chat.localhost 315 bob dave :End of /WHO list",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn who_masks_glob_over_those_sharing_a_room_and_exact_nicknames_find_anyone() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    alice.send("/join #rust").await;
+    alice.sync().await;
+    let mut dave = server.login("dave").await;
+    dave.send("/join #go").await;
+    dave.send("/part #general").await;
+    dave.sync().await;
+    let mut carol = Irc::login(&server, "carol").await;
+    let mut bob = Irc::login(&server, "bob").await;
+    bob.send("JOIN #rust").await;
+    bob.until(|l| l.contains(" 366 ")).await;
+    carol.sync().await;
+
+    let who = async |bob: &mut Irc, mask: &str| {
+        bob.send(&format!("WHO {mask}")).await;
+        let lines = bob.sync().await;
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some(format!(":chat.localhost 315 bob {mask} :End of /WHO list").as_str()),
+            "{lines:?}"
+        );
+        lines[..lines.len() - 1]
+            .iter()
+            .map(|l| {
+                assert_eq!(numeric(l), Some("352"), "{l}");
+                l.split(' ').nth(7).unwrap().to_owned()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(who(&mut bob, "a*").await, ["alice"]);
+    assert_eq!(who(&mut bob, "?ob").await, ["bob"]);
+    assert_eq!(
+        who(&mut bob, "*").await,
+        ["alice", "bob"],
+        "not carol nor dave"
+    );
+    assert_eq!(who(&mut bob, "0").await, ["alice", "bob"]);
+    assert_eq!(
+        who(&mut bob, "C*").await,
+        Vec::<String>::new(),
+        "carol is invisible"
+    );
+    assert_eq!(who(&mut bob, "*!*@chat.localhost").await, ["alice"]);
+    assert_eq!(who(&mut bob, "*!~BOB@127.0.0.*").await, ["bob"]);
+    // An exact nickname finds anyone; no one, only 315.
+    assert_eq!(who(&mut bob, "carol").await, ["carol"]);
+    assert_eq!(who(&mut bob, "DAVE").await, ["dave"]);
+    assert_eq!(who(&mut bob, "nobody").await, Vec::<String>::new());
+    bob.send("WHO a*").await;
+    assert_eq!(
+        bob.sync().await[0],
+        ":chat.localhost 352 bob * alice chat.localhost chat.localhost alice H :0 alice"
+    );
+}

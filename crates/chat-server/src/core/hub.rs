@@ -34,7 +34,7 @@ use super::room::{
 };
 use super::store::{Account, Busy, Query, Store};
 use chat_proto::name::{Nick, Room};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -249,6 +249,21 @@ pub(crate) struct Whois {
     pub(crate) oper: bool,
     /// The rooms it is in that the asker may see, with its standing in each.
     pub(crate) rooms: Vec<(Standing, Room)>,
+}
+
+/// What IRC's `WHO` tells of someone connected.
+#[derive(Debug, Clone)]
+pub(crate) struct Who {
+    /// Its nickname as spelled, account and ident.
+    pub(crate) source: Arc<Source>,
+    /// Its standing in the room asked about (none for a `WHO` by mask).
+    pub(crate) standing: Standing,
+    /// Whether it is away.
+    pub(crate) away: bool,
+    /// Whether it is a server operator.
+    pub(crate) oper: bool,
+    /// Seconds since its client last sent a line.
+    pub(crate) idle: u64,
 }
 
 /// A session that ended, as `/whowas` remembers it.
@@ -1605,6 +1620,54 @@ impl Hub {
             away: user.away.clone(),
             rooms,
         })
+    }
+
+    /// What `WHO #room` tells the session `key` of each member of `room`, by folded
+    /// nickname; refused as [`Hub::members`] is.
+    pub(crate) fn who_in(
+        &self,
+        key: &str,
+        room: &Room,
+    ) -> Result<(Arc<RoomName>, Vec<Who>), Refusal> {
+        let mut st = self.lock();
+        let State { users, rooms, .. } = &mut *st;
+        let (entry, _) = Self::in_room(users, rooms, key, room)?;
+        let now = self.uptime_secs(Instant::now());
+        let list = entry
+            .members
+            .iter()
+            .filter_map(|(k, seat)| Some(Self::who_of(users.get(k)?, seat.standing, now)))
+            .collect();
+        Ok((entry.channel.room.clone(), list))
+    }
+
+    /// What `WHO <mask>` may show the session `key`: everyone it shares a room with, and
+    /// itself, by folded nickname (the caller matches the mask outside the hub's lock).
+    /// Every user is invisible (IRC's `+i`): a mask finds no one else.
+    pub(crate) fn who_shared(&self, key: &str) -> Vec<Who> {
+        let st = self.lock();
+        let Some(asker) = st.users.get(key) else {
+            return Vec::new();
+        };
+        let mut keys = BTreeSet::from([key]);
+        for room in asker.rooms.iter().filter_map(|r| st.rooms.get(r)) {
+            keys.extend(room.members.keys().map(String::as_str));
+        }
+        let now = self.uptime_secs(Instant::now());
+        keys.into_iter()
+            .filter_map(|k| st.users.get(k))
+            .map(|user| Self::who_of(user, Standing::default(), now))
+            .collect()
+    }
+
+    fn who_of(user: &User, standing: Standing, now: u32) -> Who {
+        Who {
+            source: user.source.clone(),
+            standing,
+            away: user.away.is_some(),
+            oper: user.activity.is_oper(),
+            idle: user.activity.idle(now),
+        }
     }
 
     /// The recent departures under `nick` (case-insensitively), newest first; refused

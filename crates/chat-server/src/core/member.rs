@@ -12,7 +12,7 @@ use super::error::{self, Refusal};
 use super::event::{Event, Ident, Kind, RoomName, Source};
 use super::flood::TokenBucket;
 use super::hub::{
-    Activity, Channel, Departure, Hub, Joined, Members, ModeOutcome, Pass, Topic, Whois,
+    Activity, Channel, Departure, Hub, Joined, Members, ModeOutcome, Pass, Topic, Who, Whois,
 };
 use super::mailbox::{Mailbox, SendError};
 use super::password::HashError;
@@ -1102,13 +1102,15 @@ impl Member {
         self.hub.topic(&self.registration.key, room).is_ok()
     }
 
-    /// Gives `room`'s members to `list` (refused as `/who` is).
-    pub(crate) fn members_of(
-        &self,
-        room: &Room,
-        list: impl FnOnce(&RoomName, Members<'_, '_>),
-    ) -> Result<(), Refusal> {
-        self.hub.members(&self.registration.key, room, list)
+    /// What IRC's `WHO #room` shows of `room`'s members (refused as `/who` is).
+    pub(crate) fn who_in(&self, room: &Room) -> Result<(Arc<RoomName>, Vec<Who>), Refusal> {
+        self.hub.who_in(&self.registration.key, room)
+    }
+
+    /// Everyone the member shares a room with, and itself: whom IRC's `WHO <mask>` may
+    /// show.
+    pub(crate) fn who_shared(&self) -> Vec<Who> {
+        self.hub.who_shared(&self.registration.key)
     }
 
     /// The rooms the member may see, with their member counts and topics (`/rooms`).

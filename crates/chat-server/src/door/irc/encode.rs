@@ -273,7 +273,7 @@ impl std::fmt::Write for Writer<'_> {
 
 /// The prefix of a member's standing in a names list: every prefix with `multi-prefix`,
 /// the highest without.
-fn prefixes(standing: Standing, multi: bool, into: &mut String) {
+pub(crate) fn prefixes(standing: Standing, multi: bool, into: &mut String) {
     if standing.has(Standing::OPERATOR) {
         into.push('@');
         if !multi {

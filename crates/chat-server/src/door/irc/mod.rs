@@ -10,6 +10,7 @@
 pub(crate) mod caps;
 pub(crate) mod encode;
 pub(crate) mod realname;
+pub(crate) mod who;
 
 use crate::config::Config;
 use crate::core::error::Refusal;
@@ -669,6 +670,7 @@ impl IrcDoor {
             "STATUSMSG=@+".into(),
             "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:,PART:,KICK:1,NAMES:1,WHOIS:1".into(),
             "TOPICLEN=390".into(),
+            "WHOX".into(),
         ];
         for chunk in tokens.chunks(13) {
             irc.numeric(
@@ -1093,8 +1095,12 @@ impl IrcDoor {
                 Ok(())
             }
             "WHO" => {
-                let mask = m.param(0).to_owned();
-                who(&mut irc, member, &mask);
+                who::who(
+                    &mut irc,
+                    member,
+                    m.param(0),
+                    m.params.get(1).map(String::as_str),
+                );
                 Ok(())
             }
             "LIST" => {
@@ -1383,66 +1389,4 @@ fn realname_of(source: &crate::core::event::Source) -> String {
         Some(ident) => ident.realname.to_string(),
         None => source.nick.to_string(),
     }
-}
-
-/// `WHO #room` or `WHO nick`: one 352 per match, then 315 with the mask as given.
-fn who(irc: &mut Irc<'_>, member: &Member, mask: &str) {
-    let server = irc.view.server.clone();
-    if let Ok(room) = Room::new(mask) {
-        let mut lines = Vec::new();
-        let _ = member.members_of(&room, |room, members| {
-            for (standing, source) in members {
-                lines.push((room.name.clone(), standing, source.nick.clone()));
-            }
-        });
-        for (room, standing, nick) in lines {
-            let entry = member.whois(&nick).ok();
-            let (user, host) = match entry.as_ref().and_then(|w| w.source.ident.clone()) {
-                Some(ident) => (ident.user.to_string(), ident.host.to_string()),
-                None => (nick.to_string(), server.to_string()),
-            };
-            let here = if entry.as_ref().is_some_and(|w| w.away.is_some()) {
-                'G'
-            } else {
-                'H'
-            };
-            let oper = if entry.as_ref().is_some_and(|w| w.oper) {
-                "*"
-            } else {
-                ""
-            };
-            let prefix = if standing.has(Standing::OPERATOR) {
-                "@"
-            } else if standing.has(Standing::VOICE) {
-                "+"
-            } else {
-                ""
-            };
-            let realname = entry
-                .as_ref()
-                .map_or_else(|| nick.to_string(), |w| realname_of(&w.source));
-            irc.numeric(
-                "352",
-                format_args!(
-                    "{room} {user} {host} {server} {nick} {here}{oper}{prefix} :0 {realname}"
-                ),
-            );
-        }
-    } else if let Ok(nick) = Nick::new(mask)
-        && let Ok(w) = member.whois(&nick)
-    {
-        let (user, host) = match &w.source.ident {
-            Some(ident) => (ident.user.to_string(), ident.host.to_string()),
-            None => (w.source.nick.to_string(), server.to_string()),
-        };
-        let here = if w.away.is_some() { 'G' } else { 'H' };
-        let oper = if w.oper { "*" } else { "" };
-        let nick = &w.source.nick;
-        let realname = realname_of(&w.source);
-        irc.numeric(
-            "352",
-            format_args!("* {user} {host} {server} {nick} {here}{oper} :0 {realname}"),
-        );
-    }
-    irc.numeric("315", format_args!("{mask} :End of /WHO list"));
 }

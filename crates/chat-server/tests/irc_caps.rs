@@ -437,3 +437,68 @@ async fn who_masks_glob_over_those_sharing_a_room_and_exact_nicknames_find_anyon
         ":chat.localhost 352 bob * alice chat.localhost chat.localhost alice H :0 alice"
     );
 }
+
+#[tokio::test]
+async fn a_notice_is_a_notice_to_irc_and_a_message_to_native_clients_and_in_history() {
+    use chat_proto::ServerFrame;
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    alice.send("/join #rust").await;
+    alice.sync().await;
+    let mut bob = Irc::login(&server, "bob").await;
+    let mut carol = Irc::login_with(&server, "carol", "echo-message").await;
+    for irc in [&mut bob, &mut carol] {
+        irc.send("JOIN #rust").await;
+        irc.until(|l| l.contains(" 366 ")).await;
+    }
+    alice.sync().await;
+    bob.sync().await;
+
+    bob.send("NOTICE #rust :the build is green").await;
+    bob.send("NOTICE carol :psst carol").await;
+    bob.send("NOTICE alice :psst alice").await;
+    // Nothing back without echo-message, and a NOTICE never gets an error.
+    bob.send("NOTICE nobody :hello?").await;
+    assert_eq!(bob.sync().await, Vec::<String>::new());
+    assert_eq!(
+        carol.sync().await,
+        [
+            ":bob!~bob@127.0.0.1 NOTICE #rust :the build is green",
+            ":bob!~bob@127.0.0.1 NOTICE carol :psst carol",
+        ]
+    );
+    carol.send("NOTICE #rust :echoed").await;
+    assert_eq!(
+        carol.sync().await,
+        [":carol!~carol@127.0.0.1 NOTICE #rust :echoed"]
+    );
+    let frames = alice.sync().await;
+    assert_eq!(frames.len(), 3, "{frames:?}");
+    assert_eq!(
+        msg_text(&frames[0], "#rust", "bob"),
+        Some("the build is green")
+    );
+    assert!(
+        matches!(&frames[1], ServerFrame::Private { from, text, .. }
+            if from.as_str() == "bob" && text == "psst alice"),
+        "{frames:?}"
+    );
+    assert_eq!(msg_text(&frames[2], "#rust", "carol"), Some("echoed"));
+
+    // Kept as said: the room's history has both notices.
+    alice.send("/history #rust").await;
+    let (_, history) = alice
+        .until(|f| matches!(f, ServerFrame::HistoryEnd { .. }))
+        .await;
+    let kept: Vec<_> = history
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::History(inner) => match &**inner {
+                ServerFrame::Message { text, .. } => Some(text.as_str()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kept, ["the build is green", "echoed"], "{history:?}");
+}

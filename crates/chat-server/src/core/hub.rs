@@ -707,10 +707,10 @@ impl Hub {
         }
     }
 
-    /// A private message from `source` to `to`, with its id and time. It is kept
-    /// ([`Hub::keep_private`]) once delivered.
-    pub(crate) fn private(&self, source: &Arc<Source>, to: Nick, text: String) -> Arc<Event> {
-        Arc::new(self.event(Scope::Private { to }, source, Kind::Message { text }, None))
+    /// A private message (or notice) from `source` to `to`, with its id and time. It is
+    /// kept ([`Hub::keep_private`]) once delivered.
+    pub(crate) fn private(&self, source: &Arc<Source>, to: Nick, kind: Kind) -> Arc<Event> {
+        Arc::new(self.event(Scope::Private { to }, source, kind, None))
     }
 
     /// Queues a delivered private message for the store, for its two parties' history.

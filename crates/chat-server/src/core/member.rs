@@ -810,6 +810,20 @@ impl Member {
         text: String,
         action: bool,
     ) -> Result<(), Refusal> {
+        let kind = if action {
+            Kind::Action { text }
+        } else {
+            Kind::Message { text }
+        };
+        self.speak(room, kind)
+    }
+
+    /// Says `text` as a notice (IRC's `NOTICE`) in `room`, as [`Member::say`] does.
+    pub(crate) fn notice(&mut self, room: Option<&Room>, text: String) -> Result<(), Refusal> {
+        self.speak(room, Kind::Notice { text })
+    }
+
+    fn speak(&mut self, room: Option<&Room>, kind: Kind) -> Result<(), Refusal> {
         let m = match room {
             Some(room) => self
                 .membership(&room.folded())
@@ -821,11 +835,6 @@ impl Member {
             self.hub
                 .may_speak(&self.registration.key, &m.channel, &self.identity())?;
         }
-        let kind = if action {
-            Kind::Action { text }
-        } else {
-            Kind::Message { text }
-        };
         // Encoded once per door; every member, the sender included, gets the bytes.
         self.hub.publish(&m.channel, &self.source, kind).map(drop)
     }
@@ -1023,11 +1032,31 @@ impl Member {
         text: String,
         out: &mut impl Output,
     ) -> Result<Option<(Nick, Arc<str>)>, Refusal> {
+        self.send_private(to, Kind::Message { text }, out)
+    }
+
+    /// Sends `text` to `to` as a private notice (IRC's `NOTICE`), as
+    /// [`Member::private`] does.
+    pub(crate) fn private_notice(
+        &mut self,
+        to: &Nick,
+        text: String,
+        out: &mut impl Output,
+    ) -> Result<Option<(Nick, Arc<str>)>, Refusal> {
+        self.send_private(to, Kind::Notice { text }, out)
+    }
+
+    fn send_private(
+        &mut self,
+        to: &Nick,
+        kind: Kind,
+        out: &mut impl Output,
+    ) -> Result<Option<(Nick, Arc<str>)>, Refusal> {
         let recipient = self.hub.lookup(to)?;
         let (to, mailbox) = (recipient.nick, recipient.mailbox);
         let away = recipient.away.map(|text| (to.clone(), text));
         let to_key = to.folded();
-        let event = self.hub.private(&self.source, to.clone(), text);
+        let event = self.hub.private(&self.source, to.clone(), kind);
         // Kept only once delivered: what the recipient never got is in no history. A
         // store too busy to keep it loses its history entry, not the message.
         let keep = |hub: &Hub| {

@@ -50,6 +50,7 @@ pub(super) mod what {
     pub(in super::super) const AWAY: i64 = 10;
     pub(in super::super) const ACCOUNT: i64 = 11;
     pub(in super::super) const REALNAME: i64 = 12;
+    pub(in super::super) const NOTICE: i64 = 13;
 }
 
 /// A registered room's settings (its bans are replaced beside it).
@@ -357,6 +358,7 @@ fn fields(kind: &event::Kind) -> (i64, Option<&str>, Option<&str>) {
     match kind {
         K::Message { text } => (what::MESSAGE, Some(text), None),
         K::Action { text } => (what::ACTION, Some(text), None),
+        K::Notice { text } => (what::NOTICE, Some(text), None),
         K::Join => (what::JOIN, None, None),
         K::Part { reason } => (what::PART, reason.as_deref(), None),
         K::Quit { reason } => (what::QUIT, reason.as_deref(), None),
@@ -412,6 +414,9 @@ fn rebuild(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Event>> {
             text: text.unwrap_or_default(),
         },
         what::ACTION => K::Action {
+            text: text.unwrap_or_default(),
+        },
+        what::NOTICE => K::Notice {
             text: text.unwrap_or_default(),
         },
         what::JOIN => K::Join,

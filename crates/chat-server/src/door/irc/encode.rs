@@ -83,6 +83,12 @@ pub(crate) fn encode(event: &Event, server: &str) -> Box<[u8]> {
         (Scope::Private { to }, Kind::Message { text }) => {
             let _ = write!(line, "PRIVMSG {to} :{text}");
         }
+        (Scope::Room(room), Kind::Notice { text }) => {
+            let _ = write!(line, "NOTICE {} :{text}", room.name);
+        }
+        (Scope::Private { to }, Kind::Notice { text }) => {
+            let _ = write!(line, "NOTICE {to} :{text}");
+        }
         (Scope::Private { to }, Kind::Action { text }) => {
             let _ = write!(line, "PRIVMSG {to} :\x01ACTION {text}\x01");
         }
@@ -289,7 +295,7 @@ impl Output for Irc<'_> {
     fn event(&mut self, event: &Event) {
         match &event.kind {
             // Without echo-message, a client is not sent what it said itself.
-            Kind::Message { .. } | Kind::Action { .. }
+            Kind::Message { .. } | Kind::Action { .. } | Kind::Notice { .. }
                 if !self.view.caps.has(caps::ECHO_MESSAGE)
                     && !matches!(event.scope, Scope::Wallops)
                     && self.is_me(&event.source.nick) =>

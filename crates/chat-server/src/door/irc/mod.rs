@@ -925,11 +925,15 @@ impl IrcDoor {
                         target.starts_with('#').then(|| Room::new(target).ok())
                     {
                         match room {
+                            Some(room) if notice => member.notice(Some(&room), text.clone()),
                             Some(room) => member.say(Some(&room), text.clone(), action),
                             None => Err(Refusal::NoSuchRoom(Room::general())),
                         }
                     } else {
                         match Nick::new(target) {
+                            Ok(to) if notice => {
+                                member.private_notice(&to, text.clone(), &mut irc).map(drop)
+                            }
                             Ok(to) => member.private(&to, text.clone(), &mut irc).map(|away| {
                                 if let Some((nick, text)) = away
                                     && !notice

@@ -44,13 +44,16 @@ pub(crate) fn frame(event: &Event) -> Option<ServerFrame> {
     let from = event.source.nick.clone();
     let (time, id) = (event.time, event.id);
     let frame = match (&event.scope, &event.kind) {
-        (Scope::Room(room), Kind::Message { text }) => ServerFrame::Message {
-            room: room.name.clone(),
-            from,
-            time,
-            id,
-            text: text.clone(),
-        },
+        // A notice (from an IRC client) is a message to the native protocol.
+        (Scope::Room(room), Kind::Message { text } | Kind::Notice { text }) => {
+            ServerFrame::Message {
+                room: room.name.clone(),
+                from,
+                time,
+                id,
+                text: text.clone(),
+            }
+        }
         (Scope::Room(room), Kind::Action { text }) => ServerFrame::Action {
             room: room.name.clone(),
             from,
@@ -58,13 +61,15 @@ pub(crate) fn frame(event: &Event) -> Option<ServerFrame> {
             id,
             text: text.clone(),
         },
-        (Scope::Private { to }, Kind::Message { text }) => ServerFrame::Private {
-            from,
-            to: to.clone(),
-            time,
-            id,
-            text: text.clone(),
-        },
+        (Scope::Private { to }, Kind::Message { text } | Kind::Notice { text }) => {
+            ServerFrame::Private {
+                from,
+                to: to.clone(),
+                time,
+                id,
+                text: text.clone(),
+            }
+        }
         (Scope::Room(room), Kind::Join) => ServerFrame::Join {
             room: room.name.clone(),
             nick: from,

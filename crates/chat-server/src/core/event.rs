@@ -104,6 +104,12 @@ pub(crate) enum Kind {
         /// The action, without the nickname.
         text: String,
     },
+    /// IRC's `NOTICE`: something said that clients must not answer automatically (a
+    /// native client shows it as a message).
+    Notice {
+        /// What was said.
+        text: String,
+    },
     /// The source joined the room.
     Join,
     /// The source left the room.
@@ -148,6 +154,14 @@ pub(crate) enum Kind {
     Away {
         /// Its away message.
         text: Option<String>,
+    },
+    /// The source identified to an account: the source's `account` (IRC's
+    /// `account-notify`).
+    Account,
+    /// The source changed the real name its door gave (IRC's `SETNAME`).
+    Realname {
+        /// The new real name.
+        realname: String,
     },
 }
 
@@ -256,9 +270,13 @@ impl Event {
         }
     }
 
-    /// Whether `/history` shows it: what people said, in rooms or privately.
+    /// Whether `/history` shows it: what people said, in rooms or privately (notices
+    /// too: they are part of the conversation, and IRC's chathistory replays them).
     pub(crate) fn is_said(&self) -> bool {
-        matches!(self.kind, Kind::Message { .. } | Kind::Action { .. })
+        matches!(
+            self.kind,
+            Kind::Message { .. } | Kind::Action { .. } | Kind::Notice { .. }
+        )
     }
 
     /// An estimate of the memory the event holds, for the rooms' byte bounds: the event
@@ -271,13 +289,15 @@ impl Event {
 
     fn weigh(&self, flavours: usize) -> usize {
         let text = match &self.kind {
-            Kind::Message { text } | Kind::Action { text } => text.len(),
+            Kind::Message { text } | Kind::Action { text } | Kind::Notice { text } => text.len(),
             Kind::Part { reason } | Kind::Quit { reason } => reason.as_ref().map_or(0, String::len),
             Kind::Topic { text } | Kind::Away { text } => text.as_ref().map_or(0, String::len),
             Kind::Rename { new } => new.as_str().len(),
             Kind::Mode { changes } => changes.len(),
             Kind::Kick { target, reason } => target.as_str().len() + reason.len(),
             Kind::Invite { target } => target.as_str().len(),
+            Kind::Account => self.source.account.as_ref().map_or(0, |a| a.len()),
+            Kind::Realname { realname } => realname.len(),
             Kind::Join => 0,
         };
         let room = self.room().map_or(0, |r| r.name.as_str().len());

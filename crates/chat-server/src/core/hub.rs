@@ -34,7 +34,7 @@ use super::room::{
 };
 use super::store::{Account, Busy, Query, Store};
 use chat_proto::name::{Nick, Room};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -251,6 +251,21 @@ pub(crate) struct Whois {
     pub(crate) rooms: Vec<(Standing, Room)>,
 }
 
+/// What IRC's `WHO` tells of someone connected.
+#[derive(Debug, Clone)]
+pub(crate) struct Who {
+    /// Its nickname as spelled, account and ident.
+    pub(crate) source: Arc<Source>,
+    /// Its standing in the room asked about (none for a `WHO` by mask).
+    pub(crate) standing: Standing,
+    /// Whether it is away.
+    pub(crate) away: bool,
+    /// Whether it is a server operator.
+    pub(crate) oper: bool,
+    /// Seconds since its client last sent a line.
+    pub(crate) idle: u64,
+}
+
 /// A session that ended, as `/whowas` remembers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Departure {
@@ -371,7 +386,10 @@ struct RoomEntry {
 
 /// A member in a room's list.
 struct Seat {
-    nick: Nick,
+    /// Who it is (the session's source, replaced with it): its nickname as spelled, so
+    /// that a big room's list is written without a lookup per member, and its
+    /// `user@host` for IRC's `userhost-in-names`.
+    source: Arc<Source>,
     standing: Standing,
 }
 
@@ -412,9 +430,30 @@ pub(crate) enum Joined {
     },
 }
 
-/// Everyone in a room, by nickname as spelled, with their standing, for a door to write
-/// out.
-pub(crate) type Members<'a, 'b> = &'a mut dyn Iterator<Item = (Standing, &'b Nick)>;
+/// Everyone in a room, with their standing, for a door to write out; and whether the
+/// room is secret (IRC marks a secret room's names list).
+pub(crate) struct Members<'a, 'b> {
+    /// The room is secret (`+s`).
+    pub(crate) secret: bool,
+    list: &'a mut dyn Iterator<Item = (Standing, &'b Source)>,
+}
+
+impl<'a, 'b> Members<'a, 'b> {
+    pub(crate) fn new(
+        secret: bool,
+        list: &'a mut dyn Iterator<Item = (Standing, &'b Source)>,
+    ) -> Members<'a, 'b> {
+        Members { secret, list }
+    }
+}
+
+impl<'b> Iterator for Members<'_, 'b> {
+    type Item = (Standing, &'b Source);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.list.next()
+    }
+}
 
 /// What a joiner gives beyond its name: the key it typed and who it is, for the room's
 /// key and bans.
@@ -668,10 +707,10 @@ impl Hub {
         }
     }
 
-    /// A private message from `source` to `to`, with its id and time. It is kept
-    /// ([`Hub::keep_private`]) once delivered.
-    pub(crate) fn private(&self, source: &Arc<Source>, to: Nick, text: String) -> Arc<Event> {
-        Arc::new(self.event(Scope::Private { to }, source, Kind::Message { text }, None))
+    /// A private message (or notice) from `source` to `to`, with its id and time. It is
+    /// kept ([`Hub::keep_private`]) once delivered.
+    pub(crate) fn private(&self, source: &Arc<Source>, to: Nick, kind: Kind) -> Arc<Event> {
+        Arc::new(self.event(Scope::Private { to }, source, kind, None))
     }
 
     /// Queues a delivered private message for the store, for its two parties' history.
@@ -976,7 +1015,7 @@ impl Hub {
         entry.members.insert(
             key.to_owned(),
             Seat {
-                nick: user.source.nick.clone(),
+                source: user.source.clone(),
                 standing,
             },
         );
@@ -991,10 +1030,11 @@ impl Hub {
         drop(order);
         // A quiet room's list would be stale at once, and writing it to every joiner is
         // what makes a crowd joining cost O(N²) bytes: `/who` gives it on demand.
-        let mut members = entry.members.values().map(|s| (s.standing, &s.nick));
+        let mut members = entry.members.values().map(|s| (s.standing, &*s.source));
+        let secret = entry.settings.modes.has(Flag::Secret);
         shown(
             &join,
-            (!quiet).then_some(&mut members as Members<'_, '_>),
+            (!quiet).then(|| Members::new(secret, &mut members)),
             entry.settings.topic.as_deref(),
         );
         Ok(Joined::New {
@@ -1084,7 +1124,7 @@ impl Hub {
                 room.members.insert(
                     new_key.clone(),
                     Seat {
-                        nick: new.clone(),
+                        source: user.source.clone(),
                         standing,
                     },
                 );
@@ -1332,7 +1372,13 @@ impl Hub {
         // Checked: now the member changes, in the order given, after the room's.
         for (target, what, on) in standings {
             if let Some(seat) = entry.members.get_mut(&target) {
-                room::apply_standing(&mut seat.standing, what, on, &seat.nick, &mut applied);
+                room::apply_standing(
+                    &mut seat.standing,
+                    what,
+                    on,
+                    &seat.source.nick,
+                    &mut applied,
+                );
             }
         }
         if applied.is_empty() {
@@ -1383,7 +1429,7 @@ impl Hub {
         };
         self.may_act_on(users, entry, key, user, &target_key)?;
         let kind = Kind::Kick {
-            target: seat.nick.clone(),
+            target: seat.source.nick.clone(),
             reason: reason.unwrap_or_else(|| user.source.nick.to_string()),
         };
         let event = self.announce_in(&entry.channel, &user.source, kind, None);
@@ -1460,10 +1506,47 @@ impl Hub {
         Arc::new(self.event(Scope::Own, source, kind, None))
     }
 
-    /// Replaces the source of the session `key` (it identified to an account).
+    /// Replaces the source of the session `key` (it identified to an account, or
+    /// changed its real name), in its rooms' seats too. A new account, and a new real
+    /// name, is told to each of its rooms that are not quiet, with one cause (IRC's
+    /// `account-notify` and `setname`; the native door shows nothing of them).
     pub(crate) fn set_source(&self, key: &str, source: &Arc<Source>) {
-        if let Some(user) = self.lock().users.get_mut(key) {
-            user.source = source.clone();
+        let mut st = self.lock();
+        let State { users, rooms, .. } = &mut *st;
+        let Some(user) = users.get_mut(key) else {
+            return;
+        };
+        let realname = |s: &Source| s.ident.as_ref().map(|i| i.realname.clone());
+        let mut told = Vec::new();
+        if user.source.account != source.account {
+            told.push(Kind::Account);
+        }
+        if let Some(new) = realname(source)
+            && realname(&user.source).as_ref() != Some(&new)
+        {
+            told.push(Kind::Realname {
+                realname: new.to_string(),
+            });
+        }
+        user.source = source.clone();
+        for kind in told {
+            let mut cause = None;
+            for room_key in &user.rooms {
+                if let Some(room) = rooms.get(room_key)
+                    && !self.is_quiet(room.members.len())
+                {
+                    let told = self.announce_in(&room.channel, source, kind.clone(), cause);
+                    cause.get_or_insert(told.cause);
+                }
+            }
+        }
+        for room_key in &user.rooms {
+            if let Some(seat) = rooms
+                .get_mut(room_key)
+                .and_then(|room| room.members.get_mut(key))
+            {
+                seat.source = source.clone();
+            }
         }
     }
 
@@ -1544,6 +1627,54 @@ impl Hub {
         })
     }
 
+    /// What `WHO #room` tells the session `key` of each member of `room`, by folded
+    /// nickname; refused as [`Hub::members`] is.
+    pub(crate) fn who_in(
+        &self,
+        key: &str,
+        room: &Room,
+    ) -> Result<(Arc<RoomName>, Vec<Who>), Refusal> {
+        let mut st = self.lock();
+        let State { users, rooms, .. } = &mut *st;
+        let (entry, _) = Self::in_room(users, rooms, key, room)?;
+        let now = self.uptime_secs(Instant::now());
+        let list = entry
+            .members
+            .iter()
+            .filter_map(|(k, seat)| Some(Self::who_of(users.get(k)?, seat.standing, now)))
+            .collect();
+        Ok((entry.channel.room.clone(), list))
+    }
+
+    /// What `WHO <mask>` may show the session `key`: everyone it shares a room with, and
+    /// itself, by folded nickname (the caller matches the mask outside the hub's lock).
+    /// Every user is invisible (IRC's `+i`): a mask finds no one else.
+    pub(crate) fn who_shared(&self, key: &str) -> Vec<Who> {
+        let st = self.lock();
+        let Some(asker) = st.users.get(key) else {
+            return Vec::new();
+        };
+        let mut keys = BTreeSet::from([key]);
+        for room in asker.rooms.iter().filter_map(|r| st.rooms.get(r)) {
+            keys.extend(room.members.keys().map(String::as_str));
+        }
+        let now = self.uptime_secs(Instant::now());
+        keys.into_iter()
+            .filter_map(|k| st.users.get(k))
+            .map(|user| Self::who_of(user, Standing::default(), now))
+            .collect()
+    }
+
+    fn who_of(user: &User, standing: Standing, now: u32) -> Who {
+        Who {
+            source: user.source.clone(),
+            standing,
+            away: user.away.is_some(),
+            oper: user.activity.is_oper(),
+            idle: user.activity.idle(now),
+        }
+    }
+
     /// The recent departures under `nick` (case-insensitively), newest first; refused
     /// when there are none.
     pub(crate) fn whowas(&self, nick: &Nick) -> Result<Vec<Departure>, Refusal> {
@@ -1566,8 +1697,9 @@ impl Hub {
         let mut st = self.lock();
         let State { users, rooms, .. } = &mut *st;
         let (entry, _) = Self::in_room(users, rooms, key, room)?;
-        let mut members = entry.members.values().map(|s| (s.standing, &s.nick));
-        list(&entry.channel.room, &mut members);
+        let mut members = entry.members.values().map(|s| (s.standing, &*s.source));
+        let secret = entry.settings.modes.has(Flag::Secret);
+        list(&entry.channel.room, Members::new(secret, &mut members));
         Ok(())
     }
 

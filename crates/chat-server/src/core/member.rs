@@ -9,10 +9,10 @@
 
 use super::ban::{BAN_LIMIT, Ban, BanTarget, BansFull};
 use super::error::{self, Refusal};
-use super::event::{Event, Kind, RoomName, Source};
+use super::event::{Event, Ident, Kind, RoomName, Source};
 use super::flood::TokenBucket;
 use super::hub::{
-    Activity, Channel, Departure, Hub, Joined, Members, ModeOutcome, Pass, Topic, Whois,
+    Activity, Channel, Departure, Hub, Joined, Members, ModeOutcome, Pass, Topic, Who, Whois,
 };
 use super::mailbox::{Mailbox, SendError};
 use super::password::HashError;
@@ -825,6 +825,20 @@ impl Member {
         text: String,
         action: bool,
     ) -> Result<u64, Refusal> {
+        let kind = if action {
+            Kind::Action { text }
+        } else {
+            Kind::Message { text }
+        };
+        self.speak(room, kind)
+    }
+
+    /// Says `text` as a notice (IRC's `NOTICE`) in `room`, as [`Member::say`] does.
+    pub(crate) fn notice(&mut self, room: Option<&Room>, text: String) -> Result<u64, Refusal> {
+        self.speak(room, Kind::Notice { text })
+    }
+
+    fn speak(&mut self, room: Option<&Room>, kind: Kind) -> Result<u64, Refusal> {
         let m = match room {
             Some(room) => self
                 .membership(&room.folded())
@@ -836,11 +850,6 @@ impl Member {
             self.hub
                 .may_speak(&self.registration.key, &m.channel, &self.identity())?;
         }
-        let kind = if action {
-            Kind::Action { text }
-        } else {
-            Kind::Message { text }
-        };
         // Encoded once per door; every member, the sender included, gets the bytes.
         self.hub
             .publish(&m.channel, &self.source, kind)
@@ -1040,11 +1049,31 @@ impl Member {
         text: String,
         out: &mut impl Output,
     ) -> Result<Option<(Nick, Arc<str>)>, Refusal> {
+        self.send_private(to, Kind::Message { text }, out)
+    }
+
+    /// Sends `text` to `to` as a private notice (IRC's `NOTICE`), as
+    /// [`Member::private`] does.
+    pub(crate) fn private_notice(
+        &mut self,
+        to: &Nick,
+        text: String,
+        out: &mut impl Output,
+    ) -> Result<Option<(Nick, Arc<str>)>, Refusal> {
+        self.send_private(to, Kind::Notice { text }, out)
+    }
+
+    fn send_private(
+        &mut self,
+        to: &Nick,
+        kind: Kind,
+        out: &mut impl Output,
+    ) -> Result<Option<(Nick, Arc<str>)>, Refusal> {
         let recipient = self.hub.lookup(to)?;
         let (to, mailbox) = (recipient.nick, recipient.mailbox);
         let away = recipient.away.map(|text| (to.clone(), text));
         let to_key = to.folded();
-        let event = self.hub.private(&self.source, to.clone(), text);
+        let event = self.hub.private(&self.source, to.clone(), kind);
         // Kept only once delivered: what the recipient never got is in no history. A
         // store too busy to keep it loses its history entry, not the message.
         let keep = |hub: &Hub| {
@@ -1074,6 +1103,26 @@ impl Member {
         self.hub.set_away(&self.registration.key, text);
     }
 
+    /// Changes the real name the member's door gave (IRC's `SETNAME`; a session
+    /// without an ident has none to change). Its rooms are told if it changed.
+    pub(crate) fn set_realname(&mut self, realname: &str) {
+        let Some(ident) = &self.source.ident else {
+            return;
+        };
+        if *ident.realname == *realname {
+            return;
+        }
+        let source = Arc::new(Source {
+            ident: Some(Arc::new(Ident {
+                realname: realname.into(),
+                ..Ident::clone(ident)
+            })),
+            ..Source::clone(&self.source)
+        });
+        self.hub.set_source(&self.registration.key, &source);
+        self.source = source;
+    }
+
     /// What the hub knows of the session called `nick` (`/whois`).
     pub(crate) fn whois(&self, nick: &Nick) -> Result<Whois, Refusal> {
         self.hub.whois(&self.registration.key, nick)
@@ -1099,13 +1148,15 @@ impl Member {
         self.hub.topic(&self.registration.key, room).is_ok()
     }
 
-    /// Gives `room`'s members to `list` (refused as `/who` is).
-    pub(crate) fn members_of(
-        &self,
-        room: &Room,
-        list: impl FnOnce(&RoomName, Members<'_, '_>),
-    ) -> Result<(), Refusal> {
-        self.hub.members(&self.registration.key, room, list)
+    /// What IRC's `WHO #room` shows of `room`'s members (refused as `/who` is).
+    pub(crate) fn who_in(&self, room: &Room) -> Result<(Arc<RoomName>, Vec<Who>), Refusal> {
+        self.hub.who_in(&self.registration.key, room)
+    }
+
+    /// Everyone the member shares a room with, and itself: whom IRC's `WHO <mask>` may
+    /// show.
+    pub(crate) fn who_shared(&self) -> Vec<Who> {
+        self.hub.who_shared(&self.registration.key)
     }
 
     /// The rooms the member may see, with their member counts and topics (`/rooms`).
@@ -1671,13 +1722,13 @@ mod tests {
         }
         fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {
             let names: Vec<_> = members
-                .map(|(standing, n)| {
+                .map(|(standing, s)| {
                     let op = if standing.has(crate::core::room::Standing::OPERATOR) {
                         "@"
                     } else {
                         ""
                     };
-                    format!("{op}{n}")
+                    format!("{op}{}", s.nick)
                 })
                 .collect();
             self.lines

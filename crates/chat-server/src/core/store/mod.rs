@@ -107,7 +107,7 @@ impl Default for StoreOptions {
 /// What a record is, which decides which queries find it (the `events.kind` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// A message or an action in a room: what `/history` shows.
+    /// A message, an action or a notice in a room: what `/history` shows.
     Message,
     /// Anything else that happens in a room (join, part, quit, rename, topic, mode,
     /// kick, invite): replayed only to a member that lagged.
@@ -876,6 +876,13 @@ mod tests {
             },
             K::Away {
                 text: Some("lunch".into()),
+            },
+            K::Account,
+            K::Realname {
+                realname: "Alice Liddell".into(),
+            },
+            K::Notice {
+                text: "the build is green".into(),
             },
         ];
         let mut sent = Vec::new();

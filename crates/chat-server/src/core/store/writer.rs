@@ -49,6 +49,9 @@ pub(super) mod what {
     pub(in super::super) const KICK: i64 = 8;
     pub(in super::super) const INVITE: i64 = 9;
     pub(in super::super) const AWAY: i64 = 10;
+    pub(in super::super) const ACCOUNT: i64 = 11;
+    pub(in super::super) const REALNAME: i64 = 12;
+    pub(in super::super) const NOTICE: i64 = 13;
 }
 
 /// A registered room's settings (its bans are replaced beside it).
@@ -392,6 +395,7 @@ fn fields(kind: &event::Kind) -> (i64, Option<&str>, Option<&str>) {
     match kind {
         K::Message { text } => (what::MESSAGE, Some(text), None),
         K::Action { text } => (what::ACTION, Some(text), None),
+        K::Notice { text } => (what::NOTICE, Some(text), None),
         K::Join => (what::JOIN, None, None),
         K::Part { reason } => (what::PART, reason.as_deref(), None),
         K::Quit { reason } => (what::QUIT, reason.as_deref(), None),
@@ -401,6 +405,9 @@ fn fields(kind: &event::Kind) -> (i64, Option<&str>, Option<&str>) {
         K::Kick { target, reason } => (what::KICK, Some(reason), Some(target.as_str())),
         K::Invite { target } => (what::INVITE, None, Some(target.as_str())),
         K::Away { text } => (what::AWAY, text.as_deref(), None),
+        // The account is the source's own column.
+        K::Account => (what::ACCOUNT, None, None),
+        K::Realname { realname } => (what::REALNAME, Some(realname), None),
     }
 }
 
@@ -446,6 +453,9 @@ fn rebuild(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Event>> {
         what::ACTION => K::Action {
             text: text.unwrap_or_default(),
         },
+        what::NOTICE => K::Notice {
+            text: text.unwrap_or_default(),
+        },
         what::JOIN => K::Join,
         what::PART => K::Part { reason: text },
         what::QUIT => K::Quit { reason: text },
@@ -469,6 +479,10 @@ fn rebuild(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Event>> {
             None => return Ok(None),
         },
         what::AWAY => K::Away { text },
+        what::ACCOUNT => K::Account,
+        what::REALNAME => K::Realname {
+            realname: text.unwrap_or_default(),
+        },
         _ => return Ok(None),
     };
     let source = Source::named(nick, account.map(Into::into));

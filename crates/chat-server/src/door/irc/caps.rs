@@ -20,23 +20,31 @@ pub(crate) const BATCH: Caps = Caps(1 << 10);
 pub(crate) const LABELED_RESPONSE: Caps = Caps(1 << 11);
 pub(crate) const CHATHISTORY: Caps = Caps(1 << 12);
 pub(crate) const ACCOUNT_REGISTRATION: Caps = Caps(1 << 13);
+pub(crate) const USERHOST_IN_NAMES: Caps = Caps(1 << 14);
+pub(crate) const EXTENDED_JOIN: Caps = Caps(1 << 15);
+pub(crate) const ACCOUNT_NOTIFY: Caps = Caps(1 << 16);
+pub(crate) const SETNAME: Caps = Caps(1 << 17);
 
 /// What `CAP LS` offers, by name, in the order listed.
-pub(crate) const OFFERED: [(&str, Caps); 14] = [
+pub(crate) const OFFERED: [(&str, Caps); 18] = [
+    ("account-notify", ACCOUNT_NOTIFY),
     ("account-tag", ACCOUNT_TAG),
     ("away-notify", AWAY_NOTIFY),
     ("batch", BATCH),
+    ("cap-notify", CAP_NOTIFY),
     ("chghost", CHGHOST),
     ("draft/account-registration", ACCOUNT_REGISTRATION),
     ("draft/chathistory", CHATHISTORY),
-    ("invite-notify", INVITE_NOTIFY),
-    ("cap-notify", CAP_NOTIFY),
     ("echo-message", ECHO_MESSAGE),
+    ("extended-join", EXTENDED_JOIN),
+    ("invite-notify", INVITE_NOTIFY),
     ("labeled-response", LABELED_RESPONSE),
     ("message-tags", MESSAGE_TAGS),
     ("multi-prefix", MULTI_PREFIX),
-    ("server-time", SERVER_TIME),
     ("sasl", SASL),
+    ("server-time", SERVER_TIME),
+    ("setname", SETNAME),
+    ("userhost-in-names", USERHOST_IN_NAMES),
 ];
 
 impl Caps {

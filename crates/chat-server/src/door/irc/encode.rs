@@ -25,10 +25,45 @@ const LINE: usize = chat_proto::irc::MAX_LINE;
 /// `nick!user@host` of a source: its door's ident, or for a session without one (the
 /// native door's) its nickname as the user and the server's name as the host.
 pub(crate) fn mask(source: &Source, server: &str) -> String {
+    let mut mask = String::new();
+    write_mask(&mut mask, source, server);
+    mask
+}
+
+/// Appends [`mask`] to `into`.
+pub(crate) fn write_mask(into: &mut String, source: &Source, server: &str) {
+    let _ = match &source.ident {
+        Some(ident) => write!(into, "{}!{}@{}", source.nick, ident.user, ident.host),
+        None => write!(into, "{}!{}@{server}", source.nick, source.nick),
+    };
+}
+
+/// Appends the real name IRC shows for a source: its `USER`'s (or `SETNAME`'s), or for
+/// a session of another door its nickname.
+pub(crate) fn write_realname(into: &mut String, source: &Source) {
     match &source.ident {
-        Some(ident) => format!("{}!{}@{}", source.nick, ident.user, ident.host),
-        None => format!("{}!{}@{server}", source.nick, source.nick),
+        Some(ident) => into.push_str(&ident.realname),
+        None => into.push_str(source.nick.as_str()),
     }
+}
+
+/// The length of a `JOIN`'s ` <account> :<realname>` (`extended-join`), CRLF included:
+/// what a client without the capability does not get. The tags and the mask have no
+/// space, so the first ` JOIN ` is the verb.
+fn extended_join_suffix(bytes: &[u8], room: &RoomName) -> Option<usize> {
+    let verb = memchr::memmem::find(bytes, b" JOIN ")?;
+    bytes
+        .len()
+        .checked_sub(verb + " JOIN ".len() + room.name.as_str().len())
+}
+
+/// An event's IRC bytes, encoded by the first reader that needs them (counted in
+/// `encodings`).
+fn encoded<'e>(event: &'e Event, encodings: &mut u64, server: &str) -> &'e [u8] {
+    event.encoded(Flavour::Irc, |event| {
+        *encodings += 1;
+        encode(event, server)
+    })
 }
 
 /// An event's line with its tags and CRLF, or nothing for one IRC does not show.
@@ -50,11 +85,21 @@ pub(crate) fn encode(event: &Event, server: &str) -> Box<[u8]> {
         (Scope::Private { to }, Kind::Message { text }) => {
             let _ = write!(line, "PRIVMSG {to} :{text}");
         }
+        (Scope::Room(room), Kind::Notice { text }) => {
+            let _ = write!(line, "NOTICE {} :{text}", room.name);
+        }
+        (Scope::Private { to }, Kind::Notice { text }) => {
+            let _ = write!(line, "NOTICE {to} :{text}");
+        }
         (Scope::Private { to }, Kind::Action { text }) => {
             let _ = write!(line, "PRIVMSG {to} :\x01ACTION {text}\x01");
         }
+        // The extended form (`extended-join`): clients without it get the line cut
+        // after the room (see `Irc::event`).
         (Scope::Room(room), Kind::Join) => {
-            let _ = write!(line, "JOIN {}", room.name);
+            let account = event.source.account.as_deref().unwrap_or("*");
+            let _ = write!(line, "JOIN {} {account} :", room.name);
+            write_realname(&mut line, &event.source);
         }
         (Scope::Room(room), Kind::Part { reason }) => {
             let _ = write!(line, "PART {}", room.name);
@@ -87,6 +132,13 @@ pub(crate) fn encode(event: &Event, server: &str) -> Box<[u8]> {
         }
         (Scope::Wallops, Kind::Message { text }) => {
             let _ = write!(line, "WALLOPS :{text}");
+        }
+        (Scope::Room(_), Kind::Account) => {
+            let account = event.source.account.as_deref().unwrap_or("*");
+            let _ = write!(line, "ACCOUNT {account}");
+        }
+        (Scope::Room(_), Kind::Realname { realname }) => {
+            let _ = write!(line, "SETNAME :{realname}");
         }
         (Scope::Room(_), Kind::Away { text }) => {
             line.push_str("AWAY");
@@ -295,7 +347,7 @@ impl std::fmt::Write for Writer<'_> {
 
 /// The prefix of a member's standing in a names list: every prefix with `multi-prefix`,
 /// the highest without.
-fn prefixes(standing: Standing, multi: bool, into: &mut String) {
+pub(crate) fn prefixes(standing: Standing, multi: bool, into: &mut String) {
     if standing.has(Standing::OPERATOR) {
         into.push('@');
         if !multi {
@@ -311,7 +363,7 @@ impl Output for Irc<'_> {
     fn event(&mut self, event: &Event) {
         match &event.kind {
             // Without echo-message, a client is not sent what it said itself.
-            Kind::Message { .. } | Kind::Action { .. }
+            Kind::Message { .. } | Kind::Action { .. } | Kind::Notice { .. }
                 if !self.view.caps.has(caps::ECHO_MESSAGE)
                     && !matches!(event.scope, Scope::Wallops)
                     && self.is_me(&event.source.nick) =>
@@ -327,12 +379,35 @@ impl Output for Irc<'_> {
             {
                 return;
             }
-            // One QUIT, NICK or AWAY per observer, however many rooms it heard it in.
-            Kind::Quit { .. } | Kind::Rename { .. } | Kind::Away { .. } => {
-                let away = matches!(event.kind, Kind::Away { .. });
+            Kind::Join if !self.view.caps.has(caps::EXTENDED_JOIN) => {
+                let bytes = encoded(event, &mut self.encodings, &self.view.server);
+                write_for_caps(bytes, self.view.caps, self.out);
+                if let Some(room) = event.room()
+                    && let Some(cut) = extended_join_suffix(bytes, room)
+                {
+                    self.out.truncate(self.out.len() - cut);
+                    self.out.extend_from_slice(b"\r\n");
+                }
+                return;
+            }
+            // One QUIT, NICK, AWAY, ACCOUNT or SETNAME per observer, however many rooms
+            // it heard it in; the last three with their capabilities, and not to their
+            // source (the door answered it).
+            Kind::Quit { .. }
+            | Kind::Rename { .. }
+            | Kind::Away { .. }
+            | Kind::Account
+            | Kind::Realname { .. } => {
+                let notify = match event.kind {
+                    Kind::Away { .. } => Some(caps::AWAY_NOTIFY),
+                    Kind::Account => Some(caps::ACCOUNT_NOTIFY),
+                    Kind::Realname { .. } => Some(caps::SETNAME),
+                    _ => None,
+                };
                 if event.cause == self.view.last_cause
-                    || (away && !self.view.caps.has(caps::AWAY_NOTIFY))
-                    || (away && self.is_me(&event.source.nick))
+                    || notify.is_some_and(|cap| {
+                        !self.view.caps.has(cap) || self.is_me(&event.source.nick)
+                    })
                 {
                     return;
                 }
@@ -341,19 +416,14 @@ impl Output for Irc<'_> {
             _ => {}
         }
         let label = match (&event.kind, &event.scope) {
-            (Kind::Message { .. } | Kind::Action { .. }, Scope::Room(_))
+            (Kind::Message { .. } | Kind::Action { .. } | Kind::Notice { .. }, Scope::Room(_))
                 if !self.view.echo_labels.is_empty() && self.is_me(&event.source.nick) =>
             {
                 self.view.echo_label(event)
             }
             _ => None,
         };
-        let encodings = &mut self.encodings;
-        let server = &self.view.server;
-        let bytes = event.encoded(Flavour::Irc, |event| {
-            *encodings += 1;
-            encode(event, server)
-        });
+        let bytes = encoded(event, &mut self.encodings, &self.view.server);
         match label {
             None => write_for_caps(bytes, self.view.caps, self.out),
             Some(label) => {
@@ -366,17 +436,24 @@ impl Output for Irc<'_> {
 
     fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {
         let multi = self.view.caps.has(caps::MULTI_PREFIX);
+        let userhost = self.view.caps.has(caps::USERHOST_IN_NAMES);
         let mut names = BytesMut::new();
         let server = self.view.server.clone();
         let me = self.view.me.clone();
-        // `:server 353 me = #room :` and the names, each line within 512 bytes.
-        let head = format!(":{server} 353 {me} = {} :", room.name);
+        // `:server 353 me <=|@> #room :` and the names, each line within 512 bytes.
+        let symbol = if members.secret { '@' } else { '=' };
+        let head = format!(":{server} 353 {me} {symbol} {} :", room.name);
         let mut line = head.clone();
         let mut any = false;
-        for (standing, nick) in members {
-            let mut name = String::new();
+        let mut name = String::new();
+        for (standing, source) in members {
+            name.clear();
             prefixes(standing, multi, &mut name);
-            name.push_str(nick.as_str());
+            if userhost {
+                write_mask(&mut name, source, &server);
+            } else {
+                name.push_str(source.nick.as_str());
+            }
             if any && line.len() + 1 + name.len() + 2 > LINE {
                 line.push_str("\r\n");
                 names.extend_from_slice(line.as_bytes());
@@ -451,12 +528,7 @@ impl Output for Irc<'_> {
         let tag = batch.as_ref().map(|b| format!("batch={b}"));
         let mut line = BytesMut::new();
         for event in events {
-            let encodings = &mut self.encodings;
-            let server = &self.view.server;
-            let bytes = event.encoded(Flavour::Irc, |event| {
-                *encodings += 1;
-                encode(event, server)
-            });
+            let bytes = encoded(event, &mut self.encodings, &self.view.server);
             match &tag {
                 None => write_for_caps(bytes, self.view.caps, self.out),
                 Some(tag) => {

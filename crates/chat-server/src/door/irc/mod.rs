@@ -11,6 +11,8 @@ pub(crate) mod caps;
 pub(crate) mod encode;
 pub(crate) mod history;
 pub(crate) mod label;
+pub(crate) mod realname;
+pub(crate) mod who;
 
 use crate::config::Config;
 use crate::core::error::Refusal;
@@ -209,7 +211,8 @@ async fn registration<S: Stream>(
                         format_args!("USER :Not enough parameters"),
                     );
                 } else {
-                    reg.user = Some((message.params[0].clone(), message.params[3].clone()));
+                    let realname = realname::cut(&message.params[3]).to_owned();
+                    reg.user = Some((message.params[0].clone(), realname));
                 }
             }
             "PING" => match message.params.first() {
@@ -683,12 +686,14 @@ fn isupport(irc: &mut Irc<'_>, config: &Config) {
         format!("MAXLIST=b:{}", crate::core::room::ROOM_BAN_LIMIT),
         format!("MODES={}", crate::core::room::CHANGES_WITH_ARGS),
         "MSGREFTYPES=msgid,timestamp".into(),
+        format!("NAMELEN={}", realname::NAMELEN),
         "NETWORK=chat".into(),
         format!("NICKLEN={}", Nick::MAX_LEN),
         "PREFIX=(ov)@+".into(),
         "STATUSMSG=@+".into(),
         "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:,PART:,KICK:1,NAMES:1,WHOIS:1".into(),
         "TOPICLEN=390".into(),
+        "WHOX".into(),
     ];
     for chunk in tokens.chunks(13) {
         irc.numeric(
@@ -954,7 +959,12 @@ impl IrcDoor {
                     {
                         match room {
                             Some(room) => {
-                                member.say(Some(&room), text.clone(), action).map(|id| {
+                                let said = if notice {
+                                    member.notice(Some(&room), text.clone())
+                                } else {
+                                    member.say(Some(&room), text.clone(), action)
+                                };
+                                said.map(|id| {
                                     // A labeled message to one room: its echo is the answer.
                                     if single && irc.view.caps.has(caps::ECHO_MESSAGE) {
                                         irc.view.label_echo(id);
@@ -965,6 +975,9 @@ impl IrcDoor {
                         }
                     } else {
                         match Nick::new(target) {
+                            Ok(to) if notice => {
+                                member.private_notice(&to, text.clone(), &mut irc).map(drop)
+                            }
                             Ok(to) => member.private(&to, text.clone(), &mut irc).map(|away| {
                                 if let Some((nick, text)) = away
                                     && !notice
@@ -1173,6 +1186,10 @@ impl IrcDoor {
                     }
                 }
             }
+            "SETNAME" => {
+                realname::setname(&mut irc, member, m.params.first().map(String::as_str));
+                Ok(())
+            }
             "AWAY" => {
                 let text = m.params.first().filter(|t| !t.is_empty()).cloned();
                 let away = text.is_some();
@@ -1196,8 +1213,12 @@ impl IrcDoor {
                 Ok(())
             }
             "WHO" => {
-                let mask = m.param(0).to_owned();
-                who(&mut irc, member, &mask);
+                who::who(
+                    &mut irc,
+                    member,
+                    m.param(0),
+                    m.params.get(1).map(String::as_str),
+                );
                 Ok(())
             }
             "LIST" => {
@@ -1487,66 +1508,4 @@ fn realname_of(source: &crate::core::event::Source) -> String {
         Some(ident) => ident.realname.to_string(),
         None => source.nick.to_string(),
     }
-}
-
-/// `WHO #room` or `WHO nick`: one 352 per match, then 315 with the mask as given.
-fn who(irc: &mut Irc<'_>, member: &Member, mask: &str) {
-    let server = irc.view.server.clone();
-    if let Ok(room) = Room::new(mask) {
-        let mut lines = Vec::new();
-        let _ = member.members_of(&room, |room, members| {
-            for (standing, nick) in members {
-                lines.push((room.name.clone(), standing, nick.clone()));
-            }
-        });
-        for (room, standing, nick) in lines {
-            let entry = member.whois(&nick).ok();
-            let (user, host) = match entry.as_ref().and_then(|w| w.source.ident.clone()) {
-                Some(ident) => (ident.user.to_string(), ident.host.to_string()),
-                None => (nick.to_string(), server.to_string()),
-            };
-            let here = if entry.as_ref().is_some_and(|w| w.away.is_some()) {
-                'G'
-            } else {
-                'H'
-            };
-            let oper = if entry.as_ref().is_some_and(|w| w.oper) {
-                "*"
-            } else {
-                ""
-            };
-            let prefix = if standing.has(Standing::OPERATOR) {
-                "@"
-            } else if standing.has(Standing::VOICE) {
-                "+"
-            } else {
-                ""
-            };
-            let realname = entry
-                .as_ref()
-                .map_or_else(|| nick.to_string(), |w| realname_of(&w.source));
-            irc.numeric(
-                "352",
-                format_args!(
-                    "{room} {user} {host} {server} {nick} {here}{oper}{prefix} :0 {realname}"
-                ),
-            );
-        }
-    } else if let Ok(nick) = Nick::new(mask)
-        && let Ok(w) = member.whois(&nick)
-    {
-        let (user, host) = match &w.source.ident {
-            Some(ident) => (ident.user.to_string(), ident.host.to_string()),
-            None => (w.source.nick.to_string(), server.to_string()),
-        };
-        let here = if w.away.is_some() { 'G' } else { 'H' };
-        let oper = if w.oper { "*" } else { "" };
-        let nick = &w.source.nick;
-        let realname = realname_of(&w.source);
-        irc.numeric(
-            "352",
-            format_args!("* {user} {host} {server} {nick} {here}{oper} :0 {realname}"),
-        );
-    }
-    irc.numeric("315", format_args!("{mask} :End of /WHO list"));
 }

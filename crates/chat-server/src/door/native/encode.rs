@@ -38,18 +38,22 @@ pub(crate) fn room_ban(room: &RoomName, ban: &RoomBan) -> ServerFrame {
 }
 
 /// The frame of an event, or `None` for an event the native protocol does not show (an
-/// away change: the native door answers `/away` itself).
+/// away change: the native door answers `/away` itself; an account change: it answers
+/// `/register` itself; an IRC user's new real name).
 pub(crate) fn frame(event: &Event) -> Option<ServerFrame> {
     let from = event.source.nick.clone();
     let (time, id) = (event.time, event.id);
     let frame = match (&event.scope, &event.kind) {
-        (Scope::Room(room), Kind::Message { text }) => ServerFrame::Message {
-            room: room.name.clone(),
-            from,
-            time,
-            id,
-            text: text.clone(),
-        },
+        // A notice (from an IRC client) is a message to the native protocol.
+        (Scope::Room(room), Kind::Message { text } | Kind::Notice { text }) => {
+            ServerFrame::Message {
+                room: room.name.clone(),
+                from,
+                time,
+                id,
+                text: text.clone(),
+            }
+        }
         (Scope::Room(room), Kind::Action { text }) => ServerFrame::Action {
             room: room.name.clone(),
             from,
@@ -57,13 +61,15 @@ pub(crate) fn frame(event: &Event) -> Option<ServerFrame> {
             id,
             text: text.clone(),
         },
-        (Scope::Private { to }, Kind::Message { text }) => ServerFrame::Private {
-            from,
-            to: to.clone(),
-            time,
-            id,
-            text: text.clone(),
-        },
+        (Scope::Private { to }, Kind::Message { text } | Kind::Notice { text }) => {
+            ServerFrame::Private {
+                from,
+                to: to.clone(),
+                time,
+                id,
+                text: text.clone(),
+            }
+        }
         (Scope::Room(room), Kind::Join) => ServerFrame::Join {
             room: room.name.clone(),
             nick: from,
@@ -392,7 +398,7 @@ impl Output for Native<'_> {
     }
 
     fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {
-        let members = members.map(|(standing, nick)| (status(standing), nick));
+        let members = members.map(|(standing, source)| (status(standing), &source.nick));
         ServerFrame::encode_members(&room.name, members, LIST_CHUNK, self.out);
     }
 

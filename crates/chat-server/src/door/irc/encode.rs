@@ -200,9 +200,9 @@ pub(crate) struct View {
     /// not echoed without `echo-message`).
     pub(crate) me: Nick,
     pub(crate) caps: Caps,
-    /// The cause of the last `QUIT` or `NICK` shown: one per observer, however many
-    /// rooms it shares with the one who left or renamed.
-    last_cause: u64,
+    /// The causes of the last `QUIT`, `NICK`, `AWAY`, `ACCOUNT` and `SETNAME` lines
+    /// shown: one per observer, however many rooms it shares with their source.
+    shown: Causes,
     /// While a `JOIN` is answered (`Some`): its names list, held back so that it follows
     /// the topic (332, 333), as IRC clients expect.
     pub(crate) held_names: Option<BytesMut>,
@@ -220,6 +220,30 @@ pub(crate) struct View {
     pub(crate) registering: Option<Box<str>>,
 }
 
+/// The causes of the user events last shown, so that an event announced in several
+/// rooms (a `QUIT`, a `NICK`...) is shown once. A member drains its rooms one after the
+/// other, so other users' such events may come between two rooms' copies of one: the
+/// last [`Causes::KEPT`] are remembered, far more than come between in practice.
+#[derive(Debug, Default)]
+struct Causes {
+    kept: [u64; Causes::KEPT],
+    next: usize,
+}
+
+impl Causes {
+    const KEPT: usize = 16;
+
+    /// Whether `cause` is new; it is remembered either way.
+    fn first_sight(&mut self, cause: u64) -> bool {
+        if self.kept.contains(&cause) {
+            return false;
+        }
+        self.kept[self.next] = cause;
+        self.next = (self.next + 1) % Causes::KEPT;
+        true
+    }
+}
+
 /// The most labeled messages whose echoes a client may await at once; a message past it
 /// is answered with `ACK` at once and echoed unlabeled.
 const ECHO_LABELS: usize = 8;
@@ -230,7 +254,7 @@ impl View {
             server,
             me,
             caps,
-            last_cause: 0,
+            shown: Causes::default(),
             held_names: None,
             label: None,
             later: None,
@@ -404,14 +428,12 @@ impl Output for Irc<'_> {
                     Kind::Realname { .. } => Some(caps::SETNAME),
                     _ => None,
                 };
-                if event.cause == self.view.last_cause
-                    || notify.is_some_and(|cap| {
-                        !self.view.caps.has(cap) || self.is_me(&event.source.nick)
-                    })
+                if notify
+                    .is_some_and(|cap| !self.view.caps.has(cap) || self.is_me(&event.source.nick))
+                    || !self.view.shown.first_sight(event.cause)
                 {
                     return;
                 }
-                self.view.last_cause = event.cause;
             }
             _ => {}
         }
@@ -719,5 +741,24 @@ pub(crate) fn refusal(out: &mut Irc<'_>, refusal: &Refusal) {
             let me = out.view.me.clone();
             out.server_line(format_args!("NOTICE {me} :{text}"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_is_shown_once_though_others_come_between() {
+        let mut shown = Causes::default();
+        assert!(shown.first_sight(7));
+        for other in 100..110 {
+            assert!(shown.first_sight(other));
+        }
+        assert!(!shown.first_sight(7), "seen ten causes ago");
+        for other in 200..200 + Causes::KEPT as u64 {
+            assert!(shown.first_sight(other));
+        }
+        assert!(shown.first_sight(7), "forgotten past the bound");
     }
 }

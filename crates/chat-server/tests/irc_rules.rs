@@ -376,3 +376,24 @@ async fn register_makes_the_nickname_an_account() {
     let welcome = back.until(|l| l.contains(" 422 ")).await;
     assert_eq!(numeric(&welcome[0]), Some("001"));
 }
+
+#[tokio::test]
+async fn a_private_action_stays_an_action() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    let mut bob = Irc::login(&server, "bob").await;
+    let mut carol = Irc::login(&server, "carol").await;
+    bob.send("PRIVMSG carol :\u{1}ACTION waves\u{1}").await;
+    bob.send("PRIVMSG alice :\u{1}ACTION waves\u{1}").await;
+    bob.sync().await;
+    assert_eq!(
+        carol.sync().await,
+        [":bob!~bob@127.0.0.1 PRIVMSG carol :\u{1}ACTION waves\u{1}"]
+    );
+    let frames = alice.sync().await;
+    assert!(
+        matches!(&frames[..], [chat_proto::ServerFrame::Private { from, text, .. }]
+            if from.as_str() == "bob" && text == "* bob waves"),
+        "{frames:?}"
+    );
+}

@@ -1040,16 +1040,22 @@ impl Member {
             .map(drop)
     }
 
-    /// Sends `text` to `to` privately; both get the message. Returns the recipient's
-    /// nickname and away text when it is away (the door tells the sender after its
-    /// copy of the message).
+    /// Sends `text` (an action when `action`: IRC's CTCP `ACTION`) to `to` privately;
+    /// both get the message. Returns the recipient's nickname and away text when it is
+    /// away (the door tells the sender after its copy of the message).
     pub(crate) fn private(
         &mut self,
         to: &Nick,
         text: String,
+        action: bool,
         out: &mut impl Output,
     ) -> Result<Option<(Nick, Arc<str>)>, Refusal> {
-        self.send_private(to, Kind::Message { text }, out)
+        let kind = if action {
+            Kind::Action { text }
+        } else {
+            Kind::Message { text }
+        };
+        self.send_private(to, kind, out)
     }
 
     /// Sends `text` to `to` as a private notice (IRC's `NOTICE`), as

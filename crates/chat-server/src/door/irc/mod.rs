@@ -954,40 +954,42 @@ impl IrcDoor {
                 }
                 let single = !targets.contains(',');
                 for target in targets.split(',').filter(|t| !t.is_empty()).take(4) {
-                    let result = if let Some(room) =
-                        target.starts_with('#').then(|| Room::new(target).ok())
-                    {
-                        match room {
-                            Some(room) => {
-                                let said = if notice {
-                                    member.notice(Some(&room), text.clone())
-                                } else {
-                                    member.say(Some(&room), text.clone(), action)
-                                };
-                                said.map(|id| {
-                                    // A labeled message to one room: its echo is the answer.
-                                    if single && irc.view.caps.has(caps::ECHO_MESSAGE) {
-                                        irc.view.label_echo(id);
-                                    }
-                                })
-                            }
-                            None => Err(Refusal::NoSuchRoom(Room::general())),
-                        }
-                    } else {
-                        match Nick::new(target) {
-                            Ok(to) if notice => {
-                                member.private_notice(&to, text.clone(), &mut irc).map(drop)
-                            }
-                            Ok(to) => member.private(&to, text.clone(), &mut irc).map(|away| {
-                                if let Some((nick, text)) = away
-                                    && !notice
-                                {
-                                    irc.numeric("301", format_args!("{nick} :{text}"));
+                    let result =
+                        if let Some(room) = target.starts_with('#').then(|| Room::new(target).ok())
+                        {
+                            match room {
+                                Some(room) => {
+                                    let said = if notice {
+                                        member.notice(Some(&room), text.clone())
+                                    } else {
+                                        member.say(Some(&room), text.clone(), action)
+                                    };
+                                    said.map(|id| {
+                                        // A labeled message to one room: its echo is the answer.
+                                        if single && irc.view.caps.has(caps::ECHO_MESSAGE) {
+                                            irc.view.label_echo(id);
+                                        }
+                                    })
                                 }
-                            }),
-                            Err(_) => Err(Refusal::NoSuchNick(member.nick().clone())),
-                        }
-                    };
+                                None => Err(Refusal::NoSuchRoom(Room::general())),
+                            }
+                        } else {
+                            match Nick::new(target) {
+                                Ok(to) if notice => {
+                                    member.private_notice(&to, text.clone(), &mut irc).map(drop)
+                                }
+                                Ok(to) => member.private(&to, text.clone(), action, &mut irc).map(
+                                    |away| {
+                                        if let Some((nick, text)) = away
+                                            && !notice
+                                        {
+                                            irc.numeric("301", format_args!("{nick} :{text}"));
+                                        }
+                                    },
+                                ),
+                                Err(_) => Err(Refusal::NoSuchNick(member.nick().clone())),
+                            }
+                        };
                     let Err(refused) = result else {
                         continue;
                     };

@@ -70,6 +70,15 @@ pub(crate) fn frame(event: &Event) -> Option<ServerFrame> {
                 text: text.clone(),
             }
         }
+        // An IRC user's private `/me`: the native protocol has no private action, so
+        // it reads as IRC clients show one.
+        (Scope::Private { to }, Kind::Action { text }) => ServerFrame::Private {
+            text: format!("* {from} {text}"),
+            from,
+            to: to.clone(),
+            time,
+            id,
+        },
         (Scope::Room(room), Kind::Join) => ServerFrame::Join {
             room: room.name.clone(),
             nick: from,

@@ -465,14 +465,16 @@ impl Native {
             }
             Command::Who(room) => member.who(room, &mut output),
             // The recipient's away text follows the sender's copy of the message.
-            Command::Msg { to, text } => member.private(&to, text, &mut output).map(|away| {
-                if let Some((nick, text)) = away {
-                    output.push(&ServerFrame::IsAway {
-                        nick,
-                        text: text.to_string(),
-                    });
-                }
-            }),
+            Command::Msg { to, text } => {
+                member.private(&to, text, false, &mut output).map(|away| {
+                    if let Some((nick, text)) = away {
+                        output.push(&ServerFrame::IsAway {
+                            nick,
+                            text: text.to_string(),
+                        });
+                    }
+                })
+            }
             Command::Away(text) => {
                 member.set_away(text.clone());
                 output.push(&ServerFrame::Away {

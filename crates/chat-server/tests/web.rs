@@ -235,6 +235,57 @@ async fn websocket_and_tcp_users_chat_in_one_room() {
 }
 
 #[tokio::test]
+async fn irc_websocket_and_tcp_users_share_a_room_and_its_message_ids() {
+    use common::irc::Irc;
+    let server = TestServer::start().await;
+    let mut tcp = server.login("tcp").await;
+    let mut web = Ws::login(&server, "web").await;
+    let mut irc = Irc::login_with(&server, "irc", "message-tags").await;
+    tcp.send("/join #three").await;
+    tcp.sync().await;
+    web.send("/join #three").await;
+    web.until(|f| matches!(f, ServerFrame::Current { room: Some(r) } if r.as_str() == "#three"))
+        .await;
+    irc.send("JOIN #three").await;
+    let names = irc.until(|l| l.contains(" 366 ")).await;
+    assert!(
+        names
+            .iter()
+            .any(|l| l.ends_with(" 353 irc = #three :irc @tcp web")),
+        "{names:?}"
+    );
+    // Each door's line reaches the other two under one id.
+    web.send("from the browser").await;
+    let (said, _) = tcp.until(|f| msg_text(f, "#three", "web").is_some()).await;
+    let ServerFrame::Message { id, .. } = said else {
+        unreachable!()
+    };
+    let line = irc
+        .until(|l| l.contains("PRIVMSG #three"))
+        .await
+        .pop()
+        .unwrap();
+    assert!(
+        line.starts_with("@")
+            && line.contains(&format!("msgid={id}"))
+            && line.ends_with(" :web!web@chat.localhost PRIVMSG #three :from the browser"),
+        "{line}"
+    );
+    irc.send("PRIVMSG #three :from irssi").await;
+    let (heard, _) = web.until(|f| msg_text(f, "#three", "irc").is_some()).await;
+    let (also, _) = tcp.until(|f| msg_text(f, "#three", "irc").is_some()).await;
+    assert_eq!(heard, also);
+    assert_eq!(msg_text(&heard, "#three", "irc"), Some("from irssi"));
+    // A part from the browser is seen on IRC.
+    web.send("/part").await;
+    let part = irc.until(|l| l.contains(" PART ")).await.pop().unwrap();
+    assert!(
+        part.ends_with(":web!web@chat.localhost PART #three"),
+        "{part}"
+    );
+}
+
+#[tokio::test]
 async fn a_foreign_origin_is_refused_before_the_upgrade() {
     let config = Config {
         http_allow_origin: vec!["https://chat.example.org".into()],

@@ -56,6 +56,43 @@ fn moved(before: &Scrape, after: &Scrape, name: &str) -> f64 {
     after.get(name) - before.get(name)
 }
 
+#[tokio::test]
+async fn an_irc_senders_own_message_is_no_delivery_without_echo_message() {
+    use common::irc::Irc;
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    alice.send("/join #m").await;
+    alice.sync().await;
+    let mut plain = Irc::login(&server, "plain").await;
+    let mut echoed = Irc::login_with(&server, "echoed", "echo-message").await;
+    for irc in [&mut plain, &mut echoed] {
+        irc.send("JOIN #m").await;
+        irc.until(|l| l.contains(" 366 ")).await;
+    }
+    alice.sync().await;
+    plain.sync().await;
+    echoed.sync().await;
+    let before = Scrape::of(&server.server);
+    // Without echo-message the sender gets nothing back: two deliveries, not three.
+    plain.send("PRIVMSG #m :one").await;
+    plain.sync().await;
+    alice
+        .until(|f| matches!(f, ServerFrame::Message { .. }))
+        .await;
+    echoed.until(|l| l.ends_with("PRIVMSG #m :one")).await;
+    let after = Scrape::of(&server.server);
+    assert_eq!(moved(&before, &after, "chat_deliveries_total"), 2.0);
+    // With it, the echo is a delivery.
+    echoed.send("PRIVMSG #m :two").await;
+    echoed.until(|l| l.ends_with("PRIVMSG #m :two")).await;
+    alice
+        .until(|f| matches!(f, ServerFrame::Message { .. }))
+        .await;
+    plain.until(|l| l.ends_with("PRIVMSG #m :two")).await;
+    let later = Scrape::of(&server.server);
+    assert_eq!(moved(&after, &later, "chat_deliveries_total"), 3.0);
+}
+
 const ACCEPTED_TCP: &str = "chat_connections_accepted_total{door=\"tcp\"}";
 const OPEN_TCP: &str = "chat_connections_open{door=\"tcp\"}";
 

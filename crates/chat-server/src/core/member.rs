@@ -82,6 +82,11 @@ pub(crate) trait Output {
     /// Events this output encoded (rather than found encoded) since it was last asked;
     /// the member counts them in the metrics.
     fn take_encodings(&mut self) -> u64;
+    /// Events given to [`Output::event`] that this door did not show, since it was last
+    /// asked: the member does not count them as delivered.
+    fn take_withheld(&mut self) -> u64 {
+        0
+    }
 }
 
 /// Which messages of a span a [`Member::history_span`] asks for.
@@ -531,7 +536,7 @@ impl Member {
             }
             Wake::Room(index, Ok(event)) => {
                 out.event(&event);
-                self.hub.metrics.delivered(1);
+                self.count_delivered(1, out);
                 self.rooms[index].last_id = event.id;
                 self.count_toward_pong(index, 1);
                 if kicks(&event, &self.registration.key) {
@@ -603,7 +608,7 @@ impl Member {
                 break;
             }
         }
-        self.hub.metrics.delivered(delivered);
+        self.count_delivered(delivered, out);
         self.count_encodings(out);
         if self.holds.is_empty()
             && self
@@ -618,8 +623,15 @@ impl Member {
 
     /// A private message, an invitation, or an operators' notice.
     fn mail(&mut self, event: &Arc<Event>, out: &mut impl Output) {
-        self.hub.metrics.delivered(1);
         out.event(event);
+        self.count_delivered(1, out);
+    }
+
+    /// Counts `events` just given to `out` as delivered, less those its door withheld
+    /// (an IRC client's own message without `echo-message`, a second copy of a `QUIT`).
+    fn count_delivered(&self, events: usize, out: &mut impl Output) {
+        let withheld = usize::try_from(out.take_withheld()).unwrap_or(usize::MAX);
+        self.hub.metrics.delivered(events.saturating_sub(withheld));
     }
 
     /// Forgets the room at `index` (the member was kicked from it): its holds, its place
@@ -727,8 +739,8 @@ impl Member {
         out.lagged(&room, missed);
         self.hub.metrics.lagged(missed);
         if let Some(event) = next {
-            self.hub.metrics.delivered(1);
             out.event(&event);
+            self.count_delivered(1, out);
             self.rooms[index].last_id = event.id;
         }
     }
@@ -785,25 +797,25 @@ impl Member {
                 let rows = rows.unwrap_or_default();
                 let asked = remaining.min(REFILL_BATCH);
                 let got = rows.len() as u64;
-                for row in &rows {
+                for (n, row) in rows.iter().enumerate() {
                     out.event(row);
                     self.rooms[index].last_id = row.id;
                     if kicks(row, &self.registration.key) {
                         // Nothing after its own KICK reaches the one kicked.
-                        self.hub.metrics.delivered(1);
+                        self.count_delivered(n + 1, out);
                         self.drop_room(index, out);
                         return;
                     }
                 }
-                self.hub.metrics.delivered(rows.len());
+                self.count_delivered(rows.len(), out);
                 let remaining = remaining.saturating_sub(got);
                 if got == asked && remaining > 0 {
                     self.refill(index, remaining, next, out);
                 } else if remaining > 0 {
                     self.refill_failed(index, remaining, next, out);
                 } else if let Some(event) = next {
-                    self.hub.metrics.delivered(1);
                     out.event(&event);
+                    self.count_delivered(1, out);
                     self.rooms[index].last_id = event.id;
                     if kicks(&event, &self.registration.key) {
                         self.drop_room(index, out);

@@ -297,6 +297,8 @@ pub(crate) struct Irc<'a> {
     pub(crate) out: &'a mut BytesMut,
     pub(crate) view: &'a mut View,
     encodings: u64,
+    /// Events not shown to this client (see [`Output::take_withheld`]).
+    withheld: u64,
 }
 
 impl<'a> Irc<'a> {
@@ -305,6 +307,7 @@ impl<'a> Irc<'a> {
             out,
             view,
             encodings: 0,
+            withheld: 0,
         }
     }
 
@@ -392,6 +395,7 @@ impl Output for Irc<'_> {
                     && !matches!(event.scope, Scope::Wallops)
                     && self.is_me(&event.source.nick) =>
             {
+                self.withheld += 1;
                 return;
             }
             // An invitation: to the one invited (its mailbox), and with invite-notify to the
@@ -401,6 +405,7 @@ impl Output for Irc<'_> {
                     && (!self.view.caps.has(caps::INVITE_NOTIFY)
                         || self.is_me(&event.source.nick)) =>
             {
+                self.withheld += 1;
                 return;
             }
             Kind::Join if !self.view.caps.has(caps::EXTENDED_JOIN) => {
@@ -432,6 +437,7 @@ impl Output for Irc<'_> {
                     .is_some_and(|cap| !self.view.caps.has(cap) || self.is_me(&event.source.nick))
                     || !self.view.shown.first_sight(event.cause)
                 {
+                    self.withheld += 1;
                     return;
                 }
             }
@@ -446,6 +452,11 @@ impl Output for Irc<'_> {
             _ => None,
         };
         let bytes = encoded(event, &mut self.encodings, &self.view.server);
+        if bytes.is_empty() {
+            // A kind IRC does not show.
+            self.withheld += 1;
+            return;
+        }
         match label {
             None => write_for_caps(bytes, self.view.caps, self.out),
             Some(label) => {
@@ -635,6 +646,10 @@ impl Output for Irc<'_> {
 
     fn take_encodings(&mut self) -> u64 {
         std::mem::take(&mut self.encodings)
+    }
+
+    fn take_withheld(&mut self) -> u64 {
+        std::mem::take(&mut self.withheld)
     }
 }
 

@@ -6,6 +6,7 @@
 #   scripts/bench-ngircd.sh throughput --members 100 --senders 10 --messages 2000 --size 100
 #   scripts/bench-ngircd.sh rate --members 100 --senders 10 --rate 990 --duration 10s
 #   scripts/bench-ngircd.sh idle --connections 10000
+#   BENCH=/tmp/chat-bench-old scripts/bench-ngircd.sh throughput --members 100   # another bench
 #
 # `--protocol irc` is added (ngIRCd speaks nothing else). ngIRCd runs in the foreground
 # from a configuration in a temporary folder, its limits lifted so that it measures its

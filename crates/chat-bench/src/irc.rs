@@ -107,6 +107,9 @@ fn after_space(line: &[u8]) -> Option<&[u8]> {
 
 /// What a line from the server is, as far as a receiver cares.
 pub(crate) fn classify(line: &[u8]) -> Frame<'_> {
+    if let Some(frame) = user_privmsg(line) {
+        return frame;
+    }
     let Some(line) = Line::cut(line) else {
         return Frame::Other;
     };
@@ -129,6 +132,29 @@ pub(crate) fn classify(line: &[u8]) -> Frame<'_> {
         b"ERROR" => Frame::Bye,
         _ => Frame::Other,
     }
+}
+
+/// The line of nearly every delivery, `:nick!user@host PRIVMSG <target> :<text>`, read
+/// with fewer passes than [`Line::cut`] takes: `None` if `line` is not in exactly that
+/// form (tags, more than one space, a text without its colon...), and [`Line::cut`]
+/// reads it.
+#[inline]
+fn user_privmsg(line: &[u8]) -> Option<Frame<'_>> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let source = line.strip_prefix(b":")?;
+    // A nickname is short: a plain loop beats a call.
+    let bang = source.iter().position(|&b| b == b'!' || b == b' ')?;
+    if source[bang] != b'!' {
+        return None;
+    }
+    let space = bang + memchr::memchr(b' ', &source[bang..])?;
+    let params = source[space + 1..].strip_prefix(b"PRIVMSG ")?;
+    let target = params.iter().position(|&b| b == b' ')?;
+    let text = params[target + 1..].strip_prefix(b":")?;
+    Some(Frame::Msg {
+        from: &source[..bang],
+        text,
+    })
 }
 
 /// Who left and why, from a `QUIT` line.
@@ -219,6 +245,32 @@ mod tests {
                 text: b"e2"
             }
         );
+        // Forms the quick reading leaves to the whole one.
+        for line in [
+            &b":b1_3!u@h  PRIVMSG #bench :s0 1 2"[..],
+            b":b1_3!u@h PRIVMSG  #bench :s0 1 2",
+            b":b1_3!u@h PRIVMSG #bench x :s0 1 2",
+        ] {
+            assert_eq!(user_privmsg(line), None);
+            assert_eq!(
+                classify(line),
+                Frame::Msg {
+                    from: b"b1_3",
+                    text: b"s0 1 2"
+                },
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        assert_eq!(
+            classify(b":b1_3!u@h PRIVMSG #bench ::s0\r"),
+            Frame::Msg {
+                from: b"b1_3",
+                text: b":s0"
+            }
+        );
+        assert_eq!(classify(b":b1_3!u@h NOTICE #bench :s0 1 2"), Frame::Other);
+        assert_eq!(classify(b":b1_3 PRIVMSG #bench :s0 1 2"), Frame::Other);
         // A server's PRIVMSG is nobody's bench message.
         assert_eq!(
             classify(b":chat.localhost PRIVMSG #bench :s0 1 2"),

@@ -2,7 +2,7 @@
 //! the latency histogram, and the semaphores the controller waits on.
 //!
 //! Receivers batch their updates (counters every few hundred frames, latencies in
-//! chunks), so that the bench spends its time reading sockets, not contending on
+//! chunks of runs of one value), so that the bench spends its time reading sockets, not contending on
 //! shared cache lines.
 
 use crate::client::Refusal;
@@ -137,20 +137,20 @@ impl Live {
         )
     }
 
-    /// Records a batch of latencies, in nanoseconds, and empties it.
-    pub(crate) fn record(&self, batch: &mut Vec<u64>) {
-        if batch.is_empty() {
+    /// Records a batch of latencies and empties it.
+    pub(crate) fn record(&self, batch: &mut Latencies) {
+        if batch.runs.is_empty() {
             return;
         }
         let mut histogram = self
             .latencies
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        for &ns in batch.iter() {
-            histogram.saturating_record(ns.max(1));
+        for &(ns, count) in &batch.runs {
+            histogram.saturating_record_n(ns.max(1), count);
         }
         drop(histogram);
-        batch.clear();
+        batch.runs.clear();
     }
 
     /// A copy of the latencies recorded so far.
@@ -159,6 +159,34 @@ impl Live {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+}
+
+/// Latencies in nanoseconds on their way to [`Live::record`], as runs of one value:
+/// the messages of one sender's batch (stamped once) that a receiver reads at once
+/// (its clock read once) have one latency, and cost one increment, not one record each.
+#[derive(Debug, Default)]
+pub(crate) struct Latencies {
+    /// Each latency and how many times in a row it was seen.
+    runs: Vec<(u64, u64)>,
+}
+
+impl Latencies {
+    /// Runs a batch holds before it should be recorded.
+    const RUNS: usize = 256;
+
+    #[inline]
+    pub(crate) fn push(&mut self, ns: u64) {
+        match self.runs.last_mut() {
+            Some((last, count)) if *last == ns => *count += 1,
+            _ => self.runs.push((ns, 1)),
+        }
+    }
+
+    /// Whether it is time to record the batch.
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.runs.len() >= Latencies::RUNS
     }
 }
 

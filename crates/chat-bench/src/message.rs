@@ -2,7 +2,8 @@
 //!
 //! An ordinary sender's message is `s<sender> <seq> <sent_ns> xxxx...`, padded with `x`
 //! to `--size` bytes; `sent_ns` is the send time in nanoseconds since the run's epoch,
-//! so a receiver computes the latency with one clock read. A sender that has finished
+//! so a receiver computes the latency without a clock read of its own per message: it
+//! reads the clock once per socket read, the receive time of every line in it. A sender that has finished
 //! says `e<sender>`; a flooder's lines are `f<flooder> <n> xxxx...`.
 //!
 //! The line around the text is the protocol's ([`Envelope`]): the text alone natively,
@@ -130,27 +131,30 @@ pub(crate) fn classify(line: &[u8]) -> Frame<'_> {
 
 /// The trailing text: what follows the first ` :`.
 pub(crate) fn find_trailing(line: &[u8]) -> Option<&[u8]> {
-    line.windows(2)
-        .position(|w| w == b" :")
-        .map(|i| &line[i + 2..])
+    // From colon to colon (a native `MSG`'s time has two before it), not byte by byte.
+    let mut from = 1;
+    loop {
+        let colon = from + memchr::memchr(b':', line.get(from..)?)?;
+        if line[colon - 1] == b' ' {
+            return Some(&line[colon + 1..]);
+        }
+        from = colon + 1;
+    }
 }
 
-/// Reads a bench message's text.
+/// Reads a bench message's text, in one pass over its header (the padding is not
+/// looked at).
 pub(crate) fn parse_body(text: &[u8]) -> Body {
-    let Some((&kind, rest)) = text.split_first() else {
+    let Some((&kind, mut rest)) = text.split_first() else {
         return Body::Other;
     };
-    let mut words = rest.split(|&b| b == b' ');
-    let Some(id) = words.next().and_then(parse_u64) else {
-        return Body::Other;
-    };
-    let Ok(id) = usize::try_from(id) else {
+    let Some(id) = take_word_u64(&mut rest).and_then(|id| usize::try_from(id).ok()) else {
         return Body::Other;
     };
     match kind {
         b's' => {
-            let seq = words.next().and_then(parse_u64);
-            let sent_ns = words.next().and_then(parse_u64);
+            let seq = take_word_u64(&mut rest);
+            let sent_ns = take_word_u64(&mut rest);
             match (seq, sent_ns) {
                 (Some(seq), Some(sent_ns)) => Body::Bench {
                     sender: id,
@@ -164,6 +168,31 @@ pub(crate) fn parse_body(text: &[u8]) -> Body {
         b'f' => Body::Flood { flooder: id },
         _ => Body::Other,
     }
+}
+
+/// Takes the first word of `rest` (up to a space, which is taken too, or the end) if it
+/// is a decimal number of 1 to 19 ASCII digits, as [`parse_u64`] reads one; `None`,
+/// and `rest` is left as it is, if it is not.
+fn take_word_u64(rest: &mut &[u8]) -> Option<u64> {
+    let mut n = 0u64;
+    let mut digits = 0;
+    for &b in rest.iter() {
+        if b.is_ascii_digit() {
+            n = n.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
+            digits += 1;
+        } else {
+            break;
+        }
+    }
+    if digits == 0 || digits > 19 {
+        return None;
+    }
+    match rest.get(digits) {
+        None => *rest = &[],
+        Some(b' ') => *rest = &rest[digits + 1..],
+        Some(_) => return None,
+    }
+    Some(n)
 }
 
 /// A decimal number of ASCII digits, nothing else.
@@ -226,6 +255,33 @@ mod tests {
     }
 
     #[test]
+    fn bench_headers_are_whole_words_of_digits() {
+        let bench = Body::Bench {
+            sender: 1,
+            seq: 2,
+            sent_ns: 3,
+        };
+        assert_eq!(parse_body(b"s1 2 3"), bench);
+        assert_eq!(parse_body(b"s1 2 3 xxxx"), bench);
+        assert_eq!(parse_body(b"s1 2 3x"), Body::Other);
+        assert_eq!(parse_body(b"s1  2 3"), Body::Other);
+        assert_eq!(parse_body(b"s1 2 "), Body::Other);
+        assert_eq!(parse_body(b"s 1 2 3"), Body::Other);
+        assert_eq!(parse_body(b"s1 2 18446744073709551615"), Body::Other);
+        assert_eq!(
+            parse_body(b"s1 2 9999999999999999999"),
+            Body::Bench {
+                sender: 1,
+                seq: 2,
+                sent_ns: 9_999_999_999_999_999_999
+            }
+        );
+        assert_eq!(parse_body(b"e3 "), Body::End { sender: 3 });
+        assert_eq!(parse_body(b"f2 7 xx"), Body::Flood { flooder: 2 });
+        assert_eq!(parse_body(b"x2 7"), Body::Other);
+    }
+
+    #[test]
     fn over_irc_the_text_is_padded_inside_a_privmsg() {
         let irc = Envelope::new(Protocol::Irc, "#bench");
         let mut buf = BytesMut::new();
@@ -256,6 +312,12 @@ mod tests {
                 text: b"s0 1 2 x :y"
             }
         );
+        assert_eq!(find_trailing(b"a :b :c"), Some(&b"b :c"[..]));
+        assert_eq!(find_trailing(b":a :b"), Some(&b"b"[..]));
+        assert_eq!(find_trailing(b"a: b:c :"), Some(&b""[..]));
+        assert_eq!(find_trailing(b"a:b"), None);
+        assert_eq!(find_trailing(b" "), None);
+        assert_eq!(find_trailing(b""), None);
         assert_eq!(classify(b"LAGGED #bench 17"), Frame::Lagged(17));
         assert_eq!(
             classify(b"QUIT #bench b1_s0 2026-11-24T19:46:21.275Z :slow consumer"),

@@ -2,19 +2,16 @@
 //! senders' messages, their latency and order, `LAGGED` counts, flood lines and who
 //! left, and answers the controller's questions through [`Live`].
 
-use crate::live::{Echo, Live};
+use crate::live::{Echo, Latencies, Live};
 use crate::message::{self, Body, Frame};
 use crate::protocol::Protocol;
 use crate::transport::Reader;
-use futures::StreamExt;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Counters are published to [`Live`] after this many frames.
 const PUBLISH_EVERY: u64 = 256;
-
-/// Latencies are recorded in chunks of this many.
-const LATENCY_CHUNK: usize = 512;
 
 /// Which connection this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +81,12 @@ pub(crate) struct Seen {
 
 /// Reads `frames` until `stop`, the end of the connection, or a `BYE`.
 ///
+/// It reads what the socket holds (up to a buffer's worth, [`Reader::fill`]), then
+/// walks every complete line of that read in place; the stop signal is looked at only
+/// when the socket has nothing ready, as before any read. The clock is read once per
+/// read: that instant is the receive time of every line in it, the time they reached
+/// this process, and a message's latency is from its send timestamp to then.
+///
 /// A [`Role::Member`] receiver is *done* (one permit on [`Live::done`]) once it has seen
 /// the end marker of each of the `listen.senders` ordinary senders (its own aside, if it
 /// does not get its own messages), or has ended; the others never take part.
@@ -96,56 +99,105 @@ pub(crate) async fn receive(
     live: Arc<Live>,
     stop: CancellationToken,
 ) -> Seen {
-    let Listen {
-        role,
-        senders,
-        own,
-        protocol,
-    } = listen;
-    let mut seen = Seen::default();
-    let mut state = State {
-        max_seq: vec![None; senders],
-        ended: vec![false; senders],
-        ends_missing: senders,
-        done: role != Role::Member,
-        latencies: Vec::with_capacity(if role == Role::Member {
-            LATENCY_CHUNK
-        } else {
-            0
-        }),
-        unpublished: 0,
-        unpublished_lagged: 0,
-    };
-    if let Some(own) = own.filter(|&own| own < senders) {
-        state.ended[own] = true;
-        state.ends_missing -= 1;
-    }
-    if state.ends_missing == 0 && !state.done {
-        // A lone sender over IRC: nothing will ever come to it.
-        state.done = true;
-        live.done.add_permits(1);
-    }
+    let mut state = State::new(listen, echo, &live);
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
-    loop {
+    // Lines read while setting up, if any, were received before this.
+    let mut now = live.now_ns();
+    'reads: loop {
+        loop {
+            match frames.next_line() {
+                Ok(Some(line)) => {
+                    if state.line(line, now, &live).is_break() {
+                        break 'reads;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    state.seen.closed = Some(format!("connection error: {e}"));
+                    break 'reads;
+                }
+            }
+        }
         // The socket first: the stop signal is only looked at when nothing is ready.
-        let line = tokio::select! {
+        let read = tokio::select! {
             biased;
-            line = frames.next() => line,
+            read = frames.fill() => read,
             () = &mut stopped => break,
         };
-        let line = match line {
-            Some(Ok(line)) => line,
-            Some(Err(e)) => {
-                seen.closed = Some(format!("connection error: {e}"));
+        match read {
+            Ok(true) => now = live.now_ns(),
+            Ok(false) => {
+                state.seen.closed = Some("the server closed the connection".into());
                 break;
             }
-            None => {
-                seen.closed = Some("the server closed the connection".into());
+            Err(e) => {
+                state.seen.closed = Some(format!("connection error: {e}"));
                 break;
             }
+        }
+    }
+    state.finish(&live)
+}
+
+/// A receiver's bookkeeping.
+struct State {
+    listen: Listen,
+    echo: Option<Arc<Echo>>,
+    /// What it has seen so far.
+    seen: Seen,
+    /// Highest sequence number seen per ordinary sender.
+    max_seq: Vec<Option<u64>>,
+    /// Which senders' end markers have been seen.
+    ended: Vec<bool>,
+    ends_missing: usize,
+    done: bool,
+    /// Latencies in nanoseconds, not yet in the shared histogram, run-length encoded:
+    /// the lines of one read from one batch of one sender share one latency.
+    latencies: Latencies,
+    /// Deliveries and `LAGGED` counts not yet added to the shared counters.
+    unpublished: u64,
+    unpublished_lagged: u64,
+}
+
+impl State {
+    fn new(listen: Listen, echo: Option<Arc<Echo>>, live: &Live) -> State {
+        let Listen {
+            role, senders, own, ..
+        } = listen;
+        let mut state = State {
+            listen,
+            echo,
+            seen: Seen::default(),
+            max_seq: vec![None; senders],
+            ended: vec![false; senders],
+            ends_missing: senders,
+            done: role != Role::Member,
+            latencies: Latencies::default(),
+            unpublished: 0,
+            unpublished_lagged: 0,
         };
-        match protocol.classify(&line) {
+        if let Some(own) = own.filter(|&own| own < senders) {
+            state.ended[own] = true;
+            state.ends_missing -= 1;
+        }
+        if state.ends_missing == 0 && !state.done {
+            // A lone sender over IRC: nothing will ever come to it.
+            state.done = true;
+            live.done.add_permits(1);
+        }
+        state
+    }
+
+    /// Takes in one line, received at `now`; breaks on the server's `BYE`.
+    fn line(&mut self, line: &[u8], now: u64, live: &Live) -> ControlFlow<()> {
+        let Listen {
+            role,
+            senders,
+            protocol,
+            ..
+        } = self.listen;
+        match protocol.classify(line) {
             Frame::Msg { from, text } if from.starts_with(live.prefix.as_bytes()) => {
                 match message::parse_body(text) {
                     Body::Bench {
@@ -153,36 +205,36 @@ pub(crate) async fn receive(
                         seq,
                         sent_ns,
                     } if role == Role::Member && sender < senders => {
-                        seen.received += 1;
-                        state.unpublished += 1;
-                        state.latencies.push(live.now_ns().saturating_sub(sent_ns));
-                        if state.latencies.len() >= LATENCY_CHUNK {
-                            live.record(&mut state.latencies);
+                        self.seen.received += 1;
+                        self.unpublished += 1;
+                        self.latencies.push(now.saturating_sub(sent_ns));
+                        if self.latencies.is_full() {
+                            live.record(&mut self.latencies);
                         }
-                        if let Some(echo) = echo.as_ref().filter(|e| e.sender == sender) {
+                        if let Some(echo) = self.echo.as_ref().filter(|e| e.sender == sender) {
                             echo.echoed(seq);
                         }
-                        match &mut state.max_seq[sender] {
-                            Some(max) if seq <= *max => seen.out_of_order += 1,
+                        match &mut self.max_seq[sender] {
+                            Some(max) if seq <= *max => self.seen.out_of_order += 1,
                             max => *max = Some(seq),
                         }
-                        if state.unpublished >= PUBLISH_EVERY {
-                            state.publish(&live);
+                        if self.unpublished >= PUBLISH_EVERY {
+                            self.publish(live);
                         }
                     }
-                    Body::End { sender } if sender < senders && !state.ended[sender] => {
-                        state.ended[sender] = true;
-                        state.ends_missing -= 1;
-                        if state.ends_missing == 0 && !state.done {
-                            state.done = true;
-                            state.publish(&live);
+                    Body::End { sender } if sender < senders && !self.ended[sender] => {
+                        self.ended[sender] = true;
+                        self.ends_missing -= 1;
+                        if self.ends_missing == 0 && !self.done {
+                            self.done = true;
+                            self.publish(live);
                             live.done.add_permits(1);
                         }
                     }
                     Body::Flood { flooder } => {
-                        seen.flood_received += 1;
+                        self.seen.flood_received += 1;
                         if role == Role::Flooder(flooder) {
-                            seen.own_echoes += 1;
+                            self.seen.own_echoes += 1;
                             Live::add(&live.flood_echoes, 1);
                         }
                     }
@@ -190,55 +242,43 @@ pub(crate) async fn receive(
                 }
             }
             Frame::Lagged(missed) => {
-                seen.lagged_frames += 1;
-                seen.lagged += missed;
+                self.seen.lagged_frames += 1;
+                self.seen.lagged += missed;
                 if role == Role::Member {
-                    state.unpublished_lagged += missed;
+                    self.unpublished_lagged += missed;
                 }
             }
             Frame::Quit => {
-                if let Some((nick, reason)) = protocol.who_quit(&line)
+                if let Some((nick, reason)) = protocol.who_quit(line)
                     && nick.starts_with(&live.prefix)
                 {
-                    seen.quits.push((nick, reason));
+                    self.seen.quits.push((nick, reason));
                 }
             }
             Frame::Pong => live.pongs.add_permits(1),
             Frame::Bye => {
-                let reason = std::str::from_utf8(&line).unwrap_or("BYE").trim_end();
-                seen.closed = Some(format!("the server said {reason}"));
-                break;
+                let reason = std::str::from_utf8(line).unwrap_or("BYE").trim_end();
+                self.seen.closed = Some(format!("the server said {reason}"));
+                return ControlFlow::Break(());
             }
             Frame::Msg { .. } | Frame::Other => {}
         }
+        ControlFlow::Continue(())
     }
-    state.publish(&live);
-    live.record(&mut state.latencies);
-    if !state.done {
-        // It will get nothing more: the controller need not wait for it.
-        live.done.add_permits(1);
-    }
-    seen
-}
 
-/// A receiver's bookkeeping.
-struct State {
-    /// Highest sequence number seen per ordinary sender.
-    max_seq: Vec<Option<u64>>,
-    /// Which senders' end markers have been seen.
-    ended: Vec<bool>,
-    ends_missing: usize,
-    done: bool,
-    /// Latencies in nanoseconds, not yet in the shared histogram.
-    latencies: Vec<u64>,
-    /// Deliveries and `LAGGED` counts not yet added to the shared counters.
-    unpublished: u64,
-    unpublished_lagged: u64,
-}
-
-impl State {
     fn publish(&mut self, live: &Live) {
         Live::add(&live.delivered, std::mem::take(&mut self.unpublished));
         Live::add(&live.lagged, std::mem::take(&mut self.unpublished_lagged));
+    }
+
+    /// Publishes the rest; what it saw.
+    fn finish(mut self, live: &Live) -> Seen {
+        self.publish(live);
+        live.record(&mut self.latencies);
+        if !self.done {
+            // It will get nothing more: the controller need not wait for it.
+            live.done.add_permits(1);
+        }
+        self.seen
     }
 }

@@ -4,35 +4,37 @@
 //! [`Writer`] of lines, and run unchanged over either.
 //!
 //! Both sides stay cheap, so that the bench is not what a run measures. Over TCP the
-//! reader splits the socket's bytes at `\n` without copying them ([`RawLines`]); over a
-//! WebSocket a text message is one line, and its payload (already a `Bytes` cut from
-//! tungstenite's read buffer) is the line, with no copy. A writer takes a buffer of
+//! reader reads the socket into one reusable buffer and hands out every complete line
+//! of a read in place, as a slice of that buffer ([`TcpLines`]): no allocation, copy or
+//! wake-up per line; over a WebSocket a text message is one line, and its payload
+//! (already a `Bytes` cut from tungstenite's read buffer) is the line, with no copy. A writer takes a buffer of
 //! whole lines: TCP writes it in one go; a WebSocket sends each line as one message,
 //! cut from the buffer without copying, and flushes once (tungstenite copies each into
 //! its frame, to mask it, as every client must).
 
 use crate::client::{Refusal, Refused};
 use anyhow::anyhow;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use chat_proto::CLIENT_MAX_LINE;
 use futures::stream::{SplitSink, SplitStream};
-use futures::{FutureExt, SinkExt, Stream, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use serde::Serialize;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
-use tokio_util::codec::{Decoder, FramedRead};
 
-/// Initial read buffer of a TCP connection (it grows when a burst needs more), and the
-/// most a WebSocket connection reads at once.
+/// Initial read buffer of a TCP connection, and the most a WebSocket connection reads
+/// at once.
 const READ_BUFFER: usize = 4096;
+
+/// The most a TCP connection's read buffer grows to when bursts fill it (a line longer
+/// than that grows it further, up to [`CLIENT_MAX_LINE`]).
+const READ_BUFFER_MAX: usize = 64 * 1024;
 
 /// Path of the server's WebSocket.
 const WS_PATH: &str = "/ws";
@@ -49,85 +51,169 @@ pub enum Transport {
     Ws,
 }
 
-/// Splits the server's output into lines without copying or checking them: the hot
-/// path only looks at ASCII prefixes and numbers (see [`crate::message`]). Unlike
-/// [`chat_proto::LineCodec`] it yields the bytes, not a `String`, so a frame costs no
-/// allocation. The server always ends lines with a bare `\n`.
-#[derive(Debug, Default)]
-pub(crate) struct RawLines {
-    /// How far the buffer has been searched for `\n`.
-    next_index: usize,
+/// The reading side of a TCP connection: the server's bytes read into one reusable
+/// buffer, and its complete lines handed out in place, as slices of that buffer, with
+/// no allocation, copy or check per line. The hot path only looks at ASCII prefixes
+/// and numbers (see [`crate::message`]). The server ends lines with `\n` natively and
+/// `\r\n` over IRC; both are taken off.
+///
+/// The buffer starts at [`READ_BUFFER`] bytes, so that an idle connection costs little,
+/// and doubles, up to [`READ_BUFFER_MAX`], whenever a read fills it: a busy member reads
+/// a burst of lines with one system call. A line that does not fit grows it further, up
+/// to the protocol's limit ([`CLIENT_MAX_LINE`]), past which it is an error.
+#[derive(Debug)]
+pub(crate) struct TcpLines {
+    read: OwnedReadHalf,
+    /// Bytes read and not yet handed out start at `start`; capacity beyond `len` is
+    /// where the next read goes.
+    buf: Vec<u8>,
+    /// Start of the first line not yet handed out.
+    start: usize,
+    /// How far past `start` the buffer holds no `\n`.
+    scanned: usize,
+    /// Whether the last read filled all the room it had.
+    filled_up: bool,
 }
 
-impl Decoder for RawLines {
-    type Item = BytesMut;
-    type Error = io::Error;
+impl TcpLines {
+    fn new(read: OwnedReadHalf) -> TcpLines {
+        TcpLines {
+            read,
+            buf: Vec::with_capacity(READ_BUFFER),
+            start: 0,
+            scanned: 0,
+            filled_up: false,
+        }
+    }
 
-    fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<BytesMut>> {
-        match memchr::memchr(b'\n', &buf[self.next_index..]) {
+    /// The next complete line in the buffer, without its `\n` or `\r\n`; `None` if
+    /// the buffer holds none (the rest of a line waits for the next read). An error
+    /// if the line under way is longer than [`CLIENT_MAX_LINE`].
+    fn next_line(&mut self) -> io::Result<Option<&[u8]>> {
+        let rest = &self.buf[self.start..];
+        match memchr::memchr(b'\n', &rest[self.scanned..]) {
             Some(offset) => {
-                let end = self.next_index + offset;
-                self.next_index = 0;
-                let mut line = buf.split_to(end + 1);
-                line.truncate(end);
-                Ok(Some(line))
+                let line = self.start..self.start + self.scanned + offset;
+                self.start = line.end + 1;
+                self.scanned = 0;
+                let line = &self.buf[line];
+                Ok(Some(line.strip_suffix(b"\r").unwrap_or(line)))
             }
-            None if buf.len() > CLIENT_MAX_LINE => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("the server sent a line longer than {CLIENT_MAX_LINE} bytes"),
-            )),
+            None if rest.len() > CLIENT_MAX_LINE => Err(too_long()),
             None => {
-                self.next_index = buf.len();
+                self.scanned = rest.len();
                 Ok(None)
             }
         }
     }
 
-    fn decode_eof(&mut self, buf: &mut BytesMut) -> io::Result<Option<BytesMut>> {
-        let line = self.decode(buf)?;
-        if line.is_none() {
-            // A partial last line is of no use to a bench.
-            buf.advance(buf.len());
-            self.next_index = 0;
+    /// Reads what the socket holds (waiting until it holds something) after the bytes
+    /// not yet handed out, which are first moved to the start of the buffer. `false`
+    /// at the end of the connection: the rest of a line is of no use to a bench.
+    /// Cancel-safe: nothing is read if the future is dropped before it completes.
+    async fn fill(&mut self) -> io::Result<bool> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start.., 0);
+            self.buf.truncate(self.buf.len() - self.start);
+            self.start = 0;
         }
-        Ok(line)
+        let full = self.buf.len() == self.buf.capacity();
+        if full || (self.filled_up && self.buf.capacity() < READ_BUFFER_MAX) {
+            // At least doubles it.
+            self.buf.reserve(self.buf.capacity());
+        }
+        let spare = self.buf.capacity() - self.buf.len();
+        // Into the spare capacity, which is not zeroed first.
+        let n = self.read.read_buf(&mut self.buf).await?;
+        self.filled_up = n == spare;
+        Ok(n > 0)
     }
+}
+
+/// The error of a line longer than the protocol allows.
+fn too_long() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the server sent a line longer than {CLIENT_MAX_LINE} bytes"),
+    )
 }
 
 /// A WebSocket client connection to the server's web door.
 type WebSocket = WebSocketStream<TcpStream>;
 
-/// The reading side of a connection: a [`Stream`] of the server's lines, without their
-/// newline. It ends when the server closes the connection.
+/// The reading side of a connection: the server's lines, without their line end.
+///
+/// A receiver [`Reader::fill`]s it, then takes every line ready with
+/// [`Reader::next_line`] (over TCP, every complete line of one read; over a WebSocket,
+/// the one line of one message), borrowed from the reader, with no allocation;
+/// setting up takes lines one at a time, owned, with [`Reader::next`].
 pub(crate) enum Reader {
-    Tcp(FramedRead<OwnedReadHalf, RawLines>),
-    Ws(SplitStream<WebSocket>),
+    Tcp(TcpLines),
+    Ws {
+        messages: SplitStream<WebSocket>,
+        /// The last message's line (its payload, cut from tungstenite's read buffer
+        /// without a copy), and whether it is still to be handed out.
+        line: Bytes,
+        ready: bool,
+    },
 }
 
-impl Stream for Reader {
-    type Item = io::Result<Bytes>;
+impl Reader {
+    /// The next line already read, if any, borrowed until the reader is used again.
+    /// Over TCP, an error if the line under way is longer than the protocol allows.
+    pub(crate) fn next_line(&mut self) -> io::Result<Option<&[u8]>> {
+        match self {
+            Reader::Tcp(lines) => lines.next_line(),
+            Reader::Ws { line, ready, .. } => Ok(std::mem::take(ready).then_some(&line[..])),
+        }
+    }
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.get_mut() {
-            Reader::Tcp(frames) => frames
-                .poll_next_unpin(cx)
-                .map(|line| line.map(|line| line.map(BytesMut::freeze))),
-            Reader::Ws(messages) => loop {
-                let line = match ready!(messages.poll_next_unpin(cx)) {
-                    Some(Ok(Message::Text(text))) => Ok(Bytes::from(text)),
-                    Some(Ok(Message::Close(_))) | None => return Poll::Ready(None),
-                    Some(Ok(Message::Binary(_))) => Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "the server sent a binary WebSocket message",
-                    )),
-                    // tungstenite answers pings itself.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
-                        continue;
+    /// Waits for more of the server's output: over TCP, one read of what the socket
+    /// holds; over a WebSocket, one text message. Call it once [`Reader::next_line`]
+    /// has no more. `false` when the server has closed the connection. Cancel-safe.
+    pub(crate) async fn fill(&mut self) -> io::Result<bool> {
+        match self {
+            Reader::Tcp(lines) => lines.fill().await,
+            Reader::Ws {
+                messages,
+                line,
+                ready,
+            } => loop {
+                match messages.next().await {
+                    Some(Ok(Message::Text(text))) => {
+                        *line = Bytes::from(text);
+                        *ready = true;
+                        return Ok(true);
                     }
-                    Some(Err(e)) => Err(io::Error::other(e)),
-                };
-                return Poll::Ready(Some(line));
+                    Some(Ok(Message::Close(_))) | None => return Ok(false),
+                    Some(Ok(Message::Binary(_))) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "the server sent a binary WebSocket message",
+                        ));
+                    }
+                    // tungstenite answers pings itself.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                    Some(Err(e)) => return Err(io::Error::other(e)),
+                }
             },
+        }
+    }
+
+    /// The next line, waiting for it, copied out (setting up, not the hot path);
+    /// `None` when the server has closed the connection.
+    pub(crate) async fn next(&mut self) -> Option<io::Result<Bytes>> {
+        loop {
+            match self.next_line() {
+                Ok(Some(line)) => return Some(Ok(Bytes::copy_from_slice(line))),
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+            match self.fill().await {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => return Some(Err(e)),
+            }
         }
     }
 }
@@ -197,8 +283,7 @@ pub(crate) async fn open(
     match transport {
         Transport::Tcp => {
             let (read, write) = stream.into_split();
-            let lines = FramedRead::with_capacity(read, RawLines::default(), READ_BUFFER);
-            Ok((Reader::Tcp(lines), Writer::Tcp(write)))
+            Ok((Reader::Tcp(TcpLines::new(read)), Writer::Tcp(write)))
         }
         Transport::Ws => {
             // tungstenite's default read buffer (128 KiB, zeroed before each read) is
@@ -210,7 +295,12 @@ pub(crate) async fn open(
                     .await
                     .map_err(|e| upgrade_error(e, &url))?;
             let (sink, messages) = socket.split();
-            Ok((Reader::Ws(messages), Writer::Ws(sink)))
+            let reader = Reader::Ws {
+                messages,
+                line: Bytes::new(),
+                ready: false,
+            };
+            Ok((reader, Writer::Ws(sink)))
         }
     }
 }
@@ -262,21 +352,94 @@ fn upgrade_error(e: tungstenite::Error, url: &str) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpListener;
 
-    #[test]
-    fn lines_are_split_without_their_newline() {
-        let mut codec = RawLines::default();
-        let mut buf = BytesMut::from(&b"NICK\nWELCOME a :hi\nPAR"[..]);
-        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), &b"NICK"[..]);
+    /// A [`TcpLines`] reading what the other end of a loopback connection writes.
+    async fn pair() -> (TcpLines, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        let (read, _write) = client.unwrap().into_split();
+        (TcpLines::new(read), accepted.unwrap().0)
+    }
+
+    /// Every line ready now, owned.
+    fn ready(lines: &mut TcpLines) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| lines.next_line().unwrap().map(<[u8]>::to_vec)).collect()
+    }
+
+    /// Writes `bytes` and reads until they have all come.
+    async fn send(lines: &mut TcpLines, server: &mut TcpStream, bytes: &[u8]) {
+        server.write_all(bytes).await.unwrap();
+        let target = lines.buf.len() - lines.start + bytes.len();
+        while lines.buf.len() - lines.start < target {
+            assert!(lines.fill().await.unwrap(), "the connection ended early");
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_are_walked_in_place_without_their_line_end() {
+        let (mut lines, mut server) = pair().await;
+        assert!(ready(&mut lines).is_empty());
+        let first = b"NICK\nWELCOME a :hi\r\n:s PONG s :x\r\n\nPAR";
+        send(&mut lines, &mut server, first).await;
         assert_eq!(
-            codec.decode(&mut buf).unwrap().unwrap(),
-            &b"WELCOME a :hi"[..]
+            ready(&mut lines),
+            [&b"NICK"[..], b"WELCOME a :hi", b":s PONG s :x", b""]
         );
-        assert!(codec.decode(&mut buf).unwrap().is_none());
-        buf.extend_from_slice(b"T\n");
-        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), &b"PART"[..]);
-        buf.extend_from_slice(b"partial");
-        assert!(codec.decode_eof(&mut buf).unwrap().is_none());
-        assert!(buf.is_empty());
+        // The rest of a line, and a `\r` at the end of one read before its `\n`.
+        send(&mut lines, &mut server, b"T\nQUIT\r").await;
+        assert_eq!(ready(&mut lines), [b"PART"]);
+        send(&mut lines, &mut server, b"\npartial").await;
+        assert_eq!(ready(&mut lines), [b"QUIT"]);
+        // At the end, the rest of a line is dropped.
+        drop(server);
+        while lines.fill().await.unwrap() {}
+        assert!(ready(&mut lines).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_buffer_grows_with_bursts_and_long_lines() {
+        let (mut lines, mut server) = pair().await;
+        let line = [b'x'; 99];
+        let long = vec![b'y'; CLIENT_MAX_LINE];
+        let burst: Vec<u8> = (0..2000)
+            .flat_map(|_| line.iter().chain(b"\n"))
+            .chain(&long)
+            .chain(b"\nz\n")
+            .copied()
+            .collect();
+        tokio::spawn(async move { server.write_all(&burst).await });
+        let mut got = Vec::new();
+        while got.len() < 2002 {
+            assert!(lines.fill().await.unwrap(), "the connection ended early");
+            got.extend(ready(&mut lines));
+        }
+        assert!(got[..2000].iter().all(|got| got[..] == line));
+        // A line as long as the protocol allows fits, however the reads cut it.
+        assert_eq!(got[2000..], [long, b"z".to_vec()]);
+        assert!(lines.buf.capacity() > READ_BUFFER_MAX);
+    }
+
+    #[tokio::test]
+    async fn a_line_longer_than_the_limit_is_an_error() {
+        let (mut lines, mut server) = pair().await;
+        tokio::spawn(async move {
+            let _ = server.write_all(b"ok\n").await;
+            let _ = server.write_all(&vec![b'y'; CLIENT_MAX_LINE + 10]).await;
+            // Held open: the error comes from the length, not the end.
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        });
+        let mut got = Vec::new();
+        let error = loop {
+            match lines.next_line() {
+                Ok(Some(line)) => got.push(line.to_vec()),
+                Ok(None) => assert!(lines.fill().await.unwrap()),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(got, [b"ok"]);
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(error.to_string().contains("longer than"), "{error}");
     }
 }

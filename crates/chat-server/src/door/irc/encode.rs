@@ -192,7 +192,9 @@ fn write_for_caps(bytes: &[u8], caps: Caps, out: &mut BytesMut) {
 }
 
 /// What the door keeps between lines for its output: who the client is, what it
-/// negotiated, and what it was last shown.
+/// negotiated, and what it was last shown. What every delivery reads (the name, the
+/// capabilities) is kept small and together; what labeled answers and `REGISTER` need
+/// is boxed apart, made only for a client that uses them.
 pub(crate) struct View {
     /// The server's name, the source of numerics.
     pub(crate) server: std::sync::Arc<str>,
@@ -200,13 +202,21 @@ pub(crate) struct View {
     /// not echoed without `echo-message`).
     pub(crate) me: Nick,
     pub(crate) caps: Caps,
+    /// Labels, batches and a pending `REGISTER`, once the client needs any.
+    answers: Option<Box<Answers>>,
     /// The causes of the last `QUIT`, `NICK`, `AWAY`, `ACCOUNT` and `SETNAME` lines
     /// shown: one per observer, however many rooms it shares with their source.
     shown: Causes,
     /// While a `JOIN` is answered (`Some`): its names list, held back so that it follows
     /// the topic (332, 333), as IRC clients expect.
     pub(crate) held_names: Option<BytesMut>,
-    /// The label of the command being answered (`labeled-response`).
+}
+
+/// What answering labeled commands (`labeled-response`), writing batches and a
+/// `REGISTER` keep between lines.
+#[derive(Debug, Default)]
+pub(crate) struct Answers {
+    /// The label of the command being answered.
     pub(crate) label: Option<Box<str>>,
     /// The label of a command whose answer comes later (a `PONG`, a history page, an
     /// operator's password checked): the next answer written takes it.
@@ -231,7 +241,7 @@ struct Causes {
 }
 
 impl Causes {
-    const KEPT: usize = 16;
+    const KEPT: usize = 8;
 
     /// Whether `cause` is new; it is remembered either way.
     fn first_sight(&mut self, cause: u64) -> bool {
@@ -254,39 +264,69 @@ impl View {
             server,
             me,
             caps,
+            answers: None,
             shown: Causes::default(),
             held_names: None,
-            label: None,
-            later: None,
-            echo_labels: VecDeque::new(),
-            batches: Batches::default(),
-            registering: None,
         }
+    }
+
+    /// What labeled answers, batches and `REGISTER` keep, made at first need.
+    pub(crate) fn answers(&mut self) -> &mut Answers {
+        self.answers.get_or_insert_with(Box::default)
+    }
+
+    /// Starts answering a line, with its label if it has one.
+    pub(crate) fn answering(&mut self, label: Option<Box<str>>) {
+        if label.is_some() || self.answers.is_some() {
+            let answers = self.answers();
+            answers.label = label;
+            answers.later = None;
+        }
+    }
+
+    /// The label of the line being answered, taken.
+    pub(crate) fn take_label(&mut self) -> Option<Box<str>> {
+        self.answers.as_mut().and_then(|a| a.label.take())
+    }
+
+    /// The label of an answer that came later, taken.
+    pub(crate) fn take_later(&mut self) -> Option<Box<str>> {
+        self.answers.as_mut().and_then(|a| a.later.take())
+    }
+
+    /// A new batch reference.
+    pub(crate) fn next_batch(&mut self) -> String {
+        self.answers().batches.next()
     }
 
     /// The message `id` just said answers the command being answered: its echo takes
     /// the command's label, if it has one.
     pub(crate) fn label_echo(&mut self, id: u64) {
-        if self.echo_labels.len() < ECHO_LABELS
-            && let Some(label) = self.label.take()
+        if let Some(answers) = self.answers.as_mut()
+            && answers.echo_labels.len() < ECHO_LABELS
+            && let Some(label) = answers.label.take()
         {
-            self.echo_labels.push_back((id, label));
+            answers.echo_labels.push_back((id, label));
         }
+    }
+
+    /// Whether an echo awaits its label: one read of the view, per delivery.
+    fn awaiting_echo(&self) -> bool {
+        self.answers
+            .as_ref()
+            .is_some_and(|a| !a.echo_labels.is_empty())
     }
 
     /// The label awaited by the echo of `event`, one of the client's own messages.
     fn echo_label(&mut self, event: &Event) -> Option<Box<str>> {
+        let labels = &mut self.answers.as_mut()?.echo_labels;
         // An echo never written (its room was left, or the client fell behind) leaves
         // its label behind: drop it.
-        while self
-            .echo_labels
-            .front()
-            .is_some_and(|(id, _)| *id < event.id)
-        {
-            self.echo_labels.pop_front();
+        while labels.front().is_some_and(|(id, _)| *id < event.id) {
+            labels.pop_front();
         }
-        match self.echo_labels.front() {
-            Some((id, _)) if *id == event.id => self.echo_labels.pop_front().map(|(_, l)| l),
+        match labels.front() {
+            Some((id, _)) if *id == event.id => labels.pop_front().map(|(_, l)| l),
             _ => None,
         }
     }
@@ -331,18 +371,19 @@ impl<'a> Irc<'a> {
     /// What was written from `start` on answers a command that waited (a `PONG`, an
     /// operator's password checked, a refusal): it takes that command's label.
     fn answered(&mut self, start: usize) {
-        if let Some(label) = self.view.later.take() {
+        if let Some(label) = self.view.take_later() {
             self.labeled(start, &label);
         }
     }
 
     fn labeled(&mut self, start: usize, label: &str) {
+        let server = self.view.server.clone();
         label::wrap(
             self.out,
             start,
-            &self.view.server,
+            &server,
             label,
-            &mut self.view.batches,
+            &mut self.view.answers().batches,
         );
     }
 
@@ -445,7 +486,7 @@ impl Output for Irc<'_> {
         }
         let label = match (&event.kind, &event.scope) {
             (Kind::Message { .. } | Kind::Action { .. } | Kind::Notice { .. }, Scope::Room(_))
-                if !self.view.echo_labels.is_empty() && self.is_me(&event.source.nick) =>
+                if self.view.awaiting_echo() && self.is_me(&event.source.nick) =>
             {
                 self.view.echo_label(event)
             }
@@ -550,7 +591,7 @@ impl Output for Irc<'_> {
             .view
             .caps
             .has(caps::BATCH)
-            .then(|| self.view.batches.next());
+            .then(|| self.view.next_batch());
         if let Some(batch) = &batch {
             let name = match target {
                 HistoryOf::Room(room) => room.as_str(),
@@ -574,7 +615,7 @@ impl Output for Irc<'_> {
         if let Some(batch) = &batch {
             self.server_line(format_args!("BATCH -{batch}"));
         }
-        if let Some(label) = self.view.later.take() {
+        if let Some(label) = self.view.take_later() {
             if batch.is_some() {
                 // One batch is the answer: its start line carries the label.
                 let answer = self.out[start..].to_vec();
@@ -592,7 +633,12 @@ impl Output for Irc<'_> {
     }
 
     fn account(&mut self, nick: &Nick, change: AccountChange) {
-        if let Some(mask) = self.view.registering.take() {
+        if let Some(mask) = self
+            .view
+            .answers
+            .as_mut()
+            .and_then(|a| a.registering.take())
+        {
             let start = self.out.len();
             self.server_line(format_args!(
                 "REGISTER SUCCESS {nick} :Account created; you are logged in"
@@ -621,7 +667,13 @@ impl Output for Irc<'_> {
 
     fn refused(&mut self, refused: Refusal) {
         let start = self.out.len();
-        if self.view.registering.take().is_some() {
+        if self
+            .view
+            .answers
+            .as_mut()
+            .and_then(|a| a.registering.take())
+            .is_some()
+        {
             let me = self.view.me.clone();
             register_failed(self, &me, &refused);
         } else {
@@ -767,10 +819,10 @@ mod tests {
     fn a_cause_is_shown_once_though_others_come_between() {
         let mut shown = Causes::default();
         assert!(shown.first_sight(7));
-        for other in 100..110 {
+        for other in 100..105 {
             assert!(shown.first_sight(other));
         }
-        assert!(!shown.first_sight(7), "seen ten causes ago");
+        assert!(!shown.first_sight(7), "seen five causes ago");
         for other in 200..200 + Causes::KEPT as u64 {
             assert!(shown.first_sight(other));
         }

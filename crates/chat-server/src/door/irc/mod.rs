@@ -768,18 +768,21 @@ impl Door for IrcDoor {
             .then(|| label::of(&message.tags))
             .flatten();
         let start = out.len();
-        self.view.label = label;
-        self.view.later = None;
+        self.view.answering(label);
         let flow = self.command(&message, member, out, peer);
         if member.answering() {
-            self.view.later = self.view.label.take();
-        } else if let Some(label) = self.view.label.take() {
+            let label = self.view.take_label();
+            if label.is_some() {
+                self.view.answers().later = label;
+            }
+        } else if let Some(label) = self.view.take_label() {
+            let server = self.view.server.clone();
             label::wrap(
                 out,
                 start,
-                &self.view.server,
+                &server,
                 &label,
-                &mut self.view.batches,
+                &mut self.view.answers().batches,
             );
         }
         let mut irc = Irc::new(out, &mut self.view);
@@ -1051,8 +1054,8 @@ impl IrcDoor {
                     peer.secure(),
                 ) {
                     Ok(()) => {
-                        irc.view.registering =
-                            Some(encode::mask(member.source(), &irc.view.server).into());
+                        let mask = encode::mask(member.source(), &irc.view.server);
+                        irc.view.answers().registering = Some(mask.into());
                     }
                     Err(refused) => encode::register_failed(&mut irc, &nick, &refused),
                 }

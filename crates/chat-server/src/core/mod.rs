@@ -14,8 +14,11 @@
 //! - `metrics`: what the server counts.
 //! - `store`: history and accounts in SQLite, written by one thread.
 //! - `ban`: server bans by address, network or mask (in memory).
+//! - `canonical`: an event's kind as the fields the store keeps (and a cluster's log
+//!   carries), and back.
 
 pub(crate) mod ban;
+pub(crate) mod canonical;
 pub(crate) mod error;
 pub(crate) mod event;
 pub(crate) mod flood;

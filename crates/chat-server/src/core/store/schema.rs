@@ -62,7 +62,7 @@ CREATE TABLE accounts (
 /// The columns of an event ([`super::writer`] writes and reads them): `kind` as before
 /// (which query finds it); `room` the folded room name, `pair` the folded pair of a
 /// private message; `time` in milliseconds; `cause` the id of the action it is part of;
-/// `what` its kind ([`super::writer::what`]); `name` the room as spelled; `nick` and
+/// `what` its kind ([`crate::core::canonical::what`]); `name` the room as spelled; `nick` and
 /// `account` its source (its user and host are not kept); `target` the private
 /// recipient, the new nickname of a rename, the kicked or invited nickname; `text` what
 /// was said, a reason, a topic, mode changes or an away message.
@@ -180,7 +180,7 @@ fn v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
 /// `JOIN`, `PART`, `QUIT`, `RENAME`), read once by the upgrade to version 2. Their form is
 /// frozen here, apart from the native door's, which may change.
 mod legacy {
-    use super::super::writer::what;
+    use crate::core::canonical::what;
 
     /// A version 1 row's fields, in version 2's columns.
     pub(super) struct Legacy<'a> {

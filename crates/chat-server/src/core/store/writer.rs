@@ -13,7 +13,8 @@ use super::{
     pair,
 };
 use crate::core::ban::Ban;
-use crate::core::event::{self, Event, RoomName, Scope, Source};
+use crate::core::canonical::{self, fields};
+use crate::core::event::{Event, RoomName, Scope, Source};
 use crate::core::room::Settings;
 use chat_proto::name::{Nick, Room};
 use prometheus_client::metrics::counter::Counter;
@@ -34,24 +35,6 @@ macro_rules! columns {
     () => {
         "id, time, cause, what, name, nick, account, target, text, room"
     };
-}
-
-/// The `events.what` column: the kind of an event. Never renumber one that has shipped.
-pub(super) mod what {
-    pub(in super::super) const MESSAGE: i64 = 0;
-    pub(in super::super) const ACTION: i64 = 1;
-    pub(in super::super) const JOIN: i64 = 2;
-    pub(in super::super) const PART: i64 = 3;
-    pub(in super::super) const QUIT: i64 = 4;
-    pub(in super::super) const RENAME: i64 = 5;
-    pub(in super::super) const TOPIC: i64 = 6;
-    pub(in super::super) const MODE: i64 = 7;
-    pub(in super::super) const KICK: i64 = 8;
-    pub(in super::super) const INVITE: i64 = 9;
-    pub(in super::super) const AWAY: i64 = 10;
-    pub(in super::super) const ACCOUNT: i64 = 11;
-    pub(in super::super) const REALNAME: i64 = 12;
-    pub(in super::super) const NOTICE: i64 = 13;
 }
 
 /// A registered room's settings (its bans are replaced beside it).
@@ -389,32 +372,9 @@ fn insert(conn: &Connection, record: &Record) -> rusqlite::Result<usize> {
     ])
 }
 
-/// An event kind's `what`, `text` and `target` columns.
-fn fields(kind: &event::Kind) -> (i64, Option<&str>, Option<&str>) {
-    use event::Kind as K;
-    match kind {
-        K::Message { text } => (what::MESSAGE, Some(text), None),
-        K::Action { text } => (what::ACTION, Some(text), None),
-        K::Notice { text } => (what::NOTICE, Some(text), None),
-        K::Join => (what::JOIN, None, None),
-        K::Part { reason } => (what::PART, reason.as_deref(), None),
-        K::Quit { reason } => (what::QUIT, reason.as_deref(), None),
-        K::Rename { new } => (what::RENAME, None, Some(new.as_str())),
-        K::Topic { text } => (what::TOPIC, text.as_deref(), None),
-        K::Mode { changes } => (what::MODE, Some(changes), None),
-        K::Kick { target, reason } => (what::KICK, Some(reason), Some(target.as_str())),
-        K::Invite { target } => (what::INVITE, None, Some(target.as_str())),
-        K::Away { text } => (what::AWAY, text.as_deref(), None),
-        // The account is the source's own column.
-        K::Account => (what::ACCOUNT, None, None),
-        K::Realname { realname } => (what::REALNAME, Some(realname), None),
-    }
-}
-
 /// Rebuilds an event from a row of [`columns!`]; `None` for a row this program cannot
 /// read (a kind from a newer one, a name that is no longer valid).
 fn rebuild(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Event>> {
-    use event::Kind as K;
     let id = u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
     let time_ms: i64 = row.get(1)?;
     let cause = u64::try_from(row.get::<_, i64>(2)?).unwrap_or(id);
@@ -446,44 +406,8 @@ fn rebuild(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Event>> {
         },
     };
     let private = matches!(scope, Scope::Private { .. });
-    let kind = match what {
-        what::MESSAGE => K::Message {
-            text: text.unwrap_or_default(),
-        },
-        what::ACTION => K::Action {
-            text: text.unwrap_or_default(),
-        },
-        what::NOTICE => K::Notice {
-            text: text.unwrap_or_default(),
-        },
-        what::JOIN => K::Join,
-        what::PART => K::Part { reason: text },
-        what::QUIT => K::Quit { reason: text },
-        what::RENAME if !private => match nick_of(target) {
-            Some(new) => K::Rename { new },
-            None => return Ok(None),
-        },
-        what::TOPIC => K::Topic { text },
-        what::MODE => K::Mode {
-            changes: text.unwrap_or_default(),
-        },
-        what::KICK if !private => match nick_of(target) {
-            Some(target) => K::Kick {
-                target,
-                reason: text.unwrap_or_default(),
-            },
-            None => return Ok(None),
-        },
-        what::INVITE if !private => match nick_of(target) {
-            Some(target) => K::Invite { target },
-            None => return Ok(None),
-        },
-        what::AWAY => K::Away { text },
-        what::ACCOUNT => K::Account,
-        what::REALNAME => K::Realname {
-            realname: text.unwrap_or_default(),
-        },
-        _ => return Ok(None),
+    let Some(kind) = canonical::kind(what, text, target, private) else {
+        return Ok(None);
     };
     let source = Source::named(nick, account.map(Into::into));
     Ok(Some(Event::new(

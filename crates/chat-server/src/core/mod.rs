@@ -16,6 +16,7 @@
 //! - `ban`: server bans by address, network or mask (in memory).
 //! - `canonical`: an event's kind as the fields the store keeps (and a cluster's log
 //!   carries), and back.
+//! - `logged`: an event as a cluster's log carries it (JSON, its id the log's sequence).
 
 pub(crate) mod ban;
 pub(crate) mod canonical;
@@ -23,6 +24,7 @@ pub(crate) mod error;
 pub(crate) mod event;
 pub(crate) mod flood;
 pub(crate) mod hub;
+pub(crate) mod logged;
 pub(crate) mod mailbox;
 pub(crate) mod member;
 pub(crate) mod metrics;

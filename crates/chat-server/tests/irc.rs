@@ -102,8 +102,7 @@ async fn irc_and_native_users_talk_in_one_room() {
     alice.sync().await;
     let mut bob = Irc::login(&server, "bob").await;
 
-    bob.send("JOIN #rust").await;
-    let joined = bob.until(|l| l.contains(" 366 ")).await;
+    let joined = bob.join("#rust").await;
     assert!(
         joined[0].starts_with(":bob!~bob@127.0.0.1 JOIN #rust"),
         "{joined:?}"
@@ -183,8 +182,7 @@ async fn echo_message_and_tags_carry_the_cores_id_and_time() {
     alice.send("/join #ids").await;
     alice.sync().await;
     let mut irc = Irc::login_with(&server, "bob", "echo-message message-tags server-time").await;
-    irc.send("JOIN #ids").await;
-    irc.until(|l| l.contains(" 366 ")).await;
+    irc.join("#ids").await;
     alice.sync().await;
     irc.send("PRIVMSG #ids :tagged").await;
     let echo = irc.line().await;
@@ -224,10 +222,8 @@ async fn governance_maps_to_topic_mode_kick_and_invite() {
     let server = TestServer::start().await;
     let mut op = Irc::login(&server, "op").await;
     let mut bob = Irc::login(&server, "bob").await;
-    op.send("JOIN #gov").await;
-    op.until(|l| l.contains(" 366 ")).await;
-    bob.send("JOIN #gov").await;
-    let joined = bob.until(|l| l.contains(" 366 ")).await;
+    op.join("#gov").await;
+    let joined = bob.join("#gov").await;
     assert!(
         joined
             .iter()
@@ -556,8 +552,7 @@ async fn away_notify_and_account_tag() {
     alice.send("/join #tags").await;
     alice.sync().await;
     let mut irc = Irc::login_with(&server, "bob", "away-notify account-tag").await;
-    irc.send("JOIN #tags").await;
-    irc.until(|l| l.contains(" 366 ")).await;
+    irc.join("#tags").await;
     alice.sync().await;
 
     alice.send("/away lunch").await;
@@ -575,8 +570,7 @@ async fn away_notify_and_account_tag() {
     );
     // Without away-notify, nothing of it.
     let mut carol = Irc::login(&server, "carol").await;
-    carol.send("JOIN #tags").await;
-    carol.until(|l| l.contains(" 366 ")).await;
+    carol.join("#tags").await;
     alice.send("/away again").await;
     alice.sync().await;
     assert_eq!(carol.sync().await, Vec::<String>::new());
@@ -599,13 +593,11 @@ async fn identified_native(server: &TestServer, nick: &str, password: &str) -> C
 async fn invitations_reach_the_room_only_with_invite_notify() {
     let server = TestServer::start().await;
     let mut op = Irc::login(&server, "op").await;
-    op.send("JOIN #inv").await;
-    op.until(|l| l.contains(" 366 ")).await;
+    op.join("#inv").await;
     let mut plain = Irc::login(&server, "plain").await;
     let mut notified = Irc::login_with(&server, "notified", "invite-notify").await;
     for client in [&mut plain, &mut notified] {
-        client.send("JOIN #inv").await;
-        client.until(|l| l.contains(" 366 ")).await;
+        client.join("#inv").await;
     }
     op.sync().await;
     plain.sync().await;

@@ -23,8 +23,7 @@ async fn userhost_in_names_lists_every_mask_to_the_clients_that_took_it() {
     alice.send("/join #rust").await;
     alice.sync().await;
     let mut bob = Irc::login_with(&server, "bob", "userhost-in-names multi-prefix").await;
-    bob.send("JOIN #rust").await;
-    let joined = bob.until(|l| l.contains(" 366 ")).await;
+    let joined = bob.join("#rust").await;
     assert_eq!(
         names(&joined),
         [":chat.localhost 353 bob = #rust :@alice!alice@chat.localhost bob!~bob@127.0.0.1"],
@@ -32,8 +31,7 @@ async fn userhost_in_names_lists_every_mask_to_the_clients_that_took_it() {
     );
     // Without the capability, nicknames only.
     let mut carol = Irc::login(&server, "carol").await;
-    carol.send("JOIN #rust").await;
-    carol.until(|l| l.contains(" 366 ")).await;
+    carol.join("#rust").await;
     carol.send("NAMES #rust").await;
     assert_eq!(
         names(&carol.sync().await),
@@ -55,10 +53,8 @@ async fn userhost_in_names_lists_every_mask_to_the_clients_that_took_it() {
 async fn a_secret_room_is_marked_in_its_names() {
     let server = TestServer::start().await;
     let mut alice = Irc::login(&server, "alice").await;
-    alice.send("JOIN #hidden").await;
-    alice.until(|l| l.contains(" 366 ")).await;
-    alice.send("JOIN #open").await;
-    alice.until(|l| l.contains(" 366 ")).await;
+    alice.join("#hidden").await;
+    alice.join("#open").await;
     alice.send("MODE #hidden +s").await;
     alice.send("NAMES #hidden").await;
     alice.send("NAMES #open").await;
@@ -73,8 +69,7 @@ async fn a_secret_room_is_marked_in_its_names() {
     );
     // A joiner's list says so too.
     let mut bob = Irc::login(&server, "bob").await;
-    bob.send("JOIN #hidden").await;
-    let joined = bob.until(|l| l.contains(" 366 ")).await;
+    let joined = bob.join("#hidden").await;
     assert_eq!(
         names(&joined),
         [":chat.localhost 353 bob @ #hidden :@alice bob"]
@@ -128,21 +123,18 @@ async fn extended_join_carries_the_account_and_the_real_name() {
     let server = TestServer::start().await;
     server.register("dave", "correct horse").await;
     let mut bob = Irc::login_with(&server, "bob", "extended-join").await;
-    bob.send("JOIN #rust").await;
-    let own = bob.until(|l| l.contains(" 366 ")).await;
+    let own = bob.join("#rust").await;
     assert_eq!(own[0], ":bob!~bob@127.0.0.1 JOIN #rust * :bob");
     // Without the capability (and with tags before the line), the plain JOIN.
     let mut carol = Irc::login_with(&server, "carol", "server-time").await;
-    carol.send("JOIN #rust").await;
-    let own = carol.until(|l| l.contains(" 366 ")).await;
+    let own = carol.join("#rust").await;
     assert!(
         own[0].starts_with("@time=") && own[0].ends_with(" :carol!~carol@127.0.0.1 JOIN #rust"),
         "{own:?}"
     );
 
     let mut dave = login_identified(&server, "dave", "correct horse", "Dave Null", "").await;
-    dave.send("JOIN #rust").await;
-    dave.until(|l| l.contains(" 366 ")).await;
+    dave.join("#rust").await;
     let mut alice = server.login("alice").await;
     alice.send("/join #rust").await;
     alice.sync().await;
@@ -183,8 +175,7 @@ async fn account_notify_tells_a_native_registration_once_per_observer() {
     bob.send("JOIN #rust,#go").await;
     bob.until(|l| l.contains(" 366 bob #go ")).await;
     let mut carol = Irc::login(&server, "carol").await;
-    carol.send("JOIN #rust").await;
-    carol.until(|l| l.contains(" 366 ")).await;
+    carol.join("#rust").await;
     bob.sync().await;
 
     alice.send("/register correct horse").await;
@@ -342,11 +333,9 @@ async fn whox_answers_the_fields_asked_for_in_their_order() {
         isupport(&welcome).contains(&"WHOX".to_owned()),
         "{welcome:?}"
     );
-    bob.send("JOIN #rust").await;
-    bob.until(|l| l.contains(" 366 ")).await;
+    bob.join("#rust").await;
     let mut dave = login_identified(&server, "dave", "correct horse", "Dave Null", "").await;
-    dave.send("JOIN #rust").await;
-    dave.until(|l| l.contains(" 366 ")).await;
+    dave.join("#rust").await;
     let mut alice = server.login("alice").await;
     alice.send("/join #rust").await;
     alice.sync().await;
@@ -392,8 +381,7 @@ async fn who_masks_glob_over_those_sharing_a_room_and_exact_nicknames_find_anyon
     dave.sync().await;
     let mut carol = Irc::login(&server, "carol").await;
     let mut bob = Irc::login(&server, "bob").await;
-    bob.send("JOIN #rust").await;
-    bob.until(|l| l.contains(" 366 ")).await;
+    bob.join("#rust").await;
     carol.sync().await;
 
     let who = async |bob: &mut Irc, mask: &str| {
@@ -448,8 +436,7 @@ async fn a_notice_is_a_notice_to_irc_and_a_message_to_native_clients_and_in_hist
     let mut bob = Irc::login(&server, "bob").await;
     let mut carol = Irc::login_with(&server, "carol", "echo-message").await;
     for irc in [&mut bob, &mut carol] {
-        irc.send("JOIN #rust").await;
-        irc.until(|l| l.contains(" 366 ")).await;
+        irc.join("#rust").await;
     }
     alice.sync().await;
     bob.sync().await;

@@ -78,8 +78,7 @@ async fn chathistory_pages_by_msgid_and_timestamp_with_the_native_ids() {
         "{isupport:?}"
     );
     // No replay on join: the client asks.
-    irc.send("JOIN #h").await;
-    let joined = irc.until(|l| l.contains(" 366 ")).await;
+    let joined = irc.join("#h").await;
     assert!(joined.iter().all(|l| !l.contains("PRIVMSG")), "{joined:?}");
     assert!(irc.sync().await.is_empty());
 
@@ -180,8 +179,7 @@ async fn chathistory_pages_by_msgid_and_timestamp_with_the_native_ids() {
 async fn chathistory_refuses_what_it_cannot_answer() {
     let server = TestServer::start().await;
     let mut op = Irc::login_with(&server, "op", CAPS).await;
-    op.send("JOIN #secret").await;
-    op.until(|l| l.contains(" 366 ")).await;
+    op.join("#secret").await;
     op.send("MODE #secret +s").await;
     op.send("PRIVMSG #secret :hidden").await;
     op.sync().await;
@@ -267,8 +265,7 @@ async fn labeled_commands_get_their_label_back() {
     let caps = "batch draft/chathistory echo-message labeled-response message-tags";
     let mut irc = Irc::login_with(&server, "lab", caps).await;
     let mut other = Irc::login(&server, "other").await;
-    other.send("JOIN #l").await;
-    other.until(|l| l.contains(" 366 ")).await;
+    other.join("#l").await;
 
     // One line: the line is labeled.
     irc.send("@label=p1 PING tok").await;

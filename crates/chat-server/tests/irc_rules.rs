@@ -90,8 +90,7 @@ async fn nick_changes_case_only_in_use_and_the_old_nick_freed() {
     let mut bob = Irc::login(&server, "bob").await;
     let mut carol = Irc::login(&server, "carol").await;
     for irc in [&mut bob, &mut carol] {
-        irc.send("JOIN #n").await;
-        irc.until(|l| l.contains(" 366 ")).await;
+        irc.join("#n").await;
     }
     bob.sync().await;
     bob.send("NICK Bob").await;
@@ -114,8 +113,7 @@ async fn room_modes_refuse_with_their_numerics() {
     let server = TestServer::start().await;
     let mut op = Irc::login(&server, "op").await;
     let mut bob = Irc::login(&server, "bob").await;
-    op.send("JOIN #m").await;
-    op.until(|l| l.contains(" 366 ")).await;
+    op.join("#m").await;
     // No topic yet: 331.
     op.send("TOPIC #m").await;
     assert_eq!(numerics(&op.sync().await), ["331"]);
@@ -154,8 +152,7 @@ async fn room_modes_refuse_with_their_numerics() {
     assert_eq!(numerics(&bob.sync().await), ["474"]);
     op.send("MODE #m -b B?B!*@*").await;
     op.sync().await;
-    bob.send("JOIN #m").await;
-    bob.until(|l| l.contains(" 366 ")).await;
+    bob.join("#m").await;
     // Already a member: nothing, or the names again, never an error.
     bob.send("JOIN #m").await;
     let again = numerics(&bob.sync().await).join(" ");
@@ -198,10 +195,8 @@ async fn kicks_and_invitations_refused() {
     let mut op = Irc::login(&server, "op").await;
     let mut bob = Irc::login(&server, "bob").await;
     let mut carol = Irc::login(&server, "carol").await;
-    op.send("JOIN #k").await;
-    op.until(|l| l.contains(" 366 ")).await;
-    bob.send("JOIN #k").await;
-    bob.until(|l| l.contains(" 366 ")).await;
+    op.join("#k").await;
+    bob.join("#k").await;
     op.sync().await;
     // Not an operator: 482; not in the room: 442; no such room: 403.
     bob.send("KICK #k op").await;
@@ -278,8 +273,7 @@ async fn server_operators_oper_kill_and_wallops() {
     let mut admin = Irc::login(&server, "admin").await;
     let mut bob = Irc::login(&server, "bob").await;
     let mut victim = Irc::login(&server, "victim").await;
-    admin.send("JOIN #ops").await;
-    admin.until(|l| l.contains(" 366 ")).await;
+    admin.join("#ops").await;
     // Not an operator yet: 481 for KILL; a wrong password: 464.
     admin.send("KILL victim :no").await;
     admin.send("OPER root wrong").await;

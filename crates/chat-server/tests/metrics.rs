@@ -66,8 +66,7 @@ async fn an_irc_senders_own_message_is_no_delivery_without_echo_message() {
     let mut plain = Irc::login(&server, "plain").await;
     let mut echoed = Irc::login_with(&server, "echoed", "echo-message").await;
     for irc in [&mut plain, &mut echoed] {
-        irc.send("JOIN #m").await;
-        irc.until(|l| l.contains(" 366 ")).await;
+        irc.join("#m").await;
     }
     alice.sync().await;
     plain.sync().await;

@@ -246,8 +246,7 @@ async fn irc_websocket_and_tcp_users_share_a_room_and_its_message_ids() {
     web.send("/join #three").await;
     web.until(|f| matches!(f, ServerFrame::Current { room: Some(r) } if r.as_str() == "#three"))
         .await;
-    irc.send("JOIN #three").await;
-    let names = irc.until(|l| l.contains(" 366 ")).await;
+    let names = irc.join("#three").await;
     assert!(
         names
             .iter()

@@ -51,6 +51,13 @@ impl Irc {
         irc
     }
 
+    /// Joins `room` and reads up to the end of its names list (366): the lines of the
+    /// join.
+    pub async fn join(&mut self, room: &str) -> Vec<String> {
+        self.send(&format!("JOIN {room}")).await;
+        self.until(|l| l.contains(" 366 ")).await
+    }
+
     pub async fn send(&mut self, line: &str) {
         self.writer
             .write_all(format!("{line}\r\n").as_bytes())

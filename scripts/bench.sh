@@ -67,6 +67,12 @@ shift
 bench_port=$port
 prev=
 for arg in "$@"; do
+  # chat-bench takes several --addr and would spread the members over this server and
+  # another one.
+  if [[ $arg == --addr || $arg == --addr=* ]]; then
+    echo "bench.sh: the bench goes to the server started here; --addr is not taken" >&2
+    exit 1
+  fi
   if [[ $arg == --transport=ws || ($prev == --transport && $arg == ws) ]]; then
     if [[ ${#web[@]} -eq 0 ]]; then
       echo "bench.sh: $server_bin has no web door (--http-addr) for --transport ws" >&2

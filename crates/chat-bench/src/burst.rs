@@ -70,6 +70,8 @@ pub struct BurstArgs {
 /// `timed_out`, `refused`, `errors` and `not_started`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Burst {
+    /// The server addresses the connections went to, in turn.
+    pub addrs: Vec<SocketAddr>,
     /// Connections asked for.
     pub connections: u64,
     /// Connections whose first line was `NICK` within their bound.
@@ -141,8 +143,7 @@ pub async fn run(args: &BurstArgs) -> anyhow::Result<Burst> {
         args.common.protocol == Protocol::Native,
         "burst measures the wait for the native NICK prompt: --protocol irc is not supported"
     );
-    let addr = args.common.resolve().await?;
-    let sources = args.common.sources(addr)?;
+    let targets = args.common.targets().await?;
     let total = u64::from(args.connections);
     let counts = Arc::new(Counts::default());
     let progress = Progress::start(!args.common.no_progress, {
@@ -170,8 +171,9 @@ pub async fn run(args: &BurstArgs) -> anyhow::Result<Burst> {
             not_started = total - i;
             break;
         };
+        let (addr, source) = targets.nth(usize::try_from(i).unwrap_or(usize::MAX));
         let options = SocketOptions {
-            source: sources.pick(),
+            source,
             ..SocketOptions::default()
         };
         let deadline = end.min(Instant::now() + args.nick_timeout);
@@ -202,7 +204,7 @@ pub async fn run(args: &BurstArgs) -> anyhow::Result<Burst> {
     let cpu = cpu.stop();
     drop(held);
     progress.finish().await;
-    Ok(figures.finish(elapsed, cpu))
+    Ok(figures.finish(targets.addrs(), elapsed, cpu))
 }
 
 /// Connects to `addr` and reads the server's first line, all before `deadline`.
@@ -353,9 +355,10 @@ impl Tally {
         }
     }
 
-    fn finish(self, elapsed: Duration, cpu: Cpu) -> Burst {
+    fn finish(self, addrs: Vec<SocketAddr>, elapsed: Duration, cpu: Cpu) -> Burst {
         let got_nick = self.nick.len();
         Burst {
+            addrs,
             connections: self.connections,
             got_nick,
             no_nick: self.connections - got_nick,
@@ -386,7 +389,10 @@ impl Burst {
         let _ = writeln!(
             s,
             "burst: {} connections, {} in flight, NICK within {:?}, at {}",
-            args.connections, args.in_flight, args.nick_timeout, args.common.addr
+            args.connections,
+            args.in_flight,
+            args.nick_timeout,
+            args.common.addr_list()
         );
         let pct = |n: u64| 100.0 * n as f64 / self.connections.max(1) as f64;
         let _ = writeln!(
@@ -456,7 +462,7 @@ mod tests {
             what: "cannot connect".into(),
             connect: None,
         });
-        let burst = tally.finish(Duration::from_secs(1), Cpu::default());
+        let burst = tally.finish(Vec::new(), Duration::from_secs(1), Cpu::default());
         assert_eq!(burst.got_nick, 1);
         assert_eq!(burst.no_nick, 6);
         assert_eq!(

@@ -9,7 +9,7 @@ use crate::progress::{Progress, short};
 use crate::protocol::Door;
 use crate::report::{self, Latency, Report, per_sec};
 use crate::room::Run;
-use crate::source::Sources;
+use crate::target::Targets;
 use crate::{Common, parse_duration};
 use anyhow::ensure;
 use hdrhistogram::Histogram;
@@ -44,6 +44,8 @@ pub struct ChurnArgs {
 /// Figures of a `churn` run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Churn {
+    /// The server addresses the cycles went to, in turn.
+    pub addrs: Vec<SocketAddr>,
     /// Cycles completed.
     pub cycles: u64,
     /// Seconds the workers ran.
@@ -73,8 +75,7 @@ struct Worker {
 pub async fn run(args: &ChurnArgs) -> anyhow::Result<Churn> {
     ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
     let door = args.common.door()?;
-    let addr = args.common.resolve().await?;
-    let sources = Arc::new(args.common.sources(addr)?);
+    let targets = Arc::new(args.common.targets().await?);
     let run = Run::new();
     let live = &run.live;
     live.set_phase(Phase::Running);
@@ -100,9 +101,8 @@ pub async fn run(args: &ChurnArgs) -> anyhow::Result<Churn> {
     let workers: Vec<_> = (0..args.concurrency)
         .map(|w| {
             tokio::spawn(cycle(
-                addr,
+                targets.clone(),
                 door,
-                sources.clone(),
                 format!("{prefix}c{w}_"),
                 end,
                 args.common.timeout,
@@ -122,6 +122,7 @@ pub async fn run(args: &ChurnArgs) -> anyhow::Result<Churn> {
     let cpu = cpu.stop();
     progress.finish().await;
     Ok(Churn {
+        addrs: targets.addrs(),
         cycles: cycles.len(),
         elapsed_s: report::round(elapsed.as_secs_f64(), 3),
         cycles_per_sec: per_sec(cycles.len(), elapsed),
@@ -132,11 +133,11 @@ pub async fn run(args: &ChurnArgs) -> anyhow::Result<Churn> {
     })
 }
 
-/// One worker: starts cycles until `end`, each bounded by `timeout`.
+/// One worker: starts cycles until `end`, each bounded by `timeout`, each to the next
+/// server address of the run's turn.
 async fn cycle(
-    addr: SocketAddr,
+    targets: Arc<Targets>,
     door: Door,
-    sources: Arc<Sources>,
     prefix: String,
     end: Instant,
     timeout: Duration,
@@ -154,8 +155,9 @@ async fn cycle(
         let nick = format!("{prefix}{n}");
         n += 1;
         let once = async {
+            let (addr, source) = targets.next();
             let options = SocketOptions {
-                source: sources.pick(),
+                source,
                 ..SocketOptions::default()
             };
             let client = Client::connect(addr, door, nick, options).await?;
@@ -188,7 +190,9 @@ impl Churn {
         let _ = writeln!(
             s,
             "churn: {} workers for {:?} at {}",
-            args.concurrency, args.duration, args.common.addr
+            args.concurrency,
+            args.duration,
+            args.common.addr_list()
         );
         let _ = writeln!(
             s,

@@ -12,7 +12,7 @@
 use crate::irc;
 use crate::live::Live;
 use crate::protocol::{Door, Protocol};
-use crate::source::Sources;
+use crate::target::Targets;
 use crate::transport::{self, Reader, Writer};
 use anyhow::{Context, anyhow, bail};
 use chat_proto::{ErrorCode, Room, ServerFrame};
@@ -333,12 +333,13 @@ pub(crate) fn run_id() -> String {
 
 /// How [`connect_many`] opens and logs in connections.
 pub(crate) struct Setup<'a> {
-    pub(crate) addr: SocketAddr,
+    /// The server addresses: connection *i* (of the nicknames given) goes to address
+    /// *i* mod *n*, from the next of that address's source addresses (overriding
+    /// `options.source`), if any.
+    pub(crate) targets: &'a Targets,
     pub(crate) door: Door,
     pub(crate) room: Option<&'a Room>,
     pub(crate) options: SocketOptions,
-    /// Source addresses the connections take in turn (overriding `options.source`).
-    pub(crate) sources: &'a Sources,
     /// Count a refused connection ([`Refused`]) in [`Live`] and carry on without it,
     /// rather than fail.
     pub(crate) allow_refused: bool,
@@ -362,13 +363,13 @@ pub(crate) async fn connect_many<T>(
     let mut started: Vec<(usize, T)> = Vec::with_capacity(total);
     let mut connecting = futures::stream::iter(nicks.into_iter().enumerate())
         .map(|(i, nick)| async move {
+            let (addr, source) = setup.targets.nth(i);
             let options = SocketOptions {
-                source: setup.sources.pick().or(setup.options.source),
+                source: source.or(setup.options.source),
                 ..setup.options
             };
             let set_up = async {
-                let mut client =
-                    Client::connect(setup.addr, setup.door, nick.clone(), options).await?;
+                let mut client = Client::connect(addr, setup.door, nick.clone(), options).await?;
                 client.enter(setup.room).await?;
                 anyhow::Ok(client)
             };

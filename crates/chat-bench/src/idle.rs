@@ -24,6 +24,7 @@ use anyhow::{Context, ensure};
 use chat_proto::Room;
 use serde::Serialize;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,8 @@ pub struct IdleArgs {
 /// Figures of an `idle` run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Idle {
+    /// The server addresses the connections went to, in turn.
+    pub addrs: Vec<SocketAddr>,
     /// Connections logged in and held.
     pub connections: usize,
     /// Connections refused by the server (only with `--allow-refused`; otherwise a
@@ -92,8 +95,7 @@ pub struct Idle {
 pub async fn run(args: &IdleArgs) -> anyhow::Result<Idle> {
     ensure!(args.connections >= 1, "--connections must be at least 1");
     let door = args.common.door()?;
-    let addr = args.common.resolve().await?;
-    let sources = args.common.sources(addr)?;
+    let targets = args.common.targets().await?;
     let room_name = Room::new(&args.common.room).context("--room")?;
     let rss_before = args.common.server_pid.map(rss).transpose()?;
     let run = Run::new();
@@ -124,11 +126,10 @@ pub async fn run(args: &IdleArgs) -> anyhow::Result<Idle> {
     let start = Instant::now();
     let prefix = &run.prefix;
     let setup = Setup {
-        addr,
+        targets: &targets,
         door,
         room: args.in_room.then_some(&room_name),
         options: SocketOptions::default(),
-        sources: &sources,
         allow_refused: args.allow_refused,
         concurrency: args.common.connect_concurrency as usize,
         timeout: args.common.timeout,
@@ -189,6 +190,7 @@ pub async fn run(args: &IdleArgs) -> anyhow::Result<Idle> {
         .filter(|_| held > 0)
         .map(|(before, after)| report::round((after as f64 - before as f64) / held as f64, 1));
     Ok(Idle {
+        addrs: targets.addrs(),
         connections: held,
         refusals,
         connect_s: report::round(connect.as_secs_f64(), 3),
@@ -263,7 +265,8 @@ impl Idle {
         let _ = writeln!(
             s,
             "idle: {} connections {where_} at {}",
-            args.connections, args.common.addr
+            args.connections,
+            args.common.addr_list()
         );
         let _ = writeln!(
             s,

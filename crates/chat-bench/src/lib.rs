@@ -20,6 +20,13 @@
 //! addresses ([`source`]), so that neither one bench nor several against one server
 //! run out of ephemeral ports before the server runs out of connections.
 //!
+//! `--addr` may name several servers (`--addr A,B` or `--addr A --addr B`), say several
+//! processes sharing their rooms: the connections of every mode are spread over them
+//! round-robin, connection *i* to address *i* mod *n* ([`target`]), so one room's
+//! members and its senders sit on every server. Latency is measured as always, from the
+//! send time each message carries to its arrival: a delivery whose sender and receiver
+//! sit on different servers crosses from one to the other.
+//!
 //! `--transport ws` ([`transport`]) runs the same workloads through the server's web
 //! door (`ws://ADDR/ws`, one protocol line per WebSocket text message) instead of plain
 //! TCP, every mode but `burst`: what a browser user costs beside a terminal user.
@@ -54,6 +61,7 @@ mod receiver;
 pub mod report;
 mod room;
 pub mod source;
+pub mod target;
 pub mod throughput;
 pub mod transport;
 
@@ -114,9 +122,20 @@ pub struct Common {
     /// Address of the server. Any address works; the project's own tests use loopback.
     /// With `--transport ws`, the address of its web door (`chat-server --http-addr`);
     /// with `--protocol irc`, of its IRC door (`chat-server --irc-addr`) or of another
-    /// IRC server.
-    #[arg(long, env = "CHAT_ADDR", default_value = chat_proto::DEFAULT_ADDR)]
-    pub addr: String,
+    /// IRC server. Several servers (sharing their rooms): a comma list, the flag
+    /// repeated, or both; connection i goes to address i mod n (in `throughput` and
+    /// `rate`, member i, and sender i is member i), so a delivery's latency crosses
+    /// servers when its sender and receiver sit on different ones. `--server-pid`
+    /// still measures one process.
+    #[arg(
+        long,
+        env = "CHAT_ADDR",
+        default_value = chat_proto::DEFAULT_ADDR,
+        value_delimiter = ',',
+        value_parser = parse_addr,
+    )]
+    #[serde(serialize_with = "comma_list")]
+    pub addr: Vec<String>,
 
     /// What the clients speak: the native protocol, or IRC (`NICK`/`USER`, `JOIN`,
     /// `PRIVMSG`, no capabilities; a sender does not get its own messages back). IRC
@@ -169,19 +188,46 @@ impl Common {
         protocol::Door::new(self.transport, self.protocol)
     }
 
-    /// Resolves `--addr` to one socket address.
-    pub async fn resolve(&self) -> anyhow::Result<SocketAddr> {
-        tokio::net::lookup_host(&self.addr)
-            .await
-            .with_context(|| format!("cannot resolve {}", self.addr))?
-            .next()
-            .with_context(|| format!("{} resolves to no address", self.addr))
+    /// Resolves each `--addr` to one socket address (its first), in the order given.
+    pub async fn resolve(&self) -> anyhow::Result<Vec<SocketAddr>> {
+        anyhow::ensure!(!self.addr.is_empty(), "--addr: no server address given");
+        let mut addrs = Vec::with_capacity(self.addr.len());
+        for addr in &self.addr {
+            let resolved = tokio::net::lookup_host(addr)
+                .await
+                .with_context(|| format!("cannot resolve {addr}"))?
+                .next()
+                .with_context(|| format!("{addr} resolves to no address"))?;
+            addrs.push(resolved);
+        }
+        Ok(addrs)
     }
 
-    /// The `--source` addresses for connections to `addr`.
-    pub(crate) fn sources(&self, addr: SocketAddr) -> anyhow::Result<source::Sources> {
-        source::Sources::new(self.source.as_ref(), addr).context("--source")
+    /// The server addresses, resolved, each with its `--source` addresses.
+    pub(crate) async fn targets(&self) -> anyhow::Result<target::Targets> {
+        let addrs = self.resolve().await?;
+        target::Targets::new(&addrs, self.source.as_ref()).context("--source")
     }
+
+    /// `--addr` as given, the addresses joined by commas, for the summaries.
+    pub fn addr_list(&self) -> String {
+        self.addr.join(",")
+    }
+}
+
+/// Serialises `--addr` as one string, the addresses joined by commas: with one address,
+/// the JSON line's `params.addr` is what it always was.
+fn comma_list<S: serde::Serializer>(addrs: &[String], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&addrs.join(","))
+}
+
+/// Accepts one server address of a `--addr` list (resolved later): not empty.
+fn parse_addr(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("an empty server address (a stray comma?)".to_owned());
+    }
+    Ok(s.to_owned())
 }
 
 /// Runs the workload `cli` asks for and returns its report. Raises the open-file limit
@@ -246,6 +292,77 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5d").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    /// `--addr` of `chat-bench idle <args>`.
+    fn addrs(args: &[&str]) -> Result<Vec<String>, clap::Error> {
+        use clap::Parser;
+        let argv = ["chat-bench", "idle"].iter().chain(args);
+        let cli = Cli::try_parse_from(argv)?;
+        let Mode::Idle(idle) = cli.mode else {
+            unreachable!()
+        };
+        Ok(idle.common.addr)
+    }
+
+    #[test]
+    fn several_addresses_by_commas_by_repeating_or_both() {
+        let (a, b, c) = ("127.0.0.1:7000", "127.0.0.1:7001", "[::1]:7002");
+        assert_eq!(addrs(&["--addr", a]).unwrap(), [a]);
+        assert_eq!(addrs(&["--addr", &format!("{a},{b}")]).unwrap(), [a, b]);
+        assert_eq!(addrs(&["--addr", a, "--addr", b]).unwrap(), [a, b]);
+        assert_eq!(
+            addrs(&["--addr", &format!("{a},{b}"), "--addr", c]).unwrap(),
+            [a, b, c]
+        );
+        assert_eq!(addrs(&[&format!("--addr={c},{a}")]).unwrap(), [c, a]);
+        // The same server twice is two addresses, taken in turn.
+        assert_eq!(addrs(&["--addr", &format!("{a},{a}")]).unwrap(), [a, a]);
+        assert_eq!(addrs(&["--addr", &format!("{a}, {b}")]).unwrap(), [a, b]);
+        for stray in [",", &format!("{a},"), &format!("{a},,{b}"), ""] {
+            assert!(addrs(&["--addr", stray]).is_err(), "{stray:?}");
+        }
+        if std::env::var_os("CHAT_ADDR").is_none() {
+            assert_eq!(addrs(&[]).unwrap(), [chat_proto::DEFAULT_ADDR]);
+        }
+    }
+
+    #[test]
+    fn params_addr_stays_one_string() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from(["chat-bench", "idle", "--addr", "a:1,b:2", "--addr", "c:3"])
+            .unwrap();
+        let Mode::Idle(idle) = &cli.mode else {
+            unreachable!()
+        };
+        let json = serde_json::to_value(idle).unwrap();
+        assert_eq!(json["addr"], "a:1,b:2,c:3");
+        assert_eq!(idle.common.addr_list(), "a:1,b:2,c:3");
+    }
+
+    #[tokio::test]
+    async fn every_address_is_resolved_in_order() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "chat-bench",
+            "idle",
+            "--addr",
+            "127.0.0.1:7001,[::1]:7002",
+            "--addr",
+            "127.0.0.1:7001",
+        ])
+        .unwrap();
+        let Mode::Idle(idle) = &cli.mode else {
+            unreachable!()
+        };
+        let resolved = idle.common.resolve().await.unwrap();
+        let expected: Vec<SocketAddr> = ["127.0.0.1:7001", "[::1]:7002", "127.0.0.1:7001"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(resolved, expected);
+        let targets = idle.common.targets().await.unwrap();
+        assert_eq!(targets.addrs(), expected);
     }
 
     #[test]

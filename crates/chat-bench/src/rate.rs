@@ -29,6 +29,7 @@ use bytes::BytesMut;
 use chat_proto::Room;
 use serde::Serialize;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -99,6 +100,13 @@ pub struct Flooder {
 /// Figures of a `rate` run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Rate {
+    /// The server addresses the members went to, in turn: member *i* (and sender *i*,
+    /// which is member *i*) to address *i* mod *n*.
+    pub addrs: Vec<SocketAddr>,
+    /// Ordinary members on each address, in the order of `addrs`.
+    pub members_per_addr: Vec<usize>,
+    /// Senders on each address, in the order of `addrs`.
+    pub senders_per_addr: Vec<usize>,
     /// Time to connect, log in and gather the members, in seconds.
     pub setup_s: f64,
     /// Deliveries per second asked for: rate × the members that receive each message.
@@ -130,6 +138,8 @@ pub struct Rate {
     #[serde(flatten)]
     pub cpu: Cpu,
     /// From each message's send timestamp to its arrival, over all ordinary members.
+    /// With several addresses, a delivery whose sender and receiver sit on different
+    /// servers crosses from one to the other, and its latency with it.
     #[serde(flatten)]
     pub latency: Latency,
     /// The furthest a sender fell behind its schedule, in microseconds.
@@ -167,8 +177,7 @@ pub async fn run(args: &RateArgs) -> anyhow::Result<Rate> {
         args.flooders == 0 || door.protocol.echoes(),
         "--flooders count their own lines coming back: over IRC they do not"
     );
-    let addr = args.common.resolve().await?;
-    let sources = args.common.sources(addr)?;
+    let targets = args.common.targets().await?;
     let room_name = Room::new(&args.common.room).context("--room")?;
     let run = Run::new();
     let live = &run.live;
@@ -178,11 +187,10 @@ pub async fn run(args: &RateArgs) -> anyhow::Result<Rate> {
     let setup_start = std::time::Instant::now();
     let prefix = &run.prefix;
     let mut setup = Setup {
-        addr,
+        targets: &targets,
         door,
         room: Some(&room_name),
         options: SocketOptions::default(),
-        sources: &sources,
         allow_refused: false,
         concurrency: args.common.connect_concurrency as usize,
         timeout: args.common.timeout,
@@ -290,6 +298,9 @@ pub async fn run(args: &RateArgs) -> anyhow::Result<Rate> {
         })
         .collect();
     Ok(Rate {
+        addrs: targets.addrs(),
+        members_per_addr: targets.per_address(args.members),
+        senders_per_addr: targets.per_address(args.senders),
         setup_s: report::round(setup_s, 3),
         offered_deliveries_per_sec: report::round(
             args.rate * door.protocol.receivers(args.members) as f64,
@@ -490,7 +501,7 @@ impl Rate {
             short(self.offered_deliveries_per_sec),
             args.size,
             args.common.room,
-            args.common.addr,
+            args.common.addr_list(),
             if args.common.protocol == Protocol::Irc {
                 " over IRC"
             } else {
@@ -504,6 +515,12 @@ impl Rate {
                 args.stalled, args.flooders
             );
         }
+        report::spread_line(
+            &mut s,
+            &self.addrs,
+            &self.members_per_addr,
+            &self.senders_per_addr,
+        );
         let _ = writeln!(s, "  setup              {:.2} s", self.setup_s);
         let _ = writeln!(
             s,

@@ -198,6 +198,26 @@ pub(crate) fn disconnect_lines(out: &mut String, list: &[Disconnect]) {
     }
 }
 
+/// With several server addresses, a summary line with how many members and senders each
+/// has: `  servers            127.0.0.1:7000 3 members (1 sender), ...`.
+pub(crate) fn spread_line(
+    out: &mut String,
+    addrs: &[std::net::SocketAddr],
+    members: &[usize],
+    senders: &[usize],
+) {
+    if addrs.len() < 2 {
+        return;
+    }
+    let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    let parts: Vec<String> = addrs
+        .iter()
+        .zip(members.iter().zip(senders))
+        .map(|(addr, (&m, &s))| format!("{addr} {} ({})", plural(m, "member"), plural(s, "sender")))
+        .collect();
+    let _ = writeln!(out, "  servers            {}", parts.join(", "));
+}
+
 /// `1234.5` µs as `1.23 ms`, `41.2` as `41.2 µs`.
 pub(crate) fn micros(us: f64) -> String {
     if us >= 1_000_000.0 {

@@ -22,6 +22,7 @@ use bytes::BytesMut;
 use chat_proto::Room;
 use serde::Serialize;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -64,6 +65,13 @@ pub struct ThroughputArgs {
 /// Figures of a `throughput` run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Throughput {
+    /// The server addresses the members went to, in turn: member *i* (and sender *i*,
+    /// which is member *i*) to address *i* mod *n*.
+    pub addrs: Vec<SocketAddr>,
+    /// Members on each address, in the order of `addrs`.
+    pub members_per_addr: Vec<usize>,
+    /// Senders on each address, in the order of `addrs`.
+    pub senders_per_addr: Vec<usize>,
     /// Time to connect, log in and gather the members, in seconds.
     pub setup_s: f64,
     /// Messages the senders wrote.
@@ -94,7 +102,9 @@ pub struct Throughput {
     /// CPU use from the first message to the last delivery.
     #[serde(flatten)]
     pub cpu: Cpu,
-    /// From each message's send timestamp to its arrival, over all members.
+    /// From each message's send timestamp to its arrival, over all members. With
+    /// several addresses, a delivery whose sender and receiver sit on different servers
+    /// crosses from one to the other, and its latency with it.
     #[serde(flatten)]
     pub latency: Latency,
     /// Members whose connection ended during the run.
@@ -114,8 +124,7 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Throughput> {
         args.window == 0 || door.protocol.echoes(),
         "--window waits for the senders' own messages to come back: over IRC they do not"
     );
-    let addr = args.common.resolve().await?;
-    let sources = args.common.sources(addr)?;
+    let targets = args.common.targets().await?;
     let room_name = Room::new(&args.common.room).context("--room")?;
     let run = Run::new();
     let live = &run.live;
@@ -129,11 +138,10 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Throughput> {
     let setup_start = Instant::now();
     let prefix = &run.prefix;
     let setup = Setup {
-        addr,
+        targets: &targets,
         door,
         room: Some(&room_name),
         options: SocketOptions::default(),
-        sources: &sources,
         allow_refused: false,
         concurrency: args.common.connect_concurrency as usize,
         timeout: args.common.timeout,
@@ -193,6 +201,9 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Throughput> {
     let sent = Live::get(&live.sent);
     let expected = sent * receivers;
     Ok(Throughput {
+        addrs: targets.addrs(),
+        members_per_addr: targets.per_address(args.members),
+        senders_per_addr: targets.per_address(args.senders),
         setup_s: report::round(setup_s, 3),
         sent,
         send_s: report::round(send_s.as_secs_f64(), 3),
@@ -327,12 +338,18 @@ impl Throughput {
             args.messages,
             args.size,
             args.common.room,
-            args.common.addr,
+            args.common.addr_list(),
             if args.common.protocol == Protocol::Irc {
                 " over IRC (a sender does not get its own messages)"
             } else {
                 ""
             }
+        );
+        report::spread_line(
+            &mut s,
+            &self.addrs,
+            &self.members_per_addr,
+            &self.senders_per_addr,
         );
         let _ = writeln!(s, "  setup              {:.2} s", self.setup_s);
         let _ = writeln!(

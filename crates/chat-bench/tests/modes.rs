@@ -80,7 +80,8 @@ fn cli_irc(server: &TestServer, args: &str) -> Cli {
     cli_at(server.irc, &format!("{args} --protocol irc"))
 }
 
-fn cli_at(addr: SocketAddr, args: &str) -> Cli {
+/// `addr` may be a list of addresses (`A,B`).
+fn cli_at(addr: impl std::fmt::Display, args: &str) -> Cli {
     let addr = addr.to_string();
     let mut argv = vec!["chat-bench"];
     let mut words = args.split_whitespace();
@@ -772,4 +773,146 @@ async fn idle_counts_refusals_at_the_limit_when_allowed() {
         .unwrap()
         .unwrap_err();
     assert!(format!("{error:#}").contains("SERVER_FULL"), "{error:#}");
+}
+
+/// The keys of a JSON object.
+fn keys(json: &Value) -> Vec<String> {
+    json.as_object().unwrap().keys().cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_server_twice_gives_the_same_figures() {
+    let server = start(unthrottled()).await;
+    let one = server.addr.to_string();
+    let twice = format!("{one},{one}");
+    for args in [
+        "throughput --members 5 --senders 2 --messages 20 --size 64",
+        "rate --members 5 --senders 2 --rate 50 --duration 500ms --size 80",
+    ] {
+        let single = json_of(&cli(&server, args)).await;
+        let double = json_of(&cli_at(&twice, args)).await;
+        assert_eq!(keys(&single), keys(&double), "{args}");
+        assert_eq!(keys(&single["params"]), keys(&double["params"]), "{args}");
+        assert_eq!(single["params"]["addr"], one);
+        assert_eq!(double["params"]["addr"], twice);
+        assert_eq!(single["addrs"], serde_json::json!([one]));
+        assert_eq!(double["addrs"], serde_json::json!([one, one]));
+        assert_eq!(single["members_per_addr"], serde_json::json!([5]));
+        assert_eq!(double["members_per_addr"], serde_json::json!([3, 2]));
+        assert_eq!(double["senders_per_addr"], serde_json::json!([1, 1]));
+        for json in [&single, &double] {
+            assert_eq!(json["expected"], single["expected"], "{json}");
+            assert_eq!(json["delivered"], json["expected"], "{json}");
+            assert_eq!(json["lost"], 0, "{json}");
+            assert_eq!(json["lagged"], 0, "{json}");
+            assert_eq!(json["out_of_order"], 0, "{json}");
+            assert_eq!(json["timed_out"], false, "{json}");
+            assert!(json["p50_us"].is_number(), "{json}");
+            assert_eq!(json["samples"], json["expected"], "{json}");
+            assert_eq!(json["disconnected"], Value::Array(vec![]), "{json}");
+        }
+    }
+    for args in [
+        "idle --connections 6 --in-room",
+        "churn --duration 200ms --concurrency 2",
+        "burst --connections 6",
+    ] {
+        let single = json_of(&cli(&server, args)).await;
+        let double = json_of(&cli(&server, &format!("{args} --addr {one}"))).await;
+        assert_eq!(keys(&single), keys(&double), "{args}");
+        assert_eq!(double["addrs"], serde_json::json!([one, one]), "{args}");
+        assert_eq!(double["errors"], single["errors"], "{args}: {double}");
+        assert_eq!(double["connections"], single["connections"], "{args}");
+        assert_eq!(double["got_nick"], single["got_nick"], "{args}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_and_senders_are_spread_over_the_addresses() {
+    // Two relays in front of one server stand for two servers sharing the room: each
+    // sees the connections sent to it.
+    let server = start(unthrottled()).await;
+    let (first, first_peers) = recording_relay(server.addr).await;
+    let (second, second_peers) = recording_relay(server.addr).await;
+    let addrs = format!("{first},{second}");
+
+    // Member i to address i mod 2: 0, 2, 4 to the first, 1, 3 to the second; each
+    // address takes the source addresses in its own turn.
+    let json = json_of(&cli_at(
+        first,
+        &format!(
+            "throughput --members 5 --senders 2 --messages 20 --addr {second} --source 127.0.0.2-127.0.0.3"
+        ),
+    ))
+    .await;
+    assert_eq!(json["params"]["addr"], addrs, "{json}");
+    assert_eq!(
+        json["addrs"],
+        serde_json::json!([first.to_string(), second.to_string()])
+    );
+    assert_eq!(json["members_per_addr"], serde_json::json!([3, 2]));
+    assert_eq!(json["senders_per_addr"], serde_json::json!([1, 1]));
+    assert_eq!(json["delivered"], 200, "{json}");
+    assert_eq!(json["lost"], 0, "{json}");
+    let two_and_one = BTreeMap::from([("127.0.0.2".to_owned(), 2), ("127.0.0.3".to_owned(), 1)]);
+    let one_each = BTreeMap::from([("127.0.0.2".to_owned(), 1), ("127.0.0.3".to_owned(), 1)]);
+    assert_eq!(count_by_ip(&first_peers), two_and_one);
+    assert_eq!(count_by_ip(&second_peers), one_each);
+
+    // The same with every member a sender, at a fixed rate.
+    let json = json_of(&cli_at(
+        first,
+        &format!("rate --members 3 --senders 3 --rate 60 --duration 500ms --addr {second}"),
+    ))
+    .await;
+    assert_eq!(json["members_per_addr"], serde_json::json!([2, 1]));
+    assert_eq!(json["senders_per_addr"], serde_json::json!([2, 1]));
+    assert_eq!(json["lost"], 0, "{json}");
+    assert_eq!(json["delivered"], json["expected"], "{json}");
+    let total = |peers: &Mutex<Vec<IpAddr>>| count_by_ip(peers).values().sum::<usize>();
+    assert_eq!((total(&first_peers), total(&second_peers)), (2, 1));
+
+    // Connections of the other modes too.
+    json_of(&cli_at(
+        first,
+        &format!("idle --connections 5 --addr {second}"),
+    ))
+    .await;
+    assert_eq!((total(&first_peers), total(&second_peers)), (3, 2));
+    json_of(&cli_at(
+        first,
+        &format!("burst --connections 4 --addr {second}"),
+    ))
+    .await;
+    assert_eq!((total(&first_peers), total(&second_peers)), (2, 2));
+    let json = json_of(&cli_at(
+        first,
+        &format!("churn --duration 200ms --concurrency 1 --addr {second}"),
+    ))
+    .await;
+    let cycles = json["cycles"].as_u64().unwrap() as usize;
+    let (a, b) = (total(&first_peers), total(&second_peers));
+    // Cycles alternate from the first address (one may have failed at the deadline).
+    assert!(
+        cycles >= 1 && a + b >= cycles && (a == b || a == b + 1),
+        "{a} {b} {json}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_irc_doors_share_the_room() {
+    let server = start(unthrottled()).await;
+    let (first, first_peers) = recording_relay(server.irc).await;
+    let (second, second_peers) = recording_relay(server.irc).await;
+    let json = json_of(&cli_at(
+        first,
+        &format!("throughput --members 4 --senders 2 --messages 30 --protocol irc --addr {second}"),
+    ))
+    .await;
+    // Over IRC each message reaches the 3 others, on either door.
+    assert_eq!(json["expected"], 180, "{json}");
+    assert_eq!(json["delivered"], 180, "{json}");
+    assert_eq!(json["lost"], 0, "{json}");
+    let total = |peers: &Mutex<Vec<IpAddr>>| count_by_ip(peers).values().sum::<usize>();
+    assert_eq!((total(&first_peers), total(&second_peers)), (2, 2));
 }

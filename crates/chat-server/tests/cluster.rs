@@ -262,3 +262,37 @@ async fn the_harness_stops_what_it_starts() {
     drop(nats);
     assert!(!alive(third), "drop ends it");
 }
+
+/// A server older than 2.9.0 is refused, naming both versions. No such nats-server is
+/// at hand, so a fake one speaks the first lines of the protocol: `INFO`, then `PONG`
+/// to the client's `CONNECT` and `PING`.
+#[tokio::test]
+async fn an_old_server_is_refused() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("nats://{}", listener.local_addr().unwrap());
+    let fake = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let (read, mut write) = socket.into_split();
+        write
+            .write_all(
+                b"INFO {\"server_id\":\"fake\",\"version\":\"2.8.4\",\"proto\":1,\
+                  \"max_payload\":1048576,\"headers\":true}\r\n",
+            )
+            .await
+            .unwrap();
+        let mut lines = BufReader::new(read).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.starts_with("PING") {
+                write.write_all(b"PONG\r\n").await.unwrap();
+            }
+        }
+    });
+    let error = Cluster::connect(std::slice::from_ref(&url), "node-1")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClusterError::TooOld { .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(text.contains("2.8.4") && text.contains("2.9.0"), "{text}");
+    fake.abort();
+}

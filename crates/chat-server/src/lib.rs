@@ -23,10 +23,15 @@
 //!   [`tls`], `net::reader`, `net::driver` (the loop every door's session runs),
 //!   `net::web` (the page, `/ws`, `/healthz`, `/metrics`), `net::ws` (a WebSocket as
 //!   lines).
+//! - [`cluster`]: several servers sharing rooms through NATS JetStream: the connection,
+//!   the stream and buckets, names as subject tokens and KV keys, nickname claims. Not
+//!   used by the server yet; `pub` for its integration tests only.
 //! - `door`: the protocols: `door::native` (handshake and commands) and
 //!   `door::native::encode` (events, refusals and lists as native frames), for TCP, TLS
 //!   and WebSocket clients.
 
+#[doc(hidden)]
+pub mod cluster;
 pub mod config;
 mod core;
 mod door;

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::codec::Framed;
 
 pub mod irc;
+pub mod nats;
 
 /// The longest any single expected event may take.
 pub const WAIT: Duration = Duration::from_secs(10);

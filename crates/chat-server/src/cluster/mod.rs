@@ -9,9 +9,11 @@
 //! This module is `pub` only so that the integration tests (`tests/cluster.rs`) can
 //! drive it against real `nats-server` processes; it is not a stable interface.
 
+mod log;
 pub mod names;
 mod nicks;
 
+pub use log::{Entry, NotAppended, Tail};
 pub use nicks::{Claim, Owner, Release};
 
 use async_nats::jetstream::{self, kv, stream};
@@ -493,7 +495,7 @@ fn attempt(what: &str, error: &(dyn std::error::Error + 'static)) -> Attempt {
 }
 
 /// An error and its sources, as one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(e) = source {

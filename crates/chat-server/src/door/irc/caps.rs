@@ -47,7 +47,12 @@ pub(crate) const OFFERED: [(&str, Caps); 18] = [
     ("userhost-in-names", USERHOST_IN_NAMES),
 ];
 
+/// The capabilities that keep some of an event's tags: a client with none of them gets
+/// the line after the tags.
+pub(crate) const ANY_TAG: Caps = Caps(MESSAGE_TAGS.0 | SERVER_TIME.0 | ACCOUNT_TAG.0);
+
 impl Caps {
+    /// Whether the set holds `cap` (or, for a set of several, any of them).
     pub(crate) fn has(self, cap: Caps) -> bool {
         self.0 & cap.0 != 0
     }

@@ -166,12 +166,17 @@ impl std::fmt::Display for Time<'_> {
 /// with `caps` gets: all of it with `message-tags`; else `time` with `server-time` and
 /// `account` with `account-tag`; else the line alone.
 fn write_for_caps(bytes: &[u8], caps: Caps, out: &mut BytesMut) {
+    if caps.has(caps::MESSAGE_TAGS) {
+        out.extend_from_slice(bytes);
+        return;
+    }
     let Some(tags_end) = memchr::memchr(b' ', bytes) else {
         out.extend_from_slice(bytes);
         return;
     };
-    if caps.has(caps::MESSAGE_TAGS) {
-        out.extend_from_slice(bytes);
+    if !caps.has(caps::ANY_TAG) {
+        // The most common client: the line alone, no tag looked at.
+        out.extend_from_slice(&bytes[tags_end + 1..]);
         return;
     }
     let tags = &bytes[1..tags_end];

@@ -64,6 +64,12 @@ protocol=(--protocol irc)
 concurrency=(--connect-concurrency 8)
 for arg in "$@"; do
   case $arg in
+  # chat-bench takes several --addr and would spread the members over ngIRCd and another
+  # server.
+  --addr | --addr=*)
+    echo "bench-ngircd.sh: the bench goes to the ngIRCd started here; --addr is not taken" >&2
+    exit 1
+    ;;
   --protocol | --protocol=*) protocol=() ;;
   --connect-concurrency | --connect-concurrency=*) concurrency=() ;;
   esac

@@ -52,6 +52,15 @@ established() { ss -Htn state established "( sport = :$1 )" | wc -l; }
 # A number from a one-line JSON file (the last of that name: `params` come first).
 json_field() { tail -n 1 "$1" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"; }
 
+# chat-bench takes several --addr and would spread the connections over the server
+# started here and another one.
+for arg in "$@"; do
+  if [[ $arg == --addr || $arg == --addr=* ]]; then
+    echo "limit.sh: the benches go to the server started here; --addr is not taken" >&2
+    exit 1
+  fi
+done
+
 # Below the ephemeral range, so that the benches' own ports never collide with it.
 port=$((20000 + RANDOM % 5000))
 # shellcheck disable=SC2086

@@ -9,9 +9,16 @@
 //! This module is `pub` only so that the integration tests (`tests/cluster.rs`) can
 //! drive it against real `nats-server` processes; it is not a stable interface.
 
+mod copy;
 mod log;
 pub mod names;
 mod nicks;
+/// Real `nats-server` processes, for the unit tests of what is not `pub` (the harness
+/// the integration tests use).
+#[cfg(test)]
+#[path = "../../tests/common/nats.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod test_nats;
 
 pub use log::{Entry, NotAppended, Tail};
 pub use nicks::{Claim, Owner, Release};

@@ -10,6 +10,7 @@
 //! drive it against real `nats-server` processes; it is not a stable interface.
 
 mod copy;
+mod lease;
 mod log;
 pub mod names;
 mod nicks;
@@ -20,6 +21,7 @@ mod nicks;
 #[allow(dead_code, unreachable_pub)]
 mod test_nats;
 
+pub use lease::{Lease, LeaseError, Reaper};
 pub use log::{Entry, NotAppended, Tail};
 pub use nicks::{Claim, Owner, Release};
 

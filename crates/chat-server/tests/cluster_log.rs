@@ -14,6 +14,22 @@ use std::time::Duration;
 /// How long an append may try before it gives up, in these tests.
 const WITHIN: Duration = Duration::from_secs(10);
 
+/// Appends `"<word> <n>"` for each `n` to `#general` as node a (ids `a.1.<n>`); each
+/// one's sequence and payload, once acknowledged.
+async fn append_all(node: &Cluster, ns: std::ops::Range<u32>, word: &str) -> Vec<(u64, Bytes)> {
+    let mut acknowledged = Vec::new();
+    for n in ns {
+        let payload = Bytes::from(format!("{word} {n}"));
+        let id = format!("a.1.{n}");
+        let sequence = node
+            .append("chat.room.general", &id, payload.clone(), WITHIN)
+            .await
+            .unwrap();
+        acknowledged.push((sequence, payload));
+    }
+    acknowledged
+}
+
 /// The next `n` entries of `tail`, each within [`WAIT`].
 async fn read(tail: &mut Tail, n: usize) -> Vec<Entry> {
     let mut entries = Vec::with_capacity(n);
@@ -115,20 +131,7 @@ async fn a_retried_append_is_stored_once() {
 async fn an_append_gives_up_while_nats_is_away_and_nothing_acknowledged_is_lost() {
     let mut nats = NatsServer::start();
     let node = Cluster::connect(&[nats.url()], "node-a").await.unwrap();
-    let mut acknowledged = Vec::new();
-    for n in 0..5 {
-        let payload = Bytes::from(format!("before {n}"));
-        let sequence = node
-            .append(
-                "chat.room.general",
-                &format!("a.1.{n}"),
-                payload.clone(),
-                WITHIN,
-            )
-            .await
-            .unwrap();
-        acknowledged.push((sequence, payload));
-    }
+    let mut acknowledged = append_all(&node, 0..5, "before").await;
     nats.stop();
     // NATS is away: the append gives up within its bound, with a reason.
     let refused = node
@@ -145,19 +148,7 @@ async fn an_append_gives_up_while_nats_is_away_and_nothing_acknowledged_is_lost(
     // Back, on the same port and store: the client reconnects by itself, and the log
     // carries on after what it had acknowledged.
     nats.restart();
-    for n in 6..10 {
-        let payload = Bytes::from(format!("after {n}"));
-        let sequence = node
-            .append(
-                "chat.room.general",
-                &format!("a.1.{n}"),
-                payload.clone(),
-                WITHIN,
-            )
-            .await
-            .unwrap();
-        acknowledged.push((sequence, payload));
-    }
+    acknowledged.extend(append_all(&node, 6..10, "after").await);
     let mut tail = node.tail(1, WITHIN).await.unwrap();
     let entries = read(&mut tail, acknowledged.len()).await;
     let read_back: Vec<(u64, Bytes)> = entries
@@ -181,20 +172,7 @@ async fn a_three_node_nats_losing_its_stream_leader_loses_nothing_acknowledged()
     let node = Cluster::connect_with(&nats.urls(), "node-a", &options)
         .await
         .unwrap();
-    let mut acknowledged = Vec::new();
-    for n in 0..5 {
-        let payload = Bytes::from(format!("before {n}"));
-        let sequence = node
-            .append(
-                "chat.room.general",
-                &format!("a.1.{n}"),
-                payload.clone(),
-                WITHIN,
-            )
-            .await
-            .unwrap();
-        acknowledged.push((sequence, payload));
-    }
+    let mut acknowledged = append_all(&node, 0..5, "before").await;
     // SIGKILL the stream's leader: JetStream elects another (publishes fail for a few
     // seconds meanwhile, CLUSTER.md), and the appends, retried, get through.
     let leader = node
@@ -209,19 +187,7 @@ async fn a_three_node_nats_losing_its_stream_leader_loses_nothing_acknowledged()
         .and_then(|n| n.parse().ok())
         .expect("nodes are named n1, n2, n3");
     nats.kill(index - 1);
-    for n in 5..10 {
-        let payload = Bytes::from(format!("after {n}"));
-        let sequence = node
-            .append(
-                "chat.room.general",
-                &format!("a.1.{n}"),
-                payload.clone(),
-                WITHIN,
-            )
-            .await
-            .unwrap();
-        acknowledged.push((sequence, payload));
-    }
+    acknowledged.extend(append_all(&node, 5..10, "after").await);
     let mut tail = node.tail(1, WITHIN).await.unwrap();
     let read_back: Vec<(u64, Bytes)> = read(&mut tail, acknowledged.len())
         .await

@@ -29,9 +29,14 @@ use tokio::sync::watch;
 /// trying again.
 const STORE_FULL_PAUSE: Duration = Duration::from_millis(10);
 
-/// Copies the log into `store` from sequence `from` on, for as long as the log can be
-/// read; `copied` is told the sequence of each entry taken (kept or skipped). Returns
-/// when the log cannot be opened within `within`, or has ended.
+/// How long the copy waits before opening a reader that ended or failed again.
+const REOPEN_PAUSE: Duration = Duration::from_millis(100);
+
+/// Copies the log into `store` from sequence `from` on, for as long as it runs; `copied`
+/// is told the sequence of each entry taken (kept or skipped). When the reader ends or
+/// fails, or the node reconnects to NATS (the reader's consumer may have gone with the
+/// server), it is opened again from the entry after the last taken. Returns only when
+/// the log cannot be opened within `within`.
 pub(crate) async fn copy_log(
     cluster: &Cluster,
     store: &Store,
@@ -39,36 +44,57 @@ pub(crate) async fn copy_log(
     within: Duration,
     copied: &watch::Sender<u64>,
 ) -> Result<(), ClusterError> {
-    let mut tail = cluster.tail(from, within).await?;
-    while let Some(entry) = tail.next().await {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => {
-                // The ordered consumer recreates itself; a read error is worth a line.
-                tracing::warn!(error = %e, "reading the cluster's log");
+    let mut next = from.max(1);
+    let mut connections = cluster.connections();
+    loop {
+        connections.borrow_and_update();
+        let mut tail = cluster.tail(next, within).await?;
+        loop {
+            let entry = tokio::select! {
+                biased;
+                entry = tail.next() => entry,
+                // Back after a loss: the reader's consumer may have gone with the server.
+                _ = connections.changed() => break,
+            };
+            let entry = match entry {
+                Some(Ok(entry)) => entry,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, next, "reading the cluster's log; opening it again");
+                    break;
+                }
+                None => break,
+            };
+            // An ordered reader never goes back; a reopened one starts at `next`.
+            if entry.sequence < next {
                 continue;
             }
-        };
-        match logged::decode(entry.sequence, &entry.payload) {
-            Ok(event) if matches!(event.scope, Scope::Room(_) | Scope::Private { .. }) => {
-                let event = Arc::new(event);
-                // The writer's queue is bounded: wait for it rather than drop an event.
-                while store.append(event.clone()).is_err() {
-                    tokio::time::sleep(STORE_FULL_PAUSE).await;
-                }
-            }
-            // Operators' notices and the like are not history.
-            Ok(_) => {}
-            Err(e) => tracing::warn!(
-                sequence = entry.sequence,
-                subject = entry.subject,
-                error = %e,
-                "an event of the cluster's log cannot be read; skipped"
-            ),
+            keep(store, &entry).await;
+            next = entry.sequence + 1;
+            copied.send_replace(entry.sequence);
         }
-        copied.send_replace(entry.sequence);
+        tokio::time::sleep(REOPEN_PAUSE).await;
     }
-    Ok(())
+}
+
+/// Keeps one entry of the log in `store`, if it is a room's or a private event.
+async fn keep(store: &Store, entry: &super::Entry) {
+    match logged::decode(entry.sequence, &entry.payload) {
+        Ok(event) if matches!(event.scope, Scope::Room(_) | Scope::Private { .. }) => {
+            let event = Arc::new(event);
+            // The writer's queue is bounded: wait for it rather than drop an event.
+            while store.append(event.clone()).is_err() {
+                tokio::time::sleep(STORE_FULL_PAUSE).await;
+            }
+        }
+        // Operators' notices and the like are not history.
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            sequence = entry.sequence,
+            subject = entry.subject,
+            error = %e,
+            "an event of the cluster's log cannot be read; skipped"
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -188,5 +214,38 @@ mod tests {
         let last = expected.last().unwrap().0;
         copy_until(&cluster, &opened.store, opened.next_id, last).await;
         assert_eq!(history(&opened.store, "#rust").await, expected);
+    }
+
+    #[tokio::test]
+    async fn the_copy_carries_on_across_a_nats_restart() {
+        let mut server = nats::NatsServer::start();
+        let cluster = Cluster::connect(&[server.url()], "node-a").await.unwrap();
+        let opened = open(&Location::Memory, StoreOptions::default()).unwrap();
+        let store = opened.store.clone();
+        let (copied, mut seen) = watch::channel(0);
+        let copying = {
+            let (cluster, store) = (cluster.clone(), store.clone());
+            tokio::spawn(async move { copy_log(&cluster, &store, 1, WITHIN, &copied).await })
+        };
+        let mut expected = Vec::new();
+        let first = append(&cluster, &said("#rust", "alice", "before"), "a.1.0").await;
+        expected.push((first, "before".to_owned()));
+        tokio::time::timeout(WAIT, seen.wait_for(|&s| s >= first))
+            .await
+            .expect("copied in time")
+            .unwrap();
+        // NATS goes away and comes back (same port, same store): the copy's reader
+        // recreates itself and goes on from where it was.
+        server.stop();
+        server.restart();
+        let after = append(&cluster, &said("#rust", "alice", "after"), "a.1.1").await;
+        expected.push((after, "after".to_owned()));
+        tokio::time::timeout(WAIT, seen.wait_for(|&s| s >= after))
+            .await
+            .expect("copied after the restart in time")
+            .unwrap();
+        copying.abort();
+        store.flush().unwrap().await.unwrap();
+        assert_eq!(history(&store, "#rust").await, expected);
     }
 }

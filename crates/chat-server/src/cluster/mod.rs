@@ -26,7 +26,9 @@ pub use log::{Entry, NotAppended, Tail};
 pub use nicks::{Claim, Owner, Release};
 
 use async_nats::jetstream::{self, kv, stream};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// The stream every room and private event goes through.
@@ -171,6 +173,8 @@ pub struct Cluster {
     nodes: kv::Store,
     accounts: kv::Store,
     rooms: kv::Store,
+    /// Counts the client's connections (see [`Cluster::connections`]).
+    connections: watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -213,8 +217,26 @@ impl Cluster {
         let joined = urls.join(",");
         let deadline = Instant::now() + options.timeout;
 
+        // Each (re)connection is counted, so that readers whose consumers lived on a
+        // server that went away open again at once (see `copy_log`), rather than after
+        // the client's idle heartbeats have been missed (about 15 s).
+        let (connected, connections) = watch::channel(0u64);
+        let connected = Arc::new(connected);
         let connecting = async_nats::ConnectOptions::new()
             .name(format!("chat-server {node_id}"))
+            .event_callback(move |event| {
+                let connected = connected.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            connected.send_modify(|n| *n += 1);
+                            tracing::info!("connected to NATS");
+                        }
+                        async_nats::Event::Disconnected => tracing::warn!("NATS connection lost"),
+                        other => tracing::debug!(event = %other, "NATS"),
+                    }
+                }
+            })
             .connection_timeout(options.request_timeout.min(options.timeout))
             .request_timeout(Some(options.request_timeout))
             .connect(addrs);
@@ -345,7 +367,14 @@ impl Cluster {
             nodes,
             accounts,
             rooms,
+            connections,
         })
+    }
+
+    /// The number of times this node has (re)connected to NATS, watched: it changes when
+    /// the connection comes back after a loss.
+    pub fn connections(&self) -> watch::Receiver<u64> {
+        self.connections.clone()
     }
 
     /// This node's id.

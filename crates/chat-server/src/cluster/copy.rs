@@ -132,6 +132,21 @@ mod tests {
             .unwrap()
     }
 
+    /// alice's `m<n>` in `#rust`, with id `a.1.<n>`: its sequence and text.
+    async fn alice_says(cluster: &Cluster, n: u32) -> (u64, String) {
+        let text = format!("m{n}");
+        let sequence = append(cluster, &said("#rust", "alice", &text), &format!("a.1.{n}")).await;
+        (sequence, text)
+    }
+
+    /// Waits until the copy has taken sequence `until`.
+    async fn copied_up_to(seen: &mut watch::Receiver<u64>, until: u64) {
+        tokio::time::timeout(WAIT, seen.wait_for(|&s| s >= until))
+            .await
+            .expect("copied in time")
+            .unwrap();
+    }
+
     /// The ids and texts of `room`'s history in `store`.
     async fn history(store: &Store, room: &str) -> Vec<(u64, String)> {
         let query = Query::History {
@@ -157,10 +172,7 @@ mod tests {
             let (cluster, store) = (cluster.clone(), store.clone());
             tokio::spawn(async move { copy_log(&cluster, &store, from, WITHIN, &copied).await })
         };
-        tokio::time::timeout(WAIT, seen.wait_for(|&s| s >= until))
-            .await
-            .expect("copied in time")
-            .unwrap();
+        copied_up_to(&mut seen, until).await;
         copying.abort();
         store.flush().unwrap().await.unwrap();
     }
@@ -173,14 +185,7 @@ mod tests {
         let location = Location::File(dir.path().join("chat.db"));
         let mut expected = Vec::new();
         for n in 0..3 {
-            let text = format!("m{n}");
-            let sequence = append(
-                &cluster,
-                &said("#rust", "alice", &text),
-                &format!("a.1.{n}"),
-            )
-            .await;
-            expected.push((sequence, text));
+            expected.push(alice_says(&cluster, n).await);
         }
         let other = append(&cluster, &said("#go", "bob", "elsewhere"), "a.1.3").await;
 
@@ -198,14 +203,7 @@ mod tests {
         }
         // While it is down, the room goes on.
         for n in 4..6 {
-            let text = format!("m{n}");
-            let sequence = append(
-                &cluster,
-                &said("#rust", "alice", &text),
-                &format!("a.1.{n}"),
-            )
-            .await;
-            expected.push((sequence, text));
+            expected.push(alice_says(&cluster, n).await);
         }
         // Restarted, it catches up from after the last it kept: nothing twice, nothing
         // missing.
@@ -230,20 +228,14 @@ mod tests {
         let mut expected = Vec::new();
         let first = append(&cluster, &said("#rust", "alice", "before"), "a.1.0").await;
         expected.push((first, "before".to_owned()));
-        tokio::time::timeout(WAIT, seen.wait_for(|&s| s >= first))
-            .await
-            .expect("copied in time")
-            .unwrap();
+        copied_up_to(&mut seen, first).await;
         // NATS goes away and comes back (same port, same store): the copy's reader
         // recreates itself and goes on from where it was.
         server.stop();
         server.restart();
         let after = append(&cluster, &said("#rust", "alice", "after"), "a.1.1").await;
         expected.push((after, "after".to_owned()));
-        tokio::time::timeout(WAIT, seen.wait_for(|&s| s >= after))
-            .await
-            .expect("copied after the restart in time")
-            .unwrap();
+        copied_up_to(&mut seen, after).await;
         copying.abort();
         store.flush().unwrap().await.unwrap();
         assert_eq!(history(&store, "#rust").await, expected);

@@ -191,6 +191,35 @@ pub struct Config {
     )]
     pub history_retention: Retention,
 
+    /// Join a cluster of chat servers through NATS JetStream at these URLs
+    /// (`nats://127.0.0.1:4222`, comma-separated for a NATS cluster): every node shares
+    /// the rooms, one history in one order, and the nicknames (see `docs/cluster.md`).
+    /// Needs `--node-id`. Without it the server stands alone and needs nothing else.
+    #[arg(
+        long,
+        env = "CHAT_CLUSTER",
+        value_name = "URL[,URL...]",
+        value_delimiter = ',',
+        requires = "node_id"
+    )]
+    pub cluster: Vec<String>,
+
+    /// This server's name in the cluster (`--cluster`), unique among its nodes, kept
+    /// across restarts: letters, digits, `-` and `_`.
+    #[arg(long, env = "CHAT_NODE_ID", value_name = "ID")]
+    pub node_id: Option<String>,
+
+    /// Copies NATS keeps of the cluster's stream and buckets, when this node is the
+    /// first to make them: 1 for one `nats-server`, 3 for a three-node NATS cluster.
+    #[arg(long, env = "CHAT_CLUSTER_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub cluster_replicas: u8,
+
+    /// How long a node tries to log an operation while NATS does not take it (a
+    /// JetStream leader fails over in about 4 s) before its user is told `ERR
+    /// SERVER_BUSY`, nothing done; also the bound on joining the cluster at start.
+    #[arg(long, env = "CHAT_CLUSTER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub cluster_timeout: Duration,
+
     /// The server's operators (the configuration file's `[[operator]]` tables; no
     /// flag): `/oper name password` checks the password against the name's hash.
     #[arg(skip)]
@@ -272,6 +301,10 @@ impl Default for Config {
             history_retention: Retention::default(),
             operators: Vec::new(),
             motd: None,
+            cluster: Vec::new(),
+            node_id: None,
+            cluster_replicas: 1,
+            cluster_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -339,7 +339,7 @@ async fn serve(mut args: Args, file: Option<file::Loaded>) -> anyhow::Result<()>
         irc,
         ircs,
     };
-    let server = chat_server::Server::new(args.config)?;
+    let server = chat_server::Server::start(args.config).await?;
     // On a worker thread rather than the main thread that `block_on` polls: accepting
     // and spawning there put every connection's task in one more malloc arena than its
     // session's own allocations, about 0.25 KB per idle connection (issue 4).

@@ -34,6 +34,9 @@ pub struct NotAppended {
 pub struct Entry {
     /// Its stream sequence: the event's id.
     pub sequence: u64,
+    /// When JetStream stored it, by the NATS server's clock, in milliseconds since the
+    /// epoch.
+    pub published_ms: i64,
     /// Its subject (`chat.room.<token>`, `chat.priv.<token>`...).
     pub subject: String,
     /// The event, as `core::logged` writes it.
@@ -58,15 +61,16 @@ impl Tail {
                     reason: error_chain(&e),
                 })
                 .and_then(|message| {
-                    let sequence = message
-                        .info()
-                        .map_err(|e| ClusterError::Request {
-                            what: "reading the log",
-                            reason: e.to_string(),
-                        })?
-                        .stream_sequence;
+                    let info = message.info().map_err(|e| ClusterError::Request {
+                        what: "reading the log",
+                        reason: e.to_string(),
+                    })?;
+                    let published_ms =
+                        i64::try_from(info.published.unix_timestamp_nanos() / 1_000_000)
+                            .unwrap_or(i64::MAX);
                     Ok(Entry {
-                        sequence,
+                        sequence: info.stream_sequence,
+                        published_ms,
                         subject: message.subject.to_string(),
                         payload: message.payload.clone(),
                     })

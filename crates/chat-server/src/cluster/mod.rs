@@ -1,19 +1,20 @@
-//! The cluster's groundwork: several chat servers sharing rooms through NATS JetStream
-//! (issue 16; see `docs/cluster.md`). Not wired into the server yet.
+//! Several chat servers as one, through NATS JetStream (issue 16; see
+//! `docs/cluster.md`): `--cluster` and `--node-id` make a server a node ([`node`]).
 //!
 //! [`Cluster::connect`] connects to NATS, refuses a server older than 2.9.0, and gets or
 //! creates what every node shares: the stream `CHAT` (every room and private event, on
 //! the subjects of [`names`]) and the KV buckets `chat_nicks` (nickname claims, see
-//! `nicks.rs`), `chat_nodes` (node leases), `chat_accounts` and `chat_rooms`.
+//! `nicks.rs`), `chat_nodes` (node leases, see `lease.rs`), `chat_accounts` and
+//! `chat_rooms` (not used yet). `log.rs` appends to the stream and reads it in order.
 //!
 //! This module is `pub` only so that the integration tests (`tests/cluster.rs`) can
 //! drive it against real `nats-server` processes; it is not a stable interface.
 
-mod copy;
 mod lease;
 mod log;
 pub mod names;
 mod nicks;
+pub(crate) mod node;
 /// Real `nats-server` processes, for the unit tests of what is not `pub` (the harness
 /// the integration tests use).
 #[cfg(test)]

@@ -1,6 +1,5 @@
 //! The canonical form of an event's kind: the `what` code and the `text` and `target`
-//! fields that the store keeps in its columns (and that a cluster's log carries), and
-//! the kind rebuilt from them. One mapping, so that every reader of a kept event agrees.
+//! fields that the store keeps in its columns, and the kind rebuilt from them. One mapping, so that every reader of a kept event agrees.
 
 use super::event::Kind;
 use chat_proto::name::Nick;

@@ -170,6 +170,9 @@ pub(crate) enum Refusal {
     /// The server cannot take this now (its store is behind, a worker is gone).
     #[error("the server is busy: {0}")]
     Busy(Busy),
+    /// What a node of a cluster cannot do yet.
+    #[error("{0} are not available on a cluster yet")]
+    NotInCluster(&'static str),
 }
 
 /// What the server was too busy to do, for a door's message.
@@ -181,6 +184,8 @@ pub(crate) enum Busy {
     Password,
     /// Reading history.
     History,
+    /// A cluster's node could not reach the cluster's log in time: nothing was done.
+    Cluster,
 }
 
 impl std::fmt::Display for Busy {
@@ -189,6 +194,7 @@ impl std::fmt::Display for Busy {
             Busy::Message => "message not sent",
             Busy::Password => "cannot set a password now",
             Busy::History => "history is not available now",
+            Busy::Cluster => "the cluster cannot be reached now",
         })
     }
 }

@@ -24,8 +24,9 @@
 use super::error::{self, Refusal};
 use super::event::{Event, Kind, RoomName, Scope, Source, now};
 use super::lock;
-use super::mailbox::MailboxSender;
+use super::mailbox::{MailboxSender, mailbox};
 use super::metrics::{self, Metrics, Observed};
+use super::op::{Local, Log, Logged, Op, Outcome, Said, Shown};
 use super::password::{Hasher, Throttle};
 use super::ring::{Budget, Cursor, Ring, Weigh};
 pub(crate) use super::room::Topic;
@@ -37,18 +38,34 @@ use chat_proto::name::{Nick, Room};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 /// Departures `/whowas` remembers, server-wide; the oldest is forgotten first.
 pub(crate) const WHOWAS_LIMIT: usize = 1000;
 
+/// Longest wait for a session's arrival in a cluster to be logged and applied.
+const ENTER_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Departures `/whowas` remembers per nickname (the latest).
 pub(crate) const WHOWAS_PER_NICK: usize = 3;
 
 /// Ids handed out per millisecond of uptime before a restart could reuse one.
 const IDS_PER_MS: u64 = 1024;
+
+/// In a cluster, the events an entry of the log makes have the ids from its sequence
+/// shifted left by this much, plus their place among its events (a quit makes one per
+/// room): so ids rise in the log's order, and are the same on every node.
+pub(crate) const ID_SHIFT: u32 = 16;
+
+thread_local! {
+    /// While this thread applies an entry of the cluster's log ([`Hub::apply`], which
+    /// never awaits): the id of the next event it makes, and the entry's time in
+    /// milliseconds. Sessions on other threads meanwhile make their own events (an
+    /// operators' notice) from the hub's ids, and cannot disturb the log's.
+    static APPLYING: std::cell::Cell<Option<(u64, i64)>> = const { std::cell::Cell::new(None) };
+}
 
 /// The first id of this run: past every stored id, and past every id an earlier run
 /// can have handed out without storing it (a `RENAME *`, an event lost in a crash)
@@ -144,6 +161,12 @@ pub(crate) struct Hub {
     operators: HashMap<String, String>,
     /// Server bans (checked at accept, at the nickname and at a rename).
     pub(crate) bans: super::ban::Bans,
+    /// The cluster's log, when the server is one node of a cluster: then every event is
+    /// made by applying the log ([`Hub::apply`]), never straight from a session.
+    log: OnceLock<Arc<dyn Log>>,
+    /// Events with smaller ids are in the store already: a node replaying the log
+    /// after a restart makes them again, for its state, but does not keep them twice.
+    kept_from: u64,
 }
 
 /// A connected, named session as the hub sees it.
@@ -405,6 +428,9 @@ struct State {
     accounts: HashMap<String, Account>,
     /// Registered rooms' settings by folded name, whether the room is open or not.
     registered: HashMap<String, Settings>,
+    /// In a cluster, the sessions of other nodes (in [`State::users`] too), by folded
+    /// nickname: the node and incarnation they connected to.
+    remote: HashMap<String, Arc<str>>,
     /// Recent departures, for `/whowas`.
     whowas: Whowas,
     /// Why sessions that an operator killed end, by folded nickname, until they do
@@ -518,7 +544,37 @@ impl Hub {
             started: now(),
             operators: HashMap::new(),
             bans: super::ban::Bans::default(),
+            log: OnceLock::new(),
+            kept_from: next_id,
         }
+    }
+
+    /// Makes this hub a node of a cluster, whose `log` orders every event. Call before
+    /// any session registers; a second call changes nothing.
+    pub(crate) fn set_log(&self, log: Arc<dyn Log>) {
+        let _ = self.log.set(log);
+    }
+
+    /// The cluster's log, if the server is a node of one.
+    pub(crate) fn log(&self) -> Option<&Arc<dyn Log>> {
+        self.log.get()
+    }
+
+    /// The current time: while this thread applies an entry of the log, the entry's.
+    fn now(&self) -> jiff::Timestamp {
+        match APPLYING.get() {
+            Some((_, ms)) => jiff::Timestamp::from_millisecond(ms).unwrap_or_else(|_| now()),
+            None => now(),
+        }
+    }
+
+    /// Queues `event` for the store, unless the store has it already (see
+    /// [`Hub::kept_from`]).
+    fn keep(&self, event: &Arc<Event>) -> Result<(), Busy> {
+        if event.id < self.kept_from {
+            return Ok(());
+        }
+        self.store.append(event.clone())
     }
 
     /// The hub with these operators (name, argon2 hash); a later one of the same name
@@ -628,8 +684,21 @@ impl Hub {
 
     /// Gives an event its id (and cause, unless it shares one) and time.
     fn event(&self, scope: Scope, source: &Arc<Source>, kind: Kind, cause: Option<u64>) -> Event {
-        let id = self.next_id();
-        Event::new(id, now(), cause.unwrap_or(id), scope, source.clone(), kind)
+        let id = match APPLYING.get() {
+            Some((id, ms)) => {
+                APPLYING.set(Some((id + 1, ms)));
+                id
+            }
+            None => self.next_id(),
+        };
+        Event::new(
+            id,
+            self.now(),
+            cause.unwrap_or(id),
+            scope,
+            source.clone(),
+            kind,
+        )
     }
 
     /// Publishes what `source` said (a message or an action) to `channel` (see the
@@ -643,8 +712,7 @@ impl Hub {
     ) -> Result<Arc<Event>, Refusal> {
         let _order = lock(&channel.order);
         let event = Arc::new(self.event(Scope::Room(channel.room.clone()), source, kind, None));
-        self.store
-            .append(event.clone())
+        self.keep(&event)
             .map_err(|Busy| Refusal::Busy(error::Busy::Message))?;
         channel.ring.send(event.clone());
         self.metrics.published();
@@ -663,7 +731,7 @@ impl Hub {
         cause: Option<u64>,
     ) -> Arc<Event> {
         let event = Arc::new(self.event(Scope::Room(channel.room.clone()), source, kind, cause));
-        if self.store.append(event.clone()).is_err() {
+        if self.keep(&event).is_err() {
             tracing::warn!(room = %channel.name(), id = event.id, "store queue full: event not kept");
         }
         channel.ring.send(event.clone());
@@ -715,7 +783,7 @@ impl Hub {
 
     /// Queues a delivered private message for the store, for its two parties' history.
     pub(crate) fn keep_private(&self, event: &Arc<Event>) -> Result<(), Busy> {
-        self.store.append(event.clone())
+        self.keep(event)
     }
 
     /// Asks the store a question; the answer comes on the returned channel.
@@ -791,6 +859,18 @@ impl Hub {
         if st.accounts.contains_key(&key) && source.account.as_deref() != Some(key.as_str()) {
             return Err(Refusal::NickRegistered(nick.clone()));
         }
+        Ok(self.insert_user(&mut st, key, source, mailbox, tls))
+    }
+
+    /// Puts a session in the hub's users.
+    fn insert_user(
+        &self,
+        st: &mut State,
+        key: String,
+        source: &Arc<Source>,
+        mailbox: MailboxSender<Arc<Event>>,
+        tls: bool,
+    ) -> Arc<Activity> {
         if st.shutting_down {
             mailbox.shut_down();
         }
@@ -805,7 +885,361 @@ impl Hub {
                 activity: activity.clone(),
             },
         );
-        Ok(activity)
+        activity
+    }
+
+    /// Registers a session as [`Hub::register`] does; in a cluster, first claims its
+    /// nickname cluster-wide, then logs its arrival and waits until this node has
+    /// applied it (the session is registered then, on every node in the log's order).
+    pub(crate) async fn enter(
+        &self,
+        source: &Arc<Source>,
+        mailbox: MailboxSender<Arc<Event>>,
+        tls: bool,
+    ) -> Result<Arc<Activity>, Refusal> {
+        let Some(log) = self.log().cloned() else {
+            return self.register(source, mailbox, tls);
+        };
+        let nick = &source.nick;
+        let key = nick.folded();
+        {
+            let st = self.lock();
+            if st.users.contains_key(&key) {
+                return Err(Refusal::NickTaken(nick.clone()));
+            }
+            if st.accounts.contains_key(&key) && source.account.as_deref() != Some(key.as_str()) {
+                return Err(Refusal::NickRegistered(nick.clone()));
+            }
+        }
+        log.claim(nick).await?;
+        let applied = log.submit(Op::hello(source), Some(Local { mailbox, tls }));
+        match tokio::time::timeout(ENTER_LIMIT, applied).await {
+            Ok(Ok(Outcome::Entered(Ok(activity)))) => Ok(activity),
+            Ok(Ok(Outcome::Entered(Err(refused)))) => {
+                // Refused where it was applied, so on every node: nothing to undo.
+                log.release(key);
+                Err(refused)
+            }
+            _ => {
+                // Not logged in time, yet perhaps logged: a quit after it undoes it.
+                log.leave(key, "could not connect".to_owned());
+                Err(Refusal::Busy(error::Busy::Cluster))
+            }
+        }
+    }
+
+    /// The session `key` ended: removed ([`Hub::unregister`]), or in a cluster its quit
+    /// logged, which removes it on every node.
+    pub(crate) fn leave(&self, key: &str, reason: &str) {
+        match self.log() {
+            Some(log) => log.leave(key.to_owned(), reason.to_owned()),
+            None => self.unregister(key, reason),
+        }
+    }
+
+    /// Applies the entry of the cluster's log at `sequence` (see [`super::op`]): the
+    /// same operation in the same order on every node, so every node makes the same
+    /// events, under ids from the sequence ([`ID_SHIFT`]) and with the entry's time.
+    /// `owner`: the node and incarnation that logged it; `mine` when that is this node
+    /// now, and `local` what registering its session needs (for a `Hello`). Returns
+    /// what it gave, for the session that asked.
+    pub(crate) fn apply(
+        &self,
+        sequence: u64,
+        entry: &Logged,
+        owner: &str,
+        mine: bool,
+        local: Option<Local>,
+    ) -> Outcome {
+        /// Ends the application on this thread, however it ends.
+        struct Applying;
+        impl Drop for Applying {
+            fn drop(&mut self) {
+                APPLYING.set(None);
+            }
+        }
+        APPLYING.set(Some((sequence << ID_SHIFT, entry.time_ms)));
+        let _applying = Applying;
+        self.apply_op(&entry.op, owner, mine, local)
+    }
+
+    fn apply_op(&self, op: &Op, owner: &str, mine: bool, local: Option<Local>) -> Outcome {
+        match op {
+            Op::Hello { .. } => {
+                let Some(source) = op.source() else {
+                    tracing::warn!(
+                        nick = op.nick(),
+                        "a connection in the log has a bad nickname; skipped"
+                    );
+                    return Outcome::Done;
+                };
+                let source = Arc::new(source);
+                let key = source.nick.folded();
+                let mut st = self.lock();
+                if st.users.contains_key(&key) {
+                    return Outcome::Entered(Err(Refusal::NickTaken(source.nick.clone())));
+                }
+                match local {
+                    Some(Local { mailbox, tls }) if mine => {
+                        Outcome::Entered(Ok(self.insert_user(&mut st, key, &source, mailbox, tls)))
+                    }
+                    _ => {
+                        // Nothing reads a remote session's mailbox.
+                        let (mailbox, _) = mailbox(1);
+                        self.insert_user(&mut st, key.clone(), &source, mailbox, false);
+                        st.remote.insert(key, owner.into());
+                        Outcome::Done
+                    }
+                }
+            }
+            Op::Join {
+                nick,
+                room,
+                key,
+                mask,
+            } => {
+                let Ok(room) = Room::new(room) else {
+                    return Outcome::Done;
+                };
+                let Some(account) = self
+                    .lock()
+                    .users
+                    .get(nick)
+                    .map(|u| u.source.account.clone())
+                else {
+                    return Outcome::Done;
+                };
+                let identity = Identity {
+                    mask: mask.clone(),
+                    account,
+                };
+                let pass = Pass {
+                    key: key.as_deref(),
+                    identity: &identity,
+                };
+                let mut shown = Shown::default();
+                // Rooms made count against no address: only the origin knows it.
+                let joined = self.join(nick, &room, None, &pass, |_, members, topic| {
+                    if mine {
+                        shown.members = members.map(|m| {
+                            let secret = m.secret;
+                            (secret, m.map(|(s, source)| (s, source.clone())).collect())
+                        });
+                        shown.topic = topic.map(|t| Arc::new(t.clone()));
+                    }
+                });
+                match mine {
+                    true => Outcome::Joined(joined.map(|joined| Box::new((joined, shown)))),
+                    false => Outcome::Done,
+                }
+            }
+            Op::Part { nick, room, reason } => {
+                let Ok(room) = Room::new(room) else {
+                    return Outcome::Done;
+                };
+                Outcome::Parted(self.part(nick, &room.folded(), reason.clone()))
+            }
+            Op::Say {
+                nick,
+                room,
+                what,
+                text,
+                mask,
+            } => Outcome::Said(self.say_logged(nick, room, *what, text, mask.as_deref())),
+            Op::Quit { nick, reason } => {
+                self.unregister(nick, reason);
+                Outcome::Done
+            }
+            Op::Topic { nick, room, text } => {
+                let Ok(room) = Room::new(room) else {
+                    return Outcome::Done;
+                };
+                Outcome::Applied(self.set_topic(nick, &room, text.clone()).map(drop))
+            }
+            Op::Mode { nick, room, words } => {
+                let Ok(room) = Room::new(room) else {
+                    return Outcome::Done;
+                };
+                Outcome::Applied(match room::parse_changes(words) {
+                    Ok(request @ ModeRequest::Change(_)) => {
+                        self.mode(nick, &room, request).map(drop)
+                    }
+                    // Asking is answered by the asker's node, and never logged.
+                    Ok(ModeRequest::Show | ModeRequest::ListBans) => Ok(()),
+                    Err(refused) => Err(refused),
+                })
+            }
+            Op::Kick {
+                nick,
+                room,
+                target,
+                reason,
+            } => {
+                let (Ok(room), Ok(target)) = (Room::new(room), Nick::new(target)) else {
+                    return Outcome::Done;
+                };
+                Outcome::Applied(self.kick(nick, &room, &target, reason.clone()).map(drop))
+            }
+            Op::Invite { nick, room, target } => {
+                let (Ok(room), Ok(target)) = (Room::new(room), Nick::new(target)) else {
+                    return Outcome::Done;
+                };
+                Outcome::Applied(self.invite(nick, &room, &target).map(drop))
+            }
+            Op::Away { nick, text } => {
+                self.set_away(nick, text.clone());
+                Outcome::Done
+            }
+            Op::Realname { nick, realname } => {
+                self.set_realname(nick, realname);
+                Outcome::Done
+            }
+            Op::Private {
+                nick,
+                to,
+                what,
+                text,
+            } => {
+                let Ok(to) = Nick::new(to) else {
+                    return Outcome::Done;
+                };
+                Outcome::Said(self.private_logged(nick, to, *what, text))
+            }
+            Op::Rename { nick, new } => {
+                let Ok(new) = Nick::new(new) else {
+                    return Outcome::Done;
+                };
+                Outcome::Renamed(self.rename(nick, &new))
+            }
+            Op::Kill { target, reason, .. } => {
+                // The node the target is on ends its session (the origin checked that
+                // the killer is an operator); its quit follows in the log.
+                if let Ok(target) = Nick::new(target)
+                    && !self.lock().remote.contains_key(&target.folded())
+                {
+                    let _ = self.kill(&target, reason.clone());
+                }
+                Outcome::Done
+            }
+        }
+    }
+
+    /// A private message of the log: kept on every node, delivered by the node its
+    /// recipient is on (the sender's node shows the sender its copy).
+    fn private_logged(
+        &self,
+        key: &str,
+        to: Nick,
+        what: Said,
+        text: &str,
+    ) -> Result<Arc<Event>, Refusal> {
+        let to_key = to.folded();
+        let (source, to, mailbox) = {
+            let st = self.lock();
+            let source = st.users.get(key).map(|u| u.source.clone());
+            let recipient = st.users.get(&to_key);
+            match (source, recipient) {
+                (Some(source), Some(recipient)) => {
+                    let local = !st.remote.contains_key(&to_key) && to_key != key;
+                    let mailbox = local.then(|| recipient.mailbox.clone());
+                    (source, recipient.source.nick.clone(), mailbox)
+                }
+                _ => return Err(Refusal::NoSuchNick(to)),
+            }
+        };
+        let text = text.to_owned();
+        let kind = match what {
+            Said::Message => Kind::Message { text },
+            Said::Action => Kind::Action { text },
+            Said::Notice => Kind::Notice { text },
+        };
+        let event = Arc::new(self.event(Scope::Private { to }, &source, kind, None));
+        if self.keep(&event).is_err() {
+            tracing::warn!(nick = key, "store queue full: private message not kept");
+        }
+        if let Some(mailbox) = mailbox
+            && mailbox.try_send(event.clone()).is_err()
+        {
+            tracing::debug!(
+                nick = key,
+                "a private message's recipient could not take it"
+            );
+        }
+        Ok(event)
+    }
+
+    /// The session `key` gave another real name (IRC's `SETNAME`): its rooms are told.
+    fn set_realname(&self, key: &str, realname: &str) {
+        let source = {
+            let st = self.lock();
+            let Some(user) = st.users.get(key) else {
+                return;
+            };
+            let Some(ident) = &user.source.ident else {
+                return;
+            };
+            Arc::new(Source {
+                ident: Some(Arc::new(super::event::Ident {
+                    realname: realname.into(),
+                    ..super::event::Ident::clone(ident)
+                })),
+                ..Source::clone(&user.source)
+            })
+        };
+        self.set_source(key, &source);
+    }
+
+    /// A message of the log: re-checked (its sender is in the room and may speak
+    /// there), then sent to the room. A full store queue does not refuse it here: every
+    /// node has it, whatever its own store's queue holds.
+    fn say_logged(
+        &self,
+        key: &str,
+        room: &str,
+        what: Said,
+        text: &str,
+        mask: Option<&str>,
+    ) -> Result<Arc<Event>, Refusal> {
+        let room = Room::new(room).map_err(|_| Refusal::NoSuchRoom(Room::general()))?;
+        let (channel, source) = {
+            let st = self.lock();
+            let entry = st.rooms.get(&room.folded());
+            let user = st.users.get(key);
+            match (entry, user) {
+                (Some(entry), Some(user)) if entry.members.contains_key(key) => {
+                    (entry.channel.clone(), user.source.clone())
+                }
+                _ => return Err(Refusal::NotInRoom(room)),
+            }
+        };
+        if channel.is_gated() {
+            let identity = Identity {
+                mask: mask.map_or_else(|| format!("{key}!{key}@*"), str::to_owned),
+                account: source.account.clone(),
+            };
+            self.may_speak(key, &channel, &identity)?;
+        }
+        let text = text.to_owned();
+        let kind = match what {
+            Said::Message => Kind::Message { text },
+            Said::Action => Kind::Action { text },
+            Said::Notice => Kind::Notice { text },
+        };
+        Ok(self.announce_in(&channel, &source, kind, None))
+    }
+
+    /// The sessions of node incarnation `owner` (`node:incarnation`), by folded
+    /// nickname: a dead node's, or this node's before it restarted.
+    pub(crate) fn sessions_of(&self, owner: &str) -> Vec<String> {
+        let st = self.lock();
+        let mut keys: Vec<String> = st
+            .remote
+            .iter()
+            .filter(|(_, o)| ***o == *owner)
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort();
+        keys
     }
 
     /// Tells every session, and every session still to register, that the server is
@@ -828,11 +1262,13 @@ impl Hub {
             created,
             whowas,
             kills,
+            remote,
             ..
         } = &mut *st;
         let Some(user) = users.remove(key) else {
             return;
         };
+        remote.remove(key);
         kills.remove(key);
         whowas.push(Departure {
             key: key.to_owned(),
@@ -1351,7 +1787,7 @@ impl Hub {
         let mut settings = (*entry.settings).clone();
         let mut applied = Applied::default();
         let mut standings = Vec::new();
-        let now = now();
+        let now = self.now();
         for change in &changes {
             if let Change::Standing(what, on, nick) = change {
                 let target = nick.folded();
@@ -1781,7 +2217,7 @@ impl Hub {
     /// How many sessions are registered and how many rooms exist.
     pub(crate) fn counts(&self) -> (usize, usize) {
         let st = self.lock();
-        (st.users.len(), st.rooms.len())
+        (st.users.len() - st.remote.len(), st.rooms.len())
     }
 }
 

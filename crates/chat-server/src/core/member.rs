@@ -15,6 +15,7 @@ use super::hub::{
     Activity, Channel, Departure, Hub, Joined, Members, ModeOutcome, Pass, Topic, Who, Whois,
 };
 use super::mailbox::{Mailbox, SendError};
+use super::op::{Op, Outcome, Said, Shown};
 use super::password::HashError;
 use super::ring::{Cursor, Lagged, TryRecvError, Waiter};
 use super::room::{Identity, parse_changes};
@@ -58,6 +59,20 @@ pub(crate) trait Output {
     fn event(&mut self, event: &Event);
     /// Who is in a room, after its join event (not called for a quiet room).
     fn members(&mut self, room: &RoomName, members: Members<'_, '_>);
+    /// The member's own join, and the room as of it: its members (`None` for a quiet
+    /// room) and its topic, if it has one. Written in that order unless the door wants
+    /// another.
+    fn joined(&mut self, join: &Event, members: Option<Members<'_, '_>>, topic: Option<&Topic>) {
+        self.event(join);
+        if let Some(room) = join.room() {
+            if let Some(members) = members {
+                self.members(room, members);
+            }
+            if let Some(topic) = topic {
+                self.topic(room, Some(topic));
+            }
+        }
+    }
     /// A room's topic (`None`: it has none): asked for, or after a join's members when
     /// the room has one.
     fn topic(&mut self, room: &RoomName, topic: Option<&Topic>);
@@ -69,6 +84,8 @@ pub(crate) trait Output {
     /// A page of history (`target` is a room or the other party), oldest first; `asked`
     /// when the user asked for it (a join's history is not written when empty).
     fn history(&mut self, target: &HistoryOf, events: &[Event], asked: bool);
+    /// The member's nickname is now `nick` (in a cluster, once the log has the rename).
+    fn renamed(&mut self, _nick: &Nick) {}
     /// An account change: registered, password changed.
     fn account(&mut self, nick: &Nick, change: AccountChange);
     /// The member is now the server operator `name`.
@@ -133,7 +150,7 @@ impl Drop for Member {
             .reason
             .as_deref()
             .unwrap_or("session ended");
-        self.hub.unregister(&self.registration.key, reason);
+        self.hub.leave(&self.registration.key, reason);
     }
 }
 
@@ -181,6 +198,8 @@ pub(crate) struct Hold {
 /// What a hold waits on.
 pub(crate) enum Pending {
     Store(oneshot::Receiver<Answer>),
+    /// An operation in a cluster's log, until this node has applied it.
+    Logged(oneshot::Receiver<Outcome>),
     Hash(Hashing),
     Verify(Verifying),
 }
@@ -220,11 +239,30 @@ pub(crate) enum HoldFor {
     Password { change: bool },
     /// An `/oper` as the operator `name`.
     Oper { name: String },
+    /// An operation in a cluster's log.
+    Logged(Logging),
+}
+
+/// What a session waits for the cluster's log to apply.
+pub(crate) enum Logging {
+    /// A message (its outcome says only whether it was refused).
+    Say,
+    /// A join.
+    Join,
+    /// Leaving the room of this folded name.
+    Part(Arc<str>),
+    /// A private message: the sender is shown its copy.
+    Private,
+    /// A rename.
+    Rename,
+    /// Anything else: only a refusal is shown.
+    Applied,
 }
 
 /// What a hold's wait ended with.
 pub(crate) enum Answered {
     Store(Answer),
+    Logged(Outcome),
     Hash(Option<String>),
     Verified(bool),
 }
@@ -781,6 +819,7 @@ impl Member {
                 tracing::warn!(nick = %self.source.nick, error = %e, "store query failed");
             }),
             Answered::Hash(hash) => return self.password_hashed(hold.why, hash, out),
+            Answered::Logged(outcome) => return self.logged(hold.why, outcome, out),
             Answered::Verified(right) => return self.oper_verified(hold.why, right, out),
         };
         match (hold.why, index) {
@@ -830,13 +869,14 @@ impl Member {
     // ----- requests -----
 
     /// Says `text` (an action when `action`) in `room`, which the member must be in, or
-    /// in the current room. Returns the message's id.
+    /// in the current room. Returns the message's id; `None` in a cluster, where the
+    /// message is sent once the log has it (the member holds meanwhile).
     pub(crate) fn say(
         &mut self,
         room: Option<&Room>,
         text: String,
         action: bool,
-    ) -> Result<u64, Refusal> {
+    ) -> Result<Option<u64>, Refusal> {
         let kind = if action {
             Kind::Action { text }
         } else {
@@ -846,11 +886,15 @@ impl Member {
     }
 
     /// Says `text` as a notice (IRC's `NOTICE`) in `room`, as [`Member::say`] does.
-    pub(crate) fn notice(&mut self, room: Option<&Room>, text: String) -> Result<u64, Refusal> {
+    pub(crate) fn notice(
+        &mut self,
+        room: Option<&Room>,
+        text: String,
+    ) -> Result<Option<u64>, Refusal> {
         self.speak(room, Kind::Notice { text })
     }
 
-    fn speak(&mut self, room: Option<&Room>, kind: Kind) -> Result<u64, Refusal> {
+    fn speak(&mut self, room: Option<&Room>, kind: Kind) -> Result<Option<u64>, Refusal> {
         let m = match room {
             Some(room) => self
                 .membership(&room.folded())
@@ -858,14 +902,37 @@ impl Member {
             None => self.current_membership().ok_or(Refusal::NoCurrentRoom)?,
         };
         // A moderated room, or one with bans, asks the hub; others cost nothing more.
-        if m.channel.is_gated() {
+        let gated = m.channel.is_gated();
+        if gated {
             self.hub
                 .may_speak(&self.registration.key, &m.channel, &self.identity())?;
+        }
+        if let Some(log) = self.hub.log() {
+            let (what, text) = match kind {
+                Kind::Action { text } => (Said::Action, text),
+                Kind::Notice { text } => (Said::Notice, text),
+                Kind::Message { text } => (Said::Message, text),
+                _ => return Ok(None),
+            };
+            let op = Op::Say {
+                nick: self.registration.key.clone(),
+                room: m.channel.name().as_str().to_owned(),
+                what,
+                text,
+                mask: gated.then(|| self.identity().mask),
+            };
+            let outcome = log.submit(op, None);
+            self.hold(
+                None,
+                Pending::Logged(outcome),
+                HoldFor::Logged(Logging::Say),
+            );
+            return Ok(None);
         }
         // Encoded once per door; every member, the sender included, gets the bytes.
         self.hub
             .publish(&m.channel, &self.source, kind)
-            .map(|event| event.id)
+            .map(|event| Some(event.id))
     }
 
     /// Who the member is, as room bans see it: `nick!user@host` from its door's ident,
@@ -900,6 +967,25 @@ impl Member {
         let ip = self.ip.to_canonical();
         let origin = (self.config.limit_loopback || !ip.is_loopback()).then_some(ip);
         let identity = self.identity();
+        if let Some(log) = self.hub.log() {
+            if self.membership(&folded).is_some() {
+                self.current = Some(folded.into());
+                return Ok(());
+            }
+            let op = Op::Join {
+                nick: self.registration.key.clone(),
+                room: room.as_str().to_owned(),
+                key: key.map(str::to_owned),
+                mask: identity.mask,
+            };
+            let outcome = log.submit(op, None);
+            self.hold(
+                None,
+                Pending::Logged(outcome),
+                HoldFor::Logged(Logging::Join),
+            );
+            return Ok(());
+        }
         let pass = Pass {
             key,
             identity: &identity,
@@ -909,18 +995,15 @@ impl Member {
             room,
             origin,
             &pass,
-            |join, members, topic| {
-                out.event(join);
-                if let Some(room) = join.room() {
-                    if let Some(members) = members {
-                        out.members(room, members);
-                    }
-                    if let Some(topic) = topic {
-                        out.topic(room, Some(topic));
-                    }
-                }
-            },
+            |join, members, topic| out.joined(join, members, topic),
         )?;
+        self.enter_room(joined);
+        self.current = self.membership(&folded).map(|m| m.channel.key().clone());
+        Ok(())
+    }
+
+    /// Takes up a room just joined: listens to it, and asks for its latest messages.
+    fn enter_room(&mut self, joined: Joined) {
         if let Joined::New {
             channel,
             cursor,
@@ -949,8 +1032,66 @@ impl Member {
                 self.hold(Some(index), Pending::Store(answer), HoldFor::JoinHistory);
             }
         }
-        self.current = self.membership(&folded).map(|m| m.channel.key().clone());
-        Ok(())
+    }
+
+    /// Logs `op` in the cluster's log, if the server is a node of a cluster; the member
+    /// holds until this node has applied it. Whether it did (`false`: a single server,
+    /// which does what the caller does next).
+    fn log(&mut self, op: impl FnOnce(String) -> Op, logging: Logging) -> bool {
+        let Some(log) = self.hub.log() else {
+            return false;
+        };
+        let outcome = log.submit(op(self.registration.key.clone()), None);
+        self.hold(None, Pending::Logged(outcome), HoldFor::Logged(logging));
+        true
+    }
+
+    /// What the cluster's log gave for an operation of the member's (see
+    /// [`Pending::Logged`]): what the same request gives at once on a single server.
+    fn logged(&mut self, why: HoldFor, outcome: Outcome, out: &mut impl Output) {
+        let HoldFor::Logged(logging) = why else {
+            return;
+        };
+        match (logging, outcome) {
+            (_, Outcome::NotLogged) => out.refused(Refusal::Busy(error::Busy::Cluster)),
+            (Logging::Say, Outcome::Said(Err(refused)))
+            | (Logging::Join, Outcome::Joined(Err(refused))) => out.refused(refused),
+            (Logging::Join, Outcome::Joined(Ok(joined))) => {
+                let (joined, shown) = *joined;
+                if let Joined::New { join, .. } = &joined {
+                    let Shown { members, topic } = &shown;
+                    let mut list = members
+                        .iter()
+                        .flat_map(|(_, m)| m.iter().map(|(s, m)| (*s, m)));
+                    let secret = members.as_ref().is_some_and(|(secret, _)| *secret);
+                    let members = members.is_some().then(|| Members::new(secret, &mut list));
+                    out.joined(join, members, topic.as_deref());
+                    let key = join.room().map(|r| r.key.clone());
+                    self.enter_room(joined);
+                    self.current = key;
+                    let current = self.current_membership().map(|m| m.room().clone());
+                    out.current(current.as_deref());
+                }
+            }
+            (Logging::Private, Outcome::Said(Ok(event))) => out.event(&event),
+            (Logging::Private, Outcome::Said(Err(refused)))
+            | (Logging::Applied, Outcome::Applied(Err(refused)))
+            | (Logging::Rename, Outcome::Renamed(Err(refused))) => out.refused(refused),
+            (Logging::Rename, Outcome::Renamed(Ok(renamed))) => {
+                let new = renamed.source.nick.clone();
+                self.take_rename(renamed, out);
+                out.renamed(&new);
+            }
+            (Logging::Part(key), Outcome::Parted(part)) => {
+                if let Some(index) = self.rooms.iter().position(|m| *m.key() == *key)
+                    && self.left(index, &key, part, out)
+                {
+                    let current = self.current_membership().map(|m| m.room().clone());
+                    out.current(current.as_deref());
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Leaves `room` (the current one if `None`). Returns whether the current room
@@ -972,7 +1113,33 @@ impl Member {
                 None => Refusal::NoCurrentRoom,
             });
         };
+        if let Some(log) = self.hub.log() {
+            let op = Op::Part {
+                nick: self.registration.key.clone(),
+                room: self.rooms[index].room().name.as_str().to_owned(),
+                reason,
+            };
+            let outcome = log.submit(op, None);
+            self.hold(
+                None,
+                Pending::Logged(outcome),
+                HoldFor::Logged(Logging::Part(key)),
+            );
+            return Ok(false);
+        }
         let part = self.hub.part(&self.registration.key, &key, reason);
+        Ok(self.left(index, &key, part, out))
+    }
+
+    /// Stops listening to the room at `index` (folded name `key`) after the member's
+    /// `part` of it. Returns whether the current room changed.
+    fn left(
+        &mut self,
+        index: usize,
+        key: &Arc<str>,
+        part: Option<Arc<Event>>,
+        out: &mut impl Output,
+    ) -> bool {
         // Deliver what the room said up to the part, the part included, then stop
         // listening: the leaver sees exactly what the others saw before it left. (A
         // history or refill still pending for the room is dropped: the leaver has moved
@@ -1000,17 +1167,17 @@ impl Member {
             // Give the list's memory back: a member in no room holds none.
             self.rooms = Vec::new();
         }
-        self.holds.retain(|h| h.key.as_deref() != Some(&*key));
+        self.holds.retain(|h| h.key.as_deref() != Some(&**key));
         if !seen && let Some(part) = &part {
             // A quiet room did not send it, or the room's buffer overflowed past it:
             // show it anyway.
             out.event(part);
         }
-        if self.current.as_deref() == Some(&*key) {
+        if self.current.as_deref() == Some(&**key) {
             self.current = self.rooms.iter().map(|m| m.channel.key()).min().cloned();
-            return Ok(true);
+            return true;
         }
-        Ok(false)
+        false
     }
 
     /// The members of `room` (the current one if `None`).
@@ -1042,11 +1209,19 @@ impl Member {
     /// Sets (`Some`) or clears the topic of `room` (the current one if `None`), which the
     /// member must be in. The member hears of it through the room, as every member does.
     pub(crate) fn set_topic(
-        &self,
+        &mut self,
         room: Option<Room>,
         text: Option<String>,
     ) -> Result<(), Refusal> {
         let room = self.room_or_current(room)?;
+        let logged = |nick| Op::Topic {
+            nick,
+            room: room.as_str().to_owned(),
+            text: text.clone(),
+        };
+        if self.log(logged, Logging::Applied) {
+            return Ok(());
+        }
         self.hub
             .set_topic(&self.registration.key, &room, text)
             .map(drop)
@@ -1090,6 +1265,22 @@ impl Member {
         let recipient = self.hub.lookup(to)?;
         let (to, mailbox) = (recipient.nick, recipient.mailbox);
         let away = recipient.away.map(|text| (to.clone(), text));
+        if self.hub.log().is_some() {
+            let (what, text) = match kind {
+                Kind::Action { text } => (Said::Action, text),
+                Kind::Notice { text } => (Said::Notice, text),
+                Kind::Message { text } => (Said::Message, text),
+                _ => return Ok(away),
+            };
+            let logged = |nick| Op::Private {
+                nick,
+                to: to.as_str().to_owned(),
+                what,
+                text,
+            };
+            self.log(logged, Logging::Private);
+            return Ok(away);
+        }
         let to_key = to.folded();
         let event = self.hub.private(&self.source, to.clone(), kind);
         // Kept only once delivered: what the recipient never got is in no history. A
@@ -1117,7 +1308,14 @@ impl Member {
     }
 
     /// Marks the member away with `text`, or back (`None`).
-    pub(crate) fn set_away(&self, text: Option<String>) {
+    pub(crate) fn set_away(&mut self, text: Option<String>) {
+        let logged = |nick| Op::Away {
+            nick,
+            text: text.clone(),
+        };
+        if self.log(logged, Logging::Applied) {
+            return;
+        }
         self.hub.set_away(&self.registration.key, text);
     }
 
@@ -1137,7 +1335,13 @@ impl Member {
             })),
             ..Source::clone(&self.source)
         });
-        self.hub.set_source(&self.registration.key, &source);
+        let logged = |nick| Op::Realname {
+            nick,
+            realname: realname.to_owned(),
+        };
+        if !self.log(logged, Logging::Applied) {
+            self.hub.set_source(&self.registration.key, &source);
+        }
         self.source = source;
     }
 
@@ -1186,31 +1390,58 @@ impl Member {
     /// shows the modes or the bans, or changes them (the member hears of a change
     /// through the room, as every member does).
     pub(crate) fn mode(
-        &self,
+        &mut self,
         room: Option<Room>,
         words: &[String],
     ) -> Result<ModeOutcome, Refusal> {
         let room = self.room_or_current(room)?;
         let request = parse_changes(words)?;
+        if matches!(request, super::room::ModeRequest::Change(_)) {
+            let logged = |nick| Op::Mode {
+                nick,
+                room: room.as_str().to_owned(),
+                words: words.to_vec(),
+            };
+            if self.log(logged, Logging::Applied) {
+                return Ok(ModeOutcome::Changed);
+            }
+        }
         self.hub.mode(&self.registration.key, &room, request)
     }
 
     /// Removes `nick` from `room` (the current one if `None`).
     pub(crate) fn kick(
-        &self,
+        &mut self,
         room: Option<Room>,
         nick: &Nick,
         reason: Option<String>,
     ) -> Result<(), Refusal> {
         let room = self.room_or_current(room)?;
+        let logged = |by| Op::Kick {
+            nick: by,
+            room: room.as_str().to_owned(),
+            target: nick.as_str().to_owned(),
+            reason: reason.clone(),
+        };
+        if self.log(logged, Logging::Applied) {
+            return Ok(());
+        }
         self.hub
             .kick(&self.registration.key, &room, nick, reason)
             .map(drop)
     }
 
     /// Invites `nick` to `room` (the current one if `None`).
-    pub(crate) fn invite(&self, nick: &Nick, room: Option<Room>) -> Result<(), Refusal> {
+    pub(crate) fn invite(&mut self, nick: &Nick, room: Option<Room>) -> Result<(), Refusal> {
         let room = self.room_or_current(room)?;
+        let logged = |by| Op::Invite {
+            nick: by,
+            room: room.as_str().to_owned(),
+            target: nick.as_str().to_owned(),
+        };
+        if self.log(logged, Logging::Applied) {
+            return Ok(());
+        }
         self.hub
             .invite(&self.registration.key, &room, nick)
             .map(drop)
@@ -1235,7 +1466,21 @@ impl Member {
                 until: ban.until,
             });
         }
+        let logged = |nick| Op::Rename {
+            nick,
+            new: new.as_str().to_owned(),
+        };
+        if self.log(logged, Logging::Rename) {
+            return Ok(());
+        }
         let renamed = self.hub.rename(&self.registration.key, &new)?;
+        self.take_rename(renamed, out);
+        Ok(())
+    }
+
+    /// Takes up the member's new nickname, given by the hub.
+    fn take_rename(&mut self, renamed: super::hub::Renamed, out: &mut impl Output) {
+        let new = &renamed.source.nick;
         tracing::info!(peer = %self.ip, old = %self.source.nick, new = %new, "renamed");
         let old_key = std::mem::replace(&mut self.registration.key, new.folded());
         self.source = renamed.source;
@@ -1253,7 +1498,6 @@ impl Member {
                 self.leave_kicked(index, &old_key, out);
             }
         }
-        Ok(())
     }
 
     /// The member was kicked from the room at `index` as `key`: its events up to that
@@ -1293,6 +1537,9 @@ impl Member {
     ) -> Result<(), Refusal> {
         if !secure {
             return Err(Refusal::InsecureTransport);
+        }
+        if self.hub.log().is_some() {
+            return Err(Refusal::NotInCluster("accounts"));
         }
         let key = self.registration.key.as_str();
         let nick = self.source.nick.clone();
@@ -1405,7 +1652,7 @@ impl Member {
     /// `/kill nick [reason]`: ends that session, which is told (and its rooms are told)
     /// `killed by <operator>[: <reason>]`. Returns its nickname as spelled, and that.
     pub(crate) fn kill(
-        &self,
+        &mut self,
         nick: &Nick,
         reason: Option<String>,
     ) -> Result<(Nick, String), Refusal> {
@@ -1418,6 +1665,17 @@ impl Member {
             None => format!("killed by {by}"),
         };
         tracing::info!(operator = %by, target = %nick, reason = %why, "kill");
+        if self.hub.log().is_some() {
+            // Ended by the node it is on, once the log has it.
+            let target = self.hub.lookup(nick)?.nick;
+            let logged = |by| Op::Kill {
+                nick: by,
+                target: target.as_str().to_owned(),
+                reason: why.clone(),
+            };
+            self.log(logged, Logging::Applied);
+            return Ok((target, why));
+        }
         let killed = self.hub.kill(nick, why.clone())?;
         Ok((killed, why))
     }
@@ -1696,6 +1954,10 @@ fn poll_answer(holds: &mut Vec<Hold>, cx: &mut Context<'_>) -> Poll<(Hold, Answe
             Pending::Verify(Verifying(verifying)) => Pin::new(verifying)
                 .poll(cx)
                 .map(|right| Answered::Verified(right.unwrap_or(false))),
+            // A dropped sender: the node stopped applying the log.
+            Pending::Logged(outcome) => Pin::new(outcome)
+                .poll(cx)
+                .map(|outcome| Answered::Logged(outcome.unwrap_or(Outcome::NotLogged))),
         };
         if let Poll::Ready(answered) = answered {
             return Poll::Ready((holds.swap_remove(index), answered));

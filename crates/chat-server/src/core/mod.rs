@@ -14,9 +14,8 @@
 //! - `metrics`: what the server counts.
 //! - `store`: history and accounts in SQLite, written by one thread.
 //! - `ban`: server bans by address, network or mask (in memory).
-//! - `canonical`: an event's kind as the fields the store keeps (and a cluster's log
-//!   carries), and back.
-//! - `logged`: an event as a cluster's log carries it (JSON, its id the log's sequence).
+//! - `canonical`: an event's kind as the fields the store keeps, and back.
+//! - `op`: an operation as a cluster's log carries it, and the log as the core sees it.
 
 pub(crate) mod ban;
 pub(crate) mod canonical;
@@ -24,10 +23,10 @@ pub(crate) mod error;
 pub(crate) mod event;
 pub(crate) mod flood;
 pub(crate) mod hub;
-pub(crate) mod logged;
 pub(crate) mod mailbox;
 pub(crate) mod member;
 pub(crate) mod metrics;
+pub(crate) mod op;
 pub(crate) mod password;
 pub(crate) mod ring;
 pub(crate) mod room;

@@ -176,9 +176,40 @@ pub struct Stats {
 }
 
 impl Server {
-    /// A server with these limits. Opens its store (`config.db`), applying any schema
-    /// migration; fails if the database cannot be opened.
+    /// A server with these limits; with `config.cluster`, a node of that cluster (see
+    /// `docs/cluster.md`), caught up with the cluster's log before this returns. Fails
+    /// if the database cannot be opened or the cluster joined.
+    pub async fn start(config: Config) -> io::Result<Server> {
+        let urls = config.cluster.clone();
+        if urls.is_empty() {
+            return Server::new(config);
+        }
+        let node_id = config.node_id.clone().unwrap_or_default();
+        let options = crate::cluster::Options {
+            replicas: usize::from(config.cluster_replicas),
+            timeout: config.cluster_timeout,
+            ..crate::cluster::Options::default()
+        };
+        let server = Server::standalone(config)?;
+        crate::cluster::node::Node::start(&urls, &node_id, &options, &server.hub)
+            .await
+            .map_err(io::Error::other)?;
+        Ok(server)
+    }
+
+    /// A server standing alone, with these limits. Opens its store (`config.db`),
+    /// applying any schema migration; fails if the database cannot be opened, or if
+    /// `config.cluster` is set (a node of a cluster is made by [`Server::start`]).
     pub fn new(config: Config) -> io::Result<Server> {
+        if !config.cluster.is_empty() {
+            return Err(io::Error::other(
+                "a node of a cluster needs Server::start, which joins it",
+            ));
+        }
+        Server::standalone(config)
+    }
+
+    fn standalone(config: Config) -> io::Result<Server> {
         let limit = config.connection_limit();
         let location = match config.db.as_deref() {
             None | Some(":memory:") => Location::Memory,

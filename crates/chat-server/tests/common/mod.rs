@@ -47,7 +47,7 @@ impl TestServer {
         let http = http_listener.local_addr().unwrap();
         let irc_listener = chat_server::listen(loopback(), config.listen_backlog()).unwrap();
         let irc = irc_listener.local_addr().unwrap();
-        let server = Server::new(config).expect("server starts");
+        let server = Server::start(config).await.expect("server starts");
         let (stop, stopped) = oneshot::channel::<()>();
         let runner = server.clone();
         let listeners = chat_server::Listeners {

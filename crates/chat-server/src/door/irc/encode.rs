@@ -212,9 +212,6 @@ pub(crate) struct View {
     /// The causes of the last `QUIT`, `NICK`, `AWAY`, `ACCOUNT` and `SETNAME` lines
     /// shown: one per observer, however many rooms it shares with their source.
     shown: Causes,
-    /// While a `JOIN` is answered (`Some`): its names list, held back so that it follows
-    /// the topic (332, 333), as IRC clients expect.
-    pub(crate) held_names: Option<BytesMut>,
 }
 
 /// What answering labeled commands (`labeled-response`), writing batches and a
@@ -271,7 +268,6 @@ impl View {
             caps,
             answers: None,
             shown: Causes::default(),
-            held_names: None,
         }
     }
 
@@ -556,9 +552,19 @@ impl Output for Irc<'_> {
             "366",
             format_args!("{} :End of /NAMES list", room.name),
         );
-        match &mut self.view.held_names {
-            Some(held) => held.extend_from_slice(&names),
-            None => self.out.extend_from_slice(&names),
+        self.out.extend_from_slice(&names);
+    }
+
+    /// The topic (332, 333) before the names list, as IRC clients expect.
+    fn joined(&mut self, join: &Event, members: Option<Members<'_, '_>>, topic: Option<&Topic>) {
+        self.event(join);
+        if let Some(room) = join.room() {
+            if let Some(topic) = topic {
+                self.topic(room, Some(topic));
+            }
+            if let Some(members) = members {
+                self.members(room, members);
+            }
         }
     }
 
@@ -707,6 +713,10 @@ impl Output for Irc<'_> {
 
     fn take_withheld(&mut self) -> u64 {
         std::mem::take(&mut self.withheld)
+    }
+
+    fn renamed(&mut self, nick: &Nick) {
+        self.view.me = nick.clone();
     }
 }
 

@@ -352,7 +352,7 @@ async fn claim<S: Stream>(
             realname: realname.into(),
         })),
     });
-    match hub.register(&source, tx, conn.peer.tls) {
+    match hub.enter(&source, tx, conn.peer.tls).await {
         Ok(activity) => {
             // Events weigh their IRC encoding from now on.
             crate::core::event::Flavour::Irc.activate();
@@ -890,11 +890,7 @@ impl IrcDoor {
                         continue;
                     };
                     let key = keys.get(i).copied().filter(|k| !k.is_empty());
-                    irc.view.held_names = Some(BytesMut::new());
-                    let joined = member.join(&room, key, &mut irc);
-                    let names = irc.view.held_names.take().unwrap_or_default();
-                    irc.out.extend_from_slice(&names);
-                    if let Err(refused) = joined {
+                    if let Err(refused) = member.join(&room, key, &mut irc) {
                         encode::refusal(&mut irc, &refused);
                     }
                 }
@@ -968,8 +964,13 @@ impl IrcDoor {
                                         member.say(Some(&room), text.clone(), action)
                                     };
                                     said.map(|id| {
-                                        // A labeled message to one room: its echo is the answer.
-                                        if single && irc.view.caps.has(caps::ECHO_MESSAGE) {
+                                        // A labeled message to one room: its echo is the
+                                        // answer (in a cluster, its id comes later: the
+                                        // label gets an `ACK`).
+                                        if let Some(id) = id
+                                            && single
+                                            && irc.view.caps.has(caps::ECHO_MESSAGE)
+                                        {
                                             irc.view.label_echo(id);
                                         }
                                     })

@@ -312,6 +312,7 @@ pub(crate) fn refusal(refusal: &Refusal) -> ServerFrame {
             ErrorCode::NoMotd,
             "this server has no message of the day".into(),
         ),
+        Refusal::NotInCluster(_) => (ErrorCode::UnknownCommand, refusal.to_string()),
         Refusal::Busy(busy) => (
             ErrorCode::ServerBusy,
             match busy {
@@ -320,6 +321,7 @@ pub(crate) fn refusal(refusal: &Refusal) -> ServerFrame {
                 }
                 Busy::Password => "cannot set a password now; try again",
                 Busy::History => "history is not available now; try again",
+                Busy::Cluster => "the cluster cannot be reached now; nothing was done, try again",
             }
             .into(),
         ),

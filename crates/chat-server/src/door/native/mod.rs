@@ -230,7 +230,7 @@ async fn choose_nick<S: Stream>(
                     // What IRC would show as user@host is for the door that shows it.
                     ident: None,
                 });
-                match hub.register(&source, tx, conn.peer.tls) {
+                match hub.enter(&source, tx, conn.peer.tls).await {
                     Ok(activity) => {
                         let ip = conn.peer.addr.ip();
                         return Ok(Member::new(
@@ -430,8 +430,12 @@ impl Native {
             Command::Me(text) => member.say(None, text, true).map(drop),
             Command::Join { room, key } => {
                 member.join(&room, key.as_deref(), &mut output).map(|()| {
-                    let room = member.current_room().cloned();
-                    output.push(&ServerFrame::Current { room });
+                    // In a cluster, the join is done once the log has it: the member
+                    // then says which room is current.
+                    if !member.answering() {
+                        let room = member.current_room().cloned();
+                        output.push(&ServerFrame::Current { room });
+                    }
                 })
             }
             Command::Part { room, reason } => {

@@ -1,0 +1,517 @@
+//! Whole chat servers as nodes of one cluster (issue 16): three in-process servers on
+//! one real `nats-server`, each with its own clients, behave as one server.
+
+mod common;
+
+use chat_proto::ServerFrame;
+use chat_server::Config;
+use common::nats::NatsServer;
+use common::{Client, TestServer};
+use futures::StreamExt;
+
+/// A node of the cluster at `nats`, named `id`.
+async fn node(nats: &NatsServer, id: &str) -> TestServer {
+    node_with(nats, id, Config::unthrottled()).await
+}
+
+async fn node_with(nats: &NatsServer, id: &str, config: Config) -> TestServer {
+    TestServer::with(Config {
+        cluster: vec![nats.url()],
+        node_id: Some(id.into()),
+        ..config
+    })
+    .await
+}
+
+/// A room's messages as one client saw them: (id, nick, text).
+fn messages(frames: &[ServerFrame], in_room: &str) -> Vec<(u64, String, String)> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Message {
+                id,
+                room,
+                from,
+                text,
+                ..
+            } if room.as_str() == in_room => Some((*id, from.to_string(), text.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reads `client`'s frames until it has seen `count` messages in `room`; all it read.
+async fn read_messages(client: &mut Client, room: &str, count: usize) -> Vec<ServerFrame> {
+    let mut frames = Vec::new();
+    while messages(&frames, room).len() < count {
+        frames.push(client.recv().await);
+    }
+    frames
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_spanning_three_nodes_sees_one_order_on_every_node() {
+    let nats = NatsServer::start();
+    let nodes = [
+        node(&nats, "a").await,
+        node(&nats, "b").await,
+        node(&nats, "c").await,
+    ];
+    let mut clients = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let mut client = node.login(&format!("u{i}")).await;
+        client.send("/join #span").await;
+        client
+            .until(|f| matches!(f, ServerFrame::Current { room: Some(r) } if r.as_str() == "#span"))
+            .await;
+        clients.push(client);
+    }
+    // Everyone is in: each sees the others' joins (those after its own) as the log has them.
+    let (_, seen) = clients[0]
+        .until(|f| matches!(f, ServerFrame::Join { room, nick, .. } if room.as_str() == "#span" && nick.as_str() == "u2"))
+        .await;
+    assert!(
+        seen.iter()
+            .any(|f| matches!(f, ServerFrame::Join { room, nick, .. } if room.as_str() == "#span" && nick.as_str() == "u1")),
+        "u0 saw u1 join #span on another node: {seen:?}"
+    );
+
+    // All three talk at once.
+    const EACH: usize = 30;
+    for n in 0..EACH {
+        for (i, client) in clients.iter_mut().enumerate() {
+            client.send(&format!("m{n} from u{i}")).await;
+        }
+    }
+    let mut orders = Vec::new();
+    for client in &mut clients {
+        let frames = read_messages(client, "#span", 3 * EACH).await;
+        orders.push(messages(&frames, "#span"));
+    }
+    for (i, order) in orders.iter().enumerate() {
+        assert_eq!(order.len(), 3 * EACH);
+        assert_eq!(order, &orders[0], "node {i} saw the room in another order");
+        assert!(
+            order.windows(2).all(|w| w[0].0 < w[1].0),
+            "ids rise in the room's order"
+        );
+        // Each sender's messages in the order it sent them.
+        for sender in 0..3 {
+            let own: Vec<&str> = order
+                .iter()
+                .filter(|(_, nick, _)| *nick == format!("u{sender}"))
+                .map(|(_, _, text)| text.as_str())
+                .collect();
+            let sent: Vec<String> = (0..EACH).map(|n| format!("m{n} from u{sender}")).collect();
+            assert_eq!(own, sent);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_on_another_node_while_the_room_talks_shows_every_message_once() {
+    let nats = NatsServer::start();
+    let config = || Config {
+        history: 5000,
+        ..Config::unthrottled()
+    };
+    let a = node_with(&nats, "a", config()).await;
+    let b = node_with(&nats, "b", config()).await;
+    let mut flooder = a.login("flooder").await;
+    // The flooder's first lines are in the log before bob joins on the other node; the
+    // rest follow while he joins. Wherever the seam falls, history then live must be
+    // 0..COUNT exactly.
+    const BEFORE: usize = 200;
+    const COUNT: usize = 600;
+    for i in 0..BEFORE {
+        flooder.send(&i.to_string()).await;
+    }
+    let writer = tokio::spawn(async move {
+        // Its own echoes pace it: each line waits for the log anyway.
+        let mut echoed = 0;
+        let mut sent = BEFORE;
+        while echoed < COUNT {
+            if let ServerFrame::Message { .. } = flooder.recv().await {
+                echoed += 1;
+                if sent < COUNT {
+                    flooder.send(&sent.to_string()).await;
+                    sent += 1;
+                }
+            }
+        }
+        flooder
+    });
+    let mut bob = b.connect().await;
+    bob.send("bob").await;
+    let (mut history, mut live) = (Vec::new(), Vec::new());
+    while live.last() != Some(&(COUNT - 1)) {
+        match bob.recv().await {
+            ServerFrame::History(event) => match *event {
+                ServerFrame::Message { text, .. } => history.push(text.parse::<usize>().unwrap()),
+                other => panic!("unexpected history {other:?}"),
+            },
+            ServerFrame::Message { text, .. } => live.push(text.parse::<usize>().unwrap()),
+            _ => {}
+        }
+    }
+    let seen: Vec<usize> = history.iter().chain(&live).copied().collect();
+    assert_eq!(
+        seen,
+        (0..COUNT).collect::<Vec<_>>(),
+        "history {} then live {}",
+        history.len(),
+        live.len()
+    );
+    assert!(!history.is_empty(), "bob joined after the first messages");
+    writer.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_racing_for_one_nickname_let_exactly_one_have_it() {
+    let nats = NatsServer::start();
+    let a = node(&nats, "a").await;
+    let b = node(&nats, "b").await;
+    for round in 0..40 {
+        let nick = format!("zed{round}");
+        let (mut x, mut y) = (a.connect().await, b.connect().await);
+        tokio::join!(x.send(&nick), y.send(&nick));
+        let (fx, fy) = tokio::join!(x.recv(), y.recv());
+        let won = |f: &ServerFrame| matches!(f, ServerFrame::Welcome { .. });
+        let lost = |f: &ServerFrame| {
+            matches!(
+                f,
+                ServerFrame::Error {
+                    code: chat_proto::ErrorCode::NickTaken,
+                    ..
+                }
+            )
+        };
+        assert!(
+            (won(&fx) && lost(&fy)) || (lost(&fx) && won(&fy)),
+            "round {round}: exactly one wins: {fx:?} / {fy:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_node_does_every_node_sees() {
+    let nats = NatsServer::start();
+    let a = node(&nats, "a").await;
+    let b = node(&nats, "b").await;
+    let mut alice = a.login("alice").await;
+    let mut bob = b.login("bob").await;
+    alice.send("/join #ops").await;
+    alice.sync().await;
+    bob.send("/join #ops").await;
+    let (_, _) = bob
+        .until(|f| matches!(f, ServerFrame::Current { room: Some(r) } if r.as_str() == "#ops"))
+        .await;
+
+    // A private message to a user on the other node.
+    alice.send("/msg bob psst").await;
+    let (got, _) = bob
+        .until(|f| matches!(f, ServerFrame::Private { .. }))
+        .await;
+    let ServerFrame::Private { from, to, text, .. } = got else {
+        unreachable!()
+    };
+    assert_eq!(
+        (from.as_str(), to.as_str(), text.as_str()),
+        ("alice", "bob", "psst")
+    );
+    let (echo, _) = alice
+        .until(|f| matches!(f, ServerFrame::Private { .. }))
+        .await;
+    assert!(matches!(echo, ServerFrame::Private { text, .. } if text == "psst"));
+
+    // The maker of #ops is its operator: a topic, then bob kicked, seen on both nodes.
+    alice.send("/topic #ops shared plans").await;
+    let (topic, _) = bob.until(|f| matches!(f, ServerFrame::Topic { .. })).await;
+    assert!(
+        matches!(topic, ServerFrame::Topic { nick, text: Some(t), .. } if nick.as_str() == "alice" && t == "shared plans")
+    );
+
+    // bob renames on his node; alice sees it in the rooms they share.
+    bob.send("/nick robert").await;
+    let (renamed, _) = alice
+        .until(|f| matches!(f, ServerFrame::Rename { .. }))
+        .await;
+    assert!(
+        matches!(renamed, ServerFrame::Rename { old, new, .. } if old.as_str() == "bob" && new.as_str() == "robert")
+    );
+    // The old nickname is free again cluster-wide (once its claim is let go), the new
+    // one is taken.
+    let mut taken = a.connect().await;
+    taken.send("robert").await;
+    assert!(matches!(
+        taken.recv().await,
+        ServerFrame::Error {
+            code: chat_proto::ErrorCode::NickTaken,
+            ..
+        }
+    ));
+
+    alice.send("/kick #ops robert enough").await;
+    let (kick, _) = bob.until(|f| matches!(f, ServerFrame::Kick { .. })).await;
+    assert!(
+        matches!(kick, ServerFrame::Kick { target, reason, .. } if target.as_str() == "robert" && reason == "enough")
+    );
+    let (kick, _) = alice.until(|f| matches!(f, ServerFrame::Kick { .. })).await;
+    assert!(matches!(kick, ServerFrame::Kick { target, .. } if target.as_str() == "robert"));
+
+    // Accounts are not shared yet: refused with a clear error.
+    alice.send("/register sesame-sesame").await;
+    let (refused, _) = alice
+        .until(|f| matches!(f, ServerFrame::Error { .. }))
+        .await;
+    assert!(
+        matches!(refused, ServerFrame::Error { text, .. } if text.contains("not available on a cluster"))
+    );
+
+    // robert leaves; alice, on the other node, sees the quit in #general.
+    drop(bob);
+    let (quit, _) = alice.until(|f| matches!(f, ServerFrame::Quit { .. })).await;
+    assert!(matches!(quit, ServerFrame::Quit { nick, .. } if nick.as_str() == "robert"));
+}
+
+/// A room's message texts in `frames`.
+fn texts(frames: &[ServerFrame], in_room: &str) -> Vec<String> {
+    messages(frames, in_room)
+        .into_iter()
+        .map(|(_, _, t)| t)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_restarted_mid_traffic_loses_nothing_acknowledged() {
+    let mut nats = NatsServer::start();
+    let config = || Config {
+        cluster_timeout: std::time::Duration::from_secs(3),
+        ..Config::unthrottled()
+    };
+    let a = node_with(&nats, "a", config()).await;
+    let b = node_with(&nats, "b", config()).await;
+    let mut alice = a.login("alice").await;
+    let mut bob = b.login("bob").await;
+    alice
+        .until(|f| matches!(f, ServerFrame::Join { nick, .. } if nick.as_str() == "bob"))
+        .await;
+    for n in 0..10 {
+        alice.send(&format!("before {n}")).await;
+    }
+    let frames = read_messages(&mut alice, "#general", 10).await;
+    assert_eq!(texts(&frames, "#general").len(), 10);
+
+    nats.stop();
+    // Not taken within the bound: refused, and the connection stays.
+    alice.send("during").await;
+    let (busy, _) = alice
+        .until(|f| matches!(f, ServerFrame::Error { .. }))
+        .await;
+    assert!(
+        matches!(&busy, ServerFrame::Error { code: chat_proto::ErrorCode::ServerBusy, text } if text.contains("cluster")),
+        "{busy:?}"
+    );
+    // A new login is refused with the reason, and may try again.
+    let mut carol = b.connect().await;
+    carol.send("carol").await;
+    let refused = carol.recv().await;
+    assert!(
+        matches!(
+            &refused,
+            ServerFrame::Error {
+                code: chat_proto::ErrorCode::ServerBusy,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(carol.recv().await, ServerFrame::NickPrompt);
+
+    nats.restart();
+    // Service resumes by itself: the first message after the restart may still meet
+    // the client reconnecting, so try until one is taken.
+    let mut after = 0;
+    for attempt in 0..20 {
+        alice.send(&format!("after {attempt}")).await;
+        let (frame, _) = alice
+            .until(|f| matches!(f, ServerFrame::Error { .. } | ServerFrame::Message { .. }))
+            .await;
+        if let ServerFrame::Message { text, .. } = frame {
+            assert_eq!(text, format!("after {attempt}"));
+            after = attempt;
+            break;
+        }
+    }
+    let seen = read_messages(&mut bob, "#general", 11).await;
+    let mut expected: Vec<String> = (0..10).map(|n| format!("before {n}")).collect();
+    expected.push(format!("after {after}"));
+    assert_eq!(
+        texts(&seen, "#general"),
+        expected,
+        "bob saw every acknowledged message once, in order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_catches_up_before_it_serves() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db").display().to_string();
+    let config_b = || Config {
+        db: Some(db.clone()),
+        ..Config::unthrottled()
+    };
+    let a = node(&nats, "a").await;
+    let mut b = node_with(&nats, "b", config_b()).await;
+    let mut alice = a.login("alice").await;
+    let mut bob = b.login("bob").await;
+    alice.send("while b runs").await;
+    read_messages(&mut bob, "#general", 1).await;
+    drop(bob);
+    b.shutdown().await;
+    drop(b);
+    for n in 0..5 {
+        alice.send(&format!("while b is down {n}")).await;
+    }
+    read_messages(&mut alice, "#general", 6).await;
+
+    // Restarted on the same store: it has the room's whole history, in order, and bob's
+    // nickname is free again.
+    let b = node_with(&nats, "b", config_b()).await;
+    let mut bob = b.connect().await;
+    bob.send("bob").await;
+    let (frame, _) = bob
+        .until(|f| {
+            matches!(
+                f,
+                ServerFrame::HistoryEnd { .. } | ServerFrame::Error { .. }
+            )
+        })
+        .await;
+    assert!(matches!(frame, ServerFrame::HistoryEnd { .. }), "{frame:?}");
+    bob.send("/history #general 10").await;
+    let (_, page) = bob
+        .until(|f| matches!(f, ServerFrame::HistoryEnd { .. }))
+        .await;
+    let history: Vec<String> = page
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::History(event) => match &**event {
+                ServerFrame::Message { text, .. } => Some(text.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let mut expected = vec!["while b runs".to_owned()];
+    expected.extend((0..5).map(|n| format!("while b is down {n}")));
+    assert_eq!(history, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_users_quit_once_and_their_nicknames_are_freed() {
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db").display().to_string();
+    // Node b is a real process, killed with SIGKILL: it says goodbye to no one.
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--flood-rate",
+        "0",
+        "--db",
+        &db,
+        "--cluster",
+        &url,
+        "--node-id",
+        "b",
+    ];
+    let mut b = common::Started::spawn(&args, &[], 1).await;
+    let b_addr = b.logged("listening", "addr").as_str().unwrap().to_owned();
+    let a = node(&nats, "a").await;
+    let c = node(&nats, "c").await;
+    let mut alice = a.login("alice").await;
+    let mut carol = c.login("carol").await;
+    let mut bob = Client::new(tokio::net::TcpStream::connect(&b_addr).await.unwrap());
+    assert_eq!(bob.recv().await, ServerFrame::NickPrompt);
+    bob.login("bob").await;
+    for watcher in [&mut alice, &mut carol] {
+        watcher
+            .until(|f| matches!(f, ServerFrame::Join { nick, .. } if nick.as_str() == "bob"))
+            .await;
+    }
+
+    let pid = b.child.id().unwrap();
+    let killed = std::time::Instant::now();
+    // SIGKILL by PID.
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    b.child.wait().await.unwrap();
+
+    // Within the target (20 s), both survivors see bob quit, once: one of them reaped
+    // node b, and its quit is one entry of the log.
+    let mut quits = Vec::new();
+    for watcher in [&mut alice, &mut carol] {
+        // Longer than a client's usual wait for one frame: nothing comes meanwhile.
+        let quit = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            loop {
+                let line = watcher.framed.next().await.unwrap().unwrap().unwrap();
+                let frame = ServerFrame::parse(&line).unwrap();
+                if matches!(frame, ServerFrame::Quit { .. }) {
+                    return frame;
+                }
+            }
+        })
+        .await
+        .expect("bob's quit within 20 s");
+        quits.push(quit);
+    }
+    let told = killed.elapsed();
+    for quit in &quits {
+        assert!(
+            matches!(quit, ServerFrame::Quit { nick, reason: Some(r), .. } if nick.as_str() == "bob" && r.contains("left the cluster")),
+            "{quit:?}"
+        );
+    }
+    assert_eq!(
+        quits[0], quits[1],
+        "the same quit, with the same id, on both nodes"
+    );
+    // Once, then nothing more of bob.
+    for watcher in [&mut alice, &mut carol] {
+        let after = watcher.sync().await;
+        assert!(
+            !after.iter().any(|f| matches!(f, ServerFrame::Quit { .. })),
+            "{after:?}"
+        );
+    }
+    assert!(told < std::time::Duration::from_secs(20), "{told:?}");
+    // His nickname is free: freed right after his quit is logged, so a few tries at
+    // most meet the claim still held.
+    let mut again = None;
+    for _ in 0..50 {
+        let mut bob = a.connect().await;
+        bob.send("bob").await;
+        match bob.recv().await {
+            ServerFrame::Welcome { .. } => {
+                again = Some(bob);
+                break;
+            }
+            ServerFrame::Error {
+                code: chat_proto::ErrorCode::NickTaken,
+                ..
+            } => {
+                bob.recv().await;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(again.is_some(), "bob can connect again");
+}

@@ -111,7 +111,21 @@ impl Cluster {
                 lease.revision = revision;
                 Ok(())
             }
-            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Err(LeaseError::Lost),
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
+                // Our own last refresh, stored though its answer was lost, moved the
+                // revision on: the lease is still ours. Anything else took it.
+                let last = self.nodes.entry(lease.key.clone()).await.ok().flatten();
+                match last {
+                    Some(entry)
+                        if entry.operation == async_nats::jetstream::kv::Operation::Put
+                            && Owner::from_bytes(&entry.value).as_ref() == Some(&lease.owner) =>
+                    {
+                        lease.revision = entry.revision;
+                        Ok(())
+                    }
+                    _ => Err(LeaseError::Lost),
+                }
+            }
             Err(e) => Err(LeaseError::Cluster(ClusterError::Request {
                 what: "lease refresh",
                 reason: e.to_string(),

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 
 /// How long a session's quit is tried, in the background, before the node gives up
 /// on it (its nickname stays held, and the node's lease shows it alive).
@@ -68,6 +69,10 @@ struct Inner {
     /// How long an operation is tried before its session is told the cluster is busy
     /// (`--cluster-timeout`).
     within: Duration,
+    /// The quits of sessions that ended, being logged.
+    quits: TaskTracker,
+    /// Set when the other nodes took this one for dead.
+    lost: watch::Sender<bool>,
 }
 
 /// A session of this node waiting for its operation to be applied, and what the hub
@@ -100,6 +105,8 @@ impl Node {
             applied: watch::channel(0).0,
             hub: Mutex::new(Arc::downgrade(hub)),
             within: options.timeout,
+            quits: TaskTracker::new(),
+            lost: watch::channel(false).0,
         }));
         hub.set_log(Arc::new(node.clone()));
         let last = cluster.stream_info().await?.state.last_sequence;
@@ -349,10 +356,18 @@ impl Node {
         let cluster = self.0.cluster.clone();
         let mut reaper = Reaper::new(LEASE_MAX_AGE);
         let mut every = tokio::time::interval(LEASE_EVERY);
+        let mut connections = cluster.connections();
         loop {
             every.tick().await;
             if self.hub().is_none() {
                 return;
+            }
+            // A node cannot refresh its lease while NATS is away: time counts toward a
+            // lease's age only while this node could look without a break, or every
+            // node would take every other for dead after an outage of NATS itself.
+            if connections.has_changed().unwrap_or(false) {
+                connections.borrow_and_update();
+                reaper = Reaper::new(LEASE_MAX_AGE);
             }
             match cluster.refresh(&mut lease).await {
                 Ok(()) => {}
@@ -360,9 +375,14 @@ impl Node {
                     tracing::error!(
                         "this node's lease was taken: the others took it for dead and its users for gone"
                     );
+                    self.0.lost.send_replace(true);
                     return;
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot refresh this node's lease"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot refresh this node's lease");
+                    reaper = Reaper::new(LEASE_MAX_AGE);
+                    continue;
+                }
             }
             match reaper.look(&cluster, Instant::now()).await {
                 Ok(dead) => {
@@ -370,7 +390,10 @@ impl Node {
                         self.bury(&owner).await;
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot look at the other nodes' leases"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot look at the other nodes' leases");
+                    reaper = Reaper::new(LEASE_MAX_AGE);
+                }
             }
         }
     }
@@ -447,6 +470,21 @@ impl Log for Node {
     }
 
     fn leave(&self, nick: String, reason: String) {
-        tokio::spawn(self.clone().quit(nick, reason));
+        self.0.quits.spawn(self.clone().quit(nick, reason));
+    }
+
+    fn closed(&self) -> BoxFuture<'static, ()> {
+        let quits = self.0.quits.clone();
+        quits.close();
+        Box::pin(async move { quits.wait().await })
+    }
+
+    fn lost(&self) -> BoxFuture<'static, ()> {
+        let mut lost = self.0.lost.subscribe();
+        Box::pin(async move {
+            if lost.wait_for(|&lost| lost).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 }

@@ -170,9 +170,6 @@ pub(crate) enum Refusal {
     /// The server cannot take this now (its store is behind, a worker is gone).
     #[error("the server is busy: {0}")]
     Busy(Busy),
-    /// What a node of a cluster cannot do yet.
-    #[error("{0} are not available on a cluster yet")]
-    NotInCluster(&'static str),
 }
 
 /// What the server was too busy to do, for a door's message.

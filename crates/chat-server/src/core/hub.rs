@@ -827,16 +827,21 @@ impl Hub {
         let created_ms = match (st.accounts.get(&key), change) {
             (Some(_), false) => return Err(Refusal::AlreadyRegistered(nick.clone())),
             (Some(account), true) => account.created_ms,
-            (None, _) => now().as_millisecond(),
+            (None, _) => self.now().as_millisecond(),
         };
         let account = Account {
             nick: key.clone(),
             hash,
             created_ms,
         };
-        self.store
-            .set_account(account.clone())
-            .map_err(|Busy| Refusal::Busy(error::Busy::Password))?;
+        if self.store.set_account(account.clone()).is_err() {
+            // Every node of a cluster has the account, whatever its own store's queue
+            // holds (it is in the log); a single server refuses it.
+            if APPLYING.get().is_none() {
+                return Err(Refusal::Busy(error::Busy::Password));
+            }
+            tracing::warn!(nick = %nick, "store queue full: account not kept on disk");
+        }
         st.accounts.insert(key, account);
         Ok(created_ms)
     }
@@ -1118,6 +1123,39 @@ impl Hub {
                     && !self.lock().remote.contains_key(&target.folded())
                 {
                     let _ = self.kill(&target, reason.clone());
+                }
+                Outcome::Done
+            }
+            Op::Account { nick, hash, change } => {
+                let Ok(name) = Nick::new(nick) else {
+                    return Outcome::Done;
+                };
+                let made = self.set_account(&name, hash.clone(), *change);
+                if made.is_ok() {
+                    // The session is identified to its new account, on every node.
+                    let source = self.lock().users.get(nick).map(|u| {
+                        Arc::new(Source {
+                            account: Some(nick.as_str().into()),
+                            ..Source::clone(&u.source)
+                        })
+                    });
+                    if let Some(source) = source {
+                        self.set_source(nick, &source);
+                    }
+                }
+                Outcome::Account(made)
+            }
+            Op::Oper { nick } => {
+                if let Some(user) = self.lock().users.get(nick) {
+                    user.activity.set_oper();
+                }
+                Outcome::Done
+            }
+            Op::Wallops { nick, text } => {
+                let source = self.lock().users.get(nick).map(|u| u.source.clone());
+                if let Some(source) = source {
+                    // This node's operators who asked for them.
+                    self.wallops(&source, text.clone());
                 }
                 Outcome::Done
             }

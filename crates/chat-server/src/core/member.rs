@@ -255,6 +255,8 @@ pub(crate) enum Logging {
     Private,
     /// A rename.
     Rename,
+    /// An account made, or its password changed.
+    Account { change: bool },
     /// Anything else: only a refusal is shown.
     Applied,
 }
@@ -1074,6 +1076,9 @@ impl Member {
                 }
             }
             (Logging::Private, Outcome::Said(Ok(event))) => out.event(&event),
+            (Logging::Account { change }, Outcome::Account(made)) => {
+                self.account_made(made, change, out);
+            }
             (Logging::Private, Outcome::Said(Err(refused)))
             | (Logging::Applied, Outcome::Applied(Err(refused)))
             | (Logging::Rename, Outcome::Renamed(Err(refused))) => out.refused(refused),
@@ -1538,9 +1543,6 @@ impl Member {
         if !secure {
             return Err(Refusal::InsecureTransport);
         }
-        if self.hub.log().is_some() {
-            return Err(Refusal::NotInCluster("accounts"));
-        }
         let key = self.registration.key.as_str();
         let nick = self.source.nick.clone();
         let mine = self.source.account.as_deref() == Some(key);
@@ -1569,7 +1571,21 @@ impl Member {
         let Some(hash) = hash else {
             return out.refused(Refusal::Busy(error::Busy::Password));
         };
-        match self.hub.set_account(&self.source.nick, hash, change) {
+        let logged = |nick| Op::Account {
+            nick,
+            hash: hash.clone(),
+            change,
+        };
+        if self.log(logged, Logging::Account { change }) {
+            return;
+        }
+        let made = self.hub.set_account(&self.source.nick, hash, change);
+        self.account_made(made, change, out);
+    }
+
+    /// The member's account is made (or its password changed) at `made`, or why not.
+    fn account_made(&mut self, made: Result<i64, Refusal>, change: bool, out: &mut impl Output) {
+        match made {
             Err(refusal) => out.refused(refusal),
             Ok(created_ms) => {
                 tracing::info!(nick = %self.source.nick, change, "account password set");
@@ -1578,7 +1594,10 @@ impl Member {
                     account: Some(self.registration.key.as_str().into()),
                     ..Source::clone(&self.source)
                 });
-                self.hub.set_source(&self.registration.key, &source);
+                // In a cluster, every node did this as it applied the account.
+                if self.hub.log().is_none() {
+                    self.hub.set_source(&self.registration.key, &source);
+                }
                 self.source = source;
                 let change = if change {
                     AccountChange::PasswordChanged
@@ -1641,7 +1660,10 @@ impl Member {
         };
         if right {
             tracing::info!(nick = %self.source.nick, peer = %self.ip, operator = %name, "now a server operator");
-            self.activity.set_oper();
+            // In a cluster, every node's checks of operators' rights must agree.
+            if !self.log(|nick| Op::Oper { nick }, Logging::Applied) {
+                self.activity.set_oper();
+            }
             out.oper(&name);
         } else {
             tracing::warn!(nick = %self.source.nick, peer = %self.ip, operator = %name, "failed /oper");
@@ -1738,9 +1760,17 @@ impl Member {
     }
 
     /// `/wallops text`: an operators' notice (the sender gets its copy, as an operator).
-    pub(crate) fn wallops(&self, text: String) -> Result<(), Refusal> {
+    pub(crate) fn wallops(&mut self, text: String) -> Result<(), Refusal> {
         if !self.is_oper() {
             return Err(Refusal::NotOperator);
+        }
+        // In a cluster, every node's operators hear it.
+        let logged = |nick| Op::Wallops {
+            nick,
+            text: text.clone(),
+        };
+        if self.log(logged, Logging::Applied) {
+            return Ok(());
         }
         self.hub.wallops(&self.source, text);
         Ok(())

@@ -39,6 +39,12 @@ pub(crate) trait Log: Send + Sync {
     /// The session holding `nick` (folded) ended, or never began: its quit is logged
     /// and then its nickname freed, in the background.
     fn leave(&self, nick: String, reason: String);
+    /// Resolves once the quits of the sessions that ended are logged (the server is
+    /// shutting down: no session starts any more).
+    fn closed(&self) -> BoxFuture<'static, ()>;
+    /// Resolves if this node is taken for dead by the others (its lease was reaped):
+    /// they have quit its users, so it must stop serving them.
+    fn lost(&self) -> BoxFuture<'static, ()>;
 }
 
 /// What registering a session of this node needs beyond its [`Op::Hello`].
@@ -61,6 +67,8 @@ pub(crate) enum Outcome {
     Said(Result<Arc<Event>, Refusal>),
     /// A [`Op::Rename`].
     Renamed(Result<Renamed, Refusal>),
+    /// A [`Op::Account`]: when the account was made, or why not.
+    Account(Result<i64, Refusal>),
     /// An operation whose session needs to know only whether it was refused.
     Applied(Result<(), Refusal>),
     /// Anything else that was applied.
@@ -204,6 +212,18 @@ pub(crate) enum Op {
         target: String,
         reason: String,
     },
+    /// `nick` registers its nickname as an account (or, `change`, gives its account a
+    /// new password): the argon2 hash of the password, never the password.
+    Account {
+        nick: String,
+        hash: String,
+        change: bool,
+    },
+    /// A server operator, `nick`, sends an operators' notice.
+    Wallops { nick: String, text: String },
+    /// `nick` is now a server operator (its node checked the password): what every
+    /// node's checks of operators' rights see.
+    Oper { nick: String },
 }
 
 impl Op {
@@ -261,7 +281,10 @@ impl Op {
             | Op::Realname { .. }
             | Op::Private { .. }
             | Op::Rename { .. }
-            | Op::Kill { .. } => None,
+            | Op::Kill { .. }
+            | Op::Account { .. }
+            | Op::Wallops { .. }
+            | Op::Oper { .. } => None,
         }
     }
 
@@ -289,7 +312,10 @@ impl Op {
             | Op::Realname { nick, .. }
             | Op::Private { nick, .. }
             | Op::Rename { nick, .. }
-            | Op::Kill { nick, .. } => nick,
+            | Op::Kill { nick, .. }
+            | Op::Account { nick, .. }
+            | Op::Wallops { nick, .. }
+            | Op::Oper { nick } => nick,
         }
     }
 }

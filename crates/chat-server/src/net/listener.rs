@@ -190,7 +190,7 @@ impl Server {
             timeout: config.cluster_timeout,
             ..crate::cluster::Options::default()
         };
-        let server = Server::standalone(config)?;
+        let server = Server::standalone(config, true)?;
         crate::cluster::node::Node::start(&urls, &node_id, &options, &server.hub)
             .await
             .map_err(io::Error::other)?;
@@ -206,10 +206,14 @@ impl Server {
                 "a node of a cluster needs Server::start, which joins it",
             ));
         }
-        Server::standalone(config)
+        Server::standalone(config, false)
     }
 
-    fn standalone(config: Config) -> io::Result<Server> {
+    /// A server over its store; `clustered`, without the store's accounts and
+    /// registered rooms: a node of a cluster has those from the cluster's log, which it
+    /// replays from its first entry (the store's, from before, would make its replay
+    /// decide otherwise than the other nodes did).
+    fn standalone(config: Config, clustered: bool) -> io::Result<Server> {
         let limit = config.connection_limit();
         let location = match config.db.as_deref() {
             None | Some(":memory:") => Location::Memory,
@@ -232,7 +236,11 @@ impl Server {
             config.presence_limit,
             opened.store,
             opened.next_id,
-            opened.accounts,
+            if clustered {
+                Vec::new()
+            } else {
+                opened.accounts
+            },
         )
         .with_operators(
             config
@@ -240,7 +248,7 @@ impl Server {
                 .iter()
                 .map(|o| (o.name.clone(), o.hash.clone())),
         )
-        .with_registered(opened.rooms)
+        .with_registered(if clustered { Vec::new() } else { opened.rooms })
         .with_bans(opened.server_bans);
         Ok(Server {
             hub: Arc::new(hub),
@@ -377,9 +385,22 @@ impl Server {
         let loops = bound
             .iter()
             .map(|(listener, transport)| self.accept_loop(listener, transport.clone(), &token));
+        // A node of a cluster that the others took for dead stops: they have quit its
+        // users.
+        let lost = async {
+            match self.hub.log() {
+                Some(log) => log.lost().await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut lost_lease = false;
         tokio::select! {
             _ = futures::future::join_all(loops) => {}
             () = shutdown => info!("shutting down"),
+            () = lost => {
+                lost_lease = true;
+                tracing::error!("the other nodes took this one for dead and quit its users: shutting down");
+            }
         }
         drop(bound);
         drop(web);
@@ -397,6 +418,15 @@ impl Server {
                 "shutdown grace over; dropping remaining connections"
             );
         }
+        // In a cluster, the sessions' quits are in the log before the node goes (what
+        // is not, the other nodes log once its lease goes stale).
+        if let Some(log) = self.hub.log()
+            && tokio::time::timeout(self.config.shutdown_grace, log.closed())
+                .await
+                .is_err()
+        {
+            warn!("shutdown grace over before every session's quit was in the cluster's log");
+        }
         // Everything the sessions published is on disk before `run` returns, unless the
         // disk takes longer than the grace (then the writer thread finishes on its own
         // while the process exits, losing at most that batch).
@@ -405,6 +435,11 @@ impl Server {
             .is_err()
         {
             warn!("shutdown grace over before the store was flushed");
+        }
+        if lost_lease {
+            return Err(io::Error::other(
+                "this node's lease in the cluster was taken (the other nodes took it for dead)",
+            ));
         }
         Ok(())
     }

@@ -312,7 +312,6 @@ pub(crate) fn refusal(refusal: &Refusal) -> ServerFrame {
             ErrorCode::NoMotd,
             "this server has no message of the day".into(),
         ),
-        Refusal::NotInCluster(_) => (ErrorCode::UnknownCommand, refusal.to_string()),
         Refusal::Busy(busy) => (
             ErrorCode::ServerBusy,
             match busy {

@@ -15,33 +15,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 nodes=$1
 shift
-server_bin="${SERVER:-./target/release/chat-server}"
-bench_bin="${BENCH:-./target/release/chat-bench}"
-nats_bin="$(command -v nats-server || echo /usr/sbin/nats-server)"
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "bench-cluster.sh: nothing listens on port $1" >&2
-  exit 1
-}
-base=$((20000 + RANDOM % 5000))
+# shellcheck source=scripts/lib/cluster.sh
+. scripts/lib/cluster.sh
 cluster=()
 if [[ $nodes -gt 0 ]]; then
-  nats_port=$base
-  "$nats_bin" -js -sd "$dir/nats" -a 127.0.0.1 -p "$nats_port" 2>"$dir/nats.log" &
-  pids+=($!)
-  wait_port "$nats_port"
-  cluster=(--cluster "nats://127.0.0.1:$nats_port")
+  start_nats
+  cluster=(--cluster "$nats_url")
 fi
 addrs=()
 for i in $(seq 1 "$((nodes > 0 ? nodes : 1))"); do

@@ -14,38 +14,16 @@ cd "$(dirname "$0")/.."
 nodes=$1
 connections=$2
 per_node=$(((connections + nodes - 1) / nodes))
-server_bin="${SERVER:-./target/release/chat-server}"
-bench_bin="${BENCH:-./target/release/chat-bench}"
-nats_bin="$(command -v nats-server || echo /usr/sbin/nats-server)"
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "cluster-idle.sh: nothing listens on port $1" >&2
-  exit 1
-}
+# shellcheck source=scripts/lib/cluster.sh
+. scripts/lib/cluster.sh
 rss() { awk '/^VmRSS/ {print $2 * 1024}' "/proc/$1/status"; }
-base=$((20000 + RANDOM % 5000))
-nats_port=$base
-"$nats_bin" -js -sd "$dir/nats" -a 127.0.0.1 -p "$nats_port" 2>"$dir/nats.log" &
-nats=$!
-pids+=("$nats")
-wait_port "$nats_port"
+start_nats
 servers=()
 ports=()
 for i in $(seq 1 "$nodes"); do
   port=$((base + 10 * i))
   "$server_bin" --addr "127.0.0.1:$port" --http-addr off --irc-addr off --flood-rate 0 \
-    --db "$dir/n$i.db" --cluster "nats://127.0.0.1:$nats_port" --node-id "n$i" \
+    --db "$dir/n$i.db" --cluster "$nats_url" --node-id "n$i" \
     2>"$dir/n$i.log" &
   servers+=($!)
   pids+=($!)

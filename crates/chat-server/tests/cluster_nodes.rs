@@ -23,6 +23,41 @@ async fn node_with(nats: &NatsServer, id: &str, config: Config) -> TestServer {
     .await
 }
 
+/// Nodes a and b (with these settings), alice logged in on a and bob on b, alice having
+/// seen bob arrive.
+async fn alice_and_bob(
+    nats: &NatsServer,
+    config_a: Config,
+    config_b: Config,
+) -> (TestServer, TestServer, Client, Client) {
+    let a = node_with(nats, "a", config_a).await;
+    let b = node_with(nats, "b", config_b).await;
+    let mut alice = a.login("alice").await;
+    let bob = b.login("bob").await;
+    alice
+        .until(|f| matches!(f, ServerFrame::Join { nick, .. } if nick.as_str() == "bob"))
+        .await;
+    (a, b, alice, bob)
+}
+
+/// Sends `nick` on fresh connections to `node` until it is not taken; the client and
+/// the frame that answered. (A nickname is freed just after its quit is applied on the
+/// node its session left: a few tries may still find it held.)
+async fn once_free(node: &TestServer, nick: &str) -> (Client, ServerFrame) {
+    for _ in 0..50 {
+        let mut client = node.connect().await;
+        client.send(nick).await;
+        match client.recv().await {
+            ServerFrame::Error {
+                code: chat_proto::ErrorCode::NickTaken,
+                ..
+            } => {}
+            answer => return (client, answer),
+        }
+    }
+    panic!("{nick} stays taken");
+}
+
 /// A room's messages as one client saw them: (id, nick, text).
 fn messages(frames: &[ServerFrame], in_room: &str) -> Vec<(u64, String, String)> {
     frames
@@ -196,10 +231,8 @@ async fn two_nodes_racing_for_one_nickname_let_exactly_one_have_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_one_node_does_every_node_sees() {
     let nats = NatsServer::start();
-    let a = node(&nats, "a").await;
-    let b = node(&nats, "b").await;
-    let mut alice = a.login("alice").await;
-    let mut bob = b.login("bob").await;
+    let (a, _b, mut alice, mut bob) =
+        alice_and_bob(&nats, Config::unthrottled(), Config::unthrottled()).await;
     alice.send("/join #ops").await;
     alice.sync().await;
     bob.send("/join #ops").await;
@@ -280,13 +313,7 @@ async fn nats_restarted_mid_traffic_loses_nothing_acknowledged() {
         cluster_timeout: std::time::Duration::from_secs(3),
         ..Config::unthrottled()
     };
-    let a = node_with(&nats, "a", config()).await;
-    let b = node_with(&nats, "b", config()).await;
-    let mut alice = a.login("alice").await;
-    let mut bob = b.login("bob").await;
-    alice
-        .until(|f| matches!(f, ServerFrame::Join { nick, .. } if nick.as_str() == "bob"))
-        .await;
+    let (_a, b, mut alice, mut bob) = alice_and_bob(&nats, config(), config()).await;
     for n in 0..10 {
         alice.send(&format!("before {n}")).await;
     }
@@ -484,39 +511,16 @@ async fn a_killed_nodes_users_quit_once_and_their_nicknames_are_freed() {
         );
     }
     assert!(told < std::time::Duration::from_secs(20), "{told:?}");
-    // His nickname is free: freed right after his quit is logged, so a few tries at
-    // most meet the claim still held.
-    let mut again = None;
-    for _ in 0..50 {
-        let mut bob = a.connect().await;
-        bob.send("bob").await;
-        match bob.recv().await {
-            ServerFrame::Welcome { .. } => {
-                again = Some(bob);
-                break;
-            }
-            ServerFrame::Error {
-                code: chat_proto::ErrorCode::NickTaken,
-                ..
-            } => {
-                bob.recv().await;
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-    assert!(again.is_some(), "bob can connect again");
+    // His nickname is free again.
+    let (_, answer) = once_free(&a, "bob").await;
+    assert!(matches!(answer, ServerFrame::Welcome { .. }), "{answer:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_taken_for_dead_stops_and_its_users_quit() {
     let nats = NatsServer::start();
-    let a = node(&nats, "a").await;
-    let b = node(&nats, "b").await;
-    let mut alice = a.login("alice").await;
-    let mut bob = b.login("bob").await;
-    alice
-        .until(|f| matches!(f, ServerFrame::Join { nick, .. } if nick.as_str() == "bob"))
-        .await;
+    let (_a, _b, mut alice, mut bob) =
+        alice_and_bob(&nats, Config::unthrottled(), Config::unthrottled()).await;
     // Another process takes node a's lease, as a node restarted under its id elsewhere
     // (or a survivor's reaper) would: node a learns it at its next refresh and stops.
     let usurper = chat_server::cluster::Cluster::connect(&[nats.url()], "a")
@@ -546,25 +550,9 @@ async fn an_account_made_on_one_node_asks_for_its_password_on_every_node() {
         .await;
 
     // On node b, the nickname asks for its password: a wrong one is refused, the right
-    // one identifies. (Her nickname is freed just after her quit is applied on node a:
-    // a try or two may still find it taken.)
-    let mut prompted = None;
-    for _ in 0..50 {
-        let mut client = b.connect().await;
-        client.send("alice").await;
-        match client.recv().await {
-            ServerFrame::PassPrompt => {
-                prompted = Some(client);
-                break;
-            }
-            ServerFrame::Error {
-                code: chat_proto::ErrorCode::NickTaken,
-                ..
-            } => {}
-            other => panic!("expected the password prompt, got {other:?}"),
-        }
-    }
-    let mut mallory = prompted.expect("alice's nickname asks for its password on node b");
+    // one identifies.
+    let (mut mallory, answer) = once_free(&b, "alice").await;
+    assert_eq!(answer, ServerFrame::PassPrompt);
     mallory.send("battery staple").await;
     assert!(matches!(
         mallory.recv().await,
@@ -598,13 +586,7 @@ async fn a_server_operator_on_one_node_is_one_on_every_node() {
         }],
         ..Config::unthrottled()
     };
-    let a = node_with(&nats, "a", config).await;
-    let b = node(&nats, "b").await;
-    let mut alice = a.login("alice").await;
-    let mut bob = b.login("bob").await;
-    alice
-        .until(|f| matches!(f, ServerFrame::Join { nick, .. } if nick.as_str() == "bob"))
-        .await;
+    let (_a, _b, mut alice, mut bob) = alice_and_bob(&nats, config, Config::unthrottled()).await;
     // #general has no room operator: only server operators may kick there. alice
     // becomes one on node a; node b, applying her kick, must see her as one too.
     alice.send(&format!("/oper root {password}")).await;

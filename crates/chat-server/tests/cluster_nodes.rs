@@ -600,3 +600,56 @@ async fn a_server_operator_on_one_node_is_one_on_every_node() {
     let (kick, _) = alice.until(|f| matches!(f, ServerFrame::Kick { .. })).await;
     assert!(matches!(kick, ServerFrame::Kick { target, .. } if target.as_str() == "bob"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irc_users_on_two_nodes_share_a_room() {
+    use common::irc::Irc;
+    let nats = NatsServer::start();
+    let a = node(&nats, "a").await;
+    let b = node(&nats, "b").await;
+    let caps = "batch echo-message labeled-response message-tags";
+    let mut carol = Irc::login_with(&a, "carol", caps).await;
+    let mut dave = Irc::login(&b, "dave").await;
+    let joined = carol.join("#irc").await;
+    assert!(
+        joined[0].contains(" :carol!~carol@127.0.0.1 JOIN #irc"),
+        "{joined:?}"
+    );
+    let joined = dave.join("#irc").await;
+    assert!(
+        joined
+            .iter()
+            .any(|l| l.contains(" 353 dave ") && l.contains("@carol") && l.contains("dave")),
+        "dave's names list shows carol, on the other node, as the room's operator: {joined:?}"
+    );
+    carol
+        .until(|l| l.contains(" :dave!~dave@127.0.0.1 JOIN #irc"))
+        .await;
+
+    // A labeled message: its echo is the answer, whatever the node.
+    carol.send("@label=m1 PRIVMSG #irc :hi dave").await;
+    let echo = carol.line().await;
+    assert!(echo.starts_with("@label=m1;"), "{echo}");
+    assert!(
+        echo.ends_with(" :carol!~carol@127.0.0.1 PRIVMSG #irc :hi dave"),
+        "{echo}"
+    );
+    // And nothing more for that label (no ACK after it).
+    carol.send("@label=p1 PING tok").await;
+    assert_eq!(
+        carol.line().await,
+        "@label=p1 :chat.localhost PONG chat.localhost :tok"
+    );
+    let heard = dave.until(|l| l.contains("PRIVMSG #irc")).await;
+    assert!(
+        heard
+            .last()
+            .unwrap()
+            .ends_with(":carol!~carol@127.0.0.1 PRIVMSG #irc :hi dave"),
+        "{heard:?}"
+    );
+    dave.send("PRIVMSG carol :psst").await;
+    carol
+        .until(|l| l.ends_with(":dave!~dave@127.0.0.1 PRIVMSG carol :psst"))
+        .await;
+}

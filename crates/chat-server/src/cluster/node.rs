@@ -400,6 +400,11 @@ impl Node {
 }
 
 impl Log for Node {
+    fn patience(&self) -> Duration {
+        // The claim, then the hello: each within the bound, and the deadline's slack.
+        2 * self.0.within + CLOCK_SLACK
+    }
+
     fn submit(&self, op: Op, local: Option<Local>) -> oneshot::Receiver<Outcome> {
         let (answer, outcome) = oneshot::channel();
         let entry = self.entry(op, true);

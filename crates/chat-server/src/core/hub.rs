@@ -45,9 +45,6 @@ use tokio::time::Instant;
 /// Departures `/whowas` remembers, server-wide; the oldest is forgotten first.
 pub(crate) const WHOWAS_LIMIT: usize = 1000;
 
-/// Longest wait for a session's arrival in a cluster to be logged and applied.
-const ENTER_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
-
 /// Departures `/whowas` remembers per nickname (the latest).
 pub(crate) const WHOWAS_PER_NICK: usize = 3;
 
@@ -918,7 +915,7 @@ impl Hub {
         }
         log.claim(nick).await?;
         let applied = log.submit(Op::hello(source), Some(Local { mailbox, tls }));
-        match tokio::time::timeout(ENTER_LIMIT, applied).await {
+        match tokio::time::timeout(log.patience(), applied).await {
             Ok(Ok(Outcome::Entered(Ok(activity)))) => Ok(activity),
             Ok(Ok(Outcome::Entered(Err(refused)))) => {
                 // Refused where it was applied, so on every node: nothing to undo.

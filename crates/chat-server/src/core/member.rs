@@ -84,6 +84,9 @@ pub(crate) trait Output {
     /// A page of history (`target` is a room or the other party), oldest first; `asked`
     /// when the user asked for it (a join's history is not written when empty).
     fn history(&mut self, target: &HistoryOf, events: &[Event], asked: bool);
+    /// The member's message to a room has the id `id` (in a cluster, once the log has
+    /// it: its echo comes next).
+    fn said(&mut self, _id: u64) {}
     /// The member's nickname is now `nick` (in a cluster, once the log has the rename).
     fn renamed(&mut self, _nick: &Nick) {}
     /// An account change: registered, password changed.
@@ -193,6 +196,15 @@ pub(crate) struct Hold {
     key: Option<Arc<str>>,
     pending: Pending,
     why: HoldFor,
+}
+
+impl Hold {
+    /// Whether no line is read meanwhile: a request's hold, or an operation in a
+    /// cluster's log (a message's holds its room too, so that its echo follows its
+    /// answer).
+    fn blocks_input(&self) -> bool {
+        self.key.is_none() || matches!(self.why, HoldFor::Logged(_))
+    }
 }
 
 /// What a hold waits on.
@@ -451,13 +463,13 @@ impl Member {
     pub(crate) fn reading(&self) -> bool {
         self.pace.read_at.is_none()
             && self.pong.is_none()
-            && !self.holds.iter().any(|h| h.key.is_none())
+            && !self.holds.iter().any(Hold::blocks_input)
     }
 
     /// Whether the answer to the client's last line is still to come: a `PONG` waiting
     /// for the events before it, or a request waiting for the store or the hasher.
     pub(crate) fn answering(&self) -> bool {
-        self.pong.is_some() || self.holds.iter().any(|h| h.key.is_none())
+        self.pong.is_some() || self.holds.iter().any(Hold::blocks_input)
     }
 
     /// Counts a line from the client; returns whether flood control now holds the next
@@ -924,8 +936,9 @@ impl Member {
                 mask: gated.then(|| self.identity().mask),
             };
             let outcome = log.submit(op, None);
+            let index = self.rooms.iter().position(|r| r.key() == m.key());
             self.hold(
-                None,
+                index,
                 Pending::Logged(outcome),
                 HoldFor::Logged(Logging::Say),
             );
@@ -1076,6 +1089,8 @@ impl Member {
                 }
             }
             (Logging::Private, Outcome::Said(Ok(event))) => out.event(&event),
+            // Its echo, in the room's events still held, comes next.
+            (Logging::Say, Outcome::Said(Ok(event))) => out.said(event.id),
             (Logging::Account { change }, Outcome::Account(made)) => {
                 self.account_made(made, change, out);
             }

@@ -31,6 +31,9 @@ pub(crate) trait Log: Send + Sync {
     /// `local` is what the hub needs of the session to register it, for a
     /// [`Op::Hello`].
     fn submit(&self, op: Op, local: Option<Local>) -> oneshot::Receiver<Outcome>;
+    /// How long an operation may take to be logged and applied before its session is
+    /// told it was not (`--cluster-timeout`, and a margin).
+    fn patience(&self) -> std::time::Duration;
     /// Claims `nick` for a session of this node, cluster-wide.
     fn claim(&self, nick: &Nick) -> BoxFuture<'static, Result<(), Refusal>>;
     /// Frees the claim on `nick` (folded) of a session that did not begin, in the

@@ -715,6 +715,17 @@ impl Output for Irc<'_> {
         std::mem::take(&mut self.withheld)
     }
 
+    fn said(&mut self, id: u64) {
+        // A labeled message to a room, answered later (in a cluster): its echo, which
+        // comes next, is the answer.
+        if self.view.caps.has(super::caps::ECHO_MESSAGE)
+            && let Some(label) = self.view.take_later()
+        {
+            self.view.answers().label = Some(label);
+            self.view.label_echo(id);
+        }
+    }
+
     fn renamed(&mut self, nick: &Nick) {
         self.view.me = nick.clone();
     }

@@ -1,13 +1,15 @@
 //! Whole chat servers as nodes of one cluster (issue 16): three in-process servers on
-//! one real `nats-server`, each with its own clients, behave as one server.
+//! one real `nats-server`, each with its own clients, behave as one server; two on a
+//! three-node NATS cluster lose nothing acknowledged when its stream leader is killed.
 
 mod common;
 
 use chat_proto::ServerFrame;
 use chat_server::Config;
-use common::nats::NatsServer;
+use common::nats::{NatsCluster, NatsServer};
 use common::{Client, TestServer};
 use futures::StreamExt;
+use std::time::{Duration, Instant};
 
 /// A node of the cluster at `nats`, named `id`.
 async fn node(nats: &NatsServer, id: &str) -> TestServer {
@@ -652,4 +654,195 @@ async fn irc_users_on_two_nodes_share_a_room() {
     carol
         .until(|l| l.ends_with(":dave!~dave@127.0.0.1 PRIVMSG carol :psst"))
         .await;
+}
+
+/// The next frame `client` gets within `within`: longer than a [`Client::recv`] waits,
+/// for an operation that waits out a failover (up to the cluster's timeout, then the
+/// clock slack) before it is answered.
+async fn recv_within(client: &mut Client, within: Duration, waiting_for: &str) -> ServerFrame {
+    let line = tokio::time::timeout(within, client.framed.next())
+        .await
+        .unwrap_or_else(|_| panic!("nothing within {within:?} while waiting for {waiting_for}"))
+        .expect("connection open")
+        .expect("the connection reads")
+        .expect("server lines are valid");
+    ServerFrame::parse(&line).unwrap_or_else(|e| panic!("bad frame {line:?}: {e}"))
+}
+
+/// Two chat servers on a three-node NATS cluster (R3) while the stream's leader is
+/// SIGKILLed: every message of alice's is answered within the cluster's timeout, echoed
+/// (taken) or `ERR SERVER_BUSY` (refused, only during the failover); bob, on the other
+/// server, sees exactly the taken ones, once each, in her order, with her ids, and no
+/// refused one, then or later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_nats_losing_its_stream_leader_loses_nothing_acknowledged_between_servers() {
+    // The cluster's timeout outlasts a JetStream leader's failover (about 4 s): most
+    // operations meanwhile wait it out; one refused is told so only once it is past.
+    const TIMEOUT: Duration = Duration::from_secs(10);
+    // The longest one operation may take to be answered: its timeout, the clock slack
+    // (1 s) and some room.
+    const ANSWER: Duration = Duration::from_secs(25);
+    const BEFORE: usize = 10;
+    const AFTER: usize = 10;
+    // A bound on the messages tried after the kill.
+    const TRIES: usize = 40;
+    let mut nats = NatsCluster::start(3).await;
+    let node = |id: &str| Config {
+        cluster: nats.urls(),
+        node_id: Some(id.into()),
+        cluster_replicas: 3,
+        cluster_timeout: TIMEOUT,
+        ..Config::unthrottled()
+    };
+    let a = TestServer::with(node("a")).await;
+    let b = TestServer::with(node("b")).await;
+    let mut alice = a.login("alice").await;
+    let mut bob = b.login("bob").await;
+    alice
+        .until(|f| matches!(f, ServerFrame::Join { nick, .. } if nick.as_str() == "bob"))
+        .await;
+    let mut sent: Vec<String> = (0..BEFORE).map(|n| format!("before {n}")).collect();
+    for text in &sent {
+        alice.send(text).await;
+    }
+    let frames = read_messages(&mut alice, "#general", BEFORE).await;
+    let mut echoed = messages(&frames, "#general");
+    assert_eq!(texts(&frames, "#general"), sent);
+
+    // SIGKILL the stream's leader, as a probe of the cluster tells it.
+    let probe = chat_server::cluster::Cluster::connect_with(
+        &nats.urls(),
+        "probe",
+        &chat_server::cluster::Options {
+            replicas: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let leader = probe
+        .stream_info()
+        .await
+        .unwrap()
+        .cluster
+        .and_then(|c| c.leader)
+        .expect("the stream has a leader");
+    let index: usize = leader
+        .strip_prefix('n')
+        .and_then(|n| n.parse().ok())
+        .expect("nodes are named n1, n2, n3");
+    nats.kill(index - 1);
+    let killed = Instant::now();
+
+    // alice goes on talking, one message at a time: each is either taken (echoed) or
+    // refused (`ERR SERVER_BUSY`), the latter only while the failover lasts, before the
+    // cluster takes messages again.
+    let (mut accepted, mut refused) = (0, Vec::new());
+    let mut first_accepted = None;
+    let mut other = Vec::new();
+    for attempt in 0..TRIES {
+        if accepted == AFTER {
+            break;
+        }
+        let text = format!("after {attempt}");
+        alice.send(&text).await;
+        loop {
+            let waiting_for = format!(
+                "alice's {text:?}, sent {:?} after the kill, to be echoed or refused",
+                killed.elapsed()
+            );
+            match recv_within(&mut alice, ANSWER, &waiting_for).await {
+                ServerFrame::Message {
+                    id,
+                    room,
+                    from,
+                    text: echo,
+                    ..
+                } if room.as_str() == "#general" => {
+                    assert_eq!(
+                        (from.as_str(), echo.as_str()),
+                        ("alice", text.as_str()),
+                        "alice's echo is of the message she sent last (refused: {refused:?})"
+                    );
+                    echoed.push((id, from.to_string(), echo));
+                    sent.push(text);
+                    accepted += 1;
+                    first_accepted.get_or_insert(killed.elapsed());
+                    break;
+                }
+                ServerFrame::Error {
+                    code: chat_proto::ErrorCode::ServerBusy,
+                    ..
+                } => {
+                    assert!(
+                        first_accepted.is_none(),
+                        "{text:?} refused after the cluster took messages again, {:?} after the kill",
+                        killed.elapsed()
+                    );
+                    refused.push(text);
+                    break;
+                }
+                frame => {
+                    assert!(
+                        !matches!(frame, ServerFrame::Error { .. } | ServerFrame::Quit { .. }),
+                        "{frame:?}"
+                    );
+                    other.push(frame);
+                }
+            }
+        }
+    }
+    assert_eq!(
+        accepted, AFTER,
+        "{AFTER} messages taken after the kill within {TRIES} tries (refused: {refused:?})"
+    );
+    eprintln!(
+        "stream leader {leader} killed: first message taken {:?} after, {} refused meanwhile, {AFTER} taken by {:?}",
+        first_accepted.unwrap(),
+        refused.len(),
+        killed.elapsed()
+    );
+
+    // bob, on the other node, saw exactly what alice was told was taken: each message
+    // once, in her order, with the ids she saw; nothing refused, then or later.
+    let mut seen = Vec::new();
+    while messages(&seen, "#general").len() < sent.len() {
+        let waiting_for = format!(
+            "bob to see alice's messages ({} of {})",
+            messages(&seen, "#general").len(),
+            sent.len()
+        );
+        seen.push(recv_within(&mut bob, ANSWER, &waiting_for).await);
+    }
+    seen.extend(bob.sync().await);
+    assert_eq!(
+        messages(&seen, "#general"),
+        echoed,
+        "bob saw every acknowledged message once, in order (refused: {refused:?})"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Quit { .. } | ServerFrame::Error { .. })),
+        "{seen:?}"
+    );
+    // Nor did alice get anything more: no refused message taken late.
+    let late = alice.sync().await;
+    assert!(messages(&late, "#general").is_empty(), "{late:?}");
+    assert!(
+        !other
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Message { .. })),
+        "{other:?}"
+    );
+    let new_leader = probe
+        .stream_info()
+        .await
+        .unwrap()
+        .cluster
+        .and_then(|c| c.leader);
+    assert!(
+        new_leader.as_ref().is_some_and(|l| *l != leader),
+        "{new_leader:?}"
+    );
 }

@@ -846,3 +846,61 @@ async fn a_three_node_nats_losing_its_stream_leader_loses_nothing_acknowledged_b
         "{new_leader:?}"
     );
 }
+
+/// A node connected to one NATS node only, whose log reader's consumer lives on another
+/// that dies: its connection never breaks, so only the applier's watch over a silent
+/// reader (while the stream goes on) opens it again. Before that watch the node applied
+/// nothing more for a minute or more, and its user's message, stored, was never echoed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_log_reader_was_on_a_dead_nats_node_reads_on() {
+    // The reader's host is NATS's choice: a cluster where it is the node's own server
+    // proves nothing, and another is started (each time with odds of one in three).
+    for _ in 0..8 {
+        let mut nats = NatsCluster::start(3).await;
+        let urls = nats.urls();
+        let a = TestServer::with(Config {
+            cluster: vec![urls[0].clone()],
+            node_id: Some("a".into()),
+            cluster_replicas: 3,
+            ..Config::unthrottled()
+        })
+        .await;
+        let mut alice = a.login("alice").await;
+        let client = async_nats::connect(urls[1].as_str()).await.unwrap();
+        let stream = async_nats::jetstream::new(client)
+            .get_stream("CHAT")
+            .await
+            .unwrap();
+        let hosts: Vec<String> = stream
+            .consumers()
+            .filter_map(|info| async move { info.ok()?.cluster?.leader })
+            .collect()
+            .await;
+        assert_eq!(
+            hosts.len(),
+            1,
+            "node a's reader is the stream's one consumer"
+        );
+        let host: usize = hosts[0]
+            .strip_prefix('n')
+            .and_then(|n| n.parse().ok())
+            .expect("nodes are named n1, n2, n3");
+        if host == 1 {
+            continue;
+        }
+        nats.kill(host - 1);
+        alice.send("still here").await;
+        loop {
+            let frame = recv_within(&mut alice, Duration::from_secs(20), "the echo").await;
+            match frame {
+                ServerFrame::Message { text, .. } => {
+                    assert_eq!(text, "still here");
+                    return;
+                }
+                ServerFrame::Error { .. } => alice.send("still here").await,
+                _ => {}
+            }
+        }
+    }
+    panic!("the reader was on the node's own NATS server every time");
+}

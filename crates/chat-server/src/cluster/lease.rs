@@ -15,7 +15,7 @@
 
 use super::{Cluster, ClusterError, Owner, error_chain, names};
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
-use async_nats::jetstream::kv::UpdateErrorKind;
+use async_nats::jetstream::kv::{self, UpdateErrorKind};
 use chat_proto::Nick;
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -117,7 +117,7 @@ impl Cluster {
                 let last = self.nodes.entry(lease.key.clone()).await.ok().flatten();
                 match last {
                     Some(entry)
-                        if entry.operation == async_nats::jetstream::kv::Operation::Put
+                        if entry.operation == kv::Operation::Put
                             && Owner::from_bytes(&entry.value).as_ref() == Some(&lease.owner) =>
                     {
                         lease.revision = entry.revision;
@@ -233,18 +233,26 @@ impl Reaper {
     ) -> Result<Vec<Owner>, ClusterError> {
         let request = |what, e: String| ClusterError::Request { what, reason: e };
         let own = names::node_token(&cluster.node);
-        let mut keys = cluster
+        // The bucket's subjects, from the stream's leader: no consumer, which a NATS
+        // node that has just died could host and never answer for (the bucket's
+        // `keys()` makes one each time).
+        let prefix = cluster.nodes.prefix.clone();
+        let mut subjects = cluster
             .nodes
-            .keys()
+            .stream
+            .info_with_subjects(format!("{prefix}>"))
             .await
             .map_err(|e| request("lease list", error_chain(&e)))?;
         let mut present = Vec::new();
-        while let Some(key) = keys.next().await {
-            let key = key.map_err(|e| request("lease list", error_chain(&e)))?;
-            if key != own {
-                present.push(key);
+        while let Some(subject) = subjects.next().await {
+            let (subject, _) = subject.map_err(|e| request("lease list", error_chain(&e)))?;
+            if let Some(key) = subject.strip_prefix(&prefix)
+                && key != own
+            {
+                present.push(key.to_owned());
             }
         }
+        present.sort();
         self.seen.retain(|key, _| present.contains(key));
         let mut reaped = Vec::new();
         for key in present {
@@ -256,6 +264,11 @@ impl Reaper {
             else {
                 continue;
             };
+            // A lease let go, or reaped: its delete marker is the subject's last message.
+            if entry.operation != kv::Operation::Put {
+                self.seen.remove(&key);
+                continue;
+            }
             let since = match self.seen.get(&key) {
                 Some(&(revision, since)) if revision == entry.revision => since,
                 _ => {

@@ -43,6 +43,15 @@ pub(crate) const LEASE_MAX_AGE: Duration = Duration::from_secs(10);
 /// the stream no longer stores it (see [`Logged::deadline_ms`]).
 const CLOCK_SLACK: Duration = Duration::from_secs(1);
 
+/// How long the applier's reader may stay silent while the stream holds entries it has
+/// not given, before it is opened again. Its consumer may live on a NATS node that died
+/// while this node's own connection, to another, did not break: the client library
+/// would notice only after two missed heartbeats of 15 s, and then not always recover.
+const STALL: Duration = Duration::from_secs(2);
+
+/// Tries at freeing a gone node's nicknames.
+const FREE_ATTEMPTS: u32 = 5;
+
 /// How long the applier waits before opening a reader that ended or failed again.
 const REOPEN_PAUSE: Duration = Duration::from_millis(100);
 
@@ -252,8 +261,15 @@ impl Node {
             );
             self.append(&entry, &id, self.0.within).await;
         }
-        if let Err(e) = self.0.cluster.free_nicks_of(owner).await {
-            tracing::warn!(owner = owner_text, error = %e, "a gone node's nicknames could not be freed");
+        // One pass over the bucket, through a consumer a failing NATS node may hold up:
+        // tried a few times.
+        for attempt in 1..=FREE_ATTEMPTS {
+            match self.0.cluster.free_nicks_of(owner).await {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(owner = owner_text, attempt, error = %e, "a gone node's nicknames could not be freed")
+                }
+            }
         }
     }
 
@@ -264,6 +280,8 @@ impl Node {
     async fn apply_log(self, from: u64, within: Duration) {
         let mut next = from.max(1);
         let mut connections = self.0.cluster.connections();
+        let mut check = tokio::time::interval(STALL / 2);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             connections.borrow_and_update();
             let mut tail = match self.0.cluster.tail(next, within).await {
@@ -274,13 +292,22 @@ impl Node {
                     continue;
                 }
             };
+            let mut heard = Instant::now();
             loop {
                 let entry = tokio::select! {
                     biased;
                     entry = tail.next() => entry,
                     // Back after a loss: the reader's consumer may have gone with the server.
                     _ = connections.changed() => break,
+                    _ = check.tick() => {
+                        if heard.elapsed() >= STALL && self.behind(next).await {
+                            tracing::warn!(next, "the log's reader fell silent while the log went on; opening it again");
+                            break;
+                        }
+                        continue;
+                    }
                 };
+                heard = Instant::now();
                 let entry = match entry {
                     Some(Ok(entry)) => entry,
                     Some(Err(e)) => {
@@ -300,6 +327,13 @@ impl Node {
             }
             tokio::time::sleep(REOPEN_PAUSE).await;
         }
+    }
+
+    /// Whether the stream holds an entry at `next` or after, by its leader (`false` when
+    /// it does not answer in time).
+    async fn behind(&self, next: u64) -> bool {
+        let info = tokio::time::timeout(STALL, self.0.cluster.stream_info()).await;
+        matches!(info, Ok(Ok(info)) if info.state.last_sequence >= next)
     }
 
     /// Applies one entry, and answers the session of this node that logged it.

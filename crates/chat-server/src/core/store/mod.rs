@@ -1281,6 +1281,36 @@ mod tests {
         assert_eq!(store.append(event()), Err(Busy), "the writer is gone");
     }
 
+    #[test]
+    fn half_full_the_writer_takes_everything_queued_before_it_sleeps_again() {
+        let (tx, rx) = queue::channel(8);
+        let store = Store {
+            tx,
+            health: Arc::default(),
+            commits: crate::core::metrics::commit_histogram(),
+            pruned: Counter::default(),
+        };
+        // A batch is open, its window far off: appends gather, until the queue is half
+        // full; then the writer takes every one of them at once, not just the one that
+        // brings it under half (it hovered there before, woken by every append).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        for id in 1..=4 {
+            store
+                .append(record(id, Kind::Message, Some("#general"), None))
+                .unwrap();
+        }
+        for _ in 1..=4 {
+            assert!(matches!(
+                rx.next(Some(deadline), None),
+                queue::Next::Op(Op::Append(_))
+            ));
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "all four were taken before the window closed"
+        );
+    }
+
     #[tokio::test]
     async fn migrations_run_once() {
         let dir = tempfile::tempdir().unwrap();

@@ -306,26 +306,38 @@ async fn rooms_cost_memory_with_use_not_creation() {
     let mut watcher = Framed::new(stream, LineCodec::new(chat_proto::CLIENT_MAX_LINE));
     assert_eq!(next_frame(&mut watcher).await, ServerFrame::NickPrompt);
     watcher.send("watcher").await.unwrap();
-    tokio::time::timeout(WAIT, async {
-        loop {
-            watcher.send("/rooms").await.unwrap();
-            let rooms = loop {
-                if let ServerFrame::Rooms { rooms } = next_frame(&mut watcher).await {
-                    break rooms;
+    let mut gone = async || {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                watcher.send("/rooms").await.unwrap();
+                let rooms = loop {
+                    if let ServerFrame::Rooms { rooms } = next_frame(&mut watcher).await {
+                        break rooms;
+                    }
+                };
+                if rooms.len() == 1 {
+                    return;
                 }
-            };
-            if rooms.len() == 1 {
-                return;
             }
-        }
-    })
-    .await
-    .expect("the first crowd's rooms go");
+        })
+        .await
+        .expect("the crowd's rooms go");
+    };
+    gone().await;
+    // The second crowd may still grow the process by some megabytes (the allocator
+    // does not always hand back the same places: up to 17 MB of the first crowd's 19,
+    // about one run in eight, in this test's first form); from then on the rooms come
+    // and go in the same memory. A leak would grow it by a crowd's cost every time.
     let second = crowd(addr, 2, 64, 63).await;
-    let again = rss(pid);
-    assert!(
-        again < with_rooms + 8 * 1024 * 1024,
-        "a second crowd of rooms reuses the first's memory: {with_rooms} then {again} bytes"
-    );
+    let after_second = rss(pid);
     drop(second);
+    gone().await;
+    let third = crowd(addr, 3, 64, 63).await;
+    let again = rss(pid);
+    let crowd_cost = with_rooms.saturating_sub(before);
+    assert!(
+        again < after_second.max(with_rooms) + crowd_cost / 2,
+        "a third crowd of rooms reuses the memory of the first two: {with_rooms}, {after_second}, then {again} bytes (a crowd costs {crowd_cost})"
+    );
+    drop(third);
 }

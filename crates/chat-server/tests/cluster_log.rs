@@ -175,18 +175,8 @@ async fn a_three_node_nats_losing_its_stream_leader_loses_nothing_acknowledged()
     let mut acknowledged = append_all(&node, 0..5, "before").await;
     // SIGKILL the stream's leader: JetStream elects another (publishes fail for a few
     // seconds meanwhile, CLUSTER.md), and the appends, retried, get through.
-    let leader = node
-        .stream_info()
-        .await
-        .unwrap()
-        .cluster
-        .and_then(|c| c.leader)
-        .expect("the stream has a leader");
-    let index: usize = leader
-        .strip_prefix('n')
-        .and_then(|n| n.parse().ok())
-        .expect("nodes are named n1, n2, n3");
-    nats.kill(index - 1);
+    let (leader, index) = common::stream_leader(&node).await;
+    nats.kill(index);
     acknowledged.extend(append_all(&node, 5..10, "after").await);
     let mut tail = node.tail(1, WITHIN).await.unwrap();
     let read_back: Vec<(u64, Bytes)> = read(&mut tail, acknowledged.len())

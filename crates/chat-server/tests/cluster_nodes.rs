@@ -720,18 +720,8 @@ async fn a_three_node_nats_losing_its_stream_leader_loses_nothing_acknowledged_b
     )
     .await
     .unwrap();
-    let leader = probe
-        .stream_info()
-        .await
-        .unwrap()
-        .cluster
-        .and_then(|c| c.leader)
-        .expect("the stream has a leader");
-    let index: usize = leader
-        .strip_prefix('n')
-        .and_then(|n| n.parse().ok())
-        .expect("nodes are named n1, n2, n3");
-    nats.kill(index - 1);
+    let (leader, index) = common::stream_leader(&probe).await;
+    nats.kill(index);
     let killed = Instant::now();
 
     // alice goes on talking, one message at a time: each is either taken (echoed) or
@@ -881,14 +871,11 @@ async fn a_node_whose_log_reader_was_on_a_dead_nats_node_reads_on() {
             1,
             "node a's reader is the stream's one consumer"
         );
-        let host: usize = hosts[0]
-            .strip_prefix('n')
-            .and_then(|n| n.parse().ok())
-            .expect("nodes are named n1, n2, n3");
-        if host == 1 {
+        let host = common::nats_index(&hosts[0]);
+        if host == 0 {
             continue;
         }
-        nats.kill(host - 1);
+        nats.kill(host);
         alice.send("still here").await;
         loop {
             let frame = recv_within(&mut alice, Duration::from_secs(20), "the echo").await;

@@ -247,6 +247,28 @@ impl Client {
     }
 }
 
+/// The index in a `NatsCluster` of the NATS node named `name` (`n1`, `n2`...).
+pub fn nats_index(name: &str) -> usize {
+    name.strip_prefix('n')
+        .and_then(|n| n.parse::<usize>().ok())
+        .expect("NATS nodes are named n1, n2, n3")
+        - 1
+}
+
+/// The NATS node leading the cluster's stream, as `cluster` sees it: its name and its
+/// index in the `NatsCluster`.
+pub async fn stream_leader(cluster: &chat_server::cluster::Cluster) -> (String, usize) {
+    let leader = cluster
+        .stream_info()
+        .await
+        .unwrap()
+        .cluster
+        .and_then(|c| c.leader)
+        .expect("the stream has a leader");
+    let index = nats_index(&leader);
+    (leader, index)
+}
+
 /// 127.0.0.1 on a port the system chooses.
 pub fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))

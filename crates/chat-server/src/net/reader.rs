@@ -147,6 +147,11 @@ impl LineReader {
         }
     }
 
+    /// Whether a whole line is read and not yet taken.
+    pub(crate) fn has_line(&self) -> bool {
+        memchr::memchr(b'\n', &self.buf).is_some()
+    }
+
     /// Waits for [`LineReader::poll_next_line`].
     pub(crate) async fn next_line<S: Stream>(&mut self, stream: &mut S) -> NextLine {
         std::future::poll_fn(|cx| self.poll_next_line(stream, cx)).await

@@ -786,4 +786,112 @@ mod tests {
         };
         assert_eq!(refused, ErrorCode::InsecureTransport);
     }
+
+    /// A writer that counts its writes, over an in-memory pipe.
+    struct Counting {
+        inner: tokio::io::DuplexStream,
+        writes: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl tokio::io::AsyncRead for Counting {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl tokio::io::AsyncWrite for Counting {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// Lines a client sends at once are all handled before the session writes: their
+    /// echoes go out in one write, not one write a line (a long run's senders made four
+    /// writes in five of the server's, issue 17); and a `/quit` among them still sends
+    /// what the lines before it caused.
+    #[tokio::test]
+    async fn lines_sent_at_once_are_answered_in_one_write() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let hub = test_hub(1024, 0);
+        let config = Arc::new(Config {
+            history: 0,
+            ..Config::unthrottled()
+        });
+        let source = Arc::new(Source::named(Nick::new("alice").unwrap(), None));
+        let (tx, rx) = mailbox(16);
+        let activity = hub.register(&source, tx, false).unwrap();
+        let ip = "127.0.0.1".parse().unwrap();
+        let mut member = Member::new(hub.clone(), source, activity, rx, None, ip, config.clone());
+        let (near, mut far) = tokio::io::duplex(1 << 20);
+        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut conn = crate::net::driver::Connection {
+            stream: chat_proto::LineEof::new(Counting {
+                inner: near,
+                writes: writes.clone(),
+            }),
+            reader: crate::net::reader::LineReader::new(chat_proto::LineCodec::new(4096)),
+            out: BytesMut::new(),
+            peer: crate::net::driver::Peer {
+                addr: "127.0.0.1:1".parse().unwrap(),
+                tls: false,
+                proxied: false,
+                websocket: false,
+            },
+            config,
+        };
+        member
+            .join(
+                &Room::new("#a").unwrap(),
+                None,
+                &mut Out::new(&mut conn.out),
+            )
+            .unwrap();
+        let mut lines: String = (1..=20).map(|n| format!("m{n}\n")).collect();
+        lines.push_str("/quit\n");
+        far.write_all(lines.as_bytes()).await.unwrap();
+        let reason = tokio::time::timeout(
+            Duration::from_secs(10),
+            crate::net::driver::drive(&mut conn, &mut member, &mut Native),
+        )
+        .await
+        .expect("the session ends at its /quit");
+        assert!(reason.contains("quit"), "{reason}");
+        drop(conn);
+        let mut seen = String::new();
+        far.read_to_string(&mut seen).await.unwrap();
+        let echoes = seen
+            .lines()
+            .filter(|l| l.starts_with("MSG #a alice "))
+            .count();
+        assert_eq!(echoes, 20, "every line's echo, before the goodbye: {seen}");
+        let writes = writes.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            writes <= 3,
+            "{writes} writes for the join, 20 echoes and the goodbye"
+        );
+    }
 }

@@ -188,14 +188,6 @@ async fn a_three_node_nats_losing_its_stream_leader_loses_nothing_acknowledged()
         read_back, acknowledged,
         "every acknowledged event, in order"
     );
-    let new_leader = node
-        .stream_info()
-        .await
-        .unwrap()
-        .cluster
-        .and_then(|c| c.leader);
-    assert!(
-        new_leader.as_ref().is_some_and(|l| *l != leader),
-        "{new_leader:?}"
-    );
+    let (new_leader, _) = common::stream_leader(&node).await;
+    assert_ne!(new_leader, leader, "another NATS node leads the stream");
 }

@@ -825,16 +825,8 @@ async fn a_three_node_nats_losing_its_stream_leader_loses_nothing_acknowledged_b
             .any(|f| matches!(f, ServerFrame::Message { .. })),
         "{other:?}"
     );
-    let new_leader = probe
-        .stream_info()
-        .await
-        .unwrap()
-        .cluster
-        .and_then(|c| c.leader);
-    assert!(
-        new_leader.as_ref().is_some_and(|l| *l != leader),
-        "{new_leader:?}"
-    );
+    let (new_leader, _) = common::stream_leader(&probe).await;
+    assert_ne!(new_leader, leader, "another NATS node leads the stream");
 }
 
 /// A node connected to one NATS node only, whose log reader's consumer lives on another

@@ -31,6 +31,21 @@ async fn append_all(node: &Cluster, ns: std::ops::Range<u32>, word: &str) -> Vec
 }
 
 /// The next `n` entries of `tail`, each within [`WAIT`].
+/// Reads the whole log from its start: exactly the `acknowledged` entries (sequence,
+/// payload), in order.
+async fn log_holds(node: &Cluster, acknowledged: &[(u64, Bytes)]) {
+    let mut tail = node.tail(1, WITHIN).await.unwrap();
+    let read_back: Vec<(u64, Bytes)> = read(&mut tail, acknowledged.len())
+        .await
+        .into_iter()
+        .map(|e| (e.sequence, e.payload))
+        .collect();
+    assert_eq!(
+        read_back, acknowledged,
+        "every acknowledged event, in order"
+    );
+}
+
 async fn read(tail: &mut Tail, n: usize) -> Vec<Entry> {
     let mut entries = Vec::with_capacity(n);
     for _ in 0..n {
@@ -149,16 +164,7 @@ async fn an_append_gives_up_while_nats_is_away_and_nothing_acknowledged_is_lost(
     // carries on after what it had acknowledged.
     nats.restart();
     acknowledged.extend(append_all(&node, 6..10, "after").await);
-    let mut tail = node.tail(1, WITHIN).await.unwrap();
-    let entries = read(&mut tail, acknowledged.len()).await;
-    let read_back: Vec<(u64, Bytes)> = entries
-        .into_iter()
-        .map(|e| (e.sequence, e.payload))
-        .collect();
-    assert_eq!(
-        read_back, acknowledged,
-        "every acknowledged event, in order"
-    );
+    log_holds(&node, &acknowledged).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,16 +184,7 @@ async fn a_three_node_nats_losing_its_stream_leader_loses_nothing_acknowledged()
     let (leader, index) = common::stream_leader(&node).await;
     nats.kill(index);
     acknowledged.extend(append_all(&node, 5..10, "after").await);
-    let mut tail = node.tail(1, WITHIN).await.unwrap();
-    let read_back: Vec<(u64, Bytes)> = read(&mut tail, acknowledged.len())
-        .await
-        .into_iter()
-        .map(|e| (e.sequence, e.payload))
-        .collect();
-    assert_eq!(
-        read_back, acknowledged,
-        "every acknowledged event, in order"
-    );
+    log_holds(&node, &acknowledged).await;
     let (new_leader, _) = common::stream_leader(&node).await;
     assert_ne!(new_leader, leader, "another NATS node leads the stream");
 }

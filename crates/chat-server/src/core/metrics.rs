@@ -406,6 +406,12 @@ impl Metrics {
         self.refills.inc();
     }
 
+    /// Refills started so far.
+    #[cfg(test)]
+    pub(crate) fn refills_total(&self) -> u64 {
+        self.refills.get()
+    }
+
     /// A session was ended for not reading its output.
     pub(crate) fn slow_consumer(&self) {
         self.slow_consumers.inc();

@@ -171,7 +171,8 @@ pub(crate) async fn drive<S: Stream, D: Door>(
     door: &mut D,
 ) -> Reason {
     loop {
-        if member.turn_over() {
+        let turn_over = member.turn_over();
+        if turn_over {
             // Let the room's other members run before reading more: a client whose
             // lines are all buffered would otherwise publish far more than a room holds
             // before any member gets to read it.
@@ -180,8 +181,13 @@ pub(crate) async fn drive<S: Stream, D: Door>(
         // A line the client already sent is handled before anything is written: a
         // client that sends many lines at once gets its answers and echoes in one write
         // a turn, not one write a line (a sender's echoes were four writes in five of a
-        // long run, issue 17). Not while anything else holds its reading back.
-        let more = conn.reader.has_line() && member.reading() && conn.out.len() < BATCH_LIMIT;
+        // long run, issue 17). Not while anything else holds its reading back, and not
+        // past its turn: a sender must read its rooms once a turn too, or it falls
+        // behind them by what every other sender says meanwhile.
+        let more = !turn_over
+            && conn.reader.has_line()
+            && member.reading()
+            && conn.out.len() < BATCH_LIMIT;
         if !more {
             member.collect_ready(&mut door.output(&mut conn.out), BATCH_LIMIT);
             let batch = conn.out.len();

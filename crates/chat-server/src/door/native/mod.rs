@@ -829,14 +829,16 @@ mod tests {
         }
     }
 
-    /// Lines a client sends at once are all handled before the session writes: their
-    /// echoes go out in one write, not one write a line (a long run's senders made four
-    /// writes in five of the server's, issue 17); and a `/quit` among them still sends
-    /// what the lines before it caused.
-    #[tokio::test]
-    async fn lines_sent_at_once_are_answered_in_one_write() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let hub = test_hub(1024, 0);
+    /// A session of alice in `#a` on `hub` over an in-memory pipe that counts the
+    /// server's writes: the member, its connection, the client's end and the count.
+    fn piped_session(
+        hub: &Arc<crate::core::hub::Hub>,
+    ) -> (
+        Member,
+        crate::net::driver::Connection<chat_proto::LineEof<Counting>>,
+        tokio::io::DuplexStream,
+        Arc<std::sync::atomic::AtomicUsize>,
+    ) {
         let config = Arc::new(Config {
             history: 0,
             ..Config::unthrottled()
@@ -846,7 +848,7 @@ mod tests {
         let activity = hub.register(&source, tx, false).unwrap();
         let ip = "127.0.0.1".parse().unwrap();
         let mut member = Member::new(hub.clone(), source, activity, rx, None, ip, config.clone());
-        let (near, mut far) = tokio::io::duplex(1 << 20);
+        let (near, far) = tokio::io::duplex(1 << 20);
         let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut conn = crate::net::driver::Connection {
             stream: chat_proto::LineEof::new(Counting {
@@ -870,6 +872,18 @@ mod tests {
                 &mut Out::new(&mut conn.out),
             )
             .unwrap();
+        (member, conn, far, writes)
+    }
+
+    /// Lines a client sends at once are all handled before the session writes: their
+    /// echoes go out in one write, not one write a line (a long run's senders made four
+    /// writes in five of the server's, issue 17); and a `/quit` among them still sends
+    /// what the lines before it caused.
+    #[tokio::test]
+    async fn lines_sent_at_once_are_answered_in_one_write() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let hub = test_hub(1024, 0);
+        let (mut member, mut conn, mut far, writes) = piped_session(&hub);
         let mut lines: String = (1..=20).map(|n| format!("m{n}\n")).collect();
         lines.push_str("/quit\n");
         far.write_all(lines.as_bytes()).await.unwrap();
@@ -892,6 +906,45 @@ mod tests {
         assert!(
             writes <= 3,
             "{writes} writes for the join, 20 echoes and the goodbye"
+        );
+    }
+
+    /// A client that sends many lines at once still reads its rooms once a turn: its
+    /// own echoes never fall further behind than a turn's lines, so a room that keeps
+    /// fewer events than the client sent still hands it every one, with no trip to the
+    /// store. (Reading only once every line read was handled, a long run's senders fell
+    /// 100,000 events behind and were refilled from SQLite, issue 17.)
+    #[tokio::test]
+    async fn a_client_sending_many_lines_reads_its_rooms_every_turn() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // A room keeping 48 events, past a turn's 32 lines.
+        let hub = test_hub(48, 0);
+        let (mut member, mut conn, mut far, _) = piped_session(&hub);
+        let mut lines: String = (1..=400).map(|n| format!("m{n}\n")).collect();
+        lines.push_str("/quit\n");
+        // Written whole before the session runs: every line is there to read at once.
+        far.write_all(lines.as_bytes()).await.unwrap();
+        let reason = tokio::time::timeout(
+            Duration::from_secs(10),
+            crate::net::driver::drive(&mut conn, &mut member, &mut Native),
+        )
+        .await
+        .expect("the session ends at its /quit");
+        assert!(reason.contains("quit"), "{reason}");
+        drop(conn);
+        let mut seen = String::new();
+        far.read_to_string(&mut seen).await.unwrap();
+        let echoes: Vec<&str> = seen
+            .lines()
+            .filter_map(|l| l.strip_prefix("MSG #a alice "))
+            .map(|rest| rest.rsplit(" :").next().unwrap())
+            .collect();
+        let sent: Vec<String> = (1..=400).map(|n| format!("m{n}")).collect();
+        assert_eq!(echoes, sent, "every echo, in order");
+        assert_eq!(
+            hub.metrics.refills_total(),
+            0,
+            "none refilled from the store"
         );
     }
 }

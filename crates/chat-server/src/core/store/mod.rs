@@ -1149,6 +1149,31 @@ mod tests {
         assert!(store.flush().unwrap().await.is_ok());
     }
 
+    /// The writer inserts events several at a time, by one statement: a query still sees
+    /// every event appended before it (those of a set not yet full too), and an event the
+    /// database refuses costs only itself, not the others of its set.
+    #[tokio::test]
+    async fn events_inserted_in_sets_are_all_seen_and_a_refused_one_costs_only_itself() {
+        let opened = open(&Location::Memory, no_timer()).unwrap();
+        let store = &opened.store;
+        let event = |id| record(id, Kind::Message, Some("#general"), None);
+        // A first set of 16; a second with 24 twice, which the database refuses; 9 more.
+        for id in 1..=24 {
+            store.append(event(id)).unwrap();
+        }
+        store.append(event(24)).unwrap();
+        for id in 25..=40 {
+            store.append(event(id)).unwrap();
+        }
+        let all: Vec<u64> = (1..=40).collect();
+        assert_eq!(ask(store, history("#general", u64::MAX, 100)).await, all);
+        assert!(
+            store.flush().unwrap().await.is_err(),
+            "the refused one is reported"
+        );
+        assert_eq!(ask(store, history("#general", u64::MAX, 100)).await, all);
+    }
+
     /// A full disk (here: a page limit on the database) fails the store's health until a
     /// commit succeeds again.
     #[tokio::test]

@@ -21,14 +21,23 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::{Connection, params};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// Inserts an event (its columns are described in `schema`'s version 2).
+/// Inserts events (their columns are described in `schema`'s version 2): this, then
+/// one `VALUES` row of [`COLUMNS`] parameters per event.
 const INSERT: &str = "INSERT INTO events \
-                                 (id, kind, room, pair, time, cause, what, name, nick, account, target, text) \
-                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+                      (id, kind, room, pair, time, cause, what, name, nick, account, target, text) \
+                      VALUES ";
+
+/// The columns [`INSERT`] sets.
+const COLUMNS: usize = 12;
+
+/// Events inserted by one statement when that many are waiting: a statement's own cost
+/// (stepping it, halting it, resetting it) was as much as an event's in a long run's
+/// profile, and is paid once for all of them (issue 17).
+const ROWS_PER_INSERT: usize = 16;
 
 /// The columns a query reads to rebuild an event, in [`rebuild`]'s order.
 macro_rules! columns {
@@ -155,6 +164,7 @@ pub(super) fn spawn(
         window: options.batch_window,
         max_batch: options.max_batch.max(1),
         pending: 0,
+        appends: Vec::with_capacity(ROWS_PER_INSERT),
         deadline: None,
         lost: false,
         health,
@@ -186,6 +196,10 @@ struct Batcher {
     max_batch: usize,
     /// Writes in the open transaction: what a failed commit loses.
     pending: usize,
+    /// Events appended in the open transaction and not inserted yet: inserted by one
+    /// statement once there are [`ROWS_PER_INSERT`], and before anything else is done
+    /// (a query sees them, a commit keeps them).
+    appends: Vec<Record>,
     /// When the open transaction must be committed; `None` when there is none.
     deadline: Option<Instant>,
     /// A write was lost since the last flush, which must then not report success.
@@ -230,8 +244,11 @@ impl Batcher {
 
     /// Applies one operation.
     fn apply(&mut self, op: Op) {
+        if !matches!(op, Op::Append(_)) {
+            self.insert_appends();
+        }
         match op {
-            Op::Append(record) => self.write("event", |conn| insert(conn, &record)),
+            Op::Append(record) => self.append(record),
             Op::SetAccount(account, updated) => {
                 self.write("account", |conn| upsert(conn, &account, updated))
             }
@@ -273,8 +290,8 @@ impl Batcher {
         }
     }
 
-    /// Runs one write in the open transaction, opening one if need be.
-    fn write(&mut self, what: &str, f: impl FnOnce(&Connection) -> rusqlite::Result<usize>) {
+    /// Opens a transaction if none is open; false (and the write lost) if it cannot.
+    fn begin(&mut self, what: &str) -> bool {
         if self.conn.is_autocommit() {
             // IMMEDIATE: take the write lock now, so a reader of the file cannot make a
             // later write of this batch fail on a lock upgrade.
@@ -282,17 +299,30 @@ impl Batcher {
                 tracing::error!(%error, what, "store cannot begin a batch; write lost");
                 self.lost = true;
                 self.health.set_failing(true);
-                return;
+                return false;
             }
             self.deadline = Some(Instant::now() + self.window);
         }
-        if let Err(error) = f(&self.conn) {
+        true
+    }
+
+    /// Runs one write in the open transaction, opening one if need be.
+    fn write(&mut self, what: &str, f: impl FnOnce(&Connection) -> rusqlite::Result<usize>) {
+        if self.begin(what) {
+            let result = f(&self.conn);
+            self.written(what, 1, result);
+        }
+    }
+
+    /// Accounts for `count` records written (or not) by one statement.
+    fn written(&mut self, what: &str, count: usize, result: rusqlite::Result<usize>) {
+        if let Err(error) = result {
             self.lost = true;
             if self.conn.is_autocommit() {
                 // Some errors (disk full, I/O) roll the whole transaction back: the
                 // store, not one record, is failing.
                 self.health.set_failing(true);
-                let lost = self.pending + 1;
+                let lost = self.pending + count;
                 tracing::error!(%error, what, lost, "store write failed; batch rolled back");
                 self.pending = 0;
                 self.deadline = None;
@@ -300,15 +330,61 @@ impl Batcher {
                 tracing::warn!(%error, what, "store write failed");
             }
         } else {
-            self.pending += 1;
+            self.pending += count;
         }
         if self.pending >= self.max_batch {
             self.commit();
         }
     }
 
+    /// Takes an event into the open transaction (opening one): inserted with the next
+    /// ones, by one statement.
+    fn append(&mut self, record: Record) {
+        if self.appends.is_empty() && !self.begin("event") {
+            return;
+        }
+        self.appends.push(record);
+        if self.appends.len() >= ROWS_PER_INSERT
+            || self.pending + self.appends.len() >= self.max_batch
+        {
+            self.insert_appends();
+        }
+    }
+
+    /// Inserts the events taken so far: a full set by one statement, fewer one by one
+    /// (each count of rows would be a statement of its own to prepare and cache). If
+    /// the statement fails and the transaction lives on, they are inserted one by one,
+    /// so that only the event at fault is lost.
+    fn insert_appends(&mut self) {
+        if self.appends.is_empty() {
+            return;
+        }
+        let mut records = std::mem::take(&mut self.appends);
+        let whole = records.len() == ROWS_PER_INSERT;
+        match whole.then(|| insert_rows(&self.conn, &records)) {
+            Some(Ok(_)) => self.written("event", records.len(), Ok(records.len())),
+            Some(Err(error)) if self.conn.is_autocommit() => {
+                self.written("event", records.len(), Err(error));
+            }
+            _ => {
+                for record in &records {
+                    if self.begin("event") {
+                        let result = insert(&self.conn, record);
+                        self.written("event", 1, result);
+                    }
+                }
+            }
+        }
+        records.clear();
+        if self.appends.capacity() == 0 {
+            // Kept for the next set: no allocation per set.
+            self.appends = records;
+        }
+    }
+
     /// Commits the open transaction, if any.
     fn commit(&mut self) {
+        self.insert_appends();
         self.deadline = None;
         let pending = std::mem::take(&mut self.pending);
         if self.conn.is_autocommit() {
@@ -344,6 +420,37 @@ impl Batcher {
 
 /// Inserts `record` as its fields.
 fn insert(conn: &Connection, record: &Record) -> rusqlite::Result<usize> {
+    insert_rows(conn, std::slice::from_ref(record))
+}
+
+/// Inserts `records` (one, or [`ROWS_PER_INSERT`]) by one statement: all of them, or (on
+/// an error) none.
+fn insert_rows(conn: &Connection, records: &[Record]) -> rusqlite::Result<usize> {
+    static ONE: LazyLock<String> = LazyLock::new(|| insert_sql(1));
+    static SET: LazyLock<String> = LazyLock::new(|| insert_sql(ROWS_PER_INSERT));
+    let sql = if records.len() == 1 { &ONE } else { &SET };
+    debug_assert!(records.len() == 1 || records.len() == ROWS_PER_INSERT);
+    let mut stmt = conn.prepare_cached(sql)?;
+    for (row, record) in records.iter().enumerate() {
+        bind_record(&mut stmt, row * COLUMNS, record)?;
+    }
+    stmt.raw_execute()
+}
+
+/// [`INSERT`] with `rows` rows of parameters.
+fn insert_sql(rows: usize) -> String {
+    let row = format!("({})", ["?"; COLUMNS].join(", "));
+    let mut sql = String::from(INSERT);
+    sql.push_str(&vec![row; rows].join(", "));
+    sql
+}
+
+/// Binds the columns of `record` to the parameters after the first `offset`.
+fn bind_record(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    offset: usize,
+    record: &Record,
+) -> rusqlite::Result<()> {
     let event: &Event = record;
     let (room, name, pair_key, target) = match &event.scope {
         Scope::Room(room) => (Some(&*room.key), Some(room.name.as_str()), None, None),
@@ -356,20 +463,25 @@ fn insert(conn: &Connection, record: &Record) -> rusqlite::Result<usize> {
         Scope::Own | Scope::Wallops => (None, None, None, None),
     };
     let (what, text, kind_target) = fields(&event.kind);
-    conn.prepare_cached(INSERT)?.execute(params![
-        sql_id(event.id),
-        Kind::of(event).code(),
-        room,
-        pair_key.as_deref(),
-        event.time.as_millisecond(),
-        sql_id(event.cause),
-        what,
-        name,
-        event.source.nick.as_str(),
-        event.source.account.as_deref(),
-        target.or(kind_target),
-        text,
-    ])
+    let values: [&dyn rusqlite::ToSql; COLUMNS] = [
+        &sql_id(event.id),
+        &Kind::of(event).code(),
+        &room,
+        &pair_key.as_deref(),
+        &event.time.as_millisecond(),
+        &sql_id(event.cause),
+        &what,
+        &name,
+        &event.source.nick.as_str(),
+        &event.source.account.as_deref(),
+        &target.or(kind_target),
+        &text,
+    ];
+    for (column, value) in values.into_iter().enumerate() {
+        // Parameters count from 1.
+        stmt.raw_bind_parameter(offset + column + 1, value)?;
+    }
+    Ok(())
 }
 
 /// Rebuilds an event from a row of [`columns!`]; `None` for a row this program cannot

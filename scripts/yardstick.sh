@@ -45,6 +45,6 @@ for _ in $(seq "$rounds"); do
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     pid=
-    echo "$(basename "$server"): $(echo "$out" | grep -E '^(wall|cpu|latency)' | tr '\n' ' ')"
+    echo "$(basename "$server"): $(echo "$out" | grep -E '^(sent|wall|cpu|latency)' | tr '\n' ' ')"
   done
 done

@@ -266,14 +266,10 @@ mod tests {
     use super::*;
     use chat_proto::LineCodec;
 
-    /// rustls keeps the tail of what it is given until flushed, as a `BufWriter` does:
-    /// the flush must get everything to the peer anyway.
-    #[tokio::test]
-    async fn a_flush_gets_what_the_stream_keeps_to_the_peer() {
-        use tokio::io::{AsyncReadExt, BufWriter};
-        let (near, mut far) = tokio::io::duplex(8);
-        let mut conn = Connection {
-            stream: BufWriter::new(near),
+    /// A connection from loopback over `stream`, with nothing to write yet.
+    fn connection<S>(stream: S) -> Connection<S> {
+        Connection {
+            stream,
             reader: LineReader::new(LineCodec::new(1024)),
             out: BytesMut::new(),
             peer: Peer {
@@ -283,7 +279,16 @@ mod tests {
                 websocket: false,
             },
             config: Arc::new(Config::unthrottled()),
-        };
+        }
+    }
+
+    /// rustls keeps the tail of what it is given until flushed, as a `BufWriter` does:
+    /// the flush must get everything to the peer anyway.
+    #[tokio::test]
+    async fn a_flush_gets_what_the_stream_keeps_to_the_peer() {
+        use tokio::io::{AsyncReadExt, BufWriter};
+        let (near, mut far) = tokio::io::duplex(8);
+        let mut conn = connection(BufWriter::new(near));
         let message = b"a batch longer than the pipe holds at once\n";
         conn.out.extend_from_slice(message);
         let mut got = vec![0; message.len()];
@@ -359,21 +364,10 @@ mod tests {
     async fn a_flush_writes_one_slice_without_vectored_writes() {
         use tokio::io::AsyncReadExt;
         let (near, mut far) = tokio::io::duplex(64);
-        let mut conn = Connection {
-            stream: Vectored {
-                inner: near,
-                vectored: 0,
-            },
-            reader: LineReader::new(LineCodec::new(1024)),
-            out: BytesMut::new(),
-            peer: Peer {
-                addr: "127.0.0.1:1".parse().unwrap(),
-                tls: false,
-                proxied: false,
-                websocket: false,
-            },
-            config: Arc::new(Config::unthrottled()),
-        };
+        let mut conn = connection(Vectored {
+            inner: near,
+            vectored: 0,
+        });
         let message: Vec<u8> = (0..1000u32).map(|i| b'a' + (i % 26) as u8).collect();
         conn.out.extend_from_slice(&message);
         let mut got = vec![0; message.len()];

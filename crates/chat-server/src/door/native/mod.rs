@@ -875,52 +875,13 @@ mod tests {
         (member, conn, far, writes)
     }
 
-    /// Lines a client sends at once are all handled before the session writes: their
-    /// echoes go out in one write, not one write a line (a long run's senders made four
-    /// writes in five of the server's, issue 17); and a `/quit` among them still sends
-    /// what the lines before it caused.
-    #[tokio::test]
-    async fn lines_sent_at_once_are_answered_in_one_write() {
+    /// Runs alice's session of [`piped_session`] after its client sent `m1` … `m{count}`
+    /// and a `/quit` at once, until the `/quit` ends it; returns what the client got and
+    /// how many writes the server made.
+    async fn sent_at_once(hub: &Arc<crate::core::hub::Hub>, count: usize) -> (String, usize) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let hub = test_hub(1024, 0);
-        let (mut member, mut conn, mut far, writes) = piped_session(&hub);
-        let mut lines: String = (1..=20).map(|n| format!("m{n}\n")).collect();
-        lines.push_str("/quit\n");
-        far.write_all(lines.as_bytes()).await.unwrap();
-        let reason = tokio::time::timeout(
-            Duration::from_secs(10),
-            crate::net::driver::drive(&mut conn, &mut member, &mut Native),
-        )
-        .await
-        .expect("the session ends at its /quit");
-        assert!(reason.contains("quit"), "{reason}");
-        drop(conn);
-        let mut seen = String::new();
-        far.read_to_string(&mut seen).await.unwrap();
-        let echoes = seen
-            .lines()
-            .filter(|l| l.starts_with("MSG #a alice "))
-            .count();
-        assert_eq!(echoes, 20, "every line's echo, before the goodbye: {seen}");
-        let writes = writes.load(std::sync::atomic::Ordering::Relaxed);
-        assert!(
-            writes <= 3,
-            "{writes} writes for the join, 20 echoes and the goodbye"
-        );
-    }
-
-    /// A client that sends many lines at once still reads its rooms once a turn: its
-    /// own echoes never fall further behind than a turn's lines, so a room that keeps
-    /// fewer events than the client sent still hands it every one, with no trip to the
-    /// store. (Reading only once every line read was handled, a long run's senders fell
-    /// 100,000 events behind and were refilled from SQLite, issue 17.)
-    #[tokio::test]
-    async fn a_client_sending_many_lines_reads_its_rooms_every_turn() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        // A room keeping 48 events, past a turn's 32 lines.
-        let hub = test_hub(48, 0);
-        let (mut member, mut conn, mut far, _) = piped_session(&hub);
-        let mut lines: String = (1..=400).map(|n| format!("m{n}\n")).collect();
+        let (mut member, mut conn, mut far, writes) = piped_session(hub);
+        let mut lines: String = (1..=count).map(|n| format!("m{n}\n")).collect();
         lines.push_str("/quit\n");
         // Written whole before the session runs: every line is there to read at once.
         far.write_all(lines.as_bytes()).await.unwrap();
@@ -934,6 +895,37 @@ mod tests {
         drop(conn);
         let mut seen = String::new();
         far.read_to_string(&mut seen).await.unwrap();
+        (seen, writes.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Lines a client sends at once are all handled before the session writes: their
+    /// echoes go out in one write, not one write a line (a long run's senders made four
+    /// writes in five of the server's, issue 17); and a `/quit` among them still sends
+    /// what the lines before it caused.
+    #[tokio::test]
+    async fn lines_sent_at_once_are_answered_in_one_write() {
+        let (seen, writes) = sent_at_once(&test_hub(1024, 0), 20).await;
+        let echoes = seen
+            .lines()
+            .filter(|l| l.starts_with("MSG #a alice "))
+            .count();
+        assert_eq!(echoes, 20, "every line's echo, before the goodbye: {seen}");
+        assert!(
+            writes <= 3,
+            "{writes} writes for the join, 20 echoes and the goodbye"
+        );
+    }
+
+    /// A client that sends many lines at once still reads its rooms once a turn: its
+    /// own echoes never fall further behind than a turn's lines, so a room that keeps
+    /// fewer events than the client sent still hands it every one, with no trip to the
+    /// store. (Reading only once every line read was handled, a long run's senders fell
+    /// 100,000 events behind and were refilled from SQLite, issue 17.)
+    #[tokio::test]
+    async fn a_client_sending_many_lines_reads_its_rooms_every_turn() {
+        // A room keeping 48 events, past a turn's 32 lines.
+        let hub = test_hub(48, 0);
+        let (seen, _) = sent_at_once(&hub, 400).await;
         let echoes: Vec<&str> = seen
             .lines()
             .filter_map(|l| l.strip_prefix("MSG #a alice "))

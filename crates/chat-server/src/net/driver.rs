@@ -282,16 +282,14 @@ mod tests {
         }
     }
 
-    /// rustls keeps the tail of what it is given until flushed, as a `BufWriter` does:
-    /// the flush must get everything to the peer anyway.
-    #[tokio::test]
-    async fn a_flush_gets_what_the_stream_keeps_to_the_peer() {
-        use tokio::io::{AsyncReadExt, BufWriter};
-        let (near, mut far) = tokio::io::duplex(8);
-        let mut conn = connection(BufWriter::new(near));
-        let message = b"a batch longer than the pipe holds at once\n";
-        conn.out.extend_from_slice(message);
-        let mut got = vec![0; message.len()];
+    /// Flushes `conn` while reading `len` bytes at `far`'s end; returns them.
+    async fn flush_to<S: Stream>(
+        conn: &mut Connection<S>,
+        far: &mut tokio::io::DuplexStream,
+        len: usize,
+    ) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut got = vec![0; len];
         let read = far.read_exact(&mut got);
         let (flushed, read) = tokio::time::timeout(Duration::from_secs(10), async {
             tokio::join!(conn.flush(), read)
@@ -300,6 +298,19 @@ mod tests {
         .expect("everything written arrives");
         flushed.unwrap();
         read.unwrap();
+        got
+    }
+
+    /// rustls keeps the tail of what it is given until flushed, as a `BufWriter` does:
+    /// the flush must get everything to the peer anyway.
+    #[tokio::test]
+    async fn a_flush_gets_what_the_stream_keeps_to_the_peer() {
+        use tokio::io::BufWriter;
+        let (near, mut far) = tokio::io::duplex(8);
+        let mut conn = connection(BufWriter::new(near));
+        let message = b"a batch longer than the pipe holds at once\n";
+        conn.out.extend_from_slice(message);
+        let got = flush_to(&mut conn, &mut far, message.len()).await;
         assert_eq!(&got[..], &message[..], "each byte once, in order");
         assert_eq!(conn.out.capacity(), 0, "no buffer is held once flushed");
     }
@@ -362,7 +373,6 @@ mod tests {
     /// a fixed rate, issue 17); every byte arrives once, in order.
     #[tokio::test]
     async fn a_flush_writes_one_slice_without_vectored_writes() {
-        use tokio::io::AsyncReadExt;
         let (near, mut far) = tokio::io::duplex(64);
         let mut conn = connection(Vectored {
             inner: near,
@@ -370,15 +380,7 @@ mod tests {
         });
         let message: Vec<u8> = (0..1000u32).map(|i| b'a' + (i % 26) as u8).collect();
         conn.out.extend_from_slice(&message);
-        let mut got = vec![0; message.len()];
-        let read = far.read_exact(&mut got);
-        let (flushed, read) = tokio::time::timeout(Duration::from_secs(10), async {
-            tokio::join!(conn.flush(), read)
-        })
-        .await
-        .expect("everything written arrives");
-        flushed.unwrap();
-        read.unwrap();
+        let got = flush_to(&mut conn, &mut far, message.len()).await;
         assert_eq!(got, message, "each byte once, in order");
         assert_eq!(conn.stream.vectored, 0, "no vectored write");
     }

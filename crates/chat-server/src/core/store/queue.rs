@@ -140,10 +140,11 @@ impl Receiver {
     pub(super) fn next(&self, deadline: Option<Instant>, wake: Option<Instant>) -> Next {
         let mut st = self.shared.lock();
         loop {
-            let due = deadline.is_none_or(|d| Instant::now() >= d)
-                || st.urgent > 0
+            // The clock last: a draining writer takes each operation without reading it.
+            let due = st.urgent > 0
                 || st.closed
-                || st.draining;
+                || st.draining
+                || deadline.is_none_or(|d| Instant::now() >= d);
             if due && let Some(op) = st.ops.pop_front() {
                 if matches!(op, Op::Query(..) | Op::Flush(_) | Op::Prune(_)) {
                     st.urgent -= 1;

@@ -60,15 +60,15 @@ const UPSERT_ACCOUNT: &str = "INSERT INTO accounts (nick, hash, created, updated
                               ON CONFLICT (nick) DO UPDATE \
                               SET hash = excluded.hash, updated = excluded.updated";
 
-/// The latest messages of a room before an id, newest first. `kind = 0` is written out,
-/// not bound, so that the partial index `events_history` applies. Without statistics
-/// SQLite rates `events_room` as good, and would then read every join and part in
-/// between: `INDEXED BY` makes it use the index that holds messages only (and makes
-/// preparing the query fail, rather than slow down, if the index ever stops applying).
+/// The latest messages of a room before an id, newest first. `events_room` holds every
+/// event of a room with its `kind`: SQLite walks the room's entries newest first and
+/// tests `kind = 0` on the entry itself, reading the row only for a message, so the
+/// joins and parts in between cost an index entry each. `INDEXED BY` makes preparing
+/// the query fail, rather than slow down, if the index ever stops applying.
 pub(super) const HISTORY: &str = concat!(
     "SELECT ",
     columns!(),
-    " FROM events INDEXED BY events_history \
+    " FROM events INDEXED BY events_room \
                                   WHERE room = ?1 AND kind = 0 AND id < ?2 \
                                   ORDER BY id DESC LIMIT ?3"
 );
@@ -92,13 +92,13 @@ pub(super) const PRIVATE: &str = concat!(
 );
 
 /// The messages of a room in a span of ids and times, oldest first (`SPAN_FIRST`) or
-/// newest first (`SPAN_LATEST`); the index of messages applies, as for [`HISTORY`].
+/// newest first (`SPAN_LATEST`); the room's index applies, as for [`HISTORY`].
 macro_rules! room_span {
     ($order:literal) => {
         concat!(
             "SELECT ",
             columns!(),
-            " FROM events INDEXED BY events_history \
+            " FROM events INDEXED BY events_room \
              WHERE room = ?1 AND kind = 0 AND id > ?2 AND id < ?3 AND time > ?4 AND time < ?5 \
              ORDER BY id ",
             $order,

@@ -97,6 +97,9 @@ pub(crate) trait Output {
     fn refused(&mut self, refusal: Refusal);
     /// The answer to a ping, after everything earlier lines caused.
     fn pong(&mut self, token: Option<String>);
+    /// About `events` room events are about to be given to [`Output::event`]: the output
+    /// may make room for them at once.
+    fn expect(&mut self, _events: usize) {}
     /// Bytes waiting to be written.
     fn pending(&self) -> usize;
     /// Events this output encoded (rather than found encoded) since it was last asked;
@@ -618,6 +621,13 @@ impl Member {
     pub(crate) fn collect_ready(&mut self, out: &mut impl Output, limit: usize) {
         // Counted once for the whole batch.
         let mut delivered = 0;
+        let ready = self
+            .rooms
+            .iter()
+            .filter(|m| m.is_live())
+            .map(|m| m.channel.ring.pending(&m.cursor))
+            .sum::<u64>();
+        out.expect(usize::try_from(ready).unwrap_or(usize::MAX));
         'collect: loop {
             while let Some(event) = self.mailbox.try_recv() {
                 self.mail(&event, out);
@@ -2021,6 +2031,8 @@ mod tests {
     #[derive(Default)]
     struct Said {
         lines: Vec<String>,
+        /// What each [`Output::expect`] call announced.
+        expected: Vec<usize>,
     }
 
     impl Said {
@@ -2101,6 +2113,9 @@ mod tests {
         fn take_encodings(&mut self) -> u64 {
             0
         }
+        fn expect(&mut self, events: usize) {
+            self.expected.push(events);
+        }
     }
 
     fn config() -> Arc<Config> {
@@ -2177,6 +2192,38 @@ mod tests {
                 "#rust alice say after bob"
             ]
         );
+    }
+
+    /// A collect tells the output how many room events are ready, across the member's
+    /// rooms, before the first: the door sizes its buffer once (see `Expected`).
+    #[tokio::test]
+    async fn a_collect_announces_the_events_ready_in_every_room() {
+        let hub = test_hub(1024, 0);
+        let mut alice = member(&hub, "alice");
+        let mut bob = member(&hub, "bob");
+        let (mut a, mut b) = (Said::default(), Said::default());
+        for name in ["#a", "#b"] {
+            joined(&mut alice, name, &mut a).await;
+            joined(&mut bob, name, &mut b).await;
+        }
+        bob.collect_ready(&mut b, usize::MAX);
+        b.take();
+        b.expected.clear();
+        for n in 0..3 {
+            alice
+                .say(Some(&room("#a")), format!("a{n}"), false)
+                .unwrap();
+        }
+        for n in 0..2 {
+            alice
+                .say(Some(&room("#b")), format!("b{n}"), false)
+                .unwrap();
+        }
+        bob.collect_ready(&mut b, usize::MAX);
+        assert_eq!(b.expected, [5]);
+        assert_eq!(b.take().len(), 5);
+        bob.collect_ready(&mut b, usize::MAX);
+        assert_eq!(b.expected, [5, 0], "nothing more is ready");
     }
 
     /// The `PONG` rule: it follows every event that was queued for the member when the

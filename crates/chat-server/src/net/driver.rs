@@ -24,6 +24,32 @@ use tokio::io::AsyncWriteExt;
 /// Output beyond which the session stops collecting ready events and writes.
 pub(crate) const BATCH_LIMIT: usize = 64 * 1024;
 
+/// Room an output makes for the events a collect expects ([`Output::expect`]): the
+/// buffer is allocated once a turn at about the size it will reach, instead of growing
+/// from nothing by doubling, which was a reallocation and a copy every few events of
+/// each turn of each member in a long run's profile (issue 17).
+///
+/// [`Output::expect`]: crate::core::member::Output::expect
+#[derive(Debug, Default)]
+pub(crate) struct Expected(usize);
+
+impl Expected {
+    /// `events` are about to be written.
+    pub(crate) fn expect(&mut self, events: usize) {
+        self.0 = events;
+    }
+
+    /// Before appending a frame of `len` bytes: the first after [`Expected::expect`]
+    /// makes room in `out` for all of them, each taken to be as long as it, within
+    /// [`BATCH_LIMIT`] (a turn writes no more).
+    pub(crate) fn reserve(&mut self, out: &mut BytesMut, len: usize) {
+        if self.0 > 0 {
+            out.reserve(len.saturating_mul(self.0).min(BATCH_LIMIT));
+            self.0 = 0;
+        }
+    }
+}
+
 /// Longest wait to write a goodbye (after `/quit` or a handshake timeout).
 const FAREWELL_LIMIT: Duration = Duration::from_secs(5);
 
@@ -280,6 +306,34 @@ mod tests {
             },
             config: Arc::new(Config::unthrottled()),
         }
+    }
+
+    /// The first frame after `expect` makes room for all of them: the buffer is
+    /// allocated once, not grown by doubling; and never beyond a batch.
+    #[test]
+    fn expected_frames_are_made_room_for_at_once() {
+        let frame = [b'x'; 100];
+        let mut out = BytesMut::new();
+        let mut expected = Expected::default();
+        expected.expect(10);
+        expected.reserve(&mut out, frame.len());
+        out.extend_from_slice(&frame);
+        let room = out.capacity();
+        assert!(room >= 10 * frame.len(), "{room}");
+        for _ in 1..10 {
+            expected.reserve(&mut out, frame.len());
+            out.extend_from_slice(&frame);
+        }
+        assert_eq!(out.capacity(), room, "no reallocation for the ten");
+        // Announced once: the next frame does not reserve again.
+        let mut out = BytesMut::new();
+        expected.reserve(&mut out, frame.len());
+        assert_eq!(out.capacity(), 0);
+        // However many are announced, no more than a batch is reserved.
+        expected.expect(usize::MAX);
+        expected.reserve(&mut out, frame.len());
+        let room = out.capacity();
+        assert!((BATCH_LIMIT..2 * BATCH_LIMIT).contains(&room), "{room}");
     }
 
     /// Flushes `conn` while reading `len` bytes at `far`'s end; returns them.

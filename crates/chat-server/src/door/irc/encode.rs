@@ -14,6 +14,7 @@ use crate::core::event::{Event, Flavour, Kind, RoomName, Scope, Source};
 use crate::core::hub::{Members, Topic};
 use crate::core::member::{AccountChange, HistoryOf, Output};
 use crate::core::room::Standing;
+use crate::net::driver::Expected;
 use bytes::BytesMut;
 use chat_proto::Nick;
 use std::collections::VecDeque;
@@ -340,6 +341,8 @@ pub(crate) struct Irc<'a> {
     encodings: u64,
     /// Events not shown to this client (see [`Output::take_withheld`]).
     withheld: u64,
+    /// Room to make for the events a collect expects.
+    expected: Expected,
 }
 
 impl<'a> Irc<'a> {
@@ -349,6 +352,7 @@ impl<'a> Irc<'a> {
             view,
             encodings: 0,
             withheld: 0,
+            expected: Expected::default(),
         }
     }
 
@@ -499,6 +503,7 @@ impl Output for Irc<'_> {
             self.withheld += 1;
             return;
         }
+        self.expected.reserve(self.out, bytes.len());
         match label {
             None => write_for_caps(bytes, self.view.caps, self.out),
             Some(label) => {

@@ -8,6 +8,7 @@ use crate::core::event::{Event, Flavour, Kind, RoomName, Scope};
 use crate::core::hub::{Members, Topic, Whois};
 use crate::core::member::{AccountChange, HistoryOf, Output};
 use crate::core::room::{RoomBan, Standing};
+use crate::net::driver::Expected;
 use crate::net::listener::Admission;
 use bytes::{Bytes, BytesMut};
 use chat_proto::{AccountStatus, ErrorCode, Nick, ServerFrame, Status, Target};
@@ -383,11 +384,17 @@ pub(crate) struct Native<'a> {
     pub(crate) out: &'a mut BytesMut,
     /// Events encoded here (see [`Output::take_encodings`]).
     pub(crate) encodings: u64,
+    /// Room to make for the events a collect expects.
+    expected: Expected,
 }
 
 impl<'a> Native<'a> {
     pub(crate) fn new(out: &'a mut BytesMut) -> Native<'a> {
-        Native { out, encodings: 0 }
+        Native {
+            out,
+            encodings: 0,
+            expected: Expected::default(),
+        }
     }
 }
 
@@ -404,7 +411,12 @@ impl Output for Native<'_> {
             *encodings += 1;
             encode(event)
         });
+        self.expected.reserve(self.out, bytes.len());
         self.out.extend_from_slice(bytes);
+    }
+
+    fn expect(&mut self, events: usize) {
+        self.expected.expect(events);
     }
 
     fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {

@@ -17,12 +17,8 @@ use std::time::Duration;
 
 /// The schema's migrations, in order: the database's version is how many it has applied.
 /// Append to this list; never edit an entry that has shipped.
-pub(super) const MIGRATIONS: &[Migration] = &[
-    Migration::Sql(V1),
-    Migration::Rust(v2),
-    Migration::Sql(V3),
-    Migration::Sql(V4),
-];
+pub(super) const MIGRATIONS: &[Migration] =
+    &[Migration::Sql(V1), Migration::Rust(v2), Migration::Sql(V3)];
 
 /// One step of the schema.
 pub(super) enum Migration {
@@ -130,20 +126,6 @@ CREATE TABLE server_bans (
     reason TEXT,
     time INTEGER NOT NULL
 ) STRICT;
-";
-
-/// Version 4: one index on a room's events instead of two.
-///
-/// Every message was written into two indexes on `(room, id)`: `events_history` (only
-/// messages) and `events_room` (every event of a room). One index that carries `kind`
-/// serves both: `/history` walks a room's events newest first and reads `kind` from
-/// the index entry, so skipping membership noise costs no table lookup, only an entry.
-/// It saves an index insert per message: about 0.1 s of the 0.7 s the store spent on a
-/// 400,000-message run (issue 17).
-const V4: &str = "
-DROP INDEX events_history;
-DROP INDEX events_room;
-CREATE INDEX events_room ON events (room, id, kind) WHERE room IS NOT NULL;
 ";
 
 /// Version 2's insert, frozen here: a later version's columns must not change what
@@ -478,7 +460,7 @@ mod tests {
     fn every_query_uses_its_index() {
         let conn = connect(&Location::Memory).unwrap();
         for (sql, index) in [
-            (HISTORY, "events_room"),
+            (HISTORY, "events_history"),
             (AFTER, "events_room"),
             (PRIVATE, "events_pair"),
         ] {
@@ -489,69 +471,6 @@ mod tests {
             );
             assert!(!plan.contains("TEMP B-TREE"), "sorts: {sql}: {plan}");
         }
-    }
-
-    /// A room's events are in one index, which carries `kind`: `/history` tests it on
-    /// the index entry and reads a row only for a message, so membership noise costs no
-    /// table lookup (SQLite's program defers the row's seek past the test).
-    #[test]
-    fn history_skips_membership_noise_in_the_index() {
-        let conn = connect(&Location::Memory).unwrap();
-        let mut indexes: Vec<String> = conn
-            .prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        indexes.sort();
-        assert_eq!(
-            indexes,
-            [
-                "CREATE INDEX events_pair ON events (pair, id) WHERE pair IS NOT NULL",
-                "CREATE INDEX events_room ON events (room, id, kind) WHERE room IS NOT NULL",
-            ]
-        );
-        // The program: (address, opcode, p1, p2). The index's cursor is the one opened
-        // on its root page; `kind` must be read from it, and compared, before the seek
-        // to the row happens.
-        let root: i64 = conn
-            .query_row(
-                "SELECT rootpage FROM sqlite_master WHERE name = 'events_room'",
-                [],
-                |row| row.get(0),
-            )
-            .unwrap();
-        let mut stmt = conn.prepare(&format!("EXPLAIN {HISTORY}")).unwrap();
-        let mut rows = stmt.raw_query();
-        let mut program = Vec::new();
-        while let Some(row) = rows.next().unwrap() {
-            let op: String = row.get(1).unwrap();
-            program.push((
-                op,
-                row.get::<_, i64>(2).unwrap(),
-                row.get::<_, i64>(3).unwrap(),
-            ));
-        }
-        let index = program
-            .iter()
-            .find(|(op, _, p2)| op == "OpenRead" && *p2 == root)
-            .map(|(_, cursor, _)| *cursor)
-            .expect("the index is opened");
-        let seek = program
-            .iter()
-            .position(|(op, _, _)| op == "DeferredSeek")
-            .expect("the row's seek is deferred");
-        let (op, cursor, _) = &program[seek + 1];
-        assert_eq!(
-            (op.as_str(), *cursor),
-            ("Column", index),
-            "kind is read from the index first: {program:?}"
-        );
-        assert!(
-            matches!(program[seek + 2].0.as_str(), "Ne" | "Eq"),
-            "and tested: {program:?}"
-        );
     }
 
     /// The pruning passes' statements find their rows through an index (or the table's

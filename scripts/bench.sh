@@ -6,6 +6,8 @@
 #   scripts/bench.sh rate --members 100 --senders 10 --rate 990 --duration 10s
 #   scripts/bench.sh idle --connections 10000
 #   SERVER_FLAGS="--room-capacity 4096" scripts/bench.sh throughput --members 1000 --messages 200
+#                                            (each run has a fresh store in a temporary
+#                                            directory unless SERVER_FLAGS gives --db)
 #   SERVER=/tmp/chat-server-old scripts/bench.sh idle --connections 10000   # another build
 #   BENCH=/tmp/chat-bench-old scripts/bench.sh throughput --members 100   # another bench
 #   BENCH_CPUS=0,1 BENCH_THREADS=2 scripts/bench.sh burst --connections 5000   # a bench
@@ -39,11 +41,20 @@ irc=()
 if "$server_bin" --help | grep -q -- '--irc-addr'; then
   irc=(--irc-addr "127.0.0.1:$((port + 2))")
 fi
+# A fresh store for each run, unless SERVER_FLAGS names one: the default file
+# (~/.local/share/chat-server/chat.db) carried one run's events into the next, and a
+# newer build's schema made an older build refuse it.
+db=()
+dbdir=
+if [[ ${SERVER_FLAGS:-} != *--db* ]] && "$server_bin" --help | grep -q -- '--db'; then
+  dbdir=$(mktemp -d)
+  db=(--db "$dbdir/chat.db")
+fi
 # shellcheck disable=SC2086
-taskset -c 0 "$server_bin" --addr "127.0.0.1:$port" "${web[@]}" "${irc[@]}" --flood-rate 0 ${SERVER_FLAGS:-} \
-  2>/dev/null &
+taskset -c 0 "$server_bin" --addr "127.0.0.1:$port" "${web[@]}" "${irc[@]}" "${db[@]}" --flood-rate 0 \
+  ${SERVER_FLAGS:-} 2>/dev/null &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true; rm -rf "$dbdir"' EXIT
 for _ in $(seq 50); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
   sleep 0.1
@@ -55,7 +66,7 @@ if [[ -n ${BENCH_ROOM_MODE:-} ]]; then
   ready=$(mktemp -u)
   taskset -c "${BENCH_CPUS:-1}" scripts/room-holder.py "$port" "${BENCH_ROOM:-#bench}" "$BENCH_ROOM_MODE" "$ready" &
   holder=$!
-  trap 'kill $holder $server 2>/dev/null; wait $holder $server 2>/dev/null || true; rm -f "$ready"' EXIT
+  trap 'kill $holder $server 2>/dev/null; wait $holder $server 2>/dev/null || true; rm -f "$ready"; rm -rf "$dbdir"' EXIT
   for _ in $(seq 100); do
     [[ -e $ready ]] && break
     sleep 0.1

@@ -737,6 +737,47 @@ mod tests {
         );
     }
 
+    /// A turn's output is allocated once, at the size its frames need: the collect
+    /// announces the ready events and the first frame makes room for all of them.
+    #[tokio::test]
+    async fn a_turns_frames_are_written_into_one_allocation() {
+        let hub = test_hub(1024, 0);
+        let config = Arc::new(Config {
+            history: 0,
+            ..Config::unthrottled()
+        });
+        let ip = "127.0.0.1".parse().unwrap();
+        let mut members = Vec::new();
+        for nick in ["alice", "bob"] {
+            let source = Arc::new(Source::named(Nick::new(nick).unwrap(), None));
+            let (tx, rx) = mailbox(16);
+            let activity = hub.register(&source, tx, false).unwrap();
+            let mut member =
+                Member::new(hub.clone(), source, activity, rx, None, ip, config.clone());
+            let mut out = BytesMut::new();
+            member
+                .join(&Room::new("#room").unwrap(), None, &mut Out::new(&mut out))
+                .unwrap();
+            members.push(member);
+        }
+        let mut out = BytesMut::new();
+        members[1].collect_ready(&mut Out::new(&mut out), usize::MAX);
+        // Five frames of one length.
+        for n in 0..5 {
+            members[0].say(None, format!("m{n}"), false).unwrap();
+        }
+        let mut out = BytesMut::new();
+        members[1].collect_ready(&mut Out::new(&mut out), usize::MAX);
+        let frames = out.iter().filter(|&&b| b == b'\n').count();
+        assert_eq!(frames, 5, "{out:?}");
+        // Grown by doubling, it would hold eight frames' room for five.
+        assert_eq!(
+            out.capacity(),
+            out.len(),
+            "one allocation, exactly the turn's"
+        );
+    }
+
     /// A session over an in-memory pipe that claims to come from a documentation
     /// address (192.0.2.0/24, never routed): the plain-TCP, non-loopback case, which no
     /// loopback-only socket test can produce.

@@ -687,32 +687,36 @@ mod tests {
         ServerFrame::parse(&line).unwrap()
     }
 
+    /// A member of `hub` called `nick`, without history on join, joined to `room`; what
+    /// its join wrote is discarded.
+    fn joined_member(hub: &Arc<Hub>, nick: &str, room: &str) -> Member {
+        let config = Arc::new(Config {
+            history: 0,
+            ..Config::unthrottled()
+        });
+        let source = Arc::new(Source::named(Nick::new(nick).unwrap(), None));
+        let (tx, rx) = mailbox(16);
+        let activity = hub.register(&source, tx, false).unwrap();
+        let ip = "127.0.0.1".parse().unwrap();
+        let mut member = Member::new(hub.clone(), source, activity, rx, None, ip, config);
+        let mut out = BytesMut::new();
+        let mut output = Out::new(&mut out);
+        member
+            .join(&Room::new(room).unwrap(), None, &mut output)
+            .unwrap();
+        member.collect_ready(&mut output, usize::MAX);
+        member
+    }
+
     /// One event reaching 1,000 members of the native door is encoded once: the first
     /// member to collect it encodes it, every other copies the same bytes.
     #[tokio::test]
     async fn one_event_to_a_thousand_members_is_encoded_once() {
         // Quiet past 10 members, so that the thousand joins are not announced to all.
         let hub = test_hub(1024, 10);
-        let config = Arc::new(Config {
-            history: 0,
-            ..Config::unthrottled()
-        });
-        let ip = "127.0.0.1".parse().unwrap();
-        let mut members = Vec::new();
-        for n in 0..1000 {
-            let source = Arc::new(Source::named(Nick::new(&format!("m{n}")).unwrap(), None));
-            let (tx, rx) = mailbox(16);
-            let activity = hub.register(&source, tx, false).unwrap();
-            let mut member =
-                Member::new(hub.clone(), source, activity, rx, None, ip, config.clone());
-            let mut out = BytesMut::new();
-            let mut output = Out::new(&mut out);
-            member
-                .join(&Room::new("#crowd").unwrap(), None, &mut output)
-                .unwrap();
-            member.collect_ready(&mut output, usize::MAX);
-            members.push(member);
-        }
+        let mut members: Vec<_> = (0..1000)
+            .map(|n| joined_member(&hub, &format!("m{n}"), "#crowd"))
+            .collect();
         // Everyone has heard the first ten joins (announced before the room went quiet).
         for member in &mut members {
             let mut out = BytesMut::new();
@@ -742,26 +746,11 @@ mod tests {
     #[tokio::test]
     async fn a_turns_frames_are_written_into_one_allocation() {
         let hub = test_hub(1024, 0);
-        let config = Arc::new(Config {
-            history: 0,
-            ..Config::unthrottled()
-        });
-        let ip = "127.0.0.1".parse().unwrap();
-        let mut members = Vec::new();
-        for nick in ["alice", "bob"] {
-            let source = Arc::new(Source::named(Nick::new(nick).unwrap(), None));
-            let (tx, rx) = mailbox(16);
-            let activity = hub.register(&source, tx, false).unwrap();
-            let mut member =
-                Member::new(hub.clone(), source, activity, rx, None, ip, config.clone());
-            let mut out = BytesMut::new();
-            member
-                .join(&Room::new("#room").unwrap(), None, &mut Out::new(&mut out))
-                .unwrap();
-            members.push(member);
-        }
-        let mut out = BytesMut::new();
-        members[1].collect_ready(&mut Out::new(&mut out), usize::MAX);
+        // Each has read everything so far (the helper collects after the join).
+        let mut members = [
+            joined_member(&hub, "alice", "#room"),
+            joined_member(&hub, "bob", "#room"),
+        ];
         // Five frames of one length.
         for n in 0..5 {
             members[0].say(None, format!("m{n}"), false).unwrap();

@@ -254,12 +254,30 @@ impl Event {
     /// The event's bytes in `flavour`, made by `encode` if no one has made them yet.
     /// `encode` runs at most once per event and flavour (a second caller at the same
     /// moment waits for the first).
+    ///
+    /// Inlined down to the look at the cache, which is what every delivery but the first
+    /// does; the encoding is out of line (issue 17).
+    #[inline]
     pub(crate) fn encoded(
         &self,
         flavour: Flavour,
         encode: impl FnOnce(&Event) -> Box<[u8]>,
     ) -> &[u8] {
-        self.wire[flavour as usize].get_or_init(|| encode(self))
+        let wire = &self.wire[flavour as usize];
+        match wire.get() {
+            Some(bytes) => bytes,
+            None => self.encode_into(wire, encode),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn encode_into<'a>(
+        &'a self,
+        wire: &'a OnceLock<Box<[u8]>>,
+        encode: impl FnOnce(&Event) -> Box<[u8]>,
+    ) -> &'a [u8] {
+        wire.get_or_init(|| encode(self))
     }
 
     /// The room it happened in, if any.

@@ -42,6 +42,7 @@ impl Expected {
     /// Before appending a frame of `len` bytes: the first after [`Expected::expect`]
     /// makes room in `out` for all of them, each taken to be as long as it, within
     /// [`BATCH_LIMIT`] (a turn writes no more).
+    #[inline]
     pub(crate) fn reserve(&mut self, out: &mut BytesMut, len: usize) {
         if self.0 > 0 {
             out.reserve(len.saturating_mul(self.0).min(BATCH_LIMIT));

@@ -405,6 +405,7 @@ impl Native<'_> {
 }
 
 impl Output for Native<'_> {
+    #[inline]
     fn event(&mut self, event: &Event) {
         let encodings = &mut self.encodings;
         let bytes = event.encoded(Flavour::Native, |event| {

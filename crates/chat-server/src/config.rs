@@ -56,7 +56,7 @@ pub struct Config {
     /// --room-capacity allows (events and their bookkeeping; the oldest go first, and
     /// members behind them are sent them from the store). Sizes: bytes, or with
     /// `k`/`m`/`g` (KiB/MiB/GiB).
-    #[arg(long, env = "CHAT_ROOM_BUFFER", default_value = "64m", value_parser = parse_size)]
+    #[arg(long, env = "CHAT_ROOM_BUFFER", default_value = "96m", value_parser = parse_size)]
     pub room_buffer: usize,
 
     /// Bytes of events all the rooms together keep in memory. Past it, a room that
@@ -277,7 +277,7 @@ impl Default for Config {
             http_proxy_header: None,
             handshake_timeout: Duration::from_secs(30),
             room_capacity: 131_072,
-            room_buffer: 64 * 1024 * 1024,
+            room_buffer: 96 * 1024 * 1024,
             room_buffer_total: 256 * 1024 * 1024,
             presence_limit: 1000,
             mailbox_capacity: 256,

@@ -298,9 +298,10 @@ impl Event {
     }
 
     /// An estimate of the memory the event holds, for the rooms' byte bounds: the event
-    /// with its strings, and one encoding per wire flavour some session reads (which
-    /// repeats the strings), counted whether made yet or not. Fixed when the event is
-    /// made, so that a ring subtracts what it added.
+    /// with its strings, one encoding per wire flavour some session reads (which repeats
+    /// the strings), and the copy of the native one in its room's run of frames
+    /// (`ring::Ring::drain_frames`), counted whether made yet or not. Fixed when the event
+    /// is made, so that a ring subtracts what it added.
     pub(crate) fn weight(&self) -> usize {
         self.weight as usize
     }
@@ -320,7 +321,7 @@ impl Event {
         };
         let room = self.room().map_or(0, |r| r.name.as_str().len());
         let strings = text + room + self.source.nick.as_str().len();
-        strings + EVENT_OVERHEAD + flavours * (strings + ENCODING_OVERHEAD)
+        strings + EVENT_OVERHEAD + (flavours + 1) * (strings + ENCODING_OVERHEAD)
     }
 }
 
@@ -364,8 +365,8 @@ mod tests {
         assert!(short >= EVENT_OVERHEAD + ENCODING_OVERHEAD);
         assert_eq!(
             long - short,
-            1000 * (1 + Flavour::active()),
-            "the text and its encodings"
+            1000 * (2 + Flavour::active()),
+            "the text, its encodings and its frame in the room's run"
         );
         assert_eq!(event(Kind::Topic { text: None }).weight(), short);
         let _ = event(Kind::Away { text: None });

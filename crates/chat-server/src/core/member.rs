@@ -9,7 +9,7 @@
 
 use super::ban::{BAN_LIMIT, Ban, BanTarget, BansFull};
 use super::error::{self, Refusal};
-use super::event::{Event, Ident, Kind, RoomName, Source};
+use super::event::{Event, Flavour, Ident, Kind, RoomName, Source};
 use super::flood::TokenBucket;
 use super::hub::{
     Activity, Channel, Departure, Hub, Joined, Members, ModeOutcome, Pass, Topic, Who, Whois,
@@ -51,6 +51,9 @@ const LINES_PER_TURN: usize = 32;
 
 /// Most events `/history` gives at once.
 pub(crate) use crate::config::HISTORY_MAX;
+
+/// A door's encoder of events in one wire flavour (see [`Output::frames_encoder`]).
+pub(crate) type Encoder = fn(&Event) -> Box<[u8]>;
 
 /// How a door writes what a member has to say. Every method appends to the door's
 /// output, in call order.
@@ -100,6 +103,21 @@ pub(crate) trait Output {
     /// About `events` room events are about to be given to [`Output::event`]: the output
     /// may make room for them at once.
     fn expect(&mut self, _events: usize) {}
+    /// The door's encoder of [`Flavour::Native`], if it writes every room event in it,
+    /// byte for byte as every other member gets it: the member then copies a run of a
+    /// room's frames at once ([`Output::frames`]) instead of giving [`Output::event`] one
+    /// event at a time. A ring keeps one run of frames, so one flavour has runs: the
+    /// native one, the same bytes for every member (TCP, TLS and WebSocket alike); an IRC
+    /// client's lines depend on its capabilities. `None` (the default): event by event.
+    fn frames_encoder(&self) -> Option<Encoder> {
+        None
+    }
+    /// The frames of `events` room events, end to end, as [`Output::frames_encoder`]
+    /// made them.
+    fn frames(&mut self, _bytes: &[u8], _events: usize) {}
+    /// `events` events were encoded with [`Output::frames_encoder`] for this output (see
+    /// [`Output::take_encodings`]).
+    fn encoded(&mut self, _events: u64) {}
     /// Bytes waiting to be written.
     fn pending(&self) -> usize;
     /// Events this output encoded (rather than found encoded) since it was last asked;
@@ -630,6 +648,7 @@ impl Member {
             .map(|m| m.channel.ring.pending(&m.cursor))
             .sum::<u64>();
         out.expect(usize::try_from(ready).unwrap_or(usize::MAX));
+        let frames_encoder = out.frames_encoder();
         'collect: loop {
             while let Some(event) = self.mailbox.try_recv() {
                 self.mail(&event, out);
@@ -644,15 +663,42 @@ impl Member {
                 if !m.is_live() {
                     continue;
                 }
-                let last_id = &mut m.last_id;
+                let (ring, cursor, last_id) = (&m.channel.ring, &mut m.cursor, &mut m.last_id);
                 let mut kicked = false;
-                let drained = m.channel.ring.drain(&mut m.cursor, DRAIN_CHUNK, |event| {
-                    out.event(event);
-                    *last_id = event.id;
-                    // Nothing after its own KICK reaches the one kicked.
-                    kicked = kicks(event, key);
-                    !kicked && out.pending() < limit
-                });
+                let mut drained = Ok(0);
+                let mut one_by_one = DRAIN_CHUNK;
+                if let Some(encode) = frames_encoder {
+                    // A run of frames at once; a KICK is read on its own, below.
+                    let mut encoded = 0;
+                    drained = ring.drain_frames(
+                        cursor,
+                        DRAIN_CHUNK,
+                        limit - out.pending(),
+                        |event| {
+                            (!matches!(event.kind, Kind::Kick { .. })).then(|| {
+                                event.encoded(Flavour::Native, |event| {
+                                    encoded += 1;
+                                    encode(event)
+                                })
+                            })
+                        },
+                        |bytes, events, last| {
+                            *last_id = last.id;
+                            out.frames(bytes, events);
+                        },
+                    );
+                    out.encoded(encoded);
+                    one_by_one = 1;
+                }
+                if drained == Ok(0) {
+                    drained = ring.drain(cursor, one_by_one, |event| {
+                        out.event(event);
+                        *last_id = event.id;
+                        // Nothing after its own KICK reaches the one kicked.
+                        kicked = kicks(event, key);
+                        !kicked && out.pending() < limit
+                    });
+                }
                 match drained {
                     Ok(0) => continue,
                     Ok(taken) => {
@@ -2035,6 +2081,10 @@ mod tests {
         lines: Vec<String>,
         /// What each [`Output::expect`] call announced.
         expected: Vec<usize>,
+        /// Whether room events come in runs of frames ([`Output::frames_encoder`]).
+        in_runs: bool,
+        /// How many events each run of frames was.
+        runs: Vec<usize>,
     }
 
     impl Said {
@@ -2043,21 +2093,38 @@ mod tests {
         }
     }
 
+    /// An event as [`Said`] writes it.
+    fn said(event: &Event) -> String {
+        let what = match &event.kind {
+            Kind::Message { text } => format!("say {text}"),
+            Kind::Action { text } => format!("act {text}"),
+            Kind::Join => "join".into(),
+            Kind::Part { .. } => "part".into(),
+            Kind::Quit { .. } => "quit".into(),
+            Kind::Rename { new } => format!("rename {new}"),
+            Kind::Kick { target, .. } => format!("kick {target}"),
+            other => format!("{other:?}"),
+        };
+        let room = event.room().map_or("-".into(), |r| r.name.to_string());
+        format!("{room} {} {what}", event.source.nick)
+    }
+
+    /// [`said`] as a frame.
+    fn said_frame(event: &Event) -> Box<[u8]> {
+        format!("{}\n", said(event)).into_bytes().into()
+    }
+
     impl Output for Said {
         fn event(&mut self, event: &Event) {
-            let what = match &event.kind {
-                Kind::Message { text } => format!("say {text}"),
-                Kind::Action { text } => format!("act {text}"),
-                Kind::Join => "join".into(),
-                Kind::Part { .. } => "part".into(),
-                Kind::Quit { .. } => "quit".into(),
-                Kind::Rename { new } => format!("rename {new}"),
-                Kind::Kick { target, .. } => format!("kick {target}"),
-                other => format!("{other:?}"),
-            };
-            let room = event.room().map_or("-".into(), |r| r.name.to_string());
-            self.lines
-                .push(format!("{room} {} {what}", event.source.nick));
+            self.lines.push(said(event));
+        }
+        fn frames_encoder(&self) -> Option<Encoder> {
+            self.in_runs.then_some(said_frame)
+        }
+        fn frames(&mut self, bytes: &[u8], events: usize) {
+            let lines = std::str::from_utf8(bytes).unwrap().lines();
+            self.lines.extend(lines.map(str::to_owned));
+            self.runs.push(events);
         }
         fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {
             let names: Vec<_> = members
@@ -2462,6 +2529,40 @@ mod tests {
             bob.say(Some(&room("#a")), "still here?".into(), false),
             Err(Refusal::NotInRoom(_))
         ));
+    }
+
+    /// The same, for a door whose member copies a room's events a run of frames at once:
+    /// the run stops before the `KICK`, which is read on its own, and nothing follows it.
+    #[tokio::test]
+    async fn a_kicked_member_reading_runs_of_frames_reads_up_to_its_kick_and_no_further() {
+        let hub = test_hub(1024, 0);
+        let (mut alice, mut bob, mut b) = bob_in_two_rooms_of_alice(&hub).await;
+        b.in_runs = true;
+        for text in ["one", "two", "three"] {
+            alice.say(Some(&room("#a")), text.into(), false).unwrap();
+        }
+        hub.kick("alice", &room("#a"), &Nick::new("bob").unwrap(), None)
+            .unwrap();
+        alice.say(Some(&room("#a")), "after".into(), false).unwrap();
+        bob.collect_ready(&mut b, usize::MAX);
+        assert_eq!(
+            b.take(),
+            [
+                "#a alice say one",
+                "#a alice say two",
+                "#a alice say three",
+                "#a alice kick bob",
+                "current #b",
+            ]
+        );
+        assert_eq!(b.runs, [3], "one run, then the KICK on its own");
+        assert!(bob.membership("#a").is_none());
+        // Runs go on in the room the member is still in.
+        alice.say(Some(&room("#b")), "four".into(), false).unwrap();
+        alice.say(Some(&room("#b")), "five".into(), false).unwrap();
+        bob.collect_ready(&mut b, usize::MAX);
+        assert_eq!(b.take(), ["#b alice say four", "#b alice say five"]);
+        assert_eq!(b.runs, [3, 2]);
     }
 
     #[tokio::test]

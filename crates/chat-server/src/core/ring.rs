@@ -28,6 +28,14 @@
 //! ([`Ring::drain`]): a batch costs one lock, not one per event as a slot-per-lock
 //! channel does. Senders are already ordered by the room's own lock; the write lock is
 //! held only to push. Waiting receivers are woken by a [`Notify`].
+//!
+//! Beside its events a ring keeps their frames in one wire form, end to end in one
+//! buffer ([`Ring::drain_frames`]): the first reader that needs an event's frame appends
+//! it, and every reader then copies a run of frames with one copy instead of one per
+//! event. The ring only keeps the bytes; what they are is the caller's (the core's
+//! member, with its door's encoder). An event the caller says must be read on its own
+//! (a `KICK`, which stops delivery to the one kicked) ends a run and is read with
+//! [`Ring::drain`].
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -102,6 +110,76 @@ struct Held<T> {
     head: u64,
     /// The weight of `events`.
     bytes: usize,
+    /// The frames of the first of `events`, appended by readers (under the read lock,
+    /// hence the mutex; a send, which holds the write lock, reaches in without locking).
+    frames: Mutex<Frames>,
+}
+
+/// The frames of a ring's oldest events, end to end: `ends[i]` is where the frame of
+/// `events[i]` ends, for the events framed so far (a prefix of them). Offsets are
+/// counted from the first byte ever appended, so that dropping the front of `bytes`
+/// moves `base` and nothing else.
+#[derive(Debug, Default)]
+struct Frames {
+    bytes: Vec<u8>,
+    /// The offset of `bytes[0]`.
+    base: usize,
+    /// The offset where the frame of `events[0]` begins.
+    first: usize,
+    ends: VecDeque<usize>,
+    /// The positions of framed events to be read on their own, oldest first (their
+    /// frames are empty).
+    alone: VecDeque<u64>,
+}
+
+/// Bytes of dropped frames kept before `bytes` is compacted, unless they are more than
+/// the frames still held.
+const FRAMES_SLACK: usize = 4096;
+
+impl Frames {
+    /// The offset where the frame of `events[index]` begins (`index` framed, or the next
+    /// to be).
+    fn start(&self, index: usize) -> usize {
+        match index {
+            0 => self.first,
+            _ => self.ends[index - 1],
+        }
+    }
+
+    /// Appends the frame of the next event; `None` when it is to be read on its own.
+    fn push(&mut self, frame: Option<&[u8]>, position: u64) {
+        match frame {
+            Some(frame) => self.bytes.extend_from_slice(frame),
+            None => self.alone.push_back(position),
+        }
+        self.ends.push_back(self.base + self.bytes.len());
+    }
+
+    /// The oldest event was dropped (its position was `head`): so is its frame, if it had
+    /// one, and what the buffer no longer needs.
+    fn pop(&mut self, head: u64) {
+        let Some(end) = self.ends.pop_front() else {
+            return;
+        };
+        self.first = end;
+        if self.alone.front() == Some(&head) {
+            self.alone.pop_front();
+        }
+        let dead = self.first - self.base;
+        let live = self.bytes.len() - dead;
+        if live == 0 {
+            self.bytes.clear();
+            self.base = self.first;
+        } else if dead > FRAMES_SLACK && dead >= live {
+            self.bytes.drain(..dead);
+            self.base = self.first;
+        }
+        // A ring that has quietened gives the buffer back too (amortised, as the events').
+        let slots = self.bytes.capacity();
+        if slots > FRAMES_SLACK && self.bytes.len() * 4 < slots {
+            self.bytes.shrink_to(self.bytes.len() * 2);
+        }
+    }
 }
 
 /// A receiver's place in a ring: the position of the next event it will read, shared
@@ -146,6 +224,7 @@ impl<T: Clone + Weigh> Ring<T> {
                 events: VecDeque::new(),
                 head: 0,
                 bytes: 0,
+                frames: Mutex::default(),
             }),
             tail: AtomicU64::new(0),
             notify: Arc::new(Notify::new()),
@@ -222,6 +301,11 @@ impl<T: Clone + Weigh> Ring<T> {
                     break;
                 };
                 held.bytes -= old.weight();
+                let head = held.head;
+                held.frames
+                    .get_mut()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .pop(head);
                 held.head += 1;
                 freed += old.weight();
             }
@@ -309,6 +393,70 @@ impl<T: Clone + Weigh> Ring<T> {
         Ok(taken)
     }
 
+    /// Copies the frames of the events ready for `cursor` to `take` at once, with how many
+    /// events they are and the last of them: at most `max` events, and no more once the frames copied reach
+    /// `room` bytes (the frame that reaches it is still copied, as [`Ring::drain`] stops
+    /// after the event it is told to). Events not yet framed are framed first by `frame`:
+    /// the event's bytes, or `None` for one to be read on its own, which ends the run.
+    /// Returns how many events were copied: 0 when none is ready or the next is to be read
+    /// on its own (read it with [`Ring::drain`]).
+    pub(crate) fn drain_frames<F>(
+        &self,
+        cursor: &mut Cursor,
+        max: usize,
+        room: usize,
+        mut frame: F,
+        take: impl FnOnce(&[u8], usize, &T),
+    ) -> Result<usize, Lagged>
+    where
+        F: for<'e> FnMut(&'e T) -> Option<&'e [u8]>,
+    {
+        if self.pending(cursor) == 0 {
+            return Ok(0);
+        }
+        let held = self.read();
+        if cursor.next < held.head {
+            let lost = held.head - cursor.next;
+            cursor.advance(held.head);
+            return Err(Lagged(lost));
+        }
+        let start = usize::try_from(cursor.next - held.head).unwrap_or(usize::MAX);
+        let ready = held.events.len().saturating_sub(start).min(max);
+        if ready == 0 {
+            return Ok(0);
+        }
+        let mut frames = held
+            .frames
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        while frames.ends.len() < start + ready {
+            let index = frames.ends.len();
+            frames.push(frame(&held.events[index]), held.head + index as u64);
+        }
+        // The run ends before the next event to be read on its own,
+        let alone = frames.alone.partition_point(|&p| p < cursor.next);
+        let run = frames.alone.get(alone).map_or(ready, |&p| {
+            usize::try_from(p - cursor.next).map_or(ready, |n| n.min(ready))
+        });
+        if run == 0 {
+            return Ok(0);
+        }
+        // and after the frame that reaches `room` bytes.
+        let from = frames.start(start);
+        let under = frames
+            .ends
+            .partition_point(|&end| end.saturating_sub(from) < room);
+        let taken = run.min(under.saturating_sub(start) + 1);
+        let to = frames.ends[start + taken - 1];
+        take(
+            &frames.bytes[from - frames.base..to - frames.base],
+            taken,
+            &held.events[start + taken - 1],
+        );
+        cursor.advance(cursor.next + taken as u64);
+        Ok(taken)
+    }
+
     /// Waits for the next event for `cursor`. Cancel-safe: the cursor moves only when an
     /// event (or the news of a lag) is returned.
     ///
@@ -375,6 +523,14 @@ impl<T: Clone + Weigh> Ring<T> {
     #[cfg(test)]
     fn bytes(&self) -> usize {
         self.read().bytes
+    }
+
+    /// Bytes of frames held now (dropped ones included until compacted) and allocated.
+    #[cfg(test)]
+    fn frames_footprint(&self) -> (usize, usize) {
+        let held = self.read();
+        let frames = held.frames.lock().unwrap();
+        (frames.bytes.len(), frames.bytes.capacity())
     }
 
     /// Events held now and the slots allocated for them, for tests of memory use.
@@ -590,6 +746,183 @@ mod tests {
         assert_eq!(ring.try_recv(&mut r), Ok(ev(6)));
         assert_eq!(ring.drain(&mut r, 100, |_| true), Ok(3));
         assert_eq!(ring.drain(&mut r, 100, |_| true), Ok(0));
+    }
+
+    /// A line with its frame; one starting with `!` is to be read on its own.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct Line(Vec<u8>);
+
+    impl Weigh for Line {
+        fn weight(&self) -> usize {
+            self.0.len()
+        }
+    }
+
+    fn line(n: u64) -> Line {
+        Line(format!("line {n:04}\n").into_bytes())
+    }
+
+    /// Drains `cursor` with `drain_frames`, counting the frames made in `framed`; returns
+    /// the copied bytes as text and how many events they were.
+    fn frames_for(
+        ring: &Ring<Line>,
+        cursor: &mut Cursor,
+        max: usize,
+        room: usize,
+        framed: &mut usize,
+    ) -> Result<(String, usize), Lagged> {
+        let mut got = (String::new(), 0);
+        ring.drain_frames(
+            cursor,
+            max,
+            room,
+            |line| {
+                *framed += 1;
+                (!line.0.starts_with(b"!")).then_some(&line.0[..])
+            },
+            |bytes, events, last| {
+                assert!(bytes.ends_with(&last.0), "the last event is the last frame");
+                got = (String::from_utf8(bytes.to_vec()).unwrap(), events);
+            },
+        )?;
+        Ok(got)
+    }
+
+    #[test]
+    fn frames_are_made_once_and_copied_a_run_at_once() {
+        let ring = Ring::new(100, usize::MAX, unlimited());
+        let (mut a, mut b) = (ring.subscribe(), ring.subscribe());
+        for n in 0..5 {
+            ring.send(line(n));
+        }
+        let mut framed = 0;
+        let all = "line 0000\nline 0001\nline 0002\nline 0003\nline 0004\n";
+        let got = frames_for(&ring, &mut a, 100, usize::MAX, &mut framed);
+        assert_eq!(got, Ok((all.to_owned(), 5)));
+        assert_eq!(framed, 5);
+        // The second reader copies the same run; nothing is framed again.
+        let got = frames_for(&ring, &mut b, 100, usize::MAX, &mut framed);
+        assert_eq!(got, Ok((all.to_owned(), 5)));
+        assert_eq!(framed, 5);
+        assert_eq!(ring.pending(&a), 0);
+        assert_eq!(
+            frames_for(&ring, &mut a, 100, usize::MAX, &mut framed),
+            Ok((String::new(), 0))
+        );
+        // A later reader starts where it subscribed; only the new event is framed.
+        let mut c = ring.subscribe();
+        ring.send(line(5));
+        let got = frames_for(&ring, &mut c, 100, usize::MAX, &mut framed);
+        assert_eq!(got, Ok(("line 0005\n".to_owned(), 1)));
+        assert_eq!(framed, 6);
+    }
+
+    #[test]
+    fn a_run_stops_at_max_after_the_frame_that_fills_the_room_and_before_one_read_alone() {
+        let ring = Ring::new(100, usize::MAX, unlimited());
+        let mut r = ring.subscribe();
+        for n in 0..6 {
+            ring.send(line(n));
+        }
+        ring.send(Line(b"!kick\n".to_vec()));
+        ring.send(line(7));
+        let mut framed = 0;
+        let got = frames_for(&ring, &mut r, 2, usize::MAX, &mut framed);
+        assert_eq!(got, Ok(("line 0000\nline 0001\n".to_owned(), 2)));
+        // Frames are 10 bytes: the third reaches 25, and is the last copied, as `drain`
+        // stops after the event that reaches its limit.
+        let got = frames_for(&ring, &mut r, 100, 25, &mut framed);
+        assert_eq!(got, Ok(("line 0002\nline 0003\nline 0004\n".to_owned(), 3)));
+        let got = frames_for(&ring, &mut r, 100, usize::MAX, &mut framed);
+        assert_eq!(
+            got,
+            Ok(("line 0005\n".to_owned(), 1)),
+            "stops before the one alone"
+        );
+        assert_eq!(
+            frames_for(&ring, &mut r, 100, usize::MAX, &mut framed),
+            Ok((String::new(), 0)),
+            "the next is read on its own"
+        );
+        assert_eq!(ring.pending(&r), 2);
+        let mut alone = Vec::new();
+        assert_eq!(
+            ring.drain(&mut r, 1, |e| {
+                alone.push(e.clone());
+                true
+            }),
+            Ok(1)
+        );
+        assert_eq!(alone, [Line(b"!kick\n".to_vec())]);
+        let got = frames_for(&ring, &mut r, 100, usize::MAX, &mut framed);
+        assert_eq!(got, Ok(("line 0007\n".to_owned(), 1)));
+        assert_eq!(framed, 8, "each event framed once");
+    }
+
+    #[test]
+    fn frames_of_events_dropped_unread_are_lagged_over() {
+        let ring = Ring::new(4, usize::MAX, unlimited());
+        let mut slow = ring.subscribe();
+        let mut framed = 0;
+        for n in 0..3 {
+            ring.send(line(n));
+        }
+        // Framed, then dropped with their events.
+        let mut fast = ring.subscribe();
+        let mut behind = Cursor {
+            next: 0,
+            shared: Arc::default(),
+        };
+        assert_eq!(
+            frames_for(&ring, &mut behind, 100, usize::MAX, &mut framed).map(|g| g.1),
+            Ok(3)
+        );
+        for n in 3..10 {
+            ring.send(line(n));
+        }
+        assert_eq!(
+            frames_for(&ring, &mut slow, 100, usize::MAX, &mut framed),
+            Err(Lagged(6))
+        );
+        let got = frames_for(&ring, &mut slow, 100, usize::MAX, &mut framed);
+        assert_eq!(
+            got,
+            Ok(("line 0006\nline 0007\nline 0008\nline 0009\n".to_owned(), 4))
+        );
+        assert_eq!(
+            frames_for(&ring, &mut fast, 100, usize::MAX, &mut framed),
+            Err(Lagged(3))
+        );
+        let got = frames_for(&ring, &mut fast, 100, usize::MAX, &mut framed);
+        assert_eq!(got.map(|g| g.1), Ok(4), "from the oldest held");
+        assert_eq!(framed, 7, "the dropped events' frames are not made again");
+    }
+
+    #[test]
+    fn the_frames_of_events_everyone_read_are_given_back() {
+        let ring = Ring::new(100_000, usize::MAX, unlimited());
+        let mut r = ring.subscribe();
+        let mut framed = 0;
+        for n in 0..10_000 {
+            ring.send(line(n));
+            let got = frames_for(&ring, &mut r, 100, usize::MAX, &mut framed);
+            assert_eq!(got, Ok((format!("line {n:04}\n"), 1)));
+        }
+        // What is read is dropped every 64 sends, and the buffer compacted past a slack:
+        // it never holds more than a few pages of the 100,000 bytes sent.
+        let (bytes, slots) = ring.frames_footprint();
+        assert!(bytes <= 2 * FRAMES_SLACK + 64 * 10, "{bytes} bytes held");
+        assert!(slots <= 4 * FRAMES_SLACK, "{slots} bytes allocated");
+        // At the next look (send 10,048) every framed event has been read: no frame is
+        // held (the event just sent is not framed until someone reads it).
+        for n in 10_000..10_047 {
+            ring.send(line(n));
+            assert!(frames_for(&ring, &mut r, 100, usize::MAX, &mut framed).is_ok());
+        }
+        assert!(ring.frames_footprint().0 > 0);
+        ring.send(line(10_047));
+        assert_eq!(ring.frames_footprint().0, 0);
+        assert_eq!(framed, 10_047);
     }
 
     #[tokio::test]

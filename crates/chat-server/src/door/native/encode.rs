@@ -6,7 +6,7 @@ use crate::core::ban::Ban;
 use crate::core::error::{Busy, Refusal};
 use crate::core::event::{Event, Flavour, Kind, RoomName, Scope};
 use crate::core::hub::{Members, Topic, Whois};
-use crate::core::member::{AccountChange, HistoryOf, Output};
+use crate::core::member::{AccountChange, Encoder, HistoryOf, Output};
 use crate::core::room::{RoomBan, Standing};
 use crate::net::driver::Expected;
 use crate::net::listener::Admission;
@@ -418,6 +418,19 @@ impl Output for Native<'_> {
 
     fn expect(&mut self, events: usize) {
         self.expected.expect(events);
+    }
+
+    fn frames_encoder(&self) -> Option<Encoder> {
+        Some(encode)
+    }
+
+    fn frames(&mut self, bytes: &[u8], events: usize) {
+        self.expected.reserve(self.out, bytes.len() / events.max(1));
+        self.out.extend_from_slice(bytes);
+    }
+
+    fn encoded(&mut self, events: u64) {
+        self.encodings += events;
     }
 
     fn members(&mut self, room: &RoomName, members: Members<'_, '_>) {

@@ -665,10 +665,10 @@ impl Member {
                 }
                 let (ring, cursor, last_id) = (&m.channel.ring, &mut m.cursor, &mut m.last_id);
                 let mut kicked = false;
-                let mut drained = Ok(0);
-                let mut one_by_one = DRAIN_CHUNK;
+                // A run of frames at once when the door takes them; a KICK, and a member
+                // behind the ring's window of frames, read event by event below.
+                let mut drained = Ok(None);
                 if let Some(encode) = frames_encoder {
-                    // A run of frames at once; a KICK is read on its own, below.
                     let mut encoded = 0;
                     drained = ring.drain_frames(
                         cursor,
@@ -688,17 +688,18 @@ impl Member {
                         },
                     );
                     out.encoded(encoded);
-                    one_by_one = 1;
                 }
-                if drained == Ok(0) {
-                    drained = ring.drain(cursor, one_by_one, |event| {
+                let drained = match drained {
+                    Ok(Some(taken)) => Ok(taken),
+                    Err(lagged) => Err(lagged),
+                    Ok(None) => ring.drain(cursor, DRAIN_CHUNK, |event| {
                         out.event(event);
                         *last_id = event.id;
                         // Nothing after its own KICK reaches the one kicked.
                         kicked = kicks(event, key);
                         !kicked && out.pending() < limit
-                    });
-                }
+                    }),
+                };
                 match drained {
                     Ok(0) => continue,
                     Ok(taken) => {

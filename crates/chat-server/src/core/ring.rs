@@ -29,10 +29,10 @@
 //! channel does. Senders are already ordered by the room's own lock; the write lock is
 //! held only to push. Waiting receivers are woken by a [`Notify`].
 //!
-//! Beside its events a ring keeps their frames in one wire form, end to end in one
-//! buffer ([`Ring::drain_frames`]): the first reader that needs an event's frame appends
-//! it, and every reader then copies a run of frames with one copy instead of one per
-//! event. The ring only keeps the bytes; what they are is the caller's (the core's
+//! Beside its events a ring keeps the frames of its newest ones in one wire form, end to
+//! end in one buffer of about 32 KiB ([`Ring::drain_frames`]): the first reader that
+//! needs an event's frame appends it, and every reader then copies a run of frames with
+//! one copy instead of one per event (a reader further behind reads event by event). The ring only keeps the bytes; what they are is the caller's (the core's
 //! member, with its door's encoder). An event the caller says must be read on its own
 //! (a `KICK`, which stops delivery to the one kicked) ends a run and is read with
 //! [`Ring::drain`].
@@ -110,21 +110,31 @@ struct Held<T> {
     head: u64,
     /// The weight of `events`.
     bytes: usize,
-    /// The frames of the first of `events`, appended by readers (under the read lock,
-    /// hence the mutex; a send, which holds the write lock, reaches in without locking).
+    /// The frames of some of `events`, appended by readers (under the read lock, hence
+    /// the mutex; a send, which holds the write lock, reaches in without locking).
     frames: Mutex<Frames>,
 }
 
-/// The frames of a ring's oldest events, end to end: `ends[i]` is where the frame of
-/// `events[i]` ends, for the events framed so far (a prefix of them). Offsets are
-/// counted from the first byte ever appended, so that dropping the front of `bytes`
+/// The frames of a window of a ring's events, end to end: the events from position
+/// `from` on, `ends[i]` being where the frame of the event at `from + i` ends. Offsets
+/// are counted from the first byte ever appended, so that dropping the front of `bytes`
 /// moves `base` and nothing else.
+///
+/// The window holds about [`FRAMES_WINDOW`] bytes: readers near the newest events (most
+/// of them, in a busy room) find their frames there, and one further behind reads event
+/// by event until it catches up. So the buffer never grows past a size the allocator
+/// serves from its heap: a buffer that grew with everything a slow member had not read
+/// reached hundreds of KiB, and each one glibc mapped and unmapped raised its threshold
+/// for mapping, after which such buffers came from the heap and left holes in it
+/// (60 bytes more per idle connection in the idle benchmark).
 #[derive(Debug, Default)]
 struct Frames {
     bytes: Vec<u8>,
     /// The offset of `bytes[0]`.
     base: usize,
-    /// The offset where the frame of `events[0]` begins.
+    /// The position of the first event framed.
+    from: u64,
+    /// The offset where its frame begins.
     first: usize,
     ends: VecDeque<usize>,
     /// The positions of framed events to be read on their own, oldest first (their
@@ -132,39 +142,78 @@ struct Frames {
     alone: VecDeque<u64>,
 }
 
+/// Bytes of frames a ring's window holds before it drops the oldest (those before the
+/// reader that is adding more); one frame may take it past.
+const FRAMES_WINDOW: usize = 32 * 1024;
+
 /// Bytes of dropped frames kept before `bytes` is compacted, unless they are more than
 /// the frames still held.
 const FRAMES_SLACK: usize = 4096;
 
 impl Frames {
-    /// The offset where the frame of `events[index]` begins (`index` framed, or the next
+    /// The position after the last event framed.
+    fn end(&self) -> u64 {
+        self.from + self.ends.len() as u64
+    }
+
+    /// Bytes of the frames held.
+    fn live(&self) -> usize {
+        self.base + self.bytes.len() - self.first
+    }
+
+    /// The offset where the frame of the event at `position` begins (framed, or the next
     /// to be).
-    fn start(&self, index: usize) -> usize {
-        match index {
+    fn start(&self, position: u64) -> usize {
+        match usize::try_from(position - self.from).unwrap_or(usize::MAX) {
             0 => self.first,
-            _ => self.ends[index - 1],
+            index => self.ends[index - 1],
         }
     }
 
-    /// Appends the frame of the next event; `None` when it is to be read on its own.
+    /// Forgets every frame; the next one pushed starts the window.
+    fn clear(&mut self) {
+        self.ends.clear();
+        self.alone.clear();
+        self.first = self.base + self.bytes.len();
+        self.compact();
+    }
+
+    /// Appends the frame of the event at `position` (the window's end, or anywhere when
+    /// the window is empty); `None` when it is to be read on its own.
     fn push(&mut self, frame: Option<&[u8]>, position: u64) {
-        match frame {
-            Some(frame) => self.bytes.extend_from_slice(frame),
-            None => self.alone.push_back(position),
+        if self.ends.is_empty() {
+            self.from = position;
         }
+        debug_assert_eq!(position, self.end());
+        let frame = frame.unwrap_or_else(|| {
+            self.alone.push_back(position);
+            &[]
+        });
+        // Reuse the room of dropped frames before growing.
+        if self.bytes.len() + frame.len() > self.bytes.capacity() && self.first > self.base {
+            self.bytes.drain(..self.first - self.base);
+            self.base = self.first;
+        }
+        self.bytes.extend_from_slice(frame);
         self.ends.push_back(self.base + self.bytes.len());
     }
 
-    /// The oldest event was dropped (its position was `head`): so is its frame, if it had
-    /// one, and what the buffer no longer needs.
-    fn pop(&mut self, head: u64) {
+    /// Drops the oldest frame.
+    fn pop(&mut self) {
         let Some(end) = self.ends.pop_front() else {
             return;
         };
-        self.first = end;
-        if self.alone.front() == Some(&head) {
+        if self.alone.front() == Some(&self.from) {
             self.alone.pop_front();
         }
+        self.from += 1;
+        self.first = end;
+        self.compact();
+    }
+
+    /// Gives back the room of dropped frames once it is worth a copy, and the buffer of
+    /// a window that has emptied out (amortised, as the events' deque).
+    fn compact(&mut self) {
         let dead = self.first - self.base;
         let live = self.bytes.len() - dead;
         if live == 0 {
@@ -174,10 +223,16 @@ impl Frames {
             self.bytes.drain(..dead);
             self.base = self.first;
         }
-        // A ring that has quietened gives the buffer back too (amortised, as the events').
         let slots = self.bytes.capacity();
         if slots > FRAMES_SLACK && self.bytes.len() * 4 < slots {
             self.bytes.shrink_to(self.bytes.len() * 2);
+        }
+    }
+
+    /// The events before `head` were dropped: so are their frames.
+    fn dropped(&mut self, head: u64) {
+        while self.from < head && !self.ends.is_empty() {
+            self.pop();
         }
     }
 }
@@ -301,14 +356,14 @@ impl<T: Clone + Weigh> Ring<T> {
                     break;
                 };
                 held.bytes -= old.weight();
-                let head = held.head;
-                held.frames
-                    .get_mut()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .pop(head);
                 held.head += 1;
                 freed += old.weight();
             }
+            let head = held.head;
+            held.frames
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .dropped(head);
             // A room that has quietened gives its buffer back, not just its events
             // (amortised: it takes a quarter's emptiness to shrink by half).
             let (len, slots) = (held.events.len(), held.events.capacity());
@@ -394,12 +449,15 @@ impl<T: Clone + Weigh> Ring<T> {
     }
 
     /// Copies the frames of the events ready for `cursor` to `take` at once, with how many
-    /// events they are and the last of them: at most `max` events, and no more once the frames copied reach
-    /// `room` bytes (the frame that reaches it is still copied, as [`Ring::drain`] stops
-    /// after the event it is told to). Events not yet framed are framed first by `frame`:
-    /// the event's bytes, or `None` for one to be read on its own, which ends the run.
-    /// Returns how many events were copied: 0 when none is ready or the next is to be read
-    /// on its own (read it with [`Ring::drain`]).
+    /// events they are and the last of them: at most `max` events, and no more once the
+    /// frames copied reach `room` bytes (the frame that reaches it is still copied, as
+    /// [`Ring::drain`] stops after the event it is told to). Events not yet framed are
+    /// framed first by `frame`: the event's bytes, or `None` for one to be read on its
+    /// own, which ends the run.
+    ///
+    /// `Ok(Some(n))`: `n` events were copied (0: none was ready). `Ok(None)`: read the
+    /// next events with [`Ring::drain`] instead: the next is to be read on its own, or the
+    /// cursor is behind the window of frames the ring keeps.
     pub(crate) fn drain_frames<F>(
         &self,
         cursor: &mut Cursor,
@@ -407,12 +465,12 @@ impl<T: Clone + Weigh> Ring<T> {
         room: usize,
         mut frame: F,
         take: impl FnOnce(&[u8], usize, &T),
-    ) -> Result<usize, Lagged>
+    ) -> Result<Option<usize>, Lagged>
     where
         F: for<'e> FnMut(&'e T) -> Option<&'e [u8]>,
     {
         if self.pending(cursor) == 0 {
-            return Ok(0);
+            return Ok(Some(0));
         }
         let held = self.read();
         if cursor.next < held.head {
@@ -420,41 +478,67 @@ impl<T: Clone + Weigh> Ring<T> {
             cursor.advance(held.head);
             return Err(Lagged(lost));
         }
-        let start = usize::try_from(cursor.next - held.head).unwrap_or(usize::MAX);
-        let ready = held.events.len().saturating_sub(start).min(max);
+        let at = cursor.next;
+        let ready = held.events.len() as u64 - (at - held.head);
+        let ready = ready.min(max as u64);
         if ready == 0 {
-            return Ok(0);
+            return Ok(Some(0));
         }
         let mut frames = held
             .frames
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        while frames.ends.len() < start + ready {
-            let index = frames.ends.len();
-            frames.push(frame(&held.events[index]), held.head + index as u64);
+        if !frames.ends.is_empty() {
+            if at < frames.from {
+                return Ok(None);
+            }
+            if at > frames.end() {
+                // Ahead of every frame: those are for readers behind, which read event by
+                // event meanwhile; the window moves here.
+                frames.clear();
+            }
         }
+        // Room for this reader's frames: the oldest go, up to its own.
+        while frames.live() >= FRAMES_WINDOW && frames.from < at && !frames.ends.is_empty() {
+            frames.pop();
+        }
+        let mut next = if frames.ends.is_empty() {
+            at
+        } else {
+            frames.end()
+        };
+        while next < at + ready && (next == at || frames.live() < FRAMES_WINDOW) {
+            let index = usize::try_from(next - held.head).unwrap_or(usize::MAX);
+            frames.push(frame(&held.events[index]), next);
+            next += 1;
+        }
+        let framed = frames.end().min(at + ready) - at;
         // The run ends before the next event to be read on its own,
-        let alone = frames.alone.partition_point(|&p| p < cursor.next);
-        let run = frames.alone.get(alone).map_or(ready, |&p| {
-            usize::try_from(p - cursor.next).map_or(ready, |n| n.min(ready))
-        });
+        let alone = frames.alone.partition_point(|&p| p < at);
+        let run = frames
+            .alone
+            .get(alone)
+            .map_or(framed, |&p| (p - at).min(framed));
         if run == 0 {
-            return Ok(0);
+            return Ok(None);
         }
         // and after the frame that reaches `room` bytes.
-        let from = frames.start(start);
+        let from = frames.start(at);
+        let index = usize::try_from(at - frames.from).unwrap_or(usize::MAX);
         let under = frames
             .ends
             .partition_point(|&end| end.saturating_sub(from) < room);
-        let taken = run.min(under.saturating_sub(start) + 1);
-        let to = frames.ends[start + taken - 1];
+        let run = usize::try_from(run).unwrap_or(usize::MAX);
+        let taken = run.min(under.saturating_sub(index) + 1);
+        let to = frames.ends[index + taken - 1];
+        let last = usize::try_from(at - held.head).unwrap_or(usize::MAX) + taken - 1;
         take(
             &frames.bytes[from - frames.base..to - frames.base],
             taken,
-            &held.events[start + taken - 1],
+            &held.events[last],
         );
-        cursor.advance(cursor.next + taken as u64);
-        Ok(taken)
+        cursor.advance(at + taken as u64);
+        Ok(Some(taken))
     }
 
     /// Waits for the next event for `cursor`. Cancel-safe: the cursor moves only when an
@@ -763,16 +847,17 @@ mod tests {
     }
 
     /// Drains `cursor` with `drain_frames`, counting the frames made in `framed`; returns
-    /// the copied bytes as text and how many events they were.
+    /// the copied bytes as text and how many events they were (`None`: read event by
+    /// event).
     fn frames_for(
         ring: &Ring<Line>,
         cursor: &mut Cursor,
         max: usize,
         room: usize,
         framed: &mut usize,
-    ) -> Result<(String, usize), Lagged> {
+    ) -> Result<Option<(String, usize)>, Lagged> {
         let mut got = (String::new(), 0);
-        ring.drain_frames(
+        let taken = ring.drain_frames(
             cursor,
             max,
             room,
@@ -785,7 +870,13 @@ mod tests {
                 got = (String::from_utf8(bytes.to_vec()).unwrap(), events);
             },
         )?;
-        Ok(got)
+        assert_eq!(taken.unwrap_or(0), got.1);
+        Ok(taken.map(|_| got))
+    }
+
+    /// `Ok(Some(…))` of `text` and `events`, as `frames_for` gives it.
+    fn run(text: &str, events: usize) -> Result<Option<(String, usize)>, Lagged> {
+        Ok(Some((text.to_owned(), events)))
     }
 
     #[test]
@@ -798,22 +889,22 @@ mod tests {
         let mut framed = 0;
         let all = "line 0000\nline 0001\nline 0002\nline 0003\nline 0004\n";
         let got = frames_for(&ring, &mut a, 100, usize::MAX, &mut framed);
-        assert_eq!(got, Ok((all.to_owned(), 5)));
+        assert_eq!(got, run(all, 5));
         assert_eq!(framed, 5);
         // The second reader copies the same run; nothing is framed again.
         let got = frames_for(&ring, &mut b, 100, usize::MAX, &mut framed);
-        assert_eq!(got, Ok((all.to_owned(), 5)));
+        assert_eq!(got, run(all, 5));
         assert_eq!(framed, 5);
         assert_eq!(ring.pending(&a), 0);
         assert_eq!(
             frames_for(&ring, &mut a, 100, usize::MAX, &mut framed),
-            Ok((String::new(), 0))
+            run("", 0)
         );
         // A later reader starts where it subscribed; only the new event is framed.
         let mut c = ring.subscribe();
         ring.send(line(5));
         let got = frames_for(&ring, &mut c, 100, usize::MAX, &mut framed);
-        assert_eq!(got, Ok(("line 0005\n".to_owned(), 1)));
+        assert_eq!(got, run("line 0005\n", 1));
         assert_eq!(framed, 6);
     }
 
@@ -828,20 +919,16 @@ mod tests {
         ring.send(line(7));
         let mut framed = 0;
         let got = frames_for(&ring, &mut r, 2, usize::MAX, &mut framed);
-        assert_eq!(got, Ok(("line 0000\nline 0001\n".to_owned(), 2)));
+        assert_eq!(got, run("line 0000\nline 0001\n", 2));
         // Frames are 10 bytes: the third reaches 25, and is the last copied, as `drain`
         // stops after the event that reaches its limit.
         let got = frames_for(&ring, &mut r, 100, 25, &mut framed);
-        assert_eq!(got, Ok(("line 0002\nline 0003\nline 0004\n".to_owned(), 3)));
+        assert_eq!(got, run("line 0002\nline 0003\nline 0004\n", 3));
         let got = frames_for(&ring, &mut r, 100, usize::MAX, &mut framed);
-        assert_eq!(
-            got,
-            Ok(("line 0005\n".to_owned(), 1)),
-            "stops before the one alone"
-        );
+        assert_eq!(got, run("line 0005\n", 1), "stops before the one alone");
         assert_eq!(
             frames_for(&ring, &mut r, 100, usize::MAX, &mut framed),
-            Ok((String::new(), 0)),
+            Ok(None),
             "the next is read on its own"
         );
         assert_eq!(ring.pending(&r), 2);
@@ -855,7 +942,7 @@ mod tests {
         );
         assert_eq!(alone, [Line(b"!kick\n".to_vec())]);
         let got = frames_for(&ring, &mut r, 100, usize::MAX, &mut framed);
-        assert_eq!(got, Ok(("line 0007\n".to_owned(), 1)));
+        assert_eq!(got, run("line 0007\n", 1));
         assert_eq!(framed, 8, "each event framed once");
     }
 
@@ -874,7 +961,7 @@ mod tests {
             shared: Arc::default(),
         };
         assert_eq!(
-            frames_for(&ring, &mut behind, 100, usize::MAX, &mut framed).map(|g| g.1),
+            frames_for(&ring, &mut behind, 100, usize::MAX, &mut framed).map(|g| g.unwrap().1),
             Ok(3)
         );
         for n in 3..10 {
@@ -885,16 +972,13 @@ mod tests {
             Err(Lagged(6))
         );
         let got = frames_for(&ring, &mut slow, 100, usize::MAX, &mut framed);
-        assert_eq!(
-            got,
-            Ok(("line 0006\nline 0007\nline 0008\nline 0009\n".to_owned(), 4))
-        );
+        assert_eq!(got, run("line 0006\nline 0007\nline 0008\nline 0009\n", 4));
         assert_eq!(
             frames_for(&ring, &mut fast, 100, usize::MAX, &mut framed),
             Err(Lagged(3))
         );
         let got = frames_for(&ring, &mut fast, 100, usize::MAX, &mut framed);
-        assert_eq!(got.map(|g| g.1), Ok(4), "from the oldest held");
+        assert_eq!(got.map(|g| g.unwrap().1), Ok(4), "from the oldest held");
         assert_eq!(framed, 7, "the dropped events' frames are not made again");
     }
 
@@ -906,7 +990,7 @@ mod tests {
         for n in 0..10_000 {
             ring.send(line(n));
             let got = frames_for(&ring, &mut r, 100, usize::MAX, &mut framed);
-            assert_eq!(got, Ok((format!("line {n:04}\n"), 1)));
+            assert_eq!(got, run(&format!("line {n:04}\n"), 1));
         }
         // What is read is dropped every 64 sends, and the buffer compacted past a slack:
         // it never holds more than a few pages of the 100,000 bytes sent.
@@ -917,12 +1001,83 @@ mod tests {
         // held (the event just sent is not framed until someone reads it).
         for n in 10_000..10_047 {
             ring.send(line(n));
-            assert!(frames_for(&ring, &mut r, 100, usize::MAX, &mut framed).is_ok());
+            let got = frames_for(&ring, &mut r, 100, usize::MAX, &mut framed);
+            assert_eq!(got.map(|g| g.unwrap().1), Ok(1));
         }
         assert!(ring.frames_footprint().0 > 0);
         ring.send(line(10_047));
         assert_eq!(ring.frames_footprint().0, 0);
         assert_eq!(framed, 10_047);
+    }
+
+    #[test]
+    fn the_window_of_frames_is_bounded_and_a_reader_outside_it_reads_event_by_event() {
+        let ring = Ring::new(100_000, usize::MAX, unlimited());
+        let (mut fast, mut slow) = (ring.subscribe(), ring.subscribe());
+        let mut framed = 0;
+        // 100-byte frames: the fast reader reads 1,000 of them as they come, the slow one
+        // none (so the ring holds them all).
+        let long = |n: u64| Line(format!("{n:099}\n").into_bytes());
+        for n in 0..1000 {
+            ring.send(long(n));
+            let got = frames_for(&ring, &mut fast, 100, usize::MAX, &mut framed);
+            assert_eq!(got.map(|g| g.unwrap().1), Ok(1));
+        }
+        assert_eq!(ring.footprint().0, 1000);
+        // The window kept the newest frames, about FRAMES_WINDOW bytes of them, in a
+        // buffer of two windows at most: under the 128 KiB from which glibc maps memory.
+        let (bytes, slots) = ring.frames_footprint();
+        assert!(bytes <= 2 * FRAMES_WINDOW + 100, "{bytes} bytes");
+        assert!(slots <= 2 * FRAMES_WINDOW, "{slots} bytes allocated");
+        // The slow reader is behind it: event by event, then runs once it catches up.
+        let (mut one_by_one, mut in_runs) = (0, 0);
+        loop {
+            match frames_for(&ring, &mut slow, 100, usize::MAX, &mut framed) {
+                Ok(None) => {
+                    assert_eq!(in_runs, 0, "no going back once in the window");
+                    let mut next = Vec::new();
+                    let took = ring.drain(&mut slow, 100, |line| {
+                        next.push(line.clone());
+                        true
+                    });
+                    assert_eq!(next.first(), Some(&long(one_by_one)), "in order");
+                    one_by_one += took.unwrap() as u64;
+                }
+                Ok(Some((_, 0))) => break,
+                Ok(Some((text, events))) => {
+                    assert!(text.starts_with(&format!("{:099}\n", one_by_one + in_runs)));
+                    in_runs += events as u64;
+                }
+                Err(lagged) => panic!("{lagged:?}"),
+            }
+        }
+        assert!(one_by_one > 0 && in_runs > 0, "{one_by_one} one by one");
+        assert_eq!(one_by_one + in_runs, 1000);
+        assert_eq!(framed, 1000, "each framed once");
+        // A reader ahead of every frame moves the window there; the others then read
+        // event by event until they reach it.
+        let mut late = ring.subscribe();
+        ring.send(long(1000));
+        ring.send(long(1001));
+        assert_eq!(
+            frames_for(&ring, &mut late, 100, 100, &mut framed).map(|g| g.unwrap().1),
+            Ok(1)
+        );
+        let mut other = Cursor {
+            next: 1000,
+            shared: Arc::default(),
+        };
+        assert_eq!(
+            frames_for(&ring, &mut other, 100, usize::MAX, &mut framed).map(|g| g.unwrap().1),
+            Ok(2),
+            "at the window's start: a run"
+        );
+        ring.send(long(1002));
+        assert_eq!(
+            frames_for(&ring, &mut late, 100, usize::MAX, &mut framed),
+            run(&format!("{:099}\n{:099}\n", 1001, 1002), 2)
+        );
+        assert_eq!(framed, 1003);
     }
 
     #[tokio::test]

@@ -122,11 +122,11 @@ struct Held<T> {
 ///
 /// The window holds about [`FRAMES_WINDOW`] bytes: readers near the newest events (most
 /// of them, in a busy room) find their frames there, and one further behind reads event
-/// by event until it catches up. So the buffer never grows past a size the allocator
-/// serves from its heap: a buffer that grew with everything a slow member had not read
-/// reached hundreds of KiB, and each one glibc mapped and unmapped raised its threshold
-/// for mapping, after which such buffers came from the heap and left holes in it
-/// (60 bytes more per idle connection in the idle benchmark).
+/// by event until it catches up. So the buffer stays under 64 KiB, below the size glibc
+/// maps: a buffer that grew with everything a slow member had not read reached hundreds
+/// of KiB by doubling, and with it the server held about 45 bytes more per connection in
+/// the idle benchmark (a difference that went away with glibc's mapping threshold fixed,
+/// so where the allocator placed such buffers, not what they held).
 #[derive(Debug, Default)]
 struct Frames {
     bytes: Vec<u8>,

@@ -299,9 +299,10 @@ impl Event {
 
     /// An estimate of the memory the event holds, for the rooms' byte bounds: the event
     /// with its strings, one encoding per wire flavour some session reads (which repeats
-    /// the strings), and the copy of the native one in its room's run of frames
-    /// (`ring::Ring::drain_frames`), counted whether made yet or not. Fixed when the event
-    /// is made, so that a ring subtracts what it added.
+    /// the strings), and the native one once more for its copy in its room's window of
+    /// frames (`ring::Ring::drain_frames`), counted whether made yet or not: an upper
+    /// bound, since the window holds only the newest frames. Fixed when the event is
+    /// made, so that a ring subtracts what it added.
     pub(crate) fn weight(&self) -> usize {
         self.weight as usize
     }
